@@ -1,0 +1,46 @@
+/**
+ * An {@link Endpoint} is a service for one address that also tells whether
+ * it can take calls now (its readiness), how loaded it is, and that drains
+ * on `close()`. Balancers choose among endpoints; health checks and outlier
+ * detection wrap endpoints and gate their readiness.
+ *
+ * @module
+ */
+import type { Observable } from 'rxjs';
+import type { Service } from './service.js';
+
+/**
+ * Whether an endpoint can take calls:
+ * - `ready`: connected, calls go out now;
+ * - `connecting`: connecting or reconnecting (with backoff); not picked;
+ * - `failed`: the last connection attempt failed, or a health check or
+ *   outlier detection holds it out; it keeps trying and may return;
+ * - `closed`: closed for good.
+ */
+export type Readiness = 'ready' | 'connecting' | 'failed' | 'closed';
+
+/**
+ * A service for one address, with readiness and load.
+ *
+ * @example
+ * ```ts
+ * const ep = grpcEndpoint('127.0.0.2:50051');
+ * ep.readiness$.subscribe((r) => console.log(ep.address, r));
+ * ```
+ */
+export interface Endpoint<Req, Res> extends Service<Req, Res> {
+  /** The address calls go to, as `host:port` (IPv6 as `[::1]:50051`). */
+  readonly address: string;
+  /** The current readiness, synchronously. */
+  readonly readiness: Readiness;
+  /** The readiness: emits the current value on subscribe, then each change; completes on close. */
+  readonly readiness$: Observable<Readiness>;
+  /** Calls started and not yet settled. */
+  readonly pending: number;
+  /**
+   * Stops taking new calls, waits for the calls in flight (at most
+   * `graceMs`, then cancels them), then releases every resource.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
+}
+

@@ -1,0 +1,201 @@
+/**
+ * Named errors. Every failure grpc-tower reports is an instance of
+ * {@link GrpcTowerError}: it has a gRPC status `code`, the `endpoint` address
+ * when one server was involved, and the underlying `cause` when there is one,
+ * so a caller can always tell what failed and where.
+ *
+ * @module
+ */
+import { type StatusCode, Status, statusName } from './status.js';
+
+/** Options shared by the error constructors. */
+export interface ErrorOptions {
+  /** The address of the endpoint involved, such as `'10.0.0.7:50051'`. */
+  readonly endpoint?: string | undefined;
+  /** The error that caused this one. */
+  readonly cause?: unknown;
+}
+
+/**
+ * The base class of every grpc-tower error.
+ *
+ * @example
+ * ```ts
+ * try { await svc.call(req, ctx); } catch (err) {
+ *   if (err instanceof GrpcTowerError) console.log(err.code, err.endpoint);
+ * }
+ * ```
+ */
+export class GrpcTowerError extends Error {
+  /** The gRPC status code that this failure maps to. */
+  readonly code: StatusCode;
+  /** The endpoint address involved, when one was. */
+  readonly endpoint: string | undefined;
+
+  constructor(code: StatusCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.endpoint = options.endpoint;
+  }
+
+  override get name(): string {
+    return this.constructor.name;
+  }
+
+  /** The status name, such as `'UNAVAILABLE'`. */
+  get codeName(): string {
+    return statusName(this.code);
+  }
+}
+
+/**
+ * A call's deadline passed, or a timeout layer's limit was reached.
+ *
+ * @example
+ * ```ts
+ * throw new DeadlineExceededError('deadline of 200 ms passed while waiting for an endpoint');
+ * ```
+ */
+export class DeadlineExceededError extends GrpcTowerError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(Status.DEADLINE_EXCEEDED, message, options);
+  }
+}
+
+/**
+ * The caller cancelled the call (its AbortSignal aborted without a reason of
+ * its own, or the client cancelled the gRPC call).
+ *
+ * @example
+ * ```ts
+ * controller.abort(new CancelledError('user navigated away'));
+ * ```
+ */
+export class CancelledError extends GrpcTowerError {
+  constructor(message = 'call cancelled by the caller', options: ErrorOptions = {}) {
+    super(Status.CANCELLED, message, options);
+  }
+}
+
+/**
+ * A service or channel was used after `close()`.
+ *
+ * @example
+ * ```ts
+ * if (this.closed) throw new ClosedError('endpoint 127.0.0.2:50051 is closed', { endpoint });
+ * ```
+ */
+export class ClosedError extends GrpcTowerError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(Status.UNAVAILABLE, message, options);
+  }
+}
+
+/**
+ * A load-shedding layer refused the call because the inner service was not
+ * ready to take it.
+ *
+ * @example
+ * ```ts
+ * const shed = loadShed(); // throws OverloadedError instead of queueing
+ * ```
+ */
+export class OverloadedError extends GrpcTowerError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(Status.UNAVAILABLE, message, options);
+  }
+}
+
+/**
+ * A limit refused the call: a full wait queue, or a rate limit.
+ *
+ * @example
+ * ```ts
+ * throw new ResourceExhaustedError('concurrency limit 64 reached and its wait queue (128) is full');
+ * ```
+ */
+export class ResourceExhaustedError extends GrpcTowerError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(Status.RESOURCE_EXHAUSTED, message, options);
+  }
+}
+
+/**
+ * An endpoint could not be reached or failed below the gRPC layer
+ * (connection refused, reset, GOAWAY).
+ *
+ * @example
+ * ```ts
+ * throw new UnavailableError('connection to 127.0.0.3:50051 refused', { endpoint: '127.0.0.3:50051' });
+ * ```
+ */
+export class UnavailableError extends GrpcTowerError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(Status.UNAVAILABLE, message, options);
+  }
+}
+
+/**
+ * Invalid configuration or input: names the option, the value and what was
+ * expected. Thrown synchronously at construction, never from inside a call.
+ *
+ * @example
+ * ```ts
+ * throw new ConfigError('timeout', 'ms', -1, 'a finite number >= 0');
+ * // ConfigError: timeout: option "ms" must be a finite number >= 0, got -1
+ * ```
+ */
+export class ConfigError extends GrpcTowerError {
+  /** Where the option belongs, such as `'timeout'` or `'createChannel'`. */
+  readonly where: string;
+  /** The option's name (a dotted path for nested options). */
+  readonly option: string;
+  /** The value that was given. */
+  readonly value: unknown;
+
+  constructor(where: string, option: string, value: unknown, expected: string) {
+    super(
+      Status.INVALID_ARGUMENT,
+      `${where}: option "${option}" must be ${expected}, got ${describeValue(value)}`,
+    );
+    this.where = where;
+    this.option = option;
+    this.value = value;
+  }
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  if (value === null || typeof value !== 'object') return String(value);
+  try {
+    const json = JSON.stringify(value);
+    return json.length > 80 ? `${json.slice(0, 80)}…` : json;
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/**
+ * Converts anything thrown into a {@link GrpcTowerError}, keeping the
+ * original as `cause`. An object with a numeric gRPC `code` (a grpc-js
+ * `ServiceError`) keeps that code.
+ *
+ * @example
+ * ```ts
+ * const e = toGrpcTowerError(new Error('boom')); // code UNKNOWN, cause: the Error
+ * ```
+ */
+export function toGrpcTowerError(err: unknown, endpoint?: string): GrpcTowerError {
+  if (err instanceof GrpcTowerError) return err;
+  const code =
+    typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'number'
+      ? ((err as { code: number }).code as StatusCode)
+      : Status.UNKNOWN;
+  const message = err instanceof Error ? err.message : String(err);
+  return new GrpcTowerError(code >= 0 && code <= 16 ? code : Status.UNKNOWN, message, {
+    endpoint,
+    cause: err,
+  });
+}

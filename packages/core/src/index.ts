@@ -1,0 +1,55 @@
+/**
+ * `@grpc-tower/core`: the {@link Service} and {@link Layer} model, the
+ * {@link ServiceBuilder}, per-call contexts with AbortSignal and deadline,
+ * named errors, and the {@link Endpoint} contract that balancers use.
+ *
+ * The grpc-js `ChannelInterface` lives in the `@grpc-tower/core/grpc`
+ * subpath, the `node:http2` endpoint in `@grpc-tower/core/http2`.
+ *
+ * @example
+ * ```ts
+ * import { ServiceBuilder, serviceFn, background } from '@grpc-tower/core';
+ * const svc = new ServiceBuilder().service(serviceFn(async (s: string) => s.length));
+ * await svc.call('four', background); // 4
+ * ```
+ * @packageDocumentation
+ */
+export { Status, statusName, parseStatus, type StatusCode, type StatusName } from './status.js';
+export {
+  GrpcTowerError,
+  DeadlineExceededError,
+  CancelledError,
+  ClosedError,
+  OverloadedError,
+  ResourceExhaustedError,
+  UnavailableError,
+  ConfigError,
+  toGrpcTowerError,
+  type ErrorOptions,
+} from './errors.js';
+export {
+  CallContext,
+  background,
+  contextKey,
+  newContext,
+  withDeadline,
+  withTimeout,
+  linkedScope,
+  abortReason,
+  sleep,
+  raceSignal,
+  type ContextKey,
+  type Scope,
+} from './context.js';
+export {
+  ServiceBuilder,
+  serviceFn,
+  mapRequest,
+  mapResponse,
+  mapError,
+  filter,
+  type Service,
+  type Layer,
+  type Unset,
+} from './service.js';
+export type { Endpoint, Readiness } from './endpoint.js';

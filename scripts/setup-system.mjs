@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// Makes sure the system servers that the integration tests run are present:
+// dnsmasq (a real DNS server) and etcd (a real registry), from Debian's
+// packages. Installs them with apt-get when missing and allowed; otherwise
+// says exactly what to install and exits non-zero.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const needs = [
+  { bin: 'dnsmasq', pkg: 'dnsmasq-base', paths: ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'] },
+  { bin: 'etcd', pkg: 'etcd-server', paths: ['/usr/bin/etcd', '/usr/local/bin/etcd'] },
+  { bin: 'etcdctl', pkg: 'etcd-client', paths: ['/usr/bin/etcdctl', '/usr/local/bin/etcdctl'] },
+];
+
+const onPath = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+const missing = needs.filter((n) => !n.paths.some((p) => existsSync(p)) && !onPath(n.bin));
+if (missing.length === 0) process.exit(0);
+
+const pkgs = missing.map((m) => m.pkg);
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const hasApt = onPath('apt-get');
+if (!isRoot || !hasApt || process.env.GRPC_TOWER_NO_INSTALL === '1') {
+  console.error(
+    `The integration tests need ${missing.map((m) => m.bin).join(', ')}, which are not installed.\n` +
+      `Install them with:  sudo apt-get install -y ${pkgs.join(' ')}\n` +
+      `(or put the binaries on PATH), then run the tests again.`,
+  );
+  process.exit(1);
+}
+console.log(`Installing ${pkgs.join(', ')} from Debian's packages for the integration tests…`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...pkgs]]) {
+  const r = spawnSync('apt-get', args, { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    console.error(`apt-get ${args.join(' ')} failed; install ${pkgs.join(' ')} by hand and try again.`);
+    process.exit(1);
+  }
+}

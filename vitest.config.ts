@@ -1,0 +1,27 @@
+import { defineConfig } from 'vitest/config';
+
+const project = (name: string, root: string) => ({
+  extends: true as const,
+  test: { name, root, include: ['src/**/*.test.ts', 'test/**/*.test.ts'] },
+});
+
+export default defineConfig({
+  resolve: { conditions: ['source'] },
+  ssr: { resolve: { conditions: ['source'] } },
+  test: {
+    setupFiles: [new URL('./packages/testing/src/setup.ts', import.meta.url).pathname],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    typecheck: { enabled: true, include: ['**/*.test-d.ts'], tsconfig: './tsconfig.typecheck.json' },
+    projects: [
+      project('core', 'packages/core'),
+      project('discover', 'packages/discover'),
+      project('balance', 'packages/balance'),
+      project('retry', 'packages/retry'),
+      project('health', 'packages/health'),
+      project('testing', 'packages/testing'),
+      project('examples', 'examples'),
+    ],
+  },
+});
