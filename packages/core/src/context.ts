@@ -312,3 +312,17 @@ export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise
     );
   });
 }
+
+/**
+ * A hint for balancers: addresses this call should avoid when another ready
+ * endpoint exists. Retry layers set it to the endpoints that already failed
+ * the call; hedging sets it to the endpoints already tried.
+ *
+ * @example
+ * ```ts
+ * const next = ctx.withValue(AvoidEndpoints, new Set(['127.0.0.2:50051']));
+ * ```
+ */
+export const AvoidEndpoints: ContextKey<ReadonlySet<string>> = contextKey<ReadonlySet<string>>(
+  'grpc-tower.avoid-endpoints',
+);

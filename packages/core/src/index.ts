@@ -38,6 +38,7 @@ export {
   abortReason,
   sleep,
   raceSignal,
+  AvoidEndpoints,
   type ContextKey,
   type Scope,
 } from './context.js';

@@ -1,0 +1,457 @@
+/**
+ * `createChannel` turns a grpc-tower stack into a grpc-js
+ * `ChannelInterface`, so any grpc-js client (proto-loader, ts-proto,
+ * grpc-tools) sends its calls through the stack via the `channelOverride`
+ * client option. Each call becomes a {@link GrpcRequest}; the stack's
+ * {@link GrpcResponse} is replayed to the client.
+ *
+ * grpc-tower runs its own deadline timer for every call, because the call
+ * may wait for an endpoint before any grpc-js call exists to enforce it.
+ *
+ * @module
+ */
+import type { Observable, Subscription } from 'rxjs';
+import { CallContext, abortReason } from '../context.js';
+import type { Readiness } from '../endpoint.js';
+import { CancelledError, ConfigError, DeadlineExceededError, GrpcTowerError, toGrpcTowerError } from '../errors.js';
+import type { Service } from '../service.js';
+import { Status, type StatusCode } from '../status.js';
+import {
+  type Call,
+  type CallCredentials,
+  type ChannelInterface,
+  ConnectivityState,
+  type Deadline,
+  type InterceptingListener,
+  type MessageContext,
+  Metadata,
+  Propagate,
+  type ServerSurfaceCall,
+  type ServiceDefinition,
+  type StatusObject,
+} from './grpc-js.js';
+import { ReplayBudget, RequestMessages } from './messages.js';
+import { type CallKind, ENDPOINT_METADATA_KEY, GrpcStatusError, type GrpcRequest, type GrpcResponse } from './types.js';
+
+/** Something whose readiness the channel reports as its connectivity state. */
+export interface ReadinessSource {
+  readonly readiness: Readiness;
+  readonly readiness$: Observable<Readiness>;
+}
+
+/** Options of {@link createChannel}. */
+export interface CreateChannelOptions {
+  /** The logical target, reported by `getTarget()` and named in errors, such as `'dns:orders:50051'`. */
+  readonly target: string;
+  /**
+   * Service definitions of the methods this channel carries (from
+   * proto-loader or generated code). With them, each call knows its shape,
+   * so unary and client-streaming responses are held until their status and
+   * remain retryable; without them the channel commits conservatively.
+   */
+  readonly services?: readonly ServiceDefinition[];
+  /** What the channel reports as connectivity: usually the balancer. Default: the stack if it has readiness, else always READY. */
+  readonly readiness?: ReadinessSource;
+  /** Closed by `close()`, after the stack: usually the balancer and its discovery. */
+  readonly owns?: readonly { close(): unknown }[];
+  /** Request replay limits (gRPC A6): per call 1 MiB, per channel 16 MiB by default. */
+  readonly replay?: { readonly perCallBytes?: number; readonly perChannelBytes?: number };
+}
+
+let callNumber = 0;
+let channelNumber = 0;
+
+/**
+ * Creates a grpc-js `ChannelInterface` over `stack`.
+ *
+ * @example
+ * ```ts
+ * const channel = createChannel(stack, { target: 'dns:orders.internal:50051', readiness: balancer, owns: [balancer] });
+ * const client = new EchoClient('orders.internal:50051', grpc.credentials.createInsecure(), {
+ *   channelOverride: channel,
+ * });
+ * ```
+ */
+export function createChannel(
+  stack: Service<GrpcRequest, GrpcResponse>,
+  options: CreateChannelOptions,
+): TowerChannel {
+  return new TowerChannel(stack, options);
+}
+
+const hasReadiness = (x: unknown): x is ReadinessSource =>
+  typeof x === 'object' && x !== null && 'readiness$' in x && 'readiness' in x;
+
+const stateOf = (r: Readiness): ConnectivityState => {
+  switch (r) {
+    case 'ready':
+      return ConnectivityState.READY;
+    case 'connecting':
+      return ConnectivityState.CONNECTING;
+    case 'failed':
+      return ConnectivityState.TRANSIENT_FAILURE;
+    case 'closed':
+      return ConnectivityState.SHUTDOWN;
+  }
+};
+
+/**
+ * The `ChannelInterface` returned by {@link createChannel}.
+ *
+ * @example
+ * ```ts
+ * const ch: TowerChannel = createChannel(stack, { target: 'orders' });
+ * ch.close();
+ * ```
+ */
+export class TowerChannel implements ChannelInterface {
+  readonly #stack: Service<GrpcRequest, GrpcResponse>;
+  readonly #target: string;
+  readonly #kinds = new Map<string, CallKind>();
+  readonly #readiness: ReadinessSource | undefined;
+  readonly #owns: readonly { close(): unknown }[];
+  readonly #perCallBytes: number;
+  readonly #budget: ReplayBudget;
+  readonly #calls = new Set<TowerCall>();
+  readonly #watchers = new Set<() => void>();
+  readonly #id = ++channelNumber;
+  #closed = false;
+
+  constructor(stack: Service<GrpcRequest, GrpcResponse>, options: CreateChannelOptions) {
+    if (typeof options?.target !== 'string' || options.target.length === 0) {
+      throw new ConfigError('createChannel', 'target', options?.target, 'a non-empty string');
+    }
+    if (typeof stack?.call !== 'function') {
+      throw new ConfigError('createChannel', 'stack', stack, 'a Service (an object with a call method)');
+    }
+    this.#stack = stack;
+    this.#target = options.target;
+    this.#readiness = options.readiness ?? (hasReadiness(stack) ? stack : undefined);
+    this.#owns = options.owns ?? [];
+    const perCall = options.replay?.perCallBytes ?? 1024 * 1024;
+    if (!Number.isFinite(perCall) || perCall < 0) {
+      throw new ConfigError('createChannel', 'replay.perCallBytes', perCall, 'a finite number >= 0');
+    }
+    this.#perCallBytes = perCall;
+    this.#budget = new ReplayBudget(options.replay?.perChannelBytes ?? 16 * 1024 * 1024);
+    for (const def of options.services ?? []) {
+      for (const method of Object.values(def)) {
+        const kind: CallKind = method.requestStream
+          ? method.responseStream
+            ? 'bidi'
+            : 'clientStream'
+          : method.responseStream
+            ? 'serverStream'
+            : 'unary';
+        this.#kinds.set(method.path, kind);
+      }
+    }
+  }
+
+  /** Calls started and not finished. */
+  get activeCalls(): number {
+    return this.#calls.size;
+  }
+
+  /** Bytes of request messages currently held for replay by all calls. */
+  get replayBytes(): number {
+    return this.#budget.used;
+  }
+
+  getTarget(): string {
+    return this.#target;
+  }
+
+  getConnectivityState(_tryToConnect: boolean): ConnectivityState {
+    if (this.#closed) return ConnectivityState.SHUTDOWN;
+    return this.#readiness === undefined ? ConnectivityState.READY : stateOf(this.#readiness.readiness);
+  }
+
+  watchConnectivityState(
+    currentState: ConnectivityState,
+    deadline: Date | number,
+    callback: (error?: Error) => void,
+  ): void {
+    let sub: Subscription | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let done = false;
+    const finish = (err?: Error): void => {
+      if (done) return;
+      done = true;
+      if (timer !== undefined) clearTimeout(timer);
+      sub?.unsubscribe();
+      this.#watchers.delete(onClose);
+      // grpc-js calls watchers asynchronously; so do we.
+      process.nextTick(() => callback(err));
+    };
+    const onClose = (): void => finish();
+    if (this.getConnectivityState(false) !== currentState) {
+      finish();
+      return;
+    }
+    this.#watchers.add(onClose);
+    const ms = (deadline instanceof Date ? deadline.getTime() : deadline) - Date.now();
+    if (Number.isFinite(ms)) {
+      timer = setTimeout(
+        () => finish(new Error('Deadline passed without connectivity state change')),
+        Math.max(0, ms),
+      );
+    }
+    sub = this.#readiness?.readiness$.subscribe(() => {
+      if (this.getConnectivityState(false) !== currentState) finish();
+    });
+    if (done) sub?.unsubscribe();
+  }
+
+  getChannelzRef(): ReturnType<ChannelInterface['getChannelzRef']> {
+    // channelz is not tracked for this channel; the reference only names it.
+    return { kind: 'channel', id: this.#id, name: this.#target } as unknown as ReturnType<
+      ChannelInterface['getChannelzRef']
+    >;
+  }
+
+  createCall(
+    method: string,
+    deadline: Deadline,
+    host: string | null | undefined,
+    parentCall: ServerSurfaceCall | null,
+    propagateFlags: number | null | undefined,
+  ): Call {
+    let ms = deadline instanceof Date ? deadline.getTime() : deadline;
+    const flags = propagateFlags ?? Propagate.DEFAULTS;
+    if (parentCall && flags & Propagate.DEADLINE) {
+      const parent = parentCall.getDeadline();
+      const parentMs = parent instanceof Date ? parent.getTime() : parent;
+      ms = Math.min(ms, parentMs);
+    }
+    const call = new TowerCall({
+      channel: this,
+      stack: this.#stack,
+      method,
+      kind: this.#kinds.get(method),
+      deadline: Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms,
+      host: host ?? undefined,
+      target: this.#target,
+      messages: new RequestMessages({ perCallBytes: this.#perCallBytes, budget: this.#budget }),
+      closed: this.#closed,
+    });
+    if (parentCall && flags & Propagate.CANCELLATION) {
+      call.followParent(parentCall);
+    }
+    return call;
+  }
+
+  /** @internal */
+  track(call: TowerCall, active: boolean): void {
+    if (active) this.#calls.add(call);
+    else this.#calls.delete(call);
+  }
+
+  /**
+   * Cancels the calls in flight, closes what the channel owns, and makes
+   * new calls fail with UNAVAILABLE. Returns at once; {@link closeAsync}
+   * waits for the owned resources.
+   */
+  close(): void {
+    void this.closeAsync();
+  }
+
+  /** Like {@link close}, and resolves when every owned resource has closed. */
+  async closeAsync(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const call of [...this.#calls]) call.cancelWithStatus(Status.UNAVAILABLE, `channel ${this.#target} closed`);
+    for (const w of [...this.#watchers]) w();
+    const results = await Promise.allSettled(this.#owns.map(async (o) => o.close()));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 0) {
+      throw new AggregateError(
+        failed.map((f) => f.reason),
+        `channel ${this.#target}: ${failed.length} owned resource(s) failed to close`,
+      );
+    }
+  }
+}
+
+interface TowerCallInit {
+  channel: TowerChannel;
+  stack: Service<GrpcRequest, GrpcResponse>;
+  method: string;
+  kind: CallKind | undefined;
+  deadline: number;
+  host: string | undefined;
+  target: string;
+  messages: RequestMessages;
+  closed: boolean;
+}
+
+/** One client call: grpc-js's low-level `Call`, driven through the stack. */
+class TowerCall implements Call {
+  readonly #init: TowerCallInit;
+  readonly #number = ++callNumber;
+  readonly #controller = new AbortController();
+  #credentials: CallCredentials | undefined;
+  #listener: InterceptingListener | undefined;
+  #response: GrpcResponse | undefined;
+  #pendingReads = 0;
+  #finished = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #parentCleanup: (() => void) | undefined;
+  #peer: string;
+
+  constructor(init: TowerCallInit) {
+    this.#init = init;
+    this.#peer = init.target;
+  }
+
+  followParent(parent: NonNullable<ServerSurfaceCall>): void {
+    const onCancel = (): void => this.cancelWithStatus(Status.CANCELLED, 'Cancelled by parent call');
+    parent.on('cancelled', onCancel);
+    this.#parentCleanup = () => parent.removeListener('cancelled', onCancel);
+  }
+
+  getCallNumber(): number {
+    return this.#number;
+  }
+
+  getPeer(): string {
+    return this.#peer;
+  }
+
+  getAuthContext(): null {
+    return null;
+  }
+
+  setCredentials(credentials: CallCredentials): void {
+    this.#credentials = credentials;
+  }
+
+  start(metadata: Metadata, listener: InterceptingListener): void {
+    this.#listener = listener;
+    const init = this.#init;
+    if (init.closed) {
+      this.#finish({ code: Status.UNAVAILABLE, details: `channel ${init.target} is closed`, metadata: new Metadata() });
+      return;
+    }
+    init.channel.track(this, true);
+    const started = Date.now();
+    if (Number.isFinite(init.deadline)) {
+      const delay = Math.max(0, init.deadline - started);
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        const where = this.#response === undefined ? 'before the call reached a server' : `on ${this.#response.endpoint}`;
+        const err = new DeadlineExceededError(`Deadline exceeded after ${Date.now() - started} ms ${where}`, {
+          endpoint: this.#response?.endpoint,
+        });
+        this.#controller.abort(err);
+        this.#fail(err);
+      }, delay);
+    }
+    const ctx = CallContext.create(this.#controller.signal, init.deadline);
+    const req: GrpcRequest = {
+      method: init.method,
+      kind: init.kind,
+      metadata,
+      messages: init.messages,
+      host: init.host,
+      credentials: this.#credentials,
+      attempt: 0,
+    };
+    let promise: Promise<GrpcResponse>;
+    try {
+      promise = init.stack.call(req, ctx);
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise.then(
+      (res) => this.#committed(res),
+      (err: unknown) => this.#fail(err),
+    );
+  }
+
+  #committed(res: GrpcResponse): void {
+    if (this.#finished) {
+      res.stream.cancel(Status.CANCELLED, 'call already ended');
+      return;
+    }
+    this.#response = res;
+    this.#peer = res.endpoint;
+    this.#listener?.onReceiveMetadata(res.headers);
+    res.stream.start({
+      onMessage: (msg) => {
+        if (!this.#finished) this.#listener?.onReceiveMessage(msg);
+      },
+      onStatus: (status) => {
+        if (status.code !== Status.OK && !status.metadata.get(ENDPOINT_METADATA_KEY).length) {
+          status = { ...status, metadata: status.metadata.clone() };
+          status.metadata.set(ENDPOINT_METADATA_KEY, res.endpoint);
+        }
+        this.#finish(status);
+      },
+    });
+    while (this.#pendingReads > 0) {
+      this.#pendingReads--;
+      res.stream.read();
+    }
+  }
+
+  #fail(err: unknown): void {
+    if (this.#finished) return;
+    let e: GrpcTowerError = toGrpcTowerError(err);
+    if (e instanceof CancelledError && this.#controller.signal.aborted) {
+      e = toGrpcTowerError(abortReason(this.#controller.signal));
+    }
+    const metadata = e instanceof GrpcStatusError ? e.metadata.clone() : new Metadata();
+    if (e.endpoint !== undefined && metadata.get(ENDPOINT_METADATA_KEY).length === 0) {
+      metadata.set(ENDPOINT_METADATA_KEY, e.endpoint);
+    }
+    const details = e instanceof GrpcStatusError ? e.details : e.message;
+    this.#finish({ code: e.code, details, metadata });
+  }
+
+  #finish(status: StatusObject): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#parentCleanup?.();
+    this.#parentCleanup = undefined;
+    this.#init.messages.dispose();
+    this.#init.channel.track(this, false);
+    this.#listener?.onReceiveStatus(status);
+  }
+
+  sendMessageWithContext(context: MessageContext, message: Buffer): void {
+    if (this.#finished) {
+      context.callback?.();
+      return;
+    }
+    this.#init.messages.push(message, context.flags, context.callback);
+  }
+
+  halfClose(): void {
+    this.#init.messages.end();
+  }
+
+  startRead(): void {
+    if (this.#finished) return;
+    if (this.#response === undefined) this.#pendingReads++;
+    else this.#response.stream.read();
+  }
+
+  cancelWithStatus(status: number, details: string): void {
+    if (this.#finished) return;
+    const code = status as StatusCode;
+    const reason =
+      code === Status.DEADLINE_EXCEEDED
+        ? new DeadlineExceededError(details)
+        : code === Status.CANCELLED
+          ? new CancelledError(details)
+          : new GrpcTowerError(code, details);
+    this.#controller.abort(reason);
+    this.#response?.stream.cancel(code, details);
+    this.#finish({ code, details, metadata: new Metadata() });
+  }
+}

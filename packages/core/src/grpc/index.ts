@@ -1,0 +1,35 @@
+/**
+ * `@grpc-tower/core/grpc`: the gRPC path. {@link grpcEndpoint} makes an
+ * endpoint for one server address; {@link createChannel} turns a stack of
+ * layers over endpoints into a grpc-js `ChannelInterface` that any grpc-js
+ * client uses through `channelOverride`.
+ *
+ * @example
+ * ```ts
+ * import { createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
+ * const endpoint = grpcEndpoint('127.0.0.2:50051');
+ * const channel = createChannel(endpoint, { target: 'echo' });
+ * const client = new EchoClient('echo', grpc.credentials.createInsecure(), { channelOverride: channel });
+ * ```
+ * @packageDocumentation
+ */
+export { createChannel, TowerChannel, type CreateChannelOptions, type ReadinessSource } from './channel.js';
+export { grpcEndpoint, GrpcEndpoint, type GrpcEndpointOptions } from './endpoint.js';
+export {
+  GrpcStatusError,
+  ENDPOINT_METADATA_KEY,
+  type CallKind,
+  type GrpcRequest,
+  type GrpcResponse,
+  type ResponseListener,
+  type ResponseStream,
+} from './types.js';
+export {
+  RequestMessages,
+  ReplayBudget,
+  type MessageReader,
+  type ReadResult,
+  type RequestMessage,
+  type WriteCallback,
+} from './messages.js';
+export { parseAddress, formatAddress, isHostName, type HostPort } from './address.js';
