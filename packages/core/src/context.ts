@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import { CancelledError, DeadlineExceededError } from './errors.js';
 
 /**
@@ -41,6 +42,7 @@ export function contextKey<T>(description: string): ContextKey<T> {
 }
 
 const neverAborts = new AbortController().signal;
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * The context of one call.
@@ -133,7 +135,9 @@ export const background: CallContext = CallContext.create(neverAborts);
  * try { await svc.call(r, scope.context); } finally { scope.release(); }
  * ```
  */
-export function newContext(options: { signal?: AbortSignal; timeoutMs?: number; deadline?: number } = {}): Scope {
+export function newContext(
+  options: { signal?: AbortSignal; timeoutMs?: number; deadline?: number } = {},
+): Scope {
   const base = options.signal === undefined ? background : background.withSignal(options.signal);
   let deadline = options.deadline ?? Number.POSITIVE_INFINITY;
   if (options.timeoutMs !== undefined) deadline = Math.min(deadline, Date.now() + options.timeoutMs);
@@ -187,6 +191,8 @@ export function withDeadline(
   onDeadline: (ms: number) => Error = defaultDeadlineError,
 ): Scope {
   const controller = new AbortController();
+  // Layers (retries, hedges) may attach many children to one call's signal.
+  setMaxListeners(0, controller.signal);
   const effective = Math.min(deadline, parent.deadline);
   const context = parent.derive(controller.signal, effective);
   const parentSignal = parent.signal;
@@ -206,17 +212,30 @@ export function withDeadline(
     controller.abort(abortReason(parentSignal));
     return { context, controller, release };
   }
-  parentSignal.addEventListener('abort', onParentAbort, { once: true });
+  // The root signal never aborts: listening on it would only pile up listeners.
+  if (parentSignal !== neverAborts) parentSignal.addEventListener('abort', onParentAbort, { once: true });
   // Only arm a timer when this scope lowers the deadline; the parent's own
   // deadline is already enforced by the parent's signal.
   if (Number.isFinite(deadline) && deadline < parent.deadline) {
-    const delay = Math.max(0, deadline - Date.now());
     const started = Date.now();
-    timer = setTimeout(() => {
-      timer = undefined;
-      release();
-      controller.abort(onDeadline(Date.now() - started));
-    }, delay);
+    const arm = (): void => {
+      // setTimeout fires at once for delays above 2^31-1 ms (about 24.8 days):
+      // wait in steps until the deadline is within range.
+      const delay = Math.max(0, deadline - Date.now());
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          if (Date.now() < deadline) {
+            arm();
+            return;
+          }
+          release();
+          controller.abort(onDeadline(Date.now() - started));
+        },
+        Math.min(delay, MAX_TIMER_MS),
+      );
+    };
+    arm();
   }
   return { context, controller, release };
 }
@@ -229,7 +248,11 @@ export function withDeadline(
  * const scope = withTimeout(ctx, 250);
  * ```
  */
-export function withTimeout(parent: CallContext, timeoutMs: number, onDeadline?: (ms: number) => Error): Scope {
+export function withTimeout(
+  parent: CallContext,
+  timeoutMs: number,
+  onDeadline?: (ms: number) => Error,
+): Scope {
   return withDeadline(parent, Date.now() + timeoutMs, onDeadline);
 }
 

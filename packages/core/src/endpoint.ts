@@ -43,4 +43,3 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
    */
   close(options?: { graceMs?: number }): Promise<void>;
 }
-

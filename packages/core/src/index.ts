@@ -54,3 +54,20 @@ export {
   type Unset,
 } from './service.js';
 export type { Endpoint, Readiness } from './endpoint.js';
+export {
+  timeout,
+  attemptTimeout,
+  AttemptTimeoutError,
+  concurrencyLimit,
+  loadShed,
+  rateLimit,
+  RateLimitedError,
+  type TimeoutOptions,
+  type AttemptTimeoutOptions,
+  type ConcurrencyLimitOptions,
+  type ConcurrencyLimitService,
+  type LoadShedOptions,
+  type RateLimitOptions,
+  type RateLimitService,
+  type Ready,
+} from './layers/index.js';

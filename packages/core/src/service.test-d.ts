@@ -28,7 +28,10 @@ describe('ServiceBuilder types', () => {
     const first = (inner: Service<number, number>): Service<string, number> => ({
       call: (s, c) => inner.call(Number(s), c),
     });
-    const svc = new ServiceBuilder().layer(first).layer(passThrough()).service(serviceFn(async (n: number) => n));
+    const svc = new ServiceBuilder()
+      .layer(first)
+      .layer(passThrough())
+      .service(serviceFn(async (n: number) => n));
     expectTypeOf(svc).toEqualTypeOf<Service<string, number>>();
   });
 

@@ -92,7 +92,9 @@ export class ServiceBuilder<OuterReq = Unset, OuterRes = Unset, InnerReq = Outer
   /** Adds a layer that keeps the request and response types (the common case). */
   layer(
     this: ServiceBuilder<OuterReq, OuterRes, InnerReq, InnerRes>,
-    layer: [InnerReq] extends [Unset] ? never : (inner: Service<InnerReq, InnerRes>) => Service<InnerReq, InnerRes>,
+    layer: [InnerReq] extends [Unset]
+      ? never
+      : (inner: Service<InnerReq, InnerRes>) => Service<InnerReq, InnerRes>,
   ): ServiceBuilder<OuterReq, OuterRes, InnerReq, InnerRes>;
   /** Adds the first layer of an untyped builder: it sets the outer types. */
   layer<NReq, NRes, LReq, LRes>(

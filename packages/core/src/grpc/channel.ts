@@ -13,7 +13,13 @@
 import type { Observable, Subscription } from 'rxjs';
 import { CallContext, abortReason } from '../context.js';
 import type { Readiness } from '../endpoint.js';
-import { CancelledError, ConfigError, DeadlineExceededError, GrpcTowerError, toGrpcTowerError } from '../errors.js';
+import {
+  CancelledError,
+  ConfigError,
+  DeadlineExceededError,
+  GrpcTowerError,
+  toGrpcTowerError,
+} from '../errors.js';
 import type { Service } from '../service.js';
 import { Status, type StatusCode } from '../status.js';
 import {
@@ -31,7 +37,13 @@ import {
   type StatusObject,
 } from './grpc-js.js';
 import { ReplayBudget, RequestMessages } from './messages.js';
-import { type CallKind, ENDPOINT_METADATA_KEY, GrpcStatusError, type GrpcRequest, type GrpcResponse } from './types.js';
+import {
+  type CallKind,
+  ENDPOINT_METADATA_KEY,
+  GrpcStatusError,
+  type GrpcRequest,
+  type GrpcResponse,
+} from './types.js';
 
 /** Something whose readiness the channel reports as its connectivity state. */
 export interface ReadinessSource {
@@ -260,7 +272,8 @@ export class TowerChannel implements ChannelInterface {
   async closeAsync(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const call of [...this.#calls]) call.cancelWithStatus(Status.UNAVAILABLE, `channel ${this.#target} closed`);
+    for (const call of [...this.#calls])
+      call.cancelWithStatus(Status.UNAVAILABLE, `channel ${this.#target} closed`);
     for (const w of [...this.#watchers]) w();
     const results = await Promise.allSettled(this.#owns.map(async (o) => o.close()));
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -330,7 +343,11 @@ class TowerCall implements Call {
     this.#listener = listener;
     const init = this.#init;
     if (init.closed) {
-      this.#finish({ code: Status.UNAVAILABLE, details: `channel ${init.target} is closed`, metadata: new Metadata() });
+      this.#finish({
+        code: Status.UNAVAILABLE,
+        details: `channel ${init.target} is closed`,
+        metadata: new Metadata(),
+      });
       return;
     }
     init.channel.track(this, true);
@@ -339,7 +356,8 @@ class TowerCall implements Call {
       const delay = Math.max(0, init.deadline - started);
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
-        const where = this.#response === undefined ? 'before the call reached a server' : `on ${this.#response.endpoint}`;
+        const where =
+          this.#response === undefined ? 'before the call reached a server' : `on ${this.#response.endpoint}`;
         const err = new DeadlineExceededError(`Deadline exceeded after ${Date.now() - started} ms ${where}`, {
           endpoint: this.#response?.endpoint,
         });

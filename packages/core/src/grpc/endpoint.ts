@@ -192,7 +192,10 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             for (const a of [...this.#attempts]) {
-              a.cancel(Status.UNAVAILABLE, `endpoint ${this.address} closed after a ${graceMs} ms grace period`);
+              a.cancel(
+                Status.UNAVAILABLE,
+                `endpoint ${this.address} closed after a ${graceMs} ms grace period`,
+              );
             }
             resolve();
           }, graceMs);
@@ -271,11 +274,18 @@ class Attempt implements ResponseStream {
     try {
       reader = this.#req.messages.reader();
     } catch (err) {
-      this.#fail(new ClosedError('request messages can no longer be replayed', { endpoint: this.#address, cause: err }));
+      this.#fail(
+        new ClosedError('request messages can no longer be replayed', {
+          endpoint: this.#address,
+          cause: err,
+        }),
+      );
       return;
     }
     this.#reader = reader;
-    const deadline = Number.isFinite(this.#ctx.deadline) ? new Date(this.#ctx.deadline) : Number.POSITIVE_INFINITY;
+    const deadline = Number.isFinite(this.#ctx.deadline)
+      ? new Date(this.#ctx.deadline)
+      : Number.POSITIVE_INFINITY;
     const inner = channel.createCall(this.#req.method, deadline, this.#req.host, null, 0);
     this.#inner = inner;
     if (this.#req.credentials !== undefined) inner.setCredentials(this.#req.credentials);
@@ -335,7 +345,8 @@ class Attempt implements ResponseStream {
   #onHeaders(md: Metadata): void {
     this.#headers = md;
     if (this.#committed) return;
-    if (this.#commitAt === 'headers' || (this.#commitAt === 'auto' && !this.#req.messages.ended)) this.#commit();
+    if (this.#commitAt === 'headers' || (this.#commitAt === 'auto' && !this.#req.messages.ended))
+      this.#commit();
   }
 
   #onMessage(msg: Buffer): void {

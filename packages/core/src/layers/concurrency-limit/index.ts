@@ -1,0 +1,6 @@
+/**
+ * The `concurrencyLimit` layer.
+ *
+ * @module
+ */
+export { concurrencyLimit, type ConcurrencyLimitOptions, type ConcurrencyLimitService } from './layer.js';

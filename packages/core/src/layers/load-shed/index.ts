@@ -1,0 +1,6 @@
+/**
+ * The `loadShed` layer.
+ *
+ * @module
+ */
+export { loadShed, type LoadShedOptions } from './layer.js';

@@ -1,0 +1,127 @@
+/**
+ * Timeouts, after tower's `timeout` middleware: the inner call races a timer,
+ * and the inner service receives a child context whose deadline is the lower
+ * of the caller's and the timer's, so the limit propagates down the stack
+ * (to a balancer waiting for an endpoint, to the deadline sent on the wire).
+ * When the timer wins, the child signal aborts, which tells the inner service
+ * to stop, and the call fails at once even if the inner service is slow to
+ * notice.
+ *
+ * Two layers, two meanings:
+ * - {@link timeout} bounds the whole call, every retry included. Put it
+ *   outside the retry layer.
+ * - {@link attemptTimeout} bounds one attempt. Put it inside the retry layer,
+ *   so each attempt gets a fresh limit; it fails with
+ *   {@link AttemptTimeoutError}, which a retry layer can choose to retry.
+ *
+ * ```ts
+ * new ServiceBuilder<Req, Res>()
+ *   .layer(timeout({ ms: 2_000 }))        // the whole call
+ *   .layer(retry())                        // from @grpc-tower/retry
+ *   .layer(attemptTimeout({ ms: 300 }))   // each attempt
+ *   .service(balanced);
+ * ```
+ *
+ * A caller's deadline that is sooner than the limit wins: then no timer is
+ * armed and the caller's own deadline error is what the call fails with.
+ *
+ * @module
+ */
+import { type CallContext, raceSignal, withTimeout } from '../../context.js';
+import { DeadlineExceededError } from '../../errors.js';
+import type { Service } from '../../service.js';
+import { MAX_TIMER_MS, checkNumber, checkObject } from '../options.js';
+import { forwardReady } from '../ready.js';
+import { AttemptTimeoutError } from './errors.js';
+
+/**
+ * Options of {@link timeout}.
+ *
+ * @example
+ * ```ts
+ * const options: TimeoutOptions = { ms: 500 };
+ * ```
+ */
+export interface TimeoutOptions {
+  /** The most the whole call may take, in milliseconds: finite, >= 0 and <= 2147483647. */
+  readonly ms: number;
+}
+
+/**
+ * Options of {@link attemptTimeout}.
+ *
+ * @example
+ * ```ts
+ * const options: AttemptTimeoutOptions = { ms: 200 };
+ * ```
+ */
+export interface AttemptTimeoutOptions {
+  /** The most one attempt may take, in milliseconds: finite, >= 0 and <= 2147483647. */
+  readonly ms: number;
+}
+
+/**
+ * A layer that fails a call with {@link DeadlineExceededError}
+ * (`"timeout layer: <ms> ms passed"`) when it takes longer than `ms`. The
+ * inner service gets a child context with the lowered deadline. The service
+ * it returns implements `ready()` when the inner one does.
+ *
+ * @throws ConfigError when `ms` is not a finite number in 0..2147483647.
+ *
+ * @example
+ * ```ts
+ * const svc = timeout({ ms: 500 })(inner);
+ * await svc.call(req, background); // rejects with DeadlineExceededError after 500 ms
+ * ```
+ */
+export function timeout(options: TimeoutOptions): <Req, Res>(inner: Service<Req, Res>) => Service<Req, Res> {
+  const ms = checkMs('timeout', options);
+  const onDeadline = (): Error => new DeadlineExceededError(`timeout layer: ${ms} ms passed`);
+  return (inner) => limitTime(inner, ms, onDeadline);
+}
+
+/**
+ * A layer that bounds one attempt: like {@link timeout}, but meant to sit
+ * inside a retry layer, and failing with {@link AttemptTimeoutError}
+ * (`"attempt timeout layer: <ms> ms passed"`, status DEADLINE_EXCEEDED).
+ *
+ * @throws ConfigError when `ms` is not a finite number in 0..2147483647.
+ *
+ * @example
+ * ```ts
+ * const stack = new ServiceBuilder<Req, Res>()
+ *   .layer(retry())
+ *   .layer(attemptTimeout({ ms: 200 }))
+ *   .service(endpoint);
+ * ```
+ */
+export function attemptTimeout(
+  options: AttemptTimeoutOptions,
+): <Req, Res>(inner: Service<Req, Res>) => Service<Req, Res> {
+  const ms = checkMs('attemptTimeout', options);
+  const onDeadline = (): Error => new AttemptTimeoutError(ms);
+  return (inner) => limitTime(inner, ms, onDeadline);
+}
+
+function checkMs(where: string, options: TimeoutOptions): number {
+  const opts = checkObject(where, options);
+  return checkNumber(where, 'ms', opts.ms, { min: 0, max: MAX_TIMER_MS });
+}
+
+function limitTime<Req, Res>(
+  inner: Service<Req, Res>,
+  ms: number,
+  onDeadline: () => Error,
+): Service<Req, Res> {
+  return forwardReady(inner, {
+    async call(req: Req, ctx: CallContext): Promise<Res> {
+      ctx.throwIfAborted();
+      const scope = withTimeout(ctx, ms, onDeadline);
+      try {
+        return await raceSignal(inner.call(req, scope.context), scope.context.signal);
+      } finally {
+        scope.release();
+      }
+    },
+  });
+}
