@@ -13,7 +13,7 @@ import { firstValueFrom, filter as rxFilter } from 'rxjs';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { DeadlineExceededError } from '../errors.js';
 import { Status } from '../status.js';
-import { type TowerChannel, createChannel } from './channel.js';
+import { createChannel } from './channel.js';
 import { type GrpcEndpoint, grpcEndpoint } from './endpoint.js';
 import { ENDPOINT_METADATA_KEY } from './types.js';
 import { readyRoundRobin } from './test/picker.js';
