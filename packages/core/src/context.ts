@@ -42,6 +42,7 @@ export function contextKey<T>(description: string): ContextKey<T> {
 }
 
 const neverAborts = new AbortController().signal;
+const noValues: ReadonlyMap<ContextKey<unknown>, unknown> = new Map();
 const MAX_TIMER_MS = 2_147_483_647;
 
 /**
@@ -74,7 +75,7 @@ export class CallContext {
   static create(
     signal: AbortSignal,
     deadline = Number.POSITIVE_INFINITY,
-    values: ReadonlyMap<ContextKey<unknown>, unknown> = new Map(),
+    values: ReadonlyMap<ContextKey<unknown>, unknown> = noValues,
   ): CallContext {
     return new CallContext(signal, deadline, values);
   }

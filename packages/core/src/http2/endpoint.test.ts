@@ -1,0 +1,142 @@
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { pickHosts } from '@grpc-tower/testing';
+import { firstValueFrom, filter } from 'rxjs';
+import { afterEach, describe, expect, test } from 'vitest';
+import { background, newContext } from '../context.js';
+import { ConfigError } from '../errors.js';
+import { type Http2Endpoint, Http2RequestError, http2Endpoint } from './endpoint.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function startServer(host: string, port = 0) {
+  const sessions: http2.ServerHttp2Session[] = [];
+  const server = http2.createServer();
+  server.on('session', (s) => sessions.push(s));
+  server.on('stream', (stream, headers) => {
+    const path = String(headers[':path']);
+    const delay = Number(new URL(path, 'http://x').searchParams.get('delay') ?? 0);
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      setTimeout(() => {
+        if (stream.closed) return;
+        stream.respond({ ':status': 200, 'x-path': path });
+        stream.end(Buffer.concat([Buffer.from(`${headers[':method']} ${path} `), ...chunks]));
+      }, delay);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  const address = `${host}:${(server.address() as AddressInfo).port}`;
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sessions) s.destroy();
+      server.close(() => resolve());
+    });
+  cleanups.push(stop);
+  return { server, sessions, address, port: (server.address() as AddressInfo).port, stop };
+}
+
+const ready = (ep: Http2Endpoint) => firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'ready')));
+
+describe('http2Endpoint', () => {
+  test('requests reuse one session and bodies round trip', async () => {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    const ep = http2Endpoint(srv.address);
+    cleanups.push(() => ep.close());
+    await ready(ep);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => ep.call({ path: `/r${i}`, body: `b${i}` }, background)),
+    );
+    expect(results.map((r) => r.body.toString())).toEqual(
+      Array.from({ length: 20 }, (_, i) => `POST /r${i} b${i}`),
+    );
+    expect(results.every((r) => r.status === 200 && r.endpoint === srv.address)).toBe(true);
+    expect(srv.sessions.length).toBe(1);
+  });
+
+  test('a request caught by GOAWAY before the server accepted it settles, as refused', async () => {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    const ep = http2Endpoint(srv.address);
+    cleanups.push(() => ep.close());
+    await ready(ep);
+    await ep.call({ path: '/first' }, background); // stream 1
+    const late = ep.call({ path: '/late?delay=100' }, background).then(
+      (r) => r.status,
+      (e: Http2RequestError) => (e.refused ? 'refused' : e.message),
+    );
+    srv.sessions[0]!.goaway(http2.constants.NGHTTP2_NO_ERROR, 1); // only stream 1 accepted
+    expect([200, 'refused']).toContain(await late);
+  });
+
+  test('after GOAWAY, in-flight requests finish and new ones use a new session', async () => {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    const ep = http2Endpoint(srv.address);
+    cleanups.push(() => ep.close());
+    await ready(ep);
+    let accepted = 0;
+    srv.server.on('stream', () => accepted++);
+    const slow = ep.call({ path: '/slow?delay=200' }, background);
+    await expect.poll(() => accepted).toBe(1);
+    srv.sessions[0]!.goaway(http2.constants.NGHTTP2_NO_ERROR, 1);
+    await expect.poll(() => srv.sessions.length).toBe(2);
+    await ready(ep);
+    const after = await ep.call({ path: '/after' }, background);
+    expect(after.body.toString()).toBe('GET /after ');
+    expect((await slow).body.toString()).toBe('GET /slow?delay=200 ');
+  });
+
+  test('readiness follows the server: failed while down, ready again when back', async () => {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    const ep = http2Endpoint(srv.address, { initialBackoffMs: 20, maxBackoffMs: 100 });
+    cleanups.push(() => ep.close());
+    await ready(ep);
+    await srv.stop();
+    await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'failed')));
+    const err = await ep.call({ path: '/x' }, background).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Http2RequestError);
+    expect((err as Http2RequestError).endpoint).toBe(srv.address);
+    const again = await startServer(host!, srv.port);
+    await ready(ep);
+    expect((await ep.call({ path: '/back' }, background)).status).toBe(200);
+    void again;
+  });
+
+  test('a cancelled request settles at once with the abort reason', async () => {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    const ep = http2Endpoint(srv.address);
+    cleanups.push(() => ep.close());
+    await ready(ep);
+    const scope = newContext({ timeoutMs: 50 });
+    const err = await ep.call({ path: '/slow?delay=2000' }, scope.context).catch((e: unknown) => e);
+    scope.release();
+    expect((err as { code: number }).code).toBe(4);
+    expect(ep.pending).toBe(0);
+  });
+
+  test('close drains requests in flight, then refuses', async () => {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    const ep = http2Endpoint(srv.address);
+    await ready(ep);
+    const inflight = ep.call({ path: '/d?delay=100' }, background);
+    const closed = ep.close();
+    expect((await inflight).status).toBe(200);
+    await closed;
+    expect(ep.readiness).toBe('closed');
+    await expect(ep.call({ path: '/' }, background)).rejects.toMatchObject({ code: 14 });
+  });
+
+  test('bad options are named', () => {
+    expect(() => http2Endpoint('nope')).toThrow(ConfigError);
+    expect(() => http2Endpoint('127.0.0.1:80', { initialBackoffMs: -1 })).toThrow(/initialBackoffMs/);
+  });
+});
