@@ -1,0 +1,255 @@
+import { ConfigError } from '@grpc-tower/core';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type DnsOptions, dns, dnsSrv } from './dns.js';
+import { DnsResolveError, InvalidRecordError } from './errors.js';
+import { type Dnsmasq, startDnsmasq } from './test-support/dnsmasq.js';
+import { type Recording, record } from './test-support/record.js';
+
+// A real dnsmasq on 127.0.0.1 answers every query; records change by
+// rewriting its hosts file (SIGHUP) or its config (restart).
+let server: Dnsmasq;
+const hosts: Record<string, string[]> = {
+  'dual.svc.test': ['127.0.0.11', 'fd00::11'],
+  'v4.svc.test': ['127.0.0.12'],
+  'v6.svc.test': ['fd00::12'],
+  'moving.svc.test': ['127.0.0.31', '127.0.0.32'],
+  'down.svc.test': ['127.0.0.41'],
+  'a.srv.test': ['127.0.0.51', 'fd00::51'],
+  'b.srv.test': ['127.0.0.52'],
+  'backup.srv.test': ['127.0.0.53'],
+  'ttl.svc.test': ['127.0.0.61'],
+};
+
+beforeAll(async () => {
+  server = await startDnsmasq({
+    hosts,
+    ttl: 1,
+    srv: [
+      { name: '_grpc._tcp.svc.test', target: 'a.srv.test', port: 50051, priority: 0, weight: 10 },
+      { name: '_grpc._tcp.svc.test', target: 'b.srv.test', port: 50052, priority: 0, weight: 30 },
+      { name: '_grpc._tcp.svc.test', target: 'backup.srv.test', port: 50053, priority: 5, weight: 1 },
+      { name: '_grpc._tcp.svc.test', target: 'zero.srv.test', port: 0, priority: 0, weight: 1 },
+      { name: '_grpc._tcp.svc.test', target: 'bad_name.srv.test', port: 50054, priority: 0, weight: 1 },
+      { name: '_grpc._tcp.svc.test', target: 'nothing.srv.test', port: 50055, priority: 0, weight: 1 },
+      { name: '_grpc._tcp.backup.test', target: 'nothing.srv.test', port: 50056, priority: 0, weight: 1 },
+      { name: '_grpc._tcp.backup.test', target: 'backup.srv.test', port: 50057, priority: 1, weight: 4 },
+    ],
+  });
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+const open: Recording<unknown>[] = [];
+afterEach(() => {
+  for (const r of open.splice(0)) r.stop();
+});
+function rec<V>(r: Recording<V>): Recording<V> {
+  open.push(r as Recording<unknown>);
+  return r;
+}
+
+const opts = (extra: DnsOptions = {}): DnsOptions => ({
+  servers: [server.address],
+  intervalMs: 200,
+  jitter: 0.1,
+  backoff: { initialMs: 100, maxMs: 400, jitter: 0 },
+  ...extra,
+});
+const waitFor = (fn: () => void, timeout = 10_000) => vi.waitFor(fn, { timeout, interval: 10 });
+
+describe('dns (A/AAAA)', () => {
+  it('resolves A and AAAA together and writes IPv6 as grpc-js expects', async () => {
+    const r = rec(record(dns('dual.svc.test', 50051, opts())));
+    await waitFor(() => expect(r.of('resolved').length).toBeGreaterThan(0));
+    expect(r.keys()).toEqual(['127.0.0.11:50051', '[fd00::11]:50051']);
+    expect(r.set.get('[fd00::11]:50051')).toEqual({ address: '[fd00::11]:50051' });
+    expect(r.of('resolved')[0]).toMatchObject({ source: 'dns:dual.svc.test:50051', count: 2 });
+  });
+
+  it('accepts a name that exists in one family only (NODATA on the other is no failure)', async () => {
+    const v4 = rec(record(dns('v4.svc.test', 80, opts())));
+    const v6 = rec(record(dns('v6.svc.test', 80, opts())));
+    await waitFor(() =>
+      expect(v4.of('resolved').length + v6.of('resolved').length).toBeGreaterThanOrEqual(4),
+    );
+    expect(v4.keys()).toEqual(['127.0.0.12:80']);
+    expect(v6.keys()).toEqual(['[fd00::12]:80']);
+    expect(v4.of('failed')).toEqual([]);
+    expect(v6.of('failed')).toEqual([]);
+  });
+
+  it('queries only the family asked for', async () => {
+    const r = rec(record(dns('dual.svc.test', 50051, opts({ family: 6 }))));
+    await waitFor(() => expect(r.of('resolved').length).toBeGreaterThan(0));
+    expect(r.keys()).toEqual(['[fd00::11]:50051']);
+  });
+
+  it('shows a new address by the first round after the change, and a removed one likewise', async () => {
+    const r = rec(record(dns('moving.svc.test', 50051, opts())));
+    await waitFor(() => expect(r.keys()).toEqual(['127.0.0.31:50051', '127.0.0.32:50051']));
+
+    await server.setHosts({ ...hosts, 'moving.svc.test': ['127.0.0.31', '127.0.0.32', '127.0.0.33'] });
+    const roundsAtAdd = r.of('resolved').length;
+    let roundsWhenSeen = -1;
+    await waitFor(() => {
+      expect(r.set.has('127.0.0.33:50051')).toBe(true);
+      if (roundsWhenSeen < 0) roundsWhenSeen = r.of('resolved').length;
+    });
+    // At most one round (the one in flight when the records changed) finished without it.
+    expect(roundsWhenSeen - roundsAtAdd).toBeLessThanOrEqual(2);
+    const insert = r.changes.findIndex((c) => c.key === '127.0.0.33:50051');
+    expect(r.changes[insert]?.type).toBe('insert');
+
+    await server.setHosts({ ...hosts, 'moving.svc.test': ['127.0.0.32', '127.0.0.33'] });
+    const roundsAtRemove = r.of('resolved').length;
+    await waitFor(() => expect(r.keys()).toEqual(['127.0.0.32:50051', '127.0.0.33:50051']));
+    const removedAt = r.of('resolved').findIndex((e, i) => i >= roundsAtRemove && e.removed > 0);
+    expect(removedAt - roundsAtRemove).toBeLessThanOrEqual(1);
+    expect(r.changes.filter((c) => c.type === 'remove').map((c) => c.key)).toEqual(['127.0.0.31:50051']);
+    expect(r.problems).toEqual([]);
+    await server.setHosts(hosts);
+  });
+
+  it('keeps the last set while the DNS server is down, backs off, and recovers when it is back', async () => {
+    const r = rec(record(dns('down.svc.test', 50051, opts())));
+    await waitFor(() => expect(r.keys()).toEqual(['127.0.0.41:50051']));
+    await server.stop();
+    try {
+      await waitFor(() => expect(r.of('backoff').length).toBeGreaterThanOrEqual(3));
+      expect(r.keys()).toEqual(['127.0.0.41:50051']);
+      expect(r.changes.filter((c) => c.type === 'remove')).toEqual([]);
+      expect(
+        r
+          .of('backoff')
+          .slice(0, 3)
+          .map((e) => e.delayMs),
+      ).toEqual([100, 200, 400]);
+      const failure = r.of('failed')[0]?.error;
+      expect(failure).toBeInstanceOf(DnsResolveError);
+      expect((failure as DnsResolveError).dnsCode).toMatch(/ECONNREFUSED|ETIMEOUT|ECANCELLED/);
+      expect((failure as DnsResolveError).hostname).toBe('down.svc.test');
+      // The records change while the server is down; the change shows once it is back.
+      await server.setHosts({ ...hosts, 'down.svc.test': ['127.0.0.42'] });
+    } finally {
+      await server.start();
+    }
+    await waitFor(() => expect(r.keys()).toEqual(['127.0.0.42:50051']));
+    expect(r.changes.map((c) => `${c.type} ${c.key}`)).toEqual([
+      'insert 127.0.0.41:50051',
+      'insert 127.0.0.42:50051',
+      'remove 127.0.0.41:50051',
+    ]);
+    expect(r.errored).toBeUndefined();
+    await server.setHosts(hosts);
+  });
+
+  it('fails the round for a name with no records, keeping the set; keepLastOnEmpty: false trusts it', async () => {
+    const kept = rec(record(dns('missing.svc.test', 50051, opts())));
+    await waitFor(() => expect(kept.of('failed').length).toBeGreaterThan(0));
+    const error = kept.of('failed')[0]?.error as DnsResolveError;
+    expect(error).toBeInstanceOf(DnsResolveError);
+    expect(error.dnsCode).toBe('ENOTFOUND');
+    expect(error.message).toContain('missing.svc.test');
+
+    const trusting = rec(record(dns('missing.svc.test', 50051, opts({ keepLastOnEmpty: false }))));
+    await waitFor(() => expect(trusting.of('resolved').length).toBeGreaterThan(0));
+    expect(trusting.of('resolved')[0]).toMatchObject({ count: 0 });
+    expect(trusting.of('failed')).toEqual([]);
+  });
+
+  it('waits at least the record TTL between rounds when respectTtl is set', async () => {
+    const ttl = rec(record(dns('ttl.svc.test', 50051, opts({ respectTtl: true }))));
+    const plain = rec(record(dns('ttl.svc.test', 50051, opts())));
+    await waitFor(() => {
+      expect(ttl.of('resolved').length).toBeGreaterThan(0);
+      expect(plain.of('resolved').length).toBeGreaterThan(0);
+    });
+    expect(ttl.of('resolved')[0]?.nextPollMs).toBeGreaterThanOrEqual(1000);
+    expect(plain.of('resolved')[0]?.nextPollMs).toBeLessThanOrEqual(220);
+  });
+
+  it('returns an IP literal as is, without a query', () => {
+    const r = rec(record(dns('::1', 50051, opts())));
+    expect(r.keys()).toEqual(['[::1]:50051']);
+  });
+
+  it('stops querying when the last subscriber leaves', async () => {
+    const src = dns('dual.svc.test', 50051, opts());
+    const events: string[] = [];
+    const eventsSub = src.events$.subscribe((e) => events.push(e.type));
+    const r = record(src);
+    await waitFor(() => expect(events.length).toBeGreaterThanOrEqual(2));
+    r.stop();
+    const count = events.length;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    eventsSub.unsubscribe();
+    expect(events.length).toBe(count);
+  });
+
+  it('rejects an invalid host, port or server list at construction with ConfigError', () => {
+    expect(() => dns('bad_host.example', 80)).toThrow(ConfigError);
+    expect(() => dns('-x.example', 80)).toThrow(/host/);
+    expect(() => dns('', 80)).toThrow(/host/);
+    expect(() => dns('ok.example', 0)).toThrow(/port/);
+    expect(() => dns('ok.example', 65536)).toThrow(/port/);
+    expect(() => dns('ok.example', 80.5)).toThrow(/port/);
+    expect(() => dns('ok.example', 80, { servers: ['not an ip'] })).toThrow(/servers/);
+    expect(() => dns('ok.example', 80, { servers: [] })).toThrow(/servers/);
+    expect(() => dns('ok.example', 80, { family: 5 as never })).toThrow(/family/);
+    expect(() => dnsSrv('bad name')).toThrow(/name/);
+  });
+});
+
+describe('dnsSrv', () => {
+  it('takes port and weight from each record and resolves each target, A and AAAA', async () => {
+    const r = rec(record(dnsSrv('_grpc._tcp.svc.test', opts())));
+    await waitFor(() => expect(r.of('resolved').length).toBeGreaterThan(0));
+    expect(r.keys()).toEqual(['127.0.0.51:50051', '127.0.0.52:50052', '[fd00::51]:50051']);
+    expect(r.set.get('127.0.0.52:50052')).toEqual({
+      address: '127.0.0.52:50052',
+      weight: 30,
+      metadata: { target: 'b.srv.test', priority: 0 },
+    });
+    expect(r.set.get('[fd00::51]:50051')?.weight).toBe(10);
+    // the backup at priority 5 is not used while priority 0 resolves
+    expect(r.set.has('127.0.0.53:50053')).toBe(false);
+  });
+
+  it('skips malformed records and targets without addresses with an event naming each', async () => {
+    const r = rec(record(dnsSrv('_grpc._tcp.svc.test', opts())));
+    await waitFor(() => expect(r.of('resolved').length).toBeGreaterThan(0));
+    const invalid = r.of('invalid');
+    const inputs = invalid.map((e) => e.input).sort();
+    expect(inputs).toEqual([
+      '_grpc._tcp.svc.test SRV 0 1 0 zero.srv.test',
+      '_grpc._tcp.svc.test SRV 0 1 50054 bad_name.srv.test',
+      '_grpc._tcp.svc.test SRV 0 1 50055 nothing.srv.test',
+    ]);
+    for (const e of invalid) expect(e.error).toBeInstanceOf(InvalidRecordError);
+    expect(invalid.find((e) => e.input.includes('zero'))?.error.message).toContain('port 0 is out of range');
+    expect(r.of('failed')).toEqual([]);
+  });
+
+  it('falls back to the next priority when the lowest one has no address', async () => {
+    const r = rec(record(dnsSrv('_grpc._tcp.backup.test', opts())));
+    await waitFor(() => expect(r.of('resolved').length).toBeGreaterThan(0));
+    expect(r.keys()).toEqual(['127.0.0.53:50057']);
+    expect(r.set.get('127.0.0.53:50057')?.weight).toBe(4);
+  });
+
+  it('follows SRV changes (a restarted server) and fails the round for a missing name', async () => {
+    const r = rec(record(dnsSrv('_grpc._tcp.svc.test', opts())));
+    await waitFor(() => expect(r.set.size).toBe(3));
+    await server.setSrv([{ name: '_grpc._tcp.svc.test', target: 'b.srv.test', port: 50060, weight: 2 }]);
+    await waitFor(() => expect(r.keys()).toEqual(['127.0.0.52:50060']));
+    expect(r.problems).toEqual([]);
+
+    const missing = rec(record(dnsSrv('_grpc._tcp.missing.test', opts())));
+    await waitFor(() => expect(missing.of('failed').length).toBeGreaterThan(0));
+    const error = missing.of('failed')[0]?.error;
+    expect(error).toBeInstanceOf(DnsResolveError);
+    expect((error as DnsResolveError).rrtype).toBe('SRV');
+  });
+});

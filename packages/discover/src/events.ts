@@ -1,0 +1,99 @@
+/**
+ * What a discovery source reports besides its changes: each resolution, each
+ * failure and backoff, answers it chose not to trust, inputs it rejected.
+ * Users log these and alert on them; nothing here ever ends a change stream.
+ *
+ * @module
+ */
+import type { GrpcTowerError } from '@grpc-tower/core';
+import type { InvalidAddressError, InvalidRecordError } from './errors.js';
+
+/**
+ * One event of a source's `events$` stream. Every event names its
+ * `source` (such as `'dns:orders.internal:50051'` or `'etcd:/services/orders/'`).
+ *
+ * - `resolved`: a round (or a watch update batch) succeeded; `count` is the
+ *   size of the set now, `inserted`/`removed` what changed, `nextPollMs`
+ *   when the next round is due (polling sources only).
+ * - `failed`: a round failed or a watch was cancelled; the last set is kept.
+ *   `failures` counts consecutive failures.
+ * - `backoff`: the next attempt waits `delayMs` because of failures.
+ * - `empty-kept`: the registry answered with no address and the last set of
+ *   `kept` addresses was kept (see `keepLastOnEmpty`).
+ * - `invalid`: one input (an address, an SRV record, an etcd value) was
+ *   skipped; `input` names it.
+ * - `duplicate`: one address came from several inputs (`inputs`); the first
+ *   in order is used.
+ * - `disconnected` / `reconnected`: a watch lost or regained its connection.
+ * - `resync`: a watch source re-read the full set (`reason`: `'start'`,
+ *   `'watch-cancelled'` after compaction or a cancelled watch, or `'retry'`).
+ * - `create-failed` / `close-failed`: {@link connect} could not create or
+ *   close the endpoint for `key`.
+ *
+ * @example
+ * ```ts
+ * source.events$.subscribe((e) => {
+ *   if (e.type === 'failed') log.warn(`${e.source}: ${e.error.message} (${e.failures} in a row)`);
+ *   if (e.type === 'empty-kept') log.warn(`${e.source}: empty answer, kept ${e.kept}`);
+ * });
+ * ```
+ */
+export type DiscoveryEvent =
+  | {
+      readonly type: 'resolved';
+      readonly source: string;
+      readonly count: number;
+      readonly inserted: number;
+      readonly removed: number;
+      readonly nextPollMs?: number;
+    }
+  | {
+      readonly type: 'failed';
+      readonly source: string;
+      readonly error: GrpcTowerError;
+      readonly failures: number;
+    }
+  | { readonly type: 'backoff'; readonly source: string; readonly delayMs: number; readonly failures: number }
+  | { readonly type: 'empty-kept'; readonly source: string; readonly kept: number }
+  | {
+      readonly type: 'invalid';
+      readonly source: string;
+      readonly input: string;
+      readonly error: InvalidAddressError | InvalidRecordError;
+    }
+  | {
+      readonly type: 'duplicate';
+      readonly source: string;
+      readonly key: string;
+      readonly inputs: readonly string[];
+    }
+  | { readonly type: 'disconnected'; readonly source: string; readonly error: GrpcTowerError }
+  | { readonly type: 'reconnected'; readonly source: string }
+  | {
+      readonly type: 'resync';
+      readonly source: string;
+      readonly reason: 'start' | 'watch-cancelled' | 'retry';
+      readonly revision: string;
+    }
+  | {
+      readonly type: 'create-failed';
+      readonly source: string;
+      readonly key: string;
+      readonly error: GrpcTowerError;
+    }
+  | {
+      readonly type: 'close-failed';
+      readonly source: string;
+      readonly key: string;
+      readonly error: GrpcTowerError;
+    };
+
+/**
+ * The `type` of a {@link DiscoveryEvent}.
+ *
+ * @example
+ * ```ts
+ * const alerting: ReadonlySet<DiscoveryEventType> = new Set(['failed', 'empty-kept']);
+ * ```
+ */
+export type DiscoveryEventType = DiscoveryEvent['type'];

@@ -1,0 +1,67 @@
+/**
+ * `@grpc-tower/discover`: service discovery as a stream of changes (tower's
+ * `Discover` model). A source is an RxJS Observable of
+ * `{ type: 'insert', key, endpoint } | { type: 'remove', key }` keyed by
+ * address (`host:port`, IPv6 as `[addr]:port`), with values
+ * `{ address, weight?, metadata? }`; every source in this package is a
+ * {@link DiscoverySource}: that Observable plus an `events$` stream that
+ * reports resolutions, failures, backoffs and rejected inputs.
+ *
+ * Sources: {@link staticList}, {@link poll} over any async resolve function,
+ * {@link dns} (A/AAAA) and {@link dnsSrv} (SRV) on that loop, and
+ * {@link etcd} (list, then watch from that revision). Operators: {@link diff}
+ * (snapshots → minimal changes), {@link merge} (several sources as one) and
+ * {@link connect} (addresses → endpoints that drain on removal). Sources are
+ * lazy and shared, keep their last set through registry failures, and never
+ * error or complete on a transient failure.
+ *
+ * @example
+ * ```ts
+ * import { connect, dns } from '@grpc-tower/discover';
+ * import { grpcEndpoint } from '@grpc-tower/core/grpc';
+ *
+ * const orders = dns('orders.internal', 50051, { intervalMs: 5000 });
+ * orders.events$.subscribe((e) => e.type === 'failed' && console.warn(e.error.message));
+ * const endpoints = connect(orders, (a) => grpcEndpoint(a.address));
+ * ```
+ * @packageDocumentation
+ */
+export type { Change, Discover, Insert, Remove } from './change.js';
+export {
+  type DiscoveredAddress,
+  type HostPort,
+  formatAddress,
+  isHost,
+  isHostName,
+  isPort,
+  isServiceName,
+  parseAddress,
+  toDiscoveredAddress,
+} from './address.js';
+export { valueEquals } from './equals.js';
+export {
+  InvalidAddressError,
+  InvalidRecordError,
+  ResolveError,
+  ResolveTimeoutError,
+  DnsResolveError,
+  EndpointCloseError,
+  EndpointCreateError,
+} from './errors.js';
+export type { DiscoveryEvent, DiscoveryEventType } from './events.js';
+export { DiscoverySource, sharedSource, type SourceContext } from './source.js';
+export { diff, diffSnapshots, applyChanges, type DiffOptions } from './diff.js';
+export { connect, type Closable, type ConnectOptions } from './connect.js';
+export { merge, type MergeOptions } from './merge.js';
+export { staticList, type StaticListOptions } from './static.js';
+export {
+  poll,
+  type PollOptions,
+  type PollAnswer,
+  type PollResult,
+  type ResolveFn,
+  type InvalidInput,
+} from './poll.js';
+export type { BackoffOptions } from './timing.js';
+export { dns, dnsSrv, type DnsOptions } from './dns.js';
+export { etcd, type EtcdSourceOptions } from './etcd.js';

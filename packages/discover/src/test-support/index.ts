@@ -1,0 +1,20 @@
+/**
+ * Test support for grpc-tower packages: real servers started on loopback
+ * with their own folders and stopped after the tests. {@link startDnsmasq}
+ * runs a DNS server whose records a test rewrites, {@link startEtcd} a
+ * single-member etcd that can be restarted and compacted, and
+ * {@link startTcpProxy} a relay that can cut connections on demand.
+ *
+ * @example
+ * ```ts
+ * import { startDnsmasq } from '../test-support/index.js';
+ * const server = await startDnsmasq({ hosts: { 'svc.test': ['127.0.0.11'] } });
+ * afterAll(() => server.close());
+ * ```
+ * @packageDocumentation
+ */
+export { startDnsmasq, Dnsmasq, type DnsmasqOptions, type SrvRecordSpec } from './dnsmasq.js';
+export { startEtcd, EtcdServer, type EtcdServerOptions } from './etcd.js';
+export { startTcpProxy, TcpProxy } from './tcp-proxy.js';
+export { freePort } from './ports.js';
+export { record, type Recording } from './record.js';
