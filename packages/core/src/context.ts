@@ -350,3 +350,23 @@ export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise
 export const AvoidEndpoints: ContextKey<ReadonlySet<string>> = contextKey<ReadonlySet<string>>(
   'grpc-tower.avoid-endpoints',
 );
+
+/**
+ * A callback through which a balancer reports the endpoint it picked for an
+ * attempt, just before sending it there. Hedging uses it to keep a hedge off
+ * endpoints where earlier hedges of the same call are still running (a
+ * failure names its endpoint, an attempt in flight does not). A balancer
+ * that does not call it still works; hedges then avoid only endpoints that
+ * already failed.
+ *
+ * @example
+ * ```ts
+ * // in a balancer's call():
+ * const ep = pick(ctx.get(AvoidEndpoints));
+ * ctx.get(EndpointPicked)?.(ep.address);
+ * return ep.call(req, ctx);
+ * ```
+ */
+export const EndpointPicked: ContextKey<(address: string) => void> = contextKey<(address: string) => void>(
+  'grpc-tower.endpoint-picked',
+);

@@ -39,6 +39,7 @@ export {
   sleep,
   raceSignal,
   AvoidEndpoints,
+  EndpointPicked,
   type ContextKey,
   type Scope,
 } from './context.js';

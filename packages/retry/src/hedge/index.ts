@@ -1,0 +1,21 @@
+/**
+ * Hedged requests with gRPC A6 semantics.
+ *
+ * @module
+ */
+export {
+  hedge,
+  type HedgeLayer,
+  type HedgeService,
+  type HedgeEvent,
+  type HedgeStats,
+  type HedgeEndReason,
+} from './layer.js';
+export {
+  compileHedgePolicy,
+  type HedgePolicy,
+  type HedgeSettings,
+  type CompiledHedgePolicy,
+  type ResolvedHedgeSettings,
+} from './policy.js';
+export { EndpointPicked } from './picked.js';

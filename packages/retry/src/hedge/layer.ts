@@ -1,0 +1,498 @@
+/**
+ * Hedged requests, as gRPC A6 defines them ("Hedging Policy"; the idea is
+ * Dean and Barroso's "The Tail at Scale", 2013): the call's first attempt
+ * goes out at once and, while no attempt has committed, another goes out
+ * every `hedgingDelayMs`, up to `maxAttempts`. The first attempt to commit
+ * wins and the others are cancelled. An attempt that fails with a code in
+ * `nonFatalStatusCodes` lets the next one go out at once (or after a valid
+ * server pushback; a negative or malformed pushback stops new hedges); any
+ * other failure ends the call with that failure and cancels the rest.
+ *
+ * Each attempt runs in its own `linkedScope`, so a loser can be cancelled
+ * without touching the call; each gets its own reader over the same
+ * replayable request messages, `grpc-previous-rpc-attempts`, and an
+ * `AvoidEndpoints` naming the endpoints already used by this call (those
+ * that failed, and those still running an attempt when the balancer
+ * reports its picks through {@link EndpointPicked}), so hedges land on
+ * different endpoints. Every hedge after the first is paid from the budget
+ * or throttle when there is one; a refusal stops new hedges. The call's
+ * deadline and the caller's cancel end every attempt.
+ *
+ * @module
+ */
+import {
+  type CallContext,
+  CancelledError,
+  type GrpcTowerError,
+  type Service,
+  Status,
+  type StatusCode,
+  abortReason,
+  toGrpcTowerError,
+} from '@grpc-tower/core';
+import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
+import { type Observable, Subject } from 'rxjs';
+import type { RetryLimiter } from '../budget/budget.js';
+import { type AttemptScope, attemptRequest, attemptScope, avoiding, runAttempt } from '../retry/attempt.js';
+import { readPushback } from '../retry/backoff.js';
+import { RetryBudgetExhaustedError, neverReachedServer } from '../retry/errors.js';
+import { withReadinessOf } from '../retry/layer.js';
+import { EndpointPicked } from './picked.js';
+import {
+  type CompiledHedgePolicy,
+  type HedgePolicy,
+  type ResolvedHedgeSettings,
+  compileHedgePolicy,
+} from './policy.js';
+
+/**
+ * Why a hedged call ended without a response:
+ * - `fatal`: an attempt failed with a code not in `nonFatalStatusCodes`;
+ * - `max-attempts`: every attempt failed;
+ * - `budget`: the budget or throttle refused another hedge;
+ * - `deadline`: the deadline passed, or the next hedge would have started after it;
+ * - `not-replayable`: the request passed the replay buffer;
+ * - `pushback`: the server forbade more attempts;
+ * - `cancelled`: the caller cancelled.
+ *
+ * @example
+ * ```ts
+ * layer.events$.subscribe((e) => e.type === 'give-up' && console.log(e.reason satisfies HedgeEndReason));
+ * ```
+ */
+export type HedgeEndReason =
+  | 'fatal'
+  | 'max-attempts'
+  | 'budget'
+  | 'deadline'
+  | 'not-replayable'
+  | 'pushback'
+  | 'cancelled';
+
+/**
+ * What the hedging layer reports.
+ *
+ * @example
+ * ```ts
+ * layer.events$.subscribe((e) => {
+ *   if (e.type === 'hedge-won') console.log(`attempt ${e.attempt} won on ${e.endpoint}`);
+ * });
+ * ```
+ */
+export type HedgeEvent =
+  | {
+      /** An attempt is being sent. */
+      readonly type: 'hedge';
+      readonly method: string;
+      /** 0 for the first attempt. */
+      readonly attempt: number;
+      readonly transparent: boolean;
+      /** The endpoints it asks the balancer to avoid. */
+      readonly avoid: readonly string[];
+      readonly budgetLevel: number | undefined;
+    }
+  | {
+      /** An attempt failed before committing. */
+      readonly type: 'hedge-failed';
+      readonly method: string;
+      readonly attempt: number;
+      readonly code: StatusCode;
+      readonly endpoint: string | undefined;
+      readonly fatal: boolean;
+    }
+  | {
+      /** An attempt committed; the others were cancelled. */
+      readonly type: 'hedge-won';
+      readonly method: string;
+      readonly attempt: number;
+      readonly endpoint: string;
+      /** How many attempts still running were cancelled. */
+      readonly cancelled: number;
+    }
+  | {
+      /** The call failed. */
+      readonly type: 'give-up';
+      readonly method: string;
+      readonly attempts: number;
+      readonly reason: HedgeEndReason;
+      readonly code: StatusCode;
+      readonly budgetLevel: number | undefined;
+    };
+
+/**
+ * Counters of a hedging layer.
+ *
+ * @example
+ * ```ts
+ * const s = layer.stats();
+ * console.log(`${s.hedges} hedges for ${s.calls} calls, ${s.wonByHedge} won by a hedge`);
+ * ```
+ */
+export interface HedgeStats {
+  readonly calls: number;
+  /** Attempts sent, the first ones and transparent re-sends included. */
+  readonly attempts: number;
+  /** Attempts after the first (counted ones). */
+  readonly hedges: number;
+  readonly transparentRetries: number;
+  /** Calls won by an attempt other than the first. */
+  readonly wonByHedge: number;
+  /** Attempts cancelled because another won or the call failed. */
+  readonly cancelled: number;
+  readonly committed: number;
+  readonly failed: number;
+  /** Hedges refused by the budget or throttle. */
+  readonly budgetExhausted: number;
+  readonly budgetLevel: number | undefined;
+}
+
+/**
+ * The service a {@link hedge} layer makes.
+ *
+ * @example
+ * ```ts
+ * const svc: HedgeService = hedge({ maxAttempts: 2, hedgingDelayMs: 10 })(balancer);
+ * ```
+ */
+export interface HedgeService extends Service<GrpcRequest, GrpcResponse> {
+  readonly events$: Observable<HedgeEvent>;
+  stats(): HedgeStats;
+}
+
+/**
+ * The layer {@link hedge} returns, with the events and counters of its calls.
+ *
+ * @example
+ * ```ts
+ * const layer: HedgeLayer = hedge({ maxAttempts: 3, hedgingDelayMs: 20 });
+ * console.log(layer.stats().wonByHedge);
+ * ```
+ */
+export interface HedgeLayer {
+  (inner: Service<GrpcRequest, GrpcResponse>): HedgeService;
+  readonly events$: Observable<HedgeEvent>;
+  stats(): HedgeStats;
+  readonly policy: CompiledHedgePolicy;
+}
+
+interface Counters {
+  calls: number;
+  attempts: number;
+  hedges: number;
+  transparentRetries: number;
+  wonByHedge: number;
+  cancelled: number;
+  committed: number;
+  failed: number;
+  budgetExhausted: number;
+}
+
+interface Shared {
+  readonly policy: CompiledHedgePolicy;
+  readonly counters: Counters;
+  readonly events: Subject<HedgeEvent>;
+}
+
+/**
+ * A layer that hedges calls with gRPC A6 semantics (see the module
+ * documentation). Put it above the balancer. Hedging sends the same call
+ * to several servers: use it for idempotent methods (name them in
+ * `overrides`, or stack it only over the services that are).
+ *
+ * @throws RetryPolicyError naming the first bad field of `policy`.
+ *
+ * @example
+ * ```ts
+ * const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
+ *   .layer(hedge({ maxAttempts: 3, hedgingDelayMs: 20, nonFatalStatusCodes: ['UNAVAILABLE'] }))
+ *   .service(balancer);
+ * ```
+ */
+export function hedge(policy: HedgePolicy = {}): HedgeLayer {
+  const compiled = compileHedgePolicy(policy);
+  const shared: Shared = {
+    policy: compiled,
+    counters: {
+      calls: 0,
+      attempts: 0,
+      hedges: 0,
+      transparentRetries: 0,
+      wonByHedge: 0,
+      cancelled: 0,
+      committed: 0,
+      failed: 0,
+      budgetExhausted: 0,
+    },
+    events: new Subject<HedgeEvent>(),
+  };
+  const events$ = shared.events.asObservable();
+  const stats = (): HedgeStats => ({ ...shared.counters, budgetLevel: compiled.budget?.level });
+  const layer = (inner: Service<GrpcRequest, GrpcResponse>): HedgeService =>
+    withReadinessOf(inner, {
+      call: (req: GrpcRequest, ctx: CallContext) => new HedgeCall(inner, shared, req, ctx).run(),
+      events$,
+      stats,
+    });
+  return Object.assign(layer, { events$, stats, policy: compiled });
+}
+
+/** One attempt of a hedged call. */
+interface Hedge {
+  readonly attempt: number;
+  readonly scope: AttemptScope;
+  endpoint: string | undefined;
+}
+
+/** One call through the hedging layer. */
+class HedgeCall {
+  readonly #inner: Service<GrpcRequest, GrpcResponse>;
+  readonly #shared: Shared;
+  readonly #req: GrpcRequest;
+  readonly #ctx: CallContext;
+  readonly #settings: ResolvedHedgeSettings;
+  readonly #budget: RetryLimiter | undefined;
+  readonly #live = new Set<Hedge>();
+  readonly #failed = new Set<string>();
+  /** Attempts counted against maxAttempts. */
+  #counted = 0;
+  /** Attempts sent, transparent ones included. */
+  #sent = 0;
+  #transparentUsed = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Why no more hedges may go out, once that is so. */
+  #stopped: 'budget' | 'not-replayable' | 'pushback' | undefined;
+  #finished = false;
+  #lastError: unknown;
+  #resolve!: (res: GrpcResponse) => void;
+  #reject!: (err: unknown) => void;
+
+  constructor(inner: Service<GrpcRequest, GrpcResponse>, shared: Shared, req: GrpcRequest, ctx: CallContext) {
+    this.#inner = inner;
+    this.#shared = shared;
+    this.#req = req;
+    this.#ctx = ctx;
+    this.#settings = shared.policy.forMethod(req.method);
+    this.#budget = shared.policy.budget;
+  }
+
+  run(): Promise<GrpcResponse> {
+    this.#shared.counters.calls++;
+    if (this.#ctx.signal.aborted) {
+      this.#shared.counters.failed++;
+      return Promise.reject(abortReason(this.#ctx.signal));
+    }
+    this.#budget?.onCall();
+    return new Promise<GrpcResponse>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#ctx.signal.addEventListener('abort', this.#onAbort, { once: true });
+      this.#launch(false);
+    });
+  }
+
+  readonly #onAbort = (): void => {
+    const reason = abortReason(this.#ctx.signal);
+    const why = toGrpcTowerError(reason).code === Status.DEADLINE_EXCEEDED ? 'deadline' : 'cancelled';
+    this.#fail(reason, why, new CancelledError('the hedged call ended'));
+  };
+
+  /** Sends one attempt; returns whether it went out. */
+  #launch(transparent: boolean): boolean {
+    if (this.#finished) return false;
+    if (!transparent) {
+      if (this.#stopped !== undefined || this.#counted >= this.#settings.maxAttempts) return false;
+      if (this.#counted > 0) {
+        if (!this.#req.messages.replayable) {
+          this.#stopped = 'not-replayable';
+          return false;
+        }
+        if (this.#budget !== undefined && !this.#budget.tryAcquire()) {
+          this.#stopped = 'budget';
+          this.#shared.counters.budgetExhausted++;
+          return false;
+        }
+        this.#shared.counters.hedges++;
+      }
+      this.#counted++;
+    } else if (!this.#req.messages.replayable) {
+      return false;
+    }
+    const n = this.#req.attempt + this.#sent++;
+    this.#shared.counters.attempts++;
+    const avoid = new Set(this.#failed);
+    for (const h of this.#live) if (h.endpoint !== undefined) avoid.add(h.endpoint);
+    const outer = this.#ctx.get(EndpointPicked);
+    let hedgeRef: Hedge | undefined;
+    const ctx = avoiding(this.#ctx, avoid).withValue(EndpointPicked, (address: string) => {
+      if (hedgeRef !== undefined) hedgeRef.endpoint = address;
+      outer?.(address);
+    });
+    const scope = attemptScope(ctx, this.#req.kind, undefined);
+    const h: Hedge = { attempt: n, scope, endpoint: undefined };
+    hedgeRef = h;
+    this.#live.add(h);
+    this.#emit({
+      type: 'hedge',
+      method: this.#req.method,
+      attempt: n,
+      transparent,
+      avoid: [...avoid],
+      budgetLevel: this.#budget?.level,
+    });
+    const req = attemptRequest(this.#req, n);
+    runAttempt(() => this.#inner.call(req, scope.context), scope.context.signal).then(
+      (res) => this.#won(h, res),
+      (err: unknown) => this.#lost(h, err),
+    );
+    if (!transparent) this.#schedule(this.#settings.hedgingDelayMs);
+    return true;
+  }
+
+  /** Arms the timer of the next hedge, or sends it now when `delayMs` is 0. */
+  #schedule(delayMs: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#finished || this.#stopped !== undefined || this.#counted >= this.#settings.maxAttempts) return;
+    if (Date.now() + delayMs >= this.#ctx.deadline) return;
+    if (delayMs === 0) {
+      this.#launch(false);
+      return;
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#launch(false);
+      this.#maybeEnd();
+    }, delayMs);
+  }
+
+  #won(h: Hedge, res: GrpcResponse): void {
+    this.#live.delete(h);
+    if (this.#finished) {
+      res.stream.cancel(Status.CANCELLED, 'another hedged attempt already ended the call');
+      h.scope.release();
+      return;
+    }
+    this.#finished = true;
+    h.scope.committed(res);
+    const cancelled = this.#cancelRest(new CancelledError('another hedged attempt committed'));
+    const counters = this.#shared.counters;
+    counters.committed++;
+    if (h.attempt > this.#req.attempt) counters.wonByHedge++;
+    this.#recordSuccess(res);
+    this.#emit({
+      type: 'hedge-won',
+      method: this.#req.method,
+      attempt: h.attempt,
+      endpoint: res.endpoint,
+      cancelled,
+    });
+    this.#resolve(res);
+  }
+
+  #lost(h: Hedge, raw: unknown): void {
+    this.#live.delete(h);
+    h.scope.release();
+    if (this.#finished) return;
+    if (this.#ctx.signal.aborted) {
+      this.#onAbort();
+      return;
+    }
+    const err = toGrpcTowerError(raw);
+    if (err.endpoint !== undefined) this.#failed.add(err.endpoint);
+    this.#lastError = raw;
+    if (
+      this.#shared.policy.transparentRetry &&
+      !this.#transparentUsed &&
+      neverReachedServer(err) &&
+      this.#req.messages.replayable
+    ) {
+      this.#emitFailed(h, err, false);
+      this.#transparentUsed = true;
+      this.#shared.counters.transparentRetries++;
+      this.#launch(true);
+      return;
+    }
+    const fatal = !this.#settings.nonFatalStatusCodes.has(err.code);
+    this.#emitFailed(h, err, fatal);
+    if (fatal) {
+      this.#fail(raw, 'fatal', new CancelledError('another hedged attempt failed with a fatal status'));
+      return;
+    }
+    const pushback = readPushback(err);
+    this.#budget?.onOutcome('failure');
+    if (pushback.kind === 'stop') {
+      this.#stopped = 'pushback';
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
+    } else {
+      // A6: after a non-fatal failure the next hedge goes out at once, or
+      // after the server's pushback
+      this.#schedule(pushback.kind === 'delay' ? pushback.ms : 0);
+    }
+    this.#maybeEnd();
+  }
+
+  /** Ends the call with the last failure once nothing runs and nothing is scheduled. */
+  #maybeEnd(): void {
+    if (this.#finished || this.#live.size > 0 || this.#timer !== undefined) return;
+    const reason =
+      this.#stopped ?? (this.#counted >= this.#settings.maxAttempts ? 'max-attempts' : 'deadline');
+    const err =
+      reason === 'budget' ? new RetryBudgetExhaustedError(this.#lastError, this.#counted) : this.#lastError;
+    this.#fail(err, reason, new CancelledError('the hedged call ended'));
+  }
+
+  #fail(err: unknown, reason: HedgeEndReason, cancelReason: Error): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#cancelRest(cancelReason);
+    this.#shared.counters.failed++;
+    this.#emit({
+      type: 'give-up',
+      method: this.#req.method,
+      attempts: this.#counted,
+      reason,
+      code: toGrpcTowerError(err).code,
+      budgetLevel: this.#budget?.level,
+    });
+    this.#reject(err);
+  }
+
+  /** Stops the timer and cancels every attempt still running; returns how many. */
+  #cancelRest(reason: Error): number {
+    this.#ctx.signal.removeEventListener('abort', this.#onAbort);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const rest = [...this.#live];
+    this.#live.clear();
+    for (const h of rest) {
+      h.scope.abort(reason);
+      h.scope.release();
+    }
+    this.#shared.counters.cancelled += rest.length;
+    return rest.length;
+  }
+
+  #recordSuccess(res: GrpcResponse): void {
+    const budget = this.#budget;
+    if (budget === undefined) return;
+    void res.done.then((status) => {
+      if (status.code === Status.OK) budget.onOutcome('success');
+    });
+  }
+
+  #emitFailed(h: Hedge, err: GrpcTowerError, fatal: boolean): void {
+    this.#emit({
+      type: 'hedge-failed',
+      method: this.#req.method,
+      attempt: h.attempt,
+      code: err.code,
+      endpoint: err.endpoint,
+      fatal,
+    });
+  }
+
+  #emit(event: HedgeEvent): void {
+    this.#shared.events.next(event);
+  }
+}

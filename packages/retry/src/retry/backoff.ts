@@ -1,0 +1,133 @@
+/**
+ * Retry delays: exponential backoff with full jitter, as gRPC A6
+ * ("Exponential backoff": the n-th retry waits
+ * `random(0, min(initialBackoff × multiplier^(n-1), maxBackoff))`) and the
+ * AWS Architecture Blog's "Exponential Backoff and Jitter" describe it, and
+ * the server pushback header of A6 (`grpc-retry-pushback-ms`).
+ *
+ * @module
+ */
+import type { GrpcTowerError } from '@grpc-tower/core';
+import { GrpcStatusError } from '@grpc-tower/core/grpc';
+
+/**
+ * The numbers that shape the backoff.
+ *
+ * @example
+ * ```ts
+ * const slow: BackoffSettings = { initialBackoffMs: 100, maxBackoffMs: 2_000, backoffMultiplier: 3 };
+ * ```
+ */
+export interface BackoffSettings {
+  /** The ceiling of the first retry's delay, in ms. */
+  readonly initialBackoffMs: number;
+  /** The largest ceiling, in ms. */
+  readonly maxBackoffMs: number;
+  /** How much the ceiling grows after each retry. */
+  readonly backoffMultiplier: number;
+}
+
+/**
+ * The defaults: 25 ms, growing ×2, capped at 250 ms (Envoy's retry backoff
+ * values; gRPC A6 leaves them to the service config).
+ *
+ * @example
+ * ```ts
+ * backoffCeiling(0, DEFAULT_BACKOFF); // 25
+ * ```
+ */
+export const DEFAULT_BACKOFF: BackoffSettings = Object.freeze({
+  initialBackoffMs: 25,
+  maxBackoffMs: 250,
+  backoffMultiplier: 2,
+});
+
+/**
+ * The upper bound of the delay before retry number `step + 1` (step 0 is the
+ * first retry): `min(maxBackoffMs, initialBackoffMs × multiplier^step)`.
+ *
+ * @example
+ * ```ts
+ * backoffCeiling(3, DEFAULT_BACKOFF); // min(250, 25 × 8) = 200
+ * ```
+ */
+export function backoffCeiling(step: number, settings: BackoffSettings): number {
+  const grown = settings.initialBackoffMs * settings.backoffMultiplier ** Math.max(0, step);
+  return Math.min(settings.maxBackoffMs, Number.isFinite(grown) ? grown : settings.maxBackoffMs);
+}
+
+/**
+ * A full-jitter delay for retry number `step + 1`: uniform in
+ * `[0, backoffCeiling(step)]`, rounded down to whole milliseconds.
+ *
+ * @example
+ * ```ts
+ * const ms = fullJitterDelay(0, DEFAULT_BACKOFF); // 0 ≤ ms ≤ 25
+ * ```
+ */
+export function fullJitterDelay(
+  step: number,
+  settings: BackoffSettings,
+  random: () => number = Math.random,
+): number {
+  const ceiling = backoffCeiling(step, settings);
+  const r = Math.min(Math.max(random(), 0), 1);
+  return Math.min(ceiling, Math.floor(r * (Math.floor(ceiling) + 1)));
+}
+
+/**
+ * The pushback header of gRPC A6.
+ *
+ * @example
+ * ```ts
+ * trailers.set(PUSHBACK_HEADER, '500'); // server side: retry after 500 ms
+ * ```
+ */
+export const PUSHBACK_HEADER = 'grpc-retry-pushback-ms';
+
+/** The longest delay `setTimeout` honours. */
+const MAX_DELAY_MS = 2_147_483_647;
+
+/**
+ * What the server said with `grpc-retry-pushback-ms`:
+ * - `none`: no header, use the backoff;
+ * - `delay`: a valid value (a non-negative decimal integer): retry after
+ *   exactly `ms`, and restart the backoff from its first step;
+ * - `stop`: negative or malformed: do not retry this call.
+ *
+ * @example
+ * ```ts
+ * const p: Pushback = readPushback(err);
+ * const delay = p.kind === 'delay' ? p.ms : undefined;
+ * ```
+ */
+export type Pushback =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'delay'; readonly ms: number }
+  | { readonly kind: 'stop'; readonly value: string };
+
+const NONE: Pushback = Object.freeze({ kind: 'none' });
+
+/**
+ * Reads the server pushback from a failed attempt's trailing metadata. Only
+ * a `GrpcStatusError` carries trailers; any other failure has no pushback.
+ * A value is valid when it is a decimal integer of digits only (no sign,
+ * no spaces, no fraction) that fits a timer (at most 2^31 − 1 ms).
+ *
+ * @example
+ * ```ts
+ * const p = readPushback(err);
+ * if (p.kind === 'stop') giveUp();
+ * ```
+ */
+export function readPushback(err: GrpcTowerError | unknown): Pushback {
+  if (!(err instanceof GrpcStatusError)) return NONE;
+  const values = err.metadata.get(PUSHBACK_HEADER);
+  if (values.length === 0) return NONE;
+  const first = values[0];
+  const text = typeof first === 'string' ? first : String(first);
+  if (!/^\d{1,10}$/.test(text)) return { kind: 'stop', value: text };
+  const ms = Number(text);
+  if (ms > MAX_DELAY_MS) return { kind: 'stop', value: text };
+  return { kind: 'delay', ms };
+}

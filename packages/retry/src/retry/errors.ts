@@ -1,0 +1,102 @@
+/**
+ * The named errors of the retry, budget and hedging layers, and the rule
+ * that tells a failure which never reached a server application (and may be
+ * re-sent transparently) apart from one that may have run on the server.
+ *
+ * @module
+ */
+import { ClosedError, ConfigError, GrpcTowerError, Status } from '@grpc-tower/core';
+import { GrpcStatusError } from '@grpc-tower/core/grpc';
+
+/**
+ * A retry, hedging, budget or throttling policy was given a bad value. It is
+ * a `ConfigError`: `where` names the layer (`'retry'`, `'hedge'`,
+ * `'retryBudget'`, `'retryThrottling'`), `option` the field (a dotted path
+ * for overrides, such as `overrides["pkg.Echo/Unary"].maxAttempts`) and
+ * `value` what was given. Thrown synchronously when the policy is built.
+ *
+ * @example
+ * ```ts
+ * try { retry({ maxAttempts: 0 }); } catch (err) {
+ *   if (err instanceof RetryPolicyError) console.log(err.option); // 'maxAttempts'
+ * }
+ * ```
+ */
+export class RetryPolicyError extends ConfigError {}
+
+/**
+ * A retry (or hedge) was refused because the retry budget or the retry
+ * throttle was empty, so the call ends with the failure of its last
+ * attempt. The code and endpoint are that failure's; the failure itself is
+ * the `cause`, and the message says that the budget ran out.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof RetryBudgetExhaustedError) {
+ *   console.log(err.code, err.endpoint, err.attempts, err.cause);
+ * }
+ * ```
+ */
+export class RetryBudgetExhaustedError extends GrpcTowerError {
+  /** How many attempts the call made before the budget refused another one. */
+  readonly attempts: number;
+
+  constructor(original: unknown, attempts: number) {
+    const base = original instanceof GrpcTowerError ? original : undefined;
+    const text = original instanceof Error ? original.message : String(original);
+    super(
+      base?.code ?? Status.UNKNOWN,
+      `retry budget exhausted after ${attempts} attempt${attempts === 1 ? '' : 's'}; last error: ${text}`,
+      { endpoint: base?.endpoint, cause: original },
+    );
+    this.attempts = attempts;
+  }
+}
+
+/**
+ * The `details` texts with which grpc-js 1.14 reports a call that did not
+ * reach the server application:
+ * - `No connection established…`: the endpoint's channel had no connection
+ *   (connect refused, unreachable, TLS handshake failed); no stream was
+ *   opened (pick_first's transient-failure picker);
+ * - `Stream refused by server`: the server reset the stream with
+ *   RST_STREAM(REFUSED_STREAM) before handing it to the application. This is
+ *   also how a stream that crossed a GOAWAY (id above the GOAWAY's last
+ *   stream id) is refused.
+ *
+ * grpc-js knows the exact progress of an attempt (`NOT_STARTED`,
+ * `REFUSED`, `DROP`, `PROCESSED`) but strips it from the status it hands to
+ * a `Channel`'s caller, so the details text is all that is left.
+ */
+const NEVER_REACHED = [/^No connection established/, /^Stream refused by server$/];
+
+/**
+ * Whether `err` shows that the attempt never reached a server application,
+ * so re-sending it cannot run the method twice. True for:
+ * - a `ClosedError` from an endpoint that is draining or closed (it refused
+ *   the call before opening a stream);
+ * - a `GrpcStatusError` with code UNAVAILABLE, `serverResponded === false`
+ *   (no response headers, no trailers-only response) and grpc-js details
+ *   saying that no connection existed or that the stream was refused.
+ *
+ * False for everything else, notably for `Connection dropped`: a server
+ * killed (or a connection reset) while the call was in flight yields the same
+ * UNAVAILABLE without a response, but the method may already have run. Such
+ * a failure is retried only by the ordinary rules (retryable code, counted
+ * against `maxAttempts`, paid from the budget). A GOAWAY followed by closing
+ * the connection before the stream was accepted looks exactly like that in
+ * grpc-js 1.14, so it also takes the ordinary path. If a future grpc-js
+ * words its details differently, the failures fall to the ordinary path:
+ * the safe direction.
+ *
+ * @example
+ * ```ts
+ * if (neverReachedServer(err)) sendAgainOnAnotherEndpoint();
+ * ```
+ */
+export function neverReachedServer(err: unknown): boolean {
+  if (err instanceof ClosedError) return true;
+  if (!(err instanceof GrpcStatusError)) return false;
+  if (err.code !== Status.UNAVAILABLE || err.serverResponded) return false;
+  return NEVER_REACHED.some((re) => re.test(err.details));
+}

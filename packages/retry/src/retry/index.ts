@@ -1,0 +1,34 @@
+/**
+ * The retry layer with gRPC A6 semantics.
+ *
+ * @module
+ */
+export {
+  retry,
+  type RetryLayer,
+  type RetryService,
+  type RetryEvent,
+  type RetryStats,
+  type GiveUpReason,
+} from './layer.js';
+export {
+  compileRetryPolicy,
+  type RetryPolicy,
+  type RetrySettings,
+  type RetryPredicate,
+  type RetryPredicateInput,
+  type StatusSpec,
+  type CompiledRetryPolicy,
+  type ResolvedRetrySettings,
+} from './policy.js';
+export {
+  backoffCeiling,
+  fullJitterDelay,
+  readPushback,
+  DEFAULT_BACKOFF,
+  PUSHBACK_HEADER,
+  type BackoffSettings,
+  type Pushback,
+} from './backoff.js';
+export { RetryPolicyError, RetryBudgetExhaustedError, neverReachedServer } from './errors.js';
+export { PREVIOUS_ATTEMPTS_HEADER } from './attempt.js';

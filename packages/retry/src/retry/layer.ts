@@ -1,0 +1,565 @@
+/**
+ * The retry layer: gRPC A6 client retries ("gRPC Retry Design",
+ * `grpc/proposal` A6-client-retries.md) for a grpc-tower stack, with the
+ * attempt loop run by `p-retry`.
+ *
+ * A call is re-sent only while it has not committed. The endpoint resolves
+ * an attempt at its commit point (unary and client-streaming calls at
+ * their status, streams at their response headers) and rejects it with
+ * `GrpcStatusError` before, so a resolved attempt is the answer and is
+ * never retried; a stream that fails after its headers reaches the caller
+ * as it is. A failed attempt is retried when
+ * - its code is in `retryableStatusCodes` (or the predicate says so, or it
+ *   ran past `perAttemptTimeoutMs`),
+ * - the request messages are still held (`req.messages.replayable`: the
+ *   replay buffer of 1 MiB per call and 16 MiB per channel was not passed),
+ * - the server did not forbid it (`grpc-retry-pushback-ms` negative or
+ *   malformed) — a valid pushback sets the delay and restarts the backoff,
+ * - fewer than `maxAttempts` attempts were made,
+ * - the delay ends before the call's deadline,
+ * - the budget (or throttle) grants a retry.
+ * Each retry is a fresh pick with `grpc-previous-rpc-attempts` set and the
+ * endpoints that failed so far in `AvoidEndpoints`. The caller's cancel (or
+ * the call's deadline) stops everything at once with the abort reason.
+ *
+ * Transparent retry: an attempt that never reached a server application
+ * (see {@link neverReachedServer}) is re-sent once per call, at once, on
+ * another endpoint, without counting against `maxAttempts` or the budget.
+ *
+ * @module
+ */
+import {
+  AttemptTimeoutError,
+  type CallContext,
+  type GrpcTowerError,
+  type Service,
+  Status,
+  type StatusCode,
+  abortReason,
+  sleep,
+  toGrpcTowerError,
+} from '@grpc-tower/core';
+import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
+import pRetry, { AbortError } from 'p-retry';
+import { type Observable, Subject } from 'rxjs';
+import type { RetryLimiter } from '../budget/budget.js';
+import { attemptError, attemptRequest, attemptScope, avoiding, runAttempt } from './attempt.js';
+import { type Pushback, fullJitterDelay, readPushback } from './backoff.js';
+import { RetryBudgetExhaustedError, neverReachedServer } from './errors.js';
+import {
+  type CompiledRetryPolicy,
+  type ResolvedRetrySettings,
+  type RetryPolicy,
+  compileRetryPolicy,
+} from './policy.js';
+
+/**
+ * Why a call stopped retrying:
+ * - `non-retryable`: the code is not retryable (or the predicate said no);
+ * - `max-attempts`: `maxAttempts` attempts were made;
+ * - `budget`: the budget or throttle refused a retry;
+ * - `deadline`: the call's deadline passed, or the next delay would end after it;
+ * - `not-replayable`: the request passed the replay buffer, the call is committed;
+ * - `pushback`: the server sent a negative or malformed `grpc-retry-pushback-ms`;
+ * - `cancelled`: the caller cancelled.
+ *
+ * @example
+ * ```ts
+ * layer.events$.pipe(filter((e) => e.type === 'give-up' && e.reason === 'budget')).subscribe(alert);
+ * ```
+ */
+export type GiveUpReason =
+  | 'non-retryable'
+  | 'max-attempts'
+  | 'budget'
+  | 'deadline'
+  | 'not-replayable'
+  | 'pushback'
+  | 'cancelled';
+
+/**
+ * What the retry layer reports, one event per step of a call.
+ *
+ * @example
+ * ```ts
+ * layer.events$.subscribe((e) => {
+ *   if (e.type === 'give-up') console.log(e.method, e.reason, e.attempts);
+ * });
+ * ```
+ */
+export type RetryEvent =
+  | {
+      /** An attempt is being sent. */
+      readonly type: 'attempt';
+      readonly method: string;
+      /** The attempt's number, 0 for the first (transparent re-sends included). */
+      readonly attempt: number;
+      /** Whether this is a transparent re-send. */
+      readonly transparent: boolean;
+      /** The endpoints this attempt asks the balancer to avoid. */
+      readonly avoid: readonly string[];
+    }
+  | {
+      /** An attempt failed before it committed. */
+      readonly type: 'attempt-failed';
+      readonly method: string;
+      readonly attempt: number;
+      readonly code: StatusCode;
+      readonly endpoint: string | undefined;
+      readonly error: GrpcTowerError;
+    }
+  | {
+      /** Another attempt will be sent after `delayMs`. */
+      readonly type: 'retry';
+      readonly method: string;
+      /** The number of the attempt that will be sent. */
+      readonly attempt: number;
+      readonly delayMs: number;
+      /** `backoff` (jittered), `pushback` (the server's value) or `transparent` (at once, not counted). */
+      readonly cause: 'backoff' | 'pushback' | 'transparent';
+      /** The budget's level after this retry was granted, when there is a budget. */
+      readonly budgetLevel: number | undefined;
+    }
+  | {
+      /** The call failed for good. */
+      readonly type: 'give-up';
+      readonly method: string;
+      /** Attempts counted against `maxAttempts`. */
+      readonly attempts: number;
+      readonly reason: GiveUpReason;
+      readonly code: StatusCode;
+      readonly budgetLevel: number | undefined;
+    }
+  | {
+      /** An attempt committed; its response goes to the caller. */
+      readonly type: 'committed';
+      readonly method: string;
+      readonly attempts: number;
+      readonly endpoint: string;
+    };
+
+/**
+ * Counters of a retry layer since it was created, over every service it
+ * wrapped.
+ *
+ * @example
+ * ```ts
+ * const { calls, retries } = layer.stats();
+ * console.log(`retry ratio ${(retries / calls).toFixed(2)}`);
+ * ```
+ */
+export interface RetryStats {
+  /** Calls that entered the layer. */
+  readonly calls: number;
+  /** Attempts sent, transparent re-sends included. */
+  readonly attempts: number;
+  /** Retries sent after a backoff or pushback (counted ones). */
+  readonly retries: number;
+  /** Transparent re-sends. */
+  readonly transparentRetries: number;
+  /** Calls that committed (returned a response). */
+  readonly committed: number;
+  /** Calls that failed. */
+  readonly failed: number;
+  /** Retries the budget or throttle refused. */
+  readonly budgetExhausted: number;
+  /** The budget's level now, when there is one. */
+  readonly budgetLevel: number | undefined;
+}
+
+/**
+ * The service a {@link retry} layer makes. It has the inner service's
+ * readiness when the inner service has one, so `createChannel` can report it.
+ *
+ * @example
+ * ```ts
+ * const svc: RetryService = retry()(balancer);
+ * svc.events$.subscribe(console.log);
+ * ```
+ */
+export interface RetryService extends Service<GrpcRequest, GrpcResponse> {
+  /** The layer's events (shared by every service of the layer). */
+  readonly events$: Observable<RetryEvent>;
+  /** The layer's counters. */
+  stats(): RetryStats;
+}
+
+/**
+ * The layer {@link retry} returns: a function from the inner service to a
+ * {@link RetryService}, with the events and counters of all the calls it
+ * handles.
+ *
+ * @example
+ * ```ts
+ * const layer: RetryLayer = retry({ maxAttempts: 3 });
+ * const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>().layer(layer).service(balancer);
+ * setInterval(() => console.log(layer.stats()), 10_000);
+ * ```
+ */
+export interface RetryLayer {
+  (inner: Service<GrpcRequest, GrpcResponse>): RetryService;
+  /** One event per step of each call. */
+  readonly events$: Observable<RetryEvent>;
+  /** Counters since the layer was created. */
+  stats(): RetryStats;
+  /** The checked policy. */
+  readonly policy: CompiledRetryPolicy;
+}
+
+/** How early grpc-js's deadline timer may end an attempt before the call's signal aborts. */
+const DEADLINE_SLACK_MS = 10;
+
+interface Counters {
+  calls: number;
+  attempts: number;
+  retries: number;
+  transparentRetries: number;
+  committed: number;
+  failed: number;
+  budgetExhausted: number;
+}
+
+interface Shared {
+  readonly policy: CompiledRetryPolicy;
+  readonly counters: Counters;
+  readonly events: Subject<RetryEvent>;
+}
+
+/**
+ * A layer that retries failed attempts with gRPC A6 semantics (see the
+ * module documentation). Put it above the balancer, so each attempt is a
+ * fresh pick: `new ServiceBuilder().layer(retry(policy)).service(balancer)`.
+ *
+ * @throws RetryPolicyError naming the first bad field of `policy`.
+ *
+ * @example
+ * ```ts
+ * const budget = retryBudget();
+ * const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
+ *   .layer(retry({ maxAttempts: 4, retryableStatusCodes: ['UNAVAILABLE'], budget }))
+ *   .service(balancer);
+ * const channel = createChannel(stack, { target: 'orders', services: [OrdersService] });
+ * ```
+ */
+export function retry(policy: RetryPolicy = {}): RetryLayer {
+  const compiled = compileRetryPolicy(policy);
+  const shared: Shared = {
+    policy: compiled,
+    counters: {
+      calls: 0,
+      attempts: 0,
+      retries: 0,
+      transparentRetries: 0,
+      committed: 0,
+      failed: 0,
+      budgetExhausted: 0,
+    },
+    events: new Subject<RetryEvent>(),
+  };
+  const events$ = shared.events.asObservable();
+  const stats = (): RetryStats => ({ ...shared.counters, budgetLevel: compiled.budget?.level });
+  const layer = (inner: Service<GrpcRequest, GrpcResponse>): RetryService => {
+    const service: RetryService = {
+      call: (req, ctx) => new RetryCall(inner, shared, req, ctx).run(),
+      events$,
+      stats,
+    };
+    return withReadinessOf(inner, service);
+  };
+  return Object.assign(layer, { events$, stats, policy: compiled });
+}
+
+/** What the last failed counted attempt was judged to be. */
+interface Verdict {
+  /** The error as p-retry saw it. */
+  readonly raw: Error;
+  readonly error: GrpcTowerError;
+  readonly retryable: boolean;
+  readonly pushback: Pushback;
+}
+
+/** One call through the retry layer. */
+class RetryCall {
+  readonly #inner: Service<GrpcRequest, GrpcResponse>;
+  readonly #shared: Shared;
+  readonly #req: GrpcRequest;
+  readonly #ctx: CallContext;
+  readonly #settings: ResolvedRetrySettings;
+  readonly #budget: RetryLimiter | undefined;
+  /** Attempts sent, transparent ones included. */
+  #sent = 0;
+  /** Attempts counted against maxAttempts. */
+  #counted = 0;
+  /** Endpoints that failed this call. */
+  readonly #failed = new Set<string>();
+  #transparentUsed = false;
+  /** The backoff step of the next retry (restarted by a pushback). */
+  #step = 0;
+  #verdict: Verdict | undefined;
+  #gaveUp: GiveUpReason | undefined;
+
+  constructor(inner: Service<GrpcRequest, GrpcResponse>, shared: Shared, req: GrpcRequest, ctx: CallContext) {
+    this.#inner = inner;
+    this.#shared = shared;
+    this.#req = req;
+    this.#ctx = ctx;
+    this.#settings = shared.policy.forMethod(req.method);
+    this.#budget = shared.policy.budget;
+  }
+
+  async run(): Promise<GrpcResponse> {
+    const counters = this.#shared.counters;
+    counters.calls++;
+    if (this.#ctx.signal.aborted) {
+      counters.failed++;
+      throw abortReason(this.#ctx.signal);
+    }
+    this.#budget?.onCall();
+    try {
+      // p-retry runs the attempt loop and counts the attempts. Its own
+      // backoff cannot do what A6 asks: it multiplies the delay by a random
+      // factor in [1, 2) instead of drawing it from [0, ceiling] (full
+      // jitter), and it knows nothing of server pushback (which sets the
+      // delay and restarts the backoff) or of the call's deadline. So its
+      // delay is switched off (minTimeout 0) and `shouldRetry`, which p-retry
+      // awaits before the next attempt, decides, computes the delay and
+      // sleeps on the call's signal. Transparent re-sends must not count
+      // against maxAttempts even after the last counted attempt, which
+      // p-retry cannot express (it stops before asking once its retries are
+      // spent), so they happen inside one p-retry attempt (#attempt).
+      const res = await pRetry((attemptNumber) => this.#attempt(attemptNumber), {
+        retries: this.#settings.maxAttempts - 1,
+        minTimeout: 0,
+        maxTimeout: 0,
+        factor: 1,
+        randomize: false,
+        onFailedAttempt: ({ error, attemptNumber }) => this.#judge(error, attemptNumber),
+        shouldRetry: ({ error }) => this.#decide(error),
+      });
+      counters.committed++;
+      this.#emit({
+        type: 'committed',
+        method: this.#req.method,
+        attempts: this.#counted,
+        endpoint: res.endpoint,
+      });
+      return res;
+    } catch (err) {
+      counters.failed++;
+      throw this.#finalError(err);
+    }
+  }
+
+  /** One counted attempt, with at most one transparent re-send inside it. */
+  async #attempt(attemptNumber: number): Promise<GrpcResponse> {
+    this.#counted = attemptNumber;
+    let transparent = false;
+    for (;;) {
+      if (this.#ctx.signal.aborted) throw new AbortError(abortReason(this.#ctx.signal));
+      try {
+        return await this.#send(transparent);
+      } catch (raw) {
+        if (this.#ctx.signal.aborted) throw new AbortError(abortReason(this.#ctx.signal));
+        const err = toGrpcTowerError(raw);
+        if (
+          this.#shared.policy.transparentRetry &&
+          !this.#transparentUsed &&
+          neverReachedServer(err) &&
+          this.#req.messages.replayable
+        ) {
+          this.#transparentUsed = true;
+          transparent = true;
+          this.#shared.counters.transparentRetries++;
+          this.#emit({
+            type: 'retry',
+            method: this.#req.method,
+            attempt: this.#req.attempt + this.#sent,
+            delayMs: 0,
+            cause: 'transparent',
+            budgetLevel: this.#budget?.level,
+          });
+          continue;
+        }
+        // p-retry wants an Error; keep the caller's error object as it is
+        throw raw instanceof Error ? raw : err;
+      }
+    }
+  }
+
+  /** Sends one attempt and waits for its commit or its failure. */
+  async #send(transparent: boolean): Promise<GrpcResponse> {
+    const n = this.#req.attempt + this.#sent++;
+    this.#shared.counters.attempts++;
+    const req = attemptRequest(this.#req, n);
+    const ctx = avoiding(this.#ctx, this.#failed);
+    this.#emit({
+      type: 'attempt',
+      method: req.method,
+      attempt: n,
+      transparent,
+      avoid: [...this.#failed],
+    });
+    const timeoutMs = this.#settings.perAttemptTimeoutMs;
+    const scope = attemptScope(ctx, req.kind, timeoutMs);
+    let res: GrpcResponse;
+    try {
+      res = await runAttempt(() => this.#inner.call(req, scope.context), scope.context.signal);
+    } catch (raw) {
+      scope.release();
+      if (this.#ctx.signal.aborted) throw raw;
+      const err = attemptError(raw, scope, this.#ctx.signal, timeoutMs);
+      if (err.endpoint !== undefined) this.#failed.add(err.endpoint);
+      this.#emit({
+        type: 'attempt-failed',
+        method: req.method,
+        attempt: n,
+        code: err.code,
+        endpoint: err.endpoint,
+        error: err,
+      });
+      throw err === raw || !(raw instanceof Error) || err instanceof AttemptTimeoutError ? err : raw;
+    }
+    scope.committed(res);
+    this.#recordSuccess(res);
+    return res;
+  }
+
+  #recordSuccess(res: GrpcResponse): void {
+    const budget = this.#budget;
+    if (budget === undefined) return;
+    if (this.#req.kind === 'unary' || this.#req.kind === 'clientStream') {
+      budget.onOutcome('success');
+      return;
+    }
+    void res.done.then((status) => {
+      if (status.code === Status.OK) budget.onOutcome('success');
+    });
+  }
+
+  /** Judges a failed counted attempt (p-retry's `onFailedAttempt`, called for each). */
+  #judge(raw: Error, attemptNumber: number): void {
+    this.#counted = attemptNumber;
+    const error = toGrpcTowerError(raw);
+    const pushback = readPushback(error);
+    const settings = this.#settings;
+    let retryable =
+      settings.retryableStatusCodes.has(error.code) ||
+      (error instanceof AttemptTimeoutError && !this.#ctx.signal.aborted);
+    if (settings.shouldRetry !== undefined) {
+      const said = settings.shouldRetry({
+        error,
+        method: this.#req.method,
+        attempts: attemptNumber,
+        request: this.#req,
+      });
+      if (said !== undefined) retryable = said;
+    }
+    // A6 throttling counts a retryable failure, and a pushback that forbids retrying
+    if (retryable || pushback.kind === 'stop') this.#budget?.onOutcome('failure');
+    this.#verdict = { raw, error, retryable, pushback };
+  }
+
+  /**
+   * Decides whether to retry after a failed attempt, and sleeps the delay
+   * (p-retry's `shouldRetry`, called only while attempts are left).
+   */
+  async #decide(raw: Error): Promise<boolean> {
+    const verdict = this.#verdict;
+    if (verdict === undefined || verdict.raw !== raw) return this.#stop('non-retryable');
+    if (!verdict.retryable) return this.#stop('non-retryable');
+    if (verdict.pushback.kind === 'stop') return this.#stop('pushback');
+    if (!this.#req.messages.replayable) return this.#stop('not-replayable');
+    let delayMs: number;
+    if (verdict.pushback.kind === 'delay') {
+      delayMs = verdict.pushback.ms;
+      this.#step = 0;
+    } else {
+      delayMs = fullJitterDelay(this.#step, this.#settings.backoff);
+      this.#step++;
+    }
+    // never sleep past the deadline: if the retry could not start in time, stop now
+    if (Date.now() + delayMs >= this.#ctx.deadline) return this.#stop('deadline');
+    if (this.#budget !== undefined && !this.#budget.tryAcquire()) {
+      this.#shared.counters.budgetExhausted++;
+      return this.#stop('budget');
+    }
+    this.#shared.counters.retries++;
+    this.#emit({
+      type: 'retry',
+      method: this.#req.method,
+      attempt: this.#req.attempt + this.#sent,
+      delayMs,
+      cause: verdict.pushback.kind === 'delay' ? 'pushback' : 'backoff',
+      budgetLevel: this.#budget?.level,
+    });
+    if (delayMs > 0) await sleep(delayMs, this.#ctx.signal);
+    else this.#ctx.throwIfAborted();
+    return true;
+  }
+
+  #stop(reason: GiveUpReason): false {
+    this.#gaveUp = reason;
+    return false;
+  }
+
+  /** The error the caller gets, and the give-up event. */
+  #finalError(err: unknown): unknown {
+    let reason: GiveUpReason;
+    let out: unknown = err;
+    if (this.#ctx.signal.aborted) {
+      out = abortReason(this.#ctx.signal);
+      reason = toGrpcTowerError(out).code === Status.DEADLINE_EXCEEDED ? 'deadline' : 'cancelled';
+    } else if (this.#gaveUp !== undefined) {
+      reason = this.#gaveUp;
+    } else {
+      // p-retry stopped without asking: the attempts are spent (or the error
+      // is one p-retry never retries, a TypeError from a bug)
+      reason = this.#verdict?.retryable === true ? 'max-attempts' : 'non-retryable';
+    }
+    if (
+      reason === 'non-retryable' &&
+      toGrpcTowerError(err).code === Status.DEADLINE_EXCEEDED &&
+      Date.now() >= this.#ctx.deadline - DEADLINE_SLACK_MS
+    ) {
+      // grpc-js ended the attempt at the call's deadline a moment before the
+      // call's own timer aborted the signal
+      reason = 'deadline';
+    }
+    if (reason === 'budget') out = new RetryBudgetExhaustedError(err, this.#counted);
+    this.#emit({
+      type: 'give-up',
+      method: this.#req.method,
+      attempts: this.#counted,
+      reason,
+      code: toGrpcTowerError(out).code,
+      budgetLevel: this.#budget?.level,
+    });
+    return out;
+  }
+
+  #emit(event: RetryEvent): void {
+    this.#shared.events.next(event);
+  }
+}
+
+/** Something that reports readiness, such as a balancer. */
+interface HasReadiness {
+  readonly readiness: unknown;
+  readonly readiness$: unknown;
+}
+
+/**
+ * Gives `outer` the readiness of `inner` when `inner` has one, so a channel
+ * over the stack reports the balancer's connectivity.
+ *
+ * @internal
+ */
+export function withReadinessOf<T extends object>(inner: object, outer: T): T {
+  if (!('readiness' in inner) || !('readiness$' in inner)) return outer;
+  const source = inner as HasReadiness;
+  Object.defineProperties(outer, {
+    readiness: { get: () => source.readiness, enumerable: true },
+    readiness$: { get: () => source.readiness$, enumerable: true },
+  });
+  return outer;
+}

@@ -1,0 +1,445 @@
+/**
+ * The retry policy: its fields, their defaults, their checks, and the
+ * per-service and per-method overrides, in the spirit of a gRPC service
+ * config's `retryPolicy` (gRPC A6, "Retry Policy"). Every check runs when
+ * the layer is built and throws {@link RetryPolicyError} naming the field.
+ *
+ * @module
+ */
+import { type GrpcTowerError, type StatusCode, type StatusName, Status, parseStatus } from '@grpc-tower/core';
+import type { GrpcRequest } from '@grpc-tower/core/grpc';
+import type { RetryLimiter } from '../budget/budget.js';
+import { type BackoffSettings, DEFAULT_BACKOFF } from './backoff.js';
+import { RetryPolicyError } from './errors.js';
+
+/**
+ * What the retry predicate is told about a failed attempt.
+ *
+ * @example
+ * ```ts
+ * const predicate: RetryPredicate = ({ error, attempts }) => error.code === Status.ABORTED && attempts < 3;
+ * ```
+ */
+export interface RetryPredicateInput {
+  /** The attempt's failure, as a grpc-tower error. */
+  readonly error: GrpcTowerError;
+  /** The full method name, `/package.Service/Method`. */
+  readonly method: string;
+  /** Attempts counted so far, the failed one included (transparent re-sends are not counted). */
+  readonly attempts: number;
+  /** The call's request. */
+  readonly request: GrpcRequest;
+}
+
+/**
+ * A hook that decides whether a failed attempt is worth retrying: `true`
+ * retries it, `false` does not, `undefined` leaves it to
+ * `retryableStatusCodes`. A `true` is still bound by `maxAttempts`, the
+ * replay buffer, the deadline, server pushback and the budget.
+ *
+ * @example
+ * ```ts
+ * const onlyIdempotent: RetryPredicate = ({ request }) =>
+ *   request.metadata.get('x-idempotent').length > 0 ? undefined : false;
+ * ```
+ */
+export type RetryPredicate = (input: RetryPredicateInput) => boolean | undefined;
+
+/**
+ * A status code given by name (`'UNAVAILABLE'`, any case) or by number.
+ *
+ * @example
+ * ```ts
+ * const codes: StatusSpec[] = ['UNAVAILABLE', Status.RESOURCE_EXHAUSTED];
+ * ```
+ */
+export type StatusSpec = StatusName | StatusCode;
+
+/**
+ * The fields of a retry policy that may differ per service or method.
+ *
+ * @example
+ * ```ts
+ * const slowMethod: RetrySettings = { maxAttempts: 2, perAttemptTimeoutMs: 2_000 };
+ * ```
+ */
+export interface RetrySettings {
+  /** All attempts of a call, the first included: an integer ≥ 1, capped at `maxAttemptsLimit`. Default 5. */
+  readonly maxAttempts?: number;
+  /** The codes that are retried; default `['UNAVAILABLE']`. OK cannot be listed. */
+  readonly retryableStatusCodes?: readonly StatusSpec[];
+  /** The first retry waits a random time up to this, in ms (≥ 0); default 25. */
+  readonly initialBackoffMs?: number;
+  /** The cap of the backoff ceiling, in ms (≥ `initialBackoffMs`); default 250. */
+  readonly maxBackoffMs?: number;
+  /** How much the ceiling grows per retry (≥ 1); default 2. */
+  readonly backoffMultiplier?: number;
+  /**
+   * A time limit for each attempt until it commits, in ms (> 0). An attempt
+   * that runs past it is cancelled with `AttemptTimeoutError` and retried
+   * (while the call's own deadline allows). Default: none.
+   */
+  readonly perAttemptTimeoutMs?: number;
+  /** Decides per failure; see {@link RetryPredicate}. */
+  readonly shouldRetry?: RetryPredicate;
+}
+
+/**
+ * The policy of {@link retry}.
+ *
+ * @example
+ * ```ts
+ * const policy: RetryPolicy = {
+ *   maxAttempts: 4,
+ *   retryableStatusCodes: ['UNAVAILABLE', 'RESOURCE_EXHAUSTED'],
+ *   budget: retryBudget(),
+ *   overrides: { 'shop.Orders/Create': { maxAttempts: 1 }, 'shop.Catalog': { perAttemptTimeoutMs: 300 } },
+ * };
+ * ```
+ */
+export interface RetryPolicy extends RetrySettings {
+  /** The cap on `maxAttempts` (A6 caps at 5); an integer ≥ 1. Default 5. */
+  readonly maxAttemptsLimit?: number;
+  /** A budget or throttle shared by all calls of the channel; default none. */
+  readonly budget?: RetryLimiter;
+  /**
+   * Re-send, once per call, at once and on another endpoint, an attempt
+   * that never reached a server application; such a re-send is not counted
+   * against `maxAttempts` nor paid from the budget. Default true.
+   */
+  readonly transparentRetry?: boolean;
+  /**
+   * Settings per service (`'package.Service'`) or per method
+   * (`'package.Service/Method'`, with or without the leading `/`); a
+   * method's entry wins over its service's. Unset fields keep the policy's.
+   */
+  readonly overrides?: Readonly<Record<string, RetrySettings>>;
+}
+
+/**
+ * The settings in force for one method, checked and filled in.
+ *
+ * @example
+ * ```ts
+ * const s: ResolvedRetrySettings = retry().policy.forMethod('/pkg.Echo/Unary');
+ * s.backoff.initialBackoffMs; // 25
+ * ```
+ */
+export interface ResolvedRetrySettings {
+  readonly maxAttempts: number;
+  readonly retryableStatusCodes: ReadonlySet<StatusCode>;
+  readonly backoff: BackoffSettings;
+  readonly perAttemptTimeoutMs: number | undefined;
+  readonly shouldRetry: RetryPredicate | undefined;
+}
+
+/**
+ * A checked policy.
+ *
+ * @example
+ * ```ts
+ * const compiled: CompiledRetryPolicy = compileRetryPolicy({ maxAttempts: 9 });
+ * compiled.defaults.maxAttempts; // 5: capped by maxAttemptsLimit
+ * ```
+ */
+export interface CompiledRetryPolicy {
+  /** The settings for methods without an override. */
+  readonly defaults: ResolvedRetrySettings;
+  readonly maxAttemptsLimit: number;
+  readonly budget: RetryLimiter | undefined;
+  readonly transparentRetry: boolean;
+  /** The settings for `method` (`/package.Service/Method`). */
+  forMethod(method: string): ResolvedRetrySettings;
+}
+
+/** The longest delay `setTimeout` honours. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** The A6 cap on attempts. */
+export const DEFAULT_MAX_ATTEMPTS_LIMIT = 5;
+
+/** The fields a settings object may have. */
+const SETTINGS_FIELDS = new Set([
+  'maxAttempts',
+  'retryableStatusCodes',
+  'initialBackoffMs',
+  'maxBackoffMs',
+  'backoffMultiplier',
+  'perAttemptTimeoutMs',
+  'shouldRetry',
+]);
+const POLICY_FIELDS = new Set([
+  ...SETTINGS_FIELDS,
+  'maxAttemptsLimit',
+  'budget',
+  'transparentRetry',
+  'overrides',
+]);
+
+/**
+ * Checks a retry policy and fills in the defaults.
+ *
+ * @throws RetryPolicyError naming the first bad field.
+ *
+ * @example
+ * ```ts
+ * const compiled = compileRetryPolicy({ maxAttempts: 3 });
+ * compiled.forMethod('/pkg.Echo/Unary').maxAttempts; // 3
+ * ```
+ */
+export function compileRetryPolicy(policy: RetryPolicy = {}, where = 'retry'): CompiledRetryPolicy {
+  checkPlainObject(where, 'policy', policy);
+  checkKnownFields(where, '', policy, POLICY_FIELDS);
+  const limit = checkInteger(
+    where,
+    'maxAttemptsLimit',
+    policy.maxAttemptsLimit ?? DEFAULT_MAX_ATTEMPTS_LIMIT,
+    1,
+  );
+  const budget = checkLimiter(where, 'budget', policy.budget);
+  const transparentRetry = policy.transparentRetry ?? true;
+  if (typeof transparentRetry !== 'boolean') {
+    throw new RetryPolicyError(where, 'transparentRetry', transparentRetry, 'a boolean');
+  }
+  const defaults = resolveSettings(where, '', policy, undefined, limit);
+  const overrides = compileOverrides(where, policy.overrides, (prefix, settings) => {
+    checkPlainObject(where, prefix.slice(0, -1), settings);
+    checkKnownFields(where, prefix, settings, SETTINGS_FIELDS);
+    return resolveSettings(where, prefix, settings, defaults, limit);
+  });
+  return {
+    defaults,
+    maxAttemptsLimit: limit,
+    budget,
+    transparentRetry,
+    forMethod: (method) => lookupOverride(overrides, method) ?? defaults,
+  };
+}
+
+function resolveSettings(
+  where: string,
+  prefix: string,
+  s: RetrySettings,
+  base: ResolvedRetrySettings | undefined,
+  limit: number,
+): ResolvedRetrySettings {
+  const maxAttempts =
+    s.maxAttempts === undefined
+      ? (base?.maxAttempts ?? Math.min(5, limit))
+      : Math.min(limit, checkInteger(where, `${prefix}maxAttempts`, s.maxAttempts, 1));
+  const codes =
+    s.retryableStatusCodes === undefined
+      ? (base?.retryableStatusCodes ?? new Set<StatusCode>([Status.UNAVAILABLE]))
+      : parseStatusList(where, `${prefix}retryableStatusCodes`, s.retryableStatusCodes);
+  const backoff = resolveBackoff(where, prefix, s, base?.backoff ?? DEFAULT_BACKOFF);
+  const perAttemptTimeoutMs =
+    s.perAttemptTimeoutMs === undefined
+      ? base?.perAttemptTimeoutMs
+      : checkDelay(where, `${prefix}perAttemptTimeoutMs`, s.perAttemptTimeoutMs, true);
+  if (s.shouldRetry !== undefined && typeof s.shouldRetry !== 'function') {
+    throw new RetryPolicyError(where, `${prefix}shouldRetry`, s.shouldRetry, 'a function');
+  }
+  return {
+    maxAttempts,
+    retryableStatusCodes: codes,
+    backoff,
+    perAttemptTimeoutMs,
+    shouldRetry: s.shouldRetry ?? base?.shouldRetry,
+  };
+}
+
+/**
+ * Checks backoff fields over `base`.
+ *
+ * @internal
+ */
+export function resolveBackoff(
+  where: string,
+  prefix: string,
+  s: { initialBackoffMs?: number; maxBackoffMs?: number; backoffMultiplier?: number },
+  base: BackoffSettings,
+): BackoffSettings {
+  const initialBackoffMs =
+    s.initialBackoffMs === undefined
+      ? base.initialBackoffMs
+      : checkDelay(where, `${prefix}initialBackoffMs`, s.initialBackoffMs, false);
+  const maxBackoffMs =
+    s.maxBackoffMs === undefined
+      ? Math.max(base.maxBackoffMs, initialBackoffMs)
+      : checkDelay(where, `${prefix}maxBackoffMs`, s.maxBackoffMs, false);
+  if (maxBackoffMs < initialBackoffMs) {
+    throw new RetryPolicyError(
+      where,
+      `${prefix}maxBackoffMs`,
+      maxBackoffMs,
+      `a number >= initialBackoffMs (${initialBackoffMs})`,
+    );
+  }
+  const backoffMultiplier = s.backoffMultiplier ?? base.backoffMultiplier;
+  if (typeof backoffMultiplier !== 'number' || !Number.isFinite(backoffMultiplier) || backoffMultiplier < 1) {
+    throw new RetryPolicyError(
+      where,
+      `${prefix}backoffMultiplier`,
+      backoffMultiplier,
+      'a finite number >= 1',
+    );
+  }
+  return { initialBackoffMs, maxBackoffMs, backoffMultiplier };
+}
+
+/**
+ * Parses a list of status names or codes; OK and unknown names are refused.
+ *
+ * @internal
+ */
+export function parseStatusList(where: string, option: string, value: unknown): ReadonlySet<StatusCode> {
+  if (!Array.isArray(value)) {
+    throw new RetryPolicyError(where, option, value, 'an array of gRPC status names or codes');
+  }
+  const out = new Set<StatusCode>();
+  for (const [i, item] of (value as unknown[]).entries()) {
+    const code = parseStatus(item);
+    if (code === undefined || code === Status.OK) {
+      throw new RetryPolicyError(
+        where,
+        `${option}[${i}]`,
+        item,
+        'a gRPC status name (such as "UNAVAILABLE") or code from 1 to 16',
+      );
+    }
+    out.add(code);
+  }
+  return out;
+}
+
+/**
+ * An integer ≥ `min`.
+ *
+ * @internal
+ */
+export function checkInteger(where: string, option: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new RetryPolicyError(where, option, value, `an integer >= ${min}`);
+  }
+  return value;
+}
+
+/**
+ * A delay in ms: finite, ≥ 0 (> 0 when `positive`), at most 2^31 − 1.
+ *
+ * @internal
+ */
+export function checkDelay(where: string, option: string, value: unknown, positive: boolean): number {
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    (positive ? value <= 0 : value < 0) ||
+    value > MAX_TIMER_MS
+  ) {
+    throw new RetryPolicyError(
+      where,
+      option,
+      value,
+      `a number of milliseconds ${positive ? '> 0' : '>= 0'} and <= ${MAX_TIMER_MS}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * A {@link RetryLimiter} or nothing.
+ *
+ * @internal
+ */
+export function checkLimiter(where: string, option: string, value: unknown): RetryLimiter | undefined {
+  if (value === undefined) return undefined;
+  const v = value as Partial<RetryLimiter> | null;
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    typeof v.onCall !== 'function' ||
+    typeof v.onOutcome !== 'function' ||
+    typeof v.tryAcquire !== 'function'
+  ) {
+    throw new RetryPolicyError(where, option, value, 'a retryBudget() or retryThrottling() (a RetryLimiter)');
+  }
+  return v as RetryLimiter;
+}
+
+/** @internal */
+export function checkPlainObject(where: string, option: string, value: unknown): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RetryPolicyError(where, option, value, 'an object');
+  }
+}
+
+/**
+ * Refuses unknown fields, so that a misspelt option does not pass silently.
+ *
+ * @internal
+ */
+export function checkKnownFields(
+  where: string,
+  prefix: string,
+  value: object,
+  known: ReadonlySet<string>,
+): void {
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) {
+      throw new RetryPolicyError(
+        where,
+        `${prefix}${key}`,
+        (value as Record<string, unknown>)[key],
+        'a known field',
+      );
+    }
+  }
+}
+
+const SERVICE_KEY = /^[A-Za-z_][\w.]*$/;
+const METHOD_KEY = /^[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
+
+/**
+ * Checks the override keys and compiles each entry.
+ *
+ * @internal
+ */
+export function compileOverrides<S, R>(
+  where: string,
+  overrides: Readonly<Record<string, S>> | undefined,
+  compile: (prefix: string, settings: S) => R,
+): ReadonlyMap<string, R> {
+  const out = new Map<string, R>();
+  if (overrides === undefined) return out;
+  checkPlainObject(where, 'overrides', overrides);
+  for (const [rawKey, settings] of Object.entries(overrides)) {
+    const key = rawKey.startsWith('/') ? rawKey.slice(1) : rawKey;
+    if (!SERVICE_KEY.test(key) && !METHOD_KEY.test(key)) {
+      throw new RetryPolicyError(
+        where,
+        'overrides',
+        rawKey,
+        'keys of the form "package.Service" or "package.Service/Method"',
+      );
+    }
+    if (out.has(key)) {
+      throw new RetryPolicyError(where, 'overrides', rawKey, 'each service or method named once');
+    }
+    out.set(key, compile(`overrides[${JSON.stringify(rawKey)}].`, settings));
+  }
+  return out;
+}
+
+/**
+ * The override for `/package.Service/Method`: the method's, else the service's.
+ *
+ * @internal
+ */
+export function lookupOverride<R>(overrides: ReadonlyMap<string, R>, method: string): R | undefined {
+  if (overrides.size === 0) return undefined;
+  const path = method.startsWith('/') ? method.slice(1) : method;
+  const exact = overrides.get(path);
+  if (exact !== undefined) return exact;
+  const slash = path.lastIndexOf('/');
+  return slash > 0 ? overrides.get(path.slice(0, slash)) : undefined;
+}
