@@ -1,6 +1,6 @@
 // npm run demo: three echo servers in child processes on 127.0.0.x, found
 // through an in-process registry polled by grpc-tower, and a client that
-// sends steady traffic through discovery → p2c (PeakEWMA) → timeout while
+// sends steady traffic through discovery → p2c (PeakEWMA) → retry → timeout while
 // one server crashes and another appears. Prints per-server traffic and
 // every failed call, measured.
 import * as grpc from '@grpc/grpc-js';
@@ -8,6 +8,7 @@ import { p2c } from '@grpc-tower/balance';
 import { type Service, ServiceBuilder, timeout } from '@grpc-tower/core';
 import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
 import { connect, poll } from '@grpc-tower/discover';
+import { retry, retryBudget } from '@grpc-tower/retry';
 import {
   type ChildEchoServer,
   createEchoClient,
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
   );
   const stack: Service<GrpcRequest, GrpcResponse> = new ServiceBuilder<GrpcRequest, GrpcResponse>()
     .layer(timeout({ ms: 2_000 }))
+    .layer(retry({ maxAttempts: 3, budget: retryBudget() }))
     .service(balancer);
   const { EchoService } = loadEchoPackage();
   const channel = createChannel(stack, {
