@@ -1,0 +1,108 @@
+/**
+ * The errors a balancer raises itself (errors from an endpoint pass through
+ * with their endpoint address).
+ *
+ * @module
+ */
+import { DeadlineExceededError, type ErrorOptions, UnavailableError } from '@grpc-tower/core';
+
+/**
+ * How many endpoints a balancer knows, by readiness. `known` is the number
+ * of discovered keys; the other four add up to it. Endpoints held out by
+ * health checks or outlier detection report `failed`.
+ *
+ * @example
+ * ```ts
+ * const c: EndpointCounts = { known: 3, ready: 0, connecting: 2, failed: 1, closed: 0 };
+ * ```
+ */
+export interface EndpointCounts {
+  readonly known: number;
+  readonly ready: number;
+  readonly connecting: number;
+  readonly failed: number;
+  readonly closed: number;
+}
+
+/** Formats counts for an error message, such as `3 known: 0 ready, 2 connecting, 1 failed, 0 closed`. */
+export function describeCounts(counts: EndpointCounts): string {
+  if (counts.known === 0) return 'no endpoint known';
+  return (
+    `${counts.known} known: ${counts.ready} ready, ${counts.connecting} connecting, ` +
+    `${counts.failed} failed or ejected, ${counts.closed} closed`
+  );
+}
+
+/**
+ * No endpoint became ready within the fail-fast time (`failFastMs`). The
+ * message and the fields name the target and how many endpoints were known,
+ * connecting, failed and closed. Status UNAVAILABLE.
+ *
+ * @example
+ * ```ts
+ * try { await balancer.call(req, ctx); } catch (err) {
+ *   if (err instanceof NoReadyEndpointError) console.log(err.target, err.counts.connecting);
+ * }
+ * ```
+ */
+export class NoReadyEndpointError extends UnavailableError {
+  /** The balancer's target, as given in its options. */
+  readonly target: string;
+  /** The endpoints known when the call gave up. */
+  readonly counts: EndpointCounts;
+  /** How long the call waited, in ms. */
+  readonly waitedMs: number;
+
+  constructor(
+    target: string,
+    counts: EndpointCounts,
+    waitedMs: number,
+    detail = '',
+    options: ErrorOptions = {},
+  ) {
+    super(
+      `no ready endpoint for target "${target}" after ${waitedMs} ms (${describeCounts(counts)})${detail}`,
+      options,
+    );
+    this.target = target;
+    this.counts = counts;
+    this.waitedMs = waitedMs;
+  }
+}
+
+/**
+ * The call's deadline passed while it waited for a ready endpoint. Status
+ * DEADLINE_EXCEEDED, with the same fields as {@link NoReadyEndpointError};
+ * `cause` is the deadline error of the call's context when there was one.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof NoReadyEndpointDeadlineError) console.log(err.message);
+ * // deadline passed after 200 ms waiting for a ready endpoint for target "orders" (2 known: ...)
+ * ```
+ */
+export class NoReadyEndpointDeadlineError extends DeadlineExceededError {
+  /** The balancer's target, as given in its options. */
+  readonly target: string;
+  /** The endpoints known when the call gave up. */
+  readonly counts: EndpointCounts;
+  /** How long the call waited, in ms. */
+  readonly waitedMs: number;
+
+  constructor(
+    target: string,
+    counts: EndpointCounts,
+    waitedMs: number,
+    detail = '',
+    options: ErrorOptions = {},
+  ) {
+    super(
+      `deadline passed after ${waitedMs} ms waiting for a ready endpoint for target "${target}" ` +
+        `(${describeCounts(counts)})${detail}`,
+      options,
+    );
+    this.target = target;
+    this.counts = counts;
+    this.waitedMs = waitedMs;
+  }
+}

@@ -1,0 +1,403 @@
+// The balancers over real gRPC: grpc-js echo servers on distinct 127.0.0.x
+// loopback hosts, one grpcEndpoint per server, createChannel, and a
+// proto-loader client, so calls go through the whole gRPC path.
+import * as grpc from '@grpc/grpc-js';
+import { statusName } from '@grpc-tower/core';
+import {
+  ENDPOINT_METADATA_KEY,
+  type GrpcEndpoint,
+  type GrpcRequest,
+  type GrpcResponse,
+  createChannel,
+  grpcEndpoint,
+} from '@grpc-tower/core/grpc';
+import type { Change } from '@grpc-tower/discover';
+import {
+  activeHandles,
+  expectNoLeaks,
+  type ChildEchoServer,
+  type EchoProtoClient,
+  type EchoReply,
+  type EchoRequest,
+  type EchoServer,
+  createEchoClient,
+  loadEchoPackage,
+  pickHosts,
+  spawnEchoServer,
+  startEchoServer,
+} from '@grpc-tower/testing';
+import { Subject } from 'rxjs';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import type { Balancer } from './balancer.js';
+import { peakEwma } from './load.js';
+import { p2c } from './p2c.js';
+import { roundRobin } from './round-robin.js';
+
+type GrpcBalancer = Balancer<GrpcRequest, GrpcResponse, string>;
+type Discovery = Subject<Change<string, GrpcEndpoint>>;
+
+const { EchoService } = loadEchoPackage();
+const TARGET = 'echo.test';
+
+/** Reconnect quickly after a server restart, so the test does not wait on grpc-js's 1 s+ backoff. */
+const fastReconnect: grpc.ChannelOptions = {
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 500,
+};
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+// every server, client, channel, endpoint and child process is closed by the end
+let baseline: ReturnType<typeof activeHandles>;
+beforeAll(() => {
+  baseline = activeHandles();
+});
+afterAll(async () => {
+  await expectNoLeaks(baseline, { settleMs: 3000 });
+});
+
+async function servers(latencies: readonly number[]): Promise<EchoServer[]> {
+  const hosts = pickHosts(latencies.length);
+  const started = await Promise.all(
+    latencies.map((latencyMs, i) => startEchoServer({ host: hosts[i] as string, name: `s${i}`, latencyMs })),
+  );
+  cleanups.push(() => Promise.all(started.map((s) => s.stop(100))));
+  return started;
+}
+
+function client(balancer: GrpcBalancer): EchoProtoClient {
+  const channel = createChannel(balancer, {
+    target: TARGET,
+    services: [EchoService],
+    readiness: balancer,
+    owns: [balancer],
+  });
+  const c = createEchoClient(TARGET, { channelOverride: channel });
+  cleanups.push(async () => {
+    c.close();
+    await channel.closeAsync();
+  });
+  return c;
+}
+
+function insertAll(
+  discover: Discovery,
+  addresses: readonly string[],
+  options: { fast?: boolean } = {},
+): GrpcEndpoint[] {
+  return addresses.map((address) => {
+    const endpoint = grpcEndpoint(address, options.fast ? { channelOptions: fastReconnect } : {});
+    discover.next({ type: 'insert', key: address, endpoint });
+    return endpoint;
+  });
+}
+
+interface Failure {
+  readonly err: grpc.ServiceError;
+}
+
+function unary(c: EchoProtoClient, req: EchoRequest, deadlineMs = 10_000): Promise<EchoReply> {
+  return new Promise((resolve, reject) => {
+    c.Unary(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, reply) => {
+      if (err) reject(err);
+      else resolve(reply as EchoReply);
+    });
+  });
+}
+
+/** Polls `check` every 10 ms until it holds; fails after `ms`. */
+async function until(
+  balancer: GrpcBalancer,
+  check: (b: GrpcBalancer) => boolean,
+  ms = 15_000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check(balancer)) {
+    if (Date.now() > end)
+      throw new Error(`condition not met within ${ms} ms: ${JSON.stringify(balancer.stats())}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** `workers` closed loops of `perWorker` calls; returns the server name of each reply, and the failures. */
+async function load(
+  c: EchoProtoClient,
+  workers: number,
+  perWorker: number,
+  req: EchoRequest = { message: 'x' },
+): Promise<{ servers: string[]; failures: Failure[] }> {
+  const names: string[] = [];
+  const failures: Failure[] = [];
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      for (let i = 0; i < perWorker; i++) {
+        try {
+          names.push((await unary(c, req)).server);
+        } catch (err) {
+          failures.push({ err: err as grpc.ServiceError });
+        }
+      }
+    }),
+  );
+  return { servers: names, failures };
+}
+
+const share = (names: readonly string[], name: string): number =>
+  names.filter((n) => n === name).length / names.length;
+
+describe('one of three servers 50× slower', () => {
+  test('p2c with PeakEWMA sends the slow one under 5 % of calls; round robin about a third', async () => {
+    const [fastA, fastB, slow] = await servers([2, 2, 100]);
+    const addresses = [fastA, fastB, slow].map((s) => (s as EchoServer).address);
+
+    const d1: Discovery = new Subject();
+    const peak = p2c(d1, { target: TARGET, load: peakEwma() });
+    insertAll(d1, addresses);
+    const peakClient = client(peak);
+    await until(peak, (b) => b.counts().ready === 3);
+    await load(peakClient, 4, 40); // warm-up
+    const measured = await load(peakClient, 4, 150);
+
+    const d2: Discovery = new Subject();
+    const rr = roundRobin(d2, { target: TARGET });
+    insertAll(d2, addresses);
+    const rrClient = client(rr);
+    await until(rr, (b) => b.counts().ready === 3);
+    await load(rrClient, 4, 10); // warm-up
+    const baseline = await load(rrClient, 4, 60);
+
+    expect(measured.failures).toEqual([]);
+    expect(baseline.failures).toEqual([]);
+    const p2cSlow = share(measured.servers, 's2');
+    const rrSlow = share(baseline.servers, 's2');
+    expect(p2cSlow, `p2c+PeakEWMA slow share ${p2cSlow}`).toBeLessThan(0.05);
+    expect(rrSlow, `roundRobin slow share ${rrSlow}`).toBeGreaterThan(0.28);
+    expect(rrSlow).toBeLessThan(0.39);
+    // the balancer's own view agrees: the slow endpoint has the highest estimate
+    const stats = peak.stats().endpoints;
+    const slowStats = stats.find((e) => e.address === slow?.address);
+    for (const e of stats)
+      if (e !== slowStats) expect(e.ewmaMs as number).toBeLessThan(slowStats?.ewmaMs as number);
+  });
+});
+
+describe('waiting and fail-fast over gRPC', () => {
+  test('zero endpoints, then one appears: the waiting call succeeds', async () => {
+    const [server] = await servers([0]);
+    const d: Discovery = new Subject();
+    const balancer = p2c(d, { target: TARGET });
+    const c = client(balancer);
+    const call = unary(c, { message: 'early' });
+    await until(balancer, (b) => b.stats().waiting === 1);
+    insertAll(d, [(server as EchoServer).address]);
+    const reply = await call;
+    expect(reply.message).toBe('early');
+    expect(reply.server).toBe('s0');
+  });
+
+  test('past fail-fast the client gets UNAVAILABLE naming the target and the endpoint counts', async () => {
+    const [host] = pickHosts(1);
+    const d: Discovery = new Subject();
+    const balancer = p2c(d, { target: TARGET, failFastMs: 300 });
+    // nothing listens on port 1
+    insertAll(d, [`${host}:1`]);
+    const c = client(balancer);
+    const err = await unary(c, { message: 'x' }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(err?.details).toContain(`no ready endpoint for target "${TARGET}"`);
+    expect(err?.details).toContain('1 known: 0 ready');
+    expect(balancer.counts().known).toBe(1); // the unreachable endpoint is kept, and keeps trying
+  });
+});
+
+describe('failures name their endpoint', () => {
+  test('a server failure reaches the client with the grpc-tower-endpoint trailer', async () => {
+    const [a, b] = await servers([0, 0]);
+    const d: Discovery = new Subject();
+    const balancer = p2c(d, { target: TARGET });
+    insertAll(d, [(a as EchoServer).address, (b as EchoServer).address]);
+    const c = client(balancer);
+    await until(balancer, (x) => x.counts().ready === 2);
+    for (const s of [a, b] as EchoServer[]) s.failNext(1, grpc.status.UNAVAILABLE, `${s.name} is unhappy`);
+    const err = await unary(c, { message: 'x' }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+    const named = err?.metadata.get(ENDPOINT_METADATA_KEY)[0];
+    const failed = [a, b].find((s) => err?.details.includes(`${s?.name} is unhappy`));
+    expect(named).toBe(failed?.address);
+    expect(balancer.stats().endpoints.find((e) => e.address === named)?.failures).toBe(1);
+  });
+});
+
+describe('an endpoint killed under load', () => {
+  test('its calls fail with its address, it leaves the ready set, and it returns when restarted', async () => {
+    const hosts = pickHosts(3);
+    const [a, b] = await Promise.all([
+      startEchoServer({ host: hosts[0] as string, name: 'a' }),
+      startEchoServer({ host: hosts[1] as string, name: 'b' }),
+    ]);
+    let victim: ChildEchoServer = await spawnEchoServer({ host: hosts[2] as string, name: 'victim' });
+    cleanups.push(() => Promise.all([a.stop(100), b.stop(100)]));
+    cleanups.push(() => victim.kill());
+    const victimAddress = victim.address;
+
+    const d: Discovery = new Subject();
+    const balancer = p2c(d, { target: TARGET });
+    insertAll(d, [a.address, b.address, victimAddress], { fast: true });
+    const c = client(balancer);
+    await until(balancer, (x) => x.counts().ready === 3);
+
+    // 6 closed loops of 40 ms calls, until stopped
+    let running = true;
+    const names: string[] = [];
+    const failures: grpc.ServiceError[] = [];
+    const loops = Array.from({ length: 6 }, async () => {
+      while (running) {
+        try {
+          names.push((await unary(c, { message: 'x', delayMs: 40 })).server);
+        } catch (err) {
+          failures.push(err as grpc.ServiceError);
+        }
+      }
+    });
+    await until(balancer, () => names.filter((n) => n === 'victim').length >= 5);
+    await victim.kill('SIGKILL');
+    await until(balancer, (x) => x.counts().ready === 2);
+    const afterKill = names.length;
+    await until(balancer, () => names.length >= afterKill + 60);
+    running = false;
+    await Promise.all(loops);
+
+    // calls in flight on the victim failed, each naming it; nothing else failed
+    expect(failures.length).toBeGreaterThan(0);
+    for (const f of failures) {
+      expect(f.code).toBe(grpc.status.UNAVAILABLE);
+      expect(f.metadata.get(ENDPOINT_METADATA_KEY)).toEqual([victimAddress]);
+    }
+    expect(names.slice(afterKill)).not.toContain('victim');
+    // still known, not ready
+    const victimStats = () => balancer.stats().endpoints.find((e) => e.address === victimAddress);
+    expect(balancer.counts().known).toBe(3);
+    expect(victimStats()?.state).not.toBe('ready');
+
+    // restart on the same address: the endpoint reconnects and takes calls again
+    const [vHost, vPort] = [
+      victimAddress.slice(0, victimAddress.lastIndexOf(':')),
+      Number(victimAddress.split(':')[1]),
+    ];
+    victim = await spawnEchoServer({ host: vHost, port: vPort, name: 'victim' });
+    await until(balancer, (x) => x.counts().ready === 3, 20_000);
+    const again = await load(c, 4, 30);
+    expect(again.failures).toEqual([]);
+    expect(again.servers).toContain('victim');
+  });
+});
+
+describe('removal drains over gRPC', () => {
+  test('calls in flight on a removed endpoint finish, none fail, then it closes', async () => {
+    const [a, b] = await servers([0, 0]);
+    const d: Discovery = new Subject();
+    const balancer = p2c(d, { target: TARGET });
+    const [epA] = insertAll(d, [(a as EchoServer).address, (b as EchoServer).address]);
+    const c = client(balancer);
+    await until(balancer, (x) => x.counts().ready === 2);
+    const calls = Array.from({ length: 20 }, (_, i) => unary(c, { message: `m${i}`, delayMs: 300 }));
+    await until(balancer, () => (a as EchoServer).calls.total + (b as EchoServer).calls.total === 20);
+    const onA = (a as EchoServer).calls.total;
+    expect(onA).toBeGreaterThan(0);
+    d.next({ type: 'remove', key: (a as EchoServer).address });
+    expect(epA?.readiness).not.toBe('closed'); // draining, not cut
+    const later = await Promise.all(Array.from({ length: 10 }, () => unary(c, { message: 'later' })));
+    expect(later.every((r) => r.server === 's1')).toBe(true);
+    const replies = await Promise.all(calls);
+    expect(replies.filter((r) => r.server === 's0')).toHaveLength(onA);
+    await until(balancer, () => epA?.readiness === 'closed');
+    expect(balancer.stats().endpoints.map((e) => e.address)).toEqual([(b as EchoServer).address]);
+  });
+});
+
+describe('round-trip times', () => {
+  test('a unary call is measured at its completion, a stream at its first response; pending counts until it ends', async () => {
+    const [server] = await servers([0]);
+    const d: Discovery = new Subject();
+    const balancer = p2c(d, { target: TARGET, load: peakEwma() });
+    insertAll(d, [(server as EchoServer).address]);
+    const c = client(balancer);
+    await until(balancer, (x) => x.counts().ready === 1);
+
+    const stream = c.ServerStream({ message: 's', count: 4, delayMs: 300 });
+    const replies: EchoReply[] = [];
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.on('data', (r: EchoReply) => replies.push(r));
+      stream.on('error', reject);
+      stream.on('end', resolve);
+    });
+    await until(balancer, () => replies.length === 1);
+    const during = balancer.stats().endpoints[0];
+    expect(during?.pending).toBe(1); // still streaming
+    await ended;
+    const afterStream = balancer.stats().endpoints[0]?.ewmaMs as number;
+    // the stream lasted four 300 ms delays; its sample was taken at the response headers
+    expect(afterStream).toBeLessThan(300);
+
+    await unary(c, { message: 'u', delayMs: 400 });
+    expect(balancer.stats().endpoints[0]?.ewmaMs as number).toBeGreaterThanOrEqual(390);
+    expect(balancer.stats().endpoints[0]?.pending).toBe(0);
+  });
+});
+
+describe('churn over gRPC', () => {
+  test('150 inserts, replacements and removes while calls run: no call fails', async () => {
+    const fleet = await servers([1, 1, 1]);
+    const d: Discovery = new Subject();
+    const balancer = p2c(d, { target: TARGET, failFastMs: 5000 });
+    const c = client(balancer);
+    const keys = ['k0', 'k1', 'k2', 'k3'];
+    const present = new Set<string>();
+    let n = 0;
+    const insert = (key: string) => {
+      const server = fleet[n++ % fleet.length] as EchoServer;
+      d.next({ type: 'insert', key, endpoint: grpcEndpoint(server.address) });
+      present.add(key);
+    };
+    insert('k0');
+    insert('k1');
+    await until(balancer, (x) => x.counts().ready >= 1);
+    let running = true;
+    const failures: grpc.ServiceError[] = [];
+    let ok = 0;
+    const loops = Array.from({ length: 4 }, async () => {
+      while (running) {
+        try {
+          await unary(c, { message: 'x', delayMs: 5 });
+          ok++;
+        } catch (err) {
+          failures.push(err as grpc.ServiceError);
+        }
+      }
+    });
+    for (let change = 0; change < 150; change++) {
+      const key = keys[change % keys.length] as string;
+      if (present.has(key) && present.size > 1 && change % 3 === 0) {
+        d.next({ type: 'remove', key });
+        present.delete(key);
+      } else {
+        insert(key);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 8));
+    }
+    running = false;
+    await Promise.all(loops);
+    expect(failures.map((f) => `${statusName(f.code)} ${f.details}`)).toEqual([]);
+    expect(ok).toBeGreaterThan(50);
+    expect(balancer.counts().known).toBe(present.size);
+  });
+});

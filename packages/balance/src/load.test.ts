@@ -1,0 +1,120 @@
+import { ConfigError } from '@grpc-tower/core';
+import { describe, expect, test } from 'vitest';
+import { loadFunction, peakEwma, pendingRequests } from './load.js';
+
+const subject = (pending = 0) => ({ address: '10.0.0.1:50051', pending });
+
+describe('peakEwma', () => {
+  test('a new endpoint starts at the seed round-trip time, times pending + 1', () => {
+    const ep = subject(0);
+    const load = peakEwma({ defaultRttMs: 30 }).create(ep, 1000);
+    expect(load.cost(1000)).toBe(30);
+    expect(load.estimateMs(1000)).toBe(30);
+    ep.pending = 3;
+    expect(load.cost(1000)).toBe(120);
+  });
+
+  test('the first successful sample replaces the seed, whatever its size', () => {
+    const load = peakEwma({ defaultRttMs: 30 }).create(subject(), 0);
+    load.observe(0.5, 300, true); // a fast failure is not a sample of the round-trip time
+    expect(load.estimateMs(0)).toBe(30);
+    load.observe(2, 300, false);
+    expect(load.estimateMs(300)).toBe(2);
+    const slow = peakEwma({ defaultRttMs: 30 }).create(subject(), 0);
+    slow.observe(80, 1, false);
+    expect(slow.estimateMs(1)).toBe(80);
+  });
+
+  test('a sample above the estimate replaces it at once (peak)', () => {
+    const load = peakEwma({ defaultRttMs: 30 }).create(subject(), 0);
+    load.observe(5, 1, false);
+    load.observe(250, 2, false);
+    expect(load.estimateMs(2)).toBe(250);
+  });
+
+  test('samples below the estimate pull it down with weight 1 - exp(-elapsed / decay)', () => {
+    const load = peakEwma({ defaultRttMs: 30, decayMs: 1000 }).create(subject(), 0);
+    load.observe(100, 0, false);
+    // 1000 ms after the last sample, the sample (10) mixes in with weight 1 - e⁻¹
+    load.observe(10, 1000, false);
+    const keep = Math.exp(-1);
+    expect(load.estimateMs(1000)).toBeCloseTo(100 * keep + 10 * (1 - keep), 9);
+    // a burst of samples a moment apart barely moves it: the weight is time-based
+    const before = load.estimateMs(1000) as number;
+    for (let i = 1; i <= 100; i++) load.observe(1, 1000 + i * 0.01, false);
+    expect(load.estimateMs(1001)).toBeGreaterThan(before * 0.99);
+  });
+
+  test('a steady stream of samples converges to them, not below them', () => {
+    const load = peakEwma({ defaultRttMs: 30, decayMs: 1000 }).create(subject(), 0);
+    load.observe(30, 0, false);
+    for (let t = 1; t <= 5000; t++) load.observe(2, t, false);
+    expect(load.estimateMs(5000)).toBeGreaterThan(2);
+    expect(load.estimateMs(5000)).toBeLessThan(2.3);
+    for (let t = 5001; t <= 20_000; t++) load.observe(2, t, false);
+    expect(load.estimateMs(20_000)).toBeCloseTo(2, 4);
+  });
+
+  test('between samples the estimate decays toward zero, so an idle slow endpoint is tried again', () => {
+    const load = peakEwma({ defaultRttMs: 30, decayMs: 10_000 }).create(subject(), 0);
+    load.observe(500, 0, false);
+    expect(load.estimateMs(10_000)).toBeCloseTo(500 * Math.exp(-1), 9);
+    expect(load.cost(60_000)).toBeLessThan(2);
+  });
+
+  test('the cost never goes below the floor times pending + 1', () => {
+    const ep = subject(1);
+    const load = peakEwma({ defaultRttMs: 0.01, floorMs: 1 }).create(ep, 0);
+    expect(load.cost(0)).toBe(2);
+    const noFloor = peakEwma({ defaultRttMs: 0.01, floorMs: 0 }).create(ep, 0);
+    expect(noFloor.cost(0)).toBeCloseTo(0.02, 9);
+  });
+
+  test('a failed call can raise the estimate but never lower it', () => {
+    const load = peakEwma({ defaultRttMs: 30, decayMs: 1000 }).create(subject(), 0);
+    load.observe(30, 0, false);
+    load.observe(0.1, 5000, true); // fast failure: ignored
+    expect(load.estimateMs(0)).toBe(30);
+    load.observe(400, 10, true); // a timeout is still slow
+    expect(load.estimateMs(10)).toBe(400);
+  });
+
+  test('defaults are 30 ms seed, 10 s decay, 1 ms floor', () => {
+    const ep = subject(0);
+    const load = peakEwma().create(ep, 0);
+    expect(load.cost(0)).toBe(30);
+    expect(load.estimateMs(10_000)).toBeCloseTo(30 * Math.exp(-1), 9);
+    expect(load.cost(1_000_000)).toBe(1);
+    expect(peakEwma().name).toBe('peak-ewma');
+  });
+
+  test.each([
+    ['defaultRttMs', { defaultRttMs: -1 }],
+    ['decayMs', { decayMs: 0 }],
+    ['decayMs', { decayMs: Number.POSITIVE_INFINITY }],
+    ['floorMs', { floorMs: Number.NaN }],
+  ])('rejects a bad %s with a ConfigError', (option, opts) => {
+    expect(() => peakEwma(opts)).toThrow(ConfigError);
+    expect(() => peakEwma(opts)).toThrow(`peakEwma: option "${option}"`);
+  });
+});
+
+describe('pendingRequests and loadFunction', () => {
+  test('pendingRequests costs the calls in flight and keeps no estimate', () => {
+    const ep = subject(4);
+    const load = pendingRequests().create(ep, 0);
+    expect(load.cost(0)).toBe(4);
+    ep.pending = 0;
+    load.observe(100, 1, false);
+    expect(load.cost(1)).toBe(0);
+    expect(load.estimateMs(1)).toBeUndefined();
+  });
+
+  test('loadFunction wraps a function of the endpoint', () => {
+    const ep = subject(3);
+    const metric = loadFunction((e) => e.pending * 10, 'tenfold');
+    expect(metric.name).toBe('tenfold');
+    expect(metric.create(ep, 0).cost(0)).toBe(30);
+    expect(() => loadFunction(42 as unknown as () => number)).toThrow(ConfigError);
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * Power-of-two-choices load balancing (P2C) over a discovered set of
+ * endpoints.
+ *
+ * The algorithm: for each call, draw two distinct endpoints uniformly at
+ * random from the ready ones and send the call to the one with the lower
+ * load. Mitzenmacher showed ("The Power of Two Choices in Randomized Load
+ * Balancing", 2001) that this second choice lowers the maximum load
+ * exponentially compared with one random choice, while needing no global
+ * ordering of endpoints, so the pick costs the same with 3 endpoints or
+ * 10 000. The default load is PeakEWMA ({@link peakEwma}), as designed for
+ * Finagle and used by Linkerd and by tower's `balance::p2c`; least-request
+ * ({@link pendingRequests}) and your own load function plug in the same way.
+ *
+ * Compared with tower's p2c balancer, which this follows:
+ * - a call never waits forever for an endpoint: with none ready it waits at
+ *   most `failFastMs` or its deadline, then fails with a
+ *   {@link NoReadyEndpointError} that names the target and counts the
+ *   endpoints known, connecting and failed;
+ * - a failed endpoint stays known and returns as soon as its connection
+ *   does, instead of being dropped until discovery inserts it again;
+ * - discovery changes and readiness changes apply when they happen, not
+ *   when the next request polls the balancer, so an idle client is current
+ *   when traffic resumes;
+ * - removals and replacements drain the old endpoint's calls in flight.
+ *
+ * @module
+ */
+import { ConfigError, type Endpoint } from '@grpc-tower/core';
+import type { Discover } from '@grpc-tower/discover';
+import { Balancer, type BalancerOptions, resolveOptions } from './balancer.js';
+import { type LoadFunction, type LoadMetric, loadFunction, peakEwma } from './load.js';
+import { p2cPicker } from './pick.js';
+
+/**
+ * Options of {@link p2c}.
+ *
+ * @example
+ * ```ts
+ * const options: P2cOptions = { target: 'orders', load: pendingRequests(), random: seededRandom(1) };
+ * ```
+ */
+export interface P2cOptions extends BalancerOptions {
+  /**
+   * How an endpoint's load is measured: a {@link LoadMetric}, or a
+   * {@link LoadFunction} from an endpoint to its cost. Default
+   * `peakEwma()` (30 ms seed, 10 s decay, 1 ms floor).
+   */
+  readonly load?: LoadMetric | LoadFunction;
+}
+
+const isMetric = (x: unknown): x is LoadMetric =>
+  typeof x === 'object' && x !== null && typeof (x as { create?: unknown }).create === 'function';
+
+/**
+ * Creates a P2C balancer over `discover`: each call goes to the less loaded
+ * of two distinct ready endpoints drawn at random (the only one when one is
+ * ready; ties go either way).
+ *
+ * @example
+ * ```ts
+ * import { p2c, peakEwma } from '@grpc-tower/balance';
+ * import { createChannel } from '@grpc-tower/core/grpc';
+ *
+ * const balancer = p2c(endpoints$, { target: 'dns:orders:50051', load: peakEwma() });
+ * const channel = createChannel(balancer, { target: 'dns:orders:50051', readiness: balancer, owns: [balancer] });
+ * ```
+ */
+export function p2c<Req, Res, K>(
+  discover: Discover<K, Endpoint<Req, Res>>,
+  options: P2cOptions = {},
+): Balancer<Req, Res, K> {
+  const resolved = resolveOptions('p2c', discover, options);
+  const load = options.load ?? peakEwma();
+  let metric: LoadMetric;
+  if (typeof load === 'function') metric = loadFunction(load);
+  else if (isMetric(load)) metric = load;
+  else
+    throw new ConfigError(
+      'p2c',
+      'load',
+      load,
+      'a LoadMetric (such as peakEwma()) or a function of an endpoint',
+    );
+  return new Balancer(
+    discover,
+    p2cPicker(resolved.random, () => performance.now()),
+    metric,
+    resolved,
+  );
+}
