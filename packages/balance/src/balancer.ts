@@ -37,7 +37,7 @@ import {
 } from 'rxjs';
 import { type EndpointCounts, NoReadyEndpointDeadlineError, NoReadyEndpointError } from './errors.js';
 import type { EndpointLoad, LoadMetric } from './load.js';
-import type { Picker } from './pick.js';
+import { ArrayPickSet, type Picker } from './pick.js';
 import { ReadySet } from './ready-set.js';
 
 /**
@@ -65,6 +65,14 @@ export interface BalancerOptions {
   readonly drainGraceMs?: number;
   /** How often `stats$` emits while nothing changes, in ms; default 1000. */
   readonly statsIntervalMs?: number;
+  /**
+   * Panic threshold in percent (Envoy, Finagle); default 50. When fewer
+   * than this share of the known endpoints are ready, calls are balanced
+   * across every endpoint whose connection is up (`endpoint.connected`),
+   * including those a health check or outlier detection holds out, instead
+   * of piling onto the few ready ones or failing. 0 disables it.
+   */
+  readonly panicThresholdPercent?: number;
 }
 
 /**
@@ -152,7 +160,8 @@ export type BalancerEvent<K> =
   | { readonly type: 'close-error'; readonly key: K; readonly address: string; readonly error: unknown }
   | { readonly type: 'endpoint-error'; readonly key: K; readonly address: string; readonly error: unknown }
   | { readonly type: 'discovery-error'; readonly error: unknown }
-  | { readonly type: 'discovery-complete' };
+  | { readonly type: 'discovery-complete' }
+  | { readonly type: 'panic'; readonly active: boolean; readonly known: number; readonly ready: number };
 
 /** One endpoint as the balancer tracks it. */
 class Slot<K, Req, Res> {
@@ -163,6 +172,7 @@ class Slot<K, Req, Res> {
   role: EndpointRole;
   picks = 0;
   failures = 0;
+  readySince = 0;
   sub: Subscription | undefined;
   closing: Promise<void> | undefined;
 
@@ -205,6 +215,7 @@ export interface ResolvedOptions {
   readonly random: () => number;
   readonly drainGraceMs: number | undefined;
   readonly statsIntervalMs: number;
+  readonly panicThresholdPercent: number;
 }
 
 /** @internal Checks the shared options; throws `ConfigError` naming `where`. */
@@ -236,7 +247,11 @@ export function resolveOptions(where: string, discover: unknown, options: Balanc
   if (!Number.isFinite(statsIntervalMs) || statsIntervalMs <= 0) {
     throw new ConfigError(where, 'statsIntervalMs', statsIntervalMs, 'a finite number > 0');
   }
-  return { target, failFastMs, waitForReady, random, drainGraceMs, statsIntervalMs };
+  const panicThresholdPercent = options.panicThresholdPercent ?? 50;
+  if (!Number.isFinite(panicThresholdPercent) || panicThresholdPercent < 0 || panicThresholdPercent > 100) {
+    throw new ConfigError(where, 'panicThresholdPercent', panicThresholdPercent, 'a number from 0 to 100');
+  }
+  return { target, failFastMs, waitForReady, random, drainGraceMs, statsIntervalMs, panicThresholdPercent };
 }
 
 /**
@@ -384,9 +399,33 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     }
     if (ctx.signal.aborted) return Promise.reject(abortReason(ctx.signal));
     const avoid = ctx.get(AvoidEndpoints);
-    const slot = this.#picker.pick(this.#ready, avoid);
+    const slot = this.#panicking ? this.#panicPick(avoid) : this.#picker.pick(this.#ready, avoid);
     if (slot !== undefined) return this.#dispatch(slot, req, ctx);
     return this.#wait(req, ctx, avoid);
+  }
+
+  /**
+   * Panic mode: pick among every active endpoint whose connection is up.
+   * O(number of endpoints), but only while the pool is mostly unusable.
+   */
+  #panicPick(avoid: ReadonlySet<string> | undefined): Slot<K, Req, Res> | undefined {
+    const candidates: Slot<K, Req, Res>[] = [];
+    for (const s of this.#active.values()) {
+      if (s.readiness === 'closed') continue;
+      if (s.endpoint.connected ?? s.readiness === 'ready') candidates.push(s);
+    }
+    if (candidates.length <= this.#ready.size) return this.#picker.pick(this.#ready, avoid);
+    return this.#picker.pick(new ArrayPickSet(candidates), avoid);
+  }
+
+  #panicking = false;
+
+  /**
+   * Whether the balancer is in panic mode: fewer than `panicThresholdPercent`
+   * of the known endpoints are ready, so calls go to every connected one.
+   */
+  get panicking(): boolean {
+    return this.#panicking;
   }
 
   #dispatch(slot: Slot<K, Req, Res>, req: Req, ctx: CallContext): Promise<Res> {
@@ -580,7 +619,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     slot.role = 'active';
     this.#counts[slot.readiness]++;
     if (slot.readiness === 'ready') {
-      this.#ready.add(slot);
+      if (this.#ready.add(slot)) slot.readySince = clock();
       this.#wakeSoon();
     }
   }
@@ -598,7 +637,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       this.#counts[previous]--;
       this.#counts[readiness]++;
       if (readiness === 'ready') {
-        this.#ready.add(slot);
+        if (this.#ready.add(slot)) slot.readySince = clock();
         this.#wakeSoon();
       } else {
         this.#ready.remove(slot);
@@ -658,6 +697,13 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
 
   #refresh(): void {
     if (this.#closing !== undefined) return;
+    const known = this.#counts.ready + this.#counts.connecting + this.#counts.failed;
+    const threshold = this.#options.panicThresholdPercent;
+    const panicking = threshold > 0 && known > 0 && this.#ready.size * 100 < threshold * known;
+    if (panicking !== this.#panicking) {
+      this.#panicking = panicking;
+      this.#emit({ type: 'panic', active: panicking, known, ready: this.#ready.size });
+    }
     let next: Readiness;
     if (this.#ready.size > 0) next = 'ready';
     else if (this.#counts.connecting > 0) next = 'connecting';

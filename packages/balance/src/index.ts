@@ -20,6 +20,7 @@
  * @packageDocumentation
  */
 export { p2c, type P2cOptions } from './p2c.js';
+export type { SlowStartWeight } from './pick.js';
 export { roundRobin } from './round-robin.js';
 export {
   Balancer,

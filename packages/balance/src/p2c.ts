@@ -30,7 +30,7 @@ import { ConfigError, type Endpoint } from '@grpc-tower/core';
 import type { Discover } from '@grpc-tower/discover';
 import { Balancer, type BalancerOptions, resolveOptions } from './balancer.js';
 import { type LoadFunction, type LoadMetric, loadFunction, peakEwma } from './load.js';
-import { p2cPicker } from './pick.js';
+import { type SlowStartWeight, p2cPicker } from './pick.js';
 
 /**
  * Options of {@link p2c}.
@@ -47,6 +47,15 @@ export interface P2cOptions extends BalancerOptions {
    * `peakEwma()` (30 ms seed, 10 s decay, 1 ms floor).
    */
   readonly load?: LoadMetric | LoadFunction;
+  /**
+   * Slow start (off by default): a weight `(readySinceMs, nowMs) => (0, 1]`
+   * for an endpoint that became ready at `readySinceMs` (on the
+   * `performance.now()` clock), such as `slowStart({ windowMs: 30_000 })`
+   * from `@grpc-tower/health`. A drawn endpoint is kept with probability
+   * equal to its weight, else drawn again, so a cold server's share grows
+   * over the window as in Envoy's slow start.
+   */
+  readonly slowStart?: SlowStartWeight;
 }
 
 const isMetric = (x: unknown): x is LoadMetric =>
@@ -82,9 +91,18 @@ export function p2c<Req, Res, K>(
       load,
       'a LoadMetric (such as peakEwma()) or a function of an endpoint',
     );
+  const slowStart = options.slowStart;
+  if (slowStart !== undefined && typeof slowStart !== 'function') {
+    throw new ConfigError(
+      'p2c',
+      'slowStart',
+      slowStart,
+      'a function (readySinceMs, nowMs) => weight in (0, 1]',
+    );
+  }
   return new Balancer(
     discover,
-    p2cPicker(resolved.random, () => performance.now()),
+    p2cPicker(resolved.random, () => performance.now(), slowStart),
     metric,
     resolved,
   );

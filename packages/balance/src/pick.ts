@@ -7,11 +7,36 @@
  * @module
  */
 import type { EndpointLoad } from './load.js';
-import type { ReadyMember, ReadySet } from './ready-set.js';
+import type { ReadyMember } from './ready-set.js';
 
 /** What a picker needs of a ready endpoint. */
 export interface Candidate extends ReadyMember {
   readonly load: EndpointLoad;
+  /** When it last became ready (the picker's clock), for slow start. */
+  readySince: number;
+}
+
+/** What a picker reads of the set it picks from (a ReadySet, or a panic-mode list). */
+export interface PickSet<T> {
+  readonly size: number;
+  at(index: number): T;
+  countAddresses(addresses: ReadonlySet<string>): number;
+}
+
+/** A {@link PickSet} over a plain array (panic mode builds one per pick). */
+export class ArrayPickSet<T extends { readonly address: string }> implements PickSet<T> {
+  constructor(readonly items: readonly T[]) {}
+  get size(): number {
+    return this.items.length;
+  }
+  at(index: number): T {
+    return this.items[index] as T;
+  }
+  countAddresses(addresses: ReadonlySet<string>): number {
+    let n = 0;
+    for (const m of this.items) if (addresses.has(m.address)) n++;
+    return n;
+  }
 }
 
 /** Chooses one member of a ready set. */
@@ -20,8 +45,17 @@ export interface Picker<T extends Candidate> {
    * A ready member, or `undefined` when the set is empty. Members whose
    * address is in `avoid` are skipped when another member is ready.
    */
-  pick(set: ReadySet<T>, avoid: ReadonlySet<string> | undefined): T | undefined;
+  pick(set: PickSet<T>, avoid: ReadonlySet<string> | undefined): T | undefined;
 }
+
+/**
+ * A slow-start weight: `(readySince, now) => weight` in (0, 1]; a member
+ * drawn with weight w is kept with probability w, else drawn again (at most
+ * {@link SLOW_START_DRAWS} times), as Envoy's slow start does.
+ */
+export type SlowStartWeight = (readySinceMs: number, nowMs: number) => number;
+
+const SLOW_START_DRAWS = 8;
 
 /** How many random draws to try before scanning for a member outside `avoid`. */
 const MAX_DRAWS = 32;
@@ -39,7 +73,7 @@ const index = (random: () => number, n: number): number => {
  * pathological random source.
  */
 function drawAvoiding<T extends Candidate>(
-  set: ReadySet<T>,
+  set: PickSet<T>,
   avoid: ReadonlySet<string>,
   other: T | undefined,
   random: () => number,
@@ -61,10 +95,31 @@ function drawAvoiding<T extends Candidate>(
  * the lower cost wins, a tie goes to the first draw (itself uniform, so
  * ties split evenly).
  */
-export function p2cPicker<T extends Candidate>(random: () => number, clock: () => number): Picker<T> {
+export function p2cPicker<T extends Candidate>(
+  random: () => number,
+  clock: () => number,
+  slowStart?: SlowStartWeight,
+): Picker<T> {
   const better = (a: T, b: T): T => {
     const now = clock();
     return b.load.cost(now) < a.load.cost(now) ? b : a;
+  };
+  // With slow start, an index drawn for a warming member is kept with
+  // probability equal to its weight, else drawn again.
+  const draw = (set: PickSet<T>, n: number, skip: number): number => {
+    const one = (): number => {
+      if (skip < 0) return index(random, n);
+      const j = index(random, n - 1);
+      return j >= skip ? j + 1 : j;
+    };
+    let i = one();
+    if (slowStart === undefined) return i;
+    const now = clock();
+    for (let k = 1; k < SLOW_START_DRAWS; k++) {
+      if (random() < slowStart(set.at(i).readySince, now)) return i;
+      i = one();
+    }
+    return i;
   };
   return {
     pick(set, avoid) {
@@ -81,9 +136,8 @@ export function p2cPicker<T extends Candidate>(random: () => number, clock: () =
         // nothing to avoid among the ready members, or only avoided ones are ready
       }
       if (n === 1) return set.at(0);
-      const i = index(random, n);
-      let j = index(random, n - 1);
-      if (j >= i) j++;
+      const i = draw(set, n, -1);
+      const j = draw(set, n, i);
       return better(set.at(i), set.at(j));
     },
   };

@@ -38,6 +38,13 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
   /** Calls started and not yet settled. */
   readonly pending: number;
   /**
+   * Whether the connection is up, even when a health check or outlier
+   * detection holds the endpoint out (then `readiness` is `'failed'`).
+   * Optional: when absent, `readiness === 'ready'` is the answer. A
+   * balancer in panic mode sends to connected endpoints.
+   */
+  readonly connected?: boolean;
+  /**
    * Stops taking new calls, waits for the calls in flight (at most
    * `graceMs`, then cancels them), then releases every resource.
    */

@@ -30,6 +30,8 @@ export class CountingEndpoint implements Endpoint<string, string> {
   /** When set, `close()` rejects with it (after draining). */
   closeError: unknown;
   closeCalls = 0;
+  /** When set, reported as `connected` (a health check holding it out while it is up). */
+  connectedOverride: boolean | undefined;
   /** Reads of `readiness` and `pending`, to show what a pick looks at. */
   reads = 0;
   readonly #inFlight = new Set<InFlight>();
@@ -40,6 +42,10 @@ export class CountingEndpoint implements Endpoint<string, string> {
   constructor(address: string, readiness: Readiness = 'ready') {
     this.address = address;
     this.#readiness = new BehaviorSubject<Readiness>(readiness);
+  }
+
+  get connected(): boolean {
+    return this.connectedOverride ?? this.#readiness.value === 'ready';
   }
 
   get readiness(): Readiness {

@@ -1,0 +1,78 @@
+/**
+ * `@grpc-tower/health`: keeps unhealthy servers out of rotation, and brings
+ * them back when they recover.
+ *
+ * - {@link healthChecked}: active checking with the standard
+ *   `grpc.health.v1` service (Watch stream per connection, or Check
+ *   polling), following gRPC A17;
+ * - {@link outlierDetection}: passive ejection from call results
+ *   (consecutive failures, success rate, failure percentage), following
+ *   Envoy and gRPC A50, never ejecting more than a share of the set;
+ * - {@link panicThreshold} and {@link slowStart}: the pure pieces a
+ *   balancer's pick uses for Envoy's panic mode and slow start.
+ *
+ * Both wrappers gate an endpoint's readiness (`failed` while unhealthy or
+ * ejected), so any balancer that picks only ready endpoints — `p2c` from
+ * `@grpc-tower/balance` — honours them without knowing they exist.
+ *
+ * @example
+ * ```ts
+ * import { healthChecked, outlierDetection } from '@grpc-tower/health';
+ * import { connect, dns } from '@grpc-tower/discover';
+ * import { grpcEndpoint } from '@grpc-tower/core/grpc';
+ * import { p2c } from '@grpc-tower/balance';
+ *
+ * const health = healthChecked();
+ * const detector = outlierDetection();
+ * const endpoints = connect(dns('orders.internal', 50051), (a) =>
+ *   detector.wrap(health(grpcEndpoint(a.address))),
+ * );
+ * const balancer = p2c(endpoints, { target: 'dns:orders.internal:50051' });
+ * merge(health.events$, detector.events$).subscribe((e) => console.log(e));
+ * ```
+ * @packageDocumentation
+ */
+export {
+  healthChecked,
+  HealthCheckedEndpoint,
+  type HealthChecker,
+} from './health-check/endpoint.js';
+export type {
+  HealthCheckOptions,
+  HealthCheckMode,
+  HealthBackoffOptions,
+  ResolvedHealthCheckOptions,
+} from './health-check/options.js';
+export {
+  encodeHealthCheckRequest,
+  decodeHealthCheckResponse,
+  WATCH_METHOD,
+  CHECK_METHOD,
+  type ServingStatus,
+} from './health-check/proto.js';
+export {
+  outlierDetection,
+  OutlierDetector,
+  OutlierEndpoint,
+  type OutlierStats,
+  type OutlierEndpointStats,
+} from './outlier/detector.js';
+export {
+  DEFAULT_FAILURE_CODES,
+  type OutlierDetectionOptions,
+  type SuccessRateEjectionOptions,
+  type FailurePercentageEjectionOptions,
+  type ResolvedOutlierDetectionOptions,
+} from './outlier/options.js';
+export { panicThreshold, type PanicDecision } from './pick/panic.js';
+export { connectedOf } from './pick/connected.js';
+export { slowStart, type SlowStartOptions, type SlowStartWeight } from './pick/slow-start.js';
+export type {
+  HealthEvent,
+  HealthState,
+  HealthTransition,
+  HealthUnimplemented,
+  EndpointEjected,
+  EndpointReturned,
+  EjectionAlgorithm,
+} from './events.js';

@@ -1,0 +1,584 @@
+/**
+ * Passive health checking: outlier detection from call results, as in
+ * Envoy's outlier detection and gRPC A50 ("xDS Outlier Detection
+ * Support"). A detector is shared by a set of endpoints; each endpoint it
+ * wraps reports the outcome of every call, and the detector ejects the
+ * endpoints that fail. An ejected endpoint reports `failed`, so a balancer
+ * that picks only `ready` endpoints stops sending to it; it returns by
+ * itself when its time is up.
+ *
+ * The rules:
+ * - consecutive failures (Envoy's `consecutive_5xx` with gRPC codes): the
+ *   N-th failed call in a row ejects at once; any other outcome resets
+ *   the count;
+ * - success rate and failure percentage (A50), evaluated every
+ *   `intervalMs` over the calls of the last interval, when configured;
+ * - an ejection lasts `baseEjectionTimeMs × multiplier`, capped at
+ *   `max(baseEjectionTimeMs, maxEjectionTimeMs)`; each ejection raises the
+ *   multiplier by one and every interval spent in rotation lowers it by one
+ *   (A50), so a server that fails again soon stays out longer, and one that
+ *   recovered is forgiven over time;
+ * - at most `maxEjectionPercent` of the known endpoints are ejected at
+ *   once, but always at least one (A50): one bad minute cannot empty the
+ *   pool.
+ *
+ * Deviation from A50: an endpoint returns by its own timer when its time is
+ * up, not at the next sweep, so a short base time is honoured exactly.
+ * State is kept per address, like A50's map, so an endpoint replaced under
+ * the same address keeps its ejection and multiplier while the old and new
+ * wrappers coexist.
+ *
+ * @module
+ */
+import {
+  type CallContext,
+  ClosedError,
+  ConfigError,
+  type Endpoint,
+  type Readiness,
+  Status,
+  statusName,
+  toGrpcTowerError,
+} from '@grpc-tower/core';
+import { BehaviorSubject, type Observable, Subject, type Subscription, distinctUntilChanged } from 'rxjs';
+import type { EjectionAlgorithm, HealthEvent } from '../events.js';
+import { connectedOf } from '../pick/connected.js';
+import {
+  type OutlierDetectionOptions,
+  type ResolvedOutlierDetectionOptions,
+  resolveOutlierOptions,
+} from './options.js';
+
+/**
+ * One address in {@link OutlierStats}.
+ *
+ * @example
+ * ```ts
+ * for (const e of detector.stats().endpoints) if (e.ejected) console.log(e.address, e.multiplier);
+ * ```
+ */
+export interface OutlierEndpointStats {
+  readonly address: string;
+  /** Whether it is ejected now. */
+  readonly ejected: boolean;
+  /** The ejection multiplier (times ejected, decayed by healthy intervals). */
+  readonly multiplier: number;
+  /** Ejections since it was first wrapped. */
+  readonly ejections: number;
+  /** Failed calls in a row so far. */
+  readonly consecutiveFailures: number;
+  /** Successful calls in the current interval. */
+  readonly successes: number;
+  /** Failed calls in the current interval. */
+  readonly failures: number;
+}
+
+/**
+ * A snapshot of a detector.
+ *
+ * @example
+ * ```ts
+ * const s = detector.stats();
+ * console.log(`${s.ejected}/${s.known} ejected (at most ${s.maxEjected})`);
+ * ```
+ */
+export interface OutlierStats {
+  /** Addresses wrapped and not closed. */
+  readonly known: number;
+  /** Of those, ejected now. */
+  readonly ejected: number;
+  /** How many may be ejected at once now. */
+  readonly maxEjected: number;
+  readonly endpoints: readonly OutlierEndpointStats[];
+}
+
+interface Bucket {
+  successes: number;
+  failures: number;
+}
+
+/** The state of one address (A50's map entry). */
+class Entry {
+  readonly wrappers = new Set<OutlierEndpoint<unknown, unknown>>();
+  consecutive = 0;
+  lastFailure = '';
+  active: Bucket = { successes: 0, failures: 0 };
+  inactive: Bucket = { successes: 0, failures: 0 };
+  ejectedAt: number | undefined;
+  durationMs = 0;
+  multiplier = 0;
+  ejections = 0;
+  timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(readonly address: string) {}
+
+  get ejected(): boolean {
+    return this.ejectedAt !== undefined;
+  }
+}
+
+/** What a wrapper reports to its detector. */
+type Outcome = { readonly kind: 'success' } | { readonly kind: 'failure'; readonly reason: string };
+
+const clock = (): number => performance.now();
+
+const isEndpoint = (x: unknown): x is Endpoint<unknown, unknown> =>
+  typeof x === 'object' &&
+  x !== null &&
+  typeof (x as { call?: unknown }).call === 'function' &&
+  typeof (x as { close?: unknown }).close === 'function' &&
+  typeof (x as { address?: unknown }).address === 'string' &&
+  typeof (x as { readiness$?: { subscribe?: unknown } }).readiness$?.subscribe === 'function';
+
+/**
+ * Creates an outlier detector. Wrap every endpoint of one balanced set
+ * with the same detector (the ejection share is counted over them).
+ * Throws `ConfigError` for a bad option.
+ *
+ * @example
+ * ```ts
+ * import { connect, dns } from '@grpc-tower/discover';
+ * import { grpcEndpoint } from '@grpc-tower/core/grpc';
+ * import { p2c } from '@grpc-tower/balance';
+ *
+ * const detector = outlierDetection({ consecutiveFailures: 5, baseEjectionTimeMs: 30_000 });
+ * detector.events$.subscribe((e) => console.warn(e.type, e.endpoint, e));
+ * const endpoints = connect(dns('orders.internal', 50051), (a) => detector.wrap(grpcEndpoint(a.address)));
+ * const balancer = p2c(endpoints, { target: 'orders' });
+ * ```
+ */
+export function outlierDetection(options: OutlierDetectionOptions = {}): OutlierDetector {
+  return new OutlierDetector(resolveOutlierOptions(options));
+}
+
+/**
+ * The detector made by {@link outlierDetection}: wraps endpoints, counts
+ * their call outcomes, ejects and returns them.
+ *
+ * @example
+ * ```ts
+ * const detector = outlierDetection({ baseEjectionTimeMs: 10_000 });
+ * const ep = detector.wrap(grpcEndpoint('127.0.0.2:50051'));
+ * // ...
+ * detector.close();
+ * ```
+ */
+export class OutlierDetector {
+  /** The checked options with their defaults. */
+  readonly options: ResolvedOutlierDetectionOptions;
+  /** Ejections and returns (a hot stream); completes on `close()`. */
+  readonly events$: Observable<HealthEvent>;
+  readonly #events = new Subject<HealthEvent>();
+  readonly #entries = new Map<string, Entry>();
+  #interval: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+
+  /** @internal use {@link outlierDetection}. */
+  constructor(options: ResolvedOutlierDetectionOptions) {
+    this.options = options;
+    this.events$ = this.#events.asObservable();
+  }
+
+  /**
+   * Wraps `endpoint`: the wrapper passes calls through, reports each
+   * call's outcome (a rejection's status code, or for a committed response
+   * its final status from `done`), and reports `failed` while ejected.
+   * Closing the wrapper closes the endpoint and forgets it.
+   *
+   * @example
+   * ```ts
+   * const ep = detector.wrap(health(grpcEndpoint('127.0.0.2:50051')));
+   * ```
+   */
+  wrap<Req, Res>(endpoint: Endpoint<Req, Res>): OutlierEndpoint<Req, Res> {
+    if (this.#closed) throw new ClosedError('outlierDetection: the detector is closed');
+    if (!isEndpoint(endpoint)) {
+      throw new ConfigError(
+        'outlierDetection.wrap',
+        'endpoint',
+        endpoint,
+        'an Endpoint (address, call, close, readiness$)',
+      );
+    }
+    let entry = this.#entries.get(endpoint.address);
+    if (entry === undefined) {
+      entry = new Entry(endpoint.address);
+      this.#entries.set(entry.address, entry);
+    }
+    const e = entry;
+    const wrapper: OutlierEndpoint<Req, Res> = new OutlierEndpoint(endpoint, {
+      ejected: () => e.ejected,
+      record: (outcome) => this.#record(e, outcome),
+      detach: () => this.#detach(e, wrapper as OutlierEndpoint<unknown, unknown>),
+      failureCodes: this.options.failureCodes,
+    });
+    // an endpoint that was already closed detached itself while being built
+    if (wrapper.readiness === 'closed') return wrapper;
+    e.wrappers.add(wrapper as OutlierEndpoint<unknown, unknown>);
+    this.#startInterval();
+    return wrapper;
+  }
+
+  /** How many endpoints may be ejected at once now: the share of the known ones, but at least one. */
+  get maxEjected(): number {
+    return Math.max(1, Math.floor((this.#entries.size * this.options.maxEjectionPercent) / 100));
+  }
+
+  /** A snapshot of every known address. */
+  stats(): OutlierStats {
+    const endpoints = [...this.#entries.values()].map(
+      (e): OutlierEndpointStats => ({
+        address: e.address,
+        ejected: e.ejected,
+        multiplier: e.multiplier,
+        ejections: e.ejections,
+        consecutiveFailures: e.consecutive,
+        successes: e.active.successes,
+        failures: e.active.failures,
+      }),
+    );
+    return {
+      known: this.#entries.size,
+      ejected: this.#ejectedCount(),
+      maxEjected: this.maxEjected,
+      endpoints,
+    };
+  }
+
+  /**
+   * Runs one analysis sweep now (the timer runs one every `intervalMs`):
+   * starts a new counting interval, applies the success-rate and
+   * failure-percentage rules to the one that ended, lowers the multiplier
+   * of every endpoint in rotation by one, and returns endpoints whose time
+   * is up.
+   *
+   * @example
+   * ```ts
+   * detector.sweep();
+   * ```
+   */
+  sweep(): void {
+    if (this.#closed) return;
+    const now = clock();
+    for (const e of this.#entries.values()) {
+      e.inactive = e.active;
+      e.active = { successes: 0, failures: 0 };
+    }
+    if (this.options.successRateEjection !== undefined) this.#successRate(now);
+    if (this.options.failurePercentageEjection !== undefined) this.#failurePercentage(now);
+    for (const e of this.#entries.values()) {
+      if (!e.ejected) {
+        if (e.multiplier > 0) e.multiplier--;
+      } else if (now >= (e.ejectedAt as number) + e.durationMs) {
+        this.#return(e, now);
+      }
+    }
+  }
+
+  /**
+   * Stops the sweeps and the timers, returns every ejected endpoint to
+   * rotation, and completes `events$`. Wrapped endpoints keep working as
+   * plain pass-throughs; they are not closed. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await balancer.close();
+   * detector.close();
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    const now = clock();
+    for (const e of this.#entries.values()) if (e.ejected) this.#return(e, now);
+    this.#closed = true;
+    if (this.#interval !== undefined) {
+      clearInterval(this.#interval);
+      this.#interval = undefined;
+    }
+    this.#events.complete();
+  }
+
+  #startInterval(): void {
+    if (this.#interval !== undefined || this.#closed) return;
+    this.#interval = setInterval(() => this.sweep(), this.options.intervalMs);
+    this.#interval.unref();
+  }
+
+  #ejectedCount(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.ejected) n++;
+    return n;
+  }
+
+  #record(entry: Entry, outcome: Outcome): void {
+    if (this.#closed) return;
+    if (outcome.kind === 'success') {
+      entry.active.successes++;
+      entry.consecutive = 0;
+      return;
+    }
+    entry.active.failures++;
+    entry.consecutive++;
+    entry.lastFailure = outcome.reason;
+    const threshold = this.options.consecutiveFailures;
+    if (threshold > 0 && entry.consecutive >= threshold && !entry.ejected && this.#canEject()) {
+      const n = entry.consecutive;
+      this.#eject(
+        entry,
+        'consecutive-failures',
+        `${n} consecutive failures, the last ${entry.lastFailure}`,
+        clock(),
+      );
+    }
+  }
+
+  #canEject(): boolean {
+    return this.#ejectedCount() < this.maxEjected;
+  }
+
+  #eject(entry: Entry, algorithm: EjectionAlgorithm, reason: string, now: number): void {
+    const { baseEjectionTimeMs: base, maxEjectionTimeMs } = this.options;
+    entry.multiplier++;
+    entry.ejections++;
+    entry.ejectedAt = now;
+    entry.durationMs = Math.min(base * entry.multiplier, Math.max(base, maxEjectionTimeMs));
+    entry.consecutive = 0;
+    if (entry.timer !== undefined) clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      this.#return(entry, clock());
+    }, entry.durationMs);
+    entry.timer.unref();
+    for (const w of entry.wrappers) w.refresh(); // readiness first, then the event
+    this.#events.next({
+      type: 'ejected',
+      endpoint: entry.address,
+      algorithm,
+      reason,
+      durationMs: entry.durationMs,
+      count: entry.multiplier,
+    });
+  }
+
+  #return(entry: Entry, now: number): void {
+    if (entry.ejectedAt === undefined) return;
+    const ejectedMs = Math.round(now - entry.ejectedAt);
+    entry.ejectedAt = undefined;
+    entry.consecutive = 0;
+    if (entry.timer !== undefined) {
+      clearTimeout(entry.timer);
+      entry.timer = undefined;
+    }
+    for (const w of entry.wrappers) w.refresh();
+    if (!this.#events.closed) this.#events.next({ type: 'returned', endpoint: entry.address, ejectedMs });
+  }
+
+  #detach(entry: Entry, wrapper: OutlierEndpoint<unknown, unknown>): void {
+    entry.wrappers.delete(wrapper);
+    if (entry.wrappers.size > 0 || this.#entries.get(entry.address) !== entry) return;
+    this.#entries.delete(entry.address);
+    if (entry.timer !== undefined) {
+      clearTimeout(entry.timer);
+      entry.timer = undefined;
+    }
+    if (this.#entries.size === 0 && this.#interval !== undefined) {
+      clearInterval(this.#interval);
+      this.#interval = undefined;
+    }
+  }
+
+  /** A50's success-rate rule over the interval that just ended. */
+  #successRate(now: number): void {
+    const rule = this.options.successRateEjection!;
+    const judged = [...this.#entries.values()].filter(
+      (e) => e.inactive.successes + e.inactive.failures >= rule.requestVolume,
+    );
+    if (judged.length < rule.minimumHosts || judged.length === 0) return;
+    const rates = judged.map((e) => e.inactive.successes / (e.inactive.successes + e.inactive.failures));
+    const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
+    const variance = rates.reduce((a, r) => a + (r - mean) ** 2, 0) / rates.length;
+    const stdev = Math.sqrt(variance);
+    const threshold = mean - (stdev * rule.stdevFactor) / 1000;
+    judged.forEach((e, i) => {
+      const rate = rates[i]!;
+      if (e.ejected || rate >= threshold || !this.#canEject()) return;
+      if (this.options.random() * 100 >= rule.enforcementPercentage) return;
+      const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+      this.#eject(
+        e,
+        'success-rate',
+        `success rate ${pct(rate)} below ${pct(threshold)} (mean ${pct(mean)}, stdev ${pct(stdev)})`,
+        now,
+      );
+    });
+  }
+
+  /** A50's failure-percentage rule over the interval that just ended. */
+  #failurePercentage(now: number): void {
+    const rule = this.options.failurePercentageEjection!;
+    if (this.#entries.size < rule.minimumHosts) return;
+    for (const e of [...this.#entries.values()]) {
+      const volume = e.inactive.successes + e.inactive.failures;
+      if (e.ejected || volume < rule.requestVolume) continue;
+      const failedPct = (e.inactive.failures / volume) * 100;
+      if (failedPct < rule.threshold || !this.#canEject()) continue;
+      if (this.options.random() * 100 >= rule.enforcementPercentage) continue;
+      this.#eject(
+        e,
+        'failure-percentage',
+        `${failedPct.toFixed(1)} % of ${volume} calls failed (threshold ${rule.threshold} %)`,
+        now,
+      );
+    }
+  }
+}
+
+/** The detector's side of a wrapper. */
+interface Tracker {
+  ejected(): boolean;
+  record(outcome: Outcome): void;
+  detach(): void;
+  readonly failureCodes: ReadonlySet<number>;
+}
+
+const doneOf = (res: unknown): Promise<{ code: number; details?: string }> | undefined => {
+  if (typeof res !== 'object' || res === null) return undefined;
+  const done = (res as { done?: unknown }).done;
+  return done instanceof Promise ? (done as Promise<{ code: number; details?: string }>) : undefined;
+};
+
+/**
+ * An endpoint observed by an {@link OutlierDetector}: calls pass through
+ * and their outcomes are counted; readiness is `failed` while ejected.
+ *
+ * @example
+ * ```ts
+ * const ep: OutlierEndpoint<GrpcRequest, GrpcResponse> = detector.wrap(grpcEndpoint('127.0.0.2:50051'));
+ * console.log(ep.ejected, ep.readiness);
+ * ```
+ */
+export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
+  readonly address: string;
+  /** The wrapped endpoint. */
+  readonly inner: Endpoint<Req, Res>;
+  /** Emits the current readiness on subscribe, then each change; completes on close. */
+  readonly readiness$: Observable<Readiness>;
+  readonly #tracker: Tracker;
+  readonly #readiness: BehaviorSubject<Readiness>;
+  #innerReadiness: Readiness;
+  #sub: Subscription | undefined;
+  #closing: Promise<void> | undefined;
+  #detached = false;
+
+  /** @internal use {@link OutlierDetector.wrap}. */
+  constructor(inner: Endpoint<Req, Res>, tracker: Tracker) {
+    this.inner = inner;
+    this.address = inner.address;
+    this.#tracker = tracker;
+    this.#innerReadiness = inner.readiness;
+    this.#readiness = new BehaviorSubject<Readiness>(this.#compute());
+    this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
+    this.#sub = inner.readiness$.subscribe({
+      next: (r) => {
+        this.#innerReadiness = r;
+        this.refresh();
+      },
+      error: () => this.#finish(),
+      complete: () => this.#finish(),
+    });
+  }
+
+  /** The current readiness: `failed` while ejected, else the inner endpoint's. */
+  get readiness(): Readiness {
+    return this.#readiness.value;
+  }
+
+  /** Whether the detector holds this endpoint's address out of rotation. */
+  get ejected(): boolean {
+    return !this.#detached && this.#tracker.ejected();
+  }
+
+  /**
+   * Whether the connection underneath is up, ejected or not: a balancer in
+   * panic mode prefers these (see `panicThreshold`).
+   */
+  get connected(): boolean {
+    return this.#innerReadiness !== 'closed' && connectedOf(this.inner);
+  }
+
+  get pending(): number {
+    return this.inner.pending;
+  }
+
+  call(req: Req, ctx: CallContext): Promise<Res> {
+    let result: Promise<Res>;
+    try {
+      result = this.inner.call(req, ctx);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (res) => {
+        const done = doneOf(res);
+        if (done === undefined) this.#report(Status.OK, '');
+        else done.then((s) => this.#report(s.code, s.details ?? ''));
+      },
+      (err: unknown) => {
+        if (err instanceof ClosedError) return; // this endpoint is draining, not failing
+        const e = toGrpcTowerError(err, this.address);
+        this.#report(e.code, e.message);
+      },
+    );
+    return result;
+  }
+
+  /** Forgets this endpoint in the detector and closes the inner endpoint. */
+  close(options?: { graceMs?: number }): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    this.#closing = (async () => {
+      try {
+        await this.inner.close(options);
+      } finally {
+        this.#finish();
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** @internal recomputes the readiness after an ejection, a return or an inner change. */
+  refresh(): void {
+    const next = this.#compute();
+    if (!this.#readiness.closed && this.#readiness.value !== next) this.#readiness.next(next);
+  }
+
+  #compute(): Readiness {
+    if (this.#innerReadiness === 'closed') return 'closed';
+    return this.ejected ? 'failed' : this.#innerReadiness;
+  }
+
+  #report(code: number, details: string): void {
+    if (this.#detached || code === Status.CANCELLED) return;
+    if (this.#tracker.failureCodes.has(code)) {
+      this.#tracker.record({
+        kind: 'failure',
+        reason: details ? `${statusName(code)} (${details})` : statusName(code),
+      });
+    } else {
+      this.#tracker.record({ kind: 'success' });
+    }
+  }
+
+  #finish(): void {
+    this.#sub?.unsubscribe();
+    this.#sub = undefined;
+    if (!this.#detached) {
+      this.#detached = true;
+      this.#tracker.detach();
+    }
+    this.#innerReadiness = 'closed';
+    if (!this.#readiness.closed) {
+      if (this.#readiness.value !== 'closed') this.#readiness.next('closed');
+      this.#readiness.complete();
+    }
+  }
+}

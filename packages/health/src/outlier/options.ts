@@ -1,0 +1,230 @@
+/**
+ * The options of {@link outlierDetection}: gRPC A50's fields and defaults
+ * (which are Envoy's `OutlierDetection` message), with Envoy's
+ * consecutive-failure rule counting gRPC status codes instead of HTTP 5xx.
+ *
+ * @module
+ */
+import { ConfigError, Status, type StatusCode, type StatusName, parseStatus } from '@grpc-tower/core';
+import { numberOption, optionsObject, randomOption } from '../options.js';
+
+/**
+ * A50's success-rate ejection: every interval, among the endpoints with at
+ * least `requestVolume` calls, eject those whose success rate is below
+ * `mean − stdev × stdevFactor / 1000`.
+ *
+ * @example
+ * ```ts
+ * const sr: SuccessRateEjectionOptions = { stdevFactor: 1900, requestVolume: 100 };
+ * ```
+ */
+export interface SuccessRateEjectionOptions {
+  /** The factor × 1000 applied to the standard deviation (≥ 0); default 1900 (1.9 σ). */
+  readonly stdevFactor?: number;
+  /** The chance, in percent, that a detected outlier is really ejected (0–100); default 100. */
+  readonly enforcementPercentage?: number;
+  /** How many endpoints need `requestVolume` calls in the interval for the rule to run (≥ 1); default 5. */
+  readonly minimumHosts?: number;
+  /** The calls an endpoint needs in the interval to be judged (≥ 1); default 100. */
+  readonly requestVolume?: number;
+}
+
+/**
+ * A50's failure-percentage ejection: every interval, eject each endpoint
+ * with at least `requestVolume` calls whose failure percentage reaches
+ * `threshold`.
+ *
+ * @example
+ * ```ts
+ * const fp: FailurePercentageEjectionOptions = { threshold: 85, requestVolume: 50 };
+ * ```
+ */
+export interface FailurePercentageEjectionOptions {
+  /** The failure percentage that ejects (0–100); default 85. */
+  readonly threshold?: number;
+  /** The chance, in percent, that a detected outlier is really ejected (0–100); default 100. */
+  readonly enforcementPercentage?: number;
+  /** How many endpoints must be known for the rule to run (≥ 1); default 5. */
+  readonly minimumHosts?: number;
+  /** The calls an endpoint needs in the interval to be judged (≥ 1); default 50. */
+  readonly requestVolume?: number;
+}
+
+/**
+ * Options of {@link outlierDetection}. Every field is optional; the
+ * defaults are gRPC A50's and Envoy's.
+ *
+ * @example
+ * ```ts
+ * const opts: OutlierDetectionOptions = {
+ *   consecutiveFailures: 5,
+ *   baseEjectionTimeMs: 30_000,
+ *   maxEjectionPercent: 10,
+ *   failurePercentageEjection: true, // with A50's defaults
+ * };
+ * ```
+ */
+export interface OutlierDetectionOptions {
+  /**
+   * Eject an endpoint after this many failed calls in a row, at once
+   * (Envoy's `consecutive_5xx`); an integer ≥ 0, 0 turns the rule off.
+   * Default 5.
+   */
+  readonly consecutiveFailures?: number;
+  /**
+   * The status codes that count as a failure, by name or number (not OK).
+   * Default `UNAVAILABLE`, `INTERNAL`, `UNKNOWN`, `DEADLINE_EXCEEDED`.
+   * Any other status counts as a success; `CANCELLED` (the caller gave up)
+   * counts as neither.
+   */
+  readonly failureCodes?: readonly (StatusName | StatusCode)[];
+  /** The time between analysis sweeps (rates, multiplier decay), in ms (> 0); default 10 000. */
+  readonly intervalMs?: number;
+  /** The base ejection time, in ms (≥ 0); an ejection lasts base × times ejected. Default 30 000. */
+  readonly baseEjectionTimeMs?: number;
+  /** The longest ejection, in ms (≥ 0); the cap is the larger of this and the base. Default 300 000. */
+  readonly maxEjectionTimeMs?: number;
+  /**
+   * The largest share of the known endpoints that may be ejected at once,
+   * in percent (0–100); at least one endpoint may always be ejected (A50).
+   * Default 10.
+   */
+  readonly maxEjectionPercent?: number;
+  /** Success-rate ejection: `true` for A50's defaults, an object to set them; default off. */
+  readonly successRateEjection?: boolean | SuccessRateEjectionOptions;
+  /** Failure-percentage ejection: `true` for A50's defaults, an object to set them; default off. */
+  readonly failurePercentageEjection?: boolean | FailurePercentageEjectionOptions;
+  /** The random source for the enforcement percentages, uniform in [0, 1); default `Math.random`. */
+  readonly random?: () => number;
+}
+
+/**
+ * {@link OutlierDetectionOptions} with every default filled in; a rule that
+ * is off is `undefined`.
+ *
+ * @example
+ * ```ts
+ * outlierDetection().options.baseEjectionTimeMs; // 30000
+ * ```
+ */
+export interface ResolvedOutlierDetectionOptions {
+  readonly consecutiveFailures: number;
+  readonly failureCodes: ReadonlySet<StatusCode>;
+  readonly intervalMs: number;
+  readonly baseEjectionTimeMs: number;
+  readonly maxEjectionTimeMs: number;
+  readonly maxEjectionPercent: number;
+  readonly successRateEjection: Required<SuccessRateEjectionOptions> | undefined;
+  readonly failurePercentageEjection: Required<FailurePercentageEjectionOptions> | undefined;
+  readonly random: () => number;
+}
+
+const WHERE = 'outlierDetection';
+
+/**
+ * The default failure codes: the ones that say the server, not the
+ * request, is at fault (`UNAVAILABLE`, `INTERNAL`, `UNKNOWN`,
+ * `DEADLINE_EXCEEDED`).
+ *
+ * @example
+ * ```ts
+ * outlierDetection({ failureCodes: [...DEFAULT_FAILURE_CODES, Status.RESOURCE_EXHAUSTED] });
+ * ```
+ */
+export const DEFAULT_FAILURE_CODES: readonly StatusCode[] = [
+  Status.UNAVAILABLE,
+  Status.INTERNAL,
+  Status.UNKNOWN,
+  Status.DEADLINE_EXCEEDED,
+];
+
+const percent = { min: 0, max: 100 };
+const count = { min: 1, integer: true };
+
+/** Checks `options` and fills in the defaults; throws `ConfigError` naming the first bad option. */
+export function resolveOutlierOptions(
+  options: OutlierDetectionOptions | undefined,
+): ResolvedOutlierDetectionOptions {
+  const o = optionsObject<OutlierDetectionOptions>(WHERE, 'options', options);
+  const consecutiveFailures = numberOption(WHERE, 'consecutiveFailures', o.consecutiveFailures, 5, {
+    min: 0,
+    integer: true,
+  });
+  const codes = o.failureCodes ?? DEFAULT_FAILURE_CODES;
+  if (!Array.isArray(codes)) {
+    throw new ConfigError(WHERE, 'failureCodes', codes, 'a list of status codes (names or numbers)');
+  }
+  const failureCodes = new Set<StatusCode>();
+  codes.forEach((c: unknown, i: number) => {
+    const code = parseStatus(c);
+    if (code === undefined || code === Status.OK) {
+      throw new ConfigError(WHERE, `failureCodes[${i}]`, c, 'a gRPC status code other than OK');
+    }
+    failureCodes.add(code);
+  });
+  const intervalMs = numberOption(WHERE, 'intervalMs', o.intervalMs, 10_000, { min: 0, minExclusive: true });
+  const baseEjectionTimeMs = numberOption(WHERE, 'baseEjectionTimeMs', o.baseEjectionTimeMs, 30_000, {
+    min: 0,
+  });
+  const maxEjectionTimeMs = numberOption(WHERE, 'maxEjectionTimeMs', o.maxEjectionTimeMs, 300_000, {
+    min: 0,
+  });
+  const maxEjectionPercent = numberOption(WHERE, 'maxEjectionPercent', o.maxEjectionPercent, 10, percent);
+  return {
+    consecutiveFailures,
+    failureCodes,
+    intervalMs,
+    baseEjectionTimeMs,
+    maxEjectionTimeMs,
+    maxEjectionPercent,
+    successRateEjection: resolveSuccessRate(o.successRateEjection),
+    failurePercentageEjection: resolveFailurePercentage(o.failurePercentageEjection),
+    random: randomOption(WHERE, o.random),
+  };
+}
+
+function ruleObject<T extends object>(option: string, value: boolean | T | undefined): T | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return {} as T;
+  return optionsObject<T>(WHERE, option, value);
+}
+
+function resolveSuccessRate(
+  value: boolean | SuccessRateEjectionOptions | undefined,
+): Required<SuccessRateEjectionOptions> | undefined {
+  const o = ruleObject('successRateEjection', value);
+  if (o === undefined) return undefined;
+  const at = (f: string) => `successRateEjection.${f}`;
+  return {
+    stdevFactor: numberOption(WHERE, at('stdevFactor'), o.stdevFactor, 1900, { min: 0 }),
+    enforcementPercentage: numberOption(
+      WHERE,
+      at('enforcementPercentage'),
+      o.enforcementPercentage,
+      100,
+      percent,
+    ),
+    minimumHosts: numberOption(WHERE, at('minimumHosts'), o.minimumHosts, 5, count),
+    requestVolume: numberOption(WHERE, at('requestVolume'), o.requestVolume, 100, count),
+  };
+}
+
+function resolveFailurePercentage(
+  value: boolean | FailurePercentageEjectionOptions | undefined,
+): Required<FailurePercentageEjectionOptions> | undefined {
+  const o = ruleObject('failurePercentageEjection', value);
+  if (o === undefined) return undefined;
+  const at = (f: string) => `failurePercentageEjection.${f}`;
+  return {
+    threshold: numberOption(WHERE, at('threshold'), o.threshold, 85, percent),
+    enforcementPercentage: numberOption(
+      WHERE,
+      at('enforcementPercentage'),
+      o.enforcementPercentage,
+      100,
+      percent,
+    ),
+    minimumHosts: numberOption(WHERE, at('minimumHosts'), o.minimumHosts, 5, count),
+    requestVolume: numberOption(WHERE, at('requestVolume'), o.requestVolume, 50, count),
+  };
+}
