@@ -13,7 +13,11 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    typecheck: { enabled: true, include: ['**/*.test-d.ts'], tsconfig: new URL('./tsconfig.typecheck.json', import.meta.url).pathname },
+    typecheck: {
+      enabled: true,
+      include: ['**/*.test-d.ts'],
+      tsconfig: new URL('./tsconfig.typecheck.json', import.meta.url).pathname,
+    },
     projects: [
       project('core', 'packages/core'),
       project('discover', 'packages/discover'),

@@ -17,7 +17,14 @@ const packages = lock.packages;
 
 const platformOf = (name) => {
   const base = name.split('/').pop();
-  const osMap = { darwin: 'darwin', linux: 'linux', win32: 'win32', windows: 'win32', android: 'android', freebsd: 'freebsd' };
+  const osMap = {
+    darwin: 'darwin',
+    linux: 'linux',
+    win32: 'win32',
+    windows: 'win32',
+    android: 'android',
+    freebsd: 'freebsd',
+  };
   const cpuMap = { x64: 'x64', 64: 'x64', arm64: 'arm64', arm: 'arm', ia32: 'ia32' };
   const parts = base.replace(/^cli-/, '').split('-');
   const os = parts.find((p) => osMap[p]);
@@ -57,7 +64,9 @@ if (process.argv.includes('--check')) {
   process.exit(0);
 }
 if (added > 0) {
-  lock.packages = Object.fromEntries(Object.entries(packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a < b ? -1 : 1)));
+  lock.packages = Object.fromEntries(
+    Object.entries(packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a < b ? -1 : 1)),
+  );
   writeFileSync(file, `${JSON.stringify(lock, null, 2)}\n`);
 }
 console.log(`lock-platforms: ${added} missing platform package(s) listed`);

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Makes sure the system servers that the integration tests run are present:
 // dnsmasq (a real DNS server) and etcd (a real registry), from Debian's
-// packages. Installs them with apt-get when missing and allowed; otherwise
-// says exactly what to install and exits non-zero.
+// packages, and nginx (the gRPC proxy that the benchmark suite, whose smoke
+// test runs with the tests, compares against). Installs them with apt-get
+// when missing and allowed; otherwise says exactly what to install and exits
+// non-zero.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
@@ -10,6 +12,7 @@ const needs = [
   { bin: 'dnsmasq', pkg: 'dnsmasq-base', paths: ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'] },
   { bin: 'etcd', pkg: 'etcd-server', paths: ['/usr/bin/etcd', '/usr/local/bin/etcd'] },
   { bin: 'etcdctl', pkg: 'etcd-client', paths: ['/usr/bin/etcdctl', '/usr/local/bin/etcdctl'] },
+  { bin: 'nginx', pkg: 'nginx', paths: ['/usr/sbin/nginx', '/usr/bin/nginx'] },
 ];
 
 const onPath = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
@@ -29,7 +32,10 @@ if (!isRoot || !hasApt || process.env.GRPC_TOWER_NO_INSTALL === '1') {
 }
 console.log(`Installing ${pkgs.join(', ')} from Debian's packages for the integration tests…`);
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...pkgs]]) {
+for (const args of [
+  ['update', '-qq'],
+  ['install', '-y', '-qq', '--no-install-recommends', ...pkgs],
+]) {
   const r = spawnSync('apt-get', args, { stdio: 'inherit', env });
   if (r.status !== 0) {
     console.error(`apt-get ${args.join(' ')} failed; install ${pkgs.join(' ')} by hand and try again.`);
