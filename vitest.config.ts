@@ -26,6 +26,7 @@ export default defineConfig({
       project('health', 'packages/health'),
       project('testing', 'packages/testing'),
       project('examples', 'examples'),
+      project('bench', 'bench'),
     ],
   },
 });

@@ -1,0 +1,212 @@
+/**
+ * The clients the scenarios compare, each an echo client (proto-loader,
+ * `@grpc-tower/testing`) over a different channel:
+ *
+ * - {@link plainClient}: grpc-js alone, for a single address or a target
+ *   with grpc-js's `round_robin`;
+ * - {@link bareChannel}: `createChannel` over one `grpcEndpoint`, no layer;
+ * - {@link balancedChannel}: discovery → `connect` → a balancer →
+ *   `createChannel`, no other layer (to compare balancing policies alone);
+ * - {@link fullStack}: the stack a user is told to run — discovery →
+ *   `connect` → health checking → outlier detection → `p2c` (PeakEWMA by
+ *   default) → `retry` with a retry budget → `timeout` → `createChannel`.
+ *
+ * @module
+ */
+import { type Balancer, type LoadMetric, p2c, peakEwma, roundRobin } from '@grpc-tower/balance';
+import { type Endpoint, ServiceBuilder, timeout } from '@grpc-tower/core';
+import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
+import { type Discover, type DiscoveredAddress, connect } from '@grpc-tower/discover';
+import { healthChecked, outlierDetection } from '@grpc-tower/health';
+import { retry, retryBudget } from '@grpc-tower/retry';
+import { type EchoProtoClient, createEchoClient, loadEchoPackage } from '@grpc-tower/testing';
+
+/**
+ * One client under test.
+ *
+ * @example
+ * ```ts
+ * const c: Contender = plainClient('grpc-js', server.address);
+ * await c.close();
+ * ```
+ */
+export interface Contender {
+  readonly name: string;
+  readonly client: EchoProtoClient;
+  /** The grpc-tower balancer, when there is one (for its stats). */
+  readonly balancer?: Balancer<GrpcRequest, GrpcResponse, string>;
+  /** Closes the client and everything it owns. */
+  close(): Promise<void>;
+}
+
+/** The grpc-js service config that turns on grpc-js's own round_robin. */
+export const GRPC_JS_ROUND_ROBIN = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
+
+/**
+ * A plain grpc-js client for `target` (an address, `ipv4:a,b,c`, or a
+ * `dns://server/name:port` URI); `roundRobin` sets grpc-js's round_robin
+ * policy (its default is pick_first).
+ *
+ * @example
+ * ```ts
+ * const rr = plainClient('grpc-js round_robin', 'ipv4:127.0.0.2:5000,127.0.0.3:5000', { roundRobin: true });
+ * ```
+ */
+export function plainClient(name: string, target: string, options: { roundRobin?: boolean } = {}): Contender {
+  const client = createEchoClient(
+    target,
+    options.roundRobin === true ? { 'grpc.service_config': GRPC_JS_ROUND_ROBIN } : {},
+  );
+  return {
+    name,
+    client,
+    close: async () => client.close(),
+  };
+}
+
+/**
+ * `createChannel` over a single `grpcEndpoint`: the cost of the channel
+ * itself.
+ *
+ * @example
+ * ```ts
+ * const bare = bareChannel('createChannel (bare)', server.address);
+ * ```
+ */
+export function bareChannel(name: string, address: string): Contender {
+  const endpoint = grpcEndpoint(address);
+  const channel = createChannel(endpoint, {
+    target: address,
+    services: [loadEchoPackage().EchoService],
+    owns: [endpoint],
+  });
+  const client = createEchoClient(address, { channelOverride: channel });
+  return {
+    name,
+    client,
+    close: async () => {
+      client.close();
+      await channel.closeAsync();
+    },
+  };
+}
+
+/** Which balancer a {@link balancedChannel} uses. */
+export type BalancerKind =
+  | { readonly kind: 'p2c'; readonly load: LoadMetric }
+  | { readonly kind: 'round-robin' };
+
+function makeBalancer(
+  endpoints: Discover<string, Endpoint<GrpcRequest, GrpcResponse>>,
+  target: string,
+  balancer: BalancerKind,
+): Balancer<GrpcRequest, GrpcResponse, string> {
+  return balancer.kind === 'p2c'
+    ? p2c(endpoints, { target, load: balancer.load })
+    : roundRobin(endpoints, { target });
+}
+
+/**
+ * Discovery → `connect` (one `grpcEndpoint` per address) → a balancer →
+ * `createChannel`, with no other layer.
+ *
+ * @example
+ * ```ts
+ * const c = balancedChannel('p2c + pending', staticList(addresses), { kind: 'p2c', load: pendingRequests() });
+ * ```
+ */
+export function balancedChannel(
+  name: string,
+  addresses: Discover<string, DiscoveredAddress>,
+  balancer: BalancerKind,
+  target = 'bench',
+): Contender {
+  const b = makeBalancer(
+    connect(addresses, (a) => grpcEndpoint(a.address)),
+    target,
+    balancer,
+  );
+  const channel = createChannel(b, {
+    target,
+    services: [loadEchoPackage().EchoService],
+    readiness: b,
+    owns: [b],
+  });
+  const client = createEchoClient(target, { channelOverride: channel });
+  return {
+    name,
+    client,
+    balancer: b,
+    close: async () => {
+      client.close();
+      await channel.closeAsync();
+    },
+  };
+}
+
+/**
+ * The settings of the full stack, as the suite runs it: the documented
+ * defaults everywhere, plus a whole-call timeout (the timeout layer has no
+ * default).
+ */
+export const FULL_STACK = {
+  timeoutMs: 5_000,
+  description:
+    'discovery → connect → healthChecked() → outlierDetection() → p2c (PeakEWMA unless noted) → ' +
+    'retry({ budget: retryBudget() }) → timeout(5 s) → createChannel',
+} as const;
+
+/**
+ * The full default stack over `addresses`: health checking (the servers
+ * serve `grpc.health.v1`), outlier detection, P2C (PeakEWMA unless `load`
+ * says otherwise), A6 retries with a retry budget, and a whole-call timeout.
+ *
+ * @example
+ * ```ts
+ * const c = fullStack('grpc-tower', dns('echo.test', port, { servers: [dnsmasq.address], intervalMs: 1000 }));
+ * ```
+ */
+export function fullStack(
+  name: string,
+  addresses: Discover<string, DiscoveredAddress>,
+  options: { readonly target?: string; readonly load?: LoadMetric } = {},
+): Contender {
+  const target = options.target ?? 'bench';
+  const health = healthChecked();
+  const detector = outlierDetection();
+  const endpoints = connect(addresses, (a) => detector.wrap(health(grpcEndpoint(a.address))));
+  const balancer = p2c(endpoints, { target, load: options.load ?? peakEwma() });
+  const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
+    .layer(timeout({ ms: FULL_STACK.timeoutMs }))
+    .layer(retry({ budget: retryBudget() }))
+    .service(balancer);
+  const channel = createChannel(stack, {
+    target,
+    services: [loadEchoPackage().EchoService],
+    readiness: balancer,
+    owns: [balancer],
+  });
+  const client = createEchoClient(target, { channelOverride: channel });
+  return {
+    name,
+    client,
+    balancer,
+    close: async () => {
+      client.close();
+      await channel.closeAsync();
+      detector.close();
+    },
+  };
+}
+
+/**
+ * Closes every contender, even when some fail to close.
+ *
+ * @example
+ * ```ts
+ * await closeAll(contenders);
+ * ```
+ */
+export async function closeAll(contenders: readonly Contender[]): Promise<void> {
+  await Promise.allSettled(contenders.map((c) => c.close()));
+}
