@@ -25,7 +25,11 @@ export default defineConfig({
       project('retry', 'packages/retry'),
       project('health', 'packages/health'),
       project('testing', 'packages/testing'),
-      project('examples', 'examples'),
+      {
+        extends: true as const,
+        test: { name: 'examples', root: 'examples', include: ['*/src/**/*.test.ts'] },
+      },
+      project('docs', 'docs'),
       project('bench', 'bench'),
     ],
   },

@@ -1,131 +1,76 @@
-// npm run demo: three echo servers in child processes on 127.0.0.x, found
-// through an in-process registry polled by grpc-tower, and a client that
-// sends steady traffic through discovery → p2c (PeakEWMA) → retry → timeout while
-// one server crashes and another appears. Prints per-server traffic and
-// every failed call, measured.
-import * as grpc from '@grpc/grpc-js';
-import { p2c } from '@grpc-tower/balance';
-import { type Service, ServiceBuilder, timeout } from '@grpc-tower/core';
-import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
-import { connect, poll } from '@grpc-tower/discover';
-import { retry, retryBudget } from '@grpc-tower/retry';
-import {
-  type ChildEchoServer,
-  createEchoClient,
-  loadEchoPackage,
-  spawnEchoServer,
-} from '@grpc-tower/testing';
+// npm run demo [-- --quick] [-- --compare] [-- --json <path>] [-- --out <dir>]
+//
+// Three echo servers in child processes on 127.0.0.251-253, one DNS name
+// served by a DNS server the demo starts, and a grpc-tower client (plus a
+// plain grpc-js round_robin client with --compare) under steady traffic
+// while servers crash, appear, slow down and restart. Prints a live view,
+// then a summary table, and writes an SVG chart and a JSON summary.
+import './grpc-env.js';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runDemo } from './demo.js';
 
-const quick = process.argv.includes('--quick');
-const phaseMs = quick ? 1_500 : 4_000;
-const registry = new Set<string>(); // what a real registry (Consul, etcd, DNS) would hold
+const usage = `usage: npm run demo -- [--quick] [--compare] [--json <path>] [--out <dir>] [--plain]
 
-const log = (msg: string) =>
-  console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
-const t0 = performance.now();
+  --quick        the short story (about 25 s instead of about a minute)
+  --compare      also run a plain grpc-js round_robin client through the same story
+  --json <path>  where to write the JSON summary (default: next to the chart)
+  --out <dir>    where to write the chart (default: examples/demo/out)
+  --plain        print plain lines instead of redrawing the terminal
+`;
+
+/** Ctrl-C: the demo stops, cleans up, and exits without a stack trace. */
+class Interrupted extends Error {
+  constructor() {
+    super('interrupted');
+  }
+}
 
 async function main(): Promise<void> {
-  const servers = new Map<string, ChildEchoServer>();
-  for (const [name, host] of [
-    ['A', '127.0.0.21'],
-    ['B', '127.0.0.22'],
-  ] as const) {
-    const s = await spawnEchoServer({ host, name });
-    servers.set(name, s);
-    registry.add(s.address);
-  }
-  log(`servers up: ${[...servers].map(([n, s]) => `${n}=${s.address}`).join(', ')}`);
-
-  const discovery = poll(async () => [...registry], { name: 'registry', intervalMs: 500 });
-  const balancer = p2c(
-    connect(discovery, (addr) => grpcEndpoint(addr.address)),
-    { target: 'echo.demo' },
-  );
-  const stack: Service<GrpcRequest, GrpcResponse> = new ServiceBuilder<GrpcRequest, GrpcResponse>()
-    .layer(timeout({ ms: 2_000 }))
-    .layer(retry({ maxAttempts: 3, budget: retryBudget() }))
-    .service(balancer);
-  const { EchoService } = loadEchoPackage();
-  const channel = createChannel(stack, {
-    target: 'echo.demo',
-    services: [EchoService],
-    readiness: balancer,
-    owns: [balancer],
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      compare: { type: 'boolean', default: false },
+      json: { type: 'string' },
+      out: { type: 'string' },
+      plain: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    allowPositionals: false,
   });
-  const client = createEchoClient('echo.demo', { channelOverride: channel });
-
-  const perServer = new Map<string, number>();
-  const failures: string[] = [];
-  let phase = 'steady';
-  const perPhase = new Map<string, { ok: number; failed: number }>();
-  let running = true;
-  const worker = async (): Promise<void> => {
-    while (running) {
-      await new Promise<void>((resolve) => {
-        client.Unary(
-          { message: 'hi' },
-          new grpc.Metadata(),
-          { deadline: Date.now() + 3_000 },
-          (err, reply) => {
-            const p = perPhase.get(phase) ?? { ok: 0, failed: 0 };
-            perPhase.set(phase, p);
-            if (err) {
-              p.failed++;
-              failures.push(`${phase}: ${err.code} ${err.details}`);
-            } else if (reply) {
-              p.ok++;
-              perServer.set(reply.server, (perServer.get(reply.server) ?? 0) + 1);
-            }
-            resolve();
-          },
-        );
-      });
-    }
-  };
-  const workers = Array.from({ length: 8 }, worker);
-  const report = (): void => {
-    const parts = [...perServer].sort().map(([n, c]) => `${n}: ${c}`);
-    log(`calls per server so far — ${parts.join(', ')}; failed: ${failures.length}`);
-  };
-
-  await new Promise((r) => setTimeout(r, phaseMs));
-  report();
-
-  phase = 'A crashed';
-  log('SIGKILL server A');
-  const a = servers.get('A')!;
-  await a.kill('SIGKILL');
-  registry.delete(a.address);
-  await new Promise((r) => setTimeout(r, phaseMs));
-  report();
-
-  phase = 'C appeared';
-  const c = await spawnEchoServer({ host: '127.0.0.23', name: 'C' });
-  servers.set('C', c);
-  registry.add(c.address);
-  log(`server C appears in the registry at ${c.address}`);
-  const before = perServer.get('C') ?? 0;
-  const appeared = performance.now();
-  while ((perServer.get('C') ?? 0) === before && performance.now() - appeared < 5_000) {
-    await new Promise((r) => setTimeout(r, 5));
+  if (values.help) {
+    process.stdout.write(usage);
+    return;
   }
-  log(`C took its first call ${(performance.now() - appeared).toFixed(0)} ms after it appeared`);
-  await new Promise((r) => setTimeout(r, phaseMs));
-  report();
-
-  running = false;
-  await Promise.all(workers);
-  console.log('\nsummary');
-  console.log('phase         ok     failed');
-  for (const [name, p] of perPhase)
-    console.log(`${name.padEnd(12)} ${String(p.ok).padStart(6)} ${String(p.failed).padStart(6)}`);
-  if (failures.length > 0) console.log(`failed calls:\n  ${failures.slice(0, 10).join('\n  ')}`);
-  client.close();
-  await channel.closeAsync();
-  await Promise.all([...servers.values()].filter((s) => s !== a).map((s) => s.stop()));
+  // npm runs the script in examples/demo; paths given on the command line are relative to where npm was run
+  const base = process.env.INIT_CWD ?? process.cwd();
+  const stop = new AbortController();
+  const onSigint = (): void => stop.abort(new Interrupted());
+  process.once('SIGINT', onSigint);
+  try {
+    await runDemo({
+      quick: values.quick,
+      compare: values.compare,
+      signal: stop.signal,
+      ...(values.plain ? { view: 'lines' as const } : {}),
+      ...(values.json === undefined ? {} : { jsonPath: resolve(base, values.json) }),
+      ...(values.out === undefined ? {} : { outDir: resolve(base, values.out) }),
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
 }
 
 main().catch((err: unknown) => {
-  console.error(err);
+  if (err instanceof Interrupted) {
+    process.stderr.write('\ninterrupted; servers stopped\n');
+    process.exitCode = 130;
+    return;
+  }
+  if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`${err.message}\n\n${usage}`);
+  } else {
+    console.error(err);
+  }
   process.exitCode = 1;
 });

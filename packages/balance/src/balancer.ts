@@ -223,6 +223,9 @@ export function resolveOptions(where: string, discover: unknown, options: Balanc
   if (typeof (discover as { subscribe?: unknown } | null)?.subscribe !== 'function') {
     throw new ConfigError(where, 'discover', discover, 'an Observable of Change (insert/remove) values');
   }
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError(where, 'options', options, 'an object');
+  }
   const target = options.target ?? 'unnamed';
   if (typeof target !== 'string' || target.length === 0) {
     throw new ConfigError(where, 'target', target, 'a non-empty string');
@@ -389,8 +392,8 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
    * Sends the call to a ready endpoint. With none ready, waits for one until
    * `failFastMs` ({@link NoReadyEndpointError}), the call's deadline
    * ({@link NoReadyEndpointDeadlineError}) or its cancellation, whichever
-   * comes first. Honours {@link @grpc-tower/core!AvoidEndpoints} and reports
-   * each pick through {@link @grpc-tower/core!EndpointPicked}. Errors
+   * comes first. Honours `AvoidEndpoints` and reports
+   * each pick through `EndpointPicked`. Errors
    * from the endpoint keep (or gain) its address as `endpoint`.
    */
   call(req: Req, ctx: CallContext): Promise<Res> {

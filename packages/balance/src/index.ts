@@ -3,7 +3,7 @@
  * of endpoints. {@link p2c} is the power-of-two-choices balancer
  * (Mitzenmacher) with PeakEWMA load (Finagle, Linkerd, tower) by default;
  * {@link roundRobin} is the baseline with the same contract. Both are
- * {@link @grpc-tower/core!Service | Services}, readiness sources for
+ * core `Service`s, readiness sources for
  * `createChannel`, and drain what they close.
  *
  * @example

@@ -118,3 +118,23 @@ describe('pendingRequests and loadFunction', () => {
     expect(() => loadFunction(42 as unknown as () => number)).toThrow(ConfigError);
   });
 });
+
+describe('peakEwma seeding', () => {
+  test('a new endpoint starts at its peers’ recent round-trip time, not the fixed seed', () => {
+    const metric = peakEwma({ defaultRttMs: 30 });
+    const a = metric.create({ address: 'a:1', pending: 0 }, 0);
+    expect(a.cost(0)).toBe(30); // nothing answered yet: the fixed seed
+    for (let t = 1; t <= 50; t++) a.observe(2, t, false);
+    const b = metric.create({ address: 'a:1', pending: 0 }, 50);
+    expect(b.cost(50)).toBeCloseTo(2, 5);
+    b.observe(5, 51, false); // its own first sample replaces the seed
+    expect(b.cost(51)).toBeCloseTo(5, 5);
+  });
+
+  test('failed calls do not move the peers’ average', () => {
+    const metric = peakEwma({ defaultRttMs: 30 });
+    const a = metric.create({ address: 'a:1', pending: 0 }, 0);
+    a.observe(0.1, 1, true);
+    expect(metric.create({ address: 'a:1', pending: 0 }, 1).cost(1)).toBe(30);
+  });
+});

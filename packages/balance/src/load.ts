@@ -13,7 +13,7 @@
  *   time constant, and is multiplied by the calls in flight plus one.
  *
  * "In flight" is the endpoint's own `pending` count (the
- * {@link @grpc-tower/core!Endpoint} contract). For a gRPC endpoint a
+ * `Endpoint` contract). For a gRPC endpoint a
  * stream stays pending until its status arrives, which is a truer measure of
  * the work it puts on the server than counting only until the balancer's
  * promise settles; it also sees calls that reached the endpoint through
@@ -168,6 +168,9 @@ export interface PeakEwmaOptions {
  * ```
  */
 export function peakEwma(options: PeakEwmaOptions = {}): LoadMetric {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('peakEwma', 'options', options, 'an object');
+  }
   const defaultRttMs = options.defaultRttMs ?? 30;
   const decayMs = options.decayMs ?? 10_000;
   const floorMs = options.floorMs ?? 1;
@@ -180,11 +183,23 @@ export function peakEwma(options: PeakEwmaOptions = {}): LoadMetric {
   if (!Number.isFinite(floorMs) || floorMs < 0) {
     throw new ConfigError('peakEwma', 'floorMs', floorMs, 'a finite number >= 0');
   }
+  // A running average of the successful samples of every endpoint of this
+  // metric: a new endpoint starts there, not at the fixed seed, once its
+  // peers have answered (see `defaultRttMs`).
+  const peers: PeerAverage = { rtt: undefined };
   return {
     name: 'peak-ewma',
-    create: (endpoint, now) => new PeakEwmaLoad(endpoint, now, defaultRttMs, decayMs, floorMs),
+    create: (endpoint, now) =>
+      new PeakEwmaLoad(endpoint, now, peers.rtt ?? defaultRttMs, decayMs, floorMs, peers),
   };
 }
+
+interface PeerAverage {
+  rtt: number | undefined;
+}
+
+/** Weight of one sample in the peers' running average. */
+const PEER_WEIGHT = 0.05;
 
 /** The PeakEWMA state of one endpoint. */
 class PeakEwmaLoad implements EndpointLoad {
@@ -195,8 +210,17 @@ class PeakEwmaLoad implements EndpointLoad {
   #rtt: number;
   #stamp: number;
   #sampled = false;
+  readonly #peers: PeerAverage;
 
-  constructor(endpoint: LoadSubject, now: number, rtt: number, decayMs: number, floorMs: number) {
+  constructor(
+    endpoint: LoadSubject,
+    now: number,
+    rtt: number,
+    decayMs: number,
+    floorMs: number,
+    peers: PeerAverage,
+  ) {
+    this.#peers = peers;
     this.#endpoint = endpoint;
     this.#rtt = rtt;
     this.#stamp = now;
@@ -206,6 +230,10 @@ class PeakEwmaLoad implements EndpointLoad {
 
   observe(rttMs: number, now: number, failed: boolean): void {
     if (!(rttMs >= 0)) return;
+    if (!failed) {
+      const peers = this.#peers.rtt;
+      this.#peers.rtt = peers === undefined ? rttMs : peers + (rttMs - peers) * PEER_WEIGHT;
+    }
     if (!this.#sampled && !failed) {
       // the seed only ranked an endpoint that had not answered yet
       this.#sampled = true;

@@ -51,7 +51,7 @@ export interface Picker<T extends Candidate> {
 /**
  * A slow-start weight: `(readySince, now) => weight` in (0, 1]; a member
  * drawn with weight w is kept with probability w, else drawn again (at most
- * {@link SLOW_START_DRAWS} times), as Envoy's slow start does.
+ * 8 times), as Envoy's slow start does.
  */
 export type SlowStartWeight = (readySinceMs: number, nowMs: number) => number;
 
@@ -62,7 +62,8 @@ const MAX_DRAWS = 32;
 
 const index = (random: () => number, n: number): number => {
   const i = Math.floor(random() * n);
-  return Math.min(n - 1, Math.max(0, i));
+  // a random source that returns NaN (or a non-number) draws the first member
+  return Number.isNaN(i) ? 0 : Math.min(n - 1, Math.max(0, i));
 };
 
 /**

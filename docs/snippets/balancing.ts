@@ -1,0 +1,86 @@
+// Snippets of docs/guides/balancing.md.
+import {
+  type LoadMetric,
+  loadFunction,
+  p2c,
+  peakEwma,
+  pendingRequests,
+  roundRobin,
+} from '@grpc-tower/balance';
+import type { Endpoint } from '@grpc-tower/core';
+import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
+import type { Discover } from '@grpc-tower/discover';
+import { slowStart } from '@grpc-tower/health';
+
+declare const endpoints: Discover<string, Endpoint<GrpcRequest, GrpcResponse>>;
+
+export function balancers(): void {
+  // #region p2c
+  // the default: power of two choices with PeakEWMA load
+  const balancer = p2c(endpoints, { target: 'dns:orders.internal:50051' });
+  // #endregion p2c
+
+  // #region metrics
+  // PeakEWMA with its defaults spelled out: new servers start at 30 ms, the average
+  // forgets with a 10 s time constant, and no estimate counts as less than 1 ms
+  const ewma = p2c(endpoints, { load: peakEwma({ defaultRttMs: 30, decayMs: 10_000, floorMs: 1 }) });
+  // least-request: the server with fewer calls in flight wins
+  const leastRequest = p2c(endpoints, { load: pendingRequests() });
+  // any function of an endpoint's address and calls in flight
+  const weighted = p2c(endpoints, {
+    load: loadFunction((ep) => ep.pending * (ep.address.startsWith('10.1.') ? 2 : 1), 'remote-zone-x2'),
+  });
+  // the baseline: each ready server in turn
+  const rr = roundRobin(endpoints, { target: 'orders' });
+  // #endregion metrics
+
+  // #region options
+  const tuned = p2c(endpoints, {
+    target: 'dns:orders.internal:50051', // named in errors and stats
+    failFastMs: 1_000, // with no ready server, a call waits this long (or its deadline) then fails
+    drainGraceMs: 15_000, // how long a removed server's calls may take to finish
+    panicThresholdPercent: 50, // below 50 % ready, also use connected-but-unhealthy servers
+    slowStart: slowStart({ windowMs: 30_000 }), // a new server's share ramps up over 30 s
+  });
+  // #endregion options
+  void [balancer, ewma, leastRequest, weighted, rr, tuned];
+}
+
+// #region custom-metric
+// a load metric keeps per-endpoint state: here, the failure ratio of the last 100 calls
+// times the calls in flight, so a server that fails often is picked less
+const failureAware: LoadMetric = {
+  name: 'failure-aware',
+  create(endpoint) {
+    const recent: boolean[] = [];
+    return {
+      observe(_rttMs, _now, failed) {
+        recent.push(failed);
+        if (recent.length > 100) recent.shift();
+      },
+      cost() {
+        const failures = recent.filter(Boolean).length;
+        return (endpoint.pending + 1) * (1 + (10 * failures) / Math.max(1, recent.length));
+      },
+      estimateMs: () => undefined,
+    };
+  },
+};
+// #endregion custom-metric
+
+export function observe(): void {
+  const balancer = p2c(endpoints, { target: 'orders', load: failureAware });
+  // #region stats
+  // a snapshot now, or every second (and on every change) as a stream
+  const { counts, waiting, endpoints: eps } = balancer.stats();
+  console.log(`${counts.ready}/${counts.known} ready, ${waiting} calls waiting for one`);
+  for (const e of eps) console.log(e.address, e.state, e.role, e.pending, e.ewmaMs, e.picks, e.failures);
+
+  balancer.stats$.subscribe((s) => console.log(s.readiness, s.counts));
+  balancer.events$.subscribe((e) => {
+    if (e.type === 'panic')
+      console.warn(`panic mode ${e.active ? 'on' : 'off'}: ${e.ready}/${e.known} ready`);
+    if (e.type === 'remove') console.info(`${e.address} left; draining`);
+  });
+  // #endregion stats
+}

@@ -1,0 +1,101 @@
+// Snippets of docs/guides/discovery.md.
+import * as grpc from '@grpc/grpc-js';
+import { p2c } from '@grpc-tower/balance';
+import { grpcEndpoint } from '@grpc-tower/core/grpc';
+import { connect, dns, dnsSrv, etcd, merge, poll, staticList } from '@grpc-tower/discover';
+
+declare const caCertificate: Buffer;
+
+export function sources(): void {
+  // #region kubernetes
+  // <service>.<namespace>.svc.cluster.local: the cluster DNS answers with the ready pods
+  const pods = connect(dns('echo.default.svc.cluster.local', 50051), (pod) =>
+    grpcEndpoint(pod.address, { authority: 'echo.default.svc.cluster.local' }),
+  );
+  const echo = p2c(pods, { target: 'dns:echo.default.svc.cluster.local:50051' });
+  // #endregion kubernetes
+
+  // #region static
+  // a fixed list: tests, a fixed pool, or a proxy's address
+  const fixed = staticList(['10.0.0.7:50051', { address: '10.0.0.8:50051', weight: 2 }]);
+  // #endregion static
+
+  // #region dns
+  // A and AAAA records: a Kubernetes headless Service, a DNS round-robin name
+  const orders = dns('orders.default.svc.cluster.local', 50051, {
+    intervalMs: 5_000, // resolve again every 5 s (±10 % jitter); the default
+    respectTtl: true, // but never sooner than the records' TTL
+    servers: ['10.96.0.10'], // optional: ask these servers instead of the system's
+  });
+  // #endregion dns
+
+  // #region srv
+  // SRV records carry the port (and a weight) per server: Consul's DNS interface, for one
+  const catalog = dnsSrv('_grpc._tcp.catalog.service.consul', { servers: ['127.0.0.1:8600'] });
+  // #endregion srv
+
+  // #region etcd
+  // every key under the prefix is one server: "10.0.0.7:50051" or {"address": …, "weight": …}
+  const payments = etcd(['http://etcd-0:2379', 'http://etcd-1:2379'], '/services/payments/');
+  // #endregion etcd
+
+  // #region poll
+  // any registry you can ask for the full list: poll() calls it, diffs the answers, emits changes
+  const inventory = poll(
+    async (signal) => {
+      const res = await fetch('http://registry.internal/v1/services/inventory', { signal });
+      if (!res.ok) throw new Error(`registry answered ${res.status}`); // keeps the last set, backs off
+      return (await res.json()) as string[]; // ['10.0.0.7:50051', …]
+    },
+    { name: 'registry:inventory', intervalMs: 10_000 },
+  );
+  // #endregion poll
+
+  // #region merge
+  // several sources as one: two clusters behind one balancer
+  const both = merge([dns('orders.eu-west.internal', 50051), dns('orders.eu-central.internal', 50051)]);
+  // #endregion merge
+  void [echo, fixed, orders, catalog, payments, inventory, both];
+}
+
+export function connecting(): void {
+  // #region connect
+  // connect() makes one endpoint per address and drains it when the address goes away
+  const source = dns('orders.internal', 50051);
+  const endpoints = connect(
+    source,
+    (addr) =>
+      grpcEndpoint(addr.address, {
+        credentials: grpc.credentials.createSsl(caCertificate),
+        authority: 'orders.internal', // the certificate's name, since addr.address is an IP
+        channelOptions: { 'grpc.keepalive_time_ms': 30_000 },
+      }),
+    { graceMs: 10_000 }, // how long a removed server's calls may take to finish
+  );
+  const balancer = p2c(endpoints, { target: 'dns:orders.internal:50051' });
+  // #endregion connect
+  void balancer;
+}
+
+export function events(): void {
+  const source = dns('orders.internal', 50051);
+  // #region events
+  // sources never fail the stream: they keep the last set and report what went wrong here
+  source.events$.subscribe((e) => {
+    switch (e.type) {
+      case 'resolved':
+        console.info(`${e.source}: ${e.count} servers (+${e.inserted} −${e.removed})`);
+        break;
+      case 'failed':
+        console.warn(`${e.source}: ${e.error.message}; keeping the last set`);
+        break;
+      case 'empty-kept':
+        console.warn(`${e.source}: empty answer ignored, keeping ${e.kept} servers`);
+        break;
+      case 'invalid':
+        console.warn(`${e.source}: skipped ${e.input}: ${e.error.message}`);
+        break;
+    }
+  });
+  // #endregion events
+}

@@ -1,0 +1,159 @@
+/**
+ * The two clients the demo drives.
+ *
+ * - grpc-tower: discovery (DNS, polled every second) → health (the
+ *   `grpc.health.v1` Watch stream per server, plus outlier detection) →
+ *   p2c with PeakEWMA load → retry (A6 rules, retry budget) → timeout,
+ *   ending in a grpc-js `ChannelInterface` that the generated client uses.
+ * - grpc-js round_robin: the same proto-loader client on a plain grpc-js
+ *   channel with a `dns://` target, the `round_robin` policy and an A6
+ *   retry policy with the same limits as grpc-tower's, re-resolving at
+ *   most every second (its default is 30 s). That is the fair comparison:
+ *   the same DNS records, the same retries, the same deadline.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { type Balancer, p2c } from '@grpc-tower/balance';
+import { type Readiness, ServiceBuilder, timeout } from '@grpc-tower/core';
+import {
+  type GrpcRequest,
+  type GrpcResponse,
+  createChannel,
+  grpcEndpoint,
+  type TowerChannel,
+} from '@grpc-tower/core/grpc';
+import { connect, dns } from '@grpc-tower/discover';
+import { healthChecked, outlierDetection } from '@grpc-tower/health';
+import { retry, retryBudget } from '@grpc-tower/retry';
+import {
+  type EchoProtoClient,
+  createEchoClient,
+  ECHO_SERVICE_NAME,
+  loadEchoPackage,
+} from '@grpc-tower/testing';
+
+/** What the load generator needs of a client. */
+export interface DemoClient {
+  /** A short name for tables and the chart. */
+  readonly label: string;
+  /** What it is, in a few words. */
+  readonly description: string;
+  /** Sends one unary call; resolves with the name of the server that answered. */
+  unary(deadlineMs: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The grpc-tower client, which can also say what its balancer knows. */
+export interface TowerDemoClient extends DemoClient {
+  /** The balancer's view of `address`: its readiness, or `absent` once it left (drained and closed). */
+  endpointState(address: string): Readiness | 'absent';
+  readonly balancer: Balancer<GrpcRequest, GrpcResponse, string>;
+}
+
+/** Where the servers are found. */
+export interface DiscoveryTarget {
+  /** The DNS server, `host:port`. */
+  readonly dnsServer: string;
+  /** The name whose A records list the servers. */
+  readonly name: string;
+  /** The port every server listens on. */
+  readonly port: number;
+}
+
+/** The limits both clients share. */
+const MAX_ATTEMPTS = 3;
+const CALL_TIMEOUT_MS = 2_000;
+const REDISCOVERY_MS = 1_000;
+
+function unaryCall(client: EchoProtoClient, deadlineMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    client.Unary(
+      { message: 'demo' },
+      new grpc.Metadata(),
+      { deadline: Date.now() + deadlineMs },
+      (err, reply) => {
+        if (err) reject(err);
+        else if (reply === undefined) reject(new Error('no reply'));
+        else resolve(reply.server);
+      },
+    );
+  });
+}
+
+/** The grpc-tower client over DNS discovery. */
+export function towerClient(target: DiscoveryTarget): TowerDemoClient {
+  const source = dns(target.name, target.port, {
+    servers: [target.dnsServer],
+    intervalMs: REDISCOVERY_MS,
+  });
+  const health = healthChecked();
+  const detector = outlierDetection();
+  const endpoints = connect(source, (a) =>
+    detector.wrap(health(grpcEndpoint(a.address, { authority: target.name }))),
+  );
+  const logical = `dns:${target.name}:${target.port}`;
+  const balancer = p2c(endpoints, { target: logical });
+  const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
+    .layer(timeout({ ms: CALL_TIMEOUT_MS }))
+    .layer(retry({ maxAttempts: MAX_ATTEMPTS, budget: retryBudget() }))
+    .service(balancer);
+  const channel: TowerChannel = createChannel(stack, {
+    target: logical,
+    services: [loadEchoPackage().EchoService],
+    readiness: balancer,
+    owns: [balancer, detector],
+  });
+  const client = createEchoClient(logical, { channelOverride: channel });
+  return {
+    label: 'grpc-tower',
+    description: 'dns → health → p2c (PeakEWMA) → retry → timeout',
+    balancer,
+    unary: (deadlineMs) => unaryCall(client, deadlineMs),
+    endpointState(address) {
+      const found = balancer.stats().endpoints.filter((e) => e.address === address);
+      if (found.length === 0) return 'absent';
+      return found.some((e) => e.state === 'ready' && e.role === 'active')
+        ? 'ready'
+        : (found[0]?.state ?? 'absent');
+    },
+    async close() {
+      client.close();
+      await channel.closeAsync();
+    },
+  };
+}
+
+/**
+ * A plain grpc-js client: `round_robin` over a `dns://` target, with an A6
+ * retry policy equal to grpc-tower's. grpc-js queries the DNS server named
+ * in the target only when `GRPC_NODE_USE_ALTERNATIVE_RESOLVER=true` was set
+ * before it loaded (see `grpc-env.ts`).
+ */
+export function roundRobinClient(target: DiscoveryTarget): DemoClient {
+  const serviceConfig = {
+    loadBalancingConfig: [{ round_robin: {} }],
+    methodConfig: [
+      {
+        name: [{ service: ECHO_SERVICE_NAME }],
+        retryPolicy: {
+          maxAttempts: MAX_ATTEMPTS,
+          initialBackoff: '0.025s',
+          maxBackoff: '0.25s',
+          backoffMultiplier: 2,
+          retryableStatusCodes: ['UNAVAILABLE'],
+        },
+      },
+    ],
+  };
+  const client = createEchoClient(`dns://${target.dnsServer}/${target.name}:${target.port}`, {
+    'grpc.service_config': JSON.stringify(serviceConfig),
+    'grpc.dns_min_time_between_resolutions_ms': REDISCOVERY_MS,
+  });
+  return {
+    label: 'grpc-js round_robin',
+    description: 'dns:// target, round_robin, A6 retryPolicy',
+    unary: (deadlineMs) => unaryCall(client, Math.min(deadlineMs, CALL_TIMEOUT_MS)),
+    async close() {
+      client.close();
+    },
+  };
+}

@@ -1,0 +1,113 @@
+// first: grpc-js must see GRPC_NODE_USE_ALTERNATIVE_RESOLVER when it loads (see grpc-env.ts)
+import './grpc-env.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pickHosts } from '@grpc-tower/testing';
+import { afterAll, expect, test } from 'vitest';
+import { type DemoResult, runDemo } from './demo.js';
+import type { DemoSummary } from './summary.js';
+
+const PHASES = ['steady', 'crash', 'appear', 'slow', 'restart', 'settled'];
+const SERVERS = ['A', 'B', 'C'];
+
+let dir: string | undefined;
+afterAll(async () => {
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+/** Checks that tags open and close in order (enough to catch a broken document). */
+function expectBalancedXml(svg: string): void {
+  const stack: string[] = [];
+  for (const m of svg.matchAll(/<(\/?)([a-zA-Z][\w:-]*)[^>]*?(\/?)>/g)) {
+    const [, closing, name, selfClosing] = m;
+    if (selfClosing === '/') continue;
+    if (closing === '/') expect(stack.pop(), `</${name}> closes the open tag`).toBe(name);
+    else stack.push(name as string);
+  }
+  expect(stack).toEqual([]);
+}
+
+test('the quick story runs both clients and writes a measured, well-formed summary and chart', async () => {
+  dir = await mkdtemp(join(tmpdir(), 'grpc-tower-demo-'));
+  const printed: string[] = [];
+  const jsonPath = join(dir, 'nested', 'summary.json');
+  const result: DemoResult = await runDemo({
+    quick: true,
+    compare: true,
+    outDir: dir,
+    jsonPath,
+    view: 'lines',
+    write: (text) => printed.push(text),
+    hosts: pickHosts(3) as [string, string, string],
+  });
+
+  // the JSON file is the summary that was returned
+  const summary = JSON.parse(await readFile(jsonPath, 'utf8')) as DemoSummary;
+  expect(summary).toEqual(JSON.parse(JSON.stringify(result.summary)));
+  expect(summary.version).toBe(1);
+  expect(summary.mode).toBe('quick');
+  expect(summary.phases.map((p) => p.name)).toEqual(PHASES);
+  for (const [i, p] of summary.phases.entries()) {
+    expect(p.endMs).toBeGreaterThanOrEqual(p.startMs);
+    if (i > 0) expect(p.startMs).toBe(summary.phases[i - 1]?.endMs);
+  }
+  expect(summary.servers.map((s) => s.name)).toEqual(SERVERS);
+  expect(summary.clients.map((c) => c.label)).toEqual(['grpc-tower', 'grpc-js round_robin']);
+
+  for (const client of summary.clients) {
+    expect(client.phases.map((p) => p.name)).toEqual(PHASES);
+    let ok = 0;
+    let failed = 0;
+    for (const p of client.phases) {
+      expect(Number.isInteger(p.ok) && p.ok > 0, `${client.label}/${p.name} ok`).toBe(true);
+      expect(Number.isInteger(p.failed) && p.failed >= 0, `${client.label}/${p.name} failed`).toBe(true);
+      // every successful call was answered by a known server
+      expect(Object.values(p.perServer).reduce((a, b) => a + b, 0)).toBe(p.ok);
+      expect(p.failures.reduce((a, f) => a + f.count, 0)).toBeLessThanOrEqual(p.failed);
+      expect(typeof p.p50Ms).toBe('number');
+      expect(p.p99Ms).toBeGreaterThanOrEqual(p.p50Ms as number);
+      ok += p.ok;
+      failed += p.failed;
+    }
+    expect(client.totals).toEqual({ ok, failed });
+    // the timeline counts the same calls, by the time they settled
+    const charted = client.timeline.reduce(
+      (a, b) => a + Object.values(b.perServer).reduce((x, y) => x + y, 0),
+      0,
+    );
+    expect(charted).toBe(ok);
+    expect(client.timeline.reduce((a, b) => a + b.errors, 0)).toBe(failed);
+    // the crashed server answered nothing after the crash phase began
+    for (const name of ['appear', 'slow', 'restart', 'settled']) {
+      expect(client.phases.find((p) => p.name === name)?.perServer.A).toBe(0);
+    }
+    expect(client.bShareWhileSlow).toBeGreaterThanOrEqual(0);
+    expect(client.bShareWhileSlow).toBeLessThanOrEqual(1);
+  }
+
+  const [tower] = summary.clients;
+  // grpc-tower found C through DNS and sent it calls
+  expect(tower?.cFirstCallMs).toBeGreaterThan(0);
+  expect(Number.isFinite(tower?.cFirstCallMs)).toBe(true);
+  // and moved traffic away from the slow server
+  expect(tower?.bShareWhileSlow).toBeLessThan(0.5);
+
+  // the chart: a document with one series per server for each client
+  const svg = await readFile(result.chartPath, 'utf8');
+  expect(result.chartPath.startsWith(dir)).toBe(true);
+  expect(svg.startsWith('<svg')).toBe(true);
+  expectBalancedXml(svg);
+  for (const client of summary.clients) {
+    const series = [...svg.matchAll(/<g class="series" data-client="([^"]+)" data-server="([^"]+)">/g)]
+      .filter((m) => m[1] === client.label)
+      .map((m) => m[2]);
+    expect(series).toEqual(SERVERS);
+  }
+
+  // the printed summary names both files
+  const text = printed.join('');
+  expect(text).toContain(result.chartPath);
+  expect(text).toContain(jsonPath);
+  expect(text).toContain("B's share while slow");
+}, 180_000);
