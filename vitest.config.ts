@@ -31,6 +31,7 @@ export default defineConfig({
       },
       project('docs', 'docs'),
       project('bench', 'bench'),
+      project('reliability', 'reliability'),
     ],
   },
 });

@@ -13,6 +13,7 @@ const needs = [
   { bin: 'etcd', pkg: 'etcd-server', paths: ['/usr/bin/etcd', '/usr/local/bin/etcd'] },
   { bin: 'etcdctl', pkg: 'etcd-client', paths: ['/usr/bin/etcdctl', '/usr/local/bin/etcdctl'] },
   { bin: 'nginx', pkg: 'nginx', paths: ['/usr/sbin/nginx', '/usr/bin/nginx'] },
+  { bin: 'openssl', pkg: 'openssl', paths: ['/usr/bin/openssl'] },
 ];
 
 const onPath = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;

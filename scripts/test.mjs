@@ -16,5 +16,8 @@ const extra = process.argv.slice(2);
 run(process.execPath, ['scripts/lock-platforms.mjs', '--check']);
 run(process.execPath, ['scripts/setup-system.mjs']);
 run('npx', ['turbo', 'run', 'typecheck', '--output-logs=errors-only'], { TURBO_TELEMETRY_DISABLED: '1' });
+// bench/ and reliability/ are not workspaces: type-check them here
+run('npx', ['tsc', '--noEmit', '-p', 'bench']);
+run('npx', ['tsc', '--noEmit', '-p', 'reliability']);
 run('npx', ['biome', 'check', '.']);
 run('npx', ['vitest', 'run', ...extra]);

@@ -11,7 +11,7 @@
  * @module
  */
 import { setMaxListeners } from 'node:events';
-import { CancelledError, DeadlineExceededError } from './errors.js';
+import { CancelledError, ConfigError, DeadlineExceededError } from './errors.js';
 
 /**
  * A typed key for a request-scoped value.
@@ -42,6 +42,8 @@ export function contextKey<T>(description: string): ContextKey<T> {
 }
 
 const neverAborts = new AbortController().signal;
+// Any number of concurrent calls may listen on the root signal.
+setMaxListeners(0, neverAborts);
 const noValues: ReadonlyMap<ContextKey<unknown>, unknown> = new Map();
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -139,6 +141,23 @@ export const background: CallContext = CallContext.create(neverAborts);
 export function newContext(
   options: { signal?: AbortSignal; timeoutMs?: number; deadline?: number } = {},
 ): Scope {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('newContext', 'options', options, 'an object');
+  }
+  const signal: unknown = options.signal;
+  if (
+    signal !== undefined &&
+    (typeof (signal as { addEventListener?: unknown } | null)?.addEventListener !== 'function' ||
+      typeof (signal as { aborted?: unknown }).aborted !== 'boolean')
+  ) {
+    throw new ConfigError('newContext', 'signal', signal, 'an AbortSignal');
+  }
+  for (const name of ['timeoutMs', 'deadline'] as const) {
+    const v: unknown = options[name];
+    if (v !== undefined && (typeof v !== 'number' || Number.isNaN(v))) {
+      throw new ConfigError('newContext', name, v, 'a number of ms');
+    }
+  }
   const base = options.signal === undefined ? background : background.withSignal(options.signal);
   let deadline = options.deadline ?? Number.POSITIVE_INFINITY;
   if (options.timeoutMs !== undefined) deadline = Math.min(deadline, Date.now() + options.timeoutMs);

@@ -69,6 +69,9 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
   if (typeof makeEndpoint !== 'function') {
     throw new ConfigError('connect', 'makeEndpoint', makeEndpoint, 'a function');
   }
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('connect', 'options', options, 'an object');
+  }
   const name = options.name ?? 'connect';
   if (typeof name !== 'string' || name.length === 0) {
     throw new ConfigError('connect', 'name', name, 'a non-empty string');

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { ConfigError } from '@grpc-tower/core';
 import { Observable, type OperatorFunction } from 'rxjs';
 import { valueEquals } from './equals.js';
 import type { Change } from './change.js';
@@ -91,6 +92,12 @@ export interface DiffOptions<V> {
  * ```
  */
 export function diff<K, V>(options: DiffOptions<V> = {}): OperatorFunction<ReadonlyMap<K, V>, Change<K, V>> {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('diff', 'options', options, 'an object');
+  }
+  if (options.equals !== undefined && typeof options.equals !== 'function') {
+    throw new ConfigError('diff', 'equals', options.equals, 'a function (a, b) => boolean');
+  }
   const equals = options.equals ?? valueEquals;
   return (source) =>
     new Observable<Change<K, V>>((subscriber) => {

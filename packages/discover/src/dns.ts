@@ -67,6 +67,19 @@ function codeOf(err: unknown): string {
   return typeof code === 'string' ? code : 'EUNKNOWN';
 }
 
+/**
+ * The port written in a DNS server entry (`ip:port`, `[v6]:port`), or
+ * `undefined` when there is none or it is not a number (then `setServers`
+ * judges the entry).
+ */
+function serverPort(server: string): number | undefined {
+  const text = server.startsWith('[') ? server.slice(server.indexOf(']') + 1) : server;
+  const colon = text.lastIndexOf(':');
+  if (colon < 0 || (!server.startsWith('[') && text.indexOf(':') !== colon)) return undefined;
+  const port = text.slice(colon + 1);
+  return /^\d+$/.test(port) ? Number(port) : undefined;
+}
+
 interface DnsSettings {
   readonly families: readonly (4 | 6)[];
   readonly respectTtl: boolean;
@@ -89,6 +102,19 @@ function dnsSettings(where: string, options: DnsOptions, resolveTimeoutMs: numbe
   if (servers !== undefined) {
     if (!Array.isArray(servers) || servers.length === 0 || !servers.every((s) => typeof s === 'string')) {
       throw new ConfigError(where, 'servers', servers, 'a non-empty array of "ip" or "ip:port" strings');
+    }
+    // Node (20.x) aborts the whole process on a server whose port is 0 (or
+    // wraps to 0 past 65535) instead of throwing: check ports first.
+    for (const server of servers) {
+      const port = serverPort(server);
+      if (port !== undefined && (port < 1 || port > 65535)) {
+        throw new ConfigError(
+          where,
+          'servers',
+          servers,
+          `servers with ports from 1 to 65535 (not ${server})`,
+        );
+      }
     }
     // setServers validates each entry; do it once now so a bad list fails at construction.
     try {

@@ -150,6 +150,9 @@ export function etcd(
   if (typeof prefix !== 'string' || prefix.length === 0) {
     throw new ConfigError('etcd', 'prefix', prefix, 'a non-empty key prefix such as "/services/orders/"');
   }
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('etcd', 'options', options, 'an object');
+  }
   const name = options.name ?? `etcd:${prefix}`;
   if (typeof name !== 'string' || name.length === 0) {
     throw new ConfigError('etcd', 'name', name, 'a non-empty string');

@@ -58,6 +58,9 @@ export function merge<V = DiscoveredAddress>(
   sources: readonly Discover<string, V>[],
   options: MergeOptions = {},
 ): DiscoverySource<V> {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('merge', 'options', options, 'an object');
+  }
   const name = options.name ?? 'merge';
   if (typeof name !== 'string' || name.length === 0) {
     throw new ConfigError('merge', 'name', name, 'a non-empty string');

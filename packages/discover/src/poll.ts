@@ -18,7 +18,7 @@ import { CancelledError, ConfigError, GrpcTowerError, raceSignal } from '@grpc-t
 import { type DiscoveredAddress, toDiscoveredAddress } from './address.js';
 import {
   InvalidAddressError,
-  type InvalidRecordError,
+  InvalidRecordError,
   ResolveError,
   ResolveTimeoutError,
   describe,
@@ -264,8 +264,16 @@ function runPoll(ctx: SourceContext, resolve: ResolveFn, config: PollConfig): ()
         `resolve returned ${describe(answer.addresses)}, expected a list of addresses`,
       );
     }
-    for (const bad of answer.invalid ?? []) {
-      ctx.emit({ type: 'invalid', source: name, input: bad.input, error: bad.error });
+    const reported: unknown = answer.invalid ?? [];
+    for (const bad of Array.isArray(reported) ? (reported as unknown[]) : [reported]) {
+      const entry = (typeof bad === 'object' && bad !== null ? bad : {}) as Partial<InvalidInput>;
+      const input = typeof entry.input === 'string' ? entry.input : describe(bad);
+      // what is not an InvalidInput is still reported, with a named error
+      const error =
+        entry.error instanceof InvalidAddressError || entry.error instanceof InvalidRecordError
+          ? entry.error
+          : new InvalidRecordError(name, input, 'reported invalid by the resolver');
+      ctx.emit({ type: 'invalid', source: name, input, error });
     }
     const next = normalizeAddresses(ctx, answer.addresses);
     failures = 0;

@@ -37,6 +37,9 @@ export function staticList(
   addresses: Iterable<string | DiscoveredAddress>,
   options: StaticListOptions = {},
 ): DiscoverySource {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('staticList', 'options', options, 'an object');
+  }
   const name = options.name ?? 'static';
   if (typeof name !== 'string' || name.length === 0) {
     throw new ConfigError('staticList', 'name', name, 'a non-empty string');

@@ -92,7 +92,24 @@ export function createChannel(
 }
 
 const hasReadiness = (x: unknown): x is ReadinessSource =>
-  typeof x === 'object' && x !== null && 'readiness$' in x && 'readiness' in x;
+  typeof x === 'object' &&
+  x !== null &&
+  'readiness' in x &&
+  typeof (x as { readiness$?: { subscribe?: unknown } }).readiness$?.subscribe === 'function';
+
+const isServiceDefinition = (def: unknown): def is ServiceDefinition =>
+  typeof def === 'object' &&
+  def !== null &&
+  Object.values(def).every(
+    (m: unknown) => typeof m === 'object' && m !== null && typeof (m as { path?: unknown }).path === 'string',
+  );
+
+/**
+ * Connection-specific HTTP/2 header fields (RFC 9113, 8.2.2). A request
+ * carrying one is malformed; grpc-js re-sends such a call in a loop until
+ * its deadline, so the channel refuses it at once.
+ */
+const CONNECTION_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
 
 const stateOf = (r: Readiness): ConnectivityState => {
   switch (r) {
@@ -133,20 +150,39 @@ export class TowerChannel implements ChannelInterface {
     if (typeof options?.target !== 'string' || options.target.length === 0) {
       throw new ConfigError('createChannel', 'target', options?.target, 'a non-empty string');
     }
-    if (typeof stack?.call !== 'function') {
+    if (typeof stack !== 'object' || stack === null || typeof stack.call !== 'function') {
       throw new ConfigError('createChannel', 'stack', stack, 'a Service (an object with a call method)');
+    }
+    if (options.readiness !== undefined && !hasReadiness(options.readiness)) {
+      throw new ConfigError(
+        'createChannel',
+        'readiness',
+        options.readiness,
+        'an object with readiness and readiness$',
+      );
+    }
+    const owns: unknown = options.owns ?? [];
+    if (
+      !Array.isArray(owns) ||
+      !owns.every((o) => typeof (o as { close?: unknown } | null)?.close === 'function')
+    ) {
+      throw new ConfigError('createChannel', 'owns', owns, 'an array of objects with a close() method');
+    }
+    const services: unknown = options.services ?? [];
+    if (!Array.isArray(services) || !services.every(isServiceDefinition)) {
+      throw new ConfigError('createChannel', 'services', services, 'an array of service definitions');
     }
     this.#stack = stack;
     this.#target = options.target;
     this.#readiness = options.readiness ?? (hasReadiness(stack) ? stack : undefined);
-    this.#owns = options.owns ?? [];
+    this.#owns = owns as readonly { close(): unknown }[];
     const perCall = options.replay?.perCallBytes ?? 1024 * 1024;
     if (!Number.isFinite(perCall) || perCall < 0) {
       throw new ConfigError('createChannel', 'replay.perCallBytes', perCall, 'a finite number >= 0');
     }
     this.#perCallBytes = perCall;
     this.#budget = new ReplayBudget(options.replay?.perChannelBytes ?? 16 * 1024 * 1024);
-    for (const def of options.services ?? []) {
+    for (const def of services as readonly ServiceDefinition[]) {
       for (const method of Object.values(def)) {
         const kind: CallKind = method.requestStream
           ? method.responseStream
@@ -350,6 +386,15 @@ class TowerCall implements Call {
       });
       return;
     }
+    const header = CONNECTION_HEADERS.find((key) => metadata.get(key).length > 0);
+    if (header !== undefined) {
+      this.#finish({
+        code: Status.INTERNAL,
+        details: `metadata "${header}" is a connection-specific HTTP/2 header and cannot be sent on a gRPC call`,
+        metadata: new Metadata(),
+      });
+      return;
+    }
     init.channel.track(this, true);
     const started = Date.now();
     if (Number.isFinite(init.deadline)) {
@@ -377,7 +422,7 @@ class TowerCall implements Call {
     };
     let promise: Promise<GrpcResponse>;
     try {
-      promise = init.stack.call(req, ctx);
+      promise = Promise.resolve(init.stack.call(req, ctx));
     } catch (err) {
       promise = Promise.reject(err);
     }
@@ -388,6 +433,12 @@ class TowerCall implements Call {
   }
 
   #committed(res: GrpcResponse): void {
+    if (typeof res?.stream?.start !== 'function') {
+      this.#fail(
+        new GrpcTowerError(Status.INTERNAL, `the stack for ${this.#init.target} returned no response`),
+      );
+      return;
+    }
     if (this.#finished) {
       res.stream.cancel(Status.CANCELLED, 'call already ended');
       return;

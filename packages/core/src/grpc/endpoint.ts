@@ -72,6 +72,39 @@ const readinessOf = (state: ConnectivityState): Readiness => {
   }
 };
 
+/** The longest delay `setTimeout` honours. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * grpc-js uses channel option values as it finds them, and a value of the
+ * wrong kind (a symbol, a bigint, NaN, a string where it computes a delay)
+ * makes it throw later, from a timer. Refused here instead: every value is a
+ * string or a finite number, and an `…_ms` option is a number of ms from -1
+ * (grpc-js's "off") to 2147483647.
+ */
+function checkChannelOptions(channelOptions: unknown): void {
+  if (channelOptions === undefined) return;
+  if (typeof channelOptions !== 'object' || channelOptions === null) {
+    throw new ConfigError(
+      'grpcEndpoint',
+      'channelOptions',
+      channelOptions,
+      'an object of grpc-js channel options',
+    );
+  }
+  for (const [key, value] of Object.entries(channelOptions)) {
+    const ok = key.endsWith('_ms')
+      ? typeof value === 'number' && Number.isInteger(value) && value >= -1 && value <= MAX_TIMER_MS
+      : typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+    if (!ok) {
+      const expected = key.endsWith('_ms')
+        ? 'an integer number of ms from -1 to 2147483647'
+        : 'a string or a finite number';
+      throw new ConfigError('grpcEndpoint', `channelOptions.${key}`, value, expected);
+    }
+  }
+}
+
 /**
  * Creates an endpoint for `address` (`host:port`, IPv6 as `[::1]:50051`).
  * It starts connecting at once and reconnects with grpc-js's backoff.
@@ -107,6 +140,9 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   #drained: (() => void) | undefined;
 
   constructor(address: string, options: GrpcEndpointOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new ConfigError('grpcEndpoint', 'options', options, 'an object');
+    }
     const hp = parseAddress(address, 'grpcEndpoint');
     this.address = formatAddress(hp.host, hp.port);
     const graceMs = options.closeGraceMs ?? 30_000;
@@ -115,7 +151,11 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     }
     this.#graceMs = graceMs;
     const creds = options.credentials ?? grpcCredentials.createInsecure();
+    if (typeof (creds as { _isSecure?: unknown } | null)?._isSecure !== 'function') {
+      throw new ConfigError('grpcEndpoint', 'credentials', creds, 'grpc-js ChannelCredentials');
+    }
     this.#secure = creds._isSecure();
+    checkChannelOptions(options.channelOptions);
     const channelOptions: ChannelOptions = { ...baseChannelOptions, ...options.channelOptions };
     if (options.authority !== undefined) {
       if (typeof options.authority !== 'string' || options.authority.length === 0) {
@@ -124,7 +164,18 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       channelOptions['grpc.default_authority'] = options.authority;
       if (this.#secure) channelOptions['grpc.ssl_target_name_override'] = options.authority;
     }
-    this.#channel = new Channel(grpcTarget(hp), creds, channelOptions);
+    try {
+      this.#channel = new Channel(grpcTarget(hp), creds, channelOptions);
+    } catch (err) {
+      // grpc-js checks some options itself (a service config that does not parse, say)
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new ConfigError(
+        'grpcEndpoint',
+        'channelOptions',
+        options.channelOptions,
+        `options grpc-js accepts (${reason})`,
+      );
+    }
     this.#readiness = new BehaviorSubject<Readiness>('connecting');
     this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
     this.#watch();
@@ -147,7 +198,11 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   }
 
   #watch(): void {
-    const state = this.#channel.getConnectivityState(true);
+    // Only ask a live channel to connect: grpc-js (1.14) restarts the
+    // resolver of a closed channel on getConnectivityState(true), and the
+    // connection that opens is never closed.
+    const current = this.#channel.getConnectivityState(false);
+    const state = current === ConnectivityState.SHUTDOWN ? current : this.#channel.getConnectivityState(true);
     const readiness = readinessOf(state);
     if (this.#readiness.value !== readiness && !this.#readiness.closed) this.#readiness.next(readiness);
     if (state === ConnectivityState.SHUTDOWN) return;
@@ -188,6 +243,12 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     if (this.#closing !== undefined) return this.#closing;
     const graceMs = options.graceMs ?? this.#graceMs;
     this.#closing = (async () => {
+      // grpc-js (1.14) resolves an IP target on a later tick and delivers
+      // that result even to a channel closed in between; the connection it
+      // then opens is never closed. An endpoint created and closed in the
+      // same tick (discovery flapping) would leak one connection each, so
+      // close only after that tick has run.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.#attempts.size > 0) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
@@ -313,7 +374,17 @@ class Attempt implements ResponseStream {
     const inner = this.#inner;
     const reader = this.#reader;
     if (inner === undefined || reader === undefined) return;
-    while (!this.#writing && !this.#halfClosed && this.#status === undefined) {
+    // One message at a time (its write callback is the caller's
+    // backpressure), but the half-close goes out right behind the last
+    // message: waiting for that write to finish would cost a unary call an
+    // extra HTTP/2 frame and event-loop turn.
+    while (!this.#halfClosed && this.#status === undefined) {
+      if (this.#writing) {
+        if (!reader.endsAfterCurrent()) return;
+        this.#halfClosed = true;
+        inner.halfClose();
+        return;
+      }
       const next = reader.next();
       if (next.kind === 'pending') return;
       if (next.kind === 'end') {

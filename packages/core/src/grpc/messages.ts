@@ -79,6 +79,8 @@ export type ReadResult =
 export interface MessageReader {
   /** The next message, the end, or `pending` when the writer has not sent more yet. */
   next(): ReadResult;
+  /** Whether every message was read and the writer half-closed: only the end is left. */
+  endsAfterCurrent(): boolean;
   /** Registers the callback run when a message or the end arrives; one at a time. */
   onAvailable(callback: (() => void) | undefined): void;
   /** Tells the buffer that the attempt wrote message `index` to the network. */
@@ -280,6 +282,10 @@ class Reader implements MessageReader {
       return { kind: 'message', index, message };
     }
     return this.#owner.isEnded ? { kind: 'end' } : { kind: 'pending' };
+  }
+
+  endsAfterCurrent(): boolean {
+    return !this.#closed && this.#owner.isEnded && this.#owner.slotAt(this.position) === undefined;
   }
 
   onAvailable(callback: (() => void) | undefined): void {

@@ -132,6 +132,9 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   #drained: (() => void) | undefined;
 
   constructor(address: string, options: Http2EndpointOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new ConfigError('http2Endpoint', 'options', options, 'an object');
+    }
     const hp = parseAddress(address, 'http2Endpoint');
     this.address = formatAddress(hp.host, hp.port);
     const scheme = options.scheme ?? 'http';
@@ -139,6 +142,15 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
       throw new ConfigError('http2Endpoint', 'scheme', scheme, '"http" or "https"');
     }
     this.#origin = `${scheme}://${this.address}`;
+    if (!URL.canParse(this.#origin)) {
+      throw new ConfigError('http2Endpoint', 'address', address, 'a host:port that forms a valid URL');
+    }
+    if (
+      options.authority !== undefined &&
+      (typeof options.authority !== 'string' || options.authority === '')
+    ) {
+      throw new ConfigError('http2Endpoint', 'authority', options.authority, 'a non-empty host name');
+    }
     this.#authority = options.authority ?? this.address;
     this.#options = options;
     this.#initialBackoff = positive('http2Endpoint', 'initialBackoffMs', options.initialBackoffMs, 100);
@@ -147,7 +159,18 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     this.#grace = positive('http2Endpoint', 'closeGraceMs', options.closeGraceMs, 30_000);
     this.#backoff = this.#initialBackoff;
     this.readiness$ = this.#state.pipe(distinctUntilChanged());
-    this.#connect();
+    try {
+      this.#connect();
+    } catch (err) {
+      // http2.connect checks its options itself; the same options are used for every reconnect
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new ConfigError(
+        'http2Endpoint',
+        'connectOptions',
+        options.connectOptions,
+        `options http2.connect accepts (${reason})`,
+      );
+    }
   }
 
   get readiness(): Readiness {
