@@ -780,7 +780,14 @@ describe('discovery input', () => {
   });
 
   test('a DNS server with port 0 is refused (Node aborts the process on it)', () => {
-    for (const server of ['127.0.0.1:0', '[::1]:0', '127.0.0.1:4294967296', '127.0.0.1:65536']) {
+    for (const server of [
+      '127.0.0.1:0',
+      '[::1]:0',
+      '127.0.0.1:4294967296',
+      '127.0.0.1:65536',
+      '::1:99999999999',
+      'fe80::1:70000',
+    ]) {
       expect(() => dns('orders.invalid', 50051, { servers: [server] })).toThrow(ConfigError);
       expect(() => dnsSrv('_grpc._tcp.orders.invalid', { servers: ['127.0.0.1', server] })).toThrow(
         ConfigError,

@@ -73,11 +73,17 @@ function codeOf(err: unknown): string {
  * judges the entry).
  */
 function serverPort(server: string): number | undefined {
-  const text = server.startsWith('[') ? server.slice(server.indexOf(']') + 1) : server;
-  const colon = text.lastIndexOf(':');
-  if (colon < 0 || (!server.startsWith('[') && text.indexOf(':') !== colon)) return undefined;
-  const port = text.slice(colon + 1);
-  return /^\d+$/.test(port) ? Number(port) : undefined;
+  // Mirrors how Node's setServers reads an entry, so that every port it
+  // would pass on to c-ares is checked here first.
+  if (isIP(server) !== 0) return undefined;
+  const split = /(^.+?)(?::(\d+))?$/.exec(server);
+  const bracketed = /^\[([^[\]]*)\]/.exec(server);
+  if (bracketed !== null && isIP(bracketed[1] ?? '') !== 0) {
+    const digits = server.replace(/(^.+?)(?::(\d+))?$/, '$2');
+    return digits === '' ? undefined : Number(digits);
+  }
+  if (split?.[2] !== undefined && isIP(split[1] ?? '') !== 0) return Number(split[2]);
+  return undefined;
 }
 
 interface DnsSettings {
@@ -107,7 +113,7 @@ function dnsSettings(where: string, options: DnsOptions, resolveTimeoutMs: numbe
     // wraps to 0 past 65535) instead of throwing: check ports first.
     for (const server of servers) {
       const port = serverPort(server);
-      if (port !== undefined && (port < 1 || port > 65535)) {
+      if (port !== undefined && !(port >= 1 && port <= 65535)) {
         throw new ConfigError(
           where,
           'servers',
