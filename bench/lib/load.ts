@@ -159,6 +159,8 @@ export async function sequential(
  * ```
  */
 export interface CallRecord {
+  /** When the schedule said the call should start (`started` or earlier, when the loop fell behind). */
+  readonly scheduled: number;
   readonly started: number;
   readonly ended: number;
   readonly server: string | undefined;
@@ -192,16 +194,22 @@ export function openLoop(
   let sent = 0;
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const fire = (): void => {
+  const fire = (scheduled: number): void => {
     const started = performance.now();
     const p = unary(client, options.deadlineMs).then(
       (server) => {
-        const r: CallRecord = { started, ended: performance.now(), server, code: undefined };
+        const r: CallRecord = { scheduled, started, ended: performance.now(), server, code: undefined };
         records.push(r);
         options.onReply?.(r);
       },
       (err: unknown) => {
-        const r: CallRecord = { started, ended: performance.now(), server: undefined, code: codeOf(err) };
+        const r: CallRecord = {
+          scheduled,
+          started,
+          ended: performance.now(),
+          server: undefined,
+          code: codeOf(err),
+        };
         records.push(r);
         options.onReply?.(r);
       },
@@ -215,8 +223,8 @@ export function openLoop(
     // catch up on calls that fell due while the event loop was busy
     const due = Math.floor((performance.now() - start) / interval) + 1;
     while (sent < due) {
+      fire(start + sent * interval);
       sent++;
-      fire();
     }
     timer = setTimeout(tick, Math.max(0, start + sent * interval - performance.now()));
   };

@@ -99,6 +99,7 @@ test('the quick suite completes and writes every scenario with numbers, targets 
       'overhead-full-throughput',
       'overhead-bare-throughput',
       'heterogeneous-p99',
+      'heterogeneous-p99-saturated',
       'churn-failed-calls',
       'churn-time-to-c',
     ]),

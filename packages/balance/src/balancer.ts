@@ -37,6 +37,7 @@ import {
 } from 'rxjs';
 import { type EndpointCounts, NoReadyEndpointDeadlineError, NoReadyEndpointError } from './errors.js';
 import type { EndpointLoad, LoadMetric } from './load.js';
+import { type LoopClock, loopClock } from './loop-clock.js';
 import { ArrayPickSet, type Picker } from './pick.js';
 import { ReadySet } from './ready-set.js';
 
@@ -73,6 +74,16 @@ export interface BalancerOptions {
    * of piling onto the few ready ones or failing. 0 disables it.
    */
   readonly panicThresholdPercent?: number;
+  /**
+   * Leave out of each call's round-trip time the time this process's event
+   * loop was blocked while the call was in flight (a GC pause, a long
+   * synchronous task); default true. The load metric then sees the
+   * servers' latency rather than the client's own pauses, which would
+   * otherwise be charged to whichever endpoints had calls in flight. Only
+   * for load metrics that use round-trip times (not `pendingRequests()`,
+   * nor `roundRobin`). See the balancing guide, "Client pauses".
+   */
+  readonly excludeLoopBlocks?: boolean;
 }
 
 /**
@@ -216,6 +227,7 @@ export interface ResolvedOptions {
   readonly drainGraceMs: number | undefined;
   readonly statsIntervalMs: number;
   readonly panicThresholdPercent: number;
+  readonly excludeLoopBlocks: boolean;
 }
 
 /** @internal Checks the shared options; throws `ConfigError` naming `where`. */
@@ -254,7 +266,20 @@ export function resolveOptions(where: string, discover: unknown, options: Balanc
   if (!Number.isFinite(panicThresholdPercent) || panicThresholdPercent < 0 || panicThresholdPercent > 100) {
     throw new ConfigError(where, 'panicThresholdPercent', panicThresholdPercent, 'a number from 0 to 100');
   }
-  return { target, failFastMs, waitForReady, random, drainGraceMs, statsIntervalMs, panicThresholdPercent };
+  const excludeLoopBlocks = options.excludeLoopBlocks ?? true;
+  if (typeof excludeLoopBlocks !== 'boolean') {
+    throw new ConfigError(where, 'excludeLoopBlocks', excludeLoopBlocks, 'a boolean');
+  }
+  return {
+    target,
+    failFastMs,
+    waitForReady,
+    random,
+    drainGraceMs,
+    statsIntervalMs,
+    panicThresholdPercent,
+    excludeLoopBlocks,
+  };
 }
 
 /**
@@ -285,6 +310,7 @@ export function resolveOptions(where: string, discover: unknown, options: Balanc
 export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   readonly #options: ResolvedOptions;
   readonly #metric: LoadMetric;
+  readonly #loopClock: LoopClock | undefined;
   readonly #picker: Picker<Slot<K, Req, Res>>;
   readonly #ready = new ReadySet<Slot<K, Req, Res>>();
   readonly #active = new Map<K, Slot<K, Req, Res>>();
@@ -329,6 +355,8 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     options: ResolvedOptions,
   ) {
     this.#options = options;
+    this.#loopClock =
+      options.excludeLoopBlocks && metric.usesRoundTripTimes !== false ? loopClock : undefined;
     this.#picker = picker;
     this.#metric = metric;
     this.#readiness = new BehaviorSubject<Readiness>('connecting');
@@ -434,7 +462,9 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   #dispatch(slot: Slot<K, Req, Res>, req: Req, ctx: CallContext): Promise<Res> {
     slot.picks++;
     const load = slot.load;
-    const started = clock();
+    const loop = this.#loopClock;
+    loop?.enter();
+    const started = loop === undefined ? clock() : loop.now();
     let promise: Promise<Res>;
     try {
       ctx.get(EndpointPicked)?.(slot.address);
@@ -445,12 +475,14 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     return promise.then(
       (res) => {
         const now = clock();
-        load.observe(now - started, now, false);
+        load.observe((loop === undefined ? now : loop.now()) - started, now, false);
+        loop?.leave();
         return res;
       },
       (err: unknown) => {
         const now = clock();
-        load.observe(now - started, now, true);
+        load.observe((loop === undefined ? now : loop.now()) - started, now, true);
+        loop?.leave();
         if (!ctx.signal.aborted) slot.failures++;
         throw toGrpcTowerError(err, slot.address);
       },

@@ -354,6 +354,44 @@ describe('round-trip times', () => {
   });
 });
 
+describe('client pauses', () => {
+  // The server runs in a child process, so blocking this process's event loop
+  // delays only the client: the replies arrive on time and wait to be read.
+  test("a block of the client's event loop is not charged to the endpoint, unless asked", async () => {
+    const [host] = pickHosts(1);
+    const server = await spawnEchoServer({ host: host as string, name: 'child', latencyMs: 20 });
+    cleanups.push(() => server.stop(100));
+
+    const estimateAfterBlock = async (excludeLoopBlocks: boolean): Promise<number> => {
+      const d: Discovery = new Subject();
+      const balancer = p2c(d, { target: TARGET, load: peakEwma(), excludeLoopBlocks });
+      insertAll(d, [server.address]);
+      const c = client(balancer);
+      await until(balancer, (x) => x.counts().ready === 1);
+      for (let i = 0; i < 5; i++) await unary(c, { message: 'warm' });
+      const calls = Array.from({ length: 4 }, () => unary(c, { message: 'x' }));
+      // once the calls are on the endpoint, block the event loop for 150 ms
+      while (balancer.stats().endpoints[0]?.pending !== 4) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const start = performance.now();
+      while (performance.now() - start < 150) {
+        // blocked
+      }
+      await Promise.all(calls);
+      return balancer.stats().endpoints[0]?.ewmaMs as number;
+    };
+
+    const raw = await estimateAfterBlock(false);
+    const excluded = await estimateAfterBlock(true);
+    // measured with the block, the 20 ms server looks like a 150 ms one
+    expect(raw).toBeGreaterThanOrEqual(150);
+    // without it, it keeps about its own latency (the block is seen from the
+    // first 5 ms heartbeat inside it, so a few ms of it may remain)
+    expect(excluded).toBeLessThan(60);
+  });
+});
+
 describe('churn over gRPC', () => {
   test('150 inserts, replacements and removes while calls run: no call fails', async () => {
     const fleet = await servers([1, 1, 1]);

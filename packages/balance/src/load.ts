@@ -58,7 +58,9 @@ export interface EndpointLoad {
    * A call on the endpoint settled `rttMs` after it started; `failed` when
    * it settled with an error. For a streaming call the balancer's promise
    * settles at the first response (the commit point), so `rttMs` is the
-   * time to the first response.
+   * time to the first response. Unless the balancer was created with
+   * `excludeLoopBlocks: false`, `rttMs` leaves out the time this process's
+   * event loop was blocked while the call was in flight.
    */
   observe(rttMs: number, now: number, failed: boolean): void;
   /** The current round-trip estimate in ms for stats, or `undefined` when the metric keeps none. */
@@ -85,6 +87,12 @@ export interface LoadMetric {
   readonly name: string;
   /** Creates the state of a new endpoint, at time `now`. */
   create(endpoint: LoadSubject, now: number): EndpointLoad;
+  /**
+   * Whether `observe` uses the round-trip time; default true. A metric that
+   * ignores it says `false`, and the balancer then skips the work of
+   * measuring it without the client's event-loop blocks.
+   */
+  readonly usesRoundTripTimes?: boolean;
 }
 
 /**
@@ -110,6 +118,7 @@ export type LoadFunction = (endpoint: LoadSubject) => number;
 export function pendingRequests(): LoadMetric {
   return {
     name: 'pending-requests',
+    usesRoundTripTimes: false,
     create: (endpoint) => ({
       cost: () => endpoint.pending,
       observe: () => undefined,
@@ -273,6 +282,7 @@ export function loadFunction(fn: LoadFunction, name = 'custom'): LoadMetric {
   if (typeof fn !== 'function') throw new ConfigError('loadFunction', 'fn', fn, 'a function');
   return {
     name,
+    usesRoundTripTimes: false,
     create: (endpoint) => ({
       cost: () => fn(endpoint),
       observe: () => undefined,
