@@ -76,10 +76,14 @@ describe.each(['p2c', 'roundRobin'] as const)('%s: waiting for a ready endpoint'
   });
 
   test('past failFastMs the call fails with a named UNAVAILABLE error naming the target and counts', async () => {
-    const { balancer, insert } = make(kind, { failFastMs: 50 });
+    // panic mode off: it would send the call to the ejected endpoint, whose connection is up
+    const { balancer, insert } = make(kind, { failFastMs: 50, panicThresholdPercent: 0 });
     insert(new CountingEndpoint('10.0.0.1:50051', 'connecting'));
     insert(new CountingEndpoint('10.0.0.2:50051', 'failed'));
-    insert(new CountingEndpoint('10.0.0.3:50051', 'failed'));
+    // held out by a health check or outlier detection while its connection is up
+    const ejected = new CountingEndpoint('10.0.0.3:50051', 'failed');
+    ejected.connectedOverride = true;
+    insert(ejected);
     const err = await balancer.call('x', background).then(
       () => undefined,
       (e: unknown) => e,
@@ -89,9 +93,9 @@ describe.each(['p2c', 'roundRobin'] as const)('%s: waiting for a ready endpoint'
     const e = err as NoReadyEndpointError;
     expect(e.code).toBe(Status.UNAVAILABLE);
     expect(e.target).toBe('echo.test');
-    expect(e.counts).toEqual({ known: 3, ready: 0, connecting: 1, failed: 2, closed: 0 });
+    expect(e.counts).toEqual({ known: 3, ready: 0, connecting: 1, failed: 1, ejected: 1, closed: 0 });
     expect(e.message).toContain('target "echo.test"');
-    expect(e.message).toContain('3 known: 0 ready, 1 connecting, 2 failed or ejected, 0 closed');
+    expect(e.message).toContain('3 known: 0 ready, 1 connecting, 1 failed, 1 ejected, 0 closed');
     expect(e.waitedMs).toBeGreaterThanOrEqual(49);
     expect(balancer.stats().waiting).toBe(0);
   });
@@ -232,7 +236,14 @@ describe('readiness', () => {
     await Promise.all(Array.from({ length: 200 }, () => balancer.call('x', background)));
     expect(a.calls).toBe(0);
     expect(b.calls).toBe(200);
-    expect(balancer.counts()).toEqual({ known: 2, ready: 1, connecting: 0, failed: 1, closed: 0 });
+    expect(balancer.counts()).toEqual({
+      known: 2,
+      ready: 1,
+      connecting: 0,
+      failed: 1,
+      ejected: 0,
+      closed: 0,
+    });
     expect(balancer.stats().endpoints.find((e) => e.address === a.address)?.state).toBe('failed');
     a.setReadiness('connecting');
     a.setReadiness('ready');
@@ -307,7 +318,14 @@ describe('removal drains', () => {
     expect(onA).toBeGreaterThan(0);
     remove(a.address);
     expect(a.closeCalls).toBe(1);
-    expect(balancer.counts()).toEqual({ known: 1, ready: 1, connecting: 0, failed: 0, closed: 0 });
+    expect(balancer.counts()).toEqual({
+      known: 1,
+      ready: 1,
+      connecting: 0,
+      failed: 0,
+      ejected: 0,
+      closed: 0,
+    });
     expect(balancer.stats().endpoints.find((e) => e.address === a.address)?.role).toBe('draining');
     const later = Array.from({ length: 20 }, (_, i) => balancer.call(`s${i}`, background));
     expect(a.inFlight).toBe(onA); // nothing new on the draining endpoint
@@ -398,7 +416,14 @@ describe('re-insert of a known key', () => {
     expect(old.closeCalls).toBe(0);
     old.setReadiness('failed');
     expect(old.closeCalls).toBe(1);
-    expect(balancer.counts()).toEqual({ known: 1, ready: 0, connecting: 1, failed: 0, closed: 0 });
+    expect(balancer.counts()).toEqual({
+      known: 1,
+      ready: 0,
+      connecting: 1,
+      failed: 0,
+      ejected: 0,
+      closed: 0,
+    });
   });
 
   test('a third insert while one is incoming discards the incoming one', () => {
@@ -413,7 +438,14 @@ describe('re-insert of a known key', () => {
     expect(old.closeCalls).toBe(0);
     third.setReadiness('ready');
     expect(old.closeCalls).toBe(1);
-    expect(balancer.counts()).toEqual({ known: 1, ready: 1, connecting: 0, failed: 0, closed: 0 });
+    expect(balancer.counts()).toEqual({
+      known: 1,
+      ready: 1,
+      connecting: 0,
+      failed: 0,
+      ejected: 0,
+      closed: 0,
+    });
   });
 
   test('an endpoint already removed cannot come back under a key; the error is reported', () => {
@@ -496,7 +528,7 @@ describe('stats and events', () => {
     const call = balancer.call('x', background);
     const s = balancer.stats();
     expect(s).toMatchObject({ target: 'orders', readiness: 'ready', waiting: 0 });
-    expect(s.counts).toEqual({ known: 2, ready: 1, connecting: 1, failed: 0, closed: 0 });
+    expect(s.counts).toEqual({ known: 2, ready: 1, connecting: 1, failed: 0, ejected: 0, closed: 0 });
     expect(s.endpoints[0]).toMatchObject({
       key: 'a',
       address: a.address,

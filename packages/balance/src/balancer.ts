@@ -407,11 +407,20 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   /** The active endpoints by readiness. */
   counts(): EndpointCounts {
     const c = this.#counts;
+    // held out while connected: a health check or outlier detection (O(n), off the pick path)
+    let ejected = 0;
+    if (c.failed > 0) {
+      for (const s of this.#active.values()) {
+        const ep = s.endpoint;
+        if (s.readiness === 'failed' && ep.connected === true && ep.readiness !== 'ready') ejected++;
+      }
+    }
     return {
       known: this.#active.size,
       ready: c.ready,
       connecting: c.connecting,
-      failed: c.failed,
+      failed: c.failed - ejected,
+      ejected,
       closed: c.closed,
     };
   }

@@ -8,35 +8,43 @@ import { DeadlineExceededError, type ErrorOptions, UnavailableError } from '@grp
 
 /**
  * How many endpoints a balancer knows, by readiness. `known` is the number
- * of discovered keys; the other four add up to it. Endpoints held out by
- * health checks or outlier detection report `failed`.
+ * of discovered keys; the other five add up to it.
  *
  * @example
  * ```ts
- * const c: EndpointCounts = { known: 3, ready: 0, connecting: 2, failed: 1, closed: 0 };
+ * const c: EndpointCounts = { known: 4, ready: 0, connecting: 2, failed: 1, ejected: 1, closed: 0 };
  * ```
  */
 export interface EndpointCounts {
   readonly known: number;
   readonly ready: number;
   readonly connecting: number;
+  /** Not ready, and its connection is down (it reconnects with backoff). */
   readonly failed: number;
+  /**
+   * Not ready although its connection is up: held out by a health check
+   * (NOT_SERVING) or by outlier detection (the endpoint's `connected` is true).
+   */
+  readonly ejected: number;
   readonly closed: number;
 }
 
-/** Formats counts for an error message, such as `3 known: 0 ready, 2 connecting, 1 failed, 0 closed`. */
+/**
+ * Formats counts for an error message, such as
+ * `4 known: 0 ready, 2 connecting, 1 failed, 1 ejected, 0 closed`.
+ */
 export function describeCounts(counts: EndpointCounts): string {
   if (counts.known === 0) return 'no endpoint known';
   return (
     `${counts.known} known: ${counts.ready} ready, ${counts.connecting} connecting, ` +
-    `${counts.failed} failed or ejected, ${counts.closed} closed`
+    `${counts.failed} failed, ${counts.ejected} ejected, ${counts.closed} closed`
   );
 }
 
 /**
  * No endpoint became ready within the fail-fast time (`failFastMs`). The
  * message and the fields name the target and how many endpoints were known,
- * connecting, failed and closed. Status UNAVAILABLE.
+ * connecting, failed, ejected and closed. Status UNAVAILABLE.
  *
  * @example
  * ```ts

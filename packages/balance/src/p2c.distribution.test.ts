@@ -191,7 +191,14 @@ describe('the cost of a pick does not depend on the number of endpoints', () => 
     );
     for (const e of endpoints) e.reads = 0;
     for (const e of endpoints.slice(0, 5000)) e.setReadiness('failed');
-    expect(balancer.counts()).toEqual({ known: 10_000, ready: 5000, connecting: 0, failed: 5000, closed: 0 });
+    expect(balancer.counts()).toEqual({
+      known: 10_000,
+      ready: 5000,
+      connecting: 0,
+      failed: 5000,
+      ejected: 0,
+      closed: 0,
+    });
     expect(endpoints.reduce((n, e) => n + e.reads, 0)).toBe(0);
     const got = await shares(balancer, endpoints, background, 2000);
     expect(got.slice(0, 5000).every((s) => s === 0)).toBe(true);

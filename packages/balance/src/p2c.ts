@@ -16,7 +16,7 @@
  * - a call never waits forever for an endpoint: with none ready it waits at
  *   most `failFastMs` or its deadline, then fails with a
  *   {@link NoReadyEndpointError} that names the target and counts the
- *   endpoints known, connecting and failed;
+ *   endpoints known, connecting, failed and ejected;
  * - a failed endpoint stays known and returns as soon as its connection
  *   does, instead of being dropped until discovery inserts it again;
  * - discovery changes and readiness changes apply when they happen, not

@@ -124,6 +124,7 @@ describe('panic mode with real servers', () => {
       );
       const seen = new Map<string, number>();
       const panicking = balancer.panicking;
+      const counts = balancer.counts();
       try {
         for (let i = 0; i < n; i++) {
           const r = await send(balancer);
@@ -133,7 +134,7 @@ describe('panic mode with real servers', () => {
       } finally {
         await balancer.close();
       }
-      return { seen, panicking };
+      return { seen, panicking, counts };
     };
 
     const panicking = await run(50, 90);
@@ -142,6 +143,9 @@ describe('panic mode with real servers', () => {
 
     const strict = await run(0, 30);
     expect(strict.panicking).toBe(false);
+    // the health-checked and the ejected endpoint are up but held out; the killed one is down
+    expect(strict.counts).toMatchObject({ known: 4, ready: 1, ejected: 2, closed: 0 });
+    expect(strict.counts.failed + strict.counts.connecting).toBe(1);
     expect([...strict.seen.keys()]).toEqual(['s0']);
 
     // back to 2 of 4 usable: at the threshold, not below it; no panic
