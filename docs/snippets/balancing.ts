@@ -41,6 +41,7 @@ export function balancers(): void {
     drainGraceMs: 15_000, // how long a removed server's calls may take to finish
     panicThresholdPercent: 50, // below 50 % ready, also use connected-but-unhealthy servers
     slowStart: slowStart({ windowMs: 30_000 }), // a new server's share ramps up over 30 s
+    excludeLoopBlocks: true, // this client's own GC pauses are not charged to servers (the default)
   });
   // #endregion options
   void [balancer, ewma, leastRequest, weighted, rr, tuned];

@@ -4,7 +4,7 @@ import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { Balancer } from './balancer.js';
 import { peakEwma, pendingRequests } from './load.js';
-import { BEAT_MS, LoopClock, TOLERANCE_MS, loopClock } from './loop-clock.js';
+import { BEAT_MS, LOST_MS, LoopClock, TOLERANCE_MS, loopClock } from './loop-clock.js';
 import { p2c } from './p2c.js';
 import { roundRobin } from './round-robin.js';
 import { CountingEndpoint } from './test/counting-endpoint.js';
@@ -166,5 +166,33 @@ describe('which balancers run the heartbeat', () => {
       expect(loopClock.beating, `${name}, after the call`).toBe(false);
       await balancer.close();
     }
+  });
+});
+
+describe('a lost heartbeat', () => {
+  test('is replaced when the next call starts, so the clock keeps running', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let wall = 1000;
+    const clock = new LoopClock(() => wall);
+    clock.enter(); // heartbeat due at 1000 + BEAT_MS, and it never runs
+    const start = clock.now();
+    wall = 1000 + LOST_MS + 500;
+    clock.leave();
+    const stalled = clock.now();
+    expect(stalled - start).toBeLessThanOrEqual(BEAT_MS + TOLERANCE_MS);
+    clock.enter(); // sees the heartbeat overdue by more than LOST_MS: a new one
+    const resumed = clock.now();
+    expect(resumed).toBe(stalled);
+    wall += BEAT_MS;
+    vi.advanceTimersToNextTimer(); // the stale heartbeat runs first and is ignored
+    vi.advanceTimersToNextTimer();
+    for (let i = 0; i < 5; i++) {
+      wall += BEAT_MS;
+      vi.advanceTimersToNextTimer();
+    }
+    // on time from then on: the clock runs with the wall again
+    expect(clock.now() - resumed).toBe(6 * BEAT_MS);
+    expect(clock.beating).toBe(true);
+    clock.leave();
   });
 });

@@ -22,7 +22,9 @@
  *
  * The heartbeat runs only while calls are in flight (one beat at most after
  * the last ends), its timer is `unref`'d so it never keeps a process alive,
- * and one clock serves every balancer of the process.
+ * and one clock serves every balancer of the process. A heartbeat that
+ * never runs (its timer lost, as when a test's fake timers are removed
+ * with a beat pending) is replaced when the next call starts.
  *
  * @module
  */
@@ -31,6 +33,8 @@
 export const BEAT_MS = 2;
 /** Lateness of a timer that is not a block: timers fire on a 1 ms grid. */
 export const TOLERANCE_MS = 1;
+/** A heartbeat this late when a call starts is taken for lost, and replaced. */
+export const LOST_MS = 1_000;
 
 /**
  * The loop clock, as used by the balancer: `enter` when a call starts,
@@ -56,6 +60,8 @@ export class LoopClock {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Calls in flight. */
   #active = 0;
+  /** Which scheduled heartbeat is the live one. */
+  #generation = 0;
 
   constructor(wall: () => number = () => performance.now(), beatMs = BEAT_MS) {
     this.#wall = wall;
@@ -81,7 +87,19 @@ export class LoopClock {
   /** A call started: the heartbeat runs while any call is in flight. */
   enter(): void {
     this.#active++;
-    if (this.#timer === undefined) this.#schedule(this.#wall());
+    if (this.#timer === undefined) {
+      this.#schedule(this.#wall());
+      return;
+    }
+    const t = this.#wall();
+    if (t - this.#due > LOST_MS) {
+      // the heartbeat never ran: its timer was lost (fake timers in a test
+      // that were uninstalled, say). Count the time as blocked, as a beat
+      // would have, and start a new heartbeat; the old one, should it run
+      // after all, is ignored.
+      this.#blocked += this.#ongoing(t);
+      this.#schedule(t);
+    }
   }
 
   /** A call ended. */
@@ -97,17 +115,19 @@ export class LoopClock {
 
   #schedule(t: number): void {
     this.#due = t + this.#beatMs;
-    this.#timer = setTimeout(this.#beat, this.#beatMs);
+    const generation = ++this.#generation;
+    this.#timer = setTimeout(() => this.#beat(generation), this.#beatMs);
     this.#timer.unref?.();
   }
 
-  readonly #beat = (): void => {
+  #beat(generation: number): void {
+    if (generation !== this.#generation) return;
     const t = this.#wall();
     this.#blocked += this.#ongoing(t);
     this.#timer = undefined;
     if (this.#active > 0) this.#schedule(t);
     else this.#due = Number.NaN;
-  };
+  }
 }
 
 /** The clock every balancer of this process shares. */
