@@ -110,6 +110,7 @@ export class LoopClock {
   /** The part of a block still going on at `t`: the heartbeat is overdue. */
   #ongoing(t: number): number {
     const late = t - this.#due - TOLERANCE_MS;
+    // biome-ignore lint/complexity/useMathMinMax: late is NaN while no heartbeat runs; Math.max would keep the NaN
     return late > 0 ? late : 0;
   }
 
