@@ -2,7 +2,7 @@
 // loopback hosts, one grpcEndpoint per server, createChannel, and a
 // proto-loader client, so calls go through the whole gRPC path.
 import * as grpc from '@grpc/grpc-js';
-import { statusName } from '@grpc-tower/core';
+import { type Endpoint, type Readiness, statusName } from '@grpc-tower/core';
 import {
   ENDPOINT_METADATA_KEY,
   type GrpcEndpoint,
@@ -11,7 +11,7 @@ import {
   createChannel,
   grpcEndpoint,
 } from '@grpc-tower/core/grpc';
-import type { Change } from '@grpc-tower/discover';
+import { type Change, type DiscoveredAddress, connect } from '@grpc-tower/discover';
 import {
   activeHandles,
   expectNoLeaks,
@@ -26,7 +26,7 @@ import {
   spawnEchoServer,
   startEchoServer,
 } from '@grpc-tower/testing';
-import { Subject } from 'rxjs';
+import { BehaviorSubject, Subject, combineLatest, distinctUntilChanged, map } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Balancer } from './balancer.js';
 import { peakEwma } from './load.js';
@@ -439,5 +439,66 @@ describe('churn over gRPC', () => {
     expect(failures.map((f) => `${statusName(f.code)} ${f.details}`)).toEqual([]);
     expect(ok).toBeGreaterThan(50);
     expect(balancer.counts().known).toBe(present.size);
+  });
+});
+
+describe('replacement through connect', () => {
+  test('a key whose address changes keeps serving from the old server until the new one is ready: no call fails', async () => {
+    const [a, b] = await servers([1, 1]);
+    const addresses = new Subject<Change<string, DiscoveredAddress>>();
+    // the new server's connection is slow to come up: its endpoint connects only after 300 ms
+    let slowConnect = false;
+    const endpoints = connect(addresses, (addr): Endpoint<GrpcRequest, GrpcResponse> => {
+      const endpoint = grpcEndpoint(addr.address);
+      if (!slowConnect) return endpoint;
+      const up = new BehaviorSubject(false);
+      setTimeout(() => up.next(true), 300);
+      const gated = (r: Readiness, isUp: boolean): Readiness => (r === 'closed' || isUp ? r : 'connecting');
+      return {
+        address: endpoint.address,
+        get readiness() {
+          return gated(endpoint.readiness, up.value);
+        },
+        readiness$: combineLatest([endpoint.readiness$, up]).pipe(
+          map(([r, isUp]) => gated(r, isUp)),
+          distinctUntilChanged(),
+        ),
+        get pending() {
+          return endpoint.pending;
+        },
+        call: (req, ctx) => endpoint.call(req, ctx),
+        close: (options) => endpoint.close(options),
+      };
+    });
+    const balancer = p2c(endpoints, { target: TARGET });
+    const c = client(balancer);
+    addresses.next({ type: 'insert', key: 'svc', endpoint: { address: (a as EchoServer).address } });
+    await until(balancer, (x) => x.counts().ready === 1);
+
+    let running = true;
+    const failures: grpc.ServiceError[] = [];
+    const served = new Map<string, number>();
+    const loops = Array.from({ length: 4 }, async () => {
+      while (running) {
+        try {
+          const reply = await unary(c, { message: 'x', delayMs: 2 });
+          served.set(reply.server, (served.get(reply.server) ?? 0) + 1);
+        } catch (err) {
+          failures.push(err as grpc.ServiceError);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    slowConnect = true;
+    addresses.next({ type: 'insert', key: 'svc', endpoint: { address: (b as EchoServer).address } });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    running = false;
+    await Promise.all(loops);
+    expect(failures.map((f) => `${statusName(f.code)} ${f.details}`)).toEqual([]);
+    // the old server served while the new one connected, then the new one took over
+    expect(served.get('s0')).toBeGreaterThan(0);
+    expect(served.get('s1')).toBeGreaterThan(0);
+    expect(balancer.stats().endpoints.map((e) => e.address)).toEqual([(b as EchoServer).address]);
   });
 });

@@ -63,20 +63,103 @@ describe('connect', () => {
     expect([...r.set.values()].map((e) => e.address).sort()).toEqual([...addresses].sort());
   });
 
-  it('replaces an endpoint whose value changed (new one first, then the old one drains) and ignores repeats', async () => {
+  it('replaces an endpoint whose value changed (new one first, the old one drains once the new one is ready) and ignores repeats', async () => {
     const up = new Subject<C>();
     const r = rec(record(connect(up, make)));
     const [a] = addresses as [string];
     up.next(ins(a, 1));
     const first = r.set.get(a)!;
+    await readinessOf(first, 'ready');
     up.next(ins(a, 1));
     expect(r.changes).toHaveLength(1);
     up.next(ins(a, 2));
     expect(r.changes).toHaveLength(2);
     const second = r.set.get(a)!;
     expect(second).not.toBe(first);
+    expect(second.readiness).not.toBe('ready'); // still connecting: the old one keeps serving
+    expect(first.readiness).toBe('ready');
+    await readinessOf(second, 'ready');
     await vi.waitFor(() => expect(first.readiness).toBe('closed'));
-    expect(second.readiness).not.toBe('closed');
+    expect(second.readiness).toBe('ready');
+  });
+
+  describe('holding a replaced endpoint', () => {
+    // stand-ins whose readiness the test drives
+    interface StandIn extends Closable {
+      readonly address: string;
+      readonly readiness$: Subject<Readiness>;
+      closed: boolean;
+    }
+    const standIns = (): { made: StandIn[]; factory: (a: DiscoveredAddress) => StandIn } => {
+      const made: StandIn[] = [];
+      return {
+        made,
+        factory: (a) => {
+          const s: StandIn = {
+            address: a.address,
+            readiness$: new Subject<Readiness>(),
+            closed: false,
+            close: async () => {
+              s.closed = true;
+            },
+          };
+          made.push(s);
+          return s;
+        },
+      };
+    };
+
+    it('keeps the old endpoint open until the new one reports ready', () => {
+      const up = new Subject<C>();
+      const { made, factory } = standIns();
+      rec(record(connect(up, factory)));
+      up.next(ins('10.0.0.1:80', 1));
+      up.next(ins('10.0.0.1:80', 2));
+      const [old, successor] = made as [StandIn, StandIn];
+      successor.readiness$.next('connecting');
+      successor.readiness$.next('failed');
+      expect(old.closed).toBe(false);
+      successor.readiness$.next('ready');
+      expect(old.closed).toBe(true);
+      expect(successor.closed).toBe(false);
+    });
+
+    it('drains the old endpoint after replaceWaitMs when the new one never gets ready', async () => {
+      const up = new Subject<C>();
+      const { made, factory } = standIns();
+      rec(record(connect(up, factory, { replaceWaitMs: 30 })));
+      up.next(ins('10.0.0.1:80', 1));
+      up.next(ins('10.0.0.1:80', 2));
+      const [old] = made as [StandIn];
+      expect(old.closed).toBe(false);
+      await vi.waitFor(() => expect(old.closed).toBe(true), { timeout: 1000 });
+    });
+
+    it('drains a held endpoint at once when its key is removed or replaced again, or the subscription ends', () => {
+      const up = new Subject<C>();
+      const { made, factory } = standIns();
+      const r = record(connect(up, factory));
+      up.next(ins('10.0.0.1:80', 1));
+      up.next(ins('10.0.0.1:80', 2)); // holds #0
+      up.next(ins('10.0.0.1:80', 3)); // #0 drains now; holds #1
+      expect(made.map((m) => m.closed)).toEqual([true, false, false]);
+      up.next({ type: 'remove', key: '10.0.0.1:80' }); // #1 and #2 drain
+      expect(made.map((m) => m.closed)).toEqual([true, true, true]);
+
+      up.next(ins('10.0.0.2:80', 1));
+      up.next(ins('10.0.0.2:80', 2)); // holds #3
+      expect(made.map((m) => m.closed)).toEqual([true, true, true, false, false]);
+      r.stop();
+      expect(made.map((m) => m.closed)).toEqual([true, true, true, true, true]);
+      // a late ready of a successor no longer watched changes nothing
+      made[4]?.readiness$.next('ready');
+      expect(r.problems).toEqual([]);
+    });
+
+    it('rejects a replaceWaitMs that is not a number of ms', () => {
+      expect(() => connect(new Subject<C>(), make, { replaceWaitMs: -1 })).toThrow(/replaceWaitMs/);
+      expect(() => connect(new Subject<C>(), make, { replaceWaitMs: Number.NaN })).toThrow(/replaceWaitMs/);
+    });
   });
 
   it('emits the remove and then drains the endpoint; ignores a remove of an unknown key', async () => {

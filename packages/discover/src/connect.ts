@@ -1,16 +1,18 @@
 /**
  * `connect`: from a `Discover` of addresses to a `Discover` of endpoints.
  * Each insert creates an endpoint through a factory; an insert that changes
- * a known key's value creates the new endpoint, hands it on, then drains
- * the old one; a remove hands the remove on, then drains the endpoint with
- * `close()`. Draining lets calls in flight finish (the `Endpoint`
+ * a known key's value creates the new endpoint, hands it on, and drains the
+ * old one once the new one is ready (or after `replaceWaitMs`), so the
+ * consumer — a balancer keeps the old endpoint in use until the new one is
+ * ready — never holds a key whose only endpoint refuses calls; a remove
+ * hands the remove on, then drains the endpoint with `close()`. Draining lets calls in flight finish (the `Endpoint`
  * contract), so a server leaving discovery loses no call. This is the
  * `Discover` → `Service` step of tower's `balance` module, made explicit.
  *
  * @module
  */
 import { ConfigError, type Endpoint, toGrpcTowerError } from '@grpc-tower/core';
-import { type Observable, Subject, isObservable, merge as mergeObservables } from 'rxjs';
+import { type Observable, Subject, type Subscription, isObservable, merge as mergeObservables } from 'rxjs';
 import type { DiscoveredAddress } from './address.js';
 import { valueEquals } from './equals.js';
 import type { Discover } from './change.js';
@@ -43,6 +45,14 @@ export interface ConnectOptions {
   readonly name?: string;
   /** Passed to `close({ graceMs })` when an endpoint drains; default: the endpoint's own. */
   readonly graceMs?: number;
+  /**
+   * When a key's value changes, how long the old endpoint stays open while
+   * the new one is not ready yet, in ms; default 10 000. The old endpoint
+   * drains as soon as the new one reports `ready` (or `closed`), when the
+   * key changes again or is removed, or when the subscription ends. An
+   * endpoint without `readiness$` replaces the old one at once.
+   */
+  readonly replaceWaitMs?: number;
 }
 
 /**
@@ -78,6 +88,7 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
   }
   const closeOptions =
     options.graceMs === undefined ? {} : { graceMs: checkNumber('connect', 'graceMs', options.graceMs, 0) };
+  const replaceWaitMs = checkNumber('connect', 'replaceWaitMs', options.replaceWaitMs ?? 10_000, 0);
   const own = new Subject<DiscoveryEvent>();
   const upstreamEvents =
     typeof discover === 'object' && discover !== null && 'events$' in discover
@@ -112,6 +123,47 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
     name,
     (subscriber) => {
       const live = new Map<string, { readonly value: V; readonly endpoint: E }>();
+      // replaced endpoints kept open until their successor is ready, by key
+      const held = new Map<string, Set<() => void>>();
+      const release = (key: string): void => {
+        const set = held.get(key);
+        if (set === undefined) return;
+        held.delete(key);
+        for (const stop of set) stop();
+      };
+      const drainWhenReady = (key: string, old: E, successor: E): void => {
+        const readiness$ = (successor as { readiness$?: unknown }).readiness$;
+        if (!isObservable(readiness$) || replaceWaitMs === 0) {
+          drain(key, old);
+          return;
+        }
+        let done = false;
+        let watch: Subscription | undefined;
+        const stop = (): void => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          watch?.unsubscribe();
+          held.get(key)?.delete(stop);
+          drain(key, old);
+        };
+        const timer = setTimeout(stop, replaceWaitMs);
+        timer.unref?.();
+        let set = held.get(key);
+        if (set === undefined) {
+          set = new Set();
+          held.set(key, set);
+        }
+        set.add(stop);
+        watch = readiness$.subscribe({
+          next: (r) => {
+            if (r === 'ready' || r === 'closed') stop();
+          },
+          error: stop,
+          complete: stop,
+        });
+        if (done) watch.unsubscribe();
+      };
       let failures = 0;
       const subscription = discover.subscribe({
         next: (change) => {
@@ -132,12 +184,17 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
             }
             live.set(change.key, { value: change.endpoint, endpoint });
             subscriber.next({ type: 'insert', key: change.key, endpoint });
-            if (old !== undefined) drain(change.key, old.endpoint);
+            if (old !== undefined) {
+              // an endpoint replaced earlier and still held is not needed any more
+              release(change.key);
+              drainWhenReady(change.key, old.endpoint, endpoint);
+            }
           } else {
             const old = live.get(change.key);
             if (old === undefined) return;
             live.delete(change.key);
             subscriber.next({ type: 'remove', key: change.key });
+            release(change.key);
             drain(change.key, old.endpoint);
           }
         },
@@ -148,6 +205,7 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
       });
       return () => {
         subscription.unsubscribe();
+        for (const key of [...held.keys()]) release(key);
         for (const [key, { endpoint }] of live) drain(key, endpoint);
         live.clear();
       };
