@@ -134,6 +134,29 @@ export function attemptScope(
 }
 
 /**
+ * The scope of an attempt that has no time limit of its own and that
+ * nothing but the call stops (a retry's attempts; not a hedge's, whose
+ * losers are stopped one by one): it is the call's own context, so an
+ * attempt costs no controller and no listener of its own. Cancelling the
+ * call still reaches the attempt, before and after it commits.
+ *
+ * @internal
+ */
+export function callScope(ctx: CallContext): AttemptScope {
+  return {
+    context: ctx,
+    abort: () => {
+      throw new Error('callScope: an attempt that shares the call context cannot be stopped on its own');
+    },
+    timedOut: () => false,
+    release: noop,
+    committed: noop,
+  };
+}
+
+const noop = (): void => undefined;
+
+/**
  * Calls `inner` for one attempt and settles as soon as the attempt's signal
  * aborts, even if the inner service is slow to notice. A response that
  * arrives after that is cancelled, so nothing is left open.

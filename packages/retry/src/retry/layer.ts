@@ -43,7 +43,7 @@ import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import pRetry, { AbortError } from 'p-retry';
 import { type Observable, Subject } from 'rxjs';
 import type { RetryLimiter } from '../budget/budget.js';
-import { attemptError, attemptRequest, attemptScope, avoiding, runAttempt } from './attempt.js';
+import { attemptError, attemptRequest, attemptScope, avoiding, callScope, runAttempt } from './attempt.js';
 import { type Pushback, fullJitterDelay, readPushback } from './backoff.js';
 import { RetryBudgetExhaustedError, neverReachedServer } from './errors.js';
 import {
@@ -400,7 +400,8 @@ class RetryCall {
       avoid: [...this.#failed],
     });
     const timeoutMs = this.#settings.perAttemptTimeoutMs;
-    const scope = attemptScope(ctx, req.kind, timeoutMs);
+    // without a per-attempt limit nothing but the call stops an attempt: share its context
+    const scope = timeoutMs === undefined ? callScope(ctx) : attemptScope(ctx, req.kind, timeoutMs);
     let res: GrpcResponse;
     try {
       res = await runAttempt(() => this.#inner.call(req, scope.context), scope.context.signal);
