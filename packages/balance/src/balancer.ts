@@ -473,7 +473,8 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     const load = slot.load;
     const loop = this.#loopClock;
     loop?.enter();
-    const started = loop === undefined ? clock() : loop.now();
+    const wallStart = clock();
+    const started = loop === undefined ? wallStart : loop.at(wallStart);
     let promise: Promise<Res>;
     try {
       ctx.get(EndpointPicked)?.(slot.address);
@@ -484,13 +485,13 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     return promise.then(
       (res) => {
         const now = clock();
-        load.observe((loop === undefined ? now : loop.now()) - started, now, false);
+        load.observe((loop === undefined ? now : loop.at(now)) - started, now, false);
         loop?.leave();
         return res;
       },
       (err: unknown) => {
         const now = clock();
-        load.observe((loop === undefined ? now : loop.now()) - started, now, true);
+        load.observe((loop === undefined ? now : loop.at(now)) - started, now, true);
         loop?.leave();
         if (!ctx.signal.aborted) slot.failures++;
         throw toGrpcTowerError(err, slot.address);

@@ -70,7 +70,11 @@ export class LoopClock {
 
   /** Wall time minus the time the event loop was blocked, ms. */
   now(): number {
-    const t = this.#wall();
+    return this.at(this.#wall());
+  }
+
+  /** The clock at wall time `t` (a reading of the wall clock just taken), ms. */
+  at(t: number): number {
     return t - this.#blocked - this.#ongoing(t);
   }
 

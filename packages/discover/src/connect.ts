@@ -5,8 +5,9 @@
  * old one once the new one is ready (or after `replaceWaitMs`), so the
  * consumer — a balancer keeps the old endpoint in use until the new one is
  * ready — never holds a key whose only endpoint refuses calls; a remove
- * hands the remove on, then drains the endpoint with `close()`. Draining lets calls in flight finish (the `Endpoint`
- * contract), so a server leaving discovery loses no call. This is the
+ * hands the remove on, then drains the endpoint with `close()`. Draining
+ * lets calls in flight finish (the `Endpoint` contract), so a server
+ * leaving discovery loses no call. This is the
  * `Discover` → `Service` step of tower's `balance` module, made explicit.
  *
  * @module
@@ -123,14 +124,10 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
     name,
     (subscriber) => {
       const live = new Map<string, { readonly value: V; readonly endpoint: E }>();
-      // replaced endpoints kept open until their successor is ready, by key
-      const held = new Map<string, Set<() => void>>();
-      const release = (key: string): void => {
-        const set = held.get(key);
-        if (set === undefined) return;
-        held.delete(key);
-        for (const stop of set) stop();
-      };
+      // the replaced endpoint of a key, kept open until its successor is
+      // ready: at most one per key, since a new replacement releases it
+      const held = new Map<string, () => void>();
+      const release = (key: string): void => held.get(key)?.();
       const drainWhenReady = (key: string, old: E, successor: E): void => {
         const readiness$ = (successor as { readiness$?: unknown }).readiness$;
         if (!isObservable(readiness$) || replaceWaitMs === 0) {
@@ -144,17 +141,12 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
           done = true;
           clearTimeout(timer);
           watch?.unsubscribe();
-          held.get(key)?.delete(stop);
+          if (held.get(key) === stop) held.delete(key);
           drain(key, old);
         };
         const timer = setTimeout(stop, replaceWaitMs);
         timer.unref?.();
-        let set = held.get(key);
-        if (set === undefined) {
-          set = new Set();
-          held.set(key, set);
-        }
-        set.add(stop);
+        held.set(key, stop);
         watch = readiness$.subscribe({
           next: (r) => {
             if (r === 'ready' || r === 'closed') stop();
