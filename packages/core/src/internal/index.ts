@@ -1,0 +1,9 @@
+/**
+ * `@grpc-tower/core/internal`: the helpers that grpc-tower's own packages
+ * share (events and counters, option checks, the timer limit, the endpoint
+ * test). Not a public API: it may change in any release.
+ *
+ * @internal
+ * @packageDocumentation
+ */
+export { EventStream, Counters } from './events.js';
