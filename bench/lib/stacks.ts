@@ -78,7 +78,6 @@ export function bareChannel(name: string, address: string): Contender {
   const channel = createChannel(endpoint, {
     target: address,
     services: [loadEchoPackage().EchoService],
-    owns: [endpoint],
   });
   const client = createEchoClient(address, { channelOverride: channel });
   return {
@@ -129,8 +128,6 @@ export function balancedChannel(
   const channel = createChannel(b, {
     target,
     services: [loadEchoPackage().EchoService],
-    readiness: b,
-    owns: [b],
   });
   const client = createEchoClient(target, { channelOverride: channel });
   return {
@@ -183,8 +180,6 @@ export function fullStack(
   const channel = createChannel(stack, {
     target,
     services: [loadEchoPackage().EchoService],
-    readiness: balancer,
-    owns: [balancer],
   });
   const client = createEchoClient(target, { channelOverride: channel });
   return {

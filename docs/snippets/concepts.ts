@@ -127,8 +127,6 @@ export function channel(): void {
   const channel = createChannel(stack, {
     target: 'dns:orders.internal:50051',
     services: [OrdersService], // the methods' shapes: which calls may be retried until their status
-    readiness: balancer, // getConnectivityState() and waitForReady follow the balancer
-    owns: [balancer], // channel.close() closes it, and through it every endpoint
   });
   const client = new OrdersClient('orders.internal:50051', grpc.credentials.createInsecure(), {
     channelOverride: channel,

@@ -75,8 +75,6 @@ export function after(): grpc.Client {
   const channel = createChannel(stack, {
     target: 'dns:orders.internal:50051',
     services: [OrdersService],
-    readiness: balancer,
-    owns: [balancer],
   });
   // the credentials argument is required by the constructor but unused: the endpoints connect
   const client = new OrdersClient('orders.internal:50051', grpc.credentials.createInsecure(), {

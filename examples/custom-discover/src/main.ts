@@ -52,8 +52,6 @@ function balancedClient(endpoints: GrpcEndpoints, target: string) {
   const channel = createChannel(balancer, {
     target,
     services: [loadEchoPackage().EchoService],
-    readiness: balancer,
-    owns: [balancer],
   });
   const client = createEchoClient(target, { channelOverride: channel });
   return {

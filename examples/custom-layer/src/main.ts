@@ -51,7 +51,6 @@ export async function run(options: CustomLayerOptions): Promise<CustomLayerResul
   const channel = createChannel(stack, {
     target: options.address,
     services: [loadEchoPackage().EchoService],
-    owns: [endpoint],
   });
   // #endregion compose
   const client = createEchoClient(options.address, { channelOverride: channel });

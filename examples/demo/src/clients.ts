@@ -99,8 +99,6 @@ export function towerClient(target: DiscoveryTarget): TowerDemoClient {
   const channel: TowerChannel = createChannel(stack, {
     target: logical,
     services: [loadEchoPackage().EchoService],
-    readiness: balancer,
-    owns: [balancer, detector],
   });
   const client = createEchoClient(logical, { channelOverride: channel });
   return {

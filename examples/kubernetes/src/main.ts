@@ -51,8 +51,6 @@ export function echoClient(address: ServiceAddress): { client: EchoProtoClient; 
   const channel = createChannel(stack, {
     target,
     services: [loadEchoPackage().EchoService],
-    readiness: balancer,
-    owns: [balancer, outliers],
   });
   const client = createEchoClient(target, { channelOverride: channel });
   return {

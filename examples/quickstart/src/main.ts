@@ -72,8 +72,6 @@ export function balancedChannel(
   return createChannel(stack, {
     target: `dns:${target}`,
     services, // which methods stream: unary calls stay retryable until their status
-    readiness: balancer, // what getConnectivityState() and waitForReady report
-    owns: [balancer], // closed with the channel
   });
 }
 

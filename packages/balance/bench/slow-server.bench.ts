@@ -78,8 +78,6 @@ function towerCandidate(name: string, make: (d: Discovery) => GrpcBalancer): Can
   const channel = createChannel(balancer, {
     target: 'bench',
     services: [EchoService],
-    readiness: balancer,
-    owns: [balancer],
   });
   const client = createEchoClient('bench', { channelOverride: channel });
   return {

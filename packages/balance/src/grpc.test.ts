@@ -72,8 +72,6 @@ function client(balancer: GrpcBalancer): EchoProtoClient {
   const channel = createChannel(balancer, {
     target: TARGET,
     services: [EchoService],
-    readiness: balancer,
-    owns: [balancer],
   });
   const c = createEchoClient(TARGET, { channelOverride: channel });
   cleanups.push(async () => {

@@ -57,7 +57,6 @@ const endpoint = grpcEndpoint(server.address);
 const channel = createChannel(endpoint, {
   target: server.address,
   services: [EchoService],
-  owns: [endpoint],
 });
 const tower = new EchoClient(server.address, grpc.credentials.createInsecure(), { channelOverride: channel });
 

@@ -1,5 +1,6 @@
 import { describe, expectTypeOf, test } from 'vitest';
 import { type Layer, type Service, ServiceBuilder, mapRequest, mapResponse, serviceFn } from './service.js';
+import type { Stack } from './stack.js';
 
 const passThrough =
   () =>
@@ -9,7 +10,7 @@ describe('ServiceBuilder types', () => {
   test('generic layers take the types the builder was given', () => {
     const inner = serviceFn(async (s: string) => s.length);
     const svc = new ServiceBuilder<string, number>().layer(passThrough()).layer(passThrough()).service(inner);
-    expectTypeOf(svc).toEqualTypeOf<Service<string, number>>();
+    expectTypeOf(svc).toEqualTypeOf<Stack<string, number>>();
   });
 
   test('type-changing layers compose step by step, first layer outermost', () => {
@@ -21,7 +22,7 @@ describe('ServiceBuilder types', () => {
       .layer(toText) // outermost: number response -> string
       .layer(parse) // then: string request -> number request
       .service(inner);
-    expectTypeOf(svc).toEqualTypeOf<Service<string, string>>();
+    expectTypeOf(svc).toEqualTypeOf<Stack<string, string>>();
   });
 
   test('an untyped builder learns its outer types from a concrete first layer', () => {
@@ -32,7 +33,7 @@ describe('ServiceBuilder types', () => {
       .layer(first)
       .layer(passThrough())
       .service(serviceFn(async (n: number) => n));
-    expectTypeOf(svc).toEqualTypeOf<Service<string, number>>();
+    expectTypeOf(svc).toEqualTypeOf<Stack<string, number>>();
   });
 
   test('a mismatched layer or service does not compile', () => {
@@ -48,6 +49,6 @@ describe('ServiceBuilder types', () => {
     b.service(serviceFn(async (s: string) => s.length));
     // @ts-expect-error the service returns string responses, the stack needs numbers
     b.service(serviceFn(async (n: number) => String(n)));
-    expectTypeOf(b.service(serviceFn(async (n: number) => n))).toEqualTypeOf<Service<string, number>>();
+    expectTypeOf(b.service(serviceFn(async (n: number) => n))).toEqualTypeOf<Stack<string, number>>();
   });
 });

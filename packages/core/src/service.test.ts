@@ -1,8 +1,11 @@
 // Runtime behaviour of the Service model. The services here are in-process
 // serviceFn functions: the builder and the map/filter layers are generic.
+import { BehaviorSubject } from 'rxjs';
 import { describe, expect, test } from 'vitest';
 import { type CallContext, background, contextKey } from './context.js';
+import type { Readiness } from './endpoint.js';
 import { ConfigError, UnavailableError } from './errors.js';
+import { hasLifecycle } from './stack.js';
 import {
   type Layer,
   type Service,
@@ -86,9 +89,69 @@ describe('ServiceBuilder', () => {
     expect(log).toEqual(['a in', 'service', 'a out']);
   });
 
-  test('with no layers, service() returns the service itself', () => {
-    const inner = serviceFn(async (s: string) => s);
+  test('with no layers, service() returns a service that already has readiness and close() itself', () => {
+    const readiness$ = new BehaviorSubject<Readiness>('connecting');
+    const inner = {
+      call: async (s: string) => s,
+      get readiness() {
+        return readiness$.value;
+      },
+      readiness$,
+      close: async () => undefined,
+    };
     expect(new ServiceBuilder().service(inner)).toBe(inner);
+  });
+
+  test('a stack reports the readiness of its innermost service and closes it', async () => {
+    const readiness$ = new BehaviorSubject<Readiness>('connecting');
+    let closed = 0;
+    const inner = {
+      call: async (s: string) => `${s}!`,
+      get readiness() {
+        return readiness$.value;
+      },
+      readiness$,
+      close: async () => {
+        closed++;
+        readiness$.next('closed');
+        readiness$.complete();
+      },
+    };
+    // a layer that knows nothing of readiness or close
+    const upper = (svc: Service<string, string>): Service<string, string> => ({
+      call: async (s, ctx) => (await svc.call(s, ctx)).toUpperCase(),
+    });
+    const stack = new ServiceBuilder<string, string>().layer(upper).service(inner);
+    const seen: Readiness[] = [];
+    stack.readiness$.subscribe((r) => seen.push(r));
+    expect(stack.readiness).toBe('connecting');
+    readiness$.next('ready');
+    expect(stack.readiness).toBe('ready');
+    expect(await stack.call('a', background)).toBe('A!');
+    await stack.close();
+    expect(closed).toBe(1);
+    expect(seen).toEqual(['connecting', 'ready', 'closed']);
+  });
+
+  test('a stack over a plain service is ready until closed, and closes the service when it can', async () => {
+    let closed = 0;
+    const inner = Object.assign(
+      serviceFn(async (s: string) => s),
+      { close: () => void closed++ },
+    );
+    const stack = new ServiceBuilder().service(inner);
+    expect(stack).not.toBe(inner);
+    expect(stack.readiness).toBe('ready');
+    expect(await stack.call('x', background)).toBe('x');
+    const seen: Readiness[] = [];
+    stack.readiness$.subscribe((r) => seen.push(r));
+    await stack.close();
+    await stack.close();
+    expect(closed).toBe(1);
+    expect(stack.readiness).toBe('closed');
+    expect(seen).toEqual(['ready', 'closed']);
+    expect(hasLifecycle(stack)).toBe(true);
+    expect(hasLifecycle(inner)).toBe(false);
   });
 
   test('layers are applied when service() is called, once per call of service()', () => {

@@ -6,6 +6,7 @@
  * @module
  */
 import type { CallContext } from './context.js';
+import { type Stack, stackOf } from './stack.js';
 
 /**
  * An asynchronous function from a request to a response, with a context
@@ -55,6 +56,10 @@ export type Unset = typeof unset;
 
 type Composed = (inner: Service<unknown, unknown>) => Service<unknown, unknown>;
 type Resolved<T, Fallback> = [T] extends [Unset] ? Fallback : T;
+/** The request type of a service. */
+type RequestOf<S> = S extends Service<infer Req, unknown> ? Req : never;
+/** The response type of a service. */
+type ResponseOf<S> = S extends Service<never, infer Res> ? Res : never;
 
 /**
  * Composes layers, tower's order: the first layer added is the outermost and
@@ -109,15 +114,23 @@ export class ServiceBuilder<OuterReq = Unset, OuterRes = Unset, InnerReq = Outer
     return new ServiceBuilder([...this.#layers, layer as Composed]);
   }
 
-  /** Wraps `service` in every layer, innermost first, and returns the outermost service. */
+  /**
+   * Wraps `service` in every layer, innermost first, and returns the
+   * {@link Stack}: the outermost layer's `call`, with the readiness and
+   * `close()` of `service` (a service without readiness is `ready` until
+   * closed). With no layers and a `service` that already has readiness and
+   * `close()`, returns `service` itself.
+   */
   service<S extends Service<Resolved<InnerReq, never>, Resolved<InnerRes, unknown>>>(
     service: S,
-  ): [OuterReq] extends [Unset] ? S : Service<OuterReq, OuterRes> {
+  ): [OuterReq] extends [Unset] ? Stack<RequestOf<S>, ResponseOf<S>> : Stack<OuterReq, OuterRes> {
     let current = service as Service<unknown, unknown>;
     for (let i = this.#layers.length - 1; i >= 0; i--) {
       current = (this.#layers[i] as Composed)(current);
     }
-    return current as [OuterReq] extends [Unset] ? S : Service<OuterReq, OuterRes>;
+    return stackOf(current, service) as [OuterReq] extends [Unset]
+      ? Stack<RequestOf<S>, ResponseOf<S>>
+      : Stack<OuterReq, OuterRes>;
   }
 
   /** The composed layers as one layer. */

@@ -73,8 +73,6 @@ test('discovery, health, outlier detection, p2c and retry compose: no call fails
   const channel = createChannel(stack, {
     target: 'static:echo',
     services: [loadEchoPackage().EchoService],
-    readiness: balancer,
-    owns: [balancer],
   });
   cleanup.push(() => channel.closeAsync());
   const client = createEchoClient('static:echo', { channelOverride: channel });

@@ -1,5 +1,5 @@
 // Compile-time checks: the retry and hedging layers compose in a ServiceBuilder.
-import { type Service, ServiceBuilder } from '@grpc-tower/core';
+import { type Service, ServiceBuilder, type Stack } from '@grpc-tower/core';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import { expectTypeOf, test } from 'vitest';
 import { hedge, retry, retryBudget } from './index.js';
@@ -12,7 +12,7 @@ test('retry and hedge are layers over the gRPC request and response', () => {
     .layer(retry({ maxAttempts: 3, budget }))
     .layer(hedge({ maxAttempts: 2, hedgingDelayMs: 10, budget }))
     .service(balancer);
-  expectTypeOf(stack).toEqualTypeOf<Service<GrpcRequest, GrpcResponse>>();
+  expectTypeOf(stack).toEqualTypeOf<Stack<GrpcRequest, GrpcResponse>>();
   expectTypeOf(retry()(balancer).stats().budgetLevel).toEqualTypeOf<number | undefined>();
 });
 

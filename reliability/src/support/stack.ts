@@ -100,8 +100,6 @@ export function fullStack(options: FullStackOptions): FullStack {
   const channel = createChannel(stack, {
     target,
     services: [loadEchoPackage().EchoService],
-    readiness: balancer,
-    owns: [balancer],
   });
   const client = createEchoClient(target, {
     channelOverride: channel,

@@ -11,11 +11,12 @@ import {
 } from '@grpc-tower/testing';
 import { firstValueFrom, filter as rxFilter } from 'rxjs';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { DeadlineExceededError } from '../errors.js';
+import { ConfigError, DeadlineExceededError } from '../errors.js';
+import { type Service, ServiceBuilder } from '../service.js';
 import { Status } from '../status.js';
 import { createChannel } from './channel.js';
 import { type GrpcEndpoint, grpcEndpoint } from './endpoint.js';
-import { ENDPOINT_METADATA_KEY } from './types.js';
+import { ENDPOINT_METADATA_KEY, type GrpcRequest, type GrpcResponse } from './types.js';
 import { readyRoundRobin } from './test/picker.js';
 
 const { EchoClient: EchoClientCtor, EchoService } = loadEchoPackage();
@@ -49,8 +50,6 @@ async function setup(count = 1, opts: { services?: boolean } = {}) {
   const picker = readyRoundRobin(endpoints);
   const channel = createChannel(picker, {
     target: 'echo.test',
-    readiness: picker,
-    owns: [picker],
     ...(opts.services === false ? {} : { services: [EchoService] }),
   });
   const client = new EchoClient('echo.test', grpc.credentials.createInsecure(), { channelOverride: channel });
@@ -206,7 +205,7 @@ describe('deadlines and cancellation', () => {
     const [host] = pickHosts(1);
     const endpoint = grpcEndpoint(`${host}:1`);
     const picker = readyRoundRobin([endpoint]);
-    const channel = createChannel(picker, { target: 'nowhere', readiness: picker, owns: [picker] });
+    const channel = createChannel(picker, { target: 'nowhere' });
     const client = new EchoClient('nowhere', grpc.credentials.createInsecure(), { channelOverride: channel });
     cleanups.push(async () => {
       client.close();
@@ -418,7 +417,7 @@ describe('interceptors, credentials and connectivity', () => {
     const [host] = pickHosts(1);
     const endpoint = grpcEndpoint(`${host}:1`);
     const picker = readyRoundRobin([endpoint]);
-    const channel = createChannel(picker, { target: 'nowhere', readiness: picker, owns: [picker] });
+    const channel = createChannel(picker, { target: 'nowhere' });
     const client = new EchoClient('nowhere', grpc.credentials.createInsecure(), { channelOverride: channel });
     cleanups.push(async () => {
       client.close();
@@ -474,5 +473,41 @@ describe('resources', () => {
     expect(channel.replayBytes).toBe(0);
     await expectNoLeaks(before, { settleMs: 2_000 });
     void baseline;
+  });
+});
+
+describe('the stack carries readiness and close', () => {
+  test('the options that named them apart from the stack are refused with a named error', () => {
+    const picker = readyRoundRobin<GrpcRequest, GrpcResponse>([]);
+    for (const option of ['readiness', 'owns'] as const) {
+      expect(() => createChannel(picker, { target: 'echo', [option]: picker } as never)).toThrow(ConfigError);
+      expect(() => createChannel(picker, { target: 'echo', [option]: picker } as never)).toThrow(
+        new RegExp(`createChannel.*${option}.*ServiceBuilder\\.service`),
+      );
+    }
+  });
+
+  test('a stack built over the endpoint reports its connectivity and closes it with the channel', async () => {
+    const server = await startEchoServer({ host: pickHosts(1)[0]!, name: 'lc' });
+    cleanups.push(() => server.stop(100));
+    const endpoint = grpcEndpoint(server.address);
+    const passThrough = (inner: Service<GrpcRequest, GrpcResponse>): Service<GrpcRequest, GrpcResponse> => ({
+      call: (req, ctx) => inner.call(req, ctx),
+    });
+    const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>().layer(passThrough).service(endpoint);
+    const channel = createChannel(stack, { target: 'echo.test' });
+    const client = new EchoClient('echo.test', grpc.credentials.createInsecure(), {
+      channelOverride: channel,
+    });
+    await new Promise<void>((resolve, reject) =>
+      client.waitForReady(Date.now() + 5_000, (err) => (err ? reject(err) : resolve())),
+    );
+    expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.READY);
+    const { reply } = await unary(client, { message: 'hi' });
+    expect(reply.message).toBe('hi');
+    client.close();
+    await channel.closeAsync();
+    expect(endpoint.readiness).toBe('closed');
+    expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.SHUTDOWN);
   });
 });

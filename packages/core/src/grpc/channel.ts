@@ -5,12 +5,17 @@
  * client option. Each call becomes a {@link GrpcRequest}; the stack's
  * {@link GrpcResponse} is replayed to the client.
  *
+ * The channel reports the stack's readiness as its connectivity state and
+ * closes the stack with itself: build the stack with
+ * `ServiceBuilder.service()`, which carries the readiness and `close()` of
+ * the innermost service (the balancer) past every layer.
+ *
  * grpc-tower runs its own deadline timer for every call, because the call
  * may wait for an endpoint before any grpc-js call exists to enforce it.
  *
  * @module
  */
-import type { Observable, Subscription } from 'rxjs';
+import type { Subscription } from 'rxjs';
 import { CallContext, abortReason } from '../context.js';
 import type { Readiness } from '../endpoint.js';
 import {
@@ -21,6 +26,7 @@ import {
   toGrpcTowerError,
 } from '../errors.js';
 import type { Service } from '../service.js';
+import { type Lifecycle, hasLifecycle } from '../stack.js';
 import { Status, type StatusCode } from '../status.js';
 import {
   type Call,
@@ -46,10 +52,7 @@ import {
 } from './types.js';
 
 /** Something whose readiness the channel reports as its connectivity state. */
-export interface ReadinessSource {
-  readonly readiness: Readiness;
-  readonly readiness$: Observable<Readiness>;
-}
+type ReadinessSource = Pick<Lifecycle, 'readiness' | 'readiness$'>;
 
 /** Options of {@link createChannel}. */
 export interface CreateChannelOptions {
@@ -62,10 +65,6 @@ export interface CreateChannelOptions {
    * remain retryable; without them the channel commits conservatively.
    */
   readonly services?: readonly ServiceDefinition[];
-  /** What the channel reports as connectivity: usually the balancer. Default: the stack if it has readiness, else always READY. */
-  readonly readiness?: ReadinessSource;
-  /** Closed by `close()`, after the stack: usually the balancer and its discovery. */
-  readonly owns?: readonly { close(): unknown }[];
   /** Request replay limits (gRPC A6): per call 1 MiB, per channel 16 MiB by default. */
   readonly replay?: { readonly perCallBytes?: number; readonly perChannelBytes?: number };
 }
@@ -74,11 +73,16 @@ let callNumber = 0;
 let channelNumber = 0;
 
 /**
- * Creates a grpc-js `ChannelInterface` over `stack`.
+ * Creates a grpc-js `ChannelInterface` over `stack`. Its connectivity
+ * state is the stack's readiness (`ready` → READY, `connecting` →
+ * CONNECTING, `failed` → TRANSIENT_FAILURE, `closed` → SHUTDOWN); a stack
+ * without readiness is always READY. `close()` cancels the calls in flight
+ * and closes the stack, which closes everything it holds.
  *
  * @example
  * ```ts
- * const channel = createChannel(stack, { target: 'dns:orders.internal:50051', readiness: balancer, owns: [balancer] });
+ * const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>().layer(timeout({ ms: 2_000 })).service(balancer);
+ * const channel = createChannel(stack, { target: 'dns:orders.internal:50051' });
  * const client = new EchoClient('orders.internal:50051', grpc.credentials.createInsecure(), {
  *   channelOverride: channel,
  * });
@@ -138,13 +142,14 @@ export class TowerChannel implements ChannelInterface {
   readonly #target: string;
   readonly #kinds = new Map<string, CallKind>();
   readonly #readiness: ReadinessSource | undefined;
-  readonly #owns: readonly { close(): unknown }[];
+  readonly #lifecycle: Lifecycle | undefined;
   readonly #perCallBytes: number;
   readonly #budget: ReplayBudget;
   readonly #calls = new Set<TowerCall>();
   readonly #watchers = new Set<() => void>();
   readonly #id = ++channelNumber;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(stack: Service<GrpcRequest, GrpcResponse>, options: CreateChannelOptions) {
     if (typeof options?.target !== 'string' || options.target.length === 0) {
@@ -153,20 +158,16 @@ export class TowerChannel implements ChannelInterface {
     if (typeof stack !== 'object' || stack === null || typeof stack.call !== 'function') {
       throw new ConfigError('createChannel', 'stack', stack, 'a Service (an object with a call method)');
     }
-    if (options.readiness !== undefined && !hasReadiness(options.readiness)) {
-      throw new ConfigError(
-        'createChannel',
-        'readiness',
-        options.readiness,
-        'an object with readiness and readiness$',
-      );
-    }
-    const owns: unknown = options.owns ?? [];
-    if (
-      !Array.isArray(owns) ||
-      !owns.every((o) => typeof (o as { close?: unknown } | null)?.close === 'function')
-    ) {
-      throw new ConfigError('createChannel', 'owns', owns, 'an array of objects with a close() method');
+    for (const removed of ['readiness', 'owns'] as const) {
+      if ((options as unknown as Record<string, unknown>)[removed] !== undefined) {
+        throw new ConfigError(
+          'createChannel',
+          removed,
+          (options as unknown as Record<string, unknown>)[removed],
+          'no such option: the channel reports the readiness of the stack and closes it; build the stack ' +
+            "with ServiceBuilder.service(balancer) so that it carries the balancer's readiness and close()",
+        );
+      }
     }
     const services: unknown = options.services ?? [];
     if (!Array.isArray(services) || !services.every(isServiceDefinition)) {
@@ -174,8 +175,8 @@ export class TowerChannel implements ChannelInterface {
     }
     this.#stack = stack;
     this.#target = options.target;
-    this.#readiness = options.readiness ?? (hasReadiness(stack) ? stack : undefined);
-    this.#owns = owns as readonly { close(): unknown }[];
+    this.#lifecycle = hasLifecycle(stack) ? stack : undefined;
+    this.#readiness = this.#lifecycle ?? (hasReadiness(stack) ? stack : undefined);
     const perCall = options.replay?.perCallBytes ?? 1024 * 1024;
     if (!Number.isFinite(perCall) || perCall < 0) {
       throw new ConfigError('createChannel', 'replay.perCallBytes', perCall, 'a finite number >= 0');
@@ -296,28 +297,38 @@ export class TowerChannel implements ChannelInterface {
   }
 
   /**
-   * Cancels the calls in flight, closes what the channel owns, and makes
-   * new calls fail with UNAVAILABLE. Returns at once; {@link closeAsync}
-   * waits for the owned resources.
+   * Cancels the calls in flight, closes the stack (and so everything it
+   * holds: the balancer, its discovery subscription, endpoints, health
+   * watches), and makes new calls fail with UNAVAILABLE. Returns at once;
+   * {@link closeAsync} waits until the stack has closed.
    */
   close(): void {
-    void this.closeAsync();
+    this.closeAsync().catch((err: unknown) => {
+      process.emitWarning(err instanceof Error ? err : String(err), { code: 'GRPC_TOWER_CLOSE' });
+    });
   }
 
-  /** Like {@link close}, and resolves when every owned resource has closed. */
-  async closeAsync(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Like {@link close}, and resolves when the stack has closed. Rejects
+   * when the stack's `close()` does (a `close()` from `close()` reports
+   * that on the process's `warning` event instead).
+   */
+  closeAsync(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     for (const call of [...this.#calls])
       call.cancelWithStatus(Status.UNAVAILABLE, `channel ${this.#target} closed`);
     for (const w of [...this.#watchers]) w();
-    const results = await Promise.allSettled(this.#owns.map(async (o) => o.close()));
-    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed.length > 0) {
-      throw new AggregateError(
-        failed.map((f) => f.reason),
-        `channel ${this.#target}: ${failed.length} owned resource(s) failed to close`,
-      );
+    try {
+      await this.#lifecycle?.close();
+    } catch (err) {
+      throw new GrpcTowerError(Status.INTERNAL, `channel ${this.#target}: the stack failed to close`, {
+        cause: err,
+      });
     }
   }
 }

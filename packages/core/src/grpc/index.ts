@@ -13,7 +13,7 @@
  * ```
  * @packageDocumentation
  */
-export { createChannel, TowerChannel, type CreateChannelOptions, type ReadinessSource } from './channel.js';
+export { createChannel, TowerChannel, type CreateChannelOptions } from './channel.js';
 export { grpcEndpoint, GrpcEndpoint, type GrpcEndpointOptions } from './endpoint.js';
 export {
   GrpcStatusError,

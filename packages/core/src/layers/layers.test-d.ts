@@ -1,5 +1,6 @@
 import { describe, expectTypeOf, test } from 'vitest';
 import { type Service, ServiceBuilder, serviceFn } from '../service.js';
+import type { Stack } from '../stack.js';
 import { type ConcurrencyLimitService, concurrencyLimit } from './concurrency-limit/index.js';
 import { loadShed } from './load-shed/index.js';
 import { type RateLimitService, rateLimit } from './rate-limit/index.js';
@@ -35,7 +36,7 @@ describe('generic layer types', () => {
       .layer(rateLimit({ perSecond: 100 }))
       .layer(attemptTimeout({ ms: 100 }))
       .service(inner);
-    expectTypeOf(svc).toEqualTypeOf<Service<string, number>>();
+    expectTypeOf(svc).toEqualTypeOf<Stack<string, number>>();
   });
 
   test('options are typed', () => {

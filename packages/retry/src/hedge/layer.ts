@@ -36,7 +36,6 @@ import type { RetryLimiter } from '../budget/budget.js';
 import { type AttemptScope, attemptRequest, attemptScope, avoiding, runAttempt } from '../retry/attempt.js';
 import { readPushback } from '../retry/backoff.js';
 import { RetryBudgetExhaustedError, neverReachedServer } from '../retry/errors.js';
-import { withReadinessOf } from '../retry/layer.js';
 import { EndpointPicked } from './picked.js';
 import {
   type CompiledHedgePolicy,
@@ -227,12 +226,11 @@ export function hedge(policy: HedgePolicy = {}): HedgeLayer {
   };
   const events$ = shared.events.asObservable();
   const stats = (): HedgeStats => ({ ...shared.counters, budgetLevel: compiled.budget?.level });
-  const layer = (inner: Service<GrpcRequest, GrpcResponse>): HedgeService =>
-    withReadinessOf(inner, {
-      call: (req: GrpcRequest, ctx: CallContext) => new HedgeCall(inner, shared, req, ctx).run(),
-      events$,
-      stats,
-    });
+  const layer = (inner: Service<GrpcRequest, GrpcResponse>): HedgeService => ({
+    call: (req: GrpcRequest, ctx: CallContext) => new HedgeCall(inner, shared, req, ctx).run(),
+    events$,
+    stats,
+  });
   return Object.assign(layer, { events$, stats, policy: compiled });
 }
 

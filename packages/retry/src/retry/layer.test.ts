@@ -3,8 +3,8 @@
 // hung attempts, recorded metadata), an HTTP/2 server that refuses streams,
 // and an echo server in a child process killed with SIGKILL mid-call.
 import * as grpc from '@grpc/grpc-js';
-import { AttemptTimeoutError, Status } from '@grpc-tower/core';
-import { GrpcStatusError } from '@grpc-tower/core/grpc';
+import { AttemptTimeoutError, ServiceBuilder, Status } from '@grpc-tower/core';
+import { type GrpcRequest, type GrpcResponse, GrpcStatusError } from '@grpc-tower/core/grpc';
 import {
   type EchoServer,
   activeHandles,
@@ -683,11 +683,14 @@ describe('policy hooks', () => {
     expect(a!.calls.total).toBe(1);
   });
 
-  test('the retry service reports the readiness of the service it wraps', async () => {
+  test('a stack with the retry layer reports the readiness of the service it wraps, and closes it', async () => {
     const [a] = await echoServers(1);
     const stack = await stackOver([a!.address], retry());
-    const svc = retry()(stack.picker) as unknown as { readiness: string };
-    expect(svc.readiness).toBe('ready');
+    const built = new ServiceBuilder<GrpcRequest, GrpcResponse>().layer(retry()).service(stack.picker);
+    expect(built.readiness).toBe('ready');
+    expect(stack.channel.getConnectivityState(false)).toBe(grpc.connectivityState.READY);
+    await built.close();
+    expect(stack.endpoints.every((e) => e.readiness === 'closed')).toBe(true);
   });
 });
 

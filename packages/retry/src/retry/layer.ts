@@ -168,8 +168,9 @@ export interface RetryStats {
 }
 
 /**
- * The service a {@link retry} layer makes. It has the inner service's
- * readiness when the inner service has one, so `createChannel` can report it.
+ * The service a {@link retry} layer makes: a `call` wrapper with the layer's
+ * events and counters. Readiness and `close()` stay with the stack
+ * (`ServiceBuilder.service()` carries the balancer's past every layer).
  *
  * @example
  * ```ts
@@ -264,7 +265,7 @@ export function retry(policy: RetryPolicy = {}): RetryLayer {
       events$,
       stats,
     };
-    return withReadinessOf(inner, service);
+    return service;
   };
   return Object.assign(layer, { events$, stats, policy: compiled });
 }
@@ -541,26 +542,4 @@ class RetryCall {
   #emit(event: RetryEvent): void {
     this.#shared.events.next(event);
   }
-}
-
-/** Something that reports readiness, such as a balancer. */
-interface HasReadiness {
-  readonly readiness: unknown;
-  readonly readiness$: unknown;
-}
-
-/**
- * Gives `outer` the readiness of `inner` when `inner` has one, so a channel
- * over the stack reports the balancer's connectivity.
- *
- * @internal
- */
-export function withReadinessOf<T extends object>(inner: object, outer: T): T {
-  if (!('readiness' in inner) || !('readiness$' in inner)) return outer;
-  const source = inner as HasReadiness;
-  Object.defineProperties(outer, {
-    readiness: { get: () => source.readiness, enumerable: true },
-    readiness$: { get: () => source.readiness$, enumerable: true },
-  });
-  return outer;
 }

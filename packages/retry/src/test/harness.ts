@@ -3,7 +3,7 @@
 // over the stack and a proto-loader echo client on that channel; plus
 // promise wrappers for client calls that never reject.
 import * as grpc from '@grpc/grpc-js';
-import type { Service } from '@grpc-tower/core';
+import { type Service, ServiceBuilder } from '@grpc-tower/core';
 import {
   type GrpcEndpoint,
   type GrpcRequest,
@@ -36,12 +36,10 @@ export function buildStack(
 ): Stack {
   const endpoints = addresses.map((a) => grpcEndpoint(a, { closeGraceMs: 0 }));
   const picker = testPicker(endpoints, options.mode);
-  const stack = layer(picker);
+  const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>().layer(layer).service(picker);
   const channel = createChannel(stack, {
     target: 'echo.retry.test',
     services: [loadEchoPackage().EchoService],
-    readiness: picker,
-    owns: [picker],
     ...(options.replay === undefined ? {} : { replay: options.replay }),
   });
   const client = createEchoClient('echo.retry.test', { channelOverride: channel });
