@@ -19,8 +19,10 @@ import {
   type Service,
   abortReason,
   toGrpcTowerError,
+  type Change,
+  type Discover,
 } from '@grpc-tower/core';
-import type { Change, Discover } from '@grpc-tower/discover';
+import { isEndpoint } from '@grpc-tower/core/internal';
 import {
   BehaviorSubject,
   type Observable,
@@ -209,14 +211,6 @@ interface Waiter {
 const MAX_TIMER_MS = 2_147_483_647;
 
 const clock = (): number => performance.now();
-
-const isEndpoint = (x: unknown): x is Endpoint<unknown, unknown> =>
-  typeof x === 'object' &&
-  x !== null &&
-  typeof (x as { call?: unknown }).call === 'function' &&
-  typeof (x as { close?: unknown }).close === 'function' &&
-  typeof (x as { address?: unknown }).address === 'string' &&
-  typeof (x as { readiness$?: { subscribe?: unknown } }).readiness$?.subscribe === 'function';
 
 /** @internal Validated balancer options. */
 export interface ResolvedOptions {

@@ -26,8 +26,7 @@
  *
  * @module
  */
-import { ConfigError, type Endpoint } from '@grpc-tower/core';
-import type { Discover } from '@grpc-tower/discover';
+import { ConfigError, type Discover, type Endpoint } from '@grpc-tower/core';
 import { Balancer, type BalancerOptions, resolveOptions } from './balancer.js';
 import { type LoadFunction, type LoadMetric, loadFunction, peakEwma } from './load.js';
 import { type SlowStartWeight, p2cPicker } from './pick.js';

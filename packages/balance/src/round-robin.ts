@@ -8,8 +8,7 @@
  *
  * @module
  */
-import type { Endpoint } from '@grpc-tower/core';
-import type { Discover } from '@grpc-tower/discover';
+import type { Discover, Endpoint } from '@grpc-tower/core';
 import { Balancer, type BalancerOptions, resolveOptions } from './balancer.js';
 import { pendingRequests } from './load.js';
 import { roundRobinPicker } from './pick.js';

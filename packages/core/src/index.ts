@@ -55,6 +55,7 @@ export {
   type Unset,
 } from './service.js';
 export type { Endpoint, Readiness } from './endpoint.js';
+export type { Change, Discover, Insert, Remove } from './discover.js';
 export { hasLifecycle, stackOf, type Stack, type Lifecycle } from './stack.js';
 export {
   timeout,

@@ -7,3 +7,4 @@
  * @packageDocumentation
  */
 export { EventStream, Counters } from './events.js';
+export { isEndpoint } from './endpoint.js';

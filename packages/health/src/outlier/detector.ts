@@ -40,6 +40,7 @@ import {
   statusName,
   toGrpcTowerError,
 } from '@grpc-tower/core';
+import { isEndpoint } from '@grpc-tower/core/internal';
 import { BehaviorSubject, type Observable, Subject, type Subscription, distinctUntilChanged } from 'rxjs';
 import type { EjectionAlgorithm, HealthEvent } from '../events.js';
 import { connectedOf } from '../pick/connected.js';
@@ -121,14 +122,6 @@ class Entry {
 type Outcome = { readonly kind: 'success' } | { readonly kind: 'failure'; readonly reason: string };
 
 const clock = (): number => performance.now();
-
-const isEndpoint = (x: unknown): x is Endpoint<unknown, unknown> =>
-  typeof x === 'object' &&
-  x !== null &&
-  typeof (x as { call?: unknown }).call === 'function' &&
-  typeof (x as { close?: unknown }).close === 'function' &&
-  typeof (x as { address?: unknown }).address === 'string' &&
-  typeof (x as { readiness$?: { subscribe?: unknown } }).readiness$?.subscribe === 'function';
 
 /**
  * Creates an outlier detector. Wrap every endpoint of one balanced set
