@@ -43,6 +43,8 @@ export {
   type LeakCheckOptions,
   loopbackAddress,
   pickHosts,
+  type ResourceTracker,
+  trackResources,
 } from './leaks.js';
 export {
   type EchoCallCounts,

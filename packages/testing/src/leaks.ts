@@ -7,10 +7,12 @@
  * closing, a server's last session ending) need a moment, so the check
  * polls until every count is back at or below its baseline, or a settle
  * time passes. Unref'd timers and handles do not keep the loop alive and are
- * not reported by Node, so they are not seen.
+ * not reported by Node, so that check does not see them; {@link trackResources}
+ * does (through `async_hooks`), for the resources created while it tracks.
  *
  * @module
  */
+import { createHook } from 'node:async_hooks';
 
 /**
  * Counts of active resources by type, such as `{ Timeout: 2, TCPSocketWrap: 1 }`.
@@ -150,4 +152,95 @@ export function pickHosts(count: number): string[] {
   for (let i = 0; i < count; i++) hosts.push(loopbackAddress(base + cursor + i));
   cursor += count;
   return hosts;
+}
+
+/**
+ * What {@link trackResources} returns: the resources created since it
+ * started that are still alive, and the function that stops tracking.
+ */
+export interface ResourceTracker {
+  /** Live resources created since tracking started, counted by type (`Timeout`, `TCPWRAP`…). */
+  live(): HandleCounts;
+  /** Resolves once nothing created since tracking started is alive (polls for `settleMs`), else throws listing what is. */
+  expectNone(options?: { settleMs?: number }): Promise<void>;
+  /** Stops tracking. */
+  stop(): void;
+}
+
+/**
+ * The resource types that keep a process busy and whose end Node reports
+ * at once (a timer when it fires or is cleared, a handle when it closes).
+ * Others (HTTP2SESSION, request wraps) are reported destroyed only when
+ * garbage-collected, so they cannot be checked without forcing a GC; an
+ * HTTP/2 session lives on its TCPWRAP, which is tracked.
+ */
+const TRACKED = new Set([
+  'Timeout',
+  'TCPWRAP',
+  'TCPSERVERWRAP',
+  'PIPEWRAP',
+  'PIPESERVERWRAP',
+  'PROCESSWRAP',
+  'UDPWRAP',
+  'SIGNALWRAP',
+]);
+
+/**
+ * Tracks every timer, socket, server, pipe and child process created from
+ * now on — unref'd timers included, which `process.getActiveResourcesInfo()`
+ * does not show — through `async_hooks`, until they are destroyed. A timer
+ * is destroyed when it fires (once) or is cleared; a socket when it closes.
+ *
+ * @example
+ * ```ts
+ * const tracker = trackResources();
+ * const channel = buildChannel();
+ * await channel.closeAsync();
+ * await tracker.expectNone();
+ * tracker.stop();
+ * ```
+ */
+export function trackResources(): ResourceTracker {
+  const alive = new Map<number, string>();
+  let paused = false;
+  const hook = createHook({
+    init(asyncId, type) {
+      if (!paused && TRACKED.has(type)) alive.set(asyncId, type);
+    },
+    destroy(asyncId) {
+      alive.delete(asyncId);
+    },
+  });
+  hook.enable();
+  const live = (): HandleCounts => {
+    const counts: Record<string, number> = {};
+    for (const type of alive.values()) counts[type] = (counts[type] ?? 0) + 1;
+    return counts;
+  };
+  return {
+    live,
+    async expectNone(options = {}) {
+      const until = Date.now() + (options.settleMs ?? 2000);
+      for (;;) {
+        const now = live();
+        if (Object.keys(now).length === 0) return;
+        if (Date.now() >= until) {
+          const list = Object.entries(now)
+            .map(([type, n]) => `${type} × ${n}`)
+            .join(', ');
+          throw new Error(`resources still alive: ${list}`);
+        }
+        // the poll's own timer is not tracked (paused only while it is created)
+        paused = true;
+        const wait = new Promise<void>((resolve) => {
+          setTimeout(resolve, 20);
+        });
+        paused = false;
+        await wait;
+      }
+    },
+    stop() {
+      hook.disable();
+    },
+  };
 }
