@@ -56,6 +56,19 @@ export {
 } from './service.js';
 export type { Endpoint, Readiness } from './endpoint.js';
 export type { Change, Discover, Insert, Remove } from './discover.js';
+export {
+  parseAddress,
+  tryParseAddress,
+  formatAddress,
+  canonicalHost,
+  grpcTarget,
+  isHost,
+  isHostName,
+  isPort,
+  isServiceName,
+  type AddressParse,
+  type HostPort,
+} from './address.js';
 export { hasLifecycle, stackOf, type Stack, type Lifecycle } from './stack.js';
 export {
   timeout,

@@ -38,6 +38,7 @@ describe('addresses', () => {
     ['label starting with a hyphen', '-bad.example:80'],
     ['underscore in a host name', 'bad_host.example:80'],
     ['all-numeric name that is not an IPv4', '999.1.1.1:80'],
+    ['IPv6 zone id', '[fe80::1%eth0]:80'],
     ['empty', ''],
   ])('rejects %s with an InvalidAddressError naming the input', (_, input) => {
     let caught: unknown;
@@ -66,6 +67,8 @@ describe('addresses', () => {
 
   it('normalizes entries and rejects bad weights and metadata', () => {
     expect(toDiscoveredAddress('[0:0::1]:80')).toEqual({ address: '[::1]:80' });
+    expect(toDiscoveredAddress(' [0:0:0:0:0:0:0:1]:50051 ')).toEqual({ address: '[::1]:50051' });
+    expect(toDiscoveredAddress('[::FFFF:7f00:1]:80')).toEqual({ address: '[::ffff:127.0.0.1]:80' });
     expect(toDiscoveredAddress({ address: 'a.example:80', weight: 2, metadata: { zone: 'b' } })).toEqual({
       address: 'a.example:80',
       weight: 2,

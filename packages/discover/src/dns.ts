@@ -28,7 +28,7 @@
 import { ConfigError } from '@grpc-tower/core';
 import { promises as dnsPromises } from 'node:dns';
 import { isIP } from 'node:net';
-import { type DiscoveredAddress, formatAddress, isHostName, isPort, isServiceName } from './address.js';
+import { type DiscoveredAddress, formatAddress, isHost, isPort, isServiceName } from './address.js';
 import { DnsResolveError, InvalidRecordError } from './errors.js';
 import { type InvalidInput, type PollAnswer, type PollOptions, pollConfig, pollSource } from './poll.js';
 import type { DiscoverySource } from './source.js';
@@ -195,8 +195,8 @@ async function lookupHost(
  * ```
  */
 export function dns(host: string, port: number, options: DnsOptions = {}): DiscoverySource {
-  if (typeof host !== 'string' || (isIP(host) === 0 && !isHostName(host))) {
-    throw new ConfigError('dns', 'host', host, 'an RFC 1123 host name or an IP address');
+  if (typeof host !== 'string' || !isHost(host)) {
+    throw new ConfigError('dns', 'host', host, 'an RFC 1123 host name or an IP address (no zone id)');
   }
   if (!isPort(port)) throw new ConfigError('dns', 'port', port, 'an integer from 1 to 65535');
   const config = pollConfig('dns', `dns:${formatAddress(host, port)}`, options);
@@ -320,7 +320,7 @@ export function dnsSrv(name: string, options: DnsOptions = {}): DiscoverySource 
 function srvProblem(r: { name: string; port: number; priority: number; weight: number }): string | undefined {
   if (!isPort(r.port)) return `port ${r.port} is out of range 1..65535`;
   if (r.name === '' || r.name === '.') return 'the target "." means the service is not available here';
-  if (isIP(r.name) === 0 && !isHostName(r.name)) return `target "${r.name}" is not an RFC 1123 host name`;
+  if (!isHost(r.name)) return `target "${r.name}" is not an RFC 1123 host name`;
   if (!Number.isInteger(r.weight) || r.weight < 0 || r.weight > 65535) return `weight ${r.weight} is invalid`;
   return undefined;
 }

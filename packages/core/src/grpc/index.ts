@@ -32,4 +32,4 @@ export {
   type RequestMessage,
   type WriteCallback,
 } from './messages.js';
-export { parseAddress, formatAddress, isHostName, type HostPort } from './address.js';
+export { parseAddress, formatAddress, isHostName, type HostPort } from '../address.js';

@@ -15,7 +15,7 @@ import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import { type CallContext, abortReason } from '../context.js';
 import type { Endpoint, Readiness } from '../endpoint.js';
 import { ClosedError, ConfigError, GrpcTowerError, UnavailableError } from '../errors.js';
-import { formatAddress, parseAddress } from '../grpc/address.js';
+import { formatAddress, parseAddress } from '../address.js';
 import { Status } from '../status.js';
 
 /**
