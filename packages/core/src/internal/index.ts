@@ -8,3 +8,4 @@
  */
 export { EventStream, Counters } from './events.js';
 export { isEndpoint } from './endpoint.js';
+export { MAX_TIMER_MS } from './timers.js';
