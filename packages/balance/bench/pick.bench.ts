@@ -15,9 +15,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { background } from '@grpc-tower/core';
 import type { Change } from '@grpc-tower/discover';
 import { Subject } from 'rxjs';
-import { type EndpointLoad, type LoadMetric, peakEwma, pendingRequests } from '../src/load.js';
+import type { EndpointLoad, LoadMetric } from '../src/load/metric.js';
+import { peakEwma } from '../src/load/peak-ewma.js';
+import { pendingRequests } from '../src/load/pending.js';
 import { p2c } from '../src/p2c.js';
-import { type Candidate, p2cPicker, roundRobinPicker } from '../src/pick.js';
+import { p2cPicker } from '../src/pick/p2c.js';
+import type { Candidate } from '../src/pick/picker.js';
+import { roundRobinPicker } from '../src/pick/round-robin.js';
 import { ReadySet } from '../src/ready-set.js';
 import { CountingEndpoint } from '../src/test/counting-endpoint.js';
 

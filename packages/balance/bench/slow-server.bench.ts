@@ -32,7 +32,9 @@ import {
 } from '@grpc-tower/testing';
 import { Subject } from 'rxjs';
 import type { Balancer } from '../src/balancer.js';
-import { type LoadMetric, peakEwma, pendingRequests } from '../src/load.js';
+import type { LoadMetric } from '../src/load/metric.js';
+import { peakEwma } from '../src/load/peak-ewma.js';
+import { pendingRequests } from '../src/load/pending.js';
 import { p2c } from '../src/p2c.js';
 import { roundRobin } from '../src/round-robin.js';
 

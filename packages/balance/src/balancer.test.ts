@@ -16,10 +16,12 @@ import {
 import type { Change } from '@grpc-tower/discover';
 import { activeHandles, expectNoLeaks } from '@grpc-tower/testing';
 import { Subject, firstValueFrom, take, toArray } from 'rxjs';
-import { afterEach, describe, expect, test } from 'vitest';
-import type { Balancer, BalancerEvent, BalancerOptions } from './balancer.js';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import type { Balancer } from './balancer.js';
 import { NoReadyEndpointDeadlineError, NoReadyEndpointError } from './errors.js';
-import { pendingRequests } from './load.js';
+import type { BalancerEvent } from './events.js';
+import { pendingRequests } from './load/pending.js';
+import type { BalancerOptions } from './options.js';
 import { p2c } from './p2c.js';
 import { roundRobin } from './round-robin.js';
 import { CountingEndpoint } from './test/counting-endpoint.js';
@@ -448,6 +450,75 @@ describe('re-insert of a known key', () => {
     });
   });
 
+  test('past replaceWaitMs the new endpoint takes over although it is not ready, and the old one drains', async () => {
+    const { balancer, events, insert } = make('p2c', { replaceWaitMs: 30 });
+    const old = new CountingEndpoint('10.0.0.1:50051');
+    insert(old, 'k');
+    const fresh = new CountingEndpoint('10.0.0.9:50051', 'connecting');
+    insert(fresh, 'k');
+    await sleep(10);
+    expect(old.closeCalls).toBe(0);
+    await expect(balancer.call('x', background)).resolves.toBe('10.0.0.1:50051:x');
+    await sleep(60);
+    expect(old.closeCalls).toBe(1);
+    expect(events.find((e) => e.type === 'replace')).toMatchObject({
+      key: 'k',
+      address: fresh.address,
+      previous: old.address,
+    });
+    expect(balancer.counts()).toMatchObject({ known: 1, ready: 0, connecting: 1 });
+    // the new one serves once it connects
+    const call = balancer.call('y', background);
+    fresh.setReadiness('ready');
+    await expect(call).resolves.toBe('10.0.0.9:50051:y');
+  });
+
+  test('replaceWaitMs 0 replaces at once', () => {
+    const { balancer, insert } = make('p2c', { replaceWaitMs: 0 });
+    const old = new CountingEndpoint('10.0.0.1:50051');
+    insert(old, 'k');
+    const fresh = new CountingEndpoint('10.0.0.9:50051', 'connecting');
+    insert(fresh, 'k');
+    expect(old.closeCalls).toBe(1);
+    expect(balancer.stats().endpoints.map((e) => [e.address, e.role])).toEqual([
+      [fresh.address, 'active'],
+      [old.address, 'draining'],
+    ]);
+  });
+
+  test('a wait that ends early (ready, replaced again, removed, closed) clears its timer', async () => {
+    // fake timers only to count them: the wait's timer is unref'd, which the
+    // leak check (process.getActiveResourcesInfo) does not see
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const { balancer, insert, remove } = make('p2c', { replaceWaitMs: 60_000 });
+      const base = vi.getTimerCount();
+      const a = new CountingEndpoint('10.0.0.2:50051');
+      insert(a, 'k');
+      const b = new CountingEndpoint('10.0.0.3:50051', 'connecting');
+      insert(b, 'k');
+      expect(vi.getTimerCount()).toBe(base + 1);
+      b.setReadiness('ready'); // the new one is ready
+      expect(vi.getTimerCount()).toBe(base);
+      const c = new CountingEndpoint('10.0.0.4:50051', 'connecting');
+      insert(c, 'k');
+      const d = new CountingEndpoint('10.0.0.5:50051', 'connecting');
+      insert(d, 'k'); // c is discarded, d waits
+      expect(vi.getTimerCount()).toBe(base + 1);
+      remove('k');
+      expect(vi.getTimerCount()).toBe(base);
+      insert(new CountingEndpoint('10.0.0.6:50051'), 'j');
+      insert(new CountingEndpoint('10.0.0.7:50051', 'connecting'), 'j');
+      expect(vi.getTimerCount()).toBe(base + 1);
+      const closed = balancer.close();
+      expect(vi.getTimerCount()).toBe(base);
+      await closed;
+      expect([a, b, c, d].map((e) => e.closeCalls)).toEqual([1, 1, 1, 1]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   test('an endpoint already removed cannot come back under a key; the error is reported', () => {
     const { balancer, events, insert, remove } = make();
     const a = new CountingEndpoint('10.0.0.1:50051');
@@ -622,6 +693,9 @@ describe('options', () => {
     ['target', { target: '' }],
     ['random', { random: 3 as unknown as () => number }],
     ['drainGraceMs', { drainGraceMs: -5 }],
+    ['replaceWaitMs', { replaceWaitMs: -1 }],
+    ['replaceWaitMs', { replaceWaitMs: Number.NaN }],
+    ['replaceWaitMs', { replaceWaitMs: 2 ** 31 }],
     ['statsIntervalMs', { statsIntervalMs: 0 }],
     ['waitForReady', { waitForReady: 'yes' as unknown as boolean }],
   ])('p2c rejects a bad %s with a ConfigError', (option, opts) => {

@@ -29,7 +29,7 @@ import {
 import { BehaviorSubject, Subject, combineLatest, distinctUntilChanged, map } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Balancer } from './balancer.js';
-import { peakEwma } from './load.js';
+import { peakEwma } from './load/peak-ewma.js';
 import { p2c } from './p2c.js';
 import { roundRobin } from './round-robin.js';
 

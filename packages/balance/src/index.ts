@@ -15,29 +15,20 @@
  * const changes = new Subject<Change<string, GrpcEndpoint>>();
  * const balancer = p2c(changes, { target: 'echo' });
  * changes.next({ type: 'insert', key: '127.0.0.2:50051', endpoint: grpcEndpoint('127.0.0.2:50051') });
- * const channel = createChannel(balancer, { target: 'echo', readiness: balancer, owns: [balancer] });
+ * const channel = createChannel(balancer, { target: 'echo' });
  * ```
  * @packageDocumentation
  */
 export { p2c, type P2cOptions } from './p2c.js';
-export type { SlowStartWeight } from './pick.js';
+export type { SlowStartWeight } from './pick/picker.js';
 export { roundRobin } from './round-robin.js';
-export {
-  Balancer,
-  type BalancerOptions,
-  type BalancerStats,
-  type BalancerEvent,
-  type EndpointStats,
-  type EndpointRole,
-} from './balancer.js';
-export {
-  peakEwma,
-  pendingRequests,
-  loadFunction,
-  type PeakEwmaOptions,
-  type LoadMetric,
-  type LoadFunction,
-  type EndpointLoad,
-  type LoadSubject,
-} from './load.js';
+export { Balancer } from './balancer.js';
+export type { BalancerOptions } from './options.js';
+export type { BalancerStats, EndpointStats } from './stats.js';
+export type { BalancerEvent } from './events.js';
+export type { EndpointRole } from './endpoint-set.js';
+export { peakEwma, type PeakEwmaOptions } from './load/peak-ewma.js';
+export { pendingRequests } from './load/pending.js';
+export { loadFunction } from './load/load-function.js';
+export type { LoadMetric, LoadFunction, EndpointLoad, LoadSubject } from './load/metric.js';
 export { NoReadyEndpointError, NoReadyEndpointDeadlineError, type EndpointCounts } from './errors.js';

@@ -27,9 +27,13 @@
  * @module
  */
 import { ConfigError, type Discover, type Endpoint } from '@grpc-tower/core';
-import { Balancer, type BalancerOptions, resolveOptions } from './balancer.js';
-import { type LoadFunction, type LoadMetric, loadFunction, peakEwma } from './load.js';
-import { type SlowStartWeight, p2cPicker } from './pick.js';
+import { Balancer } from './balancer.js';
+import { loadFunction } from './load/load-function.js';
+import type { LoadFunction, LoadMetric } from './load/metric.js';
+import { peakEwma } from './load/peak-ewma.js';
+import { type BalancerOptions, resolveOptions } from './options.js';
+import { p2cPicker } from './pick/p2c.js';
+import type { SlowStartWeight } from './pick/picker.js';
 
 /**
  * Options of {@link p2c}.
@@ -71,7 +75,7 @@ const isMetric = (x: unknown): x is LoadMetric =>
  * import { createChannel } from '@grpc-tower/core/grpc';
  *
  * const balancer = p2c(endpoints$, { target: 'dns:orders:50051', load: peakEwma() });
- * const channel = createChannel(balancer, { target: 'dns:orders:50051', readiness: balancer, owns: [balancer] });
+ * const channel = createChannel(balancer, { target: 'dns:orders:50051' });
  * ```
  */
 export function p2c<Req, Res, K>(

@@ -9,9 +9,10 @@
  * @module
  */
 import type { Discover, Endpoint } from '@grpc-tower/core';
-import { Balancer, type BalancerOptions, resolveOptions } from './balancer.js';
-import { pendingRequests } from './load.js';
-import { roundRobinPicker } from './pick.js';
+import { Balancer } from './balancer.js';
+import { pendingRequests } from './load/pending.js';
+import { type BalancerOptions, resolveOptions } from './options.js';
+import { roundRobinPicker } from './pick/round-robin.js';
 
 /**
  * Creates a round-robin balancer over `discover`. Its stats report each

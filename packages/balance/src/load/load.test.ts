@@ -1,6 +1,8 @@
 import { ConfigError } from '@grpc-tower/core';
 import { describe, expect, test } from 'vitest';
-import { loadFunction, peakEwma, pendingRequests } from './load.js';
+import { loadFunction } from './load-function.js';
+import { peakEwma } from './peak-ewma.js';
+import { pendingRequests } from './pending.js';
 
 const subject = (pending = 0) => ({ address: '10.0.0.1:50051', pending });
 

@@ -1,0 +1,389 @@
+/**
+ * The balancer's endpoint set: the one component that holds endpoint
+ * membership, and the only one that closes an endpoint.
+ *
+ * It applies discovery's inserts and removes, gives every endpoint a role,
+ * follows each endpoint's readiness, counts the active endpoints by
+ * readiness, and keeps the ready ones in a {@link ReadySet} for the picker:
+ * - `active`: the endpoint of its key; in the ready set while it is ready;
+ * - `incoming`: inserted under a known key while the active one still
+ *   serves (replace-when-ready, below);
+ * - `draining`: removed or replaced; `close()` lets its calls in flight
+ *   finish, then it is forgotten.
+ *
+ * Replace-when-ready: an insert of a known key keeps the old endpoint
+ * serving until the new one is ready, or the old one stops being ready,
+ * whichever comes first; then the new one becomes active and the old one
+ * drains. The wait is bounded by `replaceWaitMs`: past it the new one takes
+ * over anyway, so an endpoint that never connects cannot hold the old one
+ * open for ever. A further insert while one is incoming discards the
+ * incoming one (it drains) and waits for the newest. A remove drains both.
+ * An endpoint that was retired cannot come back (its `close()` has begun).
+ *
+ * Changes the owner makes (`insert`, `remove`) are left for it to follow
+ * up; changes that come from an endpoint or a timer are reported through
+ * {@link EndpointSetHooks}.
+ *
+ * @internal
+ * @module
+ */
+import type { Endpoint, Readiness } from '@grpc-tower/core';
+import { type EventStream, isEndpoint } from '@grpc-tower/core/internal';
+import type { Subscription } from 'rxjs';
+import type { EndpointCounts } from './errors.js';
+import type { BalancerEvent } from './events.js';
+import type { EndpointLoad, LoadMetric } from './load/metric.js';
+import type { PanicCandidate } from './pick/panic.js';
+import { ReadySet } from './ready-set.js';
+import type { EndpointStats } from './stats.js';
+
+/**
+ * The role of an endpoint in the balancer:
+ * - `active`: the endpoint of its key; picked when ready;
+ * - `incoming`: inserted again under a known key; waits to be ready (at
+ *   most `replaceWaitMs`), then replaces the active one (which drains);
+ * - `draining`: removed or replaced; finishes its calls, then closes.
+ *
+ * @example
+ * ```ts
+ * const draining = balancer.stats().endpoints.filter((e) => e.role === 'draining').length;
+ * ```
+ */
+export type EndpointRole = 'active' | 'incoming' | 'draining';
+
+const clock = (): number => performance.now();
+
+/** @internal One endpoint as the balancer tracks it. */
+export class Slot<K, Req, Res> implements PanicCandidate {
+  /** Position in the ready set, -1 when not in it (managed by {@link ReadySet}). */
+  readyIndex = -1;
+  readonly address: string;
+  readiness: Readiness;
+  role: EndpointRole;
+  /** Calls the balancer sent to it. */
+  picks = 0;
+  /** Of those, the calls that failed (not by the caller's own cancellation). */
+  failures = 0;
+  readySince = 0;
+  sub: Subscription | undefined;
+  closing: Promise<void> | undefined;
+  /** While incoming: the bound of the wait for it to be ready. */
+  replaceTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    readonly key: K,
+    readonly endpoint: Endpoint<Req, Res>,
+    readonly load: EndpointLoad,
+    role: EndpointRole,
+  ) {
+    this.address = endpoint.address;
+    this.readiness = endpoint.readiness;
+    this.role = role;
+  }
+
+  /** Whether its connection is up, even when a health check holds it out. */
+  get connected(): boolean {
+    return this.endpoint.connected ?? this.readiness === 'ready';
+  }
+}
+
+/** @internal What the owner of an {@link EndpointSet} hears from it. */
+export interface EndpointSetHooks {
+  /** An endpoint entered the ready set: calls waiting for one may go. */
+  readied(): void;
+  /** An endpoint's readiness changed, or a replacement took over on its own. */
+  changed(): void;
+}
+
+/** @internal The settings of an {@link EndpointSet}. */
+export interface EndpointSetOptions {
+  /** Passed to a retired endpoint's `close({ graceMs })`; `undefined`: the endpoint's own. */
+  readonly drainGraceMs: number | undefined;
+  /** The most an incoming endpoint waits to be ready before it replaces the active one. */
+  readonly replaceWaitMs: number;
+}
+
+/** @internal The endpoints of one balancer, by key and role. */
+export class EndpointSet<K, Req, Res> {
+  /** The active endpoints that are ready, for the picker. */
+  readonly ready = new ReadySet<Slot<K, Req, Res>>();
+  readonly #active = new Map<K, Slot<K, Req, Res>>();
+  readonly #incoming = new Map<K, Slot<K, Req, Res>>();
+  readonly #draining = new Set<Slot<K, Req, Res>>();
+  readonly #retired = new WeakSet<object>();
+  readonly #counts: Record<Readiness, number> = { ready: 0, connecting: 0, failed: 0, closed: 0 };
+  readonly #metric: LoadMetric;
+  readonly #options: EndpointSetOptions;
+  readonly #events: EventStream<BalancerEvent<K>>;
+  readonly #hooks: EndpointSetHooks;
+
+  constructor(
+    metric: LoadMetric,
+    options: EndpointSetOptions,
+    events: EventStream<BalancerEvent<K>>,
+    hooks: EndpointSetHooks,
+  ) {
+    this.#metric = metric;
+    this.#options = options;
+    this.#events = events;
+    this.#hooks = hooks;
+  }
+
+  /** The active endpoint of each key. */
+  get active(): ReadonlyMap<K, Slot<K, Req, Res>> {
+    return this.#active;
+  }
+
+  /** How many active endpoints have readiness `r`. */
+  count(r: Readiness): number {
+    return this.#counts[r];
+  }
+
+  /** The active endpoints by readiness. O(n) when some failed, to tell the ejected apart. */
+  counts(): EndpointCounts {
+    const c = this.#counts;
+    // held out while connected: a health check or outlier detection (off the pick path)
+    let ejected = 0;
+    if (c.failed > 0) {
+      for (const s of this.#active.values()) {
+        const ep = s.endpoint;
+        if (s.readiness === 'failed' && ep.connected === true && ep.readiness !== 'ready') ejected++;
+      }
+    }
+    return {
+      known: this.#active.size,
+      ready: c.ready,
+      connecting: c.connecting,
+      failed: c.failed - ejected,
+      ejected,
+      closed: c.closed,
+    };
+  }
+
+  /**
+   * Applies an insert. A value that is not an endpoint, or one already
+   * retired, is reported as a `discovery-error` and ignored: returns false.
+   */
+  insert(key: K, endpoint: unknown): boolean {
+    if (!isEndpoint(endpoint)) {
+      this.#events.emit(() => ({
+        type: 'discovery-error',
+        error: new TypeError(`insert of key ${String(key)}: the value is not an Endpoint`),
+      }));
+      return false;
+    }
+    if (this.#retired.has(endpoint)) {
+      this.#events.emit(() => ({
+        type: 'discovery-error',
+        error: new TypeError(
+          `insert of key ${String(key)}: endpoint ${endpoint.address} was already removed and ` +
+            'closed; insert a new endpoint object instead',
+        ),
+      }));
+      return false;
+    }
+    const ep = endpoint as Endpoint<Req, Res>;
+    const current = this.#active.get(key);
+    if (current === undefined) {
+      const slot = this.#slot(key, ep, 'active');
+      this.#active.set(key, slot);
+      this.#enter(slot);
+      this.#events.emit(() => ({ type: 'insert', key, address: slot.address, replacing: undefined }));
+      this.#watch(slot);
+      return true;
+    }
+    if (current.endpoint === ep) return true;
+    const queued = this.#incoming.get(key);
+    if (queued !== undefined) {
+      if (queued.endpoint === ep) return true;
+      this.#incoming.delete(key);
+      this.#retire(queued);
+    }
+    const slot = this.#slot(key, ep, 'incoming');
+    this.#incoming.set(key, slot);
+    this.#events.emit(() => ({ type: 'insert', key, address: slot.address, replacing: current.address }));
+    this.#watch(slot);
+    if (slot.role !== 'incoming') return true; // its first readiness already promoted it
+    if (slot.readiness === 'ready' || current.readiness !== 'ready') this.#promote(slot);
+    else this.#holdOld(slot);
+    return true;
+  }
+
+  /** Applies a remove: the key's endpoints drain. An unknown key is ignored. */
+  remove(key: K): void {
+    const queued = this.#incoming.get(key);
+    if (queued !== undefined) {
+      this.#incoming.delete(key);
+      this.#retire(queued);
+    }
+    const slot = this.#active.get(key);
+    if (slot === undefined) return;
+    this.#active.delete(key);
+    this.#leave(slot);
+    this.#events.emit(() => ({ type: 'remove', key, address: slot.address }));
+    this.#retire(slot);
+  }
+
+  /** One row per endpoint: active first, then incoming, then draining. */
+  stats(): EndpointStats<K>[] {
+    const now = clock();
+    const rows: EndpointStats<K>[] = [];
+    const add = (s: Slot<K, Req, Res>): void => {
+      rows.push({
+        key: s.key,
+        address: s.address,
+        state: s.readiness,
+        role: s.role,
+        pending: s.endpoint.pending,
+        ewmaMs: s.load.estimateMs(now),
+        cost: s.load.cost(now),
+        picks: s.picks,
+        failures: s.failures,
+      });
+    };
+    for (const s of this.#active.values()) add(s);
+    for (const s of this.#incoming.values()) add(s);
+    for (const s of this.#draining) add(s);
+    return rows;
+  }
+
+  /**
+   * Retires every endpoint (at once, before returning) and resolves when
+   * all have closed. `graceMs` overrides `drainGraceMs` for these closes.
+   */
+  close(graceMs = this.#options.drainGraceMs): Promise<void> {
+    for (const [key, slot] of [...this.#incoming]) {
+      this.#incoming.delete(key);
+      this.#retire(slot, graceMs);
+    }
+    for (const [key, slot] of [...this.#active]) {
+      this.#active.delete(key);
+      this.#leave(slot);
+      this.#retire(slot, graceMs);
+    }
+    return Promise.all([...this.#draining].map((s) => s.closing)).then(() => undefined);
+  }
+
+  #slot(key: K, endpoint: Endpoint<Req, Res>, role: EndpointRole): Slot<K, Req, Res> {
+    return new Slot(key, endpoint, this.#metric.create(endpoint, clock()), role);
+  }
+
+  /** Follows the endpoint's readiness; the first (current) value is usually a no-op. */
+  #watch(slot: Slot<K, Req, Res>): void {
+    slot.sub = slot.endpoint.readiness$.subscribe({
+      next: (r) => this.#onReadiness(slot, r),
+      error: (error: unknown) => {
+        this.#events.emit(() => ({ type: 'endpoint-error', key: slot.key, address: slot.address, error }));
+        this.#onReadiness(slot, 'failed');
+      },
+    });
+  }
+
+  #enter(slot: Slot<K, Req, Res>): void {
+    slot.role = 'active';
+    this.#counts[slot.readiness]++;
+    if (slot.readiness === 'ready') {
+      if (this.ready.add(slot)) slot.readySince = clock();
+      this.#hooks.readied();
+    }
+  }
+
+  #leave(slot: Slot<K, Req, Res>): void {
+    this.#counts[slot.readiness]--;
+    this.ready.remove(slot);
+  }
+
+  #onReadiness(slot: Slot<K, Req, Res>, readiness: Readiness): void {
+    const previous = slot.readiness;
+    if (previous === readiness) return;
+    slot.readiness = readiness;
+    if (slot.role === 'active') {
+      this.#counts[previous]--;
+      this.#counts[readiness]++;
+      if (readiness === 'ready') {
+        if (this.ready.add(slot)) slot.readySince = clock();
+        this.#hooks.readied();
+      } else {
+        this.ready.remove(slot);
+      }
+    }
+    this.#events.emit(() => ({ type: 'readiness', key: slot.key, address: slot.address, readiness }));
+    if (slot.role === 'active' && readiness !== 'ready') {
+      const queued = this.#incoming.get(slot.key);
+      if (queued !== undefined) this.#promote(queued);
+    } else if (slot.role === 'incoming' && readiness === 'ready') {
+      this.#promote(slot);
+    }
+    this.#hooks.changed();
+  }
+
+  /** Keeps the active endpoint of `slot.key` serving while `slot` connects, at most `replaceWaitMs`. */
+  #holdOld(slot: Slot<K, Req, Res>): void {
+    const waitMs = this.#options.replaceWaitMs;
+    if (waitMs === 0) {
+      this.#promote(slot);
+      return;
+    }
+    slot.replaceTimer = setTimeout(() => {
+      slot.replaceTimer = undefined;
+      if (this.#incoming.get(slot.key) !== slot) return;
+      this.#promote(slot);
+      this.#hooks.changed();
+    }, waitMs);
+    slot.replaceTimer.unref?.();
+  }
+
+  /** The incoming endpoint of a key takes over; the one it replaces drains. */
+  #promote(slot: Slot<K, Req, Res>): void {
+    this.#stopWaiting(slot);
+    this.#incoming.delete(slot.key);
+    const old = this.#active.get(slot.key);
+    this.#active.set(slot.key, slot);
+    this.#enter(slot);
+    if (old !== undefined) {
+      this.#leave(old);
+      this.#events.emit(() => ({
+        type: 'replace',
+        key: slot.key,
+        address: slot.address,
+        previous: old.address,
+      }));
+      this.#retire(old);
+    }
+  }
+
+  #stopWaiting(slot: Slot<K, Req, Res>): void {
+    if (slot.replaceTimer === undefined) return;
+    clearTimeout(slot.replaceTimer);
+    slot.replaceTimer = undefined;
+  }
+
+  /** Out of service: drain and close, reporting (never throwing) a close failure. */
+  #retire(slot: Slot<K, Req, Res>, graceMs = this.#options.drainGraceMs): void {
+    this.#stopWaiting(slot);
+    slot.role = 'draining';
+    this.#draining.add(slot);
+    this.#retired.add(slot.endpoint);
+    let closing: Promise<void>;
+    try {
+      closing = Promise.resolve(slot.endpoint.close(graceMs === undefined ? undefined : { graceMs }));
+    } catch (err) {
+      closing = Promise.reject(err);
+    }
+    slot.closing = closing.then(
+      () => {
+        this.#forget(slot);
+        this.#events.emit(() => ({ type: 'closed', key: slot.key, address: slot.address }));
+      },
+      (error: unknown) => {
+        this.#forget(slot);
+        this.#events.emit(() => ({ type: 'close-error', key: slot.key, address: slot.address, error }));
+      },
+    );
+  }
+
+  #forget(slot: Slot<K, Req, Res>): void {
+    this.#draining.delete(slot);
+    slot.sub?.unsubscribe();
+  }
+}

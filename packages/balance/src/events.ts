@@ -1,0 +1,35 @@
+/**
+ * The events a balancer reports on `events$`: membership (insert, replace,
+ * remove), endpoint readiness and closing, discovery failures, and panic
+ * mode. They are built only while somebody subscribes.
+ *
+ * @module
+ */
+import type { Readiness } from '@grpc-tower/core';
+
+/**
+ * What happened inside a balancer, for logs and metrics. Failures that are
+ * not a call's (an endpoint that failed to close, a discovery stream that
+ * errored) are reported here and never thrown.
+ *
+ * @example
+ * ```ts
+ * balancer.events$.subscribe((e) => { if (e.type === 'close-error') log.warn(e.address, e.error); });
+ * ```
+ */
+export type BalancerEvent<K> =
+  | {
+      readonly type: 'insert';
+      readonly key: K;
+      readonly address: string;
+      readonly replacing: string | undefined;
+    }
+  | { readonly type: 'replace'; readonly key: K; readonly address: string; readonly previous: string }
+  | { readonly type: 'remove'; readonly key: K; readonly address: string }
+  | { readonly type: 'readiness'; readonly key: K; readonly address: string; readonly readiness: Readiness }
+  | { readonly type: 'closed'; readonly key: K; readonly address: string }
+  | { readonly type: 'close-error'; readonly key: K; readonly address: string; readonly error: unknown }
+  | { readonly type: 'endpoint-error'; readonly key: K; readonly address: string; readonly error: unknown }
+  | { readonly type: 'discovery-error'; readonly error: unknown }
+  | { readonly type: 'discovery-complete' }
+  | { readonly type: 'panic'; readonly active: boolean; readonly known: number; readonly ready: number };

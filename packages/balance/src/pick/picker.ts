@@ -1,0 +1,51 @@
+/**
+ * What a picker is: the choice of one endpoint among the ready ones, for
+ * each call. A picker reads a {@link PickSet} (the balancer's dense array of
+ * ready endpoints, or the list panic mode builds) and returns one member,
+ * in O(1) in the number of endpoints (plus O(|avoid|) when the call names
+ * endpoints to avoid). The implementations are one file each: power of two
+ * choices (`p2c.ts`), round robin (`round-robin.ts`), and panic mode, a
+ * wrapper of either (`panic.ts`).
+ *
+ * @internal
+ * @module
+ */
+import type { EndpointLoad } from '../load/metric.js';
+import type { ReadyMember } from '../ready-set.js';
+
+/** What a picker needs of a ready endpoint. */
+export interface Candidate extends ReadyMember {
+  readonly load: EndpointLoad;
+  /** When it last became ready (the picker's clock), for slow start. */
+  readySince: number;
+}
+
+/** What a picker reads of the set it picks from (a ReadySet, or a panic-mode list). */
+export interface PickSet<T> {
+  readonly size: number;
+  at(index: number): T;
+  countAddresses(addresses: ReadonlySet<string>): number;
+}
+
+/** Chooses one member of a ready set. */
+export interface Picker<T extends Candidate> {
+  /**
+   * A ready member, or `undefined` when the set is empty. Members whose
+   * address is in `avoid` are skipped when another member is ready.
+   */
+  pick(set: PickSet<T>, avoid: ReadonlySet<string> | undefined): T | undefined;
+}
+
+/**
+ * A slow-start weight: `(readySince, now) => weight` in (0, 1]; a member
+ * drawn with weight w is kept with probability w, else drawn again (at most
+ * 8 times), as Envoy's slow start does.
+ *
+ * @example
+ * ```ts
+ * // linear ramp over 30 s, starting at 10 %
+ * const weight: SlowStartWeight = (since, now) => Math.min(1, Math.max(0.1, (now - since) / 30_000));
+ * const balancer = p2c(discover, { slowStart: weight });
+ * ```
+ */
+export type SlowStartWeight = (readySinceMs: number, nowMs: number) => number;
