@@ -207,13 +207,12 @@ describe('properties', () => {
     );
   });
 
-  test('the canonical form is the shortest hex spelling, the same as the WHATWG URL serializer writes', () => {
+  test('outside IPv4-mapped addresses, the canonical form is what the WHATWG URL serializer writes', () => {
+    // an independent implementation of the same compression rules (URL Standard, "IPv6 serializer")
     fc.assert(
       fc.property(groups, style, (g, s) => {
         fc.pre(!isMapped(g));
-        const canonical = canonicalHost(plain(g));
-        expect(new URL(`http://[${spell(g, s)}]/`).hostname).toBe(`[${canonical}]`);
-        if (!s.ipv4Tail) expect(canonical.length).toBeLessThanOrEqual(spell(g, s).length);
+        expect(new URL(`http://[${spell(g, s)}]/`).hostname).toBe(`[${canonicalHost(plain(g))}]`);
       }),
       { numRuns: 2000 },
     );
