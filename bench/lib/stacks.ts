@@ -14,9 +14,9 @@
  * @module
  */
 import { type Balancer, type LoadMetric, p2c, peakEwma, roundRobin } from '@grpc-tower/balance';
-import { type Endpoint, ServiceBuilder, timeout } from '@grpc-tower/core';
+import { type Endpoint, type Service, ServiceBuilder, timeout } from '@grpc-tower/core';
 import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
-import { type Discover, type DiscoveredAddress, connect } from '@grpc-tower/discover';
+import { type Discover, type DiscoveredAddress, connect, staticList } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
 import { type EchoProtoClient, createEchoClient, loadEchoPackage } from '@grpc-tower/testing';
@@ -74,8 +74,17 @@ export function plainClient(name: string, target: string, options: { roundRobin?
  * ```
  */
 export function bareChannel(name: string, address: string): Contender {
-  const endpoint = grpcEndpoint(address);
-  const channel = createChannel(endpoint, {
+  return channelOver(name, address, grpcEndpoint(address));
+}
+
+/** A client over `createChannel(stack)`; `after` runs once the channel has closed. */
+function channelOver(
+  name: string,
+  address: string,
+  stack: Service<GrpcRequest, GrpcResponse>,
+  after: () => void = () => undefined,
+): Contender {
+  const channel = createChannel(stack, {
     target: address,
     services: [loadEchoPackage().EchoService],
   });
@@ -86,6 +95,7 @@ export function bareChannel(name: string, address: string): Contender {
     close: async () => {
       client.close();
       await channel.closeAsync();
+      after();
     },
   };
 }
@@ -193,6 +203,60 @@ export function fullStack(
     },
   };
 }
+
+/** The layers of the full stack that {@link LAYER_STACKS} measures one at a time. */
+export type LayerName = 'timeout' | 'retry' | 'health' | 'outlier' | 'p2c';
+
+/** What each entry of {@link LAYER_STACKS} adds to the bare channel. */
+export const LAYER_DESCRIPTIONS: Readonly<Record<LayerName, string>> = {
+  timeout: 'timeout(5 s)',
+  retry: 'retry({ budget: retryBudget() })',
+  health: 'healthChecked()',
+  outlier: 'outlierDetection()',
+  p2c: 'staticList → connect → p2c (PeakEWMA)',
+};
+
+/**
+ * The bare channel over one `grpcEndpoint` with one layer of the full stack
+ * added, configured as in {@link fullStack}: what that layer costs alone.
+ *
+ * @example
+ * ```ts
+ * const c = LAYER_STACKS.retry('+ retry', server.address);
+ * ```
+ */
+export const LAYER_STACKS: Readonly<Record<LayerName, (name: string, address: string) => Contender>> = {
+  timeout: (name, address) =>
+    channelOver(
+      name,
+      address,
+      new ServiceBuilder<GrpcRequest, GrpcResponse>()
+        .layer(timeout({ ms: FULL_STACK.timeoutMs }))
+        .service(grpcEndpoint(address)),
+    ),
+  retry: (name, address) =>
+    channelOver(
+      name,
+      address,
+      new ServiceBuilder<GrpcRequest, GrpcResponse>()
+        .layer(retry({ budget: retryBudget() }))
+        .service(grpcEndpoint(address)),
+    ),
+  health: (name, address) => channelOver(name, address, healthChecked()(grpcEndpoint(address))),
+  outlier: (name, address) => {
+    const detector = outlierDetection();
+    return channelOver(name, address, detector.wrap(grpcEndpoint(address)), () => detector.close());
+  },
+  p2c: (name, address) =>
+    channelOver(
+      name,
+      address,
+      p2c(
+        connect(staticList([address]), (a) => grpcEndpoint(a.address)),
+        { target: address, load: peakEwma() },
+      ),
+    ),
+};
 
 /**
  * Closes every contender, even when some fail to close.

@@ -133,4 +133,16 @@ export class RoundRecorder {
       this.add(row, into, (a[i] as number) / (b[i] as number));
     }
   }
+
+  /**
+   * Records, for every round, `row`'s `metric` minus `baseline`'s `metric`
+   * of the same round, as metric `into`.
+   */
+  difference(row: string, baseline: string, metric: string, into: string): void {
+    const a = this.values(row, metric);
+    const b = this.values(baseline, metric);
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      this.add(row, into, (a[i] as number) - (b[i] as number));
+    }
+  }
 }

@@ -11,8 +11,15 @@
  * Per round and client: throughput of a closed loop (32 calls in flight),
  * the client process's CPU time per call during it, the latency of each of
  * those calls (p99 under load), then a run of sequential calls (p50/p99
- * with no queueing). Targets: full stack ≥ 95 % and bare ≥ 98 % of plain
- * grpc-js throughput (ratios taken round by round).
+ * with no queueing). Targets (ratios taken round by round): full stack
+ * ≥ 95 % and bare ≥ 98 % of plain grpc-js throughput; client CPU per call
+ * ≤ 1.15× (full) and ≤ 1.05× (bare) of grpc-js's; the full stack's
+ * sequential p50 within 25 µs and its p99 within 1.1× of grpc-js's.
+ *
+ * Per layer: the bare channel with one layer of the full stack added
+ * (timeout, retry, health checking, outlier detection, p2c), each measured
+ * in the same rounds with the same closed loop; the table gives the client
+ * CPU per call each layer adds to the bare channel's, round by round.
  *
  * @module
  */
@@ -21,12 +28,24 @@ import { closedLoop, sequential } from '../lib/load.js';
 import { roundOrder } from '../lib/rounds.js';
 import { type ScenarioBody, type ScenarioOptions, target } from '../lib/schema.js';
 import { HOSTS, spawnServers, stopServers } from '../lib/servers.js';
-import { type Contender, FULL_STACK, bareChannel, closeAll, fullStack, plainClient } from '../lib/stacks.js';
+import {
+  type Contender,
+  FULL_STACK,
+  LAYER_DESCRIPTIONS,
+  LAYER_STACKS,
+  type LayerName,
+  bareChannel,
+  closeAll,
+  fullStack,
+  plainClient,
+} from '../lib/stacks.js';
 import { RoundRecorder, percentile, sortedSamples } from '../lib/stats.js';
 
 const BASE = 'grpc-js';
 const BARE = 'createChannel (bare)';
 const FULL = 'createChannel (full stack)';
+const LAYERS = Object.keys(LAYER_STACKS) as LayerName[];
+const layerRow = (layer: LayerName): string => `bare + ${LAYER_DESCRIPTIONS[layer]}`;
 
 /**
  * Runs the overhead scenario.
@@ -41,6 +60,7 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
   const throughputMs = quick ? 1_000 : 3_000;
   const sequentialCalls = quick ? 300 : 1_500;
   const warmupMs = quick ? 500 : 1_500;
+  const layerMs = quick ? 500 : 2_000;
   const concurrency = 32;
 
   const servers = await spawnServers([{ host: HOSTS.overhead[0], name: 'server', health: true }]);
@@ -52,12 +72,15 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
       bareChannel(BARE, server.address),
       fullStack(FULL, staticList([server.address]), { target: server.address }),
     );
+    const layered = LAYERS.map((layer) => LAYER_STACKS[layer](layerRow(layer), server.address));
+    contenders.push(...layered);
+    const main = contenders.slice(0, 3);
     for (const c of contenders) await closedLoop(c.client, { concurrency, durationMs: warmupMs });
 
     const rec = new RoundRecorder();
     let failures = 0;
     for (let r = 0; r < rounds; r++) {
-      for (const c of roundOrder(contenders, r)) {
+      for (const c of roundOrder(main, r)) {
         const loop = await closedLoop(c.client, { concurrency, durationMs: throughputMs });
         const seq = await sequential(c.client, sequentialCalls);
         failures += loop.failures + seq.failures;
@@ -69,20 +92,40 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
         rec.add(c.name, 'p99Ms', percentile(unloaded, 0.99));
         rec.add(c.name, 'loadedP99Ms', percentile(loaded, 0.99));
       }
+      // the bare channel and each layer over it, back to back in this round
+      for (const c of roundOrder([main[1]!, ...layered], r)) {
+        const loop = await closedLoop(c.client, { concurrency, durationMs: layerMs });
+        failures += loop.failures;
+        rec.add(c.name, 'layerCpuUsPerCall', loop.cpuUs / Math.max(1, loop.calls + loop.failures));
+        rec.add(c.name, 'layerRps', (loop.calls / loop.elapsedMs) * 1000);
+      }
       log(`overhead: round ${r + 1}/${rounds} done`);
     }
-    for (const c of contenders) {
+    for (const c of main) {
       rec.ratio(c.name, BASE, 'rps', 'rpsRatio');
       rec.ratio(c.name, BASE, 'cpuUsPerCall', 'cpuRatio');
+      rec.difference(c.name, BASE, 'p50Ms', 'p50DiffMs');
+      rec.ratio(c.name, BASE, 'p99Ms', 'p99Ratio');
+    }
+    for (const c of [main[1]!, ...layered]) {
+      rec.difference(c.name, BARE, 'layerCpuUsPerCall', 'addedCpuUs');
+      rec.ratio(c.name, BARE, 'layerRps', 'layerRpsRatio');
     }
 
     const metrics = ['rps', 'rpsRatio', 'p50Ms', 'p99Ms', 'loadedP99Ms', 'cpuUsPerCall', 'cpuRatio'];
-    const rows = contenders.map((c) => ({
+    const rows = main.map((c) => ({
       name: c.name,
       ...(c.name === BASE ? { baseline: true } : {}),
       metrics: Object.fromEntries(metrics.map((m) => [m, rec.spread(c.name, m)])),
     }));
-    const ratio = (row: string) => rec.spread(row, 'rpsRatio').median;
+    const layerMetrics = ['layerCpuUsPerCall', 'addedCpuUs', 'layerRps', 'layerRpsRatio'];
+    const layerRows = [main[1]!, ...layered].map((c) => ({
+      name: c.name,
+      ...(c.name === BARE ? { baseline: true } : {}),
+      metrics: Object.fromEntries(layerMetrics.map((m) => [m, rec.spread(c.name, m)])),
+    }));
+    const median = (row: string, metric: string) => rec.spread(row, metric).median;
+    const ratio = (row: string) => median(row, 'rpsRatio');
     return {
       title: 'unary calls over one endpoint',
       description:
@@ -91,9 +134,11 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
         `(${FULL_STACK.description}). Throughput and CPU: a closed loop with ${concurrency} calls in flight ` +
         "for each round; client CPU is this process's user + system time per call during that loop (the " +
         "server's is not counted). p50/p99: sequential calls after it (no queueing); loaded p99: the calls " +
-        'of the closed loop. Ratios are to grpc-js, round by round.',
+        'of the closed loop. Ratios are to grpc-js, round by round. Per layer: the bare channel with one ' +
+        'layer of the full stack added, each in the same rounds; "added" is its client CPU per call minus the ' +
+        "bare channel's in the same round.",
       rounds,
-      config: { concurrency, throughputMs, sequentialCalls, warmupMs, server: server.address },
+      config: { concurrency, throughputMs, sequentialCalls, warmupMs, layerMs, server: server.address },
       tables: [
         {
           title: `unary calls, ${concurrency} in flight (throughput, CPU) and one at a time (p50/p99)`,
@@ -107,6 +152,16 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
             { key: 'cpuRatio', label: 'CPU ratio', unit: '×', digits: 2, better: 'lower' },
           ],
           rows,
+        },
+        {
+          title: `client CPU each layer adds to the bare channel (${concurrency} in flight, ${layerMs / 1000} s per round)`,
+          metrics: [
+            { key: 'layerCpuUsPerCall', label: 'client CPU', unit: 'µs/call', digits: 1, better: 'lower' },
+            { key: 'addedCpuUs', label: 'added', unit: 'µs/call', digits: 1, better: 'lower' },
+            { key: 'layerRps', label: 'calls/s', unit: '', digits: 0, better: 'higher' },
+            { key: 'layerRpsRatio', label: 'ratio to bare', unit: '×', digits: 3, better: 'higher' },
+          ],
+          rows: layerRows,
         },
       ],
       targets: [
@@ -128,6 +183,46 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
           op: '>=',
           target: 0.98,
           value: ratio(BARE),
+          unit: '×',
+        }),
+        target({
+          id: 'overhead-full-cpu',
+          description: 'full stack client CPU per call vs plain grpc-js',
+          row: FULL,
+          metric: 'cpuRatio',
+          op: '<=',
+          target: 1.15,
+          value: median(FULL, 'cpuRatio'),
+          unit: '×',
+        }),
+        target({
+          id: 'overhead-bare-cpu',
+          description: 'bare createChannel client CPU per call vs plain grpc-js',
+          row: BARE,
+          metric: 'cpuRatio',
+          op: '<=',
+          target: 1.05,
+          value: median(BARE, 'cpuRatio'),
+          unit: '×',
+        }),
+        target({
+          id: 'overhead-full-p50',
+          description: 'full stack sequential p50 minus plain grpc-js p50',
+          row: FULL,
+          metric: 'p50DiffMs',
+          op: '<=',
+          target: 0.025,
+          value: median(FULL, 'p50DiffMs'),
+          unit: 'ms',
+        }),
+        target({
+          id: 'overhead-full-p99',
+          description: 'full stack sequential p99 vs plain grpc-js',
+          row: FULL,
+          metric: 'p99Ratio',
+          op: '<=',
+          target: 1.1,
+          value: median(FULL, 'p99Ratio'),
           unit: '×',
         }),
       ],
