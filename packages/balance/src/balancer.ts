@@ -86,8 +86,10 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   readonly #options: ResolvedOptions;
   readonly #metric: LoadMetric;
   readonly #loopClock: LoopClock | undefined;
-  /** The picker of calls: the panic-mode wrapper when panic mode is on. */
-  readonly #picker: Picker<Slot<K, Req, Res>>;
+  /** The picker given at construction. */
+  readonly #inner: Picker<Slot<K, Req, Res>>;
+  /** The picker of calls: the inner one, or its panic-mode wrapper while in panic. */
+  #picker: Picker<Slot<K, Req, Res>>;
   readonly #panic: PanicPicker<Slot<K, Req, Res>> | undefined;
   readonly #set: EndpointSet<K, Req, Res>;
   readonly #ready: ReadySet<Slot<K, Req, Res>>;
@@ -140,7 +142,8 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       options.panicThresholdPercent > 0
         ? new PanicPicker(picker, options.panicThresholdPercent, this.#set.active)
         : undefined;
-    this.#picker = this.#panic ?? picker;
+    this.#inner = picker;
+    this.#picker = picker;
     // a woken call picks among the ready endpoints only
     this.#waiters = new Waiters<Slot<K, Req, Res>, Req, Res>(
       {
@@ -302,6 +305,8 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     if (panic !== undefined) {
       const known = set.count('ready') + set.count('connecting') + set.count('failed');
       if (panic.update(known, ready)) {
+        // switched here, not tested per call: out of panic a call meets the inner picker directly
+        this.#picker = panic.active ? panic : this.#inner;
         this.#events.emit(() => ({ type: 'panic', active: panic.active, known, ready }));
       }
     }

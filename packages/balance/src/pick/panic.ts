@@ -8,8 +8,10 @@
  * out. Otherwise it hands the pick to the picker it wraps, unchanged.
  *
  * The balancer re-decides on every membership or readiness change
- * ({@link PanicPicker.update}), never on the pick path. A pick in panic is
- * O(number of endpoints), but only while the pool is mostly unusable.
+ * ({@link PanicPicker.update}), never on the pick path, and sends its calls
+ * through the wrapper only while it is active, so that out of panic a call
+ * costs what the wrapped picker costs. A pick in panic is O(number of
+ * endpoints), but only while the pool is mostly unusable.
  *
  * @internal
  * @module
