@@ -1,12 +1,13 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import type { Readiness } from '@grpc-tower/core';
+import type { Endpoint, Readiness } from '@grpc-tower/core';
 import { type GrpcEndpoint, grpcEndpoint } from '@grpc-tower/core/grpc';
-import { Subject, firstValueFrom, filter } from 'rxjs';
+import { BehaviorSubject, Subject, type Subscription, filter, firstValueFrom } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DiscoveredAddress } from './address.js';
 import type { Change } from './change.js';
 import { type Closable, connect } from './connect.js';
 import { EndpointCloseError, EndpointCreateError } from './errors.js';
+import type { DiscoveryEvent } from './events.js';
 import { staticList } from './static.js';
 import { type Recording, record } from './test-support/record.js';
 
@@ -63,7 +64,7 @@ describe('connect', () => {
     expect([...r.set.values()].map((e) => e.address).sort()).toEqual([...addresses].sort());
   });
 
-  it('replaces an endpoint whose value changed (new one first, the old one drains once the new one is ready) and ignores repeats', async () => {
+  it('hands on a new endpoint when a key changes value, leaves the old one open, and ignores repeats', async () => {
     const up = new Subject<C>();
     const r = rec(record(connect(up, make)));
     const [a] = addresses as [string];
@@ -73,96 +74,17 @@ describe('connect', () => {
     up.next(ins(a, 1));
     expect(r.changes).toHaveLength(1);
     up.next(ins(a, 2));
-    expect(r.changes).toHaveLength(2);
+    expect(r.changes.map((c) => c.type)).toEqual(['insert', 'insert']);
     const second = r.set.get(a)!;
     expect(second).not.toBe(first);
-    expect(second.readiness).not.toBe('ready'); // still connecting: the old one keeps serving
-    expect(first.readiness).toBe('ready');
     await readinessOf(second, 'ready');
-    await vi.waitFor(() => expect(first.readiness).toBe('closed'));
+    // replace-when-ready and draining are the consumer's (a balancer's): connect closes neither
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(first.readiness).toBe('ready');
     expect(second.readiness).toBe('ready');
   });
 
-  describe('holding a replaced endpoint', () => {
-    // stand-ins whose readiness the test drives
-    interface StandIn extends Closable {
-      readonly address: string;
-      readonly readiness$: Subject<Readiness>;
-      closed: boolean;
-    }
-    const standIns = (): { made: StandIn[]; factory: (a: DiscoveredAddress) => StandIn } => {
-      const made: StandIn[] = [];
-      return {
-        made,
-        factory: (a) => {
-          const s: StandIn = {
-            address: a.address,
-            readiness$: new Subject<Readiness>(),
-            closed: false,
-            close: async () => {
-              s.closed = true;
-            },
-          };
-          made.push(s);
-          return s;
-        },
-      };
-    };
-
-    it('keeps the old endpoint open until the new one reports ready', () => {
-      const up = new Subject<C>();
-      const { made, factory } = standIns();
-      rec(record(connect(up, factory)));
-      up.next(ins('10.0.0.1:80', 1));
-      up.next(ins('10.0.0.1:80', 2));
-      const [old, successor] = made as [StandIn, StandIn];
-      successor.readiness$.next('connecting');
-      successor.readiness$.next('failed');
-      expect(old.closed).toBe(false);
-      successor.readiness$.next('ready');
-      expect(old.closed).toBe(true);
-      expect(successor.closed).toBe(false);
-    });
-
-    it('drains the old endpoint after replaceWaitMs when the new one never gets ready', async () => {
-      const up = new Subject<C>();
-      const { made, factory } = standIns();
-      rec(record(connect(up, factory, { replaceWaitMs: 30 })));
-      up.next(ins('10.0.0.1:80', 1));
-      up.next(ins('10.0.0.1:80', 2));
-      const [old] = made as [StandIn];
-      expect(old.closed).toBe(false);
-      await vi.waitFor(() => expect(old.closed).toBe(true), { timeout: 1000 });
-    });
-
-    it('drains a held endpoint at once when its key is removed or replaced again, or the subscription ends', () => {
-      const up = new Subject<C>();
-      const { made, factory } = standIns();
-      const r = record(connect(up, factory));
-      up.next(ins('10.0.0.1:80', 1));
-      up.next(ins('10.0.0.1:80', 2)); // holds #0
-      up.next(ins('10.0.0.1:80', 3)); // #0 drains now; holds #1
-      expect(made.map((m) => m.closed)).toEqual([true, false, false]);
-      up.next({ type: 'remove', key: '10.0.0.1:80' }); // #1 and #2 drain
-      expect(made.map((m) => m.closed)).toEqual([true, true, true]);
-
-      up.next(ins('10.0.0.2:80', 1));
-      up.next(ins('10.0.0.2:80', 2)); // holds #3
-      expect(made.map((m) => m.closed)).toEqual([true, true, true, false, false]);
-      r.stop();
-      expect(made.map((m) => m.closed)).toEqual([true, true, true, true, true]);
-      // a late ready of a successor no longer watched changes nothing
-      made[4]?.readiness$.next('ready');
-      expect(r.problems).toEqual([]);
-    });
-
-    it('rejects a replaceWaitMs that is not a number of ms', () => {
-      expect(() => connect(new Subject<C>(), make, { replaceWaitMs: -1 })).toThrow(/replaceWaitMs/);
-      expect(() => connect(new Subject<C>(), make, { replaceWaitMs: Number.NaN })).toThrow(/replaceWaitMs/);
-    });
-  });
-
-  it('emits the remove and then drains the endpoint; ignores a remove of an unknown key', async () => {
+  it('emits the remove and leaves the endpoint to the consumer; ignores a remove of an unknown key', async () => {
     const up = new Subject<C>();
     const r = rec(record(connect(up, make)));
     const [a, b] = addresses as [string, string];
@@ -172,17 +94,24 @@ describe('connect', () => {
     up.next({ type: 'remove', key: a });
     up.next({ type: 'remove', key: '127.0.0.99:1' });
     expect(r.keys()).toEqual([b]);
+    expect(r.changes.map((c) => c.type)).toEqual(['insert', 'insert', 'remove']);
     expect(r.problems).toEqual([]);
-    await vi.waitFor(() => expect(epA.readiness).toBe('closed'));
-    expect(r.set.get(b)!.readiness).not.toBe('closed');
+    expect(await readinessOf(epA, 'ready')).toBe('ready');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(epA.readiness).toBe('ready');
   });
 
-  it('closes every endpoint it created when the subscription ends', async () => {
+  it("leaves the endpoints it handed on open when the subscription ends: they are the consumer's", async () => {
     const r = record(connect(staticList(addresses), make));
     const eps = [...r.set.values()];
     expect(eps).toHaveLength(2);
+    for (const ep of eps) await readinessOf(ep, 'ready');
     r.stop();
-    for (const ep of eps) await vi.waitFor(() => expect(ep.readiness).toBe('closed'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(eps.map((ep) => ep.readiness)).toEqual(['ready', 'ready']);
+    // a new subscription makes endpoints of its own
+    const again = rec(record(connect(staticList(addresses), make)));
+    for (const ep of again.set.values()) expect(eps).not.toContain(ep);
   });
 
   it('reports a factory that throws, and keeps the previous endpoint for a failed replacement', () => {
@@ -207,36 +136,103 @@ describe('connect', () => {
     expect(r.errored).toBeUndefined();
   });
 
-  it('reports a close() that rejects or throws as close-failed, never as a stream error', async () => {
-    // A grpc endpoint's close never fails, so this uses minimal stand-ins whose close does.
-    const up = new Subject<C>();
-    const changesSeenAtClose: number[] = [];
-    let seen: Recording<Closable> | undefined;
-    const standIn = (mode: 'reject' | 'throw', address: string): Closable & { address: string } => ({
-      address,
-      close: () => {
-        changesSeenAtClose.push(seen?.changes.length ?? -1);
-        if (mode === 'throw') throw new Error('close threw');
-        return Promise.reject(new Error('close rejected'));
-      },
+  describe('an endpoint made but never handed on', () => {
+    // Minimal stand-ins (the Endpoint shape, no network) whose close the test
+    // controls: a grpc endpoint's close never fails.
+    class StandIn implements Endpoint<string, string> {
+      readonly readiness$ = new BehaviorSubject<Readiness>('connecting');
+      readonly pending = 0;
+      closeCalls = 0;
+      constructor(
+        readonly address: string,
+        readonly closeMode: 'resolve' | 'reject' | 'throw',
+      ) {}
+      get readiness(): Readiness {
+        return this.readiness$.value;
+      }
+      call(): Promise<string> {
+        return Promise.resolve(this.address);
+      }
+      close(): Promise<void> {
+        this.closeCalls++;
+        if (this.closeMode === 'throw') throw new Error('close threw');
+        if (this.closeMode === 'reject') return Promise.reject(new Error('close rejected'));
+        return Promise.resolve();
+      }
+    }
+
+    /** A subscription that ends while the factory makes its first endpoint. */
+    function endedDuringFactory(mode: StandIn['closeMode']) {
+      const up = new Subject<C>();
+      const made: StandIn[] = [];
+      let subscription: Subscription | undefined;
+      const source = connect(up, (a) => {
+        const s = new StandIn(a.address, mode);
+        made.push(s);
+        subscription?.unsubscribe();
+        return s;
+      });
+      const events: DiscoveryEvent[] = [];
+      const seen = source.events$.subscribe((e) => events.push(e));
+      const changes: unknown[] = [];
+      subscription = source.subscribe((c) => changes.push(c));
+      up.next(ins('10.0.0.1:80'));
+      up.next(ins('10.0.0.2:80'));
+      return { made, events, changes, up, stop: () => seen.unsubscribe() };
+    }
+
+    it('is closed at once, and nothing reaches the stream', () => {
+      const { made, events, changes, up, stop } = endedDuringFactory('resolve');
+      expect(changes).toEqual([]);
+      expect(made).toHaveLength(1); // the upstream was left with the subscription
+      expect(made[0]?.closeCalls).toBe(1);
+      expect(up.observed).toBe(false);
+      expect(events).toEqual([]);
+      stop();
     });
-    seen = rec(
-      record(connect(up, (a) => standIn(a.weight === 1 ? 'throw' : 'reject', a.address), { graceMs: 5 })),
+
+    it('reports a close() that rejects or throws as close-failed, never as a stream error', async () => {
+      for (const mode of ['reject', 'throw'] as const) {
+        const { made, events, stop } = endedDuringFactory(mode);
+        expect(made[0]?.closeCalls).toBe(1);
+        await vi.waitFor(() => expect(events.filter((e) => e.type === 'close-failed')).toHaveLength(1));
+        const failed = events.find((e) => e.type === 'close-failed');
+        expect(failed?.type === 'close-failed' && failed.key).toBe('10.0.0.1:80');
+        const error = failed?.type === 'close-failed' ? failed.error : undefined;
+        expect(error).toBeInstanceOf(EndpointCloseError);
+        expect(error?.endpoint).toBe('10.0.0.1:80');
+        expect(error?.message).toBe(
+          `closing the endpoint for 10.0.0.1:80 failed: ${mode === 'throw' ? 'close threw' : 'close rejected'}`,
+        );
+        stop();
+      }
+    });
+  });
+
+  it('never closes an endpoint it handed on: not on replace, on remove, nor when the subscription ends', () => {
+    const up = new Subject<C>();
+    const made: Closable[] = [];
+    let closes = 0;
+    const r = record(
+      connect(up, () => {
+        const c: Closable = {
+          close: async () => {
+            closes++;
+          },
+        };
+        made.push(c);
+        return c;
+      }),
     );
     up.next(ins('10.0.0.1:80', 1));
     up.next(ins('10.0.0.1:80', 2));
+    up.next(ins('10.0.0.1:80', 3));
     up.next({ type: 'remove', key: '10.0.0.1:80' });
-    await vi.waitFor(() => expect(seen?.of('close-failed')).toHaveLength(2));
-    // The replacement was emitted before the old endpoint closed, the remove before its endpoint closed.
-    expect(changesSeenAtClose).toEqual([2, 3]);
-    const errors = seen.of('close-failed').map((e) => e.error);
-    expect(errors[0]).toBeInstanceOf(EndpointCloseError);
-    expect(errors.map((e) => e.message).sort()).toEqual([
-      'closing the endpoint for 10.0.0.1:80 failed: close rejected',
-      'closing the endpoint for 10.0.0.1:80 failed: close threw',
-    ]);
-    expect(errors[0]?.endpoint).toBe('10.0.0.1:80');
-    expect(seen.errored).toBeUndefined();
+    up.next(ins('10.0.0.2:80', 1));
+    r.stop();
+    expect(made).toHaveLength(4);
+    expect(closes).toBe(0);
+    expect(r.changes.map((c) => c.type)).toEqual(['insert', 'insert', 'insert', 'remove', 'insert']);
   });
 
   it('forwards the upstream source events and reports an upstream error', () => {

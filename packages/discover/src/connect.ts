@@ -1,30 +1,41 @@
 /**
- * `connect`: from a `Discover` of addresses to a `Discover` of endpoints.
- * Each insert creates an endpoint through a factory; an insert that changes
- * a known key's value creates the new endpoint, hands it on, and drains the
- * old one once the new one is ready (or after `replaceWaitMs`), so the
- * consumer — a balancer keeps the old endpoint in use until the new one is
- * ready — never holds a key whose only endpoint refuses calls; a remove
- * hands the remove on, then drains the endpoint with `close()`. Draining
- * lets calls in flight finish (the `Endpoint` contract), so a server
- * leaving discovery loses no call. This is the
- * `Discover` → `Service` step of tower's `balance` module, made explicit.
+ * `connect`: from a `Discover` of addresses to a `Discover` of endpoints,
+ * the `Discover` → `Service` step of tower's `balance` module, made
+ * explicit. It only turns addresses into endpoints:
+ * - an insert of a new key creates an endpoint through the factory and
+ *   hands on an insert of it;
+ * - an insert that changes a known key's value creates the new endpoint and
+ *   hands on an insert of it (an insert of an equal value is ignored);
+ * - a remove of a known key hands on the remove (a remove of an unknown key
+ *   is ignored).
+ *
+ * It neither holds nor closes an endpoint it has handed on: the consumer
+ * owns those. A balancer (`p2c`, `roundRobin` of `@grpc-tower/balance`) is
+ * the one component that holds endpoint membership: it keeps a replaced
+ * endpoint serving until its successor is ready, drains removed and
+ * replaced endpoints (their calls in flight finish), and closes every one
+ * when it closes.
+ *
+ * When a subscription ends, the endpoints it handed on stay open, since
+ * they are the consumer's. An endpoint the factory made but that was never
+ * handed on (the subscriber went away while the factory ran) is closed at
+ * once, so that none leaks.
  *
  * @module
  */
 import { ConfigError, type Endpoint, toGrpcTowerError } from '@grpc-tower/core';
-import { type Observable, Subject, type Subscription, isObservable, merge as mergeObservables } from 'rxjs';
+import { isEndpoint } from '@grpc-tower/core/internal';
+import { type Observable, Subject, isObservable, merge as mergeObservables } from 'rxjs';
 import type { DiscoveredAddress } from './address.js';
-import { valueEquals } from './equals.js';
 import type { Discover } from './change.js';
+import { valueEquals } from './equals.js';
 import { EndpointCloseError, EndpointCreateError } from './errors.js';
 import type { DiscoveryEvent } from './events.js';
 import { DiscoverySource } from './source.js';
-import { checkNumber } from './timing.js';
 
 /**
- * What {@link connect} needs from an endpoint: a draining `close()`. Every
- * {@link Endpoint} has it.
+ * What {@link connect} needs from an endpoint: a `close()`, to release one
+ * it made but could not hand on. Every {@link Endpoint} has it.
  *
  * @example
  * ```ts
@@ -38,36 +49,32 @@ export type Closable = Pick<Endpoint<unknown, unknown>, 'close'>;
  *
  * @example
  * ```ts
- * const opts: ConnectOptions = { graceMs: 10_000 };
+ * const opts: ConnectOptions = { name: 'orders' };
  * ```
  */
 export interface ConnectOptions {
   /** The name in events; default `'connect'`. */
   readonly name?: string;
-  /** Passed to `close({ graceMs })` when an endpoint drains; default: the endpoint's own. */
-  readonly graceMs?: number;
-  /**
-   * When a key's value changes, how long the old endpoint stays open while
-   * the new one is not ready yet, in ms; default 10 000. The old endpoint
-   * drains as soon as the new one reports `ready` (or `closed`), when the
-   * key changes again or is removed, or when the subscription ends. An
-   * endpoint without `readiness$` replaces the old one at once.
-   */
-  readonly replaceWaitMs?: number;
 }
 
 /**
- * Maps address changes to endpoint changes. The result is cold: each
- * subscription creates its own endpoints and closes every one of them when
- * it ends. A factory that throws, or a `close()` that fails, is reported on
- * `events$` (`create-failed`, `close-failed`) and never reaches the stream.
- * When `discover` has an `events$` stream, its events are forwarded too.
- * An upstream error is reported as a `failed` event; the endpoints stay.
+ * Maps address changes to endpoint changes: an endpoint per inserted
+ * address, made by `makeEndpoint`, and a new one when an address's value
+ * changes. The result is cold: each subscription makes its own endpoints.
+ * The endpoints it hands on are the subscriber's to close (a balancer
+ * does); it closes only one it made and could not hand on, because the
+ * subscription ended while the factory ran. A factory that throws, or such
+ * a `close()` that fails, is reported on `events$` (`create-failed`,
+ * `close-failed`) and never reaches the stream. When `discover` has an
+ * `events$` stream, its events are forwarded too. An upstream error is
+ * reported as a `failed` event; the set stays.
  *
  * @example
  * ```ts
+ * import { p2c } from '@grpc-tower/balance';
  * import { grpcEndpoint } from '@grpc-tower/core/grpc';
  * const endpoints = connect(dns('orders.internal', 50051), (a) => grpcEndpoint(a.address));
+ * const balancer = p2c(endpoints, { target: 'dns:orders.internal:50051' }); // owns and closes them
  * ```
  */
 export function connect<E extends Closable, V = DiscoveredAddress>(
@@ -87,9 +94,6 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
   if (typeof name !== 'string' || name.length === 0) {
     throw new ConfigError('connect', 'name', name, 'a non-empty string');
   }
-  const closeOptions =
-    options.graceMs === undefined ? {} : { graceMs: checkNumber('connect', 'graceMs', options.graceMs, 0) };
-  const replaceWaitMs = checkNumber('connect', 'replaceWaitMs', options.replaceWaitMs ?? 10_000, 0);
   const own = new Subject<DiscoveryEvent>();
   const upstreamEvents =
     typeof discover === 'object' && discover !== null && 'events$' in discover
@@ -99,22 +103,18 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
     ? mergeObservables(upstreamEvents as Observable<DiscoveryEvent>, own)
     : own.asObservable();
 
-  const addressOf = (endpoint: E): string | undefined => {
-    const a = (endpoint as { address?: unknown }).address;
-    return typeof a === 'string' ? a : undefined;
-  };
-
-  const drain = (key: string, endpoint: E): void => {
+  /** Closes an endpoint that was never handed on, reporting (never throwing) a failure. */
+  const discard = (key: string, endpoint: E): void => {
     const report = (err: unknown): void => {
       own.next({
         type: 'close-failed',
         source: name,
         key,
-        error: new EndpointCloseError(key, addressOf(endpoint), err),
+        error: new EndpointCloseError(key, isEndpoint(endpoint) ? endpoint.address : undefined, err),
       });
     };
     try {
-      Promise.resolve(endpoint.close(closeOptions)).catch(report);
+      Promise.resolve(endpoint.close()).catch(report);
     } catch (err) {
       report(err);
     }
@@ -123,45 +123,14 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
   return new DiscoverySource<E>(
     name,
     (subscriber) => {
-      const live = new Map<string, { readonly value: V; readonly endpoint: E }>();
-      // the replaced endpoint of a key, kept open until its successor is
-      // ready: at most one per key, since a new replacement releases it
-      const held = new Map<string, () => void>();
-      const release = (key: string): void => held.get(key)?.();
-      const drainWhenReady = (key: string, old: E, successor: E): void => {
-        const readiness$ = (successor as { readiness$?: unknown }).readiness$;
-        if (!isObservable(readiness$) || replaceWaitMs === 0) {
-          drain(key, old);
-          return;
-        }
-        let done = false;
-        let watch: Subscription | undefined;
-        const stop = (): void => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          watch?.unsubscribe();
-          if (held.get(key) === stop) held.delete(key);
-          drain(key, old);
-        };
-        const timer = setTimeout(stop, replaceWaitMs);
-        timer.unref?.();
-        held.set(key, stop);
-        watch = readiness$.subscribe({
-          next: (r) => {
-            if (r === 'ready' || r === 'closed') stop();
-          },
-          error: stop,
-          complete: stop,
-        });
-        if (done) watch.unsubscribe();
-      };
+      // the value each known key's endpoint was made from
+      const live = new Map<string, V>();
       let failures = 0;
       const subscription = discover.subscribe({
         next: (change) => {
+          if (subscriber.closed) return;
           if (change.type === 'insert') {
-            const old = live.get(change.key);
-            if (old !== undefined && valueEquals(old.value, change.endpoint)) return;
+            if (live.has(change.key) && valueEquals(live.get(change.key) as V, change.endpoint)) return;
             let endpoint: E;
             try {
               endpoint = makeEndpoint(change.endpoint, change.key);
@@ -174,20 +143,16 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
               });
               return;
             }
-            live.set(change.key, { value: change.endpoint, endpoint });
-            subscriber.next({ type: 'insert', key: change.key, endpoint });
-            if (old !== undefined) {
-              // an endpoint replaced earlier and still held is not needed any more
-              release(change.key);
-              drainWhenReady(change.key, old.endpoint, endpoint);
+            if (subscriber.closed) {
+              // the subscription ended while the factory ran: nobody will own it
+              discard(change.key, endpoint);
+              return;
             }
+            live.set(change.key, change.endpoint);
+            subscriber.next({ type: 'insert', key: change.key, endpoint });
           } else {
-            const old = live.get(change.key);
-            if (old === undefined) return;
-            live.delete(change.key);
+            if (!live.delete(change.key)) return;
             subscriber.next({ type: 'remove', key: change.key });
-            release(change.key);
-            drain(change.key, old.endpoint);
           }
         },
         error: (err: unknown) => {
@@ -197,8 +162,6 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
       });
       return () => {
         subscription.unsubscribe();
-        for (const key of [...held.keys()]) release(key);
-        for (const [key, { endpoint }] of live) drain(key, endpoint);
         live.clear();
       };
     },

@@ -130,8 +130,9 @@ export class DnsResolveError extends ResolveError {
 }
 
 /**
- * Closing (draining) an endpoint failed. {@link connect} reports it as an
- * event; the endpoint is forgotten either way.
+ * Closing an endpoint failed: one that {@link connect} made but could not
+ * hand on, because the subscription ended while the factory ran. Reported
+ * as a `close-failed` event; the endpoint is forgotten either way.
  *
  * @example
  * ```ts

@@ -27,8 +27,8 @@ import type { InvalidAddressError, InvalidRecordError } from './errors.js';
  * - `disconnected` / `reconnected`: a watch lost or regained its connection.
  * - `resync`: a watch source re-read the full set (`reason`: `'start'`,
  *   `'watch-cancelled'` after compaction or a cancelled watch, or `'retry'`).
- * - `create-failed` / `close-failed`: {@link connect} could not create or
- *   close the endpoint for `key`.
+ * - `create-failed` / `close-failed`: {@link connect} could not create the
+ *   endpoint for `key`, or could not close one it made but never handed on.
  *
  * @example
  * ```ts

@@ -11,7 +11,8 @@
  * {@link dns} (A/AAAA) and {@link dnsSrv} (SRV) on that loop, and
  * {@link etcd} (list, then watch from that revision). Operators: {@link diff}
  * (snapshots → minimal changes), {@link merge} (several sources as one) and
- * {@link connect} (addresses → endpoints that drain on removal). Sources are
+ * {@link connect} (addresses → endpoints, which the balancer consuming them
+ * owns, drains and closes). Sources are
  * lazy and shared, keep their last set through registry failures, and never
  * error or complete on a transient failure.
  *
