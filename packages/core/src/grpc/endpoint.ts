@@ -10,6 +10,12 @@
  * attempt commits at the headers while the request stream is still open,
  * and otherwise at the first response message or the status.
  *
+ * grpc-tower does the retries (gRPC A6, and the transparent retry of a call
+ * that never reached a server), so each endpoint's grpc-js channel runs with
+ * its own retries off (`grpc.enable_retries: 0`) and keeps no retry buffer
+ * (`grpc.per_rpc_retry_buffer_size: 0`): the request messages are held once,
+ * by the call's replay buffer.
+ *
  * @module
  */
 import {
@@ -54,9 +60,11 @@ export interface GrpcEndpointOptions {
   readonly closeGraceMs?: number;
 }
 
-/** The grpc-js channel options every endpoint sets. */
+/** The grpc-js channel options every endpoint sets (see the module documentation). */
 const baseChannelOptions: ChannelOptions = {
   'grpc.use_local_subchannel_pool': 1,
+  'grpc.enable_retries': 0,
+  'grpc.per_rpc_retry_buffer_size': 0,
 };
 
 const readinessOf = (state: ConnectivityState): Readiness => {

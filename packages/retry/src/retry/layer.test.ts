@@ -482,6 +482,33 @@ describe('transparent retry', () => {
     expect(layer.stats().transparentRetries).toBe(1);
   });
 
+  test('a server that sends GOAWAY under load (connection age) loses no call, with no retry but the transparent one', async () => {
+    const [host] = pickHosts(1);
+    const server = await startScriptedServer({
+      host: host!,
+      name: 'aging',
+      script: () => ({ reply: true }),
+      serverOptions: { 'grpc.max_connection_age_ms': 60, 'grpc.max_connection_age_grace_ms': 2_000 },
+    });
+    cleanups.push(() => server.stop());
+    // one attempt, no budget: only the transparent re-send may save a call
+    const layer = retry({ ...fast, maxAttempts: 1, budget: empty() });
+    const { client } = await stackOver([server.address], layer);
+    const until = Date.now() + 800;
+    const results = await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        const codes: (number | undefined)[] = [];
+        while (Date.now() < until) codes.push((await unary(client, {})).error?.code);
+        return codes;
+      }),
+    );
+    const codes = results.flat();
+    expect(codes.length).toBeGreaterThan(16);
+    expect(codes.filter((c) => c !== undefined)).toEqual([]);
+    // the server did go away: the calls came over several connections
+    expect(new Set(server.peers).size).toBeGreaterThan(1);
+  });
+
   test('it happens once per call', async () => {
     const [b] = await echoServers(1);
     const [d1, d2] = pickHosts(2);

@@ -2,7 +2,9 @@
 // - a scripted echo server whose Unary answers come from a per-call script
 //   (so a test can send `grpc-retry-pushback-ms` trailers, hang one attempt,
 //   or fail a given attempt) and that records each call's request metadata
-//   (to see `grpc-previous-rpc-attempts`);
+//   (to see `grpc-previous-rpc-attempts`), its deadline and its peer (to
+//   count connections); it takes grpc-js server options (a short
+//   `grpc.max_connection_age_ms` makes it send GOAWAYs under load);
 // - a plain HTTP/2 server that refuses every stream with
 //   RST_STREAM(REFUSED_STREAM), as a server does with a stream it will not
 //   hand to its application.
@@ -24,6 +26,8 @@ export interface ScriptedServer {
   readonly received: grpc.Metadata[];
   /** The deadline of each call as the server saw it (ms since the epoch, or Infinity). */
   readonly deadlines: number[];
+  /** The client address (`ip:port`, one per connection) of each call. */
+  readonly peers: string[];
   /** Calls that were cancelled by the client. */
   readonly cancelled: number;
   stop(): Promise<void>;
@@ -37,14 +41,17 @@ export async function startScriptedServer(options: {
   host: string;
   name: string;
   script: (index: number, metadata: grpc.Metadata) => Step;
+  serverOptions?: grpc.ServerOptions;
 }): Promise<ScriptedServer> {
   const received: grpc.Metadata[] = [];
   const deadlines: number[] = [];
+  const peers: string[] = [];
   let cancelled = 0;
-  const server = new grpc.Server();
+  const server = new grpc.Server(options.serverOptions);
   const unary: grpc.handleUnaryCall<EchoRequest, EchoReply> = (call, callback) => {
     const index = received.length;
     received.push(call.metadata.clone());
+    peers.push(call.getPeer());
     const deadline = call.getDeadline();
     deadlines.push(deadline instanceof Date ? deadline.getTime() : deadline);
     call.on('cancelled', () => {
@@ -77,6 +84,7 @@ export async function startScriptedServer(options: {
     name: options.name,
     received,
     deadlines,
+    peers,
     get cancelled() {
       return cancelled;
     },
