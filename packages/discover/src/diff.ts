@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
+import { optionChecks } from '@grpc-tower/core/internal';
 import { Observable, type OperatorFunction } from 'rxjs';
 import { valueEquals } from './equals.js';
 import type { Change } from './change.js';
@@ -92,13 +92,14 @@ export interface DiffOptions<V> {
  * ```
  */
 export function diff<K, V>(options: DiffOptions<V> = {}): OperatorFunction<ReadonlyMap<K, V>, Change<K, V>> {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('diff', 'options', options, 'an object');
-  }
-  if (options.equals !== undefined && typeof options.equals !== 'function') {
-    throw new ConfigError('diff', 'equals', options.equals, 'a function (a, b) => boolean');
-  }
-  const equals = options.equals ?? valueEquals;
+  const check = optionChecks('diff');
+  const o = check.object('options', options);
+  const equals = check.function<(a: V, b: V) => boolean>(
+    'equals',
+    o.equals,
+    'a function (a, b) => boolean',
+    valueEquals,
+  );
   return (source) =>
     new Observable<Change<K, V>>((subscriber) => {
       let prev: ReadonlyMap<K, V> = new Map<K, V>();

@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
+import { optionChecks } from '@grpc-tower/core/internal';
 import { promises as dnsPromises } from 'node:dns';
 import { isIP } from 'node:net';
 import { type DiscoveredAddress, formatAddress, isHost, isPort, isServiceName } from './address.js';
@@ -33,7 +33,7 @@ import { DnsResolveError, InvalidRecordError } from './errors.js';
 import { type InvalidInput, type PollAnswer, type PollOptions, pollConfig, pollSource } from './poll.js';
 import type { DiscoverySource } from './source.js';
 import { staticList } from './static.js';
-import { checkNumber } from './timing.js';
+import { DELAY_RULE } from './timing.js';
 
 type Resolver = InstanceType<typeof dnsPromises.Resolver>;
 
@@ -93,45 +93,32 @@ interface DnsSettings {
 }
 
 function dnsSettings(where: string, options: DnsOptions, resolveTimeoutMs: number): DnsSettings {
-  const family = options.family ?? 'any';
-  if (family !== 'any' && family !== 4 && family !== 6) {
-    throw new ConfigError(where, 'family', family, "'any', 4 or 6");
-  }
-  const respectTtl = options.respectTtl ?? false;
-  if (typeof respectTtl !== 'boolean') throw new ConfigError(where, 'respectTtl', respectTtl, 'a boolean');
+  const check = optionChecks(where);
+  const family = check.oneOf('family', options.family, ['any', 4, 6] as const, 'any');
+  const respectTtl = check.boolean('respectTtl', options.respectTtl, false);
   const timeout = Math.floor(
-    checkNumber(where, 'queryTimeoutMs', options.queryTimeoutMs ?? Math.max(50, resolveTimeoutMs / 4), 1),
+    check.number('queryTimeoutMs', options.queryTimeoutMs, DELAY_RULE, Math.max(50, resolveTimeoutMs / 4)),
   );
-  const tries = checkNumber(where, 'tries', options.tries ?? 2, 1, 10);
-  if (!Number.isInteger(tries)) throw new ConfigError(where, 'tries', tries, 'an integer from 1 to 10');
+  const tries = check.number('tries', options.tries, { min: 1, max: 10, integer: true }, 2);
   const servers = options.servers;
   if (servers !== undefined) {
     if (!Array.isArray(servers) || servers.length === 0 || !servers.every((s) => typeof s === 'string')) {
-      throw new ConfigError(where, 'servers', servers, 'a non-empty array of "ip" or "ip:port" strings');
+      throw check.error('servers', servers, 'a non-empty array of "ip" or "ip:port" strings');
     }
     // Node (20.x) aborts the whole process on a server whose port is 0 (or
     // wraps to 0 past 65535) instead of throwing: check ports first.
     for (const server of servers) {
       const port = serverPort(server);
       if (port !== undefined && !(port >= 1 && port <= 65535)) {
-        throw new ConfigError(
-          where,
-          'servers',
-          servers,
-          `servers with ports from 1 to 65535 (not ${server})`,
-        );
+        throw check.error('servers', servers, `servers with ports from 1 to 65535 (not ${server})`);
       }
     }
     // setServers validates each entry; do it once now so a bad list fails at construction.
     try {
       new dnsPromises.Resolver().setServers(servers);
     } catch (err) {
-      throw new ConfigError(
-        where,
-        'servers',
-        servers,
-        `a list of "ip", "ip:port" or "[v6]:port" (${err instanceof Error ? err.message : String(err)})`,
-      );
+      const reason = err instanceof Error ? err.message : String(err);
+      throw check.error('servers', servers, `a list of "ip", "ip:port" or "[v6]:port" (${reason})`);
     }
   }
   return {
@@ -187,7 +174,7 @@ async function lookupHost(
  * A source of the A and AAAA records of `host`, each as `ip:port`
  * (`[v6]:port`). `host` must be an RFC 1123 name (or an IP literal, which
  * is returned as is without querying) and `port` an integer from 1 to
- * 65535; otherwise {@link ConfigError} is thrown here.
+ * 65535; otherwise a `ConfigError` is thrown here.
  *
  * @example
  * ```ts
@@ -195,10 +182,11 @@ async function lookupHost(
  * ```
  */
 export function dns(host: string, port: number, options: DnsOptions = {}): DiscoverySource {
+  const check = optionChecks('dns');
   if (typeof host !== 'string' || !isHost(host)) {
-    throw new ConfigError('dns', 'host', host, 'an RFC 1123 host name or an IP address (no zone id)');
+    throw check.error('host', host, 'an RFC 1123 host name or an IP address (no zone id)');
   }
-  if (!isPort(port)) throw new ConfigError('dns', 'port', port, 'an integer from 1 to 65535');
+  check.number('port', port, { min: 1, max: 65535, integer: true });
   const config = pollConfig('dns', `dns:${formatAddress(host, port)}`, options);
   const settings = dnsSettings('dns', options, config.resolveTimeoutMs);
   if (isIP(host) !== 0) return staticList([formatAddress(host, port)], { name: config.name });
@@ -249,7 +237,7 @@ function withTtl(
  */
 export function dnsSrv(name: string, options: DnsOptions = {}): DiscoverySource {
   if (typeof name !== 'string' || !isServiceName(name)) {
-    throw new ConfigError('dnsSrv', 'name', name, 'a DNS name such as "_grpc._tcp.orders.internal"');
+    throw optionChecks('dnsSrv').error('name', name, 'a DNS name such as "_grpc._tcp.orders.internal"');
   }
   const config = pollConfig('dnsSrv', `dns-srv:${name}`, options);
   const settings = dnsSettings('dnsSrv', options, config.resolveTimeoutMs);

@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
+import { optionChecks } from '@grpc-tower/core/internal';
 import { Etcd3, type IOptions, type IEvent, type IKeyValue, type Watcher } from 'etcd3';
 import { type DiscoveredAddress, toDiscoveredAddress } from './address.js';
 import { valueEquals } from './equals.js';
@@ -34,8 +34,8 @@ import {
   type Backoff,
   type BackoffOptions,
   backoffConfig,
+  DELAY_RULE,
   backoffDelay,
-  checkNumber,
   unrefTimer,
 } from './timing.js';
 
@@ -86,8 +86,7 @@ function checkEndpoints(value: unknown): string[] {
     list.length > 0 &&
     list.every((e) => typeof e === 'string' && /^(https?:\/\/)?[^\s/]+:\d{1,5}\/?$/.test(e));
   if (!ok) {
-    throw new ConfigError(
-      'etcd',
+    throw optionChecks('etcd').error(
       'clientOrEndpoints',
       value,
       'an Etcd3 client, or one or more endpoints such as "http://127.0.0.1:2379"',
@@ -147,23 +146,20 @@ export function etcd(
 ): DiscoverySource {
   const client = clientOrEndpoints instanceof Etcd3 ? clientOrEndpoints : undefined;
   const endpoints = client === undefined ? checkEndpoints(clientOrEndpoints) : undefined;
+  const check = optionChecks('etcd');
   if (typeof prefix !== 'string' || prefix.length === 0) {
-    throw new ConfigError('etcd', 'prefix', prefix, 'a non-empty key prefix such as "/services/orders/"');
+    throw check.error('prefix', prefix, 'a non-empty key prefix such as "/services/orders/"');
   }
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('etcd', 'options', options, 'an object');
-  }
-  const name = options.name ?? `etcd:${prefix}`;
-  if (typeof name !== 'string' || name.length === 0) {
-    throw new ConfigError('etcd', 'name', name, 'a non-empty string');
-  }
-  const requestTimeoutMs = checkNumber('etcd', 'requestTimeoutMs', options.requestTimeoutMs ?? 5000, 1);
+  check.object('options', options);
+  const name = check.string('name', options.name, `etcd:${prefix}`);
+  const requestTimeoutMs = check.number('requestTimeoutMs', options.requestTimeoutMs, DELAY_RULE, 5000);
   const backoff = backoffConfig('etcd', options.backoff);
-  const reconnect = backoffConfig('etcd', {
-    initialMs: 100,
-    maxMs: 5000,
-    ...options.watchBackoff,
-  });
+  const reconnect = backoffConfig(
+    'etcd',
+    options.watchBackoff,
+    { initialMs: 100, maxMs: 5000, multiplier: 2, jitter: 0.1 },
+    'watchBackoff',
+  );
   const makeClient = (): Etcd3 =>
     new Etcd3({
       ...options.clientOptions,

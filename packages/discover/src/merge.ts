@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
+import { optionChecks } from '@grpc-tower/core/internal';
 import { type Observable, Subscription, isObservable } from 'rxjs';
 import type { DiscoveredAddress } from './address.js';
 import { valueEquals } from './equals.js';
@@ -58,16 +58,11 @@ export function merge<V = DiscoveredAddress>(
   sources: readonly Discover<string, V>[],
   options: MergeOptions = {},
 ): DiscoverySource<V> {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('merge', 'options', options, 'an object');
-  }
-  const name = options.name ?? 'merge';
-  if (typeof name !== 'string' || name.length === 0) {
-    throw new ConfigError('merge', 'name', name, 'a non-empty string');
-  }
-  if (!Array.isArray(sources)) throw new ConfigError('merge', 'sources', sources, 'an array of Observables');
+  const check = optionChecks('merge');
+  const name = check.string('name', check.object('options', options).name, 'merge');
+  if (!Array.isArray(sources)) throw check.error('sources', sources, 'an array of Observables');
   sources.forEach((s, i) => {
-    if (!isObservable(s)) throw new ConfigError('merge', `sources[${i}]`, s, 'an Observable of changes');
+    if (!isObservable(s)) throw check.error(`sources[${i}]`, s, 'an Observable of changes');
   });
   const inputs = [...sources];
   return sharedSource<V>(name, (ctx) => {

@@ -14,7 +14,8 @@
  *
  * @module
  */
-import { CancelledError, ConfigError, GrpcTowerError, raceSignal } from '@grpc-tower/core';
+import { CancelledError, GrpcTowerError, raceSignal } from '@grpc-tower/core';
+import { MAX_TIMER_MS, optionChecks } from '@grpc-tower/core/internal';
 import { type DiscoveredAddress, toDiscoveredAddress } from './address.js';
 import {
   InvalidAddressError,
@@ -27,10 +28,9 @@ import { type DiscoverySource, type SourceContext, sharedSource } from './source
 import {
   type Backoff,
   type BackoffOptions,
-  MAX_TIMER_MS,
+  DELAY_RULE,
   backoffConfig,
   backoffDelay,
-  checkNumber,
   jittered,
   unrefTimer,
 } from './timing.js';
@@ -124,28 +124,21 @@ export interface PollConfig {
   readonly keepLastOnEmpty: boolean;
 }
 
-/** Checks and fills in {@link PollOptions}; throws {@link ConfigError}. @internal */
+/** Checks and fills in {@link PollOptions}; throws a `ConfigError`. @internal */
 export function pollConfig(where: string, defaultName: string, options: PollOptions | undefined): PollConfig {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new ConfigError(where, 'options', options, 'an object');
-  }
-  const name = options?.name ?? defaultName;
-  if (typeof name !== 'string' || name.length === 0) {
-    throw new ConfigError(where, 'name', name, 'a non-empty string');
-  }
-  const intervalMs = checkNumber(where, 'intervalMs', options?.intervalMs ?? 5000, 1);
-  const jitter = checkNumber(where, 'jitter', options?.jitter ?? 0.1, 0, 1);
-  const resolveTimeoutMs = checkNumber(where, 'resolveTimeoutMs', options?.resolveTimeoutMs ?? intervalMs, 1);
-  const keepLastOnEmpty = options?.keepLastOnEmpty ?? true;
-  if (typeof keepLastOnEmpty !== 'boolean') {
-    throw new ConfigError(where, 'keepLastOnEmpty', keepLastOnEmpty, 'a boolean');
-  }
+  const check = optionChecks(where);
+  const o = check.object<PollOptions>('options', options, {});
+  const name = check.string('name', o.name, defaultName);
+  const intervalMs = check.number('intervalMs', o.intervalMs, DELAY_RULE, 5000);
+  const jitter = check.number('jitter', o.jitter, { min: 0, max: 1 }, 0.1);
+  const resolveTimeoutMs = check.number('resolveTimeoutMs', o.resolveTimeoutMs, DELAY_RULE, intervalMs);
+  const keepLastOnEmpty = check.boolean('keepLastOnEmpty', o.keepLastOnEmpty, true);
   return {
     name,
     intervalMs,
     jitter,
     resolveTimeoutMs,
-    backoff: backoffConfig(where, options?.backoff),
+    backoff: backoffConfig(where, o.backoff),
     keepLastOnEmpty,
   };
 }
@@ -165,7 +158,7 @@ export function pollConfig(where: string, defaultName: string, options: PollOpti
  * ```
  */
 export function poll(resolve: ResolveFn, options?: PollOptions): DiscoverySource {
-  if (typeof resolve !== 'function') throw new ConfigError('poll', 'resolve', resolve, 'a function');
+  optionChecks('poll').function('resolve', resolve);
   const config = pollConfig('poll', 'poll', options);
   return pollSource(resolve, config);
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
+import { optionChecks } from '@grpc-tower/core/internal';
 import { type DiscoveredAddress, toDiscoveredAddress } from './address.js';
 import { InvalidAddressError } from './errors.js';
 import { type DiscoverySource, sharedSource } from './source.js';
@@ -26,7 +26,7 @@ export interface StaticListOptions {
  * A source that inserts each address once per subscriber and never changes
  * (and never completes, as a source must not). Each entry is checked at
  * construction: an invalid address or the same address twice throws
- * {@link ConfigError} naming the entry.
+ * a `ConfigError` naming the entry.
  *
  * @example
  * ```ts
@@ -37,15 +37,10 @@ export function staticList(
   addresses: Iterable<string | DiscoveredAddress>,
   options: StaticListOptions = {},
 ): DiscoverySource {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('staticList', 'options', options, 'an object');
-  }
-  const name = options.name ?? 'static';
-  if (typeof name !== 'string' || name.length === 0) {
-    throw new ConfigError('staticList', 'name', name, 'a non-empty string');
-  }
+  const check = optionChecks('staticList');
+  const name = check.string('name', check.object('options', options).name, 'static');
   if (addresses === null || typeof addresses !== 'object' || !(Symbol.iterator in addresses)) {
-    throw new ConfigError('staticList', 'addresses', addresses, 'a list of addresses');
+    throw check.error('addresses', addresses, 'a list of addresses');
   }
   const set = new Map<string, DiscoveredAddress>();
   let index = 0;
@@ -55,10 +50,10 @@ export function staticList(
       value = toDiscoveredAddress(entry, name);
     } catch (err) {
       const reason = err instanceof InvalidAddressError ? err.message : String(err);
-      throw new ConfigError('staticList', `addresses[${index}]`, entry, `a valid address (${reason})`);
+      throw check.error(`addresses[${index}]`, entry, `a valid address (${reason})`);
     }
     if (set.has(value.address)) {
-      throw new ConfigError('staticList', `addresses[${index}]`, entry, `an address not already listed`);
+      throw check.error(`addresses[${index}]`, entry, 'an address not already listed');
     }
     set.set(value.address, value);
     index++;

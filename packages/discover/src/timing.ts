@@ -1,6 +1,7 @@
 /**
- * Option checks, jitter and backoff shared by the polling and watching
- * sources. Backoff is capped exponential with proportional jitter
+ * Backoff, jitter and timers shared by the polling and watching sources.
+ * Option checks are `@grpc-tower/core/internal`'s (one validator for every
+ * package). Backoff is capped exponential with proportional jitter
  * (as in gRPC's connection backoff, `doc/connection-backoff.md`): the n-th
  * consecutive failure waits `min(max, initial × multiplier^(n-1))`, spread
  * by ±`jitter` and never above `max`.
@@ -8,10 +9,17 @@
  * @internal
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
+import { type BackoffValues, MAX_TIMER_MS, TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
 
-/** The longest delay `setTimeout` honours. */
-export const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * A delay of at least 1 ms that `setTimeout` honours.
+ *
+ * @example
+ * ```ts
+ * check.number('intervalMs', options.intervalMs, DELAY_RULE, 5000);
+ * ```
+ */
+export const DELAY_RULE = Object.freeze({ ...TIMER_RULE, min: 1 });
 
 /**
  * Backoff while a source is failing.
@@ -22,7 +30,7 @@ export const MAX_TIMER_MS = 2_147_483_647;
  * ```
  */
 export interface BackoffOptions {
-  /** The first delay after a failure; default 1000 ms. */
+  /** The first delay after a failure, in ms (> 0); default 1000. */
   readonly initialMs?: number;
   /** The longest delay; default 30 000 ms. */
   readonly maxMs?: number;
@@ -33,14 +41,20 @@ export interface BackoffOptions {
 }
 
 /** Resolved backoff settings. */
-export interface Backoff {
-  readonly initialMs: number;
-  readonly maxMs: number;
-  readonly multiplier: number;
-  readonly jitter: number;
-}
+export type Backoff = BackoffValues;
 
-/** Throws {@link ConfigError} unless `value` is a finite number in `[min, max]`. */
+/** Backoff while a source fails: 1 s doubling to 30 s, ±10 %. */
+const BACKOFF_DEFAULTS: Backoff = { initialMs: 1000, maxMs: 30_000, multiplier: 2, jitter: 0.1 };
+
+/**
+ * Throws a `ConfigError` unless `value` is a finite number in `[min, max]`:
+ * `optionChecks(where).number(...)` in the positional form `connect` uses.
+ *
+ * @example
+ * ```ts
+ * const graceMs = checkNumber('connect', 'graceMs', options.graceMs, 0);
+ * ```
+ */
 export function checkNumber(
   where: string,
   option: string,
@@ -48,22 +62,24 @@ export function checkNumber(
   min: number,
   max: number = MAX_TIMER_MS,
 ): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw new ConfigError(where, option, value, `a finite number from ${min} to ${max}`);
-  }
-  return value;
+  return optionChecks(where).number(option, value, { min, max });
 }
 
-/** Checks and fills in backoff settings. */
-export function backoffConfig(where: string, options: BackoffOptions | undefined): Backoff {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new ConfigError(where, 'backoff', options, 'an object');
-  }
-  const initialMs = checkNumber(where, 'backoff.initialMs', options?.initialMs ?? 1000, 1);
-  const maxMs = checkNumber(where, 'backoff.maxMs', options?.maxMs ?? Math.max(30_000, initialMs), initialMs);
-  const multiplier = checkNumber(where, 'backoff.multiplier', options?.multiplier ?? 2, 1, 100);
-  const jitter = checkNumber(where, 'backoff.jitter', options?.jitter ?? 0.1, 0, 1);
-  return { initialMs, maxMs, multiplier, jitter };
+/**
+ * Checks and fills in backoff settings (`option` names them in errors).
+ *
+ * @example
+ * ```ts
+ * const b = backoffConfig('poll', { initialMs: 500 }); // 500 ms doubling to 30 s, ±10 %
+ * ```
+ */
+export function backoffConfig(
+  where: string,
+  options: BackoffOptions | undefined,
+  defaults: Backoff = BACKOFF_DEFAULTS,
+  option = 'backoff',
+): Backoff {
+  return optionChecks(where).backoff(option, options, defaults);
 }
 
 /** `ms` spread uniformly by ±`fraction`. */

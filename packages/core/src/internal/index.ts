@@ -9,3 +9,13 @@
 export { EventStream, Counters } from './events.js';
 export { isEndpoint } from './endpoint.js';
 export { MAX_TIMER_MS } from './timers.js';
+export {
+  optionChecks,
+  describeRule,
+  TIMER_RULE,
+  POSITIVE_TIMER_RULE,
+  type BackoffValues,
+  type OptionChecks,
+  type NumberRule,
+  type ConfigErrorClass,
+} from './options.js';

@@ -3,8 +3,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
-import { numberOption, optionsObject, randomOption } from '../options.js';
+import { POSITIVE_TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
 
 /**
  * How the health of an endpoint is asked:
@@ -37,7 +36,7 @@ export interface HealthBackoffOptions {
   readonly initialMs?: number;
   /** The longest wait, in ms (≥ `initialMs`); default 30 000. */
   readonly maxMs?: number;
-  /** Growth per failed attempt (≥ 1); default 1.6. */
+  /** Growth per failed attempt (from 1 to 100); default 1.6. */
   readonly multiplier?: number;
   /** Relative jitter, from 0 to 1; default 0.2 (±20 %). */
   readonly jitter?: number;
@@ -86,35 +85,21 @@ export interface ResolvedHealthCheckOptions {
 
 const WHERE = 'healthChecked';
 
+/** A17's backoff between Watch attempts: 1 s growing ×1.6 to 30 s, ±20 %. */
+const BACKOFF_DEFAULTS = { initialMs: 1_000, maxMs: 30_000, multiplier: 1.6, jitter: 0.2 };
+
 /** Checks `options` and fills in the defaults; throws `ConfigError` naming the first bad option. */
 export function resolveHealthCheckOptions(
   options: HealthCheckOptions | undefined,
 ): ResolvedHealthCheckOptions {
-  const o = optionsObject<HealthCheckOptions>(WHERE, 'options', options);
+  const check = optionChecks(WHERE);
+  const o = check.object<HealthCheckOptions>('options', options, {});
   const service = o.service ?? '';
-  if (typeof service !== 'string') throw new ConfigError(WHERE, 'service', service, 'a string');
-  const mode = o.mode ?? 'watch';
-  if (mode !== 'watch' && mode !== 'check') {
-    throw new ConfigError(WHERE, 'mode', mode, '"watch" or "check"');
-  }
-  const intervalMs = numberOption(WHERE, 'intervalMs', o.intervalMs, 10_000, { min: 0, minExclusive: true });
-  const timeoutMs = numberOption(WHERE, 'timeoutMs', o.timeoutMs, 1_000, { min: 0, minExclusive: true });
-  const b = optionsObject<HealthBackoffOptions>(WHERE, 'backoff', o.backoff);
-  const initialMs = numberOption(WHERE, 'backoff.initialMs', b.initialMs, 1_000, {
-    min: 0,
-    minExclusive: true,
-  });
-  const maxMs = numberOption(WHERE, 'backoff.maxMs', b.maxMs, Math.max(30_000, initialMs), {
-    min: initialMs,
-  });
-  const multiplier = numberOption(WHERE, 'backoff.multiplier', b.multiplier, 1.6, { min: 1 });
-  const jitter = numberOption(WHERE, 'backoff.jitter', b.jitter, 0.2, { min: 0, max: 1 });
-  return {
-    service,
-    mode,
-    intervalMs,
-    timeoutMs,
-    backoff: { initialMs, maxMs, multiplier, jitter },
-    random: randomOption(WHERE, o.random),
-  };
+  if (typeof service !== 'string') throw check.error('service', service, 'a string');
+  const mode = check.oneOf('mode', o.mode, ['watch', 'check'] as const, 'watch');
+  const intervalMs = check.number('intervalMs', o.intervalMs, POSITIVE_TIMER_RULE, 10_000);
+  const timeoutMs = check.number('timeoutMs', o.timeoutMs, POSITIVE_TIMER_RULE, 1_000);
+  const backoff = check.backoff('backoff', o.backoff, BACKOFF_DEFAULTS);
+  const random = check.function('random', o.random, 'a function returning [0, 1)', Math.random);
+  return { service, mode, intervalMs, timeoutMs, backoff, random };
 }

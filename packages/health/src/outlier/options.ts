@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { ConfigError, Status, type StatusCode, type StatusName, parseStatus } from '@grpc-tower/core';
-import { numberOption, optionsObject, randomOption } from '../options.js';
+import { Status, type StatusCode, type StatusName, parseStatus } from '@grpc-tower/core';
+import { type NumberRule, POSITIVE_TIMER_RULE, TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
 
 /**
  * A50's success-rate ejection: every interval, among the endpoints with at
@@ -138,38 +138,37 @@ export const DEFAULT_FAILURE_CODES: readonly StatusCode[] = [
   Status.DEADLINE_EXCEEDED,
 ];
 
-const percent = { min: 0, max: 100 };
-const count = { min: 1, integer: true };
+const check = optionChecks(WHERE);
+const percent: NumberRule = { min: 0, max: 100 };
+const count: NumberRule = { min: 1, integer: true };
 
 /** Checks `options` and fills in the defaults; throws `ConfigError` naming the first bad option. */
 export function resolveOutlierOptions(
   options: OutlierDetectionOptions | undefined,
 ): ResolvedOutlierDetectionOptions {
-  const o = optionsObject<OutlierDetectionOptions>(WHERE, 'options', options);
-  const consecutiveFailures = numberOption(WHERE, 'consecutiveFailures', o.consecutiveFailures, 5, {
-    min: 0,
-    integer: true,
-  });
+  const o = check.object<OutlierDetectionOptions>('options', options, {});
+  const consecutiveFailures = check.number(
+    'consecutiveFailures',
+    o.consecutiveFailures,
+    { min: 0, integer: true },
+    5,
+  );
   const codes = o.failureCodes ?? DEFAULT_FAILURE_CODES;
   if (!Array.isArray(codes)) {
-    throw new ConfigError(WHERE, 'failureCodes', codes, 'a list of status codes (names or numbers)');
+    throw check.error('failureCodes', codes, 'a list of status codes (names or numbers)');
   }
   const failureCodes = new Set<StatusCode>();
   codes.forEach((c: unknown, i: number) => {
     const code = parseStatus(c);
     if (code === undefined || code === Status.OK) {
-      throw new ConfigError(WHERE, `failureCodes[${i}]`, c, 'a gRPC status code other than OK');
+      throw check.error(`failureCodes[${i}]`, c, 'a gRPC status code other than OK');
     }
     failureCodes.add(code);
   });
-  const intervalMs = numberOption(WHERE, 'intervalMs', o.intervalMs, 10_000, { min: 0, minExclusive: true });
-  const baseEjectionTimeMs = numberOption(WHERE, 'baseEjectionTimeMs', o.baseEjectionTimeMs, 30_000, {
-    min: 0,
-  });
-  const maxEjectionTimeMs = numberOption(WHERE, 'maxEjectionTimeMs', o.maxEjectionTimeMs, 300_000, {
-    min: 0,
-  });
-  const maxEjectionPercent = numberOption(WHERE, 'maxEjectionPercent', o.maxEjectionPercent, 10, percent);
+  const intervalMs = check.number('intervalMs', o.intervalMs, POSITIVE_TIMER_RULE, 10_000);
+  const baseEjectionTimeMs = check.number('baseEjectionTimeMs', o.baseEjectionTimeMs, TIMER_RULE, 30_000);
+  const maxEjectionTimeMs = check.number('maxEjectionTimeMs', o.maxEjectionTimeMs, TIMER_RULE, 300_000);
+  const maxEjectionPercent = check.number('maxEjectionPercent', o.maxEjectionPercent, percent, 10);
   return {
     consecutiveFailures,
     failureCodes,
@@ -179,14 +178,14 @@ export function resolveOutlierOptions(
     maxEjectionPercent,
     successRateEjection: resolveSuccessRate(o.successRateEjection),
     failurePercentageEjection: resolveFailurePercentage(o.failurePercentageEjection),
-    random: randomOption(WHERE, o.random),
+    random: check.function('random', o.random, 'a function returning [0, 1)', Math.random),
   };
 }
 
 function ruleObject<T extends object>(option: string, value: boolean | T | undefined): T | undefined {
   if (value === undefined || value === false) return undefined;
   if (value === true) return {} as T;
-  return optionsObject<T>(WHERE, option, value);
+  return check.object<T>(option, value);
 }
 
 function resolveSuccessRate(
@@ -196,16 +195,10 @@ function resolveSuccessRate(
   if (o === undefined) return undefined;
   const at = (f: string) => `successRateEjection.${f}`;
   return {
-    stdevFactor: numberOption(WHERE, at('stdevFactor'), o.stdevFactor, 1900, { min: 0 }),
-    enforcementPercentage: numberOption(
-      WHERE,
-      at('enforcementPercentage'),
-      o.enforcementPercentage,
-      100,
-      percent,
-    ),
-    minimumHosts: numberOption(WHERE, at('minimumHosts'), o.minimumHosts, 5, count),
-    requestVolume: numberOption(WHERE, at('requestVolume'), o.requestVolume, 100, count),
+    stdevFactor: check.number(at('stdevFactor'), o.stdevFactor, { min: 0 }, 1900),
+    enforcementPercentage: check.number(at('enforcementPercentage'), o.enforcementPercentage, percent, 100),
+    minimumHosts: check.number(at('minimumHosts'), o.minimumHosts, count, 5),
+    requestVolume: check.number(at('requestVolume'), o.requestVolume, count, 100),
   };
 }
 
@@ -216,15 +209,9 @@ function resolveFailurePercentage(
   if (o === undefined) return undefined;
   const at = (f: string) => `failurePercentageEjection.${f}`;
   return {
-    threshold: numberOption(WHERE, at('threshold'), o.threshold, 85, percent),
-    enforcementPercentage: numberOption(
-      WHERE,
-      at('enforcementPercentage'),
-      o.enforcementPercentage,
-      100,
-      percent,
-    ),
-    minimumHosts: numberOption(WHERE, at('minimumHosts'), o.minimumHosts, 5, count),
-    requestVolume: numberOption(WHERE, at('requestVolume'), o.requestVolume, 50, count),
+    threshold: check.number(at('threshold'), o.threshold, percent, 85),
+    enforcementPercentage: check.number(at('enforcementPercentage'), o.enforcementPercentage, percent, 100),
+    minimumHosts: check.number(at('minimumHosts'), o.minimumHosts, count, 5),
+    requestVolume: check.number(at('requestVolume'), o.requestVolume, count, 50),
   };
 }

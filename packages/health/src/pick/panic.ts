@@ -29,7 +29,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
+import { optionChecks } from '@grpc-tower/core/internal';
 
 /**
  * Decides, from how many endpoints are known and how many are usable,
@@ -59,9 +59,7 @@ export type PanicDecision = (known: number, usable: number) => boolean;
  * ```
  */
 export function panicThreshold(percent = 50): PanicDecision {
-  if (typeof percent !== 'number' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
-    throw new ConfigError('panicThreshold', 'percent', percent, 'a number from 0 to 100');
-  }
+  optionChecks('panicThreshold').number('percent', percent, { min: 0, max: 100 });
   if (percent === 0) return () => false;
   return (known, usable) => known > 0 && usable * 100 < percent * known;
 }

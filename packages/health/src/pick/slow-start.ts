@@ -38,8 +38,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
-import { numberOption } from '../options.js';
+import { optionChecks } from '@grpc-tower/core/internal';
 
 /**
  * Options of {@link slowStart}.
@@ -83,23 +82,12 @@ export type SlowStartWeight = (readySinceMs: number, now: number) => number;
  * ```
  */
 export function slowStart(options: SlowStartOptions): SlowStartWeight {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('slowStart', 'options', options, 'an options object with windowMs');
-  }
-  if (options.windowMs === undefined) {
-    throw new ConfigError('slowStart', 'windowMs', options.windowMs, 'a finite number >= 0');
-  }
-  const windowMs = numberOption('slowStart', 'windowMs', options.windowMs, 0, { min: 0 });
-  const aggression = numberOption('slowStart', 'aggression', options.aggression, 1, {
-    min: 0,
-    minExclusive: true,
-  });
+  const check = optionChecks('slowStart');
+  const o = check.object('options', options);
+  const windowMs = check.number('windowMs', o.windowMs, { min: 0 });
+  const aggression = check.number('aggression', o.aggression, { min: 0, exclusive: true }, 1);
   const minWeight =
-    numberOption('slowStart', 'minWeightPercent', options.minWeightPercent, 10, {
-      min: 0,
-      minExclusive: true,
-      max: 100,
-    }) / 100;
+    check.number('minWeightPercent', o.minWeightPercent, { min: 0, exclusive: true, max: 100 }, 10) / 100;
   if (windowMs === 0) return () => 1;
   const exponent = 1 / aggression;
   return (readySinceMs, now) => {

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { RetryPolicyError } from '../retry/errors.js';
+import { policyChecks } from '../retry/policy.js';
 
 /**
  * What the retry and hedging layers ask of a budget or a throttle. Both
@@ -92,12 +92,11 @@ export class RetryBudget implements RetryLimiter {
   #head = 0;
 
   constructor(options: RetryBudgetOptions = {}, now: () => number = () => performance.now()) {
-    if (typeof options !== 'object' || options === null) {
-      throw new RetryPolicyError('retryBudget', 'options', options, 'an object');
-    }
-    this.ttlMs = checkRange('retryBudget', 'ttlMs', options.ttlMs ?? 10_000, 1_000, 60_000);
-    const minPerSec = checkRange('retryBudget', 'minPerSec', options.minPerSec ?? 10, 0, 1_000_000);
-    this.percent = checkRange('retryBudget', 'percent', options.percent ?? 0.2, 0, 1_000);
+    const check = policyChecks('retryBudget');
+    check.object('options', options);
+    this.ttlMs = check.number('ttlMs', options.ttlMs, { min: 1_000, max: 60_000 }, 10_000);
+    const minPerSec = check.number('minPerSec', options.minPerSec, { min: 0, max: 1_000_000 }, 10);
+    this.percent = check.number('percent', options.percent, { min: 0, max: 1_000 }, 0.2);
     this.reserve = (minPerSec * this.ttlMs) / 1000;
     this.#bucketMs = this.ttlMs / BUCKETS;
     this.#now = now;
@@ -163,12 +162,4 @@ export class RetryBudget implements RetryLimiter {
  */
 export function retryBudget(options: RetryBudgetOptions = {}): RetryBudget {
   return new RetryBudget(options);
-}
-
-/** Checks that `value` is a finite number in `[min, max]`. */
-export function checkRange(where: string, option: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw new RetryPolicyError(where, option, value, `a finite number from ${min} to ${max}`);
-  }
-  return value;
 }

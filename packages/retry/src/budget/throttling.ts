@@ -11,7 +11,7 @@
  * @module
  */
 import type { RetryLimiter } from './budget.js';
-import { RetryPolicyError } from '../retry/errors.js';
+import { policyChecks } from '../retry/policy.js';
 
 /**
  * Options of {@link retryThrottling}, as in a gRPC service config's
@@ -25,7 +25,7 @@ import { RetryPolicyError } from '../retry/errors.js';
 export interface RetryThrottlingOptions {
   /** The token count's maximum and start value: more than 0, at most 1000. */
   readonly maxTokens: number;
-  /** Tokens regained per success: more than 0 (kept to three decimal places). */
+  /** Tokens regained per success: from 0.001 to 1000 (kept to three decimal places). */
   readonly tokenRatio: number;
 }
 
@@ -45,27 +45,11 @@ export class RetryThrottling implements RetryLimiter {
   #tokens: number;
 
   constructor(options: RetryThrottlingOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new RetryPolicyError('retryThrottling', 'options', options, 'an object');
-    }
-    const max = options.maxTokens;
-    if (typeof max !== 'number' || !Number.isFinite(max) || max <= 0 || max > 1000) {
-      throw new RetryPolicyError('retryThrottling', 'maxTokens', max, 'a finite number > 0 and <= 1000');
-    }
-    const ratio = options.tokenRatio;
-    if (
-      typeof ratio !== 'number' ||
-      !Number.isFinite(ratio) ||
-      Math.round(ratio * 1000) <= 0 ||
-      ratio > 1000
-    ) {
-      throw new RetryPolicyError(
-        'retryThrottling',
-        'tokenRatio',
-        ratio,
-        'a finite number from 0.001 to 1000',
-      );
-    }
+    const check = policyChecks('retryThrottling');
+    check.object('options', options);
+    const max = check.number('maxTokens', options.maxTokens, { min: 0, exclusive: true, max: 1000 });
+    // kept in thousandths, so a thousandth is the least that regains anything
+    const ratio = check.number('tokenRatio', options.tokenRatio, { min: 0.001, max: 1000 });
     this.#max = Math.round(max * 1000);
     this.#ratio = Math.round(ratio * 1000);
     this.#tokens = this.#max;

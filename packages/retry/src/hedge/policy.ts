@@ -7,20 +7,9 @@
  * @module
  */
 import type { StatusCode } from '@grpc-tower/core';
+import { type OptionChecks, TIMER_RULE } from '@grpc-tower/core/internal';
 import type { RetryLimiter } from '../budget/budget.js';
-import {
-  DEFAULT_MAX_ATTEMPTS_LIMIT,
-  type StatusSpec,
-  checkDelay,
-  checkInteger,
-  checkKnownFields,
-  checkLimiter,
-  checkPlainObject,
-  compileOverrides,
-  lookupOverride,
-  parseStatusList,
-} from '../retry/policy.js';
-import { RetryPolicyError } from '../retry/errors.js';
+import { ATTEMPTS, type StatusSpec, compilePolicy, parseStatusList } from '../retry/policy.js';
 
 /**
  * The hedging fields that may differ per service or method.
@@ -99,13 +88,6 @@ export interface CompiledHedgePolicy {
 }
 
 const SETTINGS_FIELDS = new Set(['maxAttempts', 'hedgingDelayMs', 'nonFatalStatusCodes']);
-const POLICY_FIELDS = new Set([
-  ...SETTINGS_FIELDS,
-  'maxAttemptsLimit',
-  'budget',
-  'transparentRetry',
-  'overrides',
-]);
 
 /**
  * Checks a hedging policy and fills in the defaults.
@@ -118,36 +100,17 @@ const POLICY_FIELDS = new Set([
  * ```
  */
 export function compileHedgePolicy(policy: HedgePolicy = {}): CompiledHedgePolicy {
-  const where = 'hedge';
-  checkPlainObject(where, 'policy', policy);
-  checkKnownFields(where, '', policy, POLICY_FIELDS);
-  const limit = checkInteger(
-    where,
-    'maxAttemptsLimit',
-    policy.maxAttemptsLimit ?? DEFAULT_MAX_ATTEMPTS_LIMIT,
-    1,
+  const { defaults, budget, transparentRetry, forMethod } = compilePolicy(
+    'hedge',
+    policy,
+    SETTINGS_FIELDS,
+    resolve,
   );
-  const budget = checkLimiter(where, 'budget', policy.budget);
-  const transparentRetry = policy.transparentRetry ?? true;
-  if (typeof transparentRetry !== 'boolean') {
-    throw new RetryPolicyError(where, 'transparentRetry', transparentRetry, 'a boolean');
-  }
-  const defaults = resolve(where, '', policy, undefined, limit);
-  const overrides = compileOverrides(where, policy.overrides, (prefix, settings) => {
-    checkPlainObject(where, prefix.slice(0, -1), settings);
-    checkKnownFields(where, prefix, settings, SETTINGS_FIELDS);
-    return resolve(where, prefix, settings, defaults, limit);
-  });
-  return {
-    defaults,
-    budget,
-    transparentRetry,
-    forMethod: (method) => lookupOverride(overrides, method) ?? defaults,
-  };
+  return { defaults, budget, transparentRetry, forMethod };
 }
 
 function resolve(
-  where: string,
+  check: OptionChecks,
   prefix: string,
   s: HedgeSettings,
   base: ResolvedHedgeSettings | undefined,
@@ -157,14 +120,16 @@ function resolve(
     maxAttempts:
       s.maxAttempts === undefined
         ? (base?.maxAttempts ?? Math.min(2, limit))
-        : Math.min(limit, checkInteger(where, `${prefix}maxAttempts`, s.maxAttempts, 1)),
-    hedgingDelayMs:
-      s.hedgingDelayMs === undefined
-        ? (base?.hedgingDelayMs ?? 0)
-        : checkDelay(where, `${prefix}hedgingDelayMs`, s.hedgingDelayMs, false),
+        : Math.min(limit, check.number(`${prefix}maxAttempts`, s.maxAttempts, ATTEMPTS)),
+    hedgingDelayMs: check.number(
+      `${prefix}hedgingDelayMs`,
+      s.hedgingDelayMs,
+      TIMER_RULE,
+      base?.hedgingDelayMs ?? 0,
+    ),
     nonFatalStatusCodes:
       s.nonFatalStatusCodes === undefined
         ? (base?.nonFatalStatusCodes ?? new Set())
-        : parseStatusList(where, `${prefix}nonFatalStatusCodes`, s.nonFatalStatusCodes),
+        : parseStatusList(check, `${prefix}nonFatalStatusCodes`, s.nonFatalStatusCodes),
   };
 }

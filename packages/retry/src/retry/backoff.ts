@@ -9,6 +9,7 @@
  */
 import type { GrpcTowerError } from '@grpc-tower/core';
 import { GrpcStatusError } from '@grpc-tower/core/grpc';
+import { MAX_TIMER_MS } from '@grpc-tower/core/internal';
 
 /**
  * The numbers that shape the backoff.
@@ -85,9 +86,6 @@ export function fullJitterDelay(
  */
 export const PUSHBACK_HEADER = 'grpc-retry-pushback-ms';
 
-/** The longest delay `setTimeout` honours. */
-const MAX_DELAY_MS = 2_147_483_647;
-
 /**
  * What the server said with `grpc-retry-pushback-ms`:
  * - `none`: no header, use the backoff;
@@ -128,6 +126,6 @@ export function readPushback(err: GrpcTowerError | unknown): Pushback {
   const text = typeof first === 'string' ? first : String(first);
   if (!/^\d{1,10}$/.test(text)) return { kind: 'stop', value: text };
   const ms = Number(text);
-  if (ms > MAX_DELAY_MS) return { kind: 'stop', value: text };
+  if (ms > MAX_TIMER_MS) return { kind: 'stop', value: text };
   return { kind: 'delay', ms };
 }

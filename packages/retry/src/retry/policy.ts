@@ -8,6 +8,13 @@
  */
 import { type GrpcTowerError, type StatusCode, type StatusName, Status, parseStatus } from '@grpc-tower/core';
 import type { GrpcRequest } from '@grpc-tower/core/grpc';
+import {
+  type NumberRule,
+  type OptionChecks,
+  POSITIVE_TIMER_RULE,
+  TIMER_RULE,
+  optionChecks,
+} from '@grpc-tower/core/internal';
 import type { RetryLimiter } from '../budget/budget.js';
 import { type BackoffSettings, DEFAULT_BACKOFF } from './backoff.js';
 import { RetryPolicyError } from './errors.js';
@@ -152,9 +159,6 @@ export interface CompiledRetryPolicy {
   forMethod(method: string): ResolvedRetrySettings;
 }
 
-/** The longest delay `setTimeout` honours. */
-export const MAX_TIMER_MS = 2_147_483_647;
-
 /** The A6 cap on attempts. */
 export const DEFAULT_MAX_ATTEMPTS_LIMIT = 5;
 
@@ -168,13 +172,19 @@ const SETTINGS_FIELDS = new Set([
   'perAttemptTimeoutMs',
   'shouldRetry',
 ]);
-const POLICY_FIELDS = new Set([
-  ...SETTINGS_FIELDS,
-  'maxAttemptsLimit',
-  'budget',
-  'transparentRetry',
-  'overrides',
-]);
+
+/**
+ * The option checks of a retry or hedging component, throwing
+ * {@link RetryPolicyError}.
+ *
+ * @internal
+ */
+export function policyChecks(where: string): OptionChecks {
+  return optionChecks(where, RetryPolicyError);
+}
+
+/** An attempt count: an integer ≥ 1. @internal */
+export const ATTEMPTS: NumberRule = Object.freeze({ min: 1, integer: true });
 
 /**
  * Checks a retry policy and fills in the defaults.
@@ -188,24 +198,60 @@ const POLICY_FIELDS = new Set([
  * ```
  */
 export function compileRetryPolicy(policy: RetryPolicy = {}, where = 'retry'): CompiledRetryPolicy {
-  checkPlainObject(where, 'policy', policy);
-  checkKnownFields(where, '', policy, POLICY_FIELDS);
-  const limit = checkInteger(
-    where,
+  return compilePolicy(where, policy, SETTINGS_FIELDS, resolveSettings);
+}
+
+/**
+ * What the retry and the hedging policies have in common, checked: the
+ * attempt cap, the budget, transparent retries, the defaults and the
+ * overrides, each settings object resolved by `resolve` over its base.
+ *
+ * @internal
+ */
+export interface CompiledPolicy<R> {
+  readonly defaults: R;
+  readonly maxAttemptsLimit: number;
+  readonly budget: RetryLimiter | undefined;
+  readonly transparentRetry: boolean;
+  forMethod(method: string): R;
+}
+
+/** The fields every policy has besides its settings. */
+const COMMON_FIELDS = ['maxAttemptsLimit', 'budget', 'transparentRetry', 'overrides'];
+
+/**
+ * Checks the common fields of a policy and compiles its settings and
+ * overrides; see {@link CompiledPolicy}.
+ *
+ * @internal
+ */
+export function compilePolicy<S extends object, R>(
+  where: string,
+  policy: S & {
+    readonly maxAttemptsLimit?: number;
+    readonly budget?: RetryLimiter;
+    readonly transparentRetry?: boolean;
+    readonly overrides?: Readonly<Record<string, S>>;
+  },
+  settingsFields: ReadonlySet<string>,
+  resolve: (check: OptionChecks, prefix: string, settings: S, base: R | undefined, limit: number) => R,
+): CompiledPolicy<R> {
+  const check = policyChecks(where);
+  check.object('policy', policy);
+  checkKnownFields(check, '', policy, new Set([...settingsFields, ...COMMON_FIELDS]));
+  const limit = check.number(
     'maxAttemptsLimit',
-    policy.maxAttemptsLimit ?? DEFAULT_MAX_ATTEMPTS_LIMIT,
-    1,
+    policy.maxAttemptsLimit,
+    ATTEMPTS,
+    DEFAULT_MAX_ATTEMPTS_LIMIT,
   );
-  const budget = checkLimiter(where, 'budget', policy.budget);
-  const transparentRetry = policy.transparentRetry ?? true;
-  if (typeof transparentRetry !== 'boolean') {
-    throw new RetryPolicyError(where, 'transparentRetry', transparentRetry, 'a boolean');
-  }
-  const defaults = resolveSettings(where, '', policy, undefined, limit);
-  const overrides = compileOverrides(where, policy.overrides, (prefix, settings) => {
-    checkPlainObject(where, prefix.slice(0, -1), settings);
-    checkKnownFields(where, prefix, settings, SETTINGS_FIELDS);
-    return resolveSettings(where, prefix, settings, defaults, limit);
+  const budget = checkLimiter(check, 'budget', policy.budget);
+  const transparentRetry = check.boolean('transparentRetry', policy.transparentRetry, true);
+  const defaults = resolve(check, '', policy, undefined, limit);
+  const overrides = compileOverrides(check, policy.overrides, (prefix, settings) => {
+    check.object(prefix.slice(0, -1), settings);
+    checkKnownFields(check, prefix, settings, settingsFields);
+    return resolve(check, prefix, settings, defaults, limit);
   });
   return {
     defaults,
@@ -217,7 +263,7 @@ export function compileRetryPolicy(policy: RetryPolicy = {}, where = 'retry'): C
 }
 
 function resolveSettings(
-  where: string,
+  check: OptionChecks,
   prefix: string,
   s: RetrySettings,
   base: ResolvedRetrySettings | undefined,
@@ -226,26 +272,21 @@ function resolveSettings(
   const maxAttempts =
     s.maxAttempts === undefined
       ? (base?.maxAttempts ?? Math.min(5, limit))
-      : Math.min(limit, checkInteger(where, `${prefix}maxAttempts`, s.maxAttempts, 1));
+      : Math.min(limit, check.number(`${prefix}maxAttempts`, s.maxAttempts, ATTEMPTS));
   const codes =
     s.retryableStatusCodes === undefined
       ? (base?.retryableStatusCodes ?? new Set<StatusCode>([Status.UNAVAILABLE]))
-      : parseStatusList(where, `${prefix}retryableStatusCodes`, s.retryableStatusCodes);
-  const backoff = resolveBackoff(where, prefix, s, base?.backoff ?? DEFAULT_BACKOFF);
+      : parseStatusList(check, `${prefix}retryableStatusCodes`, s.retryableStatusCodes);
+  const backoff = resolveBackoff(check, prefix, s, base?.backoff ?? DEFAULT_BACKOFF);
   const perAttemptTimeoutMs =
     s.perAttemptTimeoutMs === undefined
       ? base?.perAttemptTimeoutMs
-      : checkDelay(where, `${prefix}perAttemptTimeoutMs`, s.perAttemptTimeoutMs, true);
-  if (s.shouldRetry !== undefined && typeof s.shouldRetry !== 'function') {
-    throw new RetryPolicyError(where, `${prefix}shouldRetry`, s.shouldRetry, 'a function');
-  }
-  return {
-    maxAttempts,
-    retryableStatusCodes: codes,
-    backoff,
-    perAttemptTimeoutMs,
-    shouldRetry: s.shouldRetry ?? base?.shouldRetry,
-  };
+      : check.number(`${prefix}perAttemptTimeoutMs`, s.perAttemptTimeoutMs, POSITIVE_TIMER_RULE);
+  const shouldRetry =
+    s.shouldRetry === undefined
+      ? base?.shouldRetry
+      : check.function<RetryPredicate>(`${prefix}shouldRetry`, s.shouldRetry);
+  return { maxAttempts, retryableStatusCodes: codes, backoff, perAttemptTimeoutMs, shouldRetry };
 }
 
 /**
@@ -254,36 +295,36 @@ function resolveSettings(
  * @internal
  */
 export function resolveBackoff(
-  where: string,
+  check: OptionChecks,
   prefix: string,
   s: { initialBackoffMs?: number; maxBackoffMs?: number; backoffMultiplier?: number },
   base: BackoffSettings,
 ): BackoffSettings {
-  const initialBackoffMs =
-    s.initialBackoffMs === undefined
-      ? base.initialBackoffMs
-      : checkDelay(where, `${prefix}initialBackoffMs`, s.initialBackoffMs, false);
-  const maxBackoffMs =
-    s.maxBackoffMs === undefined
-      ? Math.max(base.maxBackoffMs, initialBackoffMs)
-      : checkDelay(where, `${prefix}maxBackoffMs`, s.maxBackoffMs, false);
+  const initialBackoffMs = check.number(
+    `${prefix}initialBackoffMs`,
+    s.initialBackoffMs,
+    TIMER_RULE,
+    base.initialBackoffMs,
+  );
+  const maxBackoffMs = check.number(
+    `${prefix}maxBackoffMs`,
+    s.maxBackoffMs,
+    TIMER_RULE,
+    Math.max(base.maxBackoffMs, initialBackoffMs),
+  );
   if (maxBackoffMs < initialBackoffMs) {
-    throw new RetryPolicyError(
-      where,
+    throw check.error(
       `${prefix}maxBackoffMs`,
       maxBackoffMs,
       `a number >= initialBackoffMs (${initialBackoffMs})`,
     );
   }
-  const backoffMultiplier = s.backoffMultiplier ?? base.backoffMultiplier;
-  if (typeof backoffMultiplier !== 'number' || !Number.isFinite(backoffMultiplier) || backoffMultiplier < 1) {
-    throw new RetryPolicyError(
-      where,
-      `${prefix}backoffMultiplier`,
-      backoffMultiplier,
-      'a finite number >= 1',
-    );
-  }
+  const backoffMultiplier = check.number(
+    `${prefix}backoffMultiplier`,
+    s.backoffMultiplier,
+    { min: 1 },
+    base.backoffMultiplier,
+  );
   return { initialBackoffMs, maxBackoffMs, backoffMultiplier };
 }
 
@@ -292,16 +333,17 @@ export function resolveBackoff(
  *
  * @internal
  */
-export function parseStatusList(where: string, option: string, value: unknown): ReadonlySet<StatusCode> {
-  if (!Array.isArray(value)) {
-    throw new RetryPolicyError(where, option, value, 'an array of gRPC status names or codes');
-  }
+export function parseStatusList(
+  check: OptionChecks,
+  option: string,
+  value: unknown,
+): ReadonlySet<StatusCode> {
+  if (!Array.isArray(value)) throw check.error(option, value, 'an array of gRPC status names or codes');
   const out = new Set<StatusCode>();
   for (const [i, item] of (value as unknown[]).entries()) {
     const code = parseStatus(item);
     if (code === undefined || code === Status.OK) {
-      throw new RetryPolicyError(
-        where,
+      throw check.error(
         `${option}[${i}]`,
         item,
         'a gRPC status name (such as "UNAVAILABLE") or code from 1 to 16',
@@ -313,45 +355,11 @@ export function parseStatusList(where: string, option: string, value: unknown): 
 }
 
 /**
- * An integer ≥ `min`.
- *
- * @internal
- */
-export function checkInteger(where: string, option: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new RetryPolicyError(where, option, value, `an integer >= ${min}`);
-  }
-  return value;
-}
-
-/**
- * A delay in ms: finite, ≥ 0 (> 0 when `positive`), at most 2^31 − 1.
- *
- * @internal
- */
-export function checkDelay(where: string, option: string, value: unknown, positive: boolean): number {
-  if (
-    typeof value !== 'number' ||
-    !Number.isFinite(value) ||
-    (positive ? value <= 0 : value < 0) ||
-    value > MAX_TIMER_MS
-  ) {
-    throw new RetryPolicyError(
-      where,
-      option,
-      value,
-      `a number of milliseconds ${positive ? '> 0' : '>= 0'} and <= ${MAX_TIMER_MS}`,
-    );
-  }
-  return value;
-}
-
-/**
  * A {@link RetryLimiter} or nothing.
  *
  * @internal
  */
-export function checkLimiter(where: string, option: string, value: unknown): RetryLimiter | undefined {
+export function checkLimiter(check: OptionChecks, option: string, value: unknown): RetryLimiter | undefined {
   if (value === undefined) return undefined;
   const v = value as Partial<RetryLimiter> | null;
   if (
@@ -361,16 +369,9 @@ export function checkLimiter(where: string, option: string, value: unknown): Ret
     typeof v.onOutcome !== 'function' ||
     typeof v.tryAcquire !== 'function'
   ) {
-    throw new RetryPolicyError(where, option, value, 'a retryBudget() or retryThrottling() (a RetryLimiter)');
+    throw check.error(option, value, 'a retryBudget() or retryThrottling() (a RetryLimiter)');
   }
   return v as RetryLimiter;
-}
-
-/** @internal */
-export function checkPlainObject(where: string, option: string, value: unknown): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new RetryPolicyError(where, option, value, 'an object');
-  }
 }
 
 /**
@@ -379,19 +380,14 @@ export function checkPlainObject(where: string, option: string, value: unknown):
  * @internal
  */
 export function checkKnownFields(
-  where: string,
+  check: OptionChecks,
   prefix: string,
   value: object,
   known: ReadonlySet<string>,
 ): void {
   for (const key of Object.keys(value)) {
     if (!known.has(key)) {
-      throw new RetryPolicyError(
-        where,
-        `${prefix}${key}`,
-        (value as Record<string, unknown>)[key],
-        'a known field',
-      );
+      throw check.error(`${prefix}${key}`, (value as Record<string, unknown>)[key], 'a known field');
     }
   }
 }
@@ -405,26 +401,23 @@ const METHOD_KEY = /^[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
  * @internal
  */
 export function compileOverrides<S, R>(
-  where: string,
+  check: OptionChecks,
   overrides: Readonly<Record<string, S>> | undefined,
   compile: (prefix: string, settings: S) => R,
 ): ReadonlyMap<string, R> {
   const out = new Map<string, R>();
   if (overrides === undefined) return out;
-  checkPlainObject(where, 'overrides', overrides);
+  check.object('overrides', overrides);
   for (const [rawKey, settings] of Object.entries(overrides)) {
     const key = rawKey.startsWith('/') ? rawKey.slice(1) : rawKey;
     if (!SERVICE_KEY.test(key) && !METHOD_KEY.test(key)) {
-      throw new RetryPolicyError(
-        where,
+      throw check.error(
         'overrides',
         rawKey,
         'keys of the form "package.Service" or "package.Service/Method"',
       );
     }
-    if (out.has(key)) {
-      throw new RetryPolicyError(where, 'overrides', rawKey, 'each service or method named once');
-    }
+    if (out.has(key)) throw check.error('overrides', rawKey, 'each service or method named once');
     out.set(key, compile(`overrides[${JSON.stringify(rawKey)}].`, settings));
   }
   return out;

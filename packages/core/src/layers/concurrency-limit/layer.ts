@@ -24,7 +24,7 @@
 import { type CallContext, abortReason } from '../../context.js';
 import { ResourceExhaustedError } from '../../errors.js';
 import type { Service } from '../../service.js';
-import { checkNumber, checkObject } from '../options.js';
+import { optionChecks } from '../../internal/options.js';
 import { type Ready, hasReady } from '../ready.js';
 import { onAbort } from '../signal.js';
 import { WaitQueue } from '../wait-queue.js';
@@ -87,12 +87,10 @@ const DEFAULT_QUEUE = 1024;
 export function concurrencyLimit(
   options: ConcurrencyLimitOptions,
 ): <Req, Res>(inner: Service<Req, Res>) => ConcurrencyLimitService<Req, Res> {
-  const opts = checkObject('concurrencyLimit', options);
-  const max = checkNumber('concurrencyLimit', 'max', opts.max, { min: 1, integer: true });
-  const queue = checkNumber('concurrencyLimit', 'queue', opts.queue ?? DEFAULT_QUEUE, {
-    min: 0,
-    integer: true,
-  });
+  const check = optionChecks('concurrencyLimit');
+  const opts = check.object('options', options);
+  const max = check.number('max', opts.max, { min: 1, integer: true });
+  const queue = check.number('queue', opts.queue, { min: 0, integer: true }, DEFAULT_QUEUE);
   return (inner) => new ConcurrencyLimited(inner, max, queue);
 }
 

@@ -21,9 +21,9 @@
  * @module
  */
 import type { CallContext } from '../../context.js';
-import { ConfigError, OverloadedError } from '../../errors.js';
+import { OverloadedError } from '../../errors.js';
 import type { Service } from '../../service.js';
-import { checkObject } from '../options.js';
+import { optionChecks } from '../../internal/options.js';
 import { hasReady } from '../ready.js';
 
 /**
@@ -58,22 +58,15 @@ export interface LoadShedOptions {
 export function loadShed(
   options: LoadShedOptions = {},
 ): <Req, Res>(inner: Service<Req, Res>) => Service<Req, Res> {
-  const opts = checkObject('loadShed', options);
-  const isReady: unknown = opts.isReady;
-  if (isReady !== undefined && typeof isReady !== 'function') {
-    throw new ConfigError('loadShed', 'isReady', isReady, 'a function returning a boolean');
-  }
+  const check = optionChecks('loadShed');
+  const opts = check.object('options', options);
+  if (opts.isReady !== undefined) check.function('isReady', opts.isReady, 'a function returning a boolean');
   return <Req, Res>(inner: Service<Req, Res>): Service<Req, Res> => {
     let ready: () => boolean;
     if (opts.isReady !== undefined) ready = opts.isReady;
     else if (hasReady(inner)) ready = () => inner.ready();
     else {
-      throw new ConfigError(
-        'loadShed',
-        'isReady',
-        undefined,
-        'a function when the inner service does not implement ready()',
-      );
+      throw check.error('isReady', undefined, 'a function when the inner service does not implement ready()');
     }
     return {
       async call(req: Req, ctx: CallContext): Promise<Res> {

@@ -19,9 +19,8 @@
  * @module
  */
 import { type CallContext, abortReason } from '../../context.js';
-import { ConfigError } from '../../errors.js';
 import type { Service } from '../../service.js';
-import { checkNumber, checkObject } from '../options.js';
+import { optionChecks } from '../../internal/options.js';
 import { type Ready, hasReady } from '../ready.js';
 import { onAbort } from '../signal.js';
 import { type WaitNode, WaitQueue } from '../wait-queue.js';
@@ -80,11 +79,11 @@ export interface RateLimitService<Req, Res> extends Service<Req, Res>, Ready {
 export function rateLimit(
   options: RateLimitOptions,
 ): <Req, Res>(inner: Service<Req, Res>) => RateLimitService<Req, Res> {
-  const opts = checkObject('rateLimit', options);
-  const perSecond = checkNumber('rateLimit', 'perSecond', opts.perSecond, { min: 0, exclusive: true });
-  const burst = checkNumber('rateLimit', 'burst', opts.burst ?? Math.max(1, perSecond), { min: 1 });
-  const wait: unknown = opts.wait ?? true;
-  if (typeof wait !== 'boolean') throw new ConfigError('rateLimit', 'wait', wait, 'a boolean');
+  const check = optionChecks('rateLimit');
+  const opts = check.object('options', options);
+  const perSecond = check.number('perSecond', opts.perSecond, { min: 0, exclusive: true });
+  const burst = check.number('burst', opts.burst, { min: 1 }, Math.max(1, perSecond));
+  const wait = check.boolean('wait', opts.wait, true);
   return (inner) => new RateLimited(inner, perSecond, burst, wait);
 }
 

@@ -30,7 +30,7 @@
 import { type CallContext, raceSignal, withTimeout } from '../../context.js';
 import { DeadlineExceededError } from '../../errors.js';
 import type { Service } from '../../service.js';
-import { MAX_TIMER_MS, checkNumber, checkObject } from '../options.js';
+import { TIMER_RULE, optionChecks } from '../../internal/options.js';
 import { forwardReady } from '../ready.js';
 import { AttemptTimeoutError } from './errors.js';
 
@@ -104,8 +104,8 @@ export function attemptTimeout(
 }
 
 function checkMs(where: string, options: TimeoutOptions): number {
-  const opts = checkObject(where, options);
-  return checkNumber(where, 'ms', opts.ms, { min: 0, max: MAX_TIMER_MS });
+  const check = optionChecks(where);
+  return check.number('ms', check.object('options', options).ms, TIMER_RULE);
 }
 
 function limitTime<Req, Res>(
