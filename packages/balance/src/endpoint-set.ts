@@ -53,7 +53,16 @@ export type EndpointRole = 'active' | 'incoming' | 'draining';
 
 const clock = (): number => performance.now();
 
-/** @internal One endpoint as the balancer tracks it. */
+/**
+ * @internal One endpoint as the balancer tracks it: its key, role,
+ * readiness as last seen, load state and pick counters.
+ *
+ * @example
+ * ```ts
+ * const slot = new Slot('a', endpoint, pendingRequests().create(endpoint, 0), 'active');
+ * slot.picks++;
+ * ```
+ */
 export class Slot<K, Req, Res> implements PanicCandidate {
   /** Position in the ready set, -1 when not in it (managed by {@link ReadySet}). */
   readyIndex = -1;
@@ -87,7 +96,14 @@ export class Slot<K, Req, Res> implements PanicCandidate {
   }
 }
 
-/** @internal What the owner of an {@link EndpointSet} hears from it. */
+/**
+ * @internal What the owner of an {@link EndpointSet} hears from it.
+ *
+ * @example
+ * ```ts
+ * const hooks: EndpointSetHooks = { readied: () => waiters.wakeSoon(), changed: () => refresh() };
+ * ```
+ */
 export interface EndpointSetHooks {
   /** An endpoint entered the ready set: calls waiting for one may go. */
   readied(): void;
@@ -95,7 +111,14 @@ export interface EndpointSetHooks {
   changed(): void;
 }
 
-/** @internal The settings of an {@link EndpointSet}. */
+/**
+ * @internal The settings of an {@link EndpointSet}.
+ *
+ * @example
+ * ```ts
+ * const options: EndpointSetOptions = { drainGraceMs: undefined, replaceWaitMs: 10_000 };
+ * ```
+ */
 export interface EndpointSetOptions {
   /** Passed to a retired endpoint's `close({ graceMs })`; `undefined`: the endpoint's own. */
   readonly drainGraceMs: number | undefined;
@@ -103,7 +126,17 @@ export interface EndpointSetOptions {
   readonly replaceWaitMs: number;
 }
 
-/** @internal The endpoints of one balancer, by key and role. */
+/**
+ * @internal The endpoints of one balancer, by key and role.
+ *
+ * @example
+ * ```ts
+ * const set = new EndpointSet(peakEwma(), { drainGraceMs: undefined, replaceWaitMs: 10_000 }, events, hooks);
+ * set.insert('a', grpcEndpoint('127.0.0.2:50051'));
+ * picker.pick(set.ready, undefined);
+ * await set.close();
+ * ```
+ */
 export class EndpointSet<K, Req, Res> {
   /** The active endpoints that are ready, for the picker. */
   readonly ready = new ReadySet<Slot<K, Req, Res>>();

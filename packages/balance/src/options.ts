@@ -62,7 +62,15 @@ export interface BalancerOptions {
   readonly excludeLoopBlocks?: boolean;
 }
 
-/** @internal Validated balancer options. */
+/**
+ * @internal Validated balancer options, every default filled in.
+ *
+ * @example
+ * ```ts
+ * const resolved: ResolvedOptions = resolveOptions('p2c', discover, { target: 'orders' });
+ * resolved.replaceWaitMs; // 10000
+ * ```
+ */
 export interface ResolvedOptions {
   readonly target: string;
   readonly failFastMs: number;
@@ -75,7 +83,15 @@ export interface ResolvedOptions {
   readonly excludeLoopBlocks: boolean;
 }
 
-/** @internal Checks the shared options; throws `ConfigError` naming `where`. */
+/**
+ * @internal Checks the shared options; throws `ConfigError` naming `where`,
+ * the option and the value.
+ *
+ * @example
+ * ```ts
+ * resolveOptions('p2c', discover, { failFastMs: -1 }); // ConfigError: p2c: option "failFastMs" ...
+ * ```
+ */
 export function resolveOptions(where: string, discover: unknown, options: BalancerOptions): ResolvedOptions {
   if (typeof (discover as { subscribe?: unknown } | null)?.subscribe !== 'function') {
     throw new ConfigError(where, 'discover', discover, 'an Observable of Change (insert/remove) values');

@@ -16,7 +16,19 @@
 import { type CallContext, DeadlineExceededError, abortReason } from '@grpc-tower/core';
 import { MAX_TIMER_MS } from '@grpc-tower/core/internal';
 
-/** @internal What the waiting calls need from their balancer. */
+/**
+ * @internal What the waiting calls need from their balancer.
+ *
+ * @example
+ * ```ts
+ * const host: WaitHost<Slot, Req, Res> = {
+ *   pick: (avoid) => picker.pick(ready, avoid),
+ *   dispatch: (slot, req, ctx) => slot.endpoint.call(req, ctx),
+ *   readyCount: () => ready.size,
+ *   gaveUp: (deadline, waitedMs) => new NoReadyEndpointError('orders', counts(), waitedMs),
+ * };
+ * ```
+ */
 export interface WaitHost<T, Req, Res> {
   /** A ready endpoint for a woken call, or `undefined` to keep waiting. */
   pick(avoid: ReadonlySet<string> | undefined): T | undefined;
@@ -38,7 +50,16 @@ interface Waiter {
   fail(err: unknown): void;
 }
 
-/** @internal The queue of calls waiting for a ready endpoint. */
+/**
+ * @internal The queue of calls waiting for a ready endpoint.
+ *
+ * @example
+ * ```ts
+ * const waiters = new Waiters(host, { failFastMs: 3000, waitForReady: false });
+ * const res = waiters.wait(req, ctx, undefined); // settles once an endpoint is ready, or fails fast
+ * waiters.wakeSoon(); // on each endpoint that turns ready
+ * ```
+ */
 export class Waiters<T, Req, Res> {
   readonly #queue = new Set<Waiter>();
   readonly #host: WaitHost<T, Req, Res>;

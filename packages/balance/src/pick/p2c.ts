@@ -50,6 +50,12 @@ function drawAvoiding<T extends Candidate>(
  * Power of two choices: two distinct members drawn uniformly at random,
  * the lower cost wins, a tie goes to the first draw (itself uniform, so
  * ties split evenly).
+ *
+ * @example
+ * ```ts
+ * const picker = p2cPicker<Slot>(Math.random, () => performance.now());
+ * const slot = picker.pick(readySet, ctx.get(AvoidEndpoints));
+ * ```
  */
 export function p2cPicker<T extends Candidate>(
   random: () => number,

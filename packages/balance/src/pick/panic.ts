@@ -19,14 +19,28 @@
 import type { Readiness } from '@grpc-tower/core';
 import type { Candidate, PickSet, Picker } from './picker.js';
 
-/** What panic mode reads of a known endpoint. */
+/**
+ * What panic mode reads of a known endpoint.
+ *
+ * @example
+ * ```ts
+ * const usable = (m: PanicCandidate) => m.readiness !== 'closed' && m.connected;
+ * ```
+ */
 export interface PanicCandidate extends Candidate {
   readonly readiness: Readiness;
   /** Whether its connection is up, even when it is held out of the ready set. */
   readonly connected: boolean;
 }
 
-/** A {@link PickSet} over a plain array (panic mode builds one per pick). */
+/**
+ * A {@link PickSet} over a plain array (panic mode builds one per pick).
+ *
+ * @example
+ * ```ts
+ * const slot = picker.pick(new ArrayPickSet(connectedSlots), avoid);
+ * ```
+ */
 export class ArrayPickSet<T extends { readonly address: string }> implements PickSet<T> {
   constructor(readonly items: readonly T[]) {}
   get size(): number {
@@ -42,7 +56,15 @@ export class ArrayPickSet<T extends { readonly address: string }> implements Pic
   }
 }
 
-/** A picker that balances over every connected endpoint while too few are ready. */
+/**
+ * A picker that balances over every connected endpoint while too few are ready.
+ *
+ * @example
+ * ```ts
+ * const panic = new PanicPicker(p2cPicker(Math.random, clock), 50, set.active);
+ * if (panic.update(4, 1)) console.log('panic', panic.active); // panic true: 25 % ready
+ * ```
+ */
 export class PanicPicker<T extends PanicCandidate> implements Picker<T> {
   readonly #inner: Picker<T>;
   readonly #thresholdPercent: number;

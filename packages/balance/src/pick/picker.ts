@@ -13,21 +13,42 @@
 import type { EndpointLoad } from '../load/metric.js';
 import type { ReadyMember } from '../ready-set.js';
 
-/** What a picker needs of a ready endpoint. */
+/**
+ * What a picker needs of a ready endpoint.
+ *
+ * @example
+ * ```ts
+ * const c: Candidate = { readyIndex: -1, address: '127.0.0.2:50051', load, readySince: 0 };
+ * ```
+ */
 export interface Candidate extends ReadyMember {
   readonly load: EndpointLoad;
   /** When it last became ready (the picker's clock), for slow start. */
   readySince: number;
 }
 
-/** What a picker reads of the set it picks from (a ReadySet, or a panic-mode list). */
+/**
+ * What a picker reads of the set it picks from (a ReadySet, or a panic-mode list).
+ *
+ * @example
+ * ```ts
+ * const first = (set: PickSet<Candidate>) => (set.size > 0 ? set.at(0) : undefined);
+ * ```
+ */
 export interface PickSet<T> {
   readonly size: number;
   at(index: number): T;
   countAddresses(addresses: ReadonlySet<string>): number;
 }
 
-/** Chooses one member of a ready set. */
+/**
+ * Chooses one member of a ready set.
+ *
+ * @example
+ * ```ts
+ * const first: Picker<Candidate> = { pick: (set) => (set.size > 0 ? set.at(0) : undefined) };
+ * ```
+ */
 export interface Picker<T extends Candidate> {
   /**
    * A ready member, or `undefined` when the set is empty. Members whose

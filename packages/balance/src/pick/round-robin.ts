@@ -7,7 +7,15 @@
  */
 import type { Candidate, Picker } from './picker.js';
 
-/** Round robin over the ready set. Its order changes as members come and go. */
+/**
+ * Round robin over the ready set. Its order changes as members come and go.
+ *
+ * @example
+ * ```ts
+ * const picker = roundRobinPicker<Slot>();
+ * const slot = picker.pick(readySet, undefined);
+ * ```
+ */
 export function roundRobinPicker<T extends Candidate>(): Picker<T> {
   let cursor = 0;
   return {
