@@ -3,6 +3,8 @@
 import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import {
+  CallContext,
+  CallControl,
   abortReason,
   background,
   contextKey,
@@ -372,5 +374,67 @@ describe('raceSignal', () => {
   test('an already aborted signal rejects at once', async () => {
     const inner = Promise.reject(new Error('ignored'));
     await expect(raceSignal(inner, AbortSignal.abort())).rejects.toBeInstanceOf(CancelledError);
+  });
+});
+
+describe('CallControl: one deadline authority per call', () => {
+  test('one timer; a whole-call child lowers it without a timer of its own, and the error says what the call waited for', async () => {
+    vi.useFakeTimers();
+    const expired: Error[] = [];
+    const control = new CallControl(Date.now() + 1_000, (err) => expired.push(err));
+    const ctx = CallContext.owned(control);
+    control.start();
+    expect(vi.getTimerCount()).toBe(1);
+    const lowered = ctx.lowered(
+      Date.now() + 100,
+      (_ms, waiting) => new DeadlineExceededError(`limit (${waiting})`),
+    );
+    expect(lowered?.deadline).toBe(Date.now() + 100);
+    expect(vi.getTimerCount()).toBe(1);
+    // a part of the call (one attempt) cannot lower the whole call's deadline
+    expect(lowered?.part().lowered(Date.now() + 10, () => new Error('no'))).toBeUndefined();
+    lowered?.note('backoff');
+    await vi.advanceTimersByTimeAsync(100);
+    expect(ctx.aborted).toBe(true);
+    expect(expired).toHaveLength(1);
+    expect(expired[0]?.message).toBe(
+      'limit (before the call reached a server again, waiting in a retry backoff)',
+    );
+    expect(ctx.signal.reason).toBe(expired[0]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  test("the call's own deadline error names the endpoint in flight; no signal exists until asked for", async () => {
+    vi.useFakeTimers();
+    const control = new CallControl(Date.now() + 50);
+    const ctx = CallContext.owned(control);
+    let hooked = 0;
+    ctx.onAbort(() => hooked++);
+    control.start();
+    ctx.note('in-flight', '127.0.0.2:50051');
+    await vi.advanceTimersByTimeAsync(50);
+    expect(hooked).toBe(1);
+    expect(ctx.reason()).toBeInstanceOf(DeadlineExceededError);
+    expect(ctx.reason().message).toBe(
+      'Deadline exceeded after 50 ms waiting for the response of 127.0.0.2:50051',
+    );
+    expect((ctx.reason() as DeadlineExceededError).endpoint).toBe('127.0.0.2:50051');
+    // created on first use, already aborted with the reason
+    expect(ctx.signal.aborted).toBe(true);
+    expect(ctx.signal.reason).toBe(ctx.reason());
+  });
+
+  test('an abort hook can be removed, and withDeadline under an owned context adds no signal listener', () => {
+    const control = new CallControl(Number.POSITIVE_INFINITY);
+    const ctx = CallContext.owned(control);
+    let runs = 0;
+    const off = ctx.onAbort(() => runs++);
+    off();
+    const scope = withDeadline(ctx, Number.POSITIVE_INFINITY);
+    control.abort(new CancelledError('stop'));
+    expect(runs).toBe(0);
+    expect(scope.context.signal.aborted).toBe(true);
+    expect(abortReason(scope.context.signal).message).toBe('stop');
+    scope.release();
   });
 });

@@ -4,9 +4,17 @@
  * immutable; layers derive children from it.
  *
  * The invariant: a context's `signal` aborts no later than its `deadline`.
- * {@link withDeadline} is the only way to lower the deadline, and it arms the
- * timer that keeps the invariant; its `release()` clears that timer and the
- * listener on the parent signal.
+ * {@link withDeadline} lowers the deadline and arms the timer that keeps the
+ * invariant; its `release()` clears that timer and the listener on the
+ * parent signal.
+ *
+ * One deadline authority per call: a call that `createChannel` starts is
+ * owned by a {@link CallControl}, which runs the call's one deadline timer,
+ * lets a whole-call layer (the timeout layer) lower that deadline without a
+ * timer of its own, names in its deadline error what the call was waiting
+ * for, and creates the call's `AbortSignal` only when something reads
+ * `signal` (layers that only need to know whether the call stopped, or to
+ * run a hook when it does, use `aborted` and the internal `onAbort`).
  *
  * @module
  */
@@ -48,6 +56,190 @@ const noValues: ReadonlyMap<ContextKey<unknown>, unknown> = new Map();
 const MAX_TIMER_MS = 2_147_483_647;
 
 /**
+ * What a call is doing, as its deadline error names it:
+ * - `endpoint`: waiting for an endpoint (in a balancer's queue, say), no attempt in flight;
+ * - `connecting`: an attempt waits for its endpoint's connection;
+ * - `in-flight`: an attempt was sent and no response has come yet;
+ * - `backoff`: waiting in a retry backoff;
+ * - `response`: receiving a committed (streaming) response.
+ *
+ * @internal
+ */
+export type CallPhase = 'endpoint' | 'connecting' | 'in-flight' | 'backoff' | 'response';
+
+const describePhase = (phase: CallPhase, where: string | undefined): string => {
+  switch (phase) {
+    case 'endpoint':
+      return 'before the call reached a server, waiting for an endpoint';
+    case 'connecting':
+      return `before the call reached a server, waiting for a connection to ${where}`;
+    case 'backoff':
+      return 'before the call reached a server again, waiting in a retry backoff';
+    case 'in-flight':
+      return `waiting for the response of ${where}`;
+    case 'response':
+      return `on ${where}`;
+  }
+};
+
+/**
+ * The owner of one call's cancellation and deadline (the channel's call):
+ * the call's one deadline timer, lowered by whole-call layers through their
+ * contexts; the abort reason and hooks run when the call stops; and an
+ * `AbortSignal` created only when somebody asks for it.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const control = new CallControl(Date.now() + 1_000, (err) => finish(err));
+ * const ctx = CallContext.owned(control);
+ * control.start();
+ * // ... later
+ * control.dispose();
+ * ```
+ */
+export class CallControl {
+  #deadline: number;
+  #onDeadline: ((elapsedMs: number, waiting: string) => Error) | undefined;
+  readonly #onExpired: ((reason: Error) => void) | undefined;
+  #started = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #reason: Error | undefined;
+  #controller: AbortController | undefined;
+  #hooks: (() => void)[] | undefined;
+  #phase: CallPhase = 'endpoint';
+  #where: string | undefined;
+
+  /** `onExpired` runs after the call aborted because its deadline passed. */
+  constructor(deadline: number, onExpired?: (reason: Error) => void) {
+    this.#deadline = deadline;
+    this.#onExpired = onExpired;
+  }
+
+  /** The call's deadline now (ms since the epoch, or `Infinity`). */
+  get deadline(): number {
+    return this.#deadline;
+  }
+
+  /** Whether the call stopped. */
+  get aborted(): boolean {
+    return this.#reason !== undefined;
+  }
+
+  /** Why the call stopped, once it did. */
+  get reason(): Error | undefined {
+    return this.#reason;
+  }
+
+  /** The call's signal, created on first use (already aborted if the call stopped). */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      const controller = new AbortController();
+      // Layers (retries, hedges) may attach many children to one call's signal.
+      setMaxListeners(0, controller.signal);
+      if (this.#reason !== undefined) controller.abort(this.#reason);
+      this.#controller = controller;
+    }
+    return this.#controller.signal;
+  }
+
+  /** Arms the deadline timer; call once, when the call starts. */
+  start(now = Date.now()): void {
+    this.#started = now;
+    this.#arm();
+  }
+
+  /**
+   * Lowers the deadline to `deadline` (no-op when it is not lower); when it
+   * passes, the call aborts with `onDeadline(elapsed, waiting)`.
+   */
+  lower(deadline: number, onDeadline: (elapsedMs: number, waiting: string) => Error): void {
+    if (!(deadline < this.#deadline) || this.#reason !== undefined) return;
+    this.#deadline = deadline;
+    this.#onDeadline = onDeadline;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#arm();
+    }
+  }
+
+  /** Records what the call is doing now, for its deadline error. */
+  note(phase: CallPhase, where?: string): void {
+    this.#phase = phase;
+    this.#where = where;
+  }
+
+  /** What the call is doing now, as its deadline error says it. */
+  get waiting(): string {
+    return describePhase(this.#phase, this.#where);
+  }
+
+  /** Stops the call with `reason`: runs the hooks, then aborts the signal if there is one. Idempotent. */
+  abort(reason: Error): void {
+    if (this.#reason !== undefined) return;
+    this.#reason = reason;
+    this.dispose();
+    const hooks = this.#hooks;
+    this.#hooks = undefined;
+    if (hooks !== undefined) for (const hook of hooks) hook();
+    this.#controller?.abort(reason);
+  }
+
+  /** Runs `hook` once when the call stops; returns the function that removes it. */
+  onAbort(hook: () => void): () => void {
+    if (this.#reason !== undefined) {
+      hook();
+      return noop;
+    }
+    if (this.#hooks === undefined) this.#hooks = [hook];
+    else this.#hooks.push(hook);
+    return () => {
+      const hooks = this.#hooks;
+      if (hooks === undefined) return;
+      const i = hooks.lastIndexOf(hook);
+      if (i >= 0) hooks.splice(i, 1);
+    };
+  }
+
+  /** Clears the deadline timer (the call is over). */
+  dispose(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #arm(): void {
+    if (!Number.isFinite(this.#deadline)) return;
+    // setTimeout fires at once for delays above 2^31-1 ms (about 24.8 days):
+    // wait in steps until the deadline is within range.
+    const delay = Math.min(Math.max(0, this.#deadline - Date.now()), MAX_TIMER_MS);
+    this.#timer = setTimeout(this.#fire, delay);
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    const now = Date.now();
+    if (now < this.#deadline) {
+      this.#arm();
+      return;
+    }
+    const elapsed = now - this.#started;
+    const waiting = this.waiting;
+    const err =
+      this.#onDeadline?.(elapsed, waiting) ??
+      new DeadlineExceededError(`Deadline exceeded after ${elapsed} ms ${waiting}`, {
+        endpoint: this.#phase === 'endpoint' || this.#phase === 'backoff' ? undefined : this.#where,
+      });
+    this.abort(err);
+    this.#onExpired?.(err);
+  };
+}
+
+const noop = (): void => undefined;
+
+/**
  * The context of one call.
  *
  * @example
@@ -57,18 +249,25 @@ const MAX_TIMER_MS = 2_147_483_647;
  * ```
  */
 export class CallContext {
-  /** Aborts when the call must stop: caller cancel, deadline, or a layer's decision. */
-  readonly signal: AbortSignal;
   /** The absolute deadline in ms since the epoch (`Date.now()` clock), or `Infinity`. */
   readonly deadline: number;
+  /** The signal, or `undefined` while it is the control's and nobody asked for it. */
+  #signal: AbortSignal | undefined;
+  readonly #control: CallControl | undefined;
+  /** Whether this context spans the whole call, so a layer may lower the call's deadline through it. */
+  readonly #whole: boolean;
   readonly #values: ReadonlyMap<ContextKey<unknown>, unknown>;
 
   private constructor(
-    signal: AbortSignal,
+    signal: AbortSignal | undefined,
+    control: CallControl | undefined,
+    whole: boolean,
     deadline: number,
     values: ReadonlyMap<ContextKey<unknown>, unknown>,
   ) {
-    this.signal = signal;
+    this.#signal = signal;
+    this.#control = control;
+    this.#whole = whole;
     this.deadline = deadline;
     this.#values = values;
   }
@@ -79,7 +278,88 @@ export class CallContext {
     deadline = Number.POSITIVE_INFINITY,
     values: ReadonlyMap<ContextKey<unknown>, unknown> = noValues,
   ): CallContext {
-    return new CallContext(signal, deadline, values);
+    return new CallContext(signal, undefined, false, deadline, values);
+  }
+
+  /** @internal the context of a whole call owned by `control`. */
+  static owned(control: CallControl): CallContext {
+    return new CallContext(undefined, control, true, control.deadline, noValues);
+  }
+
+  /** Aborts when the call must stop: caller cancel, deadline, or a layer's decision. */
+  get signal(): AbortSignal {
+    this.#signal ??= (this.#control as CallControl).signal;
+    return this.#signal;
+  }
+
+  /** Whether the call must stop (`signal.aborted`, without creating the signal). */
+  get aborted(): boolean {
+    return this.#signal === undefined ? (this.#control as CallControl).aborted : this.#signal.aborted;
+  }
+
+  /** @internal why the call stopped, as an Error (see {@link abortReason}); only once `aborted`. */
+  reason(): Error {
+    if (this.#signal === undefined) {
+      return (this.#control as CallControl).reason ?? new CancelledError();
+    }
+    return abortReason(this.#signal);
+  }
+
+  /**
+   * @internal runs `hook` once when this context's signal aborts (at once if
+   * it did) and returns the function that removes it; no signal is created
+   * for a call that owns none yet.
+   */
+  onAbort(hook: () => void): () => void {
+    if (this.#signal === undefined) return (this.#control as CallControl).onAbort(hook);
+    const signal = this.#signal;
+    if (signal.aborted) {
+      hook();
+      return noop;
+    }
+    if (signal === neverAborts) return noop;
+    signal.addEventListener('abort', hook, { once: true });
+    return () => signal.removeEventListener('abort', hook);
+  }
+
+  /**
+   * @internal whether the owner of this context's signal settles the call as
+   * soon as it aborts (the channel does), so a layer need not race it.
+   */
+  get settledOnAbort(): boolean {
+    return this.#signal === undefined;
+  }
+
+  /** @internal records what the call is doing now, for its deadline error. */
+  note(phase: CallPhase, where?: string): void {
+    this.#control?.note(phase, where);
+  }
+
+  /**
+   * @internal a child whose deadline is `deadline`, enforced by the call's
+   * own deadline timer (failing with `onDeadline`) instead of a new timer;
+   * `undefined` when this context does not span a whole call owned by a
+   * {@link CallControl}, or when it already aborted.
+   */
+  lowered(
+    deadline: number,
+    onDeadline: (elapsedMs: number, waiting: string) => Error,
+  ): CallContext | undefined {
+    const control = this.#control;
+    if (!this.#whole || control === undefined || this.aborted) return undefined;
+    if (!(deadline < this.deadline)) return this;
+    control.lower(deadline, onDeadline);
+    return new CallContext(this.#signal, control, true, deadline, this.#values);
+  }
+
+  /**
+   * @internal the same context for one part of the call (an attempt): it
+   * shares the call's signal, but a layer below cannot lower the whole
+   * call's deadline through it.
+   */
+  part(): CallContext {
+    if (!this.#whole) return this;
+    return new CallContext(this.#signal, this.#control, false, this.deadline, this.#values);
   }
 
   /** The value stored under `key`, or `undefined`. */
@@ -91,7 +371,7 @@ export class CallContext {
   withValue<T>(key: ContextKey<T>, value: T): CallContext {
     const values = new Map(this.#values);
     values.set(key, value);
-    return new CallContext(this.signal, this.deadline, values);
+    return new CallContext(this.#signal, this.#control, this.#whole, this.deadline, values);
   }
 
   /**
@@ -99,12 +379,12 @@ export class CallContext {
    * `signal` aborts when this context's signal does (use {@link linkedScope}).
    */
   withSignal(signal: AbortSignal): CallContext {
-    return new CallContext(signal, this.deadline, this.#values);
+    return new CallContext(signal, this.#control, false, this.deadline, this.#values);
   }
 
   /** @internal a child with both a new signal and a (lower) deadline. */
   derive(signal: AbortSignal, deadline: number): CallContext {
-    return new CallContext(signal, Math.min(deadline, this.deadline), this.#values);
+    return new CallContext(signal, this.#control, false, Math.min(deadline, this.deadline), this.#values);
   }
 
   /** Milliseconds left until the deadline (0 when it passed, `Infinity` when none). */
@@ -114,7 +394,7 @@ export class CallContext {
 
   /** Throws the abort reason if the signal has aborted. */
   throwIfAborted(): void {
-    if (this.signal.aborted) throw abortReason(this.signal);
+    if (this.aborted) throw this.reason();
   }
 }
 
@@ -215,25 +495,25 @@ export function withDeadline(
   setMaxListeners(0, controller.signal);
   const effective = Math.min(deadline, parent.deadline);
   const context = parent.derive(controller.signal, effective);
-  const parentSignal = parent.signal;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const onParentAbort = (): void => {
-    release();
-    controller.abort(abortReason(parentSignal));
-  };
+  let unhook: (() => void) | undefined;
   const release = (): void => {
     if (timer !== undefined) {
       clearTimeout(timer);
       timer = undefined;
     }
-    parentSignal.removeEventListener('abort', onParentAbort);
+    unhook?.();
+    unhook = undefined;
   };
-  if (parentSignal.aborted) {
-    controller.abort(abortReason(parentSignal));
+  if (parent.aborted) {
+    controller.abort(parent.reason());
     return { context, controller, release };
   }
-  // The root signal never aborts: listening on it would only pile up listeners.
-  if (parentSignal !== neverAborts) parentSignal.addEventListener('abort', onParentAbort, { once: true });
+  unhook = parent.onAbort(() => {
+    unhook = undefined;
+    release();
+    controller.abort(parent.reason());
+  });
   // Only arm a timer when this scope lowers the deadline; the parent's own
   // deadline is already enforced by the parent's signal.
   if (Number.isFinite(deadline) && deadline < parent.deadline) {

@@ -12,6 +12,7 @@ import {
 import { firstValueFrom, filter as rxFilter } from 'rxjs';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { ConfigError, DeadlineExceededError } from '../errors.js';
+import { timeout } from '../layers/timeout/layer.js';
 import { type Service, ServiceBuilder } from '../service.js';
 import { Status } from '../status.js';
 import { createChannel } from './channel.js';
@@ -219,11 +220,38 @@ describe('deadlines and cancellation', () => {
     );
     expect(err?.code).toBe(Status.DEADLINE_EXCEEDED);
     expect(err?.details).toMatch(/before the call reached a server/);
+    // the picker held the call: no endpoint was ready
+    expect(err?.details).toMatch(/waiting for an endpoint/);
+    expect(channel.activeCalls).toBe(0);
+  });
+
+  test('a deadline that passes while the stack holds the call before any endpoint says so', async () => {
+    // a stack that keeps every call until it is told to stop, as a balancer with nothing ready does
+    const waiting: Service<GrpcRequest, GrpcResponse> = {
+      call: (_req, ctx) =>
+        new Promise<GrpcResponse>((_resolve, reject) => {
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
+        }),
+    };
+    const channel = createChannel(waiting, { target: 'held', services: [EchoService] });
+    const client = new EchoClient('held', grpc.credentials.createInsecure(), { channelOverride: channel });
+    cleanups.push(async () => {
+      client.close();
+      await channel.closeAsync();
+    });
+    const err = await unary(client, { message: 'x' }, new grpc.Metadata(), {
+      deadline: Date.now() + 100,
+    }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(err?.code).toBe(Status.DEADLINE_EXCEEDED);
+    expect(err?.details).toMatch(/before the call reached a server, waiting for an endpoint/);
     expect(channel.activeCalls).toBe(0);
   });
 
   test('the deadline holds while the server is slow', async () => {
-    const { client } = await setup(1);
+    const { client, servers } = await setup(1);
     const err = await unary(client, { delayMs: 2_000 }, new grpc.Metadata(), {
       deadline: Date.now() + 100,
     }).then(
@@ -231,6 +259,49 @@ describe('deadlines and cancellation', () => {
       (e: grpc.ServiceError) => e,
     );
     expect(err?.code).toBe(Status.DEADLINE_EXCEEDED);
+    expect(err?.details).toMatch(new RegExp(`waiting for the response of ${servers[0]!.address}`));
+    expect(err?.metadata.get(ENDPOINT_METADATA_KEY)).toEqual([servers[0]!.address]);
+  });
+
+  test('the server receives the deadline (grpc-timeout): the caller deadline, or the lower one of a timeout layer', async () => {
+    const [host] = pickHosts(1);
+    const seen: number[] = [];
+    const server = new grpc.Server();
+    server.addService(EchoService, {
+      Unary: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const d = call.getDeadline();
+        seen.push(d instanceof Date ? d.getTime() : d);
+        callback(null, { message: 'ok' });
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host}:0`, grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    cleanups.push(() => server.forceShutdown());
+    const endpoint = grpcEndpoint(`${host}:${port}`);
+    const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
+      .layer(timeout({ ms: 3_000 }))
+      .service(endpoint);
+    const channel = createChannel(stack, { target: 'deadlines', services: [EchoService] });
+    const client = new EchoClient('deadlines', grpc.credentials.createInsecure(), {
+      channelOverride: channel,
+    });
+    cleanups.push(async () => {
+      client.close();
+      await channel.closeAsync();
+    });
+    const before = Date.now();
+    await unary(client, { message: 'a' }, new grpc.Metadata(), { deadline: before + 1_500 });
+    await unary(client, { message: 'b' });
+    expect(seen).toHaveLength(2);
+    // the caller's deadline, sooner than the layer's (1.5 s against 3 s)
+    expect(seen[0]).toBeGreaterThan(before);
+    expect(seen[0]).toBeLessThan(before + 2_500);
+    // no caller deadline: the timeout layer's, which the server still learns
+    expect(Number.isFinite(seen[1])).toBe(true);
+    expect(seen[1]).toBeGreaterThan(seen[0]!);
   });
 
   test('client cancel of each call type ends the call CANCELLED and frees the endpoint', async () => {

@@ -10,13 +10,21 @@
  * `ServiceBuilder.service()`, which carries the readiness and `close()` of
  * the innermost service (the balancer) past every layer.
  *
- * grpc-tower runs its own deadline timer for every call, because the call
- * may wait for an endpoint before any grpc-js call exists to enforce it.
+ * Each call has one deadline authority, its {@link CallControl}: one timer
+ * for the call's deadline (grpc-tower runs its own because the call may wait
+ * for an endpoint before any grpc-js call exists to enforce it), which a
+ * timeout layer lowers through the call's context instead of arming a timer
+ * of its own. When it fires, the call ends DEADLINE_EXCEEDED at once, with a
+ * message that says what the call was waiting for. The call's AbortSignal is
+ * created only if a layer asks for it.
+ *
+ * A unary or client-streaming response comes back from the stack complete
+ * (`GrpcResponse.unary`) and is handed to the client as it is.
  *
  * @module
  */
 import type { Subscription } from 'rxjs';
-import { CallContext, abortReason } from '../context.js';
+import { CallContext, CallControl } from '../context.js';
 import type { Readiness } from '../endpoint.js';
 import {
   CancelledError,
@@ -49,6 +57,7 @@ import {
   GrpcStatusError,
   type GrpcRequest,
   type GrpcResponse,
+  type UnaryResult,
 } from './types.js';
 
 /** Something whose readiness the channel reports as its connectivity state. */
@@ -349,19 +358,22 @@ interface TowerCallInit {
 class TowerCall implements Call {
   readonly #init: TowerCallInit;
   readonly #number = ++callNumber;
-  readonly #controller = new AbortController();
+  readonly #control: CallControl;
   #credentials: CallCredentials | undefined;
   #listener: InterceptingListener | undefined;
   #response: GrpcResponse | undefined;
+  /** A complete response being handed over, and how many of its messages went. */
+  #unary: UnaryResult | undefined;
+  #unaryNext = 0;
   #pendingReads = 0;
   #finished = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
   #parentCleanup: (() => void) | undefined;
   #peer: string;
 
   constructor(init: TowerCallInit) {
     this.#init = init;
     this.#peer = init.target;
+    this.#control = new CallControl(init.deadline, (err) => this.#fail(err));
   }
 
   followParent(parent: NonNullable<ServerSurfaceCall>): void {
@@ -407,21 +419,8 @@ class TowerCall implements Call {
       return;
     }
     init.channel.track(this, true);
-    const started = Date.now();
-    if (Number.isFinite(init.deadline)) {
-      const delay = Math.max(0, init.deadline - started);
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        const where =
-          this.#response === undefined ? 'before the call reached a server' : `on ${this.#response.endpoint}`;
-        const err = new DeadlineExceededError(`Deadline exceeded after ${Date.now() - started} ms ${where}`, {
-          endpoint: this.#response?.endpoint,
-        });
-        this.#controller.abort(err);
-        this.#fail(err);
-      }, delay);
-    }
-    const ctx = CallContext.create(this.#controller.signal, init.deadline);
+    this.#control.start();
+    const ctx = CallContext.owned(this.#control);
     const req: GrpcRequest = {
       method: init.method,
       kind: init.kind,
@@ -444,19 +443,25 @@ class TowerCall implements Call {
   }
 
   #committed(res: GrpcResponse): void {
-    if (typeof res?.stream?.start !== 'function') {
+    const unary = res?.unary;
+    if (unary === undefined && typeof res?.stream?.start !== 'function') {
       this.#fail(
         new GrpcTowerError(Status.INTERNAL, `the stack for ${this.#init.target} returned no response`),
       );
       return;
     }
     if (this.#finished) {
-      res.stream.cancel(Status.CANCELLED, 'call already ended');
+      if (unary === undefined) res.stream.cancel(Status.CANCELLED, 'call already ended');
       return;
     }
     this.#response = res;
     this.#peer = res.endpoint;
     this.#listener?.onReceiveMetadata(res.headers);
+    if (unary !== undefined) {
+      this.#unary = unary;
+      this.#handOver();
+      return;
+    }
     res.stream.start({
       onMessage: (msg) => {
         if (!this.#finished) this.#listener?.onReceiveMessage(msg);
@@ -475,12 +480,22 @@ class TowerCall implements Call {
     }
   }
 
+  /** Gives a complete response to the client: a message per read, then the status. */
+  #handOver(): void {
+    const unary = this.#unary as UnaryResult;
+    const messages = unary.messages;
+    while (this.#pendingReads > 0 && this.#unaryNext < messages.length && !this.#finished) {
+      this.#pendingReads--;
+      this.#listener?.onReceiveMessage(messages[this.#unaryNext++] as Buffer);
+    }
+    if (this.#unaryNext >= messages.length) this.#finish(unary.status);
+  }
+
   #fail(err: unknown): void {
     if (this.#finished) return;
     let e: GrpcTowerError = toGrpcTowerError(err);
-    if (e instanceof CancelledError && this.#controller.signal.aborted) {
-      e = toGrpcTowerError(abortReason(this.#controller.signal));
-    }
+    const reason = this.#control.reason;
+    if (e instanceof CancelledError && reason !== undefined) e = toGrpcTowerError(reason);
     const metadata = e instanceof GrpcStatusError ? e.metadata.clone() : new Metadata();
     if (e.endpoint !== undefined && metadata.get(ENDPOINT_METADATA_KEY).length === 0) {
       metadata.set(ENDPOINT_METADATA_KEY, e.endpoint);
@@ -492,10 +507,7 @@ class TowerCall implements Call {
   #finish(status: StatusObject): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    this.#control.dispose();
     this.#parentCleanup?.();
     this.#parentCleanup = undefined;
     this.#init.messages.dispose();
@@ -517,8 +529,12 @@ class TowerCall implements Call {
 
   startRead(): void {
     if (this.#finished) return;
-    if (this.#response === undefined) this.#pendingReads++;
-    else this.#response.stream.read();
+    const res = this.#response;
+    if (res === undefined) this.#pendingReads++;
+    else if (this.#unary !== undefined) {
+      this.#pendingReads++;
+      this.#handOver();
+    } else res.stream.read();
   }
 
   cancelWithStatus(status: number, details: string): void {
@@ -530,8 +546,9 @@ class TowerCall implements Call {
         : code === Status.CANCELLED
           ? new CancelledError(details)
           : new GrpcTowerError(code, details);
-    this.#controller.abort(reason);
-    this.#response?.stream.cancel(code, details);
+    this.#control.abort(reason);
+    if (this.#response !== undefined && this.#unary === undefined)
+      this.#response.stream.cancel(code, details);
     this.#finish({ code, details, metadata: new Metadata() });
   }
 }

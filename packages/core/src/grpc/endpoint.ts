@@ -8,13 +8,22 @@
  * their status (the response is held until then); streaming responses
  * resolve at their headers. When the shape of the method is unknown, the
  * attempt commits at the headers while the request stream is still open,
- * and otherwise at the first response message or the status.
+ * and otherwise at the first response message or the status. A unary or
+ * client-streaming response resolves as a value (`GrpcResponse.unary`):
+ * message and status, with no stream to replay.
  *
  * grpc-tower does the retries (gRPC A6, and the transparent retry of a call
  * that never reached a server), so each endpoint's grpc-js channel runs with
  * its own retries off (`grpc.enable_retries: 0`) and keeps no retry buffer
  * (`grpc.per_rpc_retry_buffer_size: 0`): the request messages are held once,
- * by the call's replay buffer.
+ * by the call's replay buffer. The one exception grpc-js made without
+ * retries configured, a stream it failed to open on a connection that was
+ * going away (the call never left the client), the endpoint makes itself.
+ *
+ * Deadlines: the call's context enforces its deadline (the channel's call
+ * runs the one timer and aborts the context, which cancels the attempt);
+ * the grpc-js call gets none of its own, and the endpoint tells the server
+ * through the `grpc-timeout` header, computed as the attempt starts.
  *
  * @module
  */
@@ -29,7 +38,7 @@ import {
   type StatusObject,
 } from './grpc-js.js';
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
-import { type CallContext, abortReason } from '../context.js';
+import type { CallContext } from '../context.js';
 import type { Endpoint, Readiness } from '../endpoint.js';
 import { ClosedError, ConfigError, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
@@ -42,6 +51,7 @@ import {
   type GrpcResponse,
   type ResponseListener,
   type ResponseStream,
+  type UnaryResult,
 } from './types.js';
 
 /** Options of {@link grpcEndpoint}. */
@@ -66,6 +76,28 @@ const baseChannelOptions: ChannelOptions = {
   'grpc.enable_retries': 0,
   'grpc.per_rpc_retry_buffer_size': 0,
 };
+
+/** gRPC A6's request header: how many attempts of this call came before. */
+const PREVIOUS_ATTEMPTS_HEADER = 'grpc-previous-rpc-attempts';
+
+/**
+ * How grpc-js (1.14) words the status of a stream it could not open on the
+ * picked connection (`session.request` threw: the connection got a GOAWAY
+ * or closed in between). The call never left the client.
+ */
+const NOT_STARTED = /^Failed to start HTTP\/2 stream/;
+
+/** How many times one attempt re-opens a stream that grpc-js failed to start. */
+const MAX_RESTARTS = 3;
+
+/** The `grpc-timeout` header value for `ms` milliseconds (gRPC over HTTP/2: at most 8 digits). */
+function timeoutHeader(ms: number): string {
+  const t = Math.max(0, Math.ceil(ms));
+  if (t < 1e8) return `${t}m`;
+  if (t < 1e11) return `${Math.ceil(t / 1_000)}S`;
+  if (t < 6e12) return `${Math.ceil(t / 60_000)}M`;
+  return `${Math.min(99_999_999, Math.ceil(t / 3_600_000))}H`;
+}
 
 const readinessOf = (state: ConnectivityState): Readiness => {
   switch (state) {
@@ -225,7 +257,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
         new ClosedError(`endpoint ${this.address} is closed or draining`, { endpoint: this.address }),
       );
     }
-    if (ctx.signal.aborted) return Promise.reject(abortReason(ctx.signal));
+    if (ctx.aborted) return Promise.reject(ctx.reason());
     if (req.credentials !== undefined && !this.#secure) {
       return Promise.reject(
         new GrpcTowerError(
@@ -302,8 +334,10 @@ class Attempt implements ResponseStream {
   readonly #reject: (err: unknown) => void;
   readonly #onFinished: (a: Attempt) => void;
   readonly #commitAt: CommitAt;
+  #channel: Channel | undefined;
   #inner: Call | undefined;
   #reader: MessageReader | undefined;
+  #offAbort: (() => void) | undefined;
   #headers: Metadata | undefined;
   readonly #queue: Buffer[] = [];
   #committed = false;
@@ -315,8 +349,9 @@ class Attempt implements ResponseStream {
   #innerReadOutstanding = false;
   #writing = false;
   #halfClosed = false;
-  #resolveDone!: (s: StatusObject) => void;
-  readonly #done: Promise<StatusObject>;
+  #restarts = 0;
+  #resolveDone: ((s: StatusObject) => void) | undefined;
+  #done: Promise<StatusObject> | undefined;
 
   constructor(
     address: string,
@@ -333,12 +368,17 @@ class Attempt implements ResponseStream {
     this.#reject = reject;
     this.#onFinished = onFinished;
     this.#commitAt = commitPoint(req.kind);
-    this.#done = new Promise((r) => {
-      this.#resolveDone = r;
-    });
   }
 
   begin(channel: Channel): void {
+    this.#channel = channel;
+    if (!this.#open()) return;
+    this.#offAbort = this.#ctx.onAbort(this.#onAbort);
+  }
+
+  /** Opens the grpc-js call and starts sending; false when the request can no longer be replayed. */
+  #open(): boolean {
+    const channel = this.#channel as Channel;
     let reader: MessageReader;
     try {
       reader = this.#req.messages.reader();
@@ -349,31 +389,38 @@ class Attempt implements ResponseStream {
           cause: err,
         }),
       );
-      return;
+      return false;
     }
     this.#reader = reader;
-    const deadline = Number.isFinite(this.#ctx.deadline)
-      ? new Date(this.#ctx.deadline)
-      : Number.POSITIVE_INFINITY;
-    const inner = channel.createCall(this.#req.method, deadline, this.#req.host, null, 0);
+    // the one copy of the metadata this attempt sends
+    const metadata = this.#req.metadata.clone();
+    const deadline = this.#ctx.deadline;
+    if (deadline !== Number.POSITIVE_INFINITY)
+      metadata.set('grpc-timeout', timeoutHeader(deadline - Date.now()));
+    if (this.#req.attempt > 0) metadata.set(PREVIOUS_ATTEMPTS_HEADER, String(this.#req.attempt));
+    const inner = channel.createCall(this.#req.method, Number.POSITIVE_INFINITY, this.#req.host, null, 0);
     this.#inner = inner;
     if (this.#req.credentials !== undefined) inner.setCredentials(this.#req.credentials);
-    this.#ctx.signal.addEventListener('abort', this.#onAbort);
-    inner.start(this.#req.metadata.clone(), {
-      onReceiveMetadata: (md) => this.#onHeaders(md),
-      onReceiveMessage: (msg: Buffer) => this.#onMessage(msg),
-      onReceiveStatus: (status) => this.#onStatus(status),
+    this.#ctx.note(
+      channel.getConnectivityState(false) === ConnectivityState.READY ? 'in-flight' : 'connecting',
+      this.#address,
+    );
+    inner.start(metadata, {
+      onReceiveMetadata: (md) => this.#onHeaders(inner, md),
+      onReceiveMessage: (msg: Buffer) => this.#onMessage(inner, msg),
+      onReceiveStatus: (status) => this.#onStatus(inner, status),
     });
     this.#innerReadOutstanding = true;
     inner.startRead();
     reader.onAvailable(() => this.#pump());
     this.#pump();
+    return true;
   }
 
   #fail(err: unknown): void {
     this.#settled = true;
     this.#status = { code: Status.UNAVAILABLE, details: String(err), metadata: new Metadata() };
-    this.#resolveDone(this.#status);
+    this.#resolveDone?.(this.#status);
     this.#onFinished(this);
     this.#reject(err);
   }
@@ -404,6 +451,7 @@ class Attempt implements ResponseStream {
       const index = next.index;
       const context = {
         callback: () => {
+          if (this.#inner !== inner) return; // a restarted stream's late callback
           this.#writing = false;
           reader.written(index);
           this.#pump();
@@ -416,26 +464,28 @@ class Attempt implements ResponseStream {
 
   readonly #onAbort = (): void => {
     if (this.#status !== undefined) return;
-    const reason = abortReason(this.#ctx.signal);
+    const reason = this.#ctx.reason();
     const code = reason instanceof GrpcTowerError ? reason.code : Status.CANCELLED;
     this.#inner?.cancelWithStatus(code, reason.message);
   };
 
-  #onHeaders(md: Metadata): void {
+  #onHeaders(inner: Call, md: Metadata): void {
+    if (inner !== this.#inner) return;
     this.#headers = md;
     if (this.#committed) return;
     if (this.#commitAt === 'headers' || (this.#commitAt === 'auto' && !this.#req.messages.ended))
       this.#commit();
   }
 
-  #onMessage(msg: Buffer): void {
+  #onMessage(inner: Call, msg: Buffer): void {
+    if (inner !== this.#inner) return;
     this.#innerReadOutstanding = false;
     this.#queue.push(msg);
     if (!this.#committed) {
       if (this.#commitAt === 'status') {
         // hold the response until its status: keep draining
         this.#innerReadOutstanding = true;
-        this.#inner?.startRead();
+        inner.startRead();
         return;
       }
       this.#commit();
@@ -444,12 +494,43 @@ class Attempt implements ResponseStream {
     this.#deliver();
   }
 
-  #onStatus(status: StatusObject): void {
-    if (this.#status !== undefined) return;
-    this.#status = status;
-    this.#ctx.signal.removeEventListener('abort', this.#onAbort);
+  /**
+   * Whether `status` is grpc-js failing to open the stream on a connection
+   * that was going away: the call never left the client, so it is opened
+   * again at once (grpc-js did this itself with its retries on).
+   */
+  #restart(status: StatusObject): boolean {
+    if (
+      this.#committed ||
+      this.#headers !== undefined ||
+      this.#restarts >= MAX_RESTARTS ||
+      this.#ctx.aborted ||
+      !NOT_STARTED.test(status.details)
+    ) {
+      return false;
+    }
+    this.#restarts++;
     this.#reader?.close();
-    this.#resolveDone(status);
+    this.#reader = undefined;
+    this.#inner = undefined;
+    this.#writing = false;
+    this.#halfClosed = false;
+    this.#queue.length = 0;
+    if (!this.#open()) {
+      this.#offAbort?.();
+      return true;
+    }
+    return true;
+  }
+
+  #onStatus(inner: Call, status: StatusObject): void {
+    if (inner !== this.#inner || this.#status !== undefined) return;
+    if (this.#restart(status)) return;
+    this.#status = status;
+    this.#offAbort?.();
+    this.#offAbort = undefined;
+    this.#reader?.close();
+    this.#resolveDone?.(status);
     this.#onFinished(this);
     if (!this.#committed) {
       if (status.code === Status.OK) {
@@ -457,9 +538,10 @@ class Attempt implements ResponseStream {
         return;
       }
       this.#settled = true;
-      if (this.#ctx.signal.aborted) {
-        this.#reject(abortReason(this.#ctx.signal));
+      if (this.#ctx.aborted) {
+        this.#reject(this.#ctx.reason());
       } else {
+        this.#ctx.note('endpoint');
         const serverResponded = this.#headers !== undefined || status.metadata.get('content-type').length > 0;
         this.#reject(new GrpcStatusError(status, { endpoint: this.#address, serverResponded }));
       }
@@ -472,12 +554,34 @@ class Attempt implements ResponseStream {
     this.#committed = true;
     this.#settled = true;
     this.#req.messages.commit();
+    const headers = this.#headers ?? new Metadata();
+    const status = this.#status;
+    if (status !== undefined) {
+      // the whole response is here: hand it over as a value
+      this.#resolve(new CompleteResponse(this.#address, headers, { messages: this.#queue, status }));
+      return;
+    }
+    this.#ctx.note('response', this.#address);
     this.#resolve({
       endpoint: this.#address,
-      headers: this.#headers ?? new Metadata(),
+      headers,
       stream: this,
-      done: this.#done,
+      done: this.done,
     });
+  }
+
+  /** Settles with the final status. */
+  get done(): Promise<StatusObject> {
+    if (this.#done === undefined) {
+      const status = this.#status;
+      this.#done =
+        status === undefined
+          ? new Promise((r) => {
+              this.#resolveDone = r;
+            })
+          : Promise.resolve(status);
+    }
+    return this.#done;
   }
 
   #deliver(): void {
@@ -523,4 +627,65 @@ class Attempt implements ResponseStream {
   get settled(): boolean {
     return this.#settled;
   }
+}
+
+/**
+ * A response that committed at its status: the messages and the status as
+ * a value. Its `stream` and `done`, for consumers that read every response
+ * the same way, are built only when asked for.
+ */
+class CompleteResponse implements GrpcResponse {
+  readonly endpoint: string;
+  readonly headers: Metadata;
+  readonly unary: UnaryResult;
+  #stream: ResponseStream | undefined;
+  #done: Promise<StatusObject> | undefined;
+
+  constructor(endpoint: string, headers: Metadata, unary: UnaryResult) {
+    this.endpoint = endpoint;
+    this.headers = headers;
+    this.unary = unary;
+  }
+
+  get stream(): ResponseStream {
+    this.#stream ??= replayStream(this.unary);
+    return this.#stream;
+  }
+
+  get done(): Promise<StatusObject> {
+    this.#done ??= Promise.resolve(this.unary.status);
+    return this.#done;
+  }
+}
+
+/** A {@link ResponseStream} over a complete response (flow control kept: one message per read). */
+function replayStream(unary: UnaryResult): ResponseStream {
+  let listener: ResponseListener | undefined;
+  let reads = 0;
+  let next = 0;
+  let ended = false;
+  const deliver = (): void => {
+    if (listener === undefined || ended) return;
+    while (reads > 0 && next < unary.messages.length) {
+      reads--;
+      listener.onMessage(unary.messages[next++] as Buffer);
+    }
+    if (next >= unary.messages.length && !ended) {
+      ended = true;
+      listener.onStatus(unary.status);
+    }
+  };
+  return {
+    start(l) {
+      listener = l;
+      deliver();
+    },
+    read() {
+      reads++;
+      deliver();
+    },
+    cancel() {
+      // complete already: nothing runs on the server
+    },
+  };
 }

@@ -33,7 +33,12 @@ export interface GrpcRequest {
   readonly method: string;
   /** The method's shape when known. */
   readonly kind: CallKind | undefined;
-  /** The request metadata; attempts send a clone, so layers may add to a copy. */
+  /**
+   * The request metadata, as the caller gave it. The endpoint sends a copy
+   * (one per attempt, with that attempt's `grpc-timeout` and
+   * `grpc-previous-rpc-attempts`); a layer that adds entries adds them to a
+   * copy of its own.
+   */
   readonly metadata: Metadata;
   /** The request messages, replayable until the call commits. */
   readonly messages: RequestMessages;
@@ -41,7 +46,10 @@ export interface GrpcRequest {
   readonly host: string | undefined;
   /** Per-call credentials, applied by the endpoint (only over secure channels). */
   readonly credentials: CallCredentials | undefined;
-  /** How many attempts came before this one (0 for the first). */
+  /**
+   * How many attempts came before this one (0 for the first); the endpoint
+   * sends it as `grpc-previous-rpc-attempts` (gRPC A6) when it is not 0.
+   */
   readonly attempt: number;
 }
 
@@ -67,19 +75,49 @@ export interface ResponseStream {
 }
 
 /**
+ * The whole response of a unary or client-streaming call, known when it
+ * commits (at its status).
+ *
+ * @example
+ * ```ts
+ * const res = await stack.call(req, ctx);
+ * if (res.unary !== undefined) console.log(res.unary.messages[0], res.unary.status.metadata);
+ * ```
+ */
+export interface UnaryResult {
+  /** The response messages: one from a well-behaved server (none or several from one that is not). */
+  readonly messages: readonly Buffer[];
+  /** The final status (OK: a failed call rejects instead). */
+  readonly status: StatusObject;
+}
+
+/**
  * What a stack returns for a call that committed on an endpoint.
  *
  * Unary and client-streaming responses commit at their status: a resolved
- * response holds the message and the OK status, and a failed one rejects
- * with {@link GrpcStatusError}, so a retry layer can still act. Streaming
- * responses commit at the response headers.
+ * response holds the message and the OK status in `unary`, and a failed one
+ * rejects with {@link GrpcStatusError}, so a retry layer can still act.
+ * Streaming responses commit at the response headers and arrive through
+ * `stream`.
+ *
+ * @example
+ * ```ts
+ * const res = await stack.call(req, ctx);
+ * const status = res.unary?.status ?? (await res.done);
+ * ```
  */
 export interface GrpcResponse {
   /** The address of the endpoint that answered. */
   readonly endpoint: string;
   /** The response headers. */
   readonly headers: Metadata;
-  /** The messages and final status. */
+  /**
+   * The complete response of a call that committed at its status (unary and
+   * client streaming); `undefined` for one that committed at its headers.
+   * A consumer that finds it here need not touch `stream` or `done`.
+   */
+  readonly unary?: UnaryResult | undefined;
+  /** The messages and final status (for a complete response, a replay of `unary`). */
   readonly stream: ResponseStream;
   /** Settles with the final status (never rejects), for layers that observe outcomes. */
   readonly done: Promise<StatusObject>;

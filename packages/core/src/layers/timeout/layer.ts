@@ -25,6 +25,14 @@
  * A caller's deadline that is sooner than the limit wins: then no timer is
  * armed and the caller's own deadline error is what the call fails with.
  *
+ * One deadline authority: over a call that `createChannel` started, where
+ * the context spans the whole call, the layer arms no timer of its own. It
+ * lowers the call's deadline, which the call's one timer enforces, failing
+ * with the layer's error and naming what the call was waiting for
+ * (`"timeout layer: 500 ms passed, waiting for the response of
+ * 10.0.0.7:50051"`). Elsewhere (a context of its own, or one attempt of a
+ * retried call) it arms its timer and races the inner call as above.
+ *
  * @module
  */
 import { type CallContext, raceSignal, withTimeout } from '../../context.js';
@@ -76,7 +84,8 @@ export interface AttemptTimeoutOptions {
  */
 export function timeout(options: TimeoutOptions): <Req, Res>(inner: Service<Req, Res>) => Service<Req, Res> {
   const ms = checkMs('timeout', options);
-  const onDeadline = (): Error => new DeadlineExceededError(`timeout layer: ${ms} ms passed`);
+  const onDeadline = (_elapsed?: number, waiting?: string): Error =>
+    new DeadlineExceededError(`timeout layer: ${ms} ms passed${waiting === undefined ? '' : `, ${waiting}`}`);
   return (inner) => limitTime(inner, ms, onDeadline);
 }
 
@@ -111,16 +120,26 @@ function checkMs(where: string, options: TimeoutOptions): number {
 function limitTime<Req, Res>(
   inner: Service<Req, Res>,
   ms: number,
-  onDeadline: () => Error,
+  onDeadline: (elapsedMs?: number, waiting?: string) => Error,
 ): Service<Req, Res> {
+  const withTimer = async (req: Req, ctx: CallContext): Promise<Res> => {
+    const scope = withTimeout(ctx, ms, onDeadline);
+    try {
+      return await raceSignal(inner.call(req, scope.context), scope.context.signal);
+    } finally {
+      scope.release();
+    }
+  };
   return forwardReady(inner, {
-    async call(req: Req, ctx: CallContext): Promise<Res> {
-      ctx.throwIfAborted();
-      const scope = withTimeout(ctx, ms, onDeadline);
+    call(req: Req, ctx: CallContext): Promise<Res> {
+      if (ctx.aborted) return Promise.reject(ctx.reason());
+      // over a whole call, the call's own timer enforces the lower deadline
+      const lowered = ctx.lowered(Date.now() + ms, onDeadline);
+      if (lowered === undefined) return withTimer(req, ctx);
       try {
-        return await raceSignal(inner.call(req, scope.context), scope.context.signal);
-      } finally {
-        scope.release();
+        return inner.call(req, lowered);
+      } catch (err) {
+        return Promise.reject(err);
       }
     },
   });
