@@ -2,7 +2,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { p2c } from '@grpc-tower/balance';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
-import { connect, dns, dnsSrv, etcd, merge, poll, staticList } from '@grpc-tower/discover';
+import { connect, dns, dnsSrv, merge, poll, staticList } from '@grpc-tower/discover';
+import { etcd } from '@grpc-tower/discover/etcd';
 
 declare const caCertificate: Buffer;
 

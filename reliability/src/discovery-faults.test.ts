@@ -3,7 +3,8 @@
 // in a second). The client must keep serving from the last known set, pick
 // up changes once the registry is back, and release every endpoint the
 // flapping created.
-import { type Change, type DiscoveredAddress, type DiscoveryEvent, dns, etcd } from '@grpc-tower/discover';
+import { type Change, type DiscoveredAddress, type DiscoveryEvent, dns } from '@grpc-tower/discover';
+import { etcd } from '@grpc-tower/discover/etcd';
 import {
   type EchoServer,
   activeHandles,

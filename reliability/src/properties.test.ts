@@ -52,7 +52,6 @@ import {
   connect,
   dns,
   dnsSrv,
-  etcd,
   merge,
   parseAddress,
   poll,
@@ -60,6 +59,7 @@ import {
   staticList,
   toDiscoveredAddress,
 } from '@grpc-tower/discover';
+import { etcd } from '@grpc-tower/discover/etcd';
 import { healthChecked, outlierDetection, panicThreshold, slowStart } from '@grpc-tower/health';
 import { hedge, retry, retryBudget, retryThrottling } from '@grpc-tower/retry';
 import {

@@ -8,13 +8,14 @@
  * reports resolutions, failures, backoffs and rejected inputs.
  *
  * Sources: {@link staticList}, {@link poll} over any async resolve function,
- * {@link dns} (A/AAAA) and {@link dnsSrv} (SRV) on that loop, and
- * {@link etcd} (list, then watch from that revision). Operators: {@link diff}
- * (snapshots → minimal changes), {@link merge} (several sources as one) and
- * {@link connect} (addresses → endpoints, which the balancer consuming them
- * owns, drains and closes). Sources are
- * lazy and shared, keep their last set through registry failures, and never
- * error or complete on a transient failure.
+ * and {@link dns} (A/AAAA) and {@link dnsSrv} (SRV) on that loop; the etcd
+ * source (list, then watch from that revision) is in the subpath
+ * `@grpc-tower/discover/etcd`, so that only its users load `etcd3`.
+ * Operators: {@link diff} (snapshots → minimal changes), {@link merge}
+ * (several sources as one) and {@link connect} (addresses → endpoints, which
+ * the balancer consuming them owns, drains and closes). Sources are lazy and
+ * shared, keep their last set through registry failures, and never error or
+ * complete on a transient failure.
  *
  * @example
  * ```ts
@@ -65,4 +66,3 @@ export {
 } from './poll.js';
 export type { BackoffOptions } from './timing.js';
 export { dns, dnsSrv, type DnsOptions } from './dns.js';
-export { etcd, type EtcdSourceOptions } from './etcd.js';

@@ -24,12 +24,12 @@
  */
 import { optionChecks } from '@grpc-tower/core/internal';
 import { Etcd3, type IOptions, type IEvent, type IKeyValue, type Watcher } from 'etcd3';
-import { type DiscoveredAddress, toDiscoveredAddress } from './address.js';
-import { valueEquals } from './equals.js';
-import type { Change } from './change.js';
-import { ClaimTable } from './claims.js';
-import { InvalidAddressError, InvalidRecordError, ResolveError, describe } from './errors.js';
-import { type DiscoverySource, type SourceContext, sharedSource } from './source.js';
+import { type DiscoveredAddress, toDiscoveredAddress } from '../address.js';
+import { valueEquals } from '../equals.js';
+import type { Change } from '../change.js';
+import { ClaimTable } from '../claims.js';
+import { InvalidAddressError, InvalidRecordError, ResolveError, describe } from '../errors.js';
+import { type DiscoverySource, type SourceContext, sharedSource } from '../source.js';
 import {
   type Backoff,
   type BackoffOptions,
@@ -37,7 +37,7 @@ import {
   DELAY_RULE,
   backoffDelay,
   unrefTimer,
-} from './timing.js';
+} from '../timing.js';
 
 /**
  * Options of {@link etcd}.
