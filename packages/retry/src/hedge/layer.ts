@@ -27,11 +27,11 @@ import {
   type Service,
   Status,
   type StatusCode,
-  abortReason,
   toGrpcTowerError,
 } from '@grpc-tower/core';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
-import { type Observable, Subject } from 'rxjs';
+import { EventStream } from '@grpc-tower/core/internal';
+import type { Observable } from 'rxjs';
 import type { RetryLimiter } from '../budget/budget.js';
 import { type AttemptScope, attemptRequest, attemptScope, avoiding, runAttempt } from '../retry/attempt.js';
 import { readPushback } from '../retry/backoff.js';
@@ -189,7 +189,7 @@ interface Counters {
 interface Shared {
   readonly policy: CompiledHedgePolicy;
   readonly counters: Counters;
-  readonly events: Subject<HedgeEvent>;
+  readonly events: EventStream<HedgeEvent>;
 }
 
 /**
@@ -222,9 +222,9 @@ export function hedge(policy: HedgePolicy = {}): HedgeLayer {
       failed: 0,
       budgetExhausted: 0,
     },
-    events: new Subject<HedgeEvent>(),
+    events: new EventStream<HedgeEvent>(),
   };
-  const events$ = shared.events.asObservable();
+  const events$ = shared.events.events$;
   const stats = (): HedgeStats => ({ ...shared.counters, budgetLevel: compiled.budget?.level });
   const layer = (inner: Service<GrpcRequest, GrpcResponse>): HedgeService => ({
     call: (req: GrpcRequest, ctx: CallContext) => new HedgeCall(inner, shared, req, ctx).run(),
@@ -261,6 +261,7 @@ class HedgeCall {
   #stopped: 'budget' | 'not-replayable' | 'pushback' | undefined;
   #finished = false;
   #lastError: unknown;
+  #offAbort: (() => void) | undefined;
   #resolve!: (res: GrpcResponse) => void;
   #reject!: (err: unknown) => void;
 
@@ -275,21 +276,21 @@ class HedgeCall {
 
   run(): Promise<GrpcResponse> {
     this.#shared.counters.calls++;
-    if (this.#ctx.signal.aborted) {
+    if (this.#ctx.aborted) {
       this.#shared.counters.failed++;
-      return Promise.reject(abortReason(this.#ctx.signal));
+      return Promise.reject(this.#ctx.reason());
     }
     this.#budget?.onCall();
     return new Promise<GrpcResponse>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
-      this.#ctx.signal.addEventListener('abort', this.#onAbort, { once: true });
+      this.#offAbort = this.#ctx.onAbort(this.#onAbort);
       this.#launch(false);
     });
   }
 
   readonly #onAbort = (): void => {
-    const reason = abortReason(this.#ctx.signal);
+    const reason = this.#ctx.reason();
     const why = toGrpcTowerError(reason).code === Status.DEADLINE_EXCEEDED ? 'deadline' : 'cancelled';
     this.#fail(reason, why, new CancelledError('the hedged call ended'));
   };
@@ -329,16 +330,16 @@ class HedgeCall {
     const h: Hedge = { attempt: n, scope, endpoint: undefined };
     hedgeRef = h;
     this.#live.add(h);
-    this.#emit({
+    this.#shared.events.emit(() => ({
       type: 'hedge',
       method: this.#req.method,
       attempt: n,
       transparent,
       avoid: [...avoid],
       budgetLevel: this.#budget?.level,
-    });
+    }));
     const req = attemptRequest(this.#req, n);
-    runAttempt(() => this.#inner.call(req, scope.context), scope.context.signal).then(
+    runAttempt(() => this.#inner.call(req, scope.context), scope.context).then(
       (res) => this.#won(h, res),
       (err: unknown) => this.#lost(h, err),
     );
@@ -366,7 +367,8 @@ class HedgeCall {
   #won(h: Hedge, res: GrpcResponse): void {
     this.#live.delete(h);
     if (this.#finished) {
-      res.stream.cancel(Status.CANCELLED, 'another hedged attempt already ended the call');
+      if (res.unary === undefined)
+        res.stream.cancel(Status.CANCELLED, 'another hedged attempt already ended the call');
       h.scope.release();
       return;
     }
@@ -377,13 +379,13 @@ class HedgeCall {
     counters.committed++;
     if (h.attempt > this.#req.attempt) counters.wonByHedge++;
     this.#recordSuccess(res);
-    this.#emit({
+    this.#shared.events.emit(() => ({
       type: 'hedge-won',
       method: this.#req.method,
       attempt: h.attempt,
       endpoint: res.endpoint,
       cancelled,
-    });
+    }));
     this.#resolve(res);
   }
 
@@ -391,7 +393,7 @@ class HedgeCall {
     this.#live.delete(h);
     h.scope.release();
     if (this.#finished) return;
-    if (this.#ctx.signal.aborted) {
+    if (this.#ctx.aborted) {
       this.#onAbort();
       return;
     }
@@ -445,20 +447,21 @@ class HedgeCall {
     this.#finished = true;
     this.#cancelRest(cancelReason);
     this.#shared.counters.failed++;
-    this.#emit({
+    this.#shared.events.emit(() => ({
       type: 'give-up',
       method: this.#req.method,
       attempts: this.#counted,
       reason,
       code: toGrpcTowerError(err).code,
       budgetLevel: this.#budget?.level,
-    });
+    }));
     this.#reject(err);
   }
 
   /** Stops the timer and cancels every attempt still running; returns how many. */
   #cancelRest(reason: Error): number {
-    this.#ctx.signal.removeEventListener('abort', this.#onAbort);
+    this.#offAbort?.();
+    this.#offAbort = undefined;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     const rest = [...this.#live];
@@ -474,23 +477,23 @@ class HedgeCall {
   #recordSuccess(res: GrpcResponse): void {
     const budget = this.#budget;
     if (budget === undefined) return;
+    if (res.unary !== undefined) {
+      budget.onOutcome('success');
+      return;
+    }
     void res.done.then((status) => {
       if (status.code === Status.OK) budget.onOutcome('success');
     });
   }
 
   #emitFailed(h: Hedge, err: GrpcTowerError, fatal: boolean): void {
-    this.#emit({
+    this.#shared.events.emit(() => ({
       type: 'hedge-failed',
       method: this.#req.method,
       attempt: h.attempt,
       code: err.code,
       endpoint: err.endpoint,
       fatal,
-    });
-  }
-
-  #emit(event: HedgeEvent): void {
-    this.#shared.events.next(event);
+    }));
   }
 }

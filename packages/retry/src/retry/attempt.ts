@@ -12,7 +12,6 @@ import {
   type CallContext,
   type GrpcTowerError,
   Status,
-  abortReason,
   linkedScope,
   toGrpcTowerError,
   withTimeout,
@@ -31,15 +30,14 @@ import type { CallKind, GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc'
 export const PREVIOUS_ATTEMPTS_HEADER = 'grpc-previous-rpc-attempts';
 
 /**
- * The request of attempt number `n` (0 for the first): a clone of the
- * metadata, with `grpc-previous-rpc-attempts: n` from the second on.
+ * The request of attempt number `n` (0 for the first). The metadata is not
+ * copied here: the endpoint makes the attempt's one copy and adds
+ * `grpc-previous-rpc-attempts: n` (from `attempt`) from the second on.
  *
  * @internal
  */
 export function attemptRequest(req: GrpcRequest, n: number): GrpcRequest {
-  const metadata = req.metadata.clone();
-  if (n > 0) metadata.set(PREVIOUS_ATTEMPTS_HEADER, String(n));
-  return { ...req, metadata, attempt: n };
+  return n === req.attempt ? req : { ...req, attempt: n };
 }
 
 /**
@@ -53,9 +51,6 @@ export function avoiding(ctx: CallContext, avoid: ReadonlySet<string>): CallCont
   const prior = ctx.get(AvoidEndpoints);
   return ctx.withValue(AvoidEndpoints, prior === undefined ? new Set(avoid) : new Set([...prior, ...avoid]));
 }
-
-/** How early a timer may fire as seen by `Date.now()`. */
-const TIMER_SLACK_MS = 10;
 
 /** The context of one attempt and what ends it. */
 export interface AttemptScope {
@@ -95,13 +90,10 @@ export function attemptScope(
     return {
       context: scope.context,
       abort: (reason) => scope.controller.abort(reason),
-      // grpc-js enforces the lowered deadline with its own timer, which may
-      // fire a little before Date.now() reaches it: allow for that
-      timedOut: () => limit < ctx.deadline && Date.now() >= limit - TIMER_SLACK_MS,
+      // the scope's timer, or the server told the lowered deadline (grpc-timeout)
+      timedOut: () => limit < ctx.deadline && Date.now() >= limit,
       release: () => scope.release(),
-      committed: (res) => {
-        void res.done.then(() => scope.release());
-      },
+      committed: (res) => releaseWhenDone(res, scope.release),
     };
   }
   const scope = linkedScope(ctx);
@@ -128,69 +120,94 @@ export function attemptScope(
     },
     committed: (res) => {
       stopTimer();
-      void res.done.then(() => scope.release());
+      releaseWhenDone(res, scope.release);
     },
   };
+}
+
+/** Runs `release` once the response is over: now for a complete (unary) one. */
+function releaseWhenDone(res: GrpcResponse, release: () => void): void {
+  if (res.unary !== undefined) release();
+  else void res.done.then(release);
 }
 
 /**
  * The scope of an attempt that has no time limit of its own and that
  * nothing but the call stops (a retry's attempts; not a hedge's, whose
- * losers are stopped one by one): it is the call's own context, so an
- * attempt costs no controller and no listener of its own. Cancelling the
- * call still reaches the attempt, before and after it commits.
+ * losers are stopped one by one): it is the call's own context (as one part
+ * of the call, so that a layer below cannot lower the whole call's deadline
+ * through it), so an attempt costs no controller and no listener of its
+ * own. Cancelling the call still reaches the attempt, before and after it
+ * commits.
  *
  * @internal
  */
 export function callScope(ctx: CallContext): AttemptScope {
-  return {
-    context: ctx,
-    abort: () => {
-      throw new Error('callScope: an attempt that shares the call context cannot be stopped on its own');
-    },
-    timedOut: () => false,
-    release: noop,
-    committed: noop,
-  };
+  return new CallScope(ctx.part());
 }
 
-const noop = (): void => undefined;
+/** What {@link callScope} returns (a class: no closures per attempt). */
+class CallScope implements AttemptScope {
+  readonly context: CallContext;
+
+  constructor(context: CallContext) {
+    this.context = context;
+  }
+
+  abort(): void {
+    throw new Error('callScope: an attempt that shares the call context cannot be stopped on its own');
+  }
+
+  timedOut(): boolean {
+    return false;
+  }
+
+  release(): void {
+    // nothing of its own to release
+  }
+
+  committed(): void {
+    // nothing of its own to release
+  }
+}
 
 /**
- * Calls `inner` for one attempt and settles as soon as the attempt's signal
+ * Calls `inner` for one attempt and settles as soon as the attempt's context
  * aborts, even if the inner service is slow to notice. A response that
- * arrives after that is cancelled, so nothing is left open.
+ * arrives after that is cancelled, so nothing is left open. When the owner
+ * of the context's signal settles the call itself as it aborts (the
+ * channel's call does), there is nothing to race: the attempt's own promise
+ * is returned.
  *
  * @internal
  */
-export function runAttempt(call: () => Promise<GrpcResponse>, signal: AbortSignal): Promise<GrpcResponse> {
+export function runAttempt(call: () => Promise<GrpcResponse>, ctx: CallContext): Promise<GrpcResponse> {
   let promise: Promise<GrpcResponse>;
   try {
     promise = call();
   } catch (err) {
     promise = Promise.reject(err);
   }
+  if (ctx.settledOnAbort) return promise;
   return new Promise<GrpcResponse>((resolve, reject) => {
     let settled = false;
-    const onAbort = (): void => {
+    const off = ctx.onAbort(() => {
       if (settled) return;
       settled = true;
-      reject(abortReason(signal));
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
+      reject(ctx.reason());
+    });
     promise.then(
       (res) => {
-        signal.removeEventListener('abort', onAbort);
+        off();
         if (settled) {
-          res.stream.cancel(Status.CANCELLED, 'attempt abandoned');
+          if (res.unary === undefined) res.stream.cancel(Status.CANCELLED, 'attempt abandoned');
           return;
         }
         settled = true;
         resolve(res);
       },
       (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        off();
         if (settled) return;
         settled = true;
         reject(err);
@@ -201,15 +218,16 @@ export function runAttempt(call: () => Promise<GrpcResponse>, signal: AbortSigna
 
 /**
  * The failure of an attempt as a grpc-tower error. A DEADLINE_EXCEEDED that
- * grpc-js raised for the attempt's own lowered deadline (it may fire a hair
- * before our timer) becomes the `AttemptTimeoutError` it stands for.
+ * the server returned for the attempt's own lowered deadline (it learnt it
+ * through `grpc-timeout`, and its answer may arrive before the attempt's
+ * timer fires) becomes the `AttemptTimeoutError` it stands for.
  *
  * @internal
  */
 export function attemptError(
   raw: unknown,
   scope: AttemptScope,
-  callSignal: AbortSignal,
+  call: CallContext,
   timeoutMs: number | undefined,
 ): GrpcTowerError {
   const err = toGrpcTowerError(raw);
@@ -217,7 +235,7 @@ export function attemptError(
     timeoutMs !== undefined &&
     !(err instanceof AttemptTimeoutError) &&
     err.code === Status.DEADLINE_EXCEEDED &&
-    !callSignal.aborted &&
+    !call.aborted &&
     scope.timedOut()
   ) {
     return new AttemptTimeoutError(timeoutMs, { endpoint: err.endpoint, cause: err });

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { GrpcTowerError } from '@grpc-tower/core';
+import type { CallContext, GrpcTowerError } from '@grpc-tower/core';
 import { GrpcStatusError } from '@grpc-tower/core/grpc';
 import { MAX_TIMER_MS } from '@grpc-tower/core/internal';
 
@@ -128,4 +128,35 @@ export function readPushback(err: GrpcTowerError | unknown): Pushback {
   const ms = Number(text);
   if (ms > MAX_TIMER_MS) return { kind: 'stop', value: text };
   return { kind: 'delay', ms };
+}
+
+/**
+ * Waits `ms` before a retry, on the call's context: rejects with the abort
+ * reason as soon as the call stops, and tells the call that it waits in a
+ * backoff (its deadline error says so). The timer and the hook are released
+ * either way; no AbortSignal is created for a call that has none.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * await backoffSleep(fullJitterDelay(step, DEFAULT_BACKOFF), ctx);
+ * ```
+ */
+export function backoffSleep(ms: number, ctx: CallContext): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (ctx.aborted) {
+      reject(ctx.reason());
+      return;
+    }
+    ctx.note('backoff');
+    const timer = setTimeout(() => {
+      off();
+      ctx.note('endpoint');
+      resolve();
+    }, ms);
+    const off = ctx.onAbort(() => {
+      clearTimeout(timer);
+      reject(ctx.reason());
+    });
+  });
 }

@@ -26,6 +26,11 @@
  * (see {@link neverReachedServer}) is re-sent once per call, at once, on
  * another endpoint, without counting against `maxAttempts` or the budget.
  *
+ * The first attempt goes out directly; only a call whose first attempt
+ * failed enters p-retry's loop (which is then handed that failure as its
+ * own first attempt), so a call that succeeds at once costs no more than
+ * the attempt. Events are built only while somebody subscribes.
+ *
  * @module
  */
 import {
@@ -35,16 +40,15 @@ import {
   type Service,
   Status,
   type StatusCode,
-  abortReason,
-  sleep,
   toGrpcTowerError,
 } from '@grpc-tower/core';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
+import { EventStream } from '@grpc-tower/core/internal';
 import pRetry, { AbortError } from 'p-retry';
-import { type Observable, Subject } from 'rxjs';
+import type { Observable } from 'rxjs';
 import type { RetryLimiter } from '../budget/budget.js';
 import { attemptError, attemptRequest, attemptScope, avoiding, callScope, runAttempt } from './attempt.js';
-import { type Pushback, fullJitterDelay, readPushback } from './backoff.js';
+import { type Pushback, backoffSleep, fullJitterDelay, readPushback } from './backoff.js';
 import { RetryBudgetExhaustedError, neverReachedServer } from './errors.js';
 import {
   type CompiledRetryPolicy,
@@ -207,9 +211,6 @@ export interface RetryLayer {
   readonly policy: CompiledRetryPolicy;
 }
 
-/** How early grpc-js's deadline timer may end an attempt before the call's signal aborts. */
-const DEADLINE_SLACK_MS = 10;
-
 interface Counters {
   calls: number;
   attempts: number;
@@ -223,7 +224,7 @@ interface Counters {
 interface Shared {
   readonly policy: CompiledRetryPolicy;
   readonly counters: Counters;
-  readonly events: Subject<RetryEvent>;
+  readonly events: EventStream<RetryEvent>;
 }
 
 /**
@@ -255,9 +256,9 @@ export function retry(policy: RetryPolicy = {}): RetryLayer {
       failed: 0,
       budgetExhausted: 0,
     },
-    events: new Subject<RetryEvent>(),
+    events: new EventStream<RetryEvent>(),
   };
-  const events$ = shared.events.asObservable();
+  const events$ = shared.events.events$;
   const stats = (): RetryStats => ({ ...shared.counters, budgetLevel: compiled.budget?.level });
   const layer = (inner: Service<GrpcRequest, GrpcResponse>): RetryService => {
     const service: RetryService = {
@@ -308,27 +309,39 @@ class RetryCall {
     this.#budget = shared.policy.budget;
   }
 
-  async run(): Promise<GrpcResponse> {
+  run(): Promise<GrpcResponse> {
     const counters = this.#shared.counters;
     counters.calls++;
-    if (this.#ctx.signal.aborted) {
+    if (this.#ctx.aborted) {
       counters.failed++;
-      throw abortReason(this.#ctx.signal);
+      return Promise.reject(this.#ctx.reason());
     }
     this.#budget?.onCall();
-    try {
-      // p-retry runs the attempt loop and counts the attempts. Its own
-      // backoff cannot do what A6 asks: it multiplies the delay by a random
-      // factor in [1, 2) instead of drawing it from [0, ceiling] (full
-      // jitter), and it knows nothing of server pushback (which sets the
-      // delay and restarts the backoff) or of the call's deadline. So its
-      // delay is switched off (minTimeout 0) and `shouldRetry`, which p-retry
-      // awaits before the next attempt, decides, computes the delay and
-      // sleeps on the call's signal. Transparent re-sends must not count
-      // against maxAttempts even after the last counted attempt, which
-      // p-retry cannot express (it stops before asking once its retries are
-      // spent), so they happen inside one p-retry attempt (#attempt).
-      const res = await pRetry((attemptNumber) => this.#attempt(attemptNumber), {
+    // The first attempt goes out directly: a call that succeeds at once
+    // never enters p-retry (its loop costs several async steps per call).
+    return this.#attempt(1).then(
+      (res) => this.#committed(res),
+      (first: unknown) => this.#retry(first),
+    );
+  }
+
+  /** The call failed its first attempt: p-retry runs the rest of the loop, starting from that failure. */
+  #retry(first: unknown): Promise<GrpcResponse> {
+    // p-retry runs the attempt loop and counts the attempts. Its own
+    // backoff cannot do what A6 asks: it multiplies the delay by a random
+    // factor in [1, 2) instead of drawing it from [0, ceiling] (full
+    // jitter), and it knows nothing of server pushback (which sets the
+    // delay and restarts the backoff) or of the call's deadline. So its
+    // delay is switched off (minTimeout 0) and `shouldRetry`, which p-retry
+    // awaits before the next attempt, decides, computes the delay and
+    // sleeps on the call's signal. Transparent re-sends must not count
+    // against maxAttempts even after the last counted attempt, which
+    // p-retry cannot express (it stops before asking once its retries are
+    // spent), so they happen inside one p-retry attempt (#attempt). The
+    // first attempt already ran: p-retry's first is its failure.
+    return pRetry(
+      (attemptNumber) => (attemptNumber === 1 ? Promise.reject(first) : this.#attempt(attemptNumber)),
+      {
         retries: this.#settings.maxAttempts - 1,
         minTimeout: 0,
         maxTimeout: 0,
@@ -336,100 +349,107 @@ class RetryCall {
         randomize: false,
         onFailedAttempt: ({ error, attemptNumber }) => this.#judge(error, attemptNumber),
         shouldRetry: ({ error }) => this.#decide(error),
-      });
-      counters.committed++;
-      this.#emit({
-        type: 'committed',
-        method: this.#req.method,
-        attempts: this.#counted,
-        endpoint: res.endpoint,
-      });
-      return res;
-    } catch (err) {
-      counters.failed++;
-      throw this.#finalError(err);
-    }
+      },
+    ).then(
+      (res) => this.#committed(res),
+      (err: unknown) => {
+        this.#shared.counters.failed++;
+        throw this.#finalError(err);
+      },
+    );
+  }
+
+  #committed(res: GrpcResponse): GrpcResponse {
+    this.#shared.counters.committed++;
+    this.#shared.events.emit(() => ({
+      type: 'committed',
+      method: this.#req.method,
+      attempts: this.#counted,
+      endpoint: res.endpoint,
+    }));
+    return res;
   }
 
   /** One counted attempt, with at most one transparent re-send inside it. */
-  async #attempt(attemptNumber: number): Promise<GrpcResponse> {
+  #attempt(attemptNumber: number): Promise<GrpcResponse> {
     this.#counted = attemptNumber;
-    let transparent = false;
-    for (;;) {
-      if (this.#ctx.signal.aborted) throw new AbortError(abortReason(this.#ctx.signal));
-      try {
-        return await this.#send(transparent);
-      } catch (raw) {
-        if (this.#ctx.signal.aborted) throw new AbortError(abortReason(this.#ctx.signal));
-        const err = toGrpcTowerError(raw);
-        if (
-          this.#shared.policy.transparentRetry &&
-          !this.#transparentUsed &&
-          neverReachedServer(err) &&
-          this.#req.messages.replayable
-        ) {
-          this.#transparentUsed = true;
-          transparent = true;
-          this.#shared.counters.transparentRetries++;
-          this.#emit({
-            type: 'retry',
-            method: this.#req.method,
-            attempt: this.#req.attempt + this.#sent,
-            delayMs: 0,
-            cause: 'transparent',
-            budgetLevel: this.#budget?.level,
-          });
-          continue;
-        }
-        // p-retry wants an Error; keep the caller's error object as it is
-        throw raw instanceof Error ? raw : err;
-      }
+    if (this.#ctx.aborted) return Promise.reject(new AbortError(this.#ctx.reason()));
+    return this.#send(false).catch((raw: unknown) => this.#afterFailure(raw));
+  }
+
+  /** After a failed send: re-sends once, transparently, an attempt that never reached a server. */
+  #afterFailure(raw: unknown): Promise<GrpcResponse> {
+    if (this.#ctx.aborted) throw new AbortError(this.#ctx.reason());
+    const err = toGrpcTowerError(raw);
+    if (
+      this.#shared.policy.transparentRetry &&
+      !this.#transparentUsed &&
+      neverReachedServer(err) &&
+      this.#req.messages.replayable
+    ) {
+      this.#transparentUsed = true;
+      this.#shared.counters.transparentRetries++;
+      this.#shared.events.emit(() => ({
+        type: 'retry',
+        method: this.#req.method,
+        attempt: this.#req.attempt + this.#sent,
+        delayMs: 0,
+        cause: 'transparent',
+        budgetLevel: this.#budget?.level,
+      }));
+      return this.#send(true).catch((again: unknown) => {
+        if (this.#ctx.aborted) throw new AbortError(this.#ctx.reason());
+        throw again instanceof Error ? again : toGrpcTowerError(again);
+      });
     }
+    // p-retry wants an Error; keep the caller's error object as it is
+    throw raw instanceof Error ? raw : err;
   }
 
   /** Sends one attempt and waits for its commit or its failure. */
-  async #send(transparent: boolean): Promise<GrpcResponse> {
+  #send(transparent: boolean): Promise<GrpcResponse> {
     const n = this.#req.attempt + this.#sent++;
     this.#shared.counters.attempts++;
     const req = attemptRequest(this.#req, n);
     const ctx = avoiding(this.#ctx, this.#failed);
-    this.#emit({
+    this.#shared.events.emit(() => ({
       type: 'attempt',
       method: req.method,
       attempt: n,
       transparent,
       avoid: [...this.#failed],
-    });
+    }));
     const timeoutMs = this.#settings.perAttemptTimeoutMs;
     // without a per-attempt limit nothing but the call stops an attempt: share its context
     const scope = timeoutMs === undefined ? callScope(ctx) : attemptScope(ctx, req.kind, timeoutMs);
-    let res: GrpcResponse;
-    try {
-      res = await runAttempt(() => this.#inner.call(req, scope.context), scope.context.signal);
-    } catch (raw) {
-      scope.release();
-      if (this.#ctx.signal.aborted) throw raw;
-      const err = attemptError(raw, scope, this.#ctx.signal, timeoutMs);
-      if (err.endpoint !== undefined) this.#failed.add(err.endpoint);
-      this.#emit({
-        type: 'attempt-failed',
-        method: req.method,
-        attempt: n,
-        code: err.code,
-        endpoint: err.endpoint,
-        error: err,
-      });
-      throw err === raw || !(raw instanceof Error) || err instanceof AttemptTimeoutError ? err : raw;
-    }
-    scope.committed(res);
-    this.#recordSuccess(res);
-    return res;
+    return runAttempt(() => this.#inner.call(req, scope.context), scope.context).then(
+      (res) => {
+        scope.committed(res);
+        this.#recordSuccess(res);
+        return res;
+      },
+      (raw: unknown) => {
+        scope.release();
+        if (this.#ctx.aborted) throw raw;
+        const err = attemptError(raw, scope, this.#ctx, timeoutMs);
+        if (err.endpoint !== undefined) this.#failed.add(err.endpoint);
+        this.#shared.events.emit(() => ({
+          type: 'attempt-failed',
+          method: req.method,
+          attempt: n,
+          code: err.code,
+          endpoint: err.endpoint,
+          error: err,
+        }));
+        throw err === raw || !(raw instanceof Error) || err instanceof AttemptTimeoutError ? err : raw;
+      },
+    );
   }
 
   #recordSuccess(res: GrpcResponse): void {
     const budget = this.#budget;
     if (budget === undefined) return;
-    if (this.#req.kind === 'unary' || this.#req.kind === 'clientStream') {
+    if (res.unary !== undefined || this.#req.kind === 'unary' || this.#req.kind === 'clientStream') {
       budget.onOutcome('success');
       return;
     }
@@ -446,7 +466,7 @@ class RetryCall {
     const settings = this.#settings;
     let retryable =
       settings.retryableStatusCodes.has(error.code) ||
-      (error instanceof AttemptTimeoutError && !this.#ctx.signal.aborted);
+      (error instanceof AttemptTimeoutError && !this.#ctx.aborted);
     if (settings.shouldRetry !== undefined) {
       const said = settings.shouldRetry({
         error,
@@ -486,15 +506,15 @@ class RetryCall {
       return this.#stop('budget');
     }
     this.#shared.counters.retries++;
-    this.#emit({
+    this.#shared.events.emit(() => ({
       type: 'retry',
       method: this.#req.method,
       attempt: this.#req.attempt + this.#sent,
       delayMs,
       cause: verdict.pushback.kind === 'delay' ? 'pushback' : 'backoff',
       budgetLevel: this.#budget?.level,
-    });
-    if (delayMs > 0) await sleep(delayMs, this.#ctx.signal);
+    }));
+    if (delayMs > 0) await backoffSleep(delayMs, this.#ctx);
     else this.#ctx.throwIfAborted();
     return true;
   }
@@ -508,8 +528,8 @@ class RetryCall {
   #finalError(err: unknown): unknown {
     let reason: GiveUpReason;
     let out: unknown = err;
-    if (this.#ctx.signal.aborted) {
-      out = abortReason(this.#ctx.signal);
+    if (this.#ctx.aborted) {
+      out = this.#ctx.reason();
       reason = toGrpcTowerError(out).code === Status.DEADLINE_EXCEEDED ? 'deadline' : 'cancelled';
     } else if (this.#gaveUp !== undefined) {
       reason = this.#gaveUp;
@@ -518,28 +538,26 @@ class RetryCall {
       // is one p-retry never retries, a TypeError from a bug)
       reason = this.#verdict?.retryable === true ? 'max-attempts' : 'non-retryable';
     }
+    const final = toGrpcTowerError(out);
     if (
       reason === 'non-retryable' &&
-      toGrpcTowerError(err).code === Status.DEADLINE_EXCEEDED &&
-      Date.now() >= this.#ctx.deadline - DEADLINE_SLACK_MS
+      final.code === Status.DEADLINE_EXCEEDED &&
+      Date.now() >= this.#ctx.deadline
     ) {
-      // grpc-js ended the attempt at the call's deadline a moment before the
-      // call's own timer aborted the signal
+      // the call's deadline passed: the server (told through grpc-timeout)
+      // answered before the call's own timer ran
       reason = 'deadline';
     }
     if (reason === 'budget') out = new RetryBudgetExhaustedError(err, this.#counted);
-    this.#emit({
+    const code = reason === 'budget' ? final.code : toGrpcTowerError(out).code;
+    this.#shared.events.emit(() => ({
       type: 'give-up',
       method: this.#req.method,
       attempts: this.#counted,
       reason,
-      code: toGrpcTowerError(out).code,
+      code,
       budgetLevel: this.#budget?.level,
-    });
+    }));
     return out;
-  }
-
-  #emit(event: RetryEvent): void {
-    this.#shared.events.next(event);
   }
 }

@@ -132,7 +132,8 @@ describe('retry loop properties', () => {
           let sends = 0;
           const svc = layer({
             call: async (req) => {
-              previous.push(String(req.metadata.get('grpc-previous-rpc-attempts')[0] ?? '-'));
+              // the endpoint sends `attempt` as grpc-previous-rpc-attempts (layer.test.ts checks the header)
+              previous.push(req.attempt === 0 ? '-' : String(req.attempt));
               const o = outcomes[sends] ?? { kind: 'fail', code: Status.UNAVAILABLE, pushback: undefined };
               sends++;
               if (o.kind === 'ok') return response();
