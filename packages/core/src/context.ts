@@ -215,10 +215,10 @@ export class CallControl {
     // setTimeout fires at once for delays above 2^31-1 ms (about 24.8 days):
     // wait in steps until the deadline is within range.
     const delay = Math.min(Math.max(0, this.#deadline - Date.now()), MAX_TIMER_MS);
-    this.#timer = setTimeout(this.#fire, delay);
+    this.#timer = setTimeout(() => this.#fire(), delay);
   }
 
-  readonly #fire = (): void => {
+  #fire(): void {
     this.#timer = undefined;
     const now = Date.now();
     if (now < this.#deadline) {
@@ -234,7 +234,7 @@ export class CallControl {
       });
     this.abort(err);
     this.#onExpired?.(err);
-  };
+  }
 }
 
 const noop = (): void => undefined;

@@ -373,7 +373,7 @@ class Attempt implements ResponseStream {
   begin(channel: Channel): void {
     this.#channel = channel;
     if (!this.#open()) return;
-    this.#offAbort = this.#ctx.onAbort(this.#onAbort);
+    this.#offAbort = this.#ctx.onAbort(() => this.#onAbort());
   }
 
   /** Opens the grpc-js call and starts sending; false when the request can no longer be replayed. */
@@ -405,11 +405,8 @@ class Attempt implements ResponseStream {
       channel.getConnectivityState(false) === ConnectivityState.READY ? 'in-flight' : 'connecting',
       this.#address,
     );
-    inner.start(metadata, {
-      onReceiveMetadata: (md) => this.#onHeaders(inner, md),
-      onReceiveMessage: (msg: Buffer) => this.#onMessage(inner, msg),
-      onReceiveStatus: (status) => this.#onStatus(inner, status),
-    });
+    // the attempt is the grpc-js listener (no closures per call)
+    inner.start(metadata, this);
     this.#innerReadOutstanding = true;
     inner.startRead();
     reader.onAvailable(() => this.#pump());
@@ -448,37 +445,44 @@ class Attempt implements ResponseStream {
         return;
       }
       this.#writing = true;
-      const index = next.index;
-      const context = {
-        callback: () => {
-          if (this.#inner !== inner) return; // a restarted stream's late callback
-          this.#writing = false;
-          reader.written(index);
-          this.#pump();
-        },
-        ...(next.message.flags === undefined ? {} : { flags: next.message.flags }),
-      };
-      inner.sendMessageWithContext(context, next.message.data);
+      const callback = writtenCallback(this, inner, next.index);
+      const flags = next.message.flags;
+      inner.sendMessageWithContext(
+        flags === undefined ? { callback } : { callback, flags },
+        next.message.data,
+      );
     }
   }
 
-  readonly #onAbort = (): void => {
+  /** @internal grpc-js wrote message `index` of `inner`'s stream. */
+  written(inner: Call, index: number): void {
+    if (this.#inner !== inner) return; // a restarted stream's late callback
+    this.#writing = false;
+    this.#reader?.written(index);
+    this.#pump();
+  }
+
+  #onAbort(): void {
     if (this.#status !== undefined) return;
     const reason = this.#ctx.reason();
     const code = reason instanceof GrpcTowerError ? reason.code : Status.CANCELLED;
     this.#inner?.cancelWithStatus(code, reason.message);
-  };
+  }
 
-  #onHeaders(inner: Call, md: Metadata): void {
-    if (inner !== this.#inner) return;
+  // grpc-js's listener of the inner call. A restarted attempt's earlier
+  // call has ended (its status is what restarted it) and says no more.
+
+  /** @internal */
+  onReceiveMetadata(md: Metadata): void {
     this.#headers = md;
     if (this.#committed) return;
     if (this.#commitAt === 'headers' || (this.#commitAt === 'auto' && !this.#req.messages.ended))
       this.#commit();
   }
 
-  #onMessage(inner: Call, msg: Buffer): void {
-    if (inner !== this.#inner) return;
+  /** @internal */
+  onReceiveMessage(msg: Buffer): void {
+    const inner = this.#inner as Call;
     this.#innerReadOutstanding = false;
     this.#queue.push(msg);
     if (!this.#committed) {
@@ -523,8 +527,9 @@ class Attempt implements ResponseStream {
     return true;
   }
 
-  #onStatus(inner: Call, status: StatusObject): void {
-    if (inner !== this.#inner || this.#status !== undefined) return;
+  /** @internal */
+  onReceiveStatus(status: StatusObject): void {
+    if (this.#status !== undefined) return;
     if (this.#restart(status)) return;
     this.#status = status;
     this.#offAbort?.();
@@ -627,6 +632,14 @@ class Attempt implements ResponseStream {
   get settled(): boolean {
     return this.#settled;
   }
+}
+
+/**
+ * The callback grpc-js runs once message `index` of `inner` is written
+ * (grpc-js may call it detached from its context object, so it is a closure).
+ */
+function writtenCallback(attempt: Attempt, inner: Call, index: number): () => void {
+  return () => attempt.written(inner, index);
 }
 
 /**
