@@ -47,25 +47,6 @@ export type Backoff = BackoffValues;
 const BACKOFF_DEFAULTS: Backoff = { initialMs: 1000, maxMs: 30_000, multiplier: 2, jitter: 0.1 };
 
 /**
- * Throws a `ConfigError` unless `value` is a finite number in `[min, max]`:
- * `optionChecks(where).number(...)` in the positional form `connect` uses.
- *
- * @example
- * ```ts
- * const graceMs = checkNumber('connect', 'graceMs', options.graceMs, 0);
- * ```
- */
-export function checkNumber(
-  where: string,
-  option: string,
-  value: unknown,
-  min: number,
-  max: number = MAX_TIMER_MS,
-): number {
-  return optionChecks(where).number(option, value, { min, max });
-}
-
-/**
  * Checks and fills in backoff settings (`option` names them in errors).
  *
  * @example
