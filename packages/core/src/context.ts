@@ -103,6 +103,7 @@ export class CallControl {
   #onDeadline: ((elapsedMs: number, waiting: string) => Error) | undefined;
   readonly #onExpired: ((reason: Error) => void) | undefined;
   #started = 0;
+  #running = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #reason: Error | undefined;
   #controller: AbortController | undefined;
@@ -131,22 +132,29 @@ export class CallControl {
     return this.#reason;
   }
 
-  /** The call's signal, created on first use (already aborted if the call stopped). */
+  /**
+   * The call's signal, created on first use (already aborted if the call
+   * stopped). grpc-tower's own layers follow the call through hooks
+   * ({@link CallControl.onAbort}), not through listeners on this signal.
+   */
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
       const controller = new AbortController();
-      // Layers (retries, hedges) may attach many children to one call's signal.
-      setMaxListeners(0, controller.signal);
       if (this.#reason !== undefined) controller.abort(this.#reason);
       this.#controller = controller;
     }
     return this.#controller.signal;
   }
 
-  /** Arms the deadline timer; call once, when the call starts. */
-  start(now = Date.now()): void {
-    this.#started = now;
-    this.#arm();
+  /**
+   * Starts the call's clock and arms the deadline timer. A deadline lowered
+   * before (by the layers the call went through synchronously) is armed
+   * once, at its lowered value.
+   */
+  start(started = Date.now()): void {
+    this.#started = started;
+    this.#running = true;
+    if (this.#reason === undefined) this.#arm();
   }
 
   /**
@@ -157,8 +165,9 @@ export class CallControl {
     if (!(deadline < this.#deadline) || this.#reason !== undefined) return;
     this.#deadline = deadline;
     this.#onDeadline = onDeadline;
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+    // before start() the timer is armed there, once; after, it is armed again now
+    if (this.#running) {
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
       this.#timer = undefined;
       this.#arm();
     }
@@ -204,6 +213,7 @@ export class CallControl {
 
   /** Clears the deadline timer (the call is over). */
   dispose(): void {
+    this.#running = false;
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -251,8 +261,8 @@ const noop = (): void => undefined;
 export class CallContext {
   /** The absolute deadline in ms since the epoch (`Date.now()` clock), or `Infinity`. */
   readonly deadline: number;
-  /** The signal, or `undefined` while it is the control's and nobody asked for it. */
-  #signal: AbortSignal | undefined;
+  /** The signal, or `undefined` when it is the control's (created only when asked for). */
+  readonly #signal: AbortSignal | undefined;
   readonly #control: CallControl | undefined;
   /** Whether this context spans the whole call, so a layer may lower the call's deadline through it. */
   readonly #whole: boolean;
@@ -288,8 +298,7 @@ export class CallContext {
 
   /** Aborts when the call must stop: caller cancel, deadline, or a layer's decision. */
   get signal(): AbortSignal {
-    this.#signal ??= (this.#control as CallControl).signal;
-    return this.#signal;
+    return this.#signal ?? (this.#control as CallControl).signal;
   }
 
   /** Whether the call must stop (`signal.aborted`, without creating the signal). */

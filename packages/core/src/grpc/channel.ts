@@ -419,7 +419,7 @@ class TowerCall implements Call {
       return;
     }
     init.channel.track(this, true);
-    this.#control.start();
+    const started = Date.now();
     const ctx = CallContext.owned(this.#control);
     const req: GrpcRequest = {
       method: init.method,
@@ -436,6 +436,8 @@ class TowerCall implements Call {
     } catch (err) {
       promise = Promise.reject(err);
     }
+    // armed once the layers that lower the deadline synchronously (the timeout layer) have
+    if (!this.#finished) this.#control.start(started);
     promise.then(
       (res) => this.#committed(res),
       (err: unknown) => this.#fail(err),
