@@ -47,7 +47,15 @@ import { EventStream } from '@grpc-tower/core/internal';
 import pRetry, { AbortError } from 'p-retry';
 import type { Observable } from 'rxjs';
 import type { RetryLimiter } from '../budget/budget.js';
-import { attemptError, attemptRequest, attemptScope, avoiding, callScope, runAttempt } from './attempt.js';
+import {
+  type AttemptScope,
+  attemptError,
+  attemptRequest,
+  attemptScope,
+  avoiding,
+  callScope,
+  runAttempt,
+} from './attempt.js';
 import { type Pushback, backoffSleep, fullJitterDelay, readPushback } from './backoff.js';
 import { RetryBudgetExhaustedError, neverReachedServer } from './errors.js';
 import {
@@ -319,10 +327,8 @@ class RetryCall {
     this.#budget?.onCall();
     // The first attempt goes out directly: a call that succeeds at once
     // never enters p-retry (its loop costs several async steps per call).
-    return this.#attempt(1).then(
-      (res) => this.#committed(res),
-      (first: unknown) => this.#retry(first),
-    );
+    this.#counted = 1;
+    return this.#send(false, true);
   }
 
   /** The call failed its first attempt: p-retry runs the rest of the loop, starting from that failure. */
@@ -406,8 +412,13 @@ class RetryCall {
     throw raw instanceof Error ? raw : err;
   }
 
-  /** Sends one attempt and waits for its commit or its failure. */
-  #send(transparent: boolean): Promise<GrpcResponse> {
+  /**
+   * Sends one attempt and waits for its commit or its failure. The call's
+   * first attempt (`first`) also ends the call when it commits, and
+   * otherwise goes on to the transparent re-send and to p-retry, all in the
+   * one reaction to its outcome.
+   */
+  #send(transparent: boolean, first = false): Promise<GrpcResponse> {
     const n = this.#req.attempt + this.#sent++;
     this.#shared.counters.attempts++;
     const req = attemptRequest(this.#req, n);
@@ -426,24 +437,40 @@ class RetryCall {
       (res) => {
         scope.committed(res);
         this.#recordSuccess(res);
-        return res;
+        return first ? this.#committed(res) : res;
       },
       (raw: unknown) => {
-        scope.release();
-        if (this.#ctx.aborted) throw raw;
-        const err = attemptError(raw, scope, this.#ctx, timeoutMs);
-        if (err.endpoint !== undefined) this.#failed.add(err.endpoint);
-        this.#shared.events.emit(() => ({
-          type: 'attempt-failed',
-          method: req.method,
-          attempt: n,
-          code: err.code,
-          endpoint: err.endpoint,
-          error: err,
-        }));
-        throw err === raw || !(raw instanceof Error) || err instanceof AttemptTimeoutError ? err : raw;
+        const thrown = this.#failure(raw, scope, n, timeoutMs);
+        if (!first) throw thrown;
+        let next: Promise<GrpcResponse>;
+        try {
+          next = this.#afterFailure(thrown);
+        } catch (err) {
+          return this.#retry(err);
+        }
+        return next.then(
+          (res) => this.#committed(res),
+          (err: unknown) => this.#retry(err),
+        );
       },
     );
+  }
+
+  /** Books a failed attempt; returns what to throw for it. */
+  #failure(raw: unknown, scope: AttemptScope, n: number, timeoutMs: number | undefined): unknown {
+    scope.release();
+    if (this.#ctx.aborted) return raw;
+    const err = attemptError(raw, scope, this.#ctx, timeoutMs);
+    if (err.endpoint !== undefined) this.#failed.add(err.endpoint);
+    this.#shared.events.emit(() => ({
+      type: 'attempt-failed',
+      method: this.#req.method,
+      attempt: n,
+      code: err.code,
+      endpoint: err.endpoint,
+      error: err,
+    }));
+    return err === raw || !(raw instanceof Error) || err instanceof AttemptTimeoutError ? err : raw;
   }
 
   #recordSuccess(res: GrpcResponse): void {
