@@ -23,7 +23,7 @@ beforeAll(() => {
       'export function initialize(data) { log = data.log; }',
       'export async function resolve(specifier, context, next) {',
       '  const result = await next(specifier, context);',
-      '  appendFileSync(log, `${specifier} -> ${result.url}\\n`);',
+      "  appendFileSync(log, specifier + ' -> ' + result.url + '\\n');",
       '  return result;',
       '}',
     ].join('\n'),
