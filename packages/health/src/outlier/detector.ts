@@ -434,6 +434,17 @@ interface Tracker {
   readonly failureCodes: ReadonlySet<number>;
 }
 
+/** The status of a response that is already complete (a gRPC unary response: `unary.status`). */
+const completeStatusOf = (res: unknown): { code: number; details?: string } | undefined => {
+  if (typeof res !== 'object' || res === null) return undefined;
+  const status = (res as { unary?: { status?: unknown } }).unary?.status;
+  return typeof status === 'object' &&
+    status !== null &&
+    typeof (status as { code?: unknown }).code === 'number'
+    ? (status as { code: number; details?: string })
+    : undefined;
+};
+
 const doneOf = (res: unknown): Promise<{ code: number; details?: string }> | undefined => {
   if (typeof res !== 'object' || res === null) return undefined;
   const done = (res as { done?: unknown }).done;
@@ -512,6 +523,11 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
     }
     result.then(
       (res) => {
+        const complete = completeStatusOf(res);
+        if (complete !== undefined) {
+          this.#report(complete.code, complete.details ?? '');
+          return;
+        }
         const done = doneOf(res);
         if (done === undefined) this.#report(Status.OK, '');
         else done.then((s) => this.#report(s.code, s.details ?? ''));
