@@ -60,7 +60,7 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
   const throughputMs = quick ? 1_000 : 3_000;
   const sequentialCalls = quick ? 300 : 1_500;
   const warmupMs = quick ? 500 : 1_500;
-  const layerMs = quick ? 500 : 2_000;
+  const layerMs = quick ? 400 : 1_500;
   const concurrency = 32;
 
   const servers = await spawnServers([{ host: HOSTS.overhead[0], name: 'server', health: true }]);
@@ -92,13 +92,24 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
         rec.add(c.name, 'p99Ms', percentile(unloaded, 0.99));
         rec.add(c.name, 'loadedP99Ms', percentile(loaded, 0.99));
       }
-      // the bare channel and each layer over it, back to back in this round
-      for (const c of roundOrder([main[1]!, ...layered], r)) {
-        const loop = await closedLoop(c.client, { concurrency, durationMs: layerMs });
-        failures += loop.failures;
-        rec.add(c.name, 'layerCpuUsPerCall', loop.cpuUs / Math.max(1, loop.calls + loop.failures));
-        rec.add(c.name, 'layerRps', (loop.calls / loop.elapsedMs) * 1000);
+      // each layer against the bare channel, measured back to back (pairs in alternating order)
+      for (const c of roundOrder(layered, r)) {
+        const pair = r % 2 === 0 ? [main[1]!, c] : [c, main[1]!];
+        const cpu = new Map<Contender, number>();
+        const rps = new Map<Contender, number>();
+        for (const x of pair) {
+          const loop = await closedLoop(x.client, { concurrency, durationMs: layerMs });
+          failures += loop.failures;
+          cpu.set(x, loop.cpuUs / Math.max(1, loop.calls + loop.failures));
+          rps.set(x, (loop.calls / loop.elapsedMs) * 1000);
+          rec.add(x.name, 'layerCpuUsPerCall', cpu.get(x) as number);
+          rec.add(x.name, 'layerRps', rps.get(x) as number);
+        }
+        rec.add(c.name, 'addedCpuUs', (cpu.get(c) as number) - (cpu.get(main[1]!) as number));
+        rec.add(c.name, 'layerRpsRatio', (rps.get(c) as number) / (rps.get(main[1]!) as number));
       }
+      rec.add(BARE, 'addedCpuUs', 0);
+      rec.add(BARE, 'layerRpsRatio', 1);
       log(`overhead: round ${r + 1}/${rounds} done`);
     }
     for (const c of main) {
@@ -106,10 +117,6 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
       rec.ratio(c.name, BASE, 'cpuUsPerCall', 'cpuRatio');
       rec.difference(c.name, BASE, 'p50Ms', 'p50DiffMs');
       rec.ratio(c.name, BASE, 'p99Ms', 'p99Ratio');
-    }
-    for (const c of [main[1]!, ...layered]) {
-      rec.difference(c.name, BARE, 'layerCpuUsPerCall', 'addedCpuUs');
-      rec.ratio(c.name, BARE, 'layerRps', 'layerRpsRatio');
     }
 
     const metrics = ['rps', 'rpsRatio', 'p50Ms', 'p99Ms', 'loadedP99Ms', 'cpuUsPerCall', 'cpuRatio'];
@@ -135,8 +142,9 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
         "for each round; client CPU is this process's user + system time per call during that loop (the " +
         "server's is not counted). p50/p99: sequential calls after it (no queueing); loaded p99: the calls " +
         'of the closed loop. Ratios are to grpc-js, round by round. Per layer: the bare channel with one ' +
-        'layer of the full stack added, each in the same rounds; "added" is its client CPU per call minus the ' +
-        "bare channel's in the same round.",
+        'layer of the full stack added, each measured right before or after a run of the bare channel (the ' +
+        'order alternates by round); "added" is its client CPU per call minus that bare run\'s, and the ratio ' +
+        "its throughput over that bare run's.",
       rounds,
       config: { concurrency, throughputMs, sequentialCalls, warmupMs, layerMs, server: server.address },
       tables: [
@@ -154,7 +162,7 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
           rows,
         },
         {
-          title: `client CPU each layer adds to the bare channel (${concurrency} in flight, ${layerMs / 1000} s per round)`,
+          title: `client CPU each layer adds to the bare channel (${concurrency} in flight, ${layerMs / 1000} s runs, each paired with a bare run)`,
           metrics: [
             { key: 'layerCpuUsPerCall', label: 'client CPU', unit: 'µs/call', digits: 1, better: 'lower' },
             { key: 'addedCpuUs', label: 'added', unit: 'µs/call', digits: 1, better: 'lower' },

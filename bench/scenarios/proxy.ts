@@ -9,7 +9,9 @@
  * Per round and client: throughput of a closed loop (32 calls in flight),
  * CPU per call during it — the client process's, plus nginx's master and
  * worker from /proc for the proxied client — and p50/p99 of sequential
- * calls after it. Ratios are to the nginx client, round by round.
+ * calls after it. Ratios are to the nginx client, round by round. Target:
+ * the full stack in process spends at most 0.75× the total CPU per call of
+ * grpc-js + nginx.
  *
  * @module
  */
@@ -17,7 +19,7 @@ import { staticList } from '@grpc-tower/discover';
 import { closedLoop, sequential } from '../lib/load.js';
 import { type Nginx, checkNginx, startNginx } from '../lib/nginx.js';
 import { roundOrder } from '../lib/rounds.js';
-import type { ScenarioBody, ScenarioOptions } from '../lib/schema.js';
+import { type ScenarioBody, type ScenarioOptions, target } from '../lib/schema.js';
 import { HOSTS, spawnServers, stopServers } from '../lib/servers.js';
 import { type Contender, FULL_STACK, closeAll, fullStack, plainClient } from '../lib/stacks.js';
 import { RoundRecorder, percentile, sortedSamples } from '../lib/stats.js';
@@ -134,11 +136,19 @@ export async function proxy({ quick, log }: ScenarioOptions): Promise<ScenarioBo
           })),
         },
       ],
-      targets: [],
-      notes: [
-        'No target is set for this scenario: it shows what the extra hop and process cost.',
-        ...(failures > 0 ? [`${failures} calls failed during the measurement`] : []),
+      targets: [
+        target({
+          id: 'proxy-full-cpu',
+          description: 'full stack in process: total CPU per call vs grpc-js + nginx',
+          row: TOWER,
+          metric: 'cpuRatio',
+          op: '<=',
+          target: 0.75,
+          value: rec.spread(TOWER, 'cpuRatio').median,
+          unit: '×',
+        }),
       ],
+      notes: failures > 0 ? [`${failures} calls failed during the measurement`] : [],
     };
   } finally {
     await closeAll(contenders);
