@@ -61,19 +61,19 @@ export function sources(): void {
 
 export function connecting(): void {
   // #region connect
-  // connect() makes one endpoint per address and drains it when the address goes away
+  // connect() makes one endpoint per address; the balancer owns it and drains it when the address goes away
   const source = dns('orders.internal', 50051);
-  const endpoints = connect(
-    source,
-    (addr) =>
-      grpcEndpoint(addr.address, {
-        credentials: grpc.credentials.createSsl(caCertificate),
-        authority: 'orders.internal', // the certificate's name, since addr.address is an IP
-        channelOptions: { 'grpc.keepalive_time_ms': 30_000 },
-      }),
-    { graceMs: 10_000 }, // how long a removed server's calls may take to finish
+  const endpoints = connect(source, (addr) =>
+    grpcEndpoint(addr.address, {
+      credentials: grpc.credentials.createSsl(caCertificate),
+      authority: 'orders.internal', // the certificate's name, since addr.address is an IP
+      channelOptions: { 'grpc.keepalive_time_ms': 30_000 },
+    }),
   );
-  const balancer = p2c(endpoints, { target: 'dns:orders.internal:50051' });
+  const balancer = p2c(endpoints, {
+    target: 'dns:orders.internal:50051',
+    drainGraceMs: 10_000, // how long a removed server's calls may take to finish
+  });
   // #endregion connect
   void balancer;
 }

@@ -49,6 +49,7 @@ import {
   withTimeout,
 } from '@grpc-tower/core';
 import { type GrpcRequest, type GrpcResponse, RequestMessages } from '@grpc-tower/core/grpc';
+import { isEndpoint } from '@grpc-tower/core/internal';
 import { Metadata } from '@grpc/grpc-js';
 import { BehaviorSubject, type Observable, Subject, type Subscription, distinctUntilChanged } from 'rxjs';
 import type { HealthEvent, HealthState } from '../events.js';
@@ -121,13 +122,6 @@ interface Probe {
   received: boolean;
 }
 
-const isEndpoint = (x: unknown): x is Endpoint<GrpcRequest, GrpcResponse> =>
-  typeof x === 'object' &&
-  x !== null &&
-  typeof (x as { call?: unknown }).call === 'function' &&
-  typeof (x as { close?: unknown }).close === 'function' &&
-  typeof (x as { readiness$?: { subscribe?: unknown } }).readiness$?.subscribe === 'function';
-
 /**
  * An endpoint whose readiness also reflects the server's reported health.
  * Made by a {@link HealthChecker}.
@@ -168,7 +162,12 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
     events: Subject<HealthEvent>,
   ) {
     if (!isEndpoint(inner)) {
-      throw new ConfigError('healthChecked', 'endpoint', inner, 'an Endpoint (call, close, readiness$)');
+      throw new ConfigError(
+        'healthChecked',
+        'endpoint',
+        inner,
+        'an Endpoint (address, call, close, readiness$)',
+      );
     }
     this.inner = inner;
     this.address = inner.address;
