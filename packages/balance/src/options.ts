@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
-import { MAX_TIMER_MS } from '@grpc-tower/core/internal';
+import { POSITIVE_TIMER_RULE, TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
 
 /**
  * Options shared by {@link p2c} and {@link roundRobin}.
@@ -93,53 +92,34 @@ export interface ResolvedOptions {
  * ```
  */
 export function resolveOptions(where: string, discover: unknown, options: BalancerOptions): ResolvedOptions {
+  const check = optionChecks(where);
   if (typeof (discover as { subscribe?: unknown } | null)?.subscribe !== 'function') {
-    throw new ConfigError(where, 'discover', discover, 'an Observable of Change (insert/remove) values');
+    throw check.error('discover', discover, 'an Observable of Change (insert/remove) values');
   }
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError(where, 'options', options, 'an object');
-  }
-  const target = options.target ?? 'unnamed';
-  if (typeof target !== 'string' || target.length === 0) {
-    throw new ConfigError(where, 'target', target, 'a non-empty string');
-  }
-  const failFastMs = options.failFastMs ?? 3000;
-  if (typeof failFastMs !== 'number' || !Number.isFinite(failFastMs) || failFastMs < 0) {
-    throw new ConfigError(where, 'failFastMs', failFastMs, 'a finite number >= 0');
-  }
-  const waitForReady = options.waitForReady ?? false;
-  if (typeof waitForReady !== 'boolean') {
-    throw new ConfigError(where, 'waitForReady', waitForReady, 'a boolean');
-  }
-  const random = options.random ?? Math.random;
-  if (typeof random !== 'function') {
-    throw new ConfigError(where, 'random', random, 'a function returning [0, 1)');
-  }
-  const drainGraceMs = options.drainGraceMs;
-  if (drainGraceMs !== undefined && (!Number.isFinite(drainGraceMs) || drainGraceMs < 0)) {
-    throw new ConfigError(where, 'drainGraceMs', drainGraceMs, 'a finite number >= 0');
-  }
-  const replaceWaitMs = options.replaceWaitMs ?? 10_000;
-  if (
-    typeof replaceWaitMs !== 'number' ||
-    !Number.isFinite(replaceWaitMs) ||
-    replaceWaitMs < 0 ||
-    replaceWaitMs > MAX_TIMER_MS
-  ) {
-    throw new ConfigError(where, 'replaceWaitMs', replaceWaitMs, `a finite number from 0 to ${MAX_TIMER_MS}`);
-  }
-  const statsIntervalMs = options.statsIntervalMs ?? 1000;
-  if (!Number.isFinite(statsIntervalMs) || statsIntervalMs <= 0) {
-    throw new ConfigError(where, 'statsIntervalMs', statsIntervalMs, 'a finite number > 0');
-  }
-  const panicThresholdPercent = options.panicThresholdPercent ?? 50;
-  if (!Number.isFinite(panicThresholdPercent) || panicThresholdPercent < 0 || panicThresholdPercent > 100) {
-    throw new ConfigError(where, 'panicThresholdPercent', panicThresholdPercent, 'a number from 0 to 100');
-  }
-  const excludeLoopBlocks = options.excludeLoopBlocks ?? true;
-  if (typeof excludeLoopBlocks !== 'boolean') {
-    throw new ConfigError(where, 'excludeLoopBlocks', excludeLoopBlocks, 'a boolean');
-  }
+  check.object('options', options);
+  const target = check.string('target', options.target, 'unnamed');
+  // longer than a timer can wait is allowed: the call's signal ends such a wait
+  const failFastMs = check.number('failFastMs', options.failFastMs, { min: 0 }, 3000);
+  const waitForReady = check.boolean('waitForReady', options.waitForReady, false);
+  const random = check.function<() => number>(
+    'random',
+    options.random,
+    'a function returning [0, 1)',
+    Math.random,
+  );
+  const drainGraceMs =
+    options.drainGraceMs === undefined
+      ? undefined
+      : check.number('drainGraceMs', options.drainGraceMs, { min: 0 });
+  const replaceWaitMs = check.number('replaceWaitMs', options.replaceWaitMs, TIMER_RULE, 10_000);
+  const statsIntervalMs = check.number('statsIntervalMs', options.statsIntervalMs, POSITIVE_TIMER_RULE, 1000);
+  const panicThresholdPercent = check.number(
+    'panicThresholdPercent',
+    options.panicThresholdPercent,
+    { min: 0, max: 100 },
+    50,
+  );
+  const excludeLoopBlocks = check.boolean('excludeLoopBlocks', options.excludeLoopBlocks, true);
   return {
     target,
     failFastMs,

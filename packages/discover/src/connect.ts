@@ -23,8 +23,8 @@
  *
  * @module
  */
-import { ConfigError, type Endpoint, toGrpcTowerError } from '@grpc-tower/core';
-import { isEndpoint } from '@grpc-tower/core/internal';
+import { type Endpoint, toGrpcTowerError } from '@grpc-tower/core';
+import { isEndpoint, optionChecks } from '@grpc-tower/core/internal';
 import { type Observable, Subject, isObservable, merge as mergeObservables } from 'rxjs';
 import type { DiscoveredAddress } from './address.js';
 import type { Discover } from './change.js';
@@ -82,18 +82,11 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
   makeEndpoint: (value: V, key: string) => E,
   options: ConnectOptions = {},
 ): DiscoverySource<E> {
-  if (!isObservable(discover))
-    throw new ConfigError('connect', 'discover', discover, 'an Observable of changes');
-  if (typeof makeEndpoint !== 'function') {
-    throw new ConfigError('connect', 'makeEndpoint', makeEndpoint, 'a function');
-  }
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('connect', 'options', options, 'an object');
-  }
-  const name = options.name ?? 'connect';
-  if (typeof name !== 'string' || name.length === 0) {
-    throw new ConfigError('connect', 'name', name, 'a non-empty string');
-  }
+  const check = optionChecks('connect');
+  if (!isObservable(discover)) throw check.error('discover', discover, 'an Observable of changes');
+  check.function('makeEndpoint', makeEndpoint);
+  check.object('options', options);
+  const name = check.string('name', options.name, 'connect');
   const own = new Subject<DiscoveryEvent>();
   const upstreamEvents =
     typeof discover === 'object' && discover !== null && 'events$' in discover

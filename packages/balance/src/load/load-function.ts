@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
+import { optionChecks } from '@grpc-tower/core/internal';
 import type { LoadFunction, LoadMetric } from './metric.js';
 
 /**
@@ -16,7 +16,7 @@ import type { LoadFunction, LoadMetric } from './metric.js';
  * ```
  */
 export function loadFunction(fn: LoadFunction, name = 'custom'): LoadMetric {
-  if (typeof fn !== 'function') throw new ConfigError('loadFunction', 'fn', fn, 'a function');
+  optionChecks('loadFunction').function('fn', fn);
   return {
     name,
     usesRoundTripTimes: false,

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ConfigError } from '@grpc-tower/core';
+import { optionChecks } from '@grpc-tower/core/internal';
 import type { EndpointLoad, LoadMetric, LoadSubject } from './metric.js';
 
 /**
@@ -60,21 +60,11 @@ export interface PeakEwmaOptions {
  * ```
  */
 export function peakEwma(options: PeakEwmaOptions = {}): LoadMetric {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('peakEwma', 'options', options, 'an object');
-  }
-  const defaultRttMs = options.defaultRttMs ?? 30;
-  const decayMs = options.decayMs ?? 10_000;
-  const floorMs = options.floorMs ?? 1;
-  if (!Number.isFinite(defaultRttMs) || defaultRttMs < 0) {
-    throw new ConfigError('peakEwma', 'defaultRttMs', defaultRttMs, 'a finite number >= 0');
-  }
-  if (!Number.isFinite(decayMs) || decayMs <= 0) {
-    throw new ConfigError('peakEwma', 'decayMs', decayMs, 'a finite number > 0');
-  }
-  if (!Number.isFinite(floorMs) || floorMs < 0) {
-    throw new ConfigError('peakEwma', 'floorMs', floorMs, 'a finite number >= 0');
-  }
+  const check = optionChecks('peakEwma');
+  check.object('options', options);
+  const defaultRttMs = check.number('defaultRttMs', options.defaultRttMs, { min: 0 }, 30);
+  const decayMs = check.number('decayMs', options.decayMs, { min: 0, exclusive: true }, 10_000);
+  const floorMs = check.number('floorMs', options.floorMs, { min: 0 }, 1);
   // A running average of the successful samples of every endpoint of this
   // metric: a new endpoint starts there, not at the fixed seed, once its
   // peers have answered (see `defaultRttMs`).
