@@ -409,7 +409,9 @@ class TowerCall implements Call {
       });
       return;
     }
-    const header = CONNECTION_HEADERS.find((key) => metadata.get(key).length > 0);
+    // one pass over what is set (metadata.get() would normalise and check each key)
+    const present = metadata.toJSON();
+    const header = CONNECTION_HEADERS.find((key) => (present[key]?.length ?? 0) > 0);
     if (header !== undefined) {
       this.#finish({
         code: Status.INTERNAL,

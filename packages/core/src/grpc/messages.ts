@@ -251,6 +251,11 @@ export class RequestMessages {
   }
 
   #notify(): void {
+    // a copy only when a wake-up could change the set under the loop
+    if (this.#readers.size === 1) {
+      for (const r of this.#readers) r.wake();
+      return;
+    }
     for (const r of [...this.#readers]) r.wake();
   }
 
