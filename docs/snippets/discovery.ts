@@ -93,6 +93,9 @@ export function events(): void {
       case 'empty-kept':
         console.warn(`${e.source}: empty answer ignored, keeping ${e.kept} servers`);
         break;
+      case 'partial':
+        console.warn(`${e.source}: ${e.error.message}; keeping ${e.kept} IPv${e.family} servers`);
+        break;
       case 'invalid':
         console.warn(`${e.source}: skipped ${e.input}: ${e.error.message}`);
         break;

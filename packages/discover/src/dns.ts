@@ -2,36 +2,66 @@
  * DNS sources, polled with {@link poll}'s loop (5 s ±10 % by default, last
  * set kept on failure, backoff while failing).
  *
- * - {@link dns}: the A and AAAA records of a name, queried together (dual
- *   stack). A name that exists in only one family is fine (NODATA or
- *   NXDOMAIN on one family while the other answers). When neither family
- *   has records the round fails with a {@link DnsResolveError} and the last
- *   set is kept, unless `keepLastOnEmpty: false` asks to trust empty
- *   answers. A family that fails for any other reason (timeout, refused,
- *   SERVFAIL) fails the whole round: dropping that family's addresses on a
- *   partial answer would shrink the pool by mistake.
+ * - {@link dns}: the A and AAAA addresses of a name (dual stack).
  * - {@link dnsSrv}: SRV records (RFC 2782). Port and weight come from each
- *   record; each target's A/AAAA records are then resolved. Only the lowest
- *   priority group that resolves to at least one address is used, as RFC
- *   2782 says clients must try lower priorities first. A missing SRV name
- *   fails the round like a missing A/AAAA name; SRV records that exist but
- *   are all unusable make an empty answer (kept by default, with
- *   `empty-kept` and one `invalid` event per record).
+ *   record; each target's addresses are then resolved as {@link dns}
+ *   resolves a name. Only the lowest priority group that resolves to at
+ *   least one address is used, as RFC 2782 says clients must try lower
+ *   priorities first. A missing SRV name fails the round like a missing
+ *   A/AAAA name; SRV records that exist but are all unusable make an empty
+ *   answer (kept by default, with `empty-kept` and one `invalid` event per
+ *   record).
  *
- * Queries go through `node:dns`'s `Resolver` (c-ares, not `getaddrinfo`),
- * so they honour custom `servers` and TTLs and do not block libuv's thread
- * pool. With `respectTtl`, the next round waits at least the smallest TTL
- * of the answer. IPv6 addresses are written as `[addr]:port`.
+ * Which resolver answers a name:
+ * - without `servers`, the operating system's (`dns.lookup`, that is
+ *   `getaddrinfo`: the hosts file, then DNS as the system is configured),
+ *   which is what grpc-js 1.14 does by default (its c-ares resolver is used
+ *   only with `GRPC_NODE_USE_ALTERNATIVE_RESOLVER=true`). It gives no TTLs,
+ *   so `respectTtl` has nothing to respect there, and it runs on libuv's
+ *   thread pool. SRV queries themselves always go through c-ares, to the
+ *   system's DNS servers;
+ * - with `servers`, those servers, through `node:dns`'s `Resolver` (c-ares:
+ *   TTLs, no thread pool) — except a name that the system's hosts file lists
+ *   and `localhost` (with the names under it, RFC 6761), which still
+ *   resolve through the operating system, as every other program on the
+ *   machine resolves them.
+ *
+ * Address families, when a DNS server is asked: A and AAAA are queried
+ * together and each family stands on its own. A family with no records
+ * (NXDOMAIN or NODATA) is empty. A family that failed hard (REFUSED,
+ * SERVFAIL, a timeout, an unreachable server) keeps the addresses it had in
+ * its last good answer (none before it ever answered) and is reported as a
+ * `partial` event naming the family and the error, while the family that
+ * answered is used as it answered: many servers answer A and refuse AAAA,
+ * and neither dropping the failed family's addresses nor ignoring the good
+ * answer would be right. The round fails (last set kept, backoff) only when
+ * every family failed hard, or when the families that answered have no
+ * records and the failed one had nothing to keep. When no family has
+ * records the round fails with a {@link DnsResolveError} and the last set is
+ * kept, unless `keepLastOnEmpty: false` asks to trust empty answers.
+ *
+ * With `respectTtl`, the next round waits at least the smallest TTL of the
+ * fresh records of the answer. IPv6 addresses are written as `[addr]:port`.
  *
  * @module
  */
 import { optionChecks } from '@grpc-tower/core/internal';
 import { promises as dnsPromises } from 'node:dns';
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { join } from 'node:path';
 import { type DiscoveredAddress, formatAddress, isHost, isPort, isServiceName } from './address.js';
 import { DnsResolveError, InvalidRecordError } from './errors.js';
-import { type InvalidInput, type PollAnswer, type PollOptions, pollConfig, pollSource } from './poll.js';
-import type { DiscoverySource } from './source.js';
+import {
+  type InvalidInput,
+  type PollAnswer,
+  type PollConfig,
+  type PollOptions,
+  type PollResult,
+  pollConfig,
+  pollSourceWith,
+} from './poll.js';
+import type { DiscoverySource, SourceContext } from './source.js';
 import { staticList } from './static.js';
 import { DELAY_RULE } from './timing.js';
 
@@ -47,11 +77,16 @@ type Resolver = InstanceType<typeof dnsPromises.Resolver>;
  * ```
  */
 export interface DnsOptions extends PollOptions {
-  /** DNS servers (`'ip'`, `'ip:port'`, `'[v6]:port'`); default: the system's. */
+  /**
+   * DNS servers (`'ip'`, `'ip:port'`, `'[v6]:port'`) to ask instead of the
+   * operating system's resolver; names in the system's hosts file and
+   * `localhost` still resolve through the operating system. Default: the
+   * operating system's resolver (see the module documentation).
+   */
   readonly servers?: readonly string[];
   /** Which address families to query; default `'any'` (A and AAAA). */
   readonly family?: 'any' | 4 | 6;
-  /** Never poll faster than the smallest TTL of the last answer; default `false`. */
+  /** Never poll faster than the smallest TTL of the last answer from a DNS server; default `false`. */
   readonly respectTtl?: boolean;
   /** c-ares timeout of one query attempt; default a quarter of `resolveTimeoutMs`. */
   readonly queryTimeoutMs?: number;
@@ -88,6 +123,8 @@ function serverPort(server: string): number | undefined {
 
 interface DnsSettings {
   readonly families: readonly (4 | 6)[];
+  /** The DNS servers given, or `undefined` for the operating system's resolver. */
+  readonly servers: readonly string[] | undefined;
   readonly respectTtl: boolean;
   readonly makeResolver: () => Resolver;
 }
@@ -123,6 +160,7 @@ function dnsSettings(where: string, options: DnsOptions, resolveTimeoutMs: numbe
   }
   return {
     families: family === 'any' ? [4, 6] : [family],
+    servers,
     respectTtl,
     makeResolver: () => {
       const resolver = new dnsPromises.Resolver({ timeout, tries });
@@ -132,42 +170,220 @@ function dnsSettings(where: string, options: DnsOptions, resolveTimeoutMs: numbe
   };
 }
 
-interface HostAnswer {
-  readonly ips: readonly { readonly ip: string; readonly ttl: number }[];
-  /** Set when every family answered NXDOMAIN/NODATA: `ENOTFOUND` when all said NXDOMAIN, else `ENODATA`. */
-  readonly noRecords: string | undefined;
+/** One address of an answer; `ttl` (seconds) when a DNS server gave it fresh this round. */
+interface AnsweredIp {
+  readonly ip: string;
+  readonly ttl: number | undefined;
 }
 
-/** Queries A and/or AAAA together; throws {@link DnsResolveError} unless each family answered or had no records. */
-async function lookupHost(
+/** A family that failed hard while the other answered (reported as a `partial` event). */
+interface PartialFamily {
+  readonly family: 4 | 6;
+  readonly error: DnsResolveError;
+  readonly kept: number;
+}
+
+interface HostAnswer {
+  readonly ips: readonly AnsweredIp[];
+  /** Set when every family answered NXDOMAIN/NODATA: `ENOTFOUND` when all said NXDOMAIN, else `ENODATA`. */
+  readonly noRecords: string | undefined;
+  /** The families that failed hard while another answered. */
+  readonly partial: readonly PartialFamily[];
+}
+
+const rrtypeOf = (family: 4 | 6): 'A' | 'AAAA' => (family === 4 ? 'A' : 'AAAA');
+const rrtypesOf = (families: readonly (4 | 6)[]): string => families.map(rrtypeOf).join('/');
+
+/**
+ * The system's hosts file: `/etc/hosts`, or on Windows
+ * `%SystemRoot%\System32\drivers\etc\hosts`.
+ */
+function hostsFilePath(): string {
+  if (process.platform !== 'win32') return '/etc/hosts';
+  return join(process.env.SystemRoot ?? 'C:\\Windows', 'System32', 'drivers', 'etc', 'hosts');
+}
+
+/** The names in the system's hosts file, lower case (none when it cannot be read). */
+async function hostsFileNames(): Promise<ReadonlySet<string>> {
+  let text: string;
+  try {
+    text = await readFile(hostsFilePath(), 'utf8');
+  } catch {
+    return new Set();
+  }
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    const fields = (line.split('#', 1)[0] ?? '').trim().split(/\s+/);
+    // the first field is the address, the others its names and aliases
+    for (let i = 1; i < fields.length; i++) names.add((fields[i] as string).toLowerCase());
+  }
+  return names;
+}
+
+/** `localhost` and the names under it (RFC 6761, 6.3): never sent to a DNS server. */
+const isLocalhostName = (host: string): boolean => {
+  const name = host.toLowerCase();
+  return name === 'localhost' || name.endsWith('.localhost');
+};
+
+/**
+ * Resolves `host` as the operating system does (`dns.lookup`, that is
+ * `getaddrinfo`: the hosts file, then DNS as the system is configured), as
+ * grpc-js does by default. No TTLs; a failure fails the lookup as a whole.
+ */
+async function osLookup(source: string, host: string, families: readonly (4 | 6)[]): Promise<HostAnswer> {
+  let found: { address: string; family: number }[];
+  try {
+    found = await dnsPromises.lookup(host, { all: true, family: families.length === 1 ? families[0] : 0 });
+  } catch (err) {
+    const code = codeOf(err);
+    if (NO_RECORDS.has(code)) return { ips: [], noRecords: code, partial: [] };
+    throw new DnsResolveError(source, host, rrtypesOf(families), code, err);
+  }
+  const seen = new Set<string>();
+  const ips: AnsweredIp[] = [];
+  for (const { address, family } of found) {
+    if (seen.has(address) || !families.includes(family as 4 | 6)) continue;
+    seen.add(address);
+    ips.push({ ip: address, ttl: undefined });
+  }
+  return { ips, noRecords: ips.length === 0 ? 'ENOTFOUND' : undefined, partial: [] };
+}
+
+/**
+ * The addresses each family of each name had in its last good answer from
+ * a DNS server (an answer with records, or a "no such records" answer,
+ * which leaves it empty). Lives as long as one run of the source.
+ */
+class FamilyMemory {
+  readonly #last = new Map<string, readonly string[]>();
+
+  get(host: string, family: 4 | 6): readonly string[] {
+    return this.#last.get(`${family} ${host}`) ?? [];
+  }
+
+  set(host: string, family: 4 | 6, ips: readonly string[]): void {
+    this.#last.set(`${family} ${host}`, ips);
+  }
+
+  /** Forgets the names not in `hosts` (SRV targets that went away). */
+  retain(hosts: ReadonlySet<string>): void {
+    for (const key of this.#last.keys()) {
+      if (!hosts.has(key.slice(key.indexOf(' ') + 1))) this.#last.delete(key);
+    }
+  }
+}
+
+/**
+ * Queries A and/or AAAA together through c-ares. A family with records
+ * gives them, one with none ("no such name", "no such records") is empty,
+ * and one that failed hard (refused, SERVFAIL, timeout, unreachable server)
+ * gives the addresses it had in its last good answer, reported in
+ * `partial`. Throws {@link DnsResolveError} when every family failed hard,
+ * or when the families that answered had no records and the failed ones
+ * nothing kept (nothing is known).
+ */
+async function caresLookup(
   source: string,
   resolver: Resolver,
   host: string,
   families: readonly (4 | 6)[],
+  memory: FamilyMemory,
 ): Promise<HostAnswer> {
   const results = await Promise.all(
     families.map((family) =>
       (family === 4 ? resolver.resolve4(host, { ttl: true }) : resolver.resolve6(host, { ttl: true })).then(
-        (records) => ({ family, records, error: undefined }),
+        (records) => ({ family, records, error: undefined as unknown }),
         (error: unknown) => ({ family, records: undefined, error }),
       ),
     ),
   );
-  const ips: { ip: string; ttl: number }[] = [];
   const hard = results.filter((r) => r.error !== undefined && !NO_RECORDS.has(codeOf(r.error)));
-  const rrtype = families.map((f) => (f === 4 ? 'A' : 'AAAA')).join('/');
-  if (hard.length > 0) {
-    // A family that timed out or was refused may still have addresses: do not
-    // drop them on a partial answer, fail the round and keep the last set.
-    const first = hard[0]!;
-    throw new DnsResolveError(source, host, rrtype, codeOf(first.error), first.error);
+  const firstHard = hard[0];
+  if (firstHard !== undefined && hard.length === results.length) {
+    // nothing answered: fail the round and keep the last set
+    throw new DnsResolveError(source, host, rrtypesOf(families), codeOf(firstHard.error), firstHard.error);
   }
+  const ips: AnsweredIp[] = [];
+  const partial: PartialFamily[] = [];
   for (const r of results) {
-    for (const rec of r.records ?? []) ips.push({ ip: rec.address, ttl: rec.ttl });
+    if (r.error === undefined) {
+      const records = r.records ?? [];
+      memory.set(
+        host,
+        r.family,
+        records.map((rec) => rec.address),
+      );
+      for (const rec of records) ips.push({ ip: rec.address, ttl: rec.ttl });
+    } else if (NO_RECORDS.has(codeOf(r.error))) {
+      memory.set(host, r.family, []);
+    } else {
+      const kept = memory.get(host, r.family);
+      for (const ip of kept) ips.push({ ip, ttl: undefined });
+      const error = new DnsResolveError(source, host, rrtypeOf(r.family), codeOf(r.error), r.error);
+      partial.push({ family: r.family, error, kept: kept.length });
+    }
   }
-  if (ips.length > 0) return { ips, noRecords: undefined };
+  if (ips.length > 0) return { ips, noRecords: undefined, partial };
+  if (firstHard !== undefined) {
+    // the families that answered have no records and the failed one had none kept
+    throw new DnsResolveError(
+      source,
+      host,
+      rrtypeOf(firstHard.family),
+      codeOf(firstHard.error),
+      firstHard.error,
+    );
+  }
   const nxdomain = results.every((r) => codeOf(r.error) === 'ENOTFOUND');
-  return { ips, noRecords: nxdomain ? 'ENOTFOUND' : 'ENODATA' };
+  return { ips, noRecords: nxdomain ? 'ENOTFOUND' : 'ENODATA', partial };
+}
+
+/** What one run of a DNS source uses to resolve names: the route rule of the module docs. */
+class NameResolver {
+  readonly #source: string;
+  readonly #settings: DnsSettings;
+  readonly #memory = new FamilyMemory();
+  #resolver: Resolver | undefined;
+
+  constructor(source: string, settings: DnsSettings) {
+    this.#source = source;
+    this.#settings = settings;
+  }
+
+  /** The c-ares resolver (on `servers`, or the system's DNS servers), made on first use. */
+  get resolver(): Resolver {
+    this.#resolver ??= this.#settings.makeResolver();
+    return this.#resolver;
+  }
+
+  /** Cancels the c-ares queries in flight. */
+  cancel(): void {
+    this.#resolver?.cancel();
+  }
+
+  /** Forgets the family memory of names not in `hosts`. */
+  retain(hosts: ReadonlySet<string>): void {
+    this.#memory.retain(hosts);
+  }
+
+  /**
+   * The names this round resolves through the OS even though `servers` are
+   * given (the hosts file's names and localhost); `undefined` without
+   * `servers` (then every name goes through the OS).
+   */
+  async systemNames(): Promise<ReadonlySet<string> | undefined> {
+    return this.#settings.servers === undefined ? undefined : hostsFileNames();
+  }
+
+  /** Resolves `host`; `systemNames` from {@link NameResolver.systemNames} of this round. */
+  resolve(host: string, systemNames: ReadonlySet<string> | undefined): Promise<HostAnswer> {
+    const { families } = this.#settings;
+    if (systemNames === undefined || isLocalhostName(host) || systemNames.has(host.toLowerCase())) {
+      return osLookup(this.#source, host, families);
+    }
+    return caresLookup(this.#source, this.resolver, host, families, this.#memory);
+  }
 }
 
 /**
@@ -176,9 +392,17 @@ async function lookupHost(
  * is returned as is without querying) and `port` an integer from 1 to
  * 65535; otherwise a `ConfigError` is thrown here.
  *
+ * Without `servers`, `host` resolves as the operating system resolves it
+ * (`dns.lookup`: the hosts file, then the system's DNS), as grpc-js does by
+ * default. With `servers`, it is queried there (A and AAAA through c-ares,
+ * a failed family kept from its last good answer with a `partial` event),
+ * except a name in the system's hosts file or `localhost`, which still
+ * resolves through the operating system.
+ *
  * @example
  * ```ts
  * const orders = dns('orders.internal', 50051, { servers: ['10.0.0.2'], respectTtl: true });
+ * const local = dns('localhost', 50051); // 127.0.0.1:50051, from the hosts file
  * ```
  */
 export function dns(host: string, port: number, options: DnsOptions = {}): DiscoverySource {
@@ -190,35 +414,52 @@ export function dns(host: string, port: number, options: DnsOptions = {}): Disco
   const config = pollConfig('dns', `dns:${formatAddress(host, port)}`, options);
   const settings = dnsSettings('dns', options, config.resolveTimeoutMs);
   if (isIP(host) !== 0) return staticList([formatAddress(host, port)], { name: config.name });
-  const resolver = settings.makeResolver();
-  const rrtype = settings.families.map((f) => (f === 4 ? 'A' : 'AAAA')).join('/');
-  return pollSource(async (signal) => {
-    const onAbort = (): void => resolver.cancel();
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      const answer = await lookupHost(config.name, resolver, host, settings.families);
-      if (answer.noRecords !== undefined) {
-        if (config.keepLastOnEmpty) throw new DnsResolveError(config.name, host, rrtype, answer.noRecords);
-        return [];
+  const rrtype = rrtypesOf(settings.families);
+  return pollSourceWith((ctx) => {
+    const names = new NameResolver(config.name, settings);
+    return async (signal) => {
+      const onAbort = (): void => names.cancel();
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        const answer = await names.resolve(host, await names.systemNames());
+        reportPartial(ctx, config.name, host, answer);
+        if (answer.noRecords !== undefined) {
+          if (config.keepLastOnEmpty) throw new DnsResolveError(config.name, host, rrtype, answer.noRecords);
+          return [];
+        }
+        const addresses: DiscoveredAddress[] = answer.ips.map(({ ip }) => ({
+          address: formatAddress(ip, port),
+        }));
+        return withTtl(addresses, answer.ips, settings.respectTtl);
+      } finally {
+        signal.removeEventListener('abort', onAbort);
       }
-      const addresses: DiscoveredAddress[] = answer.ips.map(({ ip }) => ({
-        address: formatAddress(ip, port),
-      }));
-      return withTtl(addresses, answer.ips, settings.respectTtl);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+    };
   }, config);
 }
 
+function reportPartial(
+  ctx: Pick<SourceContext, 'emit'>,
+  source: string,
+  hostname: string,
+  answer: HostAnswer,
+): void {
+  for (const { family, error, kept } of answer.partial) {
+    ctx.emit({ type: 'partial', source, hostname, family, error, kept });
+  }
+}
+
+/** The answer, valid for the smallest fresh TTL with `respectTtl` (kept and OS answers carry none). */
 function withTtl(
   addresses: readonly DiscoveredAddress[],
-  ips: readonly { readonly ttl: number }[],
+  ips: readonly { readonly ttl: number | undefined }[],
   respectTtl: boolean,
   invalid: readonly InvalidInput[] = [],
 ): PollAnswer {
-  if (!respectTtl || ips.length === 0) return { addresses, invalid };
-  const ttl = Math.min(...ips.map((i) => i.ttl));
+  if (!respectTtl) return { addresses, invalid };
+  let ttl = Number.POSITIVE_INFINITY;
+  for (const i of ips) if (i.ttl !== undefined && i.ttl < ttl) ttl = i.ttl;
+  if (ttl === Number.POSITIVE_INFINITY) return { addresses, invalid };
   return { addresses, invalid, validForMs: ttl * 1000 };
 }
 
@@ -228,7 +469,9 @@ function withTtl(
  * record's port, `weight` from the record, and `metadata` `{ target,
  * priority }`. A malformed record (port 0, an invalid target, the "."
  * target that means "no service") is skipped with an `invalid` event naming
- * it, as is a target with no address.
+ * it, as is a target with no address. Targets resolve as {@link dns}
+ * resolves a name (the same resolver rule, and the same per-family rule
+ * with a `partial` event per target).
  *
  * @example
  * ```ts
@@ -241,68 +484,102 @@ export function dnsSrv(name: string, options: DnsOptions = {}): DiscoverySource 
   }
   const config = pollConfig('dnsSrv', `dns-srv:${name}`, options);
   const settings = dnsSettings('dnsSrv', options, config.resolveTimeoutMs);
-  const resolver = settings.makeResolver();
   const source = config.name;
-  return pollSource(async (signal) => {
-    const onAbort = (): void => resolver.cancel();
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      let records: Awaited<ReturnType<Resolver['resolveSrv']>>;
+  return pollSourceWith((ctx) => {
+    const names = new NameResolver(source, settings);
+    return async (signal) => {
+      const onAbort = (): void => names.cancel();
+      signal.addEventListener('abort', onAbort, { once: true });
       try {
-        records = await resolver.resolveSrv(name);
-      } catch (err) {
-        const code = codeOf(err);
-        if (NO_RECORDS.has(code) && !config.keepLastOnEmpty) return [];
-        throw new DnsResolveError(source, name, 'SRV', code, err);
+        return await resolveSrv(ctx, names, name, config, settings);
+      } finally {
+        signal.removeEventListener('abort', onAbort);
       }
-      const invalid: InvalidInput[] = [];
-      const valid = records.filter((r) => {
-        const text = `${name} SRV ${r.priority} ${r.weight} ${r.port} ${r.name || '.'}`;
-        const reason = srvProblem(r);
-        if (reason !== undefined)
-          invalid.push({ input: text, error: new InvalidRecordError(source, text, reason) });
-        return reason === undefined;
-      });
-      const priorities = [...new Set(valid.map((r) => r.priority))].sort((a, b) => a - b);
-      for (const priority of priorities) {
-        const group = valid.filter((r) => r.priority === priority);
-        const answers = await Promise.all(
-          group.map(async (r) => {
-            if (isIP(r.name) !== 0) {
-              const literal: HostAnswer = { ips: [{ ip: r.name, ttl: 0 }], noRecords: undefined };
-              return { r, answer: literal };
-            }
-            return { r, answer: await lookupHost(source, resolver, r.name, settings.families) };
-          }),
-        );
-        const addresses: DiscoveredAddress[] = [];
-        const ips: { ttl: number }[] = [];
-        for (const { r, answer } of answers) {
-          if (answer.noRecords !== undefined) {
-            const text = `${name} SRV ${r.priority} ${r.weight} ${r.port} ${r.name}`;
-            invalid.push({
-              input: text,
-              error: new InvalidRecordError(source, text, `target ${r.name} has no A/AAAA records`),
-            });
-            continue;
-          }
-          for (const { ip, ttl } of answer.ips) {
-            addresses.push({
-              address: formatAddress(ip, r.port),
-              weight: r.weight,
-              metadata: { target: r.name, priority: r.priority },
-            });
-            if (isIP(r.name) === 0) ips.push({ ttl });
-          }
-        }
-        if (addresses.length > 0) return withTtl(addresses, ips, settings.respectTtl, invalid);
-      }
-      // Records exist but none is usable: an empty answer, reported with what was wrong.
-      return { addresses: [], invalid };
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+    };
   }, config);
+}
+
+async function resolveSrv(
+  ctx: Pick<SourceContext, 'emit'>,
+  names: NameResolver,
+  name: string,
+  config: PollConfig,
+  settings: DnsSettings,
+): Promise<PollResult> {
+  const source = config.name;
+  let records: Awaited<ReturnType<Resolver['resolveSrv']>>;
+  try {
+    records = await names.resolver.resolveSrv(name);
+  } catch (err) {
+    const code = codeOf(err);
+    if (NO_RECORDS.has(code) && !config.keepLastOnEmpty) return [];
+    throw new DnsResolveError(source, name, 'SRV', code, err);
+  }
+  const invalid: InvalidInput[] = [];
+  const valid = records.filter((r) => {
+    const text = `${name} SRV ${r.priority} ${r.weight} ${r.port} ${r.name || '.'}`;
+    const reason = srvProblem(r);
+    if (reason !== undefined)
+      invalid.push({ input: text, error: new InvalidRecordError(source, text, reason) });
+    return reason === undefined;
+  });
+  const systemNames = await names.systemNames();
+  const queried = new Set<string>();
+  const partial: { hostname: string; answer: HostAnswer }[] = [];
+  const priorities = [...new Set(valid.map((r) => r.priority))].sort((a, b) => a - b);
+  let result: PollAnswer = { addresses: [], invalid };
+  for (const priority of priorities) {
+    const group = valid.filter((r) => r.priority === priority);
+    const answers = await Promise.all(
+      group.map(async (r) => {
+        if (isIP(r.name) !== 0) {
+          const literal: HostAnswer = {
+            ips: [{ ip: r.name, ttl: undefined }],
+            noRecords: undefined,
+            partial: [],
+          };
+          return { r, answer: literal };
+        }
+        queried.add(r.name);
+        return { r, answer: await names.resolve(r.name, systemNames) };
+      }),
+    );
+    const addresses: DiscoveredAddress[] = [];
+    const ips: { ttl: number | undefined }[] = [];
+    for (const { r, answer } of answers) {
+      if (answer.partial.length > 0) partial.push({ hostname: r.name, answer });
+      if (answer.noRecords !== undefined) {
+        const text = `${name} SRV ${r.priority} ${r.weight} ${r.port} ${r.name}`;
+        invalid.push({
+          input: text,
+          error: new InvalidRecordError(source, text, `target ${r.name} has no A/AAAA records`),
+        });
+        continue;
+      }
+      for (const { ip, ttl } of answer.ips) {
+        addresses.push({
+          address: formatAddress(ip, r.port),
+          weight: r.weight,
+          metadata: { target: r.name, priority: r.priority },
+        });
+        ips.push({ ttl });
+      }
+    }
+    if (addresses.length > 0) {
+      result = withTtl(addresses, ips, settings.respectTtl, invalid);
+      break;
+    }
+    // none in this group: the next priority, or (records exist but none is usable) an empty answer
+  }
+  names.retain(queried);
+  // one report per target, even when several records name it
+  const reported = new Set<string>();
+  for (const { hostname, answer } of partial) {
+    if (reported.has(hostname)) continue;
+    reported.add(hostname);
+    reportPartial(ctx, source, hostname, answer);
+  }
+  return result;
 }
 
 function srvProblem(r: { name: string; port: number; priority: number; weight: number }): string | undefined {

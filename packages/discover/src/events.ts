@@ -6,7 +6,7 @@
  * @module
  */
 import type { GrpcTowerError } from '@grpc-tower/core';
-import type { InvalidAddressError, InvalidRecordError } from './errors.js';
+import type { DnsResolveError, InvalidAddressError, InvalidRecordError } from './errors.js';
 
 /**
  * One event of a source's `events$` stream. Every event names its
@@ -20,6 +20,11 @@ import type { InvalidAddressError, InvalidRecordError } from './errors.js';
  * - `backoff`: the next attempt waits `delayMs` because of failures.
  * - `empty-kept`: the registry answered with no address and the last set of
  *   `kept` addresses was kept (see `keepLastOnEmpty`).
+ * - `partial`: one address family of a DNS name (`hostname`, an SRV target
+ *   for `dnsSrv`) failed (`error`: refused, SERVFAIL, timeout, no server)
+ *   while the other answered; the round went on with the family that
+ *   answered and the `kept` addresses the failed `family` (4: A, 6: AAAA)
+ *   had in its last good answer (0 before it ever answered).
  * - `invalid`: one input (an address, an SRV record, an etcd value) was
  *   skipped; `input` names it.
  * - `duplicate`: one address came from several inputs (`inputs`); the first
@@ -35,6 +40,7 @@ import type { InvalidAddressError, InvalidRecordError } from './errors.js';
  * source.events$.subscribe((e) => {
  *   if (e.type === 'failed') log.warn(`${e.source}: ${e.error.message} (${e.failures} in a row)`);
  *   if (e.type === 'empty-kept') log.warn(`${e.source}: empty answer, kept ${e.kept}`);
+ *   if (e.type === 'partial') log.warn(`${e.source}: ${e.error.message}, kept ${e.kept} IPv${e.family}`);
  * });
  * ```
  */
@@ -55,6 +61,14 @@ export type DiscoveryEvent =
     }
   | { readonly type: 'backoff'; readonly source: string; readonly delayMs: number; readonly failures: number }
   | { readonly type: 'empty-kept'; readonly source: string; readonly kept: number }
+  | {
+      readonly type: 'partial';
+      readonly source: string;
+      readonly hostname: string;
+      readonly family: 4 | 6;
+      readonly error: DnsResolveError;
+      readonly kept: number;
+    }
   | {
       readonly type: 'invalid';
       readonly source: string;

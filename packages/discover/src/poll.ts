@@ -168,6 +168,20 @@ export function pollSource(resolve: ResolveFn, config: PollConfig): DiscoverySou
   return sharedSource(config.name, (ctx) => runPoll(ctx, resolve, config));
 }
 
+/**
+ * {@link pollSource} whose resolve function is made anew each time the
+ * source starts, with the source's `emit`: a resolver that remembers
+ * something between rounds (the last answer of each DNS address family)
+ * forgets it when the last subscriber leaves, as the source forgets its set,
+ * and reports what it noticed on `events$`. @internal
+ */
+export function pollSourceWith(
+  makeResolve: (ctx: Pick<SourceContext, 'emit' | 'name'>) => ResolveFn,
+  config: PollConfig,
+): DiscoverySource {
+  return sharedSource(config.name, (ctx) => runPoll(ctx, makeResolve(ctx), config));
+}
+
 function isPollAnswer(result: PollResult): result is PollAnswer {
   return (
     typeof result === 'object' &&
