@@ -1,8 +1,16 @@
+import { promises as dnsPromises } from 'node:dns';
+import { connect as tcpConnect, createServer } from 'node:net';
 import { ConfigError } from '@grpc-tower/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { formatAddress } from './address.js';
 import { type DnsOptions, dns, dnsSrv } from './dns.js';
 import { DnsResolveError, InvalidRecordError } from './errors.js';
-import { type Dnsmasq, startDnsmasq } from './test-support/dnsmasq.js';
+import {
+  type Dnsmasq,
+  type SilentDnsServer,
+  startDnsmasq,
+  startSilentDnsServer,
+} from './test-support/dnsmasq.js';
 import { type Recording, record } from './test-support/record.js';
 
 // A real dnsmasq on 127.0.0.1 answers every query; records change by
@@ -251,5 +259,167 @@ describe('dnsSrv', () => {
     const error = missing.of('failed')[0]?.error;
     expect(error).toBeInstanceOf(DnsResolveError);
     expect((error as DnsResolveError).rrtype).toBe('SRV');
+  });
+});
+
+describe('dns: one address family fails while the other answers', () => {
+  // dnsmasq serving a hosts file without --local refuses what the file does
+  // not answer (here: AAAA of a name that has only A records), and one that
+  // forwards those queries to a server that never answers lets them time out.
+  let refusing: Dnsmasq;
+  let silent: SilentDnsServer;
+  let timingOut: Dnsmasq;
+  const refusingHosts = { 'echo.test': ['127.0.0.71'], 'both.test': ['127.0.0.72', 'fd00::72'] };
+  const timingOutHosts = { 'echo.test': ['127.0.0.81'], 'both.test': ['127.0.0.82', 'fd00::82'] };
+
+  beforeAll(async () => {
+    refusing = await startDnsmasq({
+      hosts: refusingHosts,
+      unanswered: 'refused',
+      srv: [{ name: '_grpc._tcp.echo.test', target: 'echo.test', port: 50061, weight: 3 }],
+    });
+    silent = await startSilentDnsServer();
+    timingOut = await startDnsmasq({ hosts: timingOutHosts, unanswered: { forwardTo: silent } });
+  });
+  afterAll(async () => {
+    await refusing?.close();
+    await timingOut?.close();
+    await silent?.close();
+  });
+
+  const partialOf = (r: Recording<unknown>) => r.of('partial');
+
+  it('a server that refuses AAAA: the A answer gives the endpoints at start-up, with a partial event', async () => {
+    const r = rec(record(dns('echo.test', 50051, opts({ servers: [refusing.address] }))));
+    await waitFor(() => expect(r.keys()).toEqual(['127.0.0.71:50051']));
+    expect(r.of('failed')).toEqual([]);
+    const partial = partialOf(r)[0];
+    expect(partial).toMatchObject({
+      source: 'dns:echo.test:50051',
+      hostname: 'echo.test',
+      family: 6,
+      kept: 0,
+    });
+    expect(partial?.error).toBeInstanceOf(DnsResolveError);
+    expect(partial?.error).toMatchObject({ rrtype: 'AAAA', dnsCode: 'EREFUSED', hostname: 'echo.test' });
+    expect(partial?.error.message).toBe('dns:echo.test:50051: DNS AAAA query for echo.test failed: EREFUSED');
+  });
+
+  it('keeps the last AAAA set while only AAAA is refused, follows the A answers, and recovers', async () => {
+    const r = rec(record(dns('both.test', 50051, opts({ servers: [refusing.address] }))));
+    await waitFor(() => expect(r.keys()).toEqual(['127.0.0.72:50051', '[fd00::72]:50051']));
+    expect(partialOf(r)).toEqual([]);
+    try {
+      // AAAA now refused; A changes meanwhile
+      await refusing.setHosts({ ...refusingHosts, 'both.test': ['127.0.0.72', '127.0.0.73'] });
+      await waitFor(() =>
+        expect(r.keys()).toEqual(['127.0.0.72:50051', '127.0.0.73:50051', '[fd00::72]:50051']),
+      );
+      await waitFor(() => expect(partialOf(r).length).toBeGreaterThanOrEqual(2));
+      expect(partialOf(r)[0]).toMatchObject({ family: 6, kept: 1, hostname: 'both.test' });
+      expect(partialOf(r)[0]?.error.dnsCode).toBe('EREFUSED');
+      expect(r.changes.filter((c) => c.type === 'remove')).toEqual([]);
+      expect(r.of('failed')).toEqual([]);
+      // AAAA answers again, with another address
+      await refusing.setHosts({ ...refusingHosts, 'both.test': ['127.0.0.73', 'fd00::73'] });
+      await waitFor(() => expect(r.keys()).toEqual(['127.0.0.73:50051', '[fd00::73]:50051']));
+    } finally {
+      await refusing.setHosts(refusingHosts);
+    }
+    expect(r.problems).toEqual([]);
+  });
+
+  it('a server whose AAAA queries time out: endpoints from A at start-up, the last AAAA set kept later', async () => {
+    const timing = (extra: DnsOptions = {}) =>
+      opts({
+        servers: [timingOut.address],
+        queryTimeoutMs: 100,
+        tries: 1,
+        resolveTimeoutMs: 5_000,
+        ...extra,
+      });
+    const fresh = rec(record(dns('echo.test', 50051, timing())));
+    await waitFor(() => expect(fresh.keys()).toEqual(['127.0.0.81:50051']));
+    expect(partialOf(fresh)[0]).toMatchObject({ family: 6, kept: 0 });
+    expect(partialOf(fresh)[0]?.error).toMatchObject({ rrtype: 'AAAA', dnsCode: 'ETIMEOUT' });
+    expect(fresh.of('failed')).toEqual([]);
+    expect(silent.queries).toBeGreaterThan(0);
+
+    const r = rec(record(dns('both.test', 50051, timing())));
+    await waitFor(() => expect(r.keys()).toEqual(['127.0.0.82:50051', '[fd00::82]:50051']));
+    try {
+      await timingOut.setHosts({ ...timingOutHosts, 'both.test': ['127.0.0.82'] });
+      await waitFor(() => expect(partialOf(r).length).toBeGreaterThanOrEqual(2));
+      expect(partialOf(r)[0]).toMatchObject({ family: 6, kept: 1 });
+      expect(partialOf(r)[0]?.error.dnsCode).toBe('ETIMEOUT');
+      expect(r.keys()).toEqual(['127.0.0.82:50051', '[fd00::82]:50051']);
+      expect(r.changes.filter((c) => c.type === 'remove')).toEqual([]);
+      expect(r.of('failed')).toEqual([]);
+    } finally {
+      await timingOut.setHosts(timingOutHosts);
+    }
+  });
+
+  it('dnsSrv: a target whose AAAA is refused resolves from its A answer, with a partial event', async () => {
+    const r = rec(record(dnsSrv('_grpc._tcp.echo.test', opts({ servers: [refusing.address] }))));
+    await waitFor(() => expect(r.keys()).toEqual(['127.0.0.71:50061']));
+    expect(r.set.get('127.0.0.71:50061')).toMatchObject({ weight: 3 });
+    expect(r.of('failed')).toEqual([]);
+    expect(partialOf(r)[0]).toMatchObject({
+      source: 'dns-srv:_grpc._tcp.echo.test',
+      hostname: 'echo.test',
+      family: 6,
+      kept: 0,
+    });
+    expect(partialOf(r)[0]?.error.dnsCode).toBe('EREFUSED');
+  });
+});
+
+describe('dns: names the operating system resolves from its hosts file', () => {
+  let server: ReturnType<typeof createServer>;
+  let port: number;
+  beforeAll(async () => {
+    server = createServer((socket) => socket.end('hello'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as { port: number }).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  /** What the operating system gives for `localhost`, as this source writes it. */
+  const systemAnswer = async (): Promise<string[]> =>
+    [...new Set((await dnsPromises.lookup('localhost', { all: true })).map((a) => a.address))]
+      .map((ip) => formatAddress(ip, port))
+      .sort();
+
+  const greeting = (address: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const [host, p] = [
+        address.slice(0, address.lastIndexOf(':')),
+        address.slice(address.lastIndexOf(':') + 1),
+      ];
+      const socket = tcpConnect({ host, port: Number(p) });
+      let text = '';
+      socket.on('data', (d) => {
+        text += d.toString();
+      });
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+
+  it("dns('localhost', port) without servers resolves as the OS does and finds the server on 127.0.0.1", async () => {
+    const r = rec(record(dns('localhost', port, { intervalMs: 200 })));
+    await waitFor(() => expect(r.of('resolved').length).toBeGreaterThan(0));
+    expect(r.keys()).toEqual(await systemAnswer());
+    expect(r.keys()).toContain(`127.0.0.1:${port}`);
+    expect(await greeting(`127.0.0.1:${port}`)).toBe('hello');
+    expect(r.of('failed')).toEqual([]);
+  });
+
+  it('with servers given, localhost still resolves through the OS (the DNS server has no such name)', async () => {
+    const r = rec(record(dns('localhost', port, opts())));
+    await waitFor(() => expect(r.of('resolved').length).toBeGreaterThan(0));
+    expect(r.keys()).toEqual(await systemAnswer());
+    expect(r.of('failed')).toEqual([]);
+    expect(r.of('partial')).toEqual([]);
   });
 });

@@ -6,11 +6,15 @@
  * dnsmasq clear its cache and read that file again (see dnsmasq(8), SIGNALS).
  * SRV records live in the config file, which dnsmasq reads only at start,
  * so {@link Dnsmasq.setSrv} restarts it on the same port. Names under the
- * local domain (default `test`) that have no record answer NXDOMAIN.
+ * local domain (default `test`) that have no record answer NXDOMAIN, unless
+ * `unanswered` asks dnsmasq to refuse them or to forward them to a server
+ * that never answers ({@link startSilentDnsServer}), which is how a test
+ * makes one address family fail while the other answers.
  *
  * @module
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -50,6 +54,17 @@ export interface DnsmasqOptions {
   readonly ttl?: number;
   /** The domain answered locally (NXDOMAIN for unknown names); default `'test'`. */
   readonly localDomain?: string;
+  /**
+   * What dnsmasq does with a query under the local domain that its records
+   * do not answer (an unknown name, or the family a name has no record of):
+   * - `'nxdomain'` (default, `--local`): NXDOMAIN, or NODATA for a known
+   *   name, as an authoritative server answers;
+   * - `'refused'` (no `--local` and no upstream): REFUSED, as dnsmasq does
+   *   when it serves names from a hosts file without `--local`;
+   * - `{ forwardTo }` (`--server=/domain/ip#port`): forwarded there, so a
+   *   server that never answers makes the query time out.
+   */
+  readonly unanswered?: 'nxdomain' | 'refused' | { readonly forwardTo: { host: string; port: number } };
   /** The dnsmasq binary; default `/usr/sbin/dnsmasq` (or `dnsmasq` on PATH). */
   readonly binary?: string;
 }
@@ -89,6 +104,7 @@ export class Dnsmasq {
   readonly #binary: string;
   readonly #ttl: number;
   readonly #domain: string;
+  readonly #unanswered: NonNullable<DnsmasqOptions['unanswered']>;
   #child: ChildProcess | undefined;
   #output: string[] = [];
   #onLine: ((line: string) => void) | undefined;
@@ -102,6 +118,7 @@ export class Dnsmasq {
     this.port = port;
     this.#ttl = options.ttl ?? 1;
     this.#domain = options.localDomain ?? 'test';
+    this.#unanswered = options.unanswered ?? 'nxdomain';
     this.#binary = options.binary ?? (existsSync('/usr/sbin/dnsmasq') ? '/usr/sbin/dnsmasq' : 'dnsmasq');
   }
 
@@ -149,10 +166,15 @@ export class Dnsmasq {
       '--bind-interfaces',
       `--port=${this.port}`,
       `--local-ttl=${this.#ttl}`,
-      `--local=/${this.#domain}/`,
       '--pid-file=',
       '--cache-size=0',
     ];
+    const unanswered = this.#unanswered;
+    if (unanswered === 'nxdomain') args.push(`--local=/${this.#domain}/`);
+    else if (typeof unanswered === 'object') {
+      const { host, port } = unanswered.forwardTo;
+      args.push(`--server=/${this.#domain}/${host}#${port}`);
+    }
     if (process.getuid?.() === 0) args.push('--user=root');
     const child = spawn(this.#binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
@@ -262,4 +284,54 @@ export async function startDnsmasq(options: DnsmasqOptions = {}): Promise<Dnsmas
   }
   await rm(dir, { recursive: true, force: true });
   throw lastError;
+}
+
+/**
+ * A DNS server that reads every query and never answers (UDP on a loopback
+ * address): the upstream of a dnsmasq whose forwarded queries must time out.
+ *
+ * @example
+ * ```ts
+ * const hole = await startSilentDnsServer();
+ * const server = await startDnsmasq({ unanswered: { forwardTo: hole } });
+ * ```
+ */
+export interface SilentDnsServer {
+  readonly host: string;
+  readonly port: number;
+  /** Queries received so far. */
+  readonly queries: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a {@link SilentDnsServer} on `host` (default `127.0.0.2`) with a
+ * port the kernel picks.
+ *
+ * @example
+ * ```ts
+ * const hole = await startSilentDnsServer('127.0.0.3');
+ * await hole.close();
+ * ```
+ */
+export function startSilentDnsServer(host = '127.0.0.2'): Promise<SilentDnsServer> {
+  const socket = createSocket('udp4');
+  let queries = 0;
+  socket.on('message', () => {
+    queries++;
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address: host, port: 0 }, () => {
+      socket.removeListener('error', reject);
+      resolve({
+        host,
+        port: socket.address().port,
+        get queries() {
+          return queries;
+        },
+        close: () => new Promise<void>((done) => socket.close(() => done())),
+      });
+    });
+  });
 }

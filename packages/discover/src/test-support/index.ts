@@ -13,7 +13,14 @@
  * ```
  * @packageDocumentation
  */
-export { startDnsmasq, Dnsmasq, type DnsmasqOptions, type SrvRecordSpec } from './dnsmasq.js';
+export {
+  startDnsmasq,
+  startSilentDnsServer,
+  Dnsmasq,
+  type DnsmasqOptions,
+  type SilentDnsServer,
+  type SrvRecordSpec,
+} from './dnsmasq.js';
 export { startEtcd, EtcdServer, type EtcdServerOptions } from './etcd.js';
 export { startTcpProxy, TcpProxy } from './tcp-proxy.js';
 export { freePort } from './ports.js';
