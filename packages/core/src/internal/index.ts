@@ -1,7 +1,7 @@
 /**
  * `@grpc-tower/core/internal`: the helpers that grpc-tower's own packages
  * share (events and counters, option checks, the timer limit, the endpoint
- * test). Not a public API: it may change in any release.
+ * test, the origin of a failure). Not a public API: it may change in any release.
  *
  * @internal
  * @packageDocumentation
@@ -9,6 +9,15 @@
 export { EventStream, Counters } from './events.js';
 export { isEndpoint } from './endpoint.js';
 export { MAX_TIMER_MS } from './timers.js';
+export {
+  failureOrigin,
+  deadlineHadFairChance,
+  deadlineRuleOptions,
+  DEFAULT_DEADLINE_RULE,
+  TYPICAL_LATENCY_FLOOR_MS,
+  type FailureOrigin,
+  type DeadlineRule,
+} from './failure.js';
 export {
   optionChecks,
   describeRule,

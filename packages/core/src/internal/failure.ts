@@ -1,0 +1,195 @@
+/**
+ * Who produced a failed call's outcome, for the decisions that judge an
+ * endpoint by its calls (outlier ejection, load estimates): only what the
+ * server or the connection to it produced may count against it, never the
+ * caller's own deadline or cancellation, nor an error raised in this
+ * process.
+ *
+ * A deadline is both: the caller chose it, but a server that hangs also
+ * ends in one. It counts against the endpoint only when the endpoint had a
+ * fair chance to answer ({@link deadlineHadFairChance}): the call had been
+ * on it for at least `minMs`, or for at least `latencyFactor` times its
+ * typical latency.
+ *
+ * @internal
+ * @module
+ */
+import {
+  CancelledError,
+  ClosedError,
+  ConfigError,
+  GrpcTowerError,
+  OverloadedError,
+  ResourceExhaustedError,
+} from '../errors.js';
+import { GrpcStatusError } from '../grpc/types.js';
+import { Status } from '../status.js';
+import type { OptionChecks } from './options.js';
+
+/**
+ * Where a failure came from:
+ * - `server`: a status the server sent (a {@link GrpcStatusError} with
+ *   `serverResponded`), or an error this module does not know, taken at its
+ *   code (a custom endpoint's failure, a committed stream's final status);
+ * - `connection`: the connection or the stream failed below gRPC (connect
+ *   failure, reset, refused stream, GOAWAY, an HTTP/2 RST_STREAM);
+ * - `deadline`: `DEADLINE_EXCEEDED`, from the call's own deadline timer or
+ *   from the server enforcing the deadline the call sent it; it counts only
+ *   when the endpoint had a fair chance ({@link deadlineHadFairChance});
+ * - `caller`: the call was cancelled, or stopped by its caller or a layer
+ *   above (a hedge that lost, a retry that gave up on the attempt);
+ * - `local`: raised in this process before or instead of reaching the
+ *   server: a request grpc-js could not start (a connection-specific
+ *   header), a draining or closed endpoint, a refused option, a local limit.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const origin: FailureOrigin = failureOrigin(err, ctx.aborted);
+ * ```
+ */
+export type FailureOrigin = 'server' | 'connection' | 'deadline' | 'caller' | 'local';
+
+/** grpc-js could not open the HTTP/2 stream: the request never left this process. */
+const NOT_STARTED = /^Failed to start HTTP\/2 stream/;
+/** grpc-js's own call credentials failed (a plugin of this process). */
+const CREDENTIALS = /^Getting metadata from plugin failed/;
+/** The peer's HTTP/2 layer reset the stream. */
+const RESET = /^Received RST_STREAM/;
+
+const codeOf = (failure: unknown): unknown =>
+  typeof failure === 'object' && failure !== null ? (failure as { code?: unknown }).code : undefined;
+
+/**
+ * Classifies a failed call's error (or the final status of a committed
+ * response, `{ code, details }`). `stopped` is whether the call's context
+ * had aborted once the call settled (`ctx.aborted`): whatever a stopped call
+ * ended with, other than its deadline, is the caller's doing. Allocates
+ * nothing.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * promise.catch((err) => {
+ *   if (failureOrigin(err, ctx.aborted) === 'server') failures++;
+ * });
+ * ```
+ */
+export function failureOrigin(failure: unknown, stopped: boolean): FailureOrigin {
+  const code = codeOf(failure);
+  if (code === Status.DEADLINE_EXCEEDED) return 'deadline';
+  if (code === Status.CANCELLED || failure instanceof CancelledError) return 'caller';
+  if (stopped) return 'caller';
+  if (failure instanceof GrpcStatusError) {
+    if (failure.serverResponded) return 'server';
+    const details = failure.details;
+    if (NOT_STARTED.test(details) || CREDENTIALS.test(details)) return 'local';
+    if (code === Status.UNAVAILABLE || RESET.test(details)) return 'connection';
+    // any other status grpc-js made up without a response ("authorization"
+    // metadata with several values, a message too large to send)
+    return 'local';
+  }
+  if (
+    failure instanceof ClosedError ||
+    failure instanceof ConfigError ||
+    failure instanceof OverloadedError ||
+    failure instanceof ResourceExhaustedError
+  ) {
+    return 'local';
+  }
+  if (failure instanceof GrpcTowerError && code === Status.UNAVAILABLE) return 'connection';
+  return 'server';
+}
+
+/**
+ * When a deadline counts against an endpoint (see
+ * {@link deadlineHadFairChance}).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const rule: DeadlineRule = { minMs: 1_000, latencyFactor: 10 };
+ * ```
+ */
+export interface DeadlineRule {
+  /** A deadline after at least this long on the endpoint counts, whatever its latency. */
+  readonly minMs: number;
+  /** A deadline after at least this many times the endpoint's typical latency counts. */
+  readonly latencyFactor: number;
+}
+
+/**
+ * The defaults of {@link DeadlineRule}: 1 s, or 10 × the typical latency.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * deadlineHadFairChance(elapsed, typical, DEFAULT_DEADLINE_RULE);
+ * ```
+ */
+export const DEFAULT_DEADLINE_RULE: DeadlineRule = Object.freeze({ minMs: 1_000, latencyFactor: 10 });
+
+/**
+ * The least typical latency the factor is applied to, in ms: a server that
+ * answers in a fraction of a millisecond is not judged by a few
+ * milliseconds of scheduling delay in this process.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const least = rule.latencyFactor * TYPICAL_LATENCY_FLOOR_MS; // 100 ms with the defaults
+ * ```
+ */
+export const TYPICAL_LATENCY_FLOOR_MS = 10;
+
+/**
+ * Whether an endpoint had a fair chance to answer a call that ended at its
+ * deadline after `elapsedMs` on it: `elapsedMs ≥ rule.minMs`, or
+ * `elapsedMs ≥ rule.latencyFactor × max(typicalMs, 10 ms)` when its typical
+ * latency is known. A call whose deadline left the endpoint less time than
+ * that failed because of its caller.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * deadlineHadFairChance(2, 20, DEFAULT_DEADLINE_RULE); // false: 2 ms for a 20 ms server
+ * deadlineHadFairChance(400, 20, DEFAULT_DEADLINE_RULE); // true: 20 × its latency
+ * ```
+ */
+export function deadlineHadFairChance(
+  elapsedMs: number,
+  typicalMs: number | undefined,
+  rule: DeadlineRule,
+): boolean {
+  if (elapsedMs >= rule.minMs) return true;
+  if (typicalMs === undefined || !(typicalMs >= 0)) return false;
+  return elapsedMs >= rule.latencyFactor * Math.max(typicalMs, TYPICAL_LATENCY_FLOOR_MS);
+}
+
+/**
+ * Reads the two options of a {@link DeadlineRule} (`deadlineMinMs`,
+ * `deadlineLatencyFactor`), with the defaults of
+ * {@link DEFAULT_DEADLINE_RULE}.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const rule = deadlineRuleOptions(optionChecks('peakEwma'), options);
+ * ```
+ */
+export function deadlineRuleOptions(
+  check: OptionChecks,
+  options: { readonly deadlineMinMs?: number; readonly deadlineLatencyFactor?: number },
+): DeadlineRule {
+  const minMs = check.number('deadlineMinMs', options.deadlineMinMs, { min: 0 }, DEFAULT_DEADLINE_RULE.minMs);
+  const latencyFactor = check.number(
+    'deadlineLatencyFactor',
+    options.deadlineLatencyFactor,
+    { min: 1 },
+    DEFAULT_DEADLINE_RULE.latencyFactor,
+  );
+  if (minMs === DEFAULT_DEADLINE_RULE.minMs && latencyFactor === DEFAULT_DEADLINE_RULE.latencyFactor) {
+    return DEFAULT_DEADLINE_RULE;
+  }
+  return Object.freeze({ minMs, latencyFactor });
+}
