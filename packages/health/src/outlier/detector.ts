@@ -22,6 +22,24 @@
  *   once, but always at least one (A50): one bad minute cannot empty the
  *   pool.
  *
+ * What counts (the "signals" contract: decisions rest on what a server or
+ * a connection produced): a status the server sent, and a failure of the
+ * connection or the stream below gRPC (connect failure, reset, refused
+ * stream), each judged by `failureCodes`. A call the caller cancelled or a
+ * layer above stopped, and an error raised in this process (a request
+ * grpc-js could not start, such as one with a connection-specific header; a
+ * draining endpoint) count as neither success nor failure. A deadline
+ * (`DEADLINE_EXCEEDED`, from the call's own timer or from the server
+ * enforcing the `grpc-timeout` the call sent) counts only when the endpoint
+ * had a fair chance to answer: the call had been on it for at least
+ * `deadlineMinMs` (1 s), or for at least `deadlineLatencyFactor` (10) times
+ * its typical latency (a moving average of its successful calls, taken as
+ * at least 10 ms). So a client whose deadlines are shorter than its
+ * servers' latency ejects nothing, while a server that hangs past generous
+ * deadlines, or answers ten times slower than it usually does, is ejected.
+ * Envoy's `split_external_local_origin_errors` makes a similar split
+ * between errors of the upstream and errors of the local origin.
+ *
  * Deviation from A50: an endpoint returns by its own timer when its time is
  * up, not at the next sweep, so a short base time is honoured exactly.
  * State is kept per address, like A50's map, so an endpoint replaced under
@@ -40,7 +58,12 @@ import {
   statusName,
   toGrpcTowerError,
 } from '@grpc-tower/core';
-import { isEndpoint } from '@grpc-tower/core/internal';
+import {
+  type DeadlineRule,
+  deadlineHadFairChance,
+  failureOrigin,
+  isEndpoint,
+} from '@grpc-tower/core/internal';
 import { BehaviorSubject, type Observable, Subject, type Subscription, distinctUntilChanged } from 'rxjs';
 import type { EjectionAlgorithm, HealthEvent } from '../events.js';
 import { connectedOf } from '../pick/connected.js';
@@ -72,6 +95,8 @@ export interface OutlierEndpointStats {
   readonly successes: number;
   /** Failed calls in the current interval. */
   readonly failures: number;
+  /** Its typical latency (moving average of its successful calls) in ms; `undefined` before one succeeded. */
+  readonly typicalLatencyMs: number | undefined;
 }
 
 /**
@@ -109,6 +134,8 @@ class Entry {
   durationMs = 0;
   multiplier = 0;
   ejections = 0;
+  /** Moving average of its successful calls' durations, in ms. */
+  latencyMs: number | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly address: string) {}
@@ -118,8 +145,8 @@ class Entry {
   }
 }
 
-/** What a wrapper reports to its detector. */
-type Outcome = { readonly kind: 'success' } | { readonly kind: 'failure'; readonly reason: string };
+/** Weight of one successful call in an endpoint's typical latency. */
+const LATENCY_WEIGHT = 0.2;
 
 const clock = (): number => performance.now();
 
@@ -201,7 +228,9 @@ export class OutlierDetector {
     const e = entry;
     const wrapper: OutlierEndpoint<Req, Res> = new OutlierEndpoint(endpoint, {
       ejected: () => e.ejected,
-      record: (outcome) => this.#record(e, outcome),
+      success: (elapsedMs) => this.#success(e, elapsedMs),
+      failure: (reason) => this.#failure(e, reason),
+      fairChance: (elapsedMs) => deadlineHadFairChance(elapsedMs, e.latencyMs, this.options.deadlineRule),
       detach: () => this.#detach(e, wrapper as OutlierEndpoint<unknown, unknown>),
       failureCodes: this.options.failureCodes,
     });
@@ -228,6 +257,7 @@ export class OutlierDetector {
         consecutiveFailures: e.consecutive,
         successes: e.active.successes,
         failures: e.active.failures,
+        typicalLatencyMs: e.latencyMs,
       }),
     );
     return {
@@ -303,16 +333,21 @@ export class OutlierDetector {
     return n;
   }
 
-  #record(entry: Entry, outcome: Outcome): void {
+  #success(entry: Entry, elapsedMs: number): void {
     if (this.#closed) return;
-    if (outcome.kind === 'success') {
-      entry.active.successes++;
-      entry.consecutive = 0;
-      return;
+    entry.active.successes++;
+    entry.consecutive = 0;
+    if (elapsedMs >= 0) {
+      const latency = entry.latencyMs;
+      entry.latencyMs = latency === undefined ? elapsedMs : latency + (elapsedMs - latency) * LATENCY_WEIGHT;
     }
+  }
+
+  #failure(entry: Entry, reason: string): void {
+    if (this.#closed) return;
     entry.active.failures++;
     entry.consecutive++;
-    entry.lastFailure = outcome.reason;
+    entry.lastFailure = reason;
     const threshold = this.options.consecutiveFailures;
     if (threshold > 0 && entry.consecutive >= threshold && !entry.ejected && this.#canEject()) {
       const n = entry.consecutive;
@@ -429,7 +464,11 @@ export class OutlierDetector {
 /** The detector's side of a wrapper. */
 interface Tracker {
   ejected(): boolean;
-  record(outcome: Outcome): void;
+  /** A call that succeeded after `elapsedMs` (< 0: failed with a code outside `failureCodes`). */
+  success(elapsedMs: number): void;
+  failure(reason: string): void;
+  /** Whether a deadline after `elapsedMs` on the endpoint counts against it. */
+  fairChance(elapsedMs: number): boolean;
   detach(): void;
   readonly failureCodes: ReadonlySet<number>;
 }
@@ -515,6 +554,7 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
   }
 
   call(req: Req, ctx: CallContext): Promise<Res> {
+    const started = clock();
     let result: Promise<Res>;
     try {
       result = this.inner.call(req, ctx);
@@ -525,17 +565,16 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
       (res) => {
         const complete = completeStatusOf(res);
         if (complete !== undefined) {
-          this.#report(complete.code, complete.details ?? '');
+          this.#report(complete, complete.code, complete.details ?? '', started, ctx);
           return;
         }
         const done = doneOf(res);
-        if (done === undefined) this.#report(Status.OK, '');
-        else done.then((s) => this.#report(s.code, s.details ?? ''));
+        if (done === undefined) this.#report(undefined, Status.OK, '', started, ctx);
+        else done.then((s) => this.#report(s, s.code, s.details ?? '', started, ctx));
       },
       (err: unknown) => {
-        if (err instanceof ClosedError) return; // this endpoint is draining, not failing
         const e = toGrpcTowerError(err, this.address);
-        this.#report(e.code, e.message);
+        this.#report(err, e.code, e.message, started, ctx);
       },
     );
     return result;
@@ -565,15 +604,28 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
     return this.ejected ? 'failed' : this.#innerReadiness;
   }
 
-  #report(code: number, details: string): void {
-    if (this.#detached || code === Status.CANCELLED) return;
+  /**
+   * Counts a call's outcome: `outcome` is the rejection or the final status
+   * (`{ code }`) with its status `code`, judged by where it came from (see
+   * the module docs).
+   */
+  #report(outcome: unknown, code: number, details: string, started: number, ctx: CallContext): void {
+    if (this.#detached) return;
+    const elapsedMs = clock() - started;
+    if (code === Status.OK) {
+      this.#tracker.success(elapsedMs);
+      return;
+    }
+    const origin = failureOrigin(outcome, ctx.aborted);
+    if (origin === 'caller' || origin === 'local') return;
+    if (origin === 'deadline' && !this.#tracker.fairChance(elapsedMs)) return;
     if (this.#tracker.failureCodes.has(code)) {
-      this.#tracker.record({
-        kind: 'failure',
-        reason: details ? `${statusName(code)} (${details})` : statusName(code),
-      });
+      const name =
+        origin === 'deadline' ? `${statusName(code)} after ${Math.round(elapsedMs)} ms` : statusName(code);
+      this.#tracker.failure(details ? `${name} (${details})` : name);
     } else {
-      this.#tracker.record({ kind: 'success' });
+      // a status outside failureCodes is a success, but not a sample of the latency
+      this.#tracker.success(-1);
     }
   }
 

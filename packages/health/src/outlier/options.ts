@@ -6,7 +6,14 @@
  * @module
  */
 import { Status, type StatusCode, type StatusName, parseStatus } from '@grpc-tower/core';
-import { type NumberRule, POSITIVE_TIMER_RULE, TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
+import {
+  type DeadlineRule,
+  type NumberRule,
+  POSITIVE_TIMER_RULE,
+  TIMER_RULE,
+  deadlineRuleOptions,
+  optionChecks,
+} from '@grpc-tower/core/internal';
 
 /**
  * A50's success-rate ejection: every interval, among the endpoints with at
@@ -74,10 +81,29 @@ export interface OutlierDetectionOptions {
   /**
    * The status codes that count as a failure, by name or number (not OK).
    * Default `UNAVAILABLE`, `INTERNAL`, `UNKNOWN`, `DEADLINE_EXCEEDED`.
-   * Any other status counts as a success; `CANCELLED` (the caller gave up)
-   * counts as neither.
+   * Only what the server or the connection produced is judged: any other
+   * status from them counts as a success, while a call the caller
+   * cancelled, a call a layer above stopped, and an error raised in this
+   * process (a request refused before it was sent, a draining endpoint)
+   * count as neither. `DEADLINE_EXCEEDED` counts only when the endpoint had
+   * a fair chance (see `deadlineMinMs`).
    */
   readonly failureCodes?: readonly (StatusName | StatusCode)[];
+  /**
+   * A call that ended at its deadline (`DEADLINE_EXCEEDED`, from the call's
+   * own timer or from the server enforcing it) counts against the endpoint
+   * only when it had been on the endpoint for at least this long, in ms
+   * (≥ 0), or for `deadlineLatencyFactor` × the endpoint's typical latency.
+   * Otherwise the caller's deadline was too short and it counts as neither.
+   * Default 1000.
+   */
+  readonly deadlineMinMs?: number;
+  /**
+   * ...or when it had been there at least this many times (≥ 1) the
+   * endpoint's typical latency (a moving average of its successful calls,
+   * taken as at least 10 ms; unknown until one succeeded). Default 10.
+   */
+  readonly deadlineLatencyFactor?: number;
   /** The time between analysis sweeps (rates, multiplier decay), in ms (> 0); default 10 000. */
   readonly intervalMs?: number;
   /** The base ejection time, in ms (≥ 0); an ejection lasts base × times ejected. Default 30 000. */
@@ -110,6 +136,8 @@ export interface OutlierDetectionOptions {
 export interface ResolvedOutlierDetectionOptions {
   readonly consecutiveFailures: number;
   readonly failureCodes: ReadonlySet<StatusCode>;
+  /** When a deadline counts against the endpoint (`deadlineMinMs`, `deadlineLatencyFactor`). */
+  readonly deadlineRule: DeadlineRule;
   readonly intervalMs: number;
   readonly baseEjectionTimeMs: number;
   readonly maxEjectionTimeMs: number;
@@ -124,7 +152,8 @@ const WHERE = 'outlierDetection';
 /**
  * The default failure codes: the ones that say the server, not the
  * request, is at fault (`UNAVAILABLE`, `INTERNAL`, `UNKNOWN`,
- * `DEADLINE_EXCEEDED`).
+ * `DEADLINE_EXCEEDED`) when the server or the connection produced them
+ * (and, for `DEADLINE_EXCEEDED`, when the endpoint had a fair chance).
  *
  * @example
  * ```ts
@@ -172,6 +201,7 @@ export function resolveOutlierOptions(
   return {
     consecutiveFailures,
     failureCodes,
+    deadlineRule: deadlineRuleOptions(check, o),
     intervalMs,
     baseEjectionTimeMs,
     maxEjectionTimeMs,
