@@ -23,6 +23,7 @@ export {
   type GrpcResponse,
   type ResponseListener,
   type ResponseStream,
+  type UnaryResult,
 } from './types.js';
 export {
   RequestMessages,
