@@ -13,7 +13,12 @@ import {
 } from '../errors.js';
 import { GrpcStatusError } from '../grpc/types.js';
 import { Status } from '../status.js';
-import { DEFAULT_DEADLINE_RULE, deadlineHadFairChance, deadlineRuleOptions, failureOrigin } from './failure.js';
+import {
+  DEFAULT_DEADLINE_RULE,
+  deadlineHadFairChance,
+  deadlineRuleOptions,
+  failureOrigin,
+} from './failure.js';
 import { optionChecks } from './options.js';
 
 const status = (code: number, details: string, serverResponded: boolean) =>
