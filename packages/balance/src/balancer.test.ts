@@ -7,6 +7,7 @@ import {
   CancelledError,
   ClosedError,
   ConfigError,
+  DeadlineExceededError,
   GrpcTowerError,
   Status,
   UnavailableError,
@@ -20,6 +21,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { Balancer } from './balancer.js';
 import { NoReadyEndpointDeadlineError, NoReadyEndpointError } from './errors.js';
 import type { BalancerEvent } from './events.js';
+import { peakEwma } from './load/peak-ewma.js';
 import { pendingRequests } from './load/pending.js';
 import type { BalancerOptions } from './options.js';
 import { p2c } from './p2c.js';
@@ -303,6 +305,27 @@ describe('errors from endpoints carry the address', () => {
     await expect(call).rejects.toBeInstanceOf(CancelledError);
     scope.release();
     expect(balancer.stats().endpoints[0]).toMatchObject({ picks: 1, failures: 0 });
+  });
+
+  test("a call cancelled or cut short by the caller's deadline neither counts nor raises PeakEWMA's estimate", async () => {
+    const discover = new Subject<Change<string, CountingEndpoint>>();
+    const balancer: B = p2c(discover, { load: peakEwma({ defaultRttMs: 30 }), target: 'echo.test' });
+    open.push(balancer);
+    const ep = new CountingEndpoint('10.0.0.1:50051');
+    ep.hold = true;
+    discover.next({ type: 'insert', key: ep.address, endpoint: ep });
+    const cancelled = newContext({});
+    const call = balancer.call('x', cancelled.context);
+    await sleep(80);
+    cancelled.controller.abort();
+    await expect(call).rejects.toBeInstanceOf(CancelledError);
+    cancelled.release();
+    const short = newContext({ timeoutMs: 80 });
+    await expect(balancer.call('x', short.context)).rejects.toBeInstanceOf(DeadlineExceededError);
+    short.release();
+    const stats = balancer.stats().endpoints[0];
+    expect(stats).toMatchObject({ picks: 2, failures: 0 });
+    expect(stats?.ewmaMs).toBeLessThanOrEqual(30);
   });
 });
 

@@ -25,7 +25,7 @@ import {
   abortReason,
   toGrpcTowerError,
 } from '@grpc-tower/core';
-import { EventStream } from '@grpc-tower/core/internal';
+import { EventStream, failureOrigin } from '@grpc-tower/core/internal';
 import {
   BehaviorSubject,
   type Observable,
@@ -226,7 +226,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     if (this.#closing !== undefined) {
       return Promise.reject(new ClosedError(`balancer for target "${this.#options.target}" is closed`));
     }
-    if (ctx.signal.aborted) return Promise.reject(abortReason(ctx.signal));
+    if (ctx.aborted) return Promise.reject(abortReason(ctx.signal));
     const avoid = ctx.get(AvoidEndpoints);
     const slot = this.#picker.pick(this.#ready, avoid);
     if (slot !== undefined) return this.#dispatch(slot, req, ctx);
@@ -256,9 +256,15 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       },
       (err: unknown) => {
         const now = clock();
-        load.observe((loop === undefined ? now : loop.at(now)) - started, now, true);
+        // only what the endpoint produced is a signal (the call has settled, so
+        // its context says whether the caller or a layer above stopped it)
+        const origin = failureOrigin(err, ctx.aborted);
+        if (origin !== 'caller' && origin !== 'local') {
+          const rtt = (loop === undefined ? now : loop.at(now)) - started;
+          load.observe(rtt, now, true, origin === 'deadline');
+        }
         loop?.leave();
-        if (!ctx.signal.aborted) slot.failures++;
+        if (origin === 'server' || origin === 'connection') slot.failures++;
         throw toGrpcTowerError(err, slot.address);
       },
     );

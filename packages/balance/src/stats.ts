@@ -31,7 +31,10 @@ export interface EndpointStats<K> {
   readonly cost: number;
   /** Calls sent to it by this balancer. */
   readonly picks: number;
-  /** Of those, calls that failed (not counting the caller's own cancellations and deadlines). */
+  /**
+   * Of those, calls that failed on the server or its connection (not
+   * counting cancellations, deadlines, and errors raised in this process).
+   */
   readonly failures: number;
 }
 

@@ -95,9 +95,44 @@ describe('peakEwma', () => {
     ['decayMs', { decayMs: 0 }],
     ['decayMs', { decayMs: Number.POSITIVE_INFINITY }],
     ['floorMs', { floorMs: Number.NaN }],
+    ['deadlineMinMs', { deadlineMinMs: -1 }],
+    ['deadlineLatencyFactor', { deadlineLatencyFactor: 0.5 }],
   ])('rejects a bad %s with a ConfigError', (option, opts) => {
     expect(() => peakEwma(opts)).toThrow(ConfigError);
     expect(() => peakEwma(opts)).toThrow(`peakEwma: option "${option}"`);
+  });
+
+  test("a failure at the caller's deadline does not raise the estimate when the endpoint had no fair chance", () => {
+    const metric = peakEwma({ defaultRttMs: 30 });
+    const load = metric.create(subject(), 0);
+    const twin = metric.create(subject(), 0);
+    load.observe(20, 1, false);
+    twin.observe(20, 1, false);
+    // 2 ms and 150 ms deadlines for a 20 ms server: under 1 s and under 10 × 20 ms
+    for (let t = 2; t < 200; t++) load.observe(t % 2 === 0 ? 2 : 150, t, true, true);
+    expect(load.estimateMs(200)).toBe(twin.estimateMs(200));
+    expect(load.estimateMs(200)).toBeCloseTo(20, 0);
+    // a deadline after 10 × its estimate, or after 1 s, is the server's slowness
+    load.observe(200, 201, true, true);
+    expect(load.estimateMs(201)).toBe(200);
+    const seeded = peakEwma({ defaultRttMs: 30 }).create(subject(), 0);
+    seeded.observe(900, 1, true, true); // no answer yet: only deadlineMinMs applies
+    expect(seeded.estimateMs(1)).toBeCloseTo(30, 1);
+    seeded.observe(1_000, 2, true, true);
+    expect(seeded.estimateMs(2)).toBe(1_000);
+  });
+
+  test('other failures still raise the estimate as before, and the deadline rule is configurable', () => {
+    const load = peakEwma({ defaultRttMs: 30 }).create(subject(), 0);
+    load.observe(20, 1, false);
+    load.observe(150, 2, true);
+    expect(load.estimateMs(2)).toBe(150);
+    const strict = peakEwma({ deadlineMinMs: 100, deadlineLatencyFactor: 2 }).create(subject(), 0);
+    strict.observe(20, 1, false);
+    strict.observe(30, 2, true, true); // below 2 × max(20, 10) = 40
+    expect(strict.estimateMs(2)).toBeCloseTo(20, 2);
+    strict.observe(45, 3, true, true);
+    expect(strict.estimateMs(3)).toBe(45);
   });
 });
 

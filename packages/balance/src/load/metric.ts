@@ -57,8 +57,17 @@ export interface EndpointLoad {
    * time to the first response. Unless the balancer was created with
    * `excludeLoopBlocks: false`, `rttMs` leaves out the time this process's
    * event loop was blocked while the call was in flight.
+   *
+   * Only what the endpoint produced is reported: a call its caller
+   * cancelled or a layer above stopped, and an error raised in this
+   * process (a request refused before it was sent, a draining endpoint),
+   * are not. `deadline` is true for a failed call that ended at its
+   * deadline (the caller's timer, or the server enforcing it): `rttMs` is
+   * then the time the caller allowed, not the server's, and a metric should
+   * let it count only when the endpoint had a fair chance to answer (as
+   * {@link peakEwma} does).
    */
-  observe(rttMs: number, now: number, failed: boolean): void;
+  observe(rttMs: number, now: number, failed: boolean, deadline?: boolean): void;
   /** The current round-trip estimate in ms for stats, or `undefined` when the metric keeps none. */
   estimateMs(now: number): number | undefined;
 }

@@ -7,7 +7,12 @@
  *
  * @module
  */
-import { optionChecks } from '@grpc-tower/core/internal';
+import {
+  type DeadlineRule,
+  deadlineHadFairChance,
+  deadlineRuleOptions,
+  optionChecks,
+} from '@grpc-tower/core/internal';
 import type { EndpointLoad, LoadMetric, LoadSubject } from './metric.js';
 
 /**
@@ -25,6 +30,15 @@ export interface PeakEwmaOptions {
   readonly decayMs?: number;
   /** The least estimate used in the cost, in ms; default 1 (Finagle's floor). */
   readonly floorMs?: number;
+  /**
+   * A call that failed at its deadline may raise the estimate only when it
+   * had been on the endpoint at least this long, in ms (≥ 0), or
+   * `deadlineLatencyFactor` × the estimate; default 1000 (the outlier
+   * detector's rule).
+   */
+  readonly deadlineMinMs?: number;
+  /** ...or at least this many times (≥ 1) the endpoint's own estimate (taken as at least 10 ms); default 10. */
+  readonly deadlineLatencyFactor?: number;
 }
 
 /**
@@ -45,7 +59,14 @@ export interface PeakEwmaOptions {
  *   and after a long pause a fresh sample counts for most of the average;
  * - a failed call can raise the average but never lower it: an endpoint
  *   that fails fast must not look fast (the "black hole" that attracts
- *   every call), while a call that timed out still counts as slow;
+ *   every call), while a call that hung until a generous deadline still
+ *   counts as slow. Only failures the endpoint produced count (the
+ *   balancer does not report cancelled calls or errors raised in this
+ *   process), and a call that ended at its deadline raises the average
+ *   only when the endpoint had a fair chance: it had been there for at
+ *   least `deadlineMinMs` (1 s), or `deadlineLatencyFactor` (10) times the
+ *   endpoint's own estimate from its answers (taken as at least 10 ms). A
+ *   caller's 2 ms deadline says nothing about a 20 ms server;
  * - the cost uses the average decayed toward zero by the time since the
  *   last sample (`× exp(-idle / decayMs)`), so that an endpoint that stopped
  *   getting calls because it was slow is tried again after a while and can
@@ -65,6 +86,7 @@ export function peakEwma(options: PeakEwmaOptions = {}): LoadMetric {
   const defaultRttMs = check.number('defaultRttMs', options.defaultRttMs, { min: 0 }, 30);
   const decayMs = check.number('decayMs', options.decayMs, { min: 0, exclusive: true }, 10_000);
   const floorMs = check.number('floorMs', options.floorMs, { min: 0 }, 1);
+  const deadlineRule = deadlineRuleOptions(check, options);
   // A running average of the successful samples of every endpoint of this
   // metric: a new endpoint starts there, not at the fixed seed, once its
   // peers have answered (see `defaultRttMs`).
@@ -72,7 +94,7 @@ export function peakEwma(options: PeakEwmaOptions = {}): LoadMetric {
   return {
     name: 'peak-ewma',
     create: (endpoint, now) =>
-      new PeakEwmaLoad(endpoint, now, peers.rtt ?? defaultRttMs, decayMs, floorMs, peers),
+      new PeakEwmaLoad(endpoint, now, peers.rtt ?? defaultRttMs, decayMs, floorMs, peers, deadlineRule),
   };
 }
 
@@ -93,6 +115,7 @@ class PeakEwmaLoad implements EndpointLoad {
   #stamp: number;
   #sampled = false;
   readonly #peers: PeerAverage;
+  readonly #deadlineRule: DeadlineRule;
 
   constructor(
     endpoint: LoadSubject,
@@ -101,8 +124,10 @@ class PeakEwmaLoad implements EndpointLoad {
     decayMs: number,
     floorMs: number,
     peers: PeerAverage,
+    deadlineRule: DeadlineRule,
   ) {
     this.#peers = peers;
+    this.#deadlineRule = deadlineRule;
     this.#endpoint = endpoint;
     this.#rtt = rtt;
     this.#stamp = now;
@@ -110,8 +135,16 @@ class PeakEwmaLoad implements EndpointLoad {
     this.#floorMs = floorMs;
   }
 
-  observe(rttMs: number, now: number, failed: boolean): void {
+  observe(rttMs: number, now: number, failed: boolean, deadline = false): void {
     if (!(rttMs >= 0)) return;
+    // the caller's deadline cut the call short: a sample only after a fair chance
+    if (
+      failed &&
+      deadline &&
+      !deadlineHadFairChance(rttMs, this.#sampled ? this.#rtt : undefined, this.#deadlineRule)
+    ) {
+      return;
+    }
     if (!failed) {
       const peers = this.#peers.rtt;
       this.#peers.rtt = peers === undefined ? rttMs : peers + (rttMs - peers) * PEER_WEIGHT;
