@@ -20,6 +20,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { CancelledError, ConfigError, DeadlineExceededError } from './errors.js';
+import { MAX_TIMER_MS } from './internal/timers.js';
 
 /**
  * A typed key for a request-scoped value.
@@ -53,7 +54,6 @@ const neverAborts = new AbortController().signal;
 // Any number of concurrent calls may listen on the root signal.
 setMaxListeners(0, neverAborts);
 const noValues: ReadonlyMap<ContextKey<unknown>, unknown> = new Map();
-const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * What a call is doing, as its deadline error names it:

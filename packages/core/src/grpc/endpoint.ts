@@ -42,6 +42,7 @@ import type { CallContext } from '../context.js';
 import type { Endpoint, Readiness } from '../endpoint.js';
 import { ClosedError, ConfigError, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
+import { MAX_TIMER_MS } from '../internal/timers.js';
 import { formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
 import {
@@ -112,9 +113,6 @@ const readinessOf = (state: ConnectivityState): Readiness => {
   }
 };
 
-/** The longest delay `setTimeout` honours. */
-const MAX_TIMER_MS = 2_147_483_647;
-
 /**
  * grpc-js uses channel option values as it finds them, and a value of the
  * wrong kind (a symbol, a bigint, NaN, a string where it computes a delay)
@@ -138,7 +136,7 @@ function checkChannelOptions(channelOptions: unknown): void {
       : typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
     if (!ok) {
       const expected = key.endsWith('_ms')
-        ? 'an integer number of ms from -1 to 2147483647'
+        ? `an integer number of ms from -1 to ${MAX_TIMER_MS}`
         : 'a string or a finite number';
       throw new ConfigError('grpcEndpoint', `channelOptions.${key}`, value, expected);
     }
