@@ -23,6 +23,7 @@ export {
   neverReachedServer,
   RetryPolicyError,
   RetryBudgetExhaustedError,
+  RETRY_VERDICT_METADATA_KEY,
   DEFAULT_BACKOFF,
   PUSHBACK_HEADER,
   PREVIOUS_ATTEMPTS_HEADER,

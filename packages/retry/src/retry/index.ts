@@ -30,5 +30,10 @@ export {
   type BackoffSettings,
   type Pushback,
 } from './backoff.js';
-export { RetryPolicyError, RetryBudgetExhaustedError, neverReachedServer } from './errors.js';
+export {
+  RetryPolicyError,
+  RetryBudgetExhaustedError,
+  RETRY_VERDICT_METADATA_KEY,
+  neverReachedServer,
+} from './errors.js';
 export { PREVIOUS_ATTEMPTS_HEADER } from './attempt.js';

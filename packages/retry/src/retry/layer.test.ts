@@ -8,6 +8,7 @@ import { type GrpcRequest, type GrpcResponse, GrpcStatusError } from '@grpc-towe
 import {
   type EchoServer,
   activeHandles,
+  encodeRpcStatus,
   expectNoLeaks,
   pickHosts,
   spawnEchoServer,
@@ -553,7 +554,13 @@ describe('retry budget', () => {
     expect(retries).toBeGreaterThan(0);
     expect(layer.stats().retries).toBe(retries);
     expect(layer.stats().budgetExhausted).toBeGreaterThan(0);
-    expect(results.some((r) => /retry budget exhausted/.test(r.error?.details ?? ''))).toBe(true);
+    // the calls the budget stopped end with the server's own status, the verdict as a trailer
+    const stopped = results.filter((r) => r.error?.metadata.get('grpc-tower-retry').length);
+    expect(stopped.length).toBeGreaterThan(0);
+    for (const r of stopped) {
+      expect(r.error?.metadata.get('grpc-tower-retry')[0]).toMatch(/^budget exhausted after \d attempts?$/);
+      expect(r.error?.metadata.get('grpc-status-details-bin')).toHaveLength(1);
+    }
   });
 
   test('a small reserve: retries stay within 20 % of the calls plus the reserve', async () => {
@@ -562,7 +569,7 @@ describe('retry budget', () => {
     expect(server.calls.total - 100).toBeLessThanOrEqual(20 + 10);
   });
 
-  test('when the budget is empty the original error is returned, saying so', async () => {
+  test('when the budget is empty the call ends with the status, details and trailers the server sent, and the verdict beside them', async () => {
     const [a] = await echoServers(1);
     const layer = retry({ ...fast, budget: retryBudget({ minPerSec: 0, percent: 0 }) });
     const seen = events(layer);
@@ -570,9 +577,14 @@ describe('retry budget', () => {
     a!.failNext(1, Status.UNAVAILABLE, 'down for maintenance');
     const r = await unary(client, {});
     expect(r.error?.code).toBe(Status.UNAVAILABLE);
-    expect(r.error?.details).toMatch(
-      /retry budget exhausted after 1 attempt; last error: down for maintenance/,
-    );
+    // what the server said, untouched
+    expect(r.error?.details).toBe('down for maintenance');
+    expect(r.error?.metadata.get('grpc-status-details-bin')).toEqual([
+      encodeRpcStatus(Status.UNAVAILABLE, 'down for maintenance'),
+    ]);
+    expect(r.error?.metadata.get('x-fail-reason')).toHaveLength(1);
+    // and what the budget decided, added
+    expect(r.error?.metadata.get('grpc-tower-retry')).toEqual(['budget exhausted after 1 attempt']);
     expect(r.error?.metadata.get('grpc-tower-endpoint')).toEqual([a!.address]);
     expect(a!.calls.total).toBe(1);
     expect(ofType(seen, 'give-up')).toEqual([expect.objectContaining({ reason: 'budget', budgetLevel: 0 })]);
@@ -608,6 +620,9 @@ describe('retry budget', () => {
     expect(e.code).toBe(Status.UNAVAILABLE);
     expect(e.endpoint).toBe(a!.address);
     expect(e.cause).toBeInstanceOf(GrpcStatusError);
+    expect(e).toBeInstanceOf(GrpcStatusError);
+    expect(e.details).toBe((e.cause as GrpcStatusError).details);
+    expect(e.message).toMatch(/^retry budget exhausted after 1 attempt; last error: /);
     expect(e.attempts).toBe(1);
   });
 
