@@ -66,7 +66,7 @@ export function textTable(table: ResultTable): string {
 }
 
 const targetLine = (t: TargetResult): string =>
-  `${t.met ? 'met    ' : 'NOT met'}  ${t.description}: ${fmt(t.value, t.unit === '×' ? 3 : 1)}${t.unit === '×' ? '×' : ` ${t.unit}`} (target ${t.op} ${t.target}${t.unit === '×' ? '×' : ` ${t.unit}`})`;
+  `${t.met ? 'met    ' : 'NOT met'}  ${t.description}: ${fmt(t.value, targetDigits(t))}${t.unit === '×' ? '×' : ` ${t.unit}`} (target ${t.op} ${t.target}${t.unit === '×' ? '×' : ` ${t.unit}`})`;
 
 /**
  * One scenario as text: title, tables, targets, notes.
@@ -102,8 +102,12 @@ function markdownTable(table: ResultTable): string {
   ].join('\n');
 }
 
+/** Decimals for a target's figures: enough to tell a sub-unit target (0.025 ms) from zero. */
+const targetDigits = (t: TargetResult): number =>
+  t.unit === '×' ? 3 : t.unit === 'calls' ? 0 : Math.abs(t.target) < 1 ? 3 : 1;
+
 const targetValue = (t: TargetResult, v: number): string =>
-  t.unit === '×' ? `${fmt(v, 3)}×` : `${fmt(v, t.unit === 'calls' ? 0 : 1)} ${t.unit}`;
+  t.unit === '×' ? `${fmt(v, 3)}×` : `${fmt(v, targetDigits(t))} ${t.unit}`;
 
 /**
  * The markdown report of a whole run: machine, a summary of every target,
