@@ -71,6 +71,20 @@ describe('the ledger finds', () => {
     expect(report.byServer).toEqual({ elsewhere: 1, s0: 1 });
   });
 
+  test('past the 1,000 failures it keeps, the codes of the others are still checked', async () => {
+    const ledger = new Ledger();
+    const fail = (code: number) => ({ ...ok(undefined, 0), code, details: 'x' });
+    for (let i = 0; i < 1_000; i++)
+      void ledger.record('kept', 1_000, (settle) => settle(fail(Status.UNAVAILABLE)));
+    for (let i = 0; i < 5; i++)
+      void ledger.record('more', 1_000, (settle) => settle(fail(Status.UNAVAILABLE)));
+    expect(ledger.report({ allowed: ['UNAVAILABLE'] }).problems).toEqual([]);
+    for (let i = 0; i < 3; i++) void ledger.record('bad', 1_000, (settle) => settle(fail(Status.INTERNAL)));
+    expect(ledger.report({ allowed: ['UNAVAILABLE'] }).problems).toEqual([
+      '3 more call(s) ended INTERNAL (details not kept)',
+    ]);
+  });
+
   test('a call whose start throws counts as settled with UNKNOWN, and as a problem', async () => {
     const ledger = new Ledger();
     const outcome = await ledger.record('throws', 1_000, () => {

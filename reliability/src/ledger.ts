@@ -125,7 +125,8 @@ export class Ledger {
   readonly #problems: string[] = [];
   #problemCount = 0;
   readonly #failures: Failure[] = [];
-  #failuresDropped = 0;
+  /** Failed calls past the kept ones, counted by code (their codes are still checked). */
+  readonly #droppedByCode = new Map<number, number>();
   readonly #byStatus = new Map<string, number>();
   readonly #byLabel = new Map<string, Map<string, number>>();
   readonly #byServer = new Map<string, number>();
@@ -239,7 +240,7 @@ export class Ledger {
     } else if (this.#failures.length < MAX_KEPT) {
       this.#failures.push({ id: entry.id, label: entry.label, code: o.code, details: o.details });
     } else {
-      this.#failuresDropped++;
+      this.#droppedByCode.set(o.code, (this.#droppedByCode.get(o.code) ?? 0) + 1);
     }
     if (this.#open.size === 0) for (const w of [...this.#waiters]) w();
   }
@@ -385,8 +386,8 @@ export class Ledger {
       for (const f of this.#failures) {
         if (!allowed.has(f.code)) add(`call #${f.id} (${f.label}): ${statusName(f.code)} (${f.details})`);
       }
-      if (this.#failuresDropped > 0) {
-        add(`${this.#failuresDropped} more failed calls not kept for this report`);
+      for (const [code, n] of this.#droppedByCode) {
+        if (!allowed.has(code)) add(`${n} more call(s) ended ${statusName(code)} (details not kept)`);
       }
       const oks = this.#byStatus.get('OK') ?? 0;
       if (!allowed.has(Status.OK) && oks > 0) add(`${oks} call(s) ended OK, which was not expected`);

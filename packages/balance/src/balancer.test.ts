@@ -70,7 +70,8 @@ describe.each(['p2c', 'roundRobin'] as const)('%s: waiting for a ready endpoint'
 
   test('waiting calls are served in order when an endpoint turns ready', async () => {
     const { balancer, insert } = make(kind);
-    const ep = new CountingEndpoint('10.0.0.1:50051', 'failed');
+    // connecting: calls wait for it (with every endpoint failed they would fail at once)
+    const ep = new CountingEndpoint('10.0.0.1:50051', 'connecting');
     insert(ep);
     const order: string[] = [];
     const calls = ['a', 'b', 'c'].map((r) => balancer.call(r, background).then((v) => order.push(v)));
@@ -108,7 +109,7 @@ describe.each(['p2c', 'roundRobin'] as const)('%s: waiting for a ready endpoint'
     const { balancer } = make(kind, { failFastMs: 10 });
     const err = await balancer.call('x', background).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NoReadyEndpointError);
-    expect((err as Error).message).toContain('(no endpoint known); discovery has produced no endpoint yet');
+    expect((err as Error).message).toContain('(no endpoint known); no endpoint discovered yet');
   });
 
   test('failFastMs 0 fails at once', async () => {
@@ -159,6 +160,112 @@ describe.each(['p2c', 'roundRobin'] as const)('%s: waiting for a ready endpoint'
     const ac = new AbortController();
     ac.abort();
     await expect(balancer.call('x', background.withSignal(ac.signal))).rejects.toBeInstanceOf(CancelledError);
+  });
+});
+
+describe('when no endpoint can take the call', () => {
+  const refused = (address: string): CountingEndpoint => {
+    const ep = new CountingEndpoint(address, 'failed');
+    ep.lastError = `connect ECONNREFUSED ${address}`;
+    return ep;
+  };
+
+  test('with every known endpoint failed, the call fails at once naming their last errors, not to be retried', async () => {
+    const { balancer, insert } = make('p2c', { failFastMs: 10_000, panicThresholdPercent: 0 });
+    insert(refused('10.0.0.1:50051'));
+    insert(refused('10.0.0.2:50051'));
+    const started = Date.now();
+    const err = await balancer.call('x', background).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(err).toBeInstanceOf(NoReadyEndpointError);
+    const e = err as NoReadyEndpointError;
+    expect(e.code).toBe(Status.UNAVAILABLE);
+    expect(e.retryable).toBe(false);
+    expect(e.waitedMs).toBe(0);
+    expect(e.message).toContain('2 known: 0 ready, 0 connecting, 2 failed');
+    expect(e.message).toContain(
+      'last errors: 10.0.0.1:50051: connect ECONNREFUSED 10.0.0.1:50051; ' +
+        '10.0.0.2:50051: connect ECONNREFUSED 10.0.0.2:50051',
+    );
+    expect(balancer.stats().waiting).toBe(0);
+  });
+
+  test('a call waiting for a connecting endpoint fails as soon as that endpoint fails', async () => {
+    const { balancer, insert } = make('p2c', { failFastMs: 10_000 });
+    const ep = new CountingEndpoint('10.0.0.1:50051', 'connecting');
+    insert(ep);
+    const call = balancer.call('x', background).catch((e: unknown) => e);
+    await tick();
+    expect(balancer.stats().waiting).toBe(1);
+    ep.lastError = 'connect ECONNREFUSED 10.0.0.1:50051';
+    ep.setReadiness('failed');
+    const err = await call;
+    expect(err).toBeInstanceOf(NoReadyEndpointError);
+    expect((err as Error).message).toContain(
+      'last error: 10.0.0.1:50051: connect ECONNREFUSED 10.0.0.1:50051',
+    );
+    expect(balancer.stats().waiting).toBe(0);
+  });
+
+  test('past three endpoints the message says how many more', async () => {
+    const { balancer, insert } = make('p2c', { panicThresholdPercent: 0 });
+    for (let i = 1; i <= 5; i++) insert(refused(`10.0.0.${i}:50051`));
+    const err = (await balancer.call('x', background).catch((e: unknown) => e)) as Error;
+    expect(err.message).toContain('10.0.0.3:50051: connect ECONNREFUSED 10.0.0.3:50051; and 2 more');
+    expect(err.message).not.toContain('10.0.0.4:50051:');
+  });
+
+  test('with waitForReady the call waits for a failed endpoint to recover', async () => {
+    const { balancer, insert } = make('p2c', { waitForReady: true });
+    const ep = refused('10.0.0.1:50051');
+    insert(ep);
+    const call = balancer.call('x', background);
+    await sleep(30);
+    expect(balancer.stats().waiting).toBe(1);
+    ep.setReadiness('ready');
+    await expect(call).resolves.toBe('10.0.0.1:50051:x');
+  });
+
+  test('an emptied set while discovery works is waited on: the next insert serves the call', async () => {
+    const { balancer, insert, remove } = make('p2c', { failFastMs: 10_000 });
+    insert(new CountingEndpoint('10.0.0.1:50051'));
+    remove('10.0.0.1:50051');
+    const call = balancer.call('x', background);
+    await tick();
+    expect(balancer.stats().waiting).toBe(1);
+    insert(new CountingEndpoint('10.0.0.2:50051'));
+    await expect(call).resolves.toBe('10.0.0.2:50051:x');
+  });
+
+  test('a failing source with nothing known fails calls at once, naming its error, until it works again', async () => {
+    const discover = new Subject<Change<string, CountingEndpoint>>();
+    const events$ = new Subject<{ type: string; error?: unknown }>();
+    const source = Object.assign(discover.asObservable(), { events$: events$.asObservable() });
+    const balancer: B = p2c(source, { target: 'orders.internal:50051', failFastMs: 10_000 });
+    open.push(balancer);
+    const waiting = balancer.call('early', background).catch((e: unknown) => e);
+    await tick();
+    expect(balancer.stats().waiting).toBe(1);
+    events$.next({
+      type: 'failed',
+      error: new Error('DNS A/AAAA query for orders.internal failed: ENOTFOUND'),
+    });
+    const early = await waiting;
+    expect(early).toBeInstanceOf(NoReadyEndpointError);
+    expect((early as Error).message).toContain(
+      '(no endpoint known); discovery failed: DNS A/AAAA query for orders.internal failed: ENOTFOUND',
+    );
+    expect(balancer.readiness).toBe('failed');
+    const err = await balancer.call('x', background).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NoReadyEndpointError);
+    expect((err as NoReadyEndpointError).waitedMs).toBe(0);
+    // the source answers again: calls wait for its endpoints
+    events$.next({ type: 'resolved' });
+    const next = balancer.call('y', background);
+    await tick();
+    expect(balancer.stats().waiting).toBe(1);
+    discover.next({ type: 'insert', key: 'a', endpoint: new CountingEndpoint('10.0.0.1:50051') });
+    await expect(next).resolves.toBe('10.0.0.1:50051:y');
   });
 });
 

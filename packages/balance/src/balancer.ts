@@ -25,7 +25,7 @@ import {
   abortReason,
   toGrpcTowerError,
 } from '@grpc-tower/core';
-import { EventStream, failureOrigin } from '@grpc-tower/core/internal';
+import { EventStream, discoveryEventsOf, discoveryStatusOf, failureOrigin } from '@grpc-tower/core/internal';
 import {
   BehaviorSubject,
   type Observable,
@@ -53,6 +53,9 @@ import type { BalancerStats } from './stats.js';
 import { Waiters } from './waiters.js';
 
 const clock = (): number => performance.now();
+
+/** How many endpoints' last errors a {@link NoReadyEndpointError} names. */
+const MAX_NAMED_ERRORS = 3;
 
 /**
  * A load balancer over a discovered set of endpoints: a {@link Service}
@@ -98,8 +101,12 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   readonly #events = new EventStream<BalancerEvent<K>>();
   readonly #done = new Subject<void>();
   #discovery: Subscription | undefined;
+  #discoveryStatus: Subscription | undefined;
   #sawChange = false;
+  /** The error that ended the discovery stream. */
   #discoveryError: unknown;
+  /** The failure the source reports on its `events$` now (until it works again). */
+  #discoveryFailure: unknown;
   #closing: Promise<void> | undefined;
 
   /**
@@ -167,6 +174,15 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     this.stats$ = defer(() => (this.#closing === undefined ? concat(live, last) : last)).pipe(
       map(() => this.stats()),
     );
+    // a failing source (DNS answers NXDOMAIN, etcd unreachable) is named when a call cannot be placed
+    this.#discoveryStatus = discoveryEventsOf(discover)?.subscribe((event) => {
+      const status = discoveryStatusOf(event);
+      if (status === undefined) return;
+      const failure = status.state === 'failing' ? status.error : undefined;
+      if (failure === this.#discoveryFailure) return;
+      this.#discoveryFailure = failure;
+      this.#refresh();
+    });
     this.#discovery = discover.subscribe({
       next: (change) => this.#apply(change),
       error: (error: unknown) => {
@@ -218,7 +234,11 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
    * Sends the call to a ready endpoint. With none ready, waits for one until
    * `failFastMs` ({@link NoReadyEndpointError}), the call's deadline
    * ({@link NoReadyEndpointDeadlineError}) or its cancellation, whichever
-   * comes first. Honours `AvoidEndpoints` and reports
+   * comes first. When no endpoint can take it (none is ready or connecting
+   * and endpoints are known, or none is and discovery is failing), the call
+   * fails at once, as do the calls waiting when that happens:
+   * {@link NoReadyEndpointError} naming the endpoints' last errors or the
+   * discovery failure, marked not to be retried. Honours `AvoidEndpoints` and reports
    * each pick through `EndpointPicked`. Errors
    * from the endpoint keep (or gain) its address as `endpoint`.
    */
@@ -230,7 +250,30 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     const avoid = ctx.get(AvoidEndpoints);
     const slot = this.#picker.pick(this.#ready, avoid);
     if (slot !== undefined) return this.#dispatch(slot, req, ctx);
+    if (this.#hopeless()) {
+      const err = this.#gaveUp(false, 0, undefined);
+      // settled on a later turn of the event loop: a caller that calls again
+      // on each failure must not starve timers and I/O (the reconnect it waits for)
+      return new Promise<Res>((_, reject) => setImmediate(reject, err));
+    }
     return this.#waiters.wait(req, ctx, avoid);
+  }
+
+  /**
+   * Whether no endpoint can take a call now, so waiting would only delay
+   * the failure: none is ready or connecting and either endpoints are known
+   * (each failed to connect, or is held out by a health check or outlier
+   * detection) or none is and discovery is failing. grpc-js fails a call
+   * in TRANSIENT_FAILURE at once in the same way. Never with `waitForReady`.
+   * An empty set while discovery works is not hopeless: an endpoint may be
+   * inserted any moment (a rolling deploy), so calls wait up to `failFastMs`.
+   */
+  #hopeless(): boolean {
+    if (this.#options.waitForReady || this.#closing !== undefined) return false;
+    const set = this.#set;
+    if (this.#ready.size > 0 || set.count('connecting') > 0) return false;
+    if (set.active.size > 0) return true;
+    return this.#discoveryFailure !== undefined || this.#discoveryError !== undefined;
   }
 
   #dispatch(slot: Slot<K, Req, Res>, req: Req, ctx: CallContext): Promise<Res> {
@@ -272,17 +315,19 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
 
   #gaveUp(deadline: boolean, waitedMs: number, cause: unknown): Error {
     const counts = this.counts();
-    let detail = '';
-    if (this.#discoveryError !== undefined) {
-      const e = this.#discoveryError;
-      detail = `; discovery failed: ${e instanceof Error ? e.message : String(e)}`;
+    let detail = this.#set.describeLastErrors(MAX_NAMED_ERRORS);
+    const failure = this.#discoveryError ?? this.#discoveryFailure;
+    if (failure !== undefined) {
+      detail += `; discovery failed: ${failure instanceof Error ? failure.message : String(failure)}`;
     } else if (!this.#sawChange) {
-      detail = '; discovery has produced no endpoint yet';
+      detail += '; no endpoint discovered yet';
     }
-    const options = cause === undefined ? {} : { cause };
-    return deadline
-      ? new NoReadyEndpointDeadlineError(this.#options.target, counts, waitedMs, detail, options)
-      : new NoReadyEndpointError(this.#options.target, counts, waitedMs, detail, options);
+    if (deadline) {
+      const options = cause === undefined ? {} : { cause };
+      return new NoReadyEndpointDeadlineError(this.#options.target, counts, waitedMs, detail, options);
+    }
+    // every endpoint was tried or none exists: another attempt would meet the same pool
+    return new NoReadyEndpointError(this.#options.target, counts, waitedMs, detail, { retryable: false });
   }
 
   #apply(change: Change<K, Endpoint<Req, Res>>): void {
@@ -319,9 +364,17 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     let next: Readiness;
     if (ready > 0) next = 'ready';
     else if (set.count('connecting') > 0) next = 'connecting';
-    else if (set.active.size > 0 || this.#sawChange || this.#discoveryError !== undefined) next = 'failed';
-    else next = 'connecting';
+    else if (
+      set.active.size > 0 ||
+      this.#sawChange ||
+      this.#discoveryError !== undefined ||
+      this.#discoveryFailure !== undefined
+    ) {
+      next = 'failed';
+    } else next = 'connecting';
     if (next !== this.#readiness.value) this.#readiness.next(next);
+    // the calls waiting for an endpoint that cannot come fail now, naming why
+    if (this.#waiters.size > 0 && this.#hopeless()) this.#waiters.giveUpAll();
   }
 
   /** A snapshot of every endpoint and the counts. O(number of endpoints). */
@@ -347,6 +400,8 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     this.#closing = (async () => {
       this.#discovery?.unsubscribe();
       this.#discovery = undefined;
+      this.#discoveryStatus?.unsubscribe();
+      this.#discoveryStatus = undefined;
       this.#waiters.failAll(new ClosedError(`balancer for target "${this.#options.target}" closed`));
       const drained = this.#set.close(graceMs);
       this.#readiness.next('closed');

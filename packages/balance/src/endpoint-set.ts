@@ -194,6 +194,26 @@ export class EndpointSet<K, Req, Res> {
   }
 
   /**
+   * The last errors of the active endpoints that are not ready, for an
+   * error message: `; last errors: 10.0.0.7:50051: connect ECONNREFUSED
+   * 10.0.0.7:50051` (at most `max` of them, then how many more), or `''`
+   * when none has one. O(n).
+   */
+  describeLastErrors(max: number): string {
+    const named: string[] = [];
+    let more = 0;
+    for (const s of this.#active.values()) {
+      if (s.readiness === 'ready') continue;
+      const reason = s.endpoint.lastError;
+      if (typeof reason !== 'string' || reason.length === 0) continue;
+      if (named.length < max) named.push(`${s.address}: ${reason}`);
+      else more++;
+    }
+    if (named.length === 0) return '';
+    return `; last error${named.length + more > 1 ? 's' : ''}: ${named.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
+  }
+
+  /**
    * Applies an insert. A value that is not an endpoint, or one already
    * retired, is reported as a `discovery-error` and ignored: returns false.
    */

@@ -42,9 +42,16 @@ export function describeCounts(counts: EndpointCounts): string {
 }
 
 /**
- * No endpoint became ready within the fail-fast time (`failFastMs`). The
- * message and the fields name the target and how many endpoints were known,
- * connecting, failed, ejected and closed. Status UNAVAILABLE.
+ * No endpoint could take the call: none became ready within the fail-fast
+ * time (`failFastMs`), or none could at all (every known endpoint failed to
+ * connect or is held out, or discovery is failing with none known), which
+ * fails the call at once. The message and the fields name the target and
+ * how many endpoints were known, connecting, failed, ejected and closed;
+ * the message then names why: the last errors of the endpoints that are
+ * not ready (`10.0.0.7:50051: connect ECONNREFUSED 10.0.0.7:50051`), the
+ * discovery failure, or that no endpoint was discovered yet. Status
+ * UNAVAILABLE, marked `retryable: false`: a retry layer does not send the
+ * call again, since the next attempt would meet the same pool.
  *
  * @example
  * ```ts
@@ -69,7 +76,8 @@ export class NoReadyEndpointError extends UnavailableError {
     options: ErrorOptions = {},
   ) {
     super(
-      `no ready endpoint for target "${target}" after ${waitedMs} ms (${describeCounts(counts)})${detail}`,
+      `no ready endpoint for target "${target}"${waitedMs > 0 ? ` after ${waitedMs} ms` : ''} ` +
+        `(${describeCounts(counts)})${detail}`,
       options,
     );
     this.target = target;

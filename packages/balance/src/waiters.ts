@@ -48,6 +48,8 @@ interface Waiter {
   /** A ready endpoint exists: pick and send. */
   wake(): void;
   fail(err: unknown): void;
+  /** No endpoint can take the call: fail it with the balancer's reason. */
+  giveUp(): void;
 }
 
 /**
@@ -105,6 +107,7 @@ export class Waiters<T, Req, Res> {
           cleanup();
           reject(err);
         },
+        giveUp: () => waiter.fail(host.gaveUp(false, Date.now() - started, undefined)),
       };
       const onAbort = (): void => {
         const reason = abortReason(ctx.signal);
@@ -136,6 +139,15 @@ export class Waiters<T, Req, Res> {
         waiter.wake();
       }
     });
+  }
+
+  /**
+   * Fails every waiting call with the balancer's reason, because no
+   * endpoint can take it; not with `waitForReady`, whose calls wait on.
+   */
+  giveUpAll(): void {
+    if (this.#waitForReady) return;
+    for (const waiter of [...this.#queue]) waiter.giveUp();
   }
 
   /** Fails every waiting call with `err` (the balancer closed). */

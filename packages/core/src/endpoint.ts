@@ -45,6 +45,13 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
    */
   readonly connected?: boolean;
   /**
+   * Why the endpoint is not ready, when it knows: the last connection error
+   * (`connect ECONNREFUSED 10.0.0.7:50051`, a TLS handshake failure), or the
+   * verdict that holds it out (`health check: NOT_SERVING`). Optional. A
+   * balancer that cannot place a call names it in its error.
+   */
+  readonly lastError?: string | undefined;
+  /**
    * Stops taking new calls, waits for the calls in flight (at most
    * `graceMs`, then cancels them), then releases every resource.
    */

@@ -14,6 +14,12 @@ export interface ErrorOptions {
   readonly endpoint?: string | undefined;
   /** The error that caused this one. */
   readonly cause?: unknown;
+  /**
+   * `false` when sending the call again cannot help whatever its status
+   * code, so a retry layer must not (a balancer had no endpoint that could
+   * take it: the next attempt would meet the same pool).
+   */
+  readonly retryable?: false | undefined;
 }
 
 /**
@@ -31,11 +37,18 @@ export class GrpcTowerError extends Error {
   readonly code: StatusCode;
   /** The endpoint address involved, when one was. */
   readonly endpoint: string | undefined;
+  /**
+   * `false` when a retry layer must not send the call again, whatever its
+   * code (see {@link ErrorOptions.retryable}); `undefined` leaves it to the
+   * retry policy.
+   */
+  readonly retryable: false | undefined;
 
   constructor(code: StatusCode, message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.endpoint = options.endpoint;
+    this.retryable = options.retryable === false ? false : undefined;
   }
 
   override get name(): string {

@@ -32,6 +32,8 @@ export class CountingEndpoint implements Endpoint<string, string> {
   closeCalls = 0;
   /** When set, reported as `connected` (a health check holding it out while it is up). */
   connectedOverride: boolean | undefined;
+  /** Reported as the endpoint's `lastError`. */
+  lastError: string | undefined;
   /** Reads of `readiness` and `pending`, to show what a pick looks at. */
   reads = 0;
   readonly #inFlight = new Set<InFlight>();

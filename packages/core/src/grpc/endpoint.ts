@@ -100,6 +100,31 @@ function timeoutHeader(ms: number): string {
   return `${Math.min(99_999_999, Math.ceil(t / 3_600_000))}H`;
 }
 
+/** The method a connection-error probe names; it never reaches a server (see `#probe`). */
+const PROBE_METHOD = '/grpc.tower.ConnectionProbe/LastError';
+/** How long a probe may wait for grpc-js's pick before it is cancelled, in ms. */
+const PROBE_CANCEL_MS = 100;
+
+/**
+ * The reason inside grpc-js's "no connection" status, such as
+ * `connect ECONNREFUSED 127.0.0.9:50051` out of `No connection established.
+ * Last error: Error: connect ECONNREFUSED 127.0.0.9:50051. Resolution note: `;
+ * the details as they are when they have another shape.
+ */
+export function connectionErrorOf(details: string): string {
+  const marker = 'Last error: ';
+  const at = details.indexOf(marker);
+  if (at < 0) return details;
+  let reason = details.slice(at + marker.length);
+  const note = reason.indexOf('. Resolution note:');
+  if (note >= 0) reason = reason.slice(0, note);
+  if (reason.startsWith('Error: ')) reason = reason.slice('Error: '.length);
+  // OpenSSL's `807C…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:file.c:350:`
+  const openssl = /^[0-9A-F]+:error:[0-9A-F]+:([^:]+):([^:]+):([^:]+):/.exec(reason);
+  if (openssl !== null) reason = `TLS error: ${openssl[3]} (${openssl[1]}:${openssl[2]})`;
+  return reason.length > 0 ? reason : details;
+}
+
 const readinessOf = (state: ConnectivityState): Readiness => {
   switch (state) {
     case ConnectivityState.READY:
@@ -175,6 +200,8 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   readonly #readiness: BehaviorSubject<Readiness>;
   readonly #attempts = new Set<Attempt>();
   #closing: Promise<void> | undefined;
+  #lastError: string | undefined;
+  #probing = false;
   #drained: (() => void) | undefined;
 
   constructor(address: string, options: GrpcEndpointOptions = {}) {
@@ -230,6 +257,15 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     return this.#attempts.size;
   }
 
+  /**
+   * The last connection error grpc-js reported for this endpoint's
+   * connection, such as `connect ECONNREFUSED 127.0.0.9:50051`; kept after
+   * the connection recovers (then `readiness` says it is ready).
+   */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
   /** Whether the channel uses TLS. */
   get secure(): boolean {
     return this.#secure;
@@ -241,12 +277,62 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     // connection that opens is never closed.
     const current = this.#channel.getConnectivityState(false);
     const state = current === ConnectivityState.SHUTDOWN ? current : this.#channel.getConnectivityState(true);
-    const readiness = readinessOf(state);
-    if (this.#readiness.value !== readiness && !this.#readiness.closed) this.#readiness.next(readiness);
+    // a failure is published with its reason: once the probe has learnt it (a ms or two)
+    if (state === ConnectivityState.TRANSIENT_FAILURE && this.#readiness.value !== 'failed') {
+      this.#probe(() => this.#publish(this.#channel.getConnectivityState(false)));
+    } else {
+      this.#publish(state);
+    }
     if (state === ConnectivityState.SHUTDOWN) return;
     // IDLE (after a lost connection or an idle timeout) was kicked back to
     // CONNECTING by getConnectivityState(true) above; watch the next change.
     this.#channel.watchConnectivityState(state, Number.POSITIVE_INFINITY, () => this.#watch());
+  }
+
+  /**
+   * Learns why the connection failed. grpc-js keeps the reason inside the
+   * channel and hands it only to a call that fails for want of a
+   * connection, so a call that waits for nothing is started on the channel
+   * in TRANSIENT_FAILURE: grpc-js fails it locally, at the pick, with
+   * `No connection established. Last error: …`. Should the connection come
+   * up within the few ms the pick takes, the probe is cancelled after
+   * {@link PROBE_CANCEL_MS}, and a server that saw it answers UNIMPLEMENTED.
+   */
+  #probe(then: () => void): void {
+    if (this.#probing) return;
+    this.#probing = true;
+    let call: Call | undefined;
+    const timer = setTimeout(() => call?.cancelWithStatus(Status.CANCELLED, 'probe done'), PROBE_CANCEL_MS);
+    timer.unref?.();
+    const done = (status: StatusObject): void => {
+      clearTimeout(timer);
+      this.#probing = false;
+      if (status.code === Status.UNAVAILABLE && status.details.startsWith('No connection established')) {
+        this.#lastError = connectionErrorOf(status.details);
+      }
+      then();
+    };
+    try {
+      call = this.#channel.createCall(PROBE_METHOD, Number.POSITIVE_INFINITY, null, null, 0);
+      call.start(new Metadata(), {
+        onReceiveMetadata: () => {},
+        onReceiveMessage: () => {},
+        onReceiveStatus: done,
+      });
+      call.halfClose();
+    } catch {
+      // a channel closed under the probe: nothing to learn
+      clearTimeout(timer);
+      this.#probing = false;
+      then();
+    }
+  }
+
+  /** Publishes the readiness of `state`, unless the endpoint has closed. */
+  #publish(state: ConnectivityState): void {
+    const readiness = readinessOf(state);
+    if (this.#readiness.closed || this.#readiness.value === 'closed') return;
+    if (this.#readiness.value !== readiness) this.#readiness.next(readiness);
   }
 
   call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {

@@ -128,6 +128,7 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   #session: http2.ClientHttp2Session | undefined;
   #backoff: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #lastError: string | undefined;
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
 
@@ -181,6 +182,11 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     return this.#streams.size;
   }
 
+  /** The last session error, such as `connect ECONNREFUSED 127.0.0.9:8080`; kept after a reconnect. */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
   #set(r: Readiness): void {
     if (!this.#state.closed && this.#state.value !== r) this.#state.next(r);
   }
@@ -201,7 +207,10 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
       this.#set('ready');
     });
     session.on('goaway', () => this.#retire(session, false));
-    session.on('error', () => this.#retire(session, true));
+    session.on('error', (err: Error) => {
+      if (this.#session === session) this.#lastError = err.message;
+      this.#retire(session, true);
+    });
     session.on('close', () => {
       // a stream that had not reached the server when the session went away
       // may never emit its own 'close': fail it as refused

@@ -28,3 +28,8 @@ export {
   type NumberRule,
   type ConfigErrorClass,
 } from './options.js';
+export {
+  discoveryEventsOf,
+  discoveryStatusOf,
+  type DiscoveryStatusEvent,
+} from './discovery.js';

@@ -207,6 +207,17 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
     return connectedOf(this.inner);
   }
 
+  /**
+   * Why the endpoint is not ready: the health verdict while the connection
+   * is up (`health check: NOT_SERVING`), else the inner endpoint's reason.
+   */
+  get lastError(): string | undefined {
+    if (this.#innerReadiness === 'ready' && this.#health === 'unhealthy') {
+      return `health check: ${this.#status ?? 'unhealthy'}`;
+    }
+    return this.inner.lastError;
+  }
+
   /** Calls in flight on the inner endpoint, not counting the health call. */
   get pending(): number {
     return Math.max(0, this.inner.pending - this.#inflight);

@@ -131,6 +131,8 @@ class Entry {
   active: Bucket = { successes: 0, failures: 0 };
   inactive: Bucket = { successes: 0, failures: 0 };
   ejectedAt: number | undefined;
+  /** Why it was last ejected, such as `5 consecutive failures, the last UNAVAILABLE: …`. */
+  reason = '';
   durationMs = 0;
   multiplier = 0;
   ejections = 0;
@@ -228,6 +230,7 @@ export class OutlierDetector {
     const e = entry;
     const wrapper: OutlierEndpoint<Req, Res> = new OutlierEndpoint(endpoint, {
       ejected: () => e.ejected,
+      reason: () => e.reason,
       success: (elapsedMs) => this.#success(e, elapsedMs),
       failure: (reason) => this.#failure(e, reason),
       fairChance: (elapsedMs) => deadlineHadFairChance(elapsedMs, e.latencyMs, this.options.deadlineRule),
@@ -369,6 +372,7 @@ export class OutlierDetector {
     entry.multiplier++;
     entry.ejections++;
     entry.ejectedAt = now;
+    entry.reason = reason;
     entry.durationMs = Math.min(base * entry.multiplier, Math.max(base, maxEjectionTimeMs));
     entry.consecutive = 0;
     if (entry.timer !== undefined) clearTimeout(entry.timer);
@@ -464,6 +468,8 @@ export class OutlierDetector {
 /** The detector's side of a wrapper. */
 interface Tracker {
   ejected(): boolean;
+  /** Why the address was last ejected. */
+  reason(): string;
   /** A call that succeeded after `elapsedMs` (< 0: failed with a code outside `failureCodes`). */
   success(elapsedMs: number): void;
   failure(reason: string): void;
@@ -551,6 +557,11 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
 
   get pending(): number {
     return this.inner.pending;
+  }
+
+  /** Why it is not ready: the ejection while ejected, else the inner endpoint's reason. */
+  get lastError(): string | undefined {
+    return this.ejected ? `ejected by outlier detection (${this.#tracker.reason()})` : this.inner.lastError;
   }
 
   call(req: Req, ctx: CallContext): Promise<Res> {

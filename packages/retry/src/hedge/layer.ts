@@ -412,7 +412,8 @@ class HedgeCall {
       this.#launch(true);
       return;
     }
-    const fatal = !this.#settings.nonFatalStatusCodes.has(err.code);
+    // a failure marked not retryable (no endpoint could take the call) ends the hedging too
+    const fatal = err.retryable === false || !this.#settings.nonFatalStatusCodes.has(err.code);
     this.#emitFailed(h, err, fatal);
     if (fatal) {
       this.#fail(raw, 'fatal', new CancelledError('another hedged attempt failed with a fatal status'));

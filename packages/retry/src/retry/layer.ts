@@ -503,6 +503,9 @@ class RetryCall {
       });
       if (said !== undefined) retryable = said;
     }
+    // marked by whoever raised it (a balancer with no endpoint to take the
+    // call): another attempt would fail the same way, so none is made
+    if (error.retryable === false) retryable = false;
     // A6 throttling counts a retryable failure, and a pushback that forbids retrying
     if (retryable || pushback.kind === 'stop') this.#budget?.onOutcome('failure');
     this.#verdict = { raw, error, retryable, pushback };

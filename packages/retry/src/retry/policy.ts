@@ -42,7 +42,8 @@ export interface RetryPredicateInput {
  * A hook that decides whether a failed attempt is worth retrying: `true`
  * retries it, `false` does not, `undefined` leaves it to
  * `retryableStatusCodes`. A `true` is still bound by `maxAttempts`, the
- * replay buffer, the deadline, server pushback and the budget.
+ * replay buffer, the deadline, server pushback and the budget, and by an
+ * error marked `retryable: false` (no endpoint could take the call).
  *
  * @example
  * ```ts
