@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { pickHosts, startEchoServer } from '@grpc-tower/testing';
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, test } from 'vitest';
+import { ConfigError } from '../errors.js';
 import { connectionErrorOf, grpcEndpoint } from './endpoint.js';
 
 /** A port on `host` that nothing listens on (bound, read, released). */
@@ -68,4 +69,13 @@ describe('lastError', () => {
       await server.stop(0);
     }
   });
+});
+
+test('an authority or user-agent option that is not a string is refused, naming it', () => {
+  expect(() =>
+    grpcEndpoint('127.0.0.1:1', { channelOptions: { 'grpc.default_authority': 5 } as never }),
+  ).toThrow(/channelOptions\.grpc\.default_authority.*a string/);
+  expect(() =>
+    grpcEndpoint('127.0.0.1:1', { channelOptions: { 'grpc.primary_user_agent': 1 } as never }),
+  ).toThrow(ConfigError);
 });

@@ -142,9 +142,17 @@ const readinessOf = (state: ConnectivityState): Readiness => {
  * grpc-js uses channel option values as it finds them, and a value of the
  * wrong kind (a symbol, a bigint, NaN, a string where it computes a delay)
  * makes it throw later, from a timer. Refused here instead: every value is a
- * string or a finite number, and an `…_ms` option is a number of ms from -1
+ * string or a finite number (the authority and user-agent options a string), and an `…_ms` option is a number of ms from -1
  * (grpc-js's "off") to 2147483647.
  */
+/** grpc-js options it uses as strings (a number there makes grpc-js throw from inside a call). */
+const STRING_OPTIONS = new Set([
+  'grpc.default_authority',
+  'grpc.ssl_target_name_override',
+  'grpc.primary_user_agent',
+  'grpc.secondary_user_agent',
+]);
+
 function checkChannelOptions(channelOptions: unknown): void {
   if (channelOptions === undefined) return;
   if (typeof channelOptions !== 'object' || channelOptions === null) {
@@ -156,6 +164,9 @@ function checkChannelOptions(channelOptions: unknown): void {
     );
   }
   for (const [key, value] of Object.entries(channelOptions)) {
+    if (STRING_OPTIONS.has(key) && typeof value !== 'string') {
+      throw new ConfigError('grpcEndpoint', `channelOptions.${key}`, value, 'a string');
+    }
     const ok = key.endsWith('_ms')
       ? typeof value === 'number' && Number.isInteger(value) && value >= -1 && value <= MAX_TIMER_MS
       : typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
