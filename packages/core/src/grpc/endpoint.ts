@@ -100,7 +100,7 @@ function timeoutHeader(ms: number): string {
   return `${Math.min(99_999_999, Math.ceil(t / 3_600_000))}H`;
 }
 
-/** The method a connection-error probe names; it never reaches a server (see `#probe`). */
+/** The method a connection-error probe names; grpc-js fails it locally (see `#probe`). */
 const PROBE_METHOD = '/grpc.tower.ConnectionProbe/LastError';
 /** How long a probe may wait for grpc-js's pick before it is cancelled, in ms. */
 const PROBE_CANCEL_MS = 100;
@@ -138,13 +138,6 @@ const readinessOf = (state: ConnectivityState): Readiness => {
   }
 };
 
-/**
- * grpc-js uses channel option values as it finds them, and a value of the
- * wrong kind (a symbol, a bigint, NaN, a string where it computes a delay)
- * makes it throw later, from a timer. Refused here instead: every value is a
- * string or a finite number (the authority and user-agent options a string), and an `…_ms` option is a number of ms from -1
- * (grpc-js's "off") to 2147483647.
- */
 /** grpc-js options it uses as strings (a number there makes grpc-js throw from inside a call). */
 const STRING_OPTIONS = new Set([
   'grpc.default_authority',
@@ -153,6 +146,14 @@ const STRING_OPTIONS = new Set([
   'grpc.secondary_user_agent',
 ]);
 
+/**
+ * grpc-js uses channel option values as it finds them, and a value of the
+ * wrong kind (a symbol, a bigint, NaN, a string where it computes a delay)
+ * makes it throw later, from a timer or a call. Refused here instead: every
+ * value is a string or a finite number, the authority and user-agent
+ * options a string, and an `…_ms` option a number of ms from -1 (grpc-js's
+ * "off") to 2147483647.
+ */
 function checkChannelOptions(channelOptions: unknown): void {
   if (channelOptions === undefined) return;
   if (typeof channelOptions !== 'object' || channelOptions === null) {
