@@ -6,8 +6,8 @@ const project = (name: string, root: string) => ({
 });
 
 export default defineConfig({
-  resolve: { conditions: ['source'] },
-  ssr: { resolve: { conditions: ['source'] } },
+  resolve: { conditions: ['@grpc-tower/source'] },
+  ssr: { resolve: { conditions: ['@grpc-tower/source'] } },
   test: {
     setupFiles: [new URL('./packages/testing/src/setup.ts', import.meta.url).pathname],
     testTimeout: 30_000,

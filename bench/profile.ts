@@ -4,7 +4,7 @@
  * process) under V8's sampling profiler, only while the loop runs, and
  * prints the self time per function and per file in µs per call.
  *
- *   npx tsx --conditions=source bench/profile.ts [plain|bare|full|timeout|retry|health|outlier|p2c]
+ *   npx tsx --conditions=@grpc-tower/source bench/profile.ts [plain|bare|full|timeout|retry|health|outlier|p2c]
  *     [--ms 6000] [--top 40] [--out file.cpuprofile]
  *
  * The profiler's own sampling costs a little; compare profiles with each

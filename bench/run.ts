@@ -4,7 +4,7 @@
  * run. Runs the scenarios one after the other, prints a table per
  * scenario, and writes the results as JSON and as a markdown report.
  *
- *   npx tsx --conditions=source bench/run.ts [--quick] [--only name[,name]] [--out dir]
+ *   npx tsx --conditions=@grpc-tower/source bench/run.ts [--quick] [--only name[,name]] [--out dir]
  *
  * - `--quick`: a smoke run (under 2 minutes), written to `quick.json` / `quick.md`;
  *   a full run writes `latest.json` / `latest.md`;

@@ -57,7 +57,7 @@ export function measureHeap(sizes: readonly number[]): Promise<Map<number, HeapP
         '--expose-gc',
         '--jitless',
         '--no-flush-bytecode',
-        '--conditions=source',
+        '--conditions=@grpc-tower/source',
         '--import',
         'tsx',
         SELF,

@@ -23,7 +23,7 @@ afterAll(async () => {
 
 function runSuite(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', RUN, ...args], {
+    const c = spawn(process.execPath, ['--conditions=@grpc-tower/source', '--import', 'tsx', RUN, ...args], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

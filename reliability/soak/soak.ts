@@ -7,11 +7,11 @@
 // plus a slack, OK answers name a server). The heap is measured after a
 // full GC every --report-every calls and printed.
 //
-//   npx tsx --conditions=source reliability/soak/soak.ts [--calls 1000000]
+//   npx tsx --conditions=@grpc-tower/source reliability/soak/soak.ts [--calls 1000000]
 //       [--concurrency 32] [--report-every 50000] [--seed 1]
 //
 // Exact heap figures want a full GC: run node with --expose-gc,
-//   node --expose-gc --import tsx --conditions=source reliability/soak/soak.ts
+//   node --expose-gc --import tsx --conditions=@grpc-tower/source reliability/soak/soak.ts
 // Without it the script turns the flag on at run time and says so.
 //
 // Exits non-zero when the ledger found a problem, or when the heap after the

@@ -10,7 +10,7 @@
 // Sizes are measured in alternating rounds and the median round is
 // reported. Target: flat across sizes, under 2 µs per pick.
 //
-//   npx tsx --conditions=source packages/balance/bench/pick.bench.ts [--quick]
+//   npx tsx --conditions=@grpc-tower/source packages/balance/bench/pick.bench.ts [--quick]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { background } from '@grpc-tower/core';
 import type { Change } from '@grpc-tower/discover';

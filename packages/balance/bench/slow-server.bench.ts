@@ -13,7 +13,7 @@
 // Throughput: a closed loop with a fixed number of calls in flight, calls/s.
 // Target: p2c + PeakEWMA's p99 at most 0.2× grpc-js round_robin's.
 //
-//   npx tsx --conditions=source packages/balance/bench/slow-server.bench.ts [--quick] [--debug]
+//   npx tsx --conditions=@grpc-tower/source packages/balance/bench/slow-server.bench.ts [--quick] [--debug]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import {

@@ -4,7 +4,7 @@
 // Prints throughput (closed loop, fixed concurrency), p50/p99 latency
 // (sequential calls) and the ratios to plain grpc-js.
 //
-//   npx tsx --conditions=source packages/core/bench/overhead.bench.ts [--quick]
+//   npx tsx --conditions=@grpc-tower/source packages/core/bench/overhead.bench.ts [--quick]
 import * as grpc from '@grpc/grpc-js';
 import { loadEchoPackage, spawnEchoServer } from '@grpc-tower/testing';
 import { createChannel, grpcEndpoint } from '../src/grpc/index.js';

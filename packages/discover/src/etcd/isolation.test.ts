@@ -50,7 +50,7 @@ function resolvedBy(name: string, code: string): string[] {
   const r = spawnSync(
     process.execPath,
     [
-      '--conditions=source',
+      '--conditions=@grpc-tower/source',
       '--import',
       'tsx',
       '--import',
