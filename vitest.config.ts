@@ -24,6 +24,7 @@ export default defineConfig({
       project('balance', 'packages/balance'),
       project('retry', 'packages/retry'),
       project('health', 'packages/health'),
+      project('tower', 'packages/tower'),
       project('testing', 'packages/testing'),
       {
         extends: true as const,

@@ -1,0 +1,34 @@
+/**
+ * `grpc-tower`: one call from a gRPC target name to a production channel —
+ * discovery, health checks, outlier detection, P2C with PeakEWMA, retries
+ * within a budget and the call's deadline, each with its documented
+ * default and each overridable ({@link TowerOptions}). The result is a
+ * grpc-js `ChannelInterface`; {@link towerClientOptions} makes adopting it a
+ * one-line change where a grpc-js client is built.
+ *
+ * To compose a stack of your own, use the packages underneath:
+ * `@grpc-tower/core`, `@grpc-tower/discover`, `@grpc-tower/balance`,
+ * `@grpc-tower/retry` and `@grpc-tower/health`.
+ *
+ * @example
+ * ```ts
+ * import * as grpc from '@grpc/grpc-js';
+ * import { towerClientOptions } from 'grpc-tower';
+ *
+ * const target = 'dns:///orders.internal:50051';
+ * const creds = grpc.credentials.createInsecure();
+ * const client = new OrdersClient(target, creds, towerClientOptions(target, creds));
+ * ```
+ * @packageDocumentation
+ */
+export { towerChannel, towerClientOptions, asGrpcChannel, type TowerOptions } from './channel.js';
+export {
+  parseTarget,
+  InvalidTargetError,
+  TARGET_SCHEMES,
+  type Target,
+  type DnsTarget,
+  type AddressListTarget,
+  type TargetPart,
+} from './target.js';
+export type { TowerChannel } from '@grpc-tower/core/grpc';

@@ -1,0 +1,284 @@
+/**
+ * Target names in gRPC's own syntax (gRPC's naming document, as grpc-js
+ * reads it), parsed into what the one-call channel discovers:
+ *
+ * - `dns:///orders.internal:50051`, `dns:orders.internal:50051`, and a bare
+ *   `orders.internal:50051`: every address the name resolves to, asking the
+ *   operating system's resolver;
+ * - `dns://10.0.0.2:53/orders.internal:50051`: the same, asking the DNS
+ *   server named in the authority (an IP address, port 53 when none is
+ *   written; IPv6 in brackets);
+ * - `ipv4:10.0.0.7:50051,10.0.0.8:50051` and `ipv6:[::1]:50051,[::2]:50051`:
+ *   a fixed list of addresses, no lookup.
+ *
+ * Unlike gRPC, which falls back to port 443, a target must name its port:
+ * a service listening on 443 is rare inside a cluster, and a silent 443 is
+ * a connection that never succeeds. Every failure is an
+ * {@link InvalidTargetError} that quotes the target and says which part is
+ * wrong.
+ *
+ * @module
+ */
+import { GrpcTowerError, Status, formatAddress, tryParseAddress } from '@grpc-tower/core';
+import { isIP } from 'node:net';
+
+/**
+ * A target that asks DNS: the name, its port, and the DNS server from the
+ * target's authority, if it named one.
+ *
+ * @example
+ * ```ts
+ * const t = parseTarget('dns://10.0.0.2/orders.internal:50051') as DnsTarget;
+ * t.host; // 'orders.internal'
+ * t.dnsServer; // '10.0.0.2:53'
+ * ```
+ */
+export interface DnsTarget {
+  readonly scheme: 'dns';
+  /** The name to resolve (or an IP literal, which resolves to itself), canonical. */
+  readonly host: string;
+  /** The port every resolved address is dialled on. */
+  readonly port: number;
+  /** `ip:port` (IPv6 as `[ip]:port`) of the DNS server to ask; `undefined` for the system's resolver. */
+  readonly dnsServer: string | undefined;
+  /** The target in canonical form, such as `dns:///orders.internal:50051`. */
+  readonly canonical: string;
+}
+
+/**
+ * A fixed list of addresses (`ipv4:` or `ipv6:`), each `host:port`
+ * (IPv6 as `[addr]:port`).
+ *
+ * @example
+ * ```ts
+ * const t = parseTarget('ipv4:10.0.0.7:50051,10.0.0.8:50051') as AddressListTarget;
+ * t.addresses; // ['10.0.0.7:50051', '10.0.0.8:50051']
+ * ```
+ */
+export interface AddressListTarget {
+  readonly scheme: 'ipv4' | 'ipv6';
+  /** The addresses, canonical and without duplicates, in the order written. */
+  readonly addresses: readonly string[];
+  /** The target in canonical form, such as `ipv4:10.0.0.7:50051,10.0.0.8:50051`. */
+  readonly canonical: string;
+}
+
+/** What {@link parseTarget} returns. */
+export type Target = DnsTarget | AddressListTarget;
+
+/** The schemes a target may name. */
+export const TARGET_SCHEMES = ['dns', 'ipv4', 'ipv6'] as const;
+
+/**
+ * The part of a target that {@link InvalidTargetError} found wrong.
+ *
+ * @example
+ * ```ts
+ * const part: TargetPart = 'port';
+ * ```
+ */
+export type TargetPart = 'target' | 'scheme' | 'authority' | 'host' | 'port' | 'address list';
+
+/**
+ * A target name that cannot be used: quotes the target and says which part
+ * is wrong and how to write it. Code INVALID_ARGUMENT; thrown when the
+ * channel is built, never from a call.
+ *
+ * @example
+ * ```ts
+ * try { parseTarget('dns:///orders.internal'); } catch (err) {
+ *   if (err instanceof InvalidTargetError) console.error(err.part, err.message);
+ *   // port, target "dns:///orders.internal": the port is missing; write host:port, such as "dns:///orders.internal:50051"
+ * }
+ * ```
+ */
+export class InvalidTargetError extends GrpcTowerError {
+  /** The target as given. */
+  readonly target: unknown;
+  /** Which part is wrong. */
+  readonly part: TargetPart;
+
+  constructor(target: unknown, part: TargetPart, reason: string) {
+    const quoted = typeof target === 'string' ? JSON.stringify(target) : String(target);
+    super(Status.INVALID_ARGUMENT, `target ${quoted}: ${reason}`);
+    this.target = target;
+    this.part = part;
+  }
+}
+
+const SCHEME = /^([a-z][a-z0-9+.-]*):(.*)$/is;
+
+/**
+ * Parses a gRPC target name (see the module documentation for the forms).
+ * Throws {@link InvalidTargetError} for an unknown scheme, a missing or
+ * out-of-range port, an empty address list, a DNS authority that is not an
+ * IP address, or a host that is neither a host name nor an IP literal.
+ *
+ * @example
+ * ```ts
+ * parseTarget('orders.internal:50051');
+ * // { scheme: 'dns', host: 'orders.internal', port: 50051, dnsServer: undefined,
+ * //   canonical: 'dns:///orders.internal:50051' }
+ * parseTarget('ipv6:[::1]:50051').addresses; // TypeScript: narrow on scheme first
+ * ```
+ */
+export function parseTarget(target: string): Target {
+  if (typeof target !== 'string' || target.length === 0) {
+    throw new InvalidTargetError(
+      target,
+      'target',
+      'expected a non-empty string such as "dns:///orders:50051"',
+    );
+  }
+  if (/\s/.test(target)) {
+    throw new InvalidTargetError(target, 'target', 'contains white space');
+  }
+  const scheme = SCHEME.exec(target);
+  if (scheme === null) return dnsTarget(target, target, undefined);
+  const name = (scheme[1] ?? '').toLowerCase();
+  const rest = scheme[2] ?? '';
+  // `orders.internal:50051` reads as scheme `orders.internal`: a name that
+  // is no scheme, followed by a port, is a bare host:port, as grpc-js takes it
+  if (!(TARGET_SCHEMES as readonly string[]).includes(name) && /^\d*$/.test(rest)) {
+    return dnsTarget(target, target, undefined);
+  }
+  switch (name) {
+    case 'dns':
+      return dnsWithAuthority(target, rest);
+    case 'ipv4':
+    case 'ipv6':
+      return addressList(target, name, rest);
+    default:
+      throw new InvalidTargetError(
+        target,
+        'scheme',
+        `unknown scheme "${scheme[1]}"; use ${TARGET_SCHEMES.map((s) => `"${s}:"`).join(', ')} or a bare ` +
+          'host:port, or pass your own source as the "discovery" option',
+      );
+  }
+}
+
+/** `dns:` followed by `//authority/host:port` or `host:port`. */
+function dnsWithAuthority(target: string, rest: string): DnsTarget {
+  if (!rest.startsWith('//')) return dnsTarget(target, rest, undefined);
+  const slash = rest.indexOf('/', 2);
+  if (slash < 0) {
+    throw new InvalidTargetError(
+      target,
+      'authority',
+      `"${rest.slice(2)}" stands where the DNS server goes and no name follows it; ` +
+        `write "dns:///${rest.slice(2)}" (three slashes) to resolve it with the system's resolver`,
+    );
+  }
+  const authority = rest.slice(2, slash);
+  return dnsTarget(
+    target,
+    rest.slice(slash + 1),
+    authority.length === 0 ? undefined : dnsServer(target, authority),
+  );
+}
+
+/** The DNS server of an authority: `ip`, `ip:port`, `[v6]` or `[v6]:port`, as `ip:port`. */
+function dnsServer(target: string, authority: string): string {
+  let host = authority;
+  let port = 53;
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(authority);
+  const v4 = /^([^:]*):(.*)$/.exec(authority);
+  let portText: string | undefined;
+  if (bracketed !== null) {
+    host = bracketed[1] ?? '';
+    portText = bracketed[2];
+  } else if (v4 !== null && isIP(authority) === 0) {
+    host = v4[1] ?? '';
+    portText = v4[2];
+  }
+  if (isIP(host) === 0 || (bracketed !== null && isIP(host) !== 6)) {
+    throw new InvalidTargetError(
+      target,
+      'authority',
+      `the DNS server "${authority}" is not an IP address; write "dns://10.0.0.2:53/host:port", ` +
+        '"dns://[fd00::2]:53/host:port", or "dns:///host:port" for the system\'s resolver',
+    );
+  }
+  if (bracketed === null && isIP(host) === 6) {
+    throw new InvalidTargetError(
+      target,
+      'authority',
+      `write the IPv6 DNS server in brackets, as "dns://[${host}]:53/host:port"`,
+    );
+  }
+  if (portText !== undefined) port = portOf(target, portText, `the DNS server's port "${portText}"`);
+  return formatAddress(host, port);
+}
+
+function portOf(target: string, text: string, what: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
+    throw new InvalidTargetError(target, 'port', `${what} is not a port from 1 to 65535`);
+  }
+  return Number(text);
+}
+
+/** `host:port` after the scheme and authority. */
+function dnsTarget(target: string, hostPort: string, server: string | undefined): DnsTarget {
+  const hp = hostPortOf(target, hostPort, target === hostPort ? target : `dns:///${hostPort}`);
+  const address = formatAddress(hp.host, hp.port);
+  const canonical = server === undefined ? `dns:///${address}` : `dns://${server}/${address}`;
+  return { scheme: 'dns', host: hp.host, port: hp.port, dnsServer: server, canonical };
+}
+
+/** One `host:port`; `example` is the target as it would read with a port added. */
+function hostPortOf(target: string, text: string, example: string): { host: string; port: number } {
+  if (text.length === 0) {
+    throw new InvalidTargetError(
+      target,
+      'host',
+      'the host is missing; write host:port, such as "dns:///orders:50051"',
+    );
+  }
+  const parsed = tryParseAddress(text);
+  if (parsed.ok) return parsed.address;
+  const withoutBrackets = !text.startsWith('[') && text.indexOf(':') !== text.lastIndexOf(':');
+  if (parsed.reason === 'the port is missing' || (withoutBrackets && isIP(text) === 6)) {
+    throw new InvalidTargetError(
+      target,
+      'port',
+      `the port is missing after "${text}"; write host:port, such as "${example}:50051" ` +
+        '(grpc-tower does not assume 443)',
+    );
+  }
+  if (/^port /.test(parsed.reason)) {
+    throw new InvalidTargetError(target, 'port', `in "${text}", ${parsed.reason}`);
+  }
+  throw new InvalidTargetError(target, 'host', `"${text}": ${parsed.reason}`);
+}
+
+/** `ipv4:a:p,b:p` or `ipv6:[a]:p,[b]:p`. */
+function addressList(target: string, scheme: 'ipv4' | 'ipv6', rest: string): AddressListTarget {
+  const family = scheme === 'ipv4' ? 4 : 6;
+  const example =
+    family === 4 ? 'ipv4:10.0.0.7:50051,10.0.0.8:50051' : 'ipv6:[fd00::7]:50051,[fd00::8]:50051';
+  const entries = rest.split(',');
+  if (rest.length === 0 || entries.some((e) => e.length === 0)) {
+    throw new InvalidTargetError(
+      target,
+      'address list',
+      `${rest.length === 0 ? 'the address list is empty' : 'the address list has an empty entry'}; ` +
+        `write ${scheme}: and addresses separated by commas, such as "${example}"`,
+    );
+  }
+  const addresses: string[] = [];
+  for (const entry of entries) {
+    const hp = hostPortOf(target, entry, family === 4 ? `${scheme}:${entry}` : `${scheme}:[${entry}]`);
+    if (isIP(hp.host) !== family) {
+      throw new InvalidTargetError(
+        target,
+        'host',
+        `"${entry}" is not an IPv${family} address (a ${scheme}: target lists addresses, not names; ` +
+          'use "dns:///name:port" for a name)',
+      );
+    }
+    const address = formatAddress(hp.host, hp.port);
+    if (!addresses.includes(address)) addresses.push(address);
+  }
+  return { scheme, addresses, canonical: `${scheme}:${addresses.join(',')}` };
+}
