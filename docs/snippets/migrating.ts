@@ -12,6 +12,7 @@ import {
 import { connect, dns } from '@grpc-tower/discover';
 import { healthChecked } from '@grpc-tower/health';
 import { retry, retryThrottling } from '@grpc-tower/retry';
+import { towerClientOptions } from 'grpc-tower';
 
 declare const OrdersClient: grpc.ServiceClientConstructor;
 declare const OrdersService: grpc.ServiceDefinition;
@@ -42,6 +43,50 @@ export function before(): grpc.Client {
     'grpc.keepalive_time_ms': 30_000,
   });
   // #endregion before
+  return client;
+}
+
+export function beforeOneLine(): grpc.Client {
+  // #region before-one-line
+  const target = 'dns:///orders.internal:50051';
+  const credentials = grpc.credentials.createSsl(caCertificate);
+  const client = new OrdersClient(target, credentials);
+  // #endregion before-one-line
+  return client;
+}
+
+export function afterOneLine(): grpc.Client {
+  // #region after-one-line
+  const target = 'dns:///orders.internal:50051';
+  const credentials = grpc.credentials.createSsl(caCertificate);
+  const client = new OrdersClient(target, credentials, towerClientOptions(target, credentials));
+  // #endregion after-one-line
+  return client;
+}
+
+export function afterWithOptions(): grpc.Client {
+  // #region after-options
+  // the service config above, as options; everything not named keeps its default
+  const target = 'dns:///orders.internal:50051';
+  const credentials = grpc.credentials.createSsl(caCertificate); // these connect every endpoint
+  const client = new OrdersClient(
+    target,
+    credentials, // grpc-js ignores these once channelOverride is set: pass the same ones below
+    towerClientOptions(target, credentials, {
+      services: [OrdersService], // which methods stream: unary calls stay retryable until their status
+      timeoutMs: 2_000, // methodConfig.timeout, for calls that set no deadline
+      retry: {
+        maxAttempts: 3, // retryPolicy, same names, in ms
+        initialBackoffMs: 25,
+        maxBackoffMs: 250,
+        backoffMultiplier: 2,
+        retryableStatusCodes: ['UNAVAILABLE'],
+        budget: retryThrottling({ maxTokens: 10, tokenRatio: 0.1 }), // retryThrottling
+      },
+      channelOptions: { 'grpc.keepalive_time_ms': 30_000 }, // channel options of every connection
+    }),
+  );
+  // #endregion after-options
   return client;
 }
 
