@@ -15,6 +15,7 @@
  * ```
  * @module
  */
+export { insecure } from './credentials.js';
 export {
   createEchoClient,
   ECHO_PROTO_PATH,
