@@ -1,25 +1,33 @@
 #!/usr/bin/env node
-// Checks that the run-time dependencies of every package under packages/
-// are exactly what its code imports when it runs: each bare specifier that
-// a non-test source imports (`import … from`, `export … from`, `import('…')`)
-// must name a package in `dependencies` or `peerDependencies`, and each
-// package listed there must be imported by some non-test source. Type-only
-// imports (`import type`, `export type`) are erased from the build and do
-// not count; `import { type A } from 'x'` keeps a bare `import 'x'` under
-// verbatimModuleSyntax and does count. Test files (*.test.ts, *.test-d.ts)
-// and test helpers (any `test/` or `test-support/` folder) are not run-time
-// code: what they import belongs in devDependencies, and a non-test source
-// that imports one of them is an error too. Node built-ins are ignored.
-// Private packages (packages/testing: test support that runs inside the
-// test runner, with no dist) are not published and are left out.
-// Builds nothing; reads sources with the TypeScript parser.
+// Checks that the dependencies of every package under packages/ are
+// exactly what its code imports: each bare specifier that a non-test
+// source imports (`import … from`, `export … from`, `import('…')`, and
+// type-only imports, which the published .d.ts files import in turn) must
+// name a package in `dependencies` or `peerDependencies`, and each package
+// listed there must be imported by some non-test source. Packages whose
+// types and instances are shared with the application (rxjs, grpc-js: a
+// second copy makes an app's own `Subject` or `Metadata` a different type)
+// must be peer dependencies, never `dependencies`, and every peer dependency
+// is also a devDependency, so the workspace installs and tests it.
+// `import { type A } from 'x'` keeps a bare `import 'x'` under
+// verbatimModuleSyntax and counts as a run-time import. Test files
+// (*.test.ts, *.test-d.ts) and test helpers (any `test/` or `test-support/`
+// folder) are not published: what they import belongs in devDependencies,
+// and a non-test source that imports one of them is an error too. Node
+// built-ins are ignored. Private packages (packages/testing: test support
+// that runs inside the test runner, with no dist) are not published and are
+// left out. Builds nothing; reads sources with the TypeScript parser.
+// `--root DIR` checks the packages/ of another tree (the script's own tests).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import ts from 'typescript';
 
-const root = resolve(import.meta.dirname, '..');
+const rootArg = process.argv.indexOf('--root');
+const root = rootArg > 0 ? resolve(process.argv[rootArg + 1] ?? '.') : resolve(import.meta.dirname, '..');
 const TEST_DIRS = new Set(['test', 'test-support']);
+/** Packages whose types and instances the application shares: peer dependencies only. */
+const SHARED = new Set(['rxjs', '@grpc/grpc-js']);
 
 /** Whether `path` (relative to a package's src/) is test code. */
 function isTestPath(path) {
@@ -43,27 +51,33 @@ function sources(dir, base = dir) {
   return out;
 }
 
-/** The module specifiers that `file` loads when it runs. */
-function runtimeSpecifiers(file) {
+/** The module specifiers that `file` imports, each with whether only its types are. */
+function importsOf(file) {
   const text = readFileSync(file, 'utf8');
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const found = [];
   const visit = (node) => {
     if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
-      if (node.importClause?.isTypeOnly !== true) found.push(node.moduleSpecifier.text);
+      found.push({ specifier: node.moduleSpecifier.text, typeOnly: node.importClause?.isTypeOnly === true });
     } else if (
       ts.isExportDeclaration(node) &&
       node.moduleSpecifier &&
       ts.isStringLiteral(node.moduleSpecifier)
     ) {
-      if (!node.isTypeOnly) found.push(node.moduleSpecifier.text);
+      found.push({ specifier: node.moduleSpecifier.text, typeOnly: node.isTypeOnly });
     } else if (
       ts.isCallExpression(node) &&
       node.expression.kind === ts.SyntaxKind.ImportKeyword &&
       node.arguments.length > 0 &&
       ts.isStringLiteralLike(node.arguments[0])
     ) {
-      found.push(node.arguments[0].text);
+      found.push({ specifier: node.arguments[0].text, typeOnly: false });
+    } else if (
+      ts.isImportTypeNode(node) &&
+      ts.isLiteralTypeNode(node.argument) &&
+      ts.isStringLiteral(node.argument.literal)
+    ) {
+      found.push({ specifier: node.argument.literal.text, typeOnly: true });
     }
     ts.forEachChild(node, visit);
   };
@@ -79,6 +93,14 @@ function packageOf(specifier) {
 
 const problems = [];
 const packagesDir = join(root, 'packages');
+/** The version of each package in this tree, by name. */
+const versions = new Map();
+for (const name of readdirSync(packagesDir)) {
+  try {
+    const m = JSON.parse(readFileSync(join(packagesDir, name, 'package.json'), 'utf8'));
+    versions.set(m.name, m.version);
+  } catch {}
+}
 let checked = 0;
 const skipped = [];
 for (const name of readdirSync(packagesDir).sort()) {
@@ -99,12 +121,13 @@ for (const name of readdirSync(packagesDir).sort()) {
   for (const field of ['dependencies', 'peerDependencies']) {
     for (const dep of Object.keys(manifest[field] ?? {})) declared.set(dep, field);
   }
-  const used = new Map(); // package → first file that imports it
+  const used = new Map(); // package → first file that imports it at run time
+  const typeUsed = new Map(); // package → first file that imports its types only
   const srcDir = join(dir, 'src');
   for (const path of sources(srcDir)) {
     if (isTestPath(path)) continue;
     const file = join(srcDir, path);
-    for (const specifier of runtimeSpecifiers(file)) {
+    for (const { specifier, typeOnly } of importsOf(file)) {
       if (specifier.startsWith('.') || specifier.startsWith('/')) {
         const target = relative(srcDir, resolve(dirname(file), specifier));
         if (!target.startsWith('..') && isTestPath(target)) {
@@ -115,7 +138,8 @@ for (const name of readdirSync(packagesDir).sort()) {
       if (isBuiltin(specifier)) continue;
       const pkg = packageOf(specifier);
       if (pkg === manifest.name) continue;
-      if (!used.has(pkg)) used.set(pkg, `src/${path}`);
+      const into = typeOnly ? typeUsed : used;
+      if (!into.has(pkg)) into.set(pkg, `src/${path}`);
     }
   }
   for (const [pkg, file] of used) {
@@ -125,11 +149,48 @@ for (const name of readdirSync(packagesDir).sort()) {
       );
     }
   }
-  for (const [dep, field] of declared) {
-    if (!used.has(dep)) {
+  for (const [pkg, file] of typeUsed) {
+    if (!declared.has(pkg) && !used.has(pkg)) {
       problems.push(
-        `${where}: "${dep}" is in ${field}, but no run-time source imports it ` +
-          '(a package needed only by tests or for types belongs in devDependencies)',
+        `${where}: ${file} imports types from "${pkg}", which the published .d.ts files import in turn, ` +
+          'but it is not in dependencies or peerDependencies',
+      );
+    }
+  }
+  for (const [dep, field] of declared) {
+    if (!used.has(dep) && !typeUsed.has(dep)) {
+      problems.push(
+        `${where}: "${dep}" is in ${field}, but no published source imports it ` +
+          '(a package needed only by tests belongs in devDependencies)',
+      );
+    }
+  }
+  for (const pkg of SHARED) {
+    if (manifest.dependencies?.[pkg] !== undefined) {
+      problems.push(
+        `${where}: "${pkg}" is in dependencies; it must be a peer dependency, so that the application's ` +
+          'own copy is the one used (a nested copy makes its types and instances different ones)',
+      );
+    }
+  }
+  for (const [dep, field] of declared) {
+    const range = manifest[field][dep];
+    const own = versions.get(dep);
+    if (own !== undefined && range !== `^${own}`) {
+      problems.push(
+        `${where}: "${dep}": "${range}" in ${field}; a package of this tree is required as "^${own}"`,
+      );
+    } else if (own === undefined && !/^[\^~>]/.test(range)) {
+      problems.push(
+        `${where}: "${dep}": "${range}" in ${field} is not a range (such as "^1.2.3"): ` +
+          'an application with another release of it would get a nested copy or a conflict',
+      );
+    }
+  }
+  for (const dep of Object.keys(manifest.peerDependencies ?? {})) {
+    if (manifest.devDependencies?.[dep] === undefined) {
+      problems.push(
+        `${where}: the peer dependency "${dep}" is not in devDependencies, so nothing here tests it`,
       );
     }
   }
@@ -140,6 +201,6 @@ if (problems.length > 0) {
   process.exit(1);
 }
 console.log(
-  `check-deps: ${checked} packages, run-time dependencies match their imports` +
+  `check-deps: ${checked} packages, dependencies and peer dependencies match their imports` +
     (skipped.length > 0 ? ` (private, not checked: ${skipped.join(', ')})` : ''),
 );

@@ -19,7 +19,7 @@ import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from
 import { type Discover, type DiscoveredAddress, connect, staticList } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
-import { type EchoProtoClient, createEchoClient, loadEchoPackage } from '@grpc-tower/testing';
+import { type EchoProtoClient, createEchoClient, insecure, loadEchoPackage } from '@grpc-tower/testing';
 
 /**
  * One client under test.
@@ -74,7 +74,7 @@ export function plainClient(name: string, target: string, options: { roundRobin?
  * ```
  */
 export function bareChannel(name: string, address: string): Contender {
-  return channelOver(name, address, grpcEndpoint(address));
+  return channelOver(name, address, grpcEndpoint(address, { credentials: insecure }));
 }
 
 /** A client over `createChannel(stack)`; `after` runs once the channel has closed. */
@@ -131,7 +131,7 @@ export function balancedChannel(
   target = 'bench',
 ): Contender {
   const b = makeBalancer(
-    connect(addresses, (a) => grpcEndpoint(a.address)),
+    connect(addresses, (a) => grpcEndpoint(a.address, { credentials: insecure })),
     target,
     balancer,
   );
@@ -181,7 +181,9 @@ export function fullStack(
   const target = options.target ?? 'bench';
   const health = healthChecked();
   const detector = outlierDetection();
-  const endpoints = connect(addresses, (a) => detector.wrap(health(grpcEndpoint(a.address))));
+  const endpoints = connect(addresses, (a) =>
+    detector.wrap(health(grpcEndpoint(a.address, { credentials: insecure }))),
+  );
   const balancer = p2c(endpoints, { target, load: options.load ?? peakEwma() });
   const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
     .layer(timeout({ ms: FULL_STACK.timeoutMs }))
@@ -232,7 +234,7 @@ export const LAYER_STACKS: Readonly<Record<LayerName, (name: string, address: st
       address,
       new ServiceBuilder<GrpcRequest, GrpcResponse>()
         .layer(timeout({ ms: FULL_STACK.timeoutMs }))
-        .service(grpcEndpoint(address)),
+        .service(grpcEndpoint(address, { credentials: insecure })),
     ),
   retry: (name, address) =>
     channelOver(
@@ -240,19 +242,22 @@ export const LAYER_STACKS: Readonly<Record<LayerName, (name: string, address: st
       address,
       new ServiceBuilder<GrpcRequest, GrpcResponse>()
         .layer(retry({ budget: retryBudget() }))
-        .service(grpcEndpoint(address)),
+        .service(grpcEndpoint(address, { credentials: insecure })),
     ),
-  health: (name, address) => channelOver(name, address, healthChecked()(grpcEndpoint(address))),
+  health: (name, address) =>
+    channelOver(name, address, healthChecked()(grpcEndpoint(address, { credentials: insecure }))),
   outlier: (name, address) => {
     const detector = outlierDetection();
-    return channelOver(name, address, detector.wrap(grpcEndpoint(address)), () => detector.close());
+    return channelOver(name, address, detector.wrap(grpcEndpoint(address, { credentials: insecure })), () =>
+      detector.close(),
+    );
   },
   p2c: (name, address) =>
     channelOver(
       name,
       address,
       p2c(
-        connect(staticList([address]), (a) => grpcEndpoint(a.address)),
+        connect(staticList([address]), (a) => grpcEndpoint(a.address, { credentials: insecure })),
         { target: address, load: peakEwma() },
       ),
     ),

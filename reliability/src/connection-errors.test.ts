@@ -17,6 +17,7 @@ import { type RetryLayer, retry, retryBudget } from '@grpc-tower/retry';
 import {
   type EchoProtoClient,
   createEchoClient,
+  insecure,
   pickHosts,
   startEchoServer,
   trackResources,
@@ -49,10 +50,10 @@ afterAll(async () => {
 function readmeStack(
   name: string,
   port: number,
-  credentials?: grpc.ChannelCredentials,
+  credentials: grpc.ChannelCredentials = insecure,
 ): { client: EchoProtoClient; retries: RetryLayer } {
   const endpoints = connect(dns(name, port, { servers: [dnsmasq.address] }), (addr) =>
-    grpcEndpoint(addr.address, { authority: name, ...(credentials === undefined ? {} : { credentials }) }),
+    grpcEndpoint(addr.address, { authority: name, credentials }),
   );
   const balancer = p2c(endpoints, { target: `${name}:${port}` });
   const retries = retry({ maxAttempts: 3, budget: retryBudget() });

@@ -13,7 +13,7 @@ import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from
 import { connect } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
-import { createEchoClient, trackResources } from '@grpc-tower/testing';
+import { createEchoClient, insecure, trackResources } from '@grpc-tower/testing';
 import { afterEach, expect, test } from 'vitest';
 import { Fleet, Registry } from './support/fleet.js';
 
@@ -65,6 +65,7 @@ test('a stack of timeout, retry and p2c reports connectivity truthfully and clos
     detector.wrap(
       health(
         grpcEndpoint(a.address, {
+          credentials: insecure,
           channelOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 200 },
         }),
       ),

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Status } from '@grpc-tower/core';
 import { type GrpcEndpointOptions, grpcEndpoint } from '@grpc-tower/core/grpc';
 import { staticList } from '@grpc-tower/discover';
-import { type EchoServer, pickHosts, startEchoServer } from '@grpc-tower/testing';
+import { type EchoServer, insecure, pickHosts, startEchoServer } from '@grpc-tower/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Ledger } from './ledger.js';
 import { type Certs, type KeyPair, makeCerts } from './support/certs.js';
@@ -165,7 +165,7 @@ describe('call credentials', () => {
     const ledger = new Ledger();
     // one pool, one secure and one insecure endpoint
     const stack = secureStack([secure!, plain!], ledger, (address) =>
-      address === secure!.address ? tlsTo() : {},
+      address === secure!.address ? tlsTo() : { credentials: insecure },
     );
     await expect.poll(() => stack.balancer.counts().ready, { timeout: 10_000 }).toBe(2);
     const plainBefore = plain!.calls.total;

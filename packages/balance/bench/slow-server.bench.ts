@@ -76,7 +76,11 @@ function towerCandidate(name: string, make: (d: Discovery) => GrpcBalancer): Can
   const discover: Discovery = new Subject();
   const balancer = make(discover);
   for (const s of servers)
-    discover.next({ type: 'insert', key: s.address, endpoint: grpcEndpoint(s.address) });
+    discover.next({
+      type: 'insert',
+      key: s.address,
+      endpoint: grpcEndpoint(s.address, { credentials: grpc.credentials.createInsecure() }),
+    });
   const channel = createChannel(balancer, {
     target: 'bench',
     services: [EchoService],

@@ -12,6 +12,7 @@ import {
   type EchoServer,
   activeHandles,
   expectNoLeaks,
+  insecure,
   pickHosts,
   startEchoServer,
 } from '@grpc-tower/testing';
@@ -54,7 +55,7 @@ describe('over real servers', () => {
   function balance(up: Subject<C>, options: BalancerOptions = {}) {
     const made: GrpcEndpoint[] = [];
     const endpoints = connect(up, (a) => {
-      const ep = grpcEndpoint(a.address, { closeGraceMs: 100 });
+      const ep = grpcEndpoint(a.address, { credentials: insecure, closeGraceMs: 100 });
       made.push(ep);
       return ep;
     });

@@ -15,6 +15,7 @@ import { type Change, type DiscoveredAddress, connect } from '@grpc-tower/discov
 import {
   activeHandles,
   expectNoLeaks,
+  insecure,
   type ChildEchoServer,
   type EchoProtoClient,
   type EchoReply,
@@ -87,7 +88,10 @@ function insertAll(
   options: { fast?: boolean } = {},
 ): GrpcEndpoint[] {
   return addresses.map((address) => {
-    const endpoint = grpcEndpoint(address, options.fast ? { channelOptions: fastReconnect } : {});
+    const endpoint = grpcEndpoint(address, {
+      credentials: insecure,
+      ...(options.fast ? { channelOptions: fastReconnect } : {}),
+    });
     discover.next({ type: 'insert', key: address, endpoint });
     return endpoint;
   });
@@ -403,7 +407,7 @@ describe('churn over gRPC', () => {
     let n = 0;
     const insert = (key: string) => {
       const server = fleet[n++ % fleet.length] as EchoServer;
-      d.next({ type: 'insert', key, endpoint: grpcEndpoint(server.address) });
+      d.next({ type: 'insert', key, endpoint: grpcEndpoint(server.address, { credentials: insecure }) });
       present.add(key);
     };
     insert('k0');
@@ -447,7 +451,7 @@ describe('replacement through connect', () => {
     // the new server's connection is slow to come up: its endpoint connects only after 300 ms
     let slowConnect = false;
     const endpoints = connect(addresses, (addr): Endpoint<GrpcRequest, GrpcResponse> => {
-      const endpoint = grpcEndpoint(addr.address);
+      const endpoint = grpcEndpoint(addr.address, { credentials: insecure });
       if (!slowConnect) return endpoint;
       const up = new BehaviorSubject(false);
       setTimeout(() => up.next(true), 300);

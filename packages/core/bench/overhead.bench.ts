@@ -53,7 +53,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const server = await spawnEchoServer({ host: '127.0.0.9', name: 'bench' });
 const plain = new EchoClient(server.address, grpc.credentials.createInsecure());
-const endpoint = grpcEndpoint(server.address);
+const endpoint = grpcEndpoint(server.address, { credentials: grpc.credentials.createInsecure() });
 const channel = createChannel(endpoint, {
   target: server.address,
   services: [EchoService],

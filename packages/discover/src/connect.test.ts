@@ -1,6 +1,7 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Endpoint, Readiness } from '@grpc-tower/core';
 import { type GrpcEndpoint, grpcEndpoint } from '@grpc-tower/core/grpc';
+import { insecure } from '@grpc-tower/testing';
 import { BehaviorSubject, Subject, type Subscription, filter, firstValueFrom } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DiscoveredAddress } from './address.js';
@@ -49,7 +50,7 @@ function rec<V>(r: Recording<V>): Recording<V> {
   return r;
 }
 const make = (a: DiscoveredAddress): GrpcEndpoint => {
-  const ep = grpcEndpoint(a.address, { closeGraceMs: 100 });
+  const ep = grpcEndpoint(a.address, { credentials: insecure, closeGraceMs: 100 });
   created.push(ep);
   return ep;
 };

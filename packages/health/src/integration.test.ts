@@ -15,6 +15,7 @@ import {
   activeHandles,
   createEchoClient,
   expectNoLeaks,
+  insecure,
   loadEchoPackage,
 } from '@grpc-tower/testing';
 import * as grpc from '@grpc/grpc-js';
@@ -58,7 +59,7 @@ test('discovery, health, outlier detection, p2c and retry compose: no call fails
   merge(health.events$, detector.events$).subscribe((e) => events.push(e));
 
   const endpoints = connect(staticList(servers.map((s) => s.address)), (a) =>
-    detector.wrap(health(grpcEndpoint(a.address))),
+    detector.wrap(health(grpcEndpoint(a.address, { credentials: insecure }))),
   );
   // panic mode off: this test shows health and ejection gating the pool
   // (with 2 of 3 servers out, the default 50 % threshold would spread calls

@@ -30,7 +30,7 @@ import {
   outlierDetection,
 } from '@grpc-tower/health';
 import { type RetryBudget, type RetryLayer, type RetryPolicy, retry, retryBudget } from '@grpc-tower/retry';
-import { type EchoProtoClient, createEchoClient, loadEchoPackage } from '@grpc-tower/testing';
+import { type EchoProtoClient, createEchoClient, insecure, loadEchoPackage } from '@grpc-tower/testing';
 import type { Ledger } from '../ledger.js';
 
 /** Options of {@link fullStack}. */
@@ -51,7 +51,7 @@ export interface FullStackOptions {
   readonly health?: HealthCheckOptions | false;
   /** Outlier detection: options, or `false` for none; default on. */
   readonly outlier?: OutlierDetectionOptions | false;
-  /** Options of every endpoint (credentials, authority…). */
+  /** Options of every endpoint (credentials, authority…); default plaintext, `{ credentials: insecure }`. */
   readonly endpoint?: GrpcEndpointOptions;
   /** Makes the endpoint of an address instead (health checking and outlier detection still wrap it). */
   readonly makeEndpoint?: (address: string) => Endpoint<GrpcRequest, GrpcResponse>;
@@ -86,7 +86,9 @@ export function fullStack(options: FullStackOptions): FullStack {
     options.health === false ? undefined : healthChecked({ backoff: { initialMs: 100 }, ...options.health });
   const detector = options.outlier === false ? undefined : outlierDetection(options.outlier);
   const endpoints = connect(options.source, (a: DiscoveredAddress) => {
-    const ep = options.makeEndpoint?.(a.address) ?? grpcEndpoint(a.address, options.endpoint);
+    const ep =
+      options.makeEndpoint?.(a.address) ??
+      grpcEndpoint(a.address, options.endpoint ?? { credentials: insecure });
     const checked = health === undefined ? ep : health(ep);
     return detector === undefined ? checked : detector.wrap(checked);
   });

@@ -5,6 +5,7 @@ import {
   GeneratedEchoRequest,
   activeHandles,
   expectNoLeaks,
+  insecure,
   loadEchoPackage,
   pickHosts,
   startEchoServer,
@@ -46,7 +47,9 @@ async function setup(count = 1, opts: { services?: boolean } = {}) {
   const hosts = pickHosts(count);
   const servers: EchoServer[] = [];
   for (const [i, host] of hosts.entries()) servers.push(await startEchoServer({ host, name: `s${i}` }));
-  const endpoints = servers.map((s) => grpcEndpoint(s.address, { channelOptions: bigMessages }));
+  const endpoints = servers.map((s) =>
+    grpcEndpoint(s.address, { credentials: insecure, channelOptions: bigMessages }),
+  );
   await Promise.all(endpoints.map((e) => firstValueFrom(e.readiness$.pipe(rxFilter((r) => r === 'ready')))));
   const picker = readyRoundRobin(endpoints);
   const channel = createChannel(picker, {
@@ -204,7 +207,7 @@ describe('deadlines and cancellation', () => {
   test('a deadline that passes while the call waits for an endpoint fails DEADLINE_EXCEEDED', async () => {
     // nothing listens on this address, so the endpoint never becomes ready
     const [host] = pickHosts(1);
-    const endpoint = grpcEndpoint(`${host}:1`);
+    const endpoint = grpcEndpoint(`${host}:1`, { credentials: insecure });
     const picker = readyRoundRobin([endpoint]);
     const channel = createChannel(picker, { target: 'nowhere' });
     const client = new EchoClient('nowhere', grpc.credentials.createInsecure(), { channelOverride: channel });
@@ -280,7 +283,7 @@ describe('deadlines and cancellation', () => {
       ),
     );
     cleanups.push(() => server.forceShutdown());
-    const endpoint = grpcEndpoint(`${host}:${port}`);
+    const endpoint = grpcEndpoint(`${host}:${port}`, { credentials: insecure });
     const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
       .layer(timeout({ ms: 3_000 }))
       .service(endpoint);
@@ -486,7 +489,7 @@ describe('interceptors, credentials and connectivity', () => {
 
   test('waitForReady on a channel whose endpoints never connect fails at its deadline', async () => {
     const [host] = pickHosts(1);
-    const endpoint = grpcEndpoint(`${host}:1`);
+    const endpoint = grpcEndpoint(`${host}:1`, { credentials: insecure });
     const picker = readyRoundRobin([endpoint]);
     const channel = createChannel(picker, { target: 'nowhere' });
     const client = new EchoClient('nowhere', grpc.credentials.createInsecure(), { channelOverride: channel });
@@ -561,7 +564,7 @@ describe('the stack carries readiness and close', () => {
   test('a stack built over the endpoint reports its connectivity and closes it with the channel', async () => {
     const server = await startEchoServer({ host: pickHosts(1)[0]!, name: 'lc' });
     cleanups.push(() => server.stop(100));
-    const endpoint = grpcEndpoint(server.address);
+    const endpoint = grpcEndpoint(server.address, { credentials: insecure });
     const passThrough = (inner: Service<GrpcRequest, GrpcResponse>): Service<GrpcRequest, GrpcResponse> => ({
       call: (req, ctx) => inner.call(req, ctx),
     });

@@ -10,6 +10,7 @@ import {
   type EchoServer,
   activeHandles,
   expectNoLeaks,
+  insecure,
   startEchoServer,
 } from '@grpc-tower/testing';
 import * as grpc from '@grpc/grpc-js';
@@ -47,7 +48,7 @@ function checked(address: string, options: HealthCheckOptions = {}) {
   const health = healthChecked(options);
   const events: HealthEvent[] = [];
   health.events$.subscribe((e) => events.push(e));
-  const ep = health(grpcEndpoint(address, { channelOptions: fastReconnect }));
+  const ep = health(grpcEndpoint(address, { credentials: insecure, channelOptions: fastReconnect }));
   endpoints.push(ep);
   const states: Readiness[] = [];
   ep.readiness$.subscribe((r) => states.push(r));
@@ -96,7 +97,7 @@ describe('healthChecked: Watch', () => {
     const changes = new Subject<Change<string, HealthCheckedEndpoint>>();
     const balancer = p2c(changes, { target: 'echo', load: pendingRequests(), failFastMs: 2000 });
     balancers.push(balancer);
-    const eps = [a!, b!].map((s) => health(grpcEndpoint(s.address)));
+    const eps = [a!, b!].map((s) => health(grpcEndpoint(s.address, { credentials: insecure })));
     for (const ep of eps) changes.next({ type: 'insert', key: ep.address, endpoint: ep });
     await Promise.all(eps.map((ep) => next(ep.readiness$, (r) => r === 'ready')));
 
@@ -216,7 +217,7 @@ describe('healthChecked: Watch', () => {
   test('the Watch stream is not counted in pending, and close() cancels it and closes the endpoint', async () => {
     const before = activeHandles();
     const [server] = await servers$(1);
-    const inner = grpcEndpoint(server!.address, { closeGraceMs: 60_000 });
+    const inner = grpcEndpoint(server!.address, { credentials: insecure, closeGraceMs: 60_000 });
     const ep = healthChecked()(inner);
     const states: Readiness[] = [];
     let completed = false;

@@ -9,6 +9,7 @@ import {
   type EchoProtoClient,
   type EchoServer,
   createEchoClient,
+  insecure,
   loadEchoPackage,
 } from '@grpc-tower/testing';
 import * as grpc from '@grpc/grpc-js';
@@ -33,7 +34,7 @@ async function setup(n: number, options: OutlierDetectionOptions = {}) {
   cleanup.push(() => detector.close());
   const events: HealthEvent[] = [];
   detector.events$.subscribe((e) => events.push(e));
-  const eps = servers.map((s) => detector.wrap(grpcEndpoint(s.address)));
+  const eps = servers.map((s) => detector.wrap(grpcEndpoint(s.address, { credentials: insecure })));
   cleanup.push(() => Promise.all(eps.map((e) => e.close({ graceMs: 0 }))));
   await Promise.all(eps.map((ep) => next(ep.readiness$, (r) => r === 'ready')));
   return { servers, detector, events, eps };
@@ -42,7 +43,7 @@ async function setup(n: number, options: OutlierDetectionOptions = {}) {
 /** The same servers behind p2c and createChannel, with a proto-loader client. */
 function stackOver(detector: OutlierDetector, servers: readonly EchoServer[]) {
   const endpoints = connect(staticList(servers.map((s) => s.address)), (a) =>
-    detector.wrap(grpcEndpoint(a.address)),
+    detector.wrap(grpcEndpoint(a.address, { credentials: insecure })),
   );
   const balancer = p2c(endpoints, {
     target: 'static:echo',

@@ -3,7 +3,7 @@
 // each server sees exactly the calls the test sends.
 import { ConfigError, Status, newContext } from '@grpc-tower/core';
 import { type GrpcEndpoint, type GrpcRequest, type GrpcResponse, grpcEndpoint } from '@grpc-tower/core/grpc';
-import type { EchoServer } from '@grpc-tower/testing';
+import { type EchoServer, insecure } from '@grpc-tower/testing';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { EndpointEjected, HealthEvent } from '../events.js';
 import { next, send, startServers } from '../test/support.js';
@@ -30,7 +30,7 @@ async function setup(n: number, options: OutlierDetectionOptions = {}) {
   detectors.push(detector);
   const events: HealthEvent[] = [];
   detector.events$.subscribe((e) => events.push(e));
-  const eps = started.map((s) => detector.wrap(grpcEndpoint(s.address)));
+  const eps = started.map((s) => detector.wrap(grpcEndpoint(s.address, { credentials: insecure })));
   endpoints.push(...eps);
   await Promise.all(eps.map((ep) => next(ep.readiness$, (r) => r === 'ready')));
   return { servers: started, detector, events, eps };
@@ -349,7 +349,9 @@ describe('outlierDetection: lifecycle and options', () => {
     expect(eps[0]!.readiness).toBe('ready');
     expect(events.at(-1)).toMatchObject({ type: 'returned', endpoint: a!.address });
     expect(completed).toBe(true);
-    expect(() => detector.wrap(grpcEndpoint('127.0.0.1:1') as GrpcEndpoint)).toThrow(/closed/);
+    expect(() =>
+      detector.wrap(grpcEndpoint('127.0.0.1:1', { credentials: insecure }) as GrpcEndpoint),
+    ).toThrow(/closed/);
   });
 
   test.each([

@@ -2,7 +2,7 @@
 // grpc-js servers, some unhealthy, one ejected, one down.
 import { ConfigError, Status } from '@grpc-tower/core';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
-import type { EchoServer } from '@grpc-tower/testing';
+import { type EchoServer, insecure } from '@grpc-tower/testing';
 import fc from 'fast-check';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type HealthCheckedEndpoint, healthChecked } from '../health-check/endpoint.js';
@@ -68,6 +68,7 @@ describe('panic mode with real servers', () => {
     const eps = all.map((s) => {
       const h = health(
         grpcEndpoint(s.address, {
+          credentials: insecure,
           channelOptions: {
             'grpc.initial_reconnect_backoff_ms': 60_000,
             'grpc.max_reconnect_backoff_ms': 60_000,

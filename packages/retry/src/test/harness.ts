@@ -17,6 +17,7 @@ import {
   type EchoReply,
   type EchoRequest,
   createEchoClient,
+  insecure,
   loadEchoPackage,
 } from '@grpc-tower/testing';
 import { type PickMode, type TestPicker, testPicker } from './picker.js';
@@ -34,7 +35,7 @@ export function buildStack(
   layer: (inner: Service<GrpcRequest, GrpcResponse>) => Service<GrpcRequest, GrpcResponse>,
   options: { mode?: PickMode; replay?: { perCallBytes?: number; perChannelBytes?: number } } = {},
 ): Stack {
-  const endpoints = addresses.map((a) => grpcEndpoint(a, { closeGraceMs: 0 }));
+  const endpoints = addresses.map((a) => grpcEndpoint(a, { credentials: insecure, closeGraceMs: 0 }));
   const picker = testPicker(endpoints, options.mode);
   const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>().layer(layer).service(picker);
   const channel = createChannel(stack, {
