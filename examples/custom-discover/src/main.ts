@@ -108,7 +108,9 @@ async function handWritten(options: CustomDiscoverOptions, calls: number): Promi
   const registry = new ToyRegistry();
   registry.register('echo-1', first);
   registry.register('echo-2', second);
-  const endpoints = connect(registrySource(registry), (address) => grpcEndpoint(address));
+  const endpoints = connect(registrySource(registry), (address) =>
+    grpcEndpoint(address, { credentials: grpc.credentials.createInsecure() }),
+  );
   const client = balancedClient(endpoints, 'registry:echo');
   try {
     await until(client.balancer, first, 'ready');
@@ -158,7 +160,9 @@ async function fromEtcd(options: CustomDiscoverOptions, calls: number): Promise<
   source.events$.subscribe((e) => {
     if (e.type === 'failed') console.warn(`etcd discovery: ${e.error.message}`);
   });
-  const endpoints = connect(source, (addr) => grpcEndpoint(addr.address));
+  const endpoints = connect(source, (addr) =>
+    grpcEndpoint(addr.address, { credentials: grpc.credentials.createInsecure() }),
+  );
   // #endregion etcd-source
   const client = balancedClient(endpoints, `etcd:${prefix}`);
   try {

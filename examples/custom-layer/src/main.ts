@@ -41,7 +41,8 @@ export interface CustomLayerResult {
 export async function run(options: CustomLayerOptions): Promise<CustomLayerResult> {
   const attempts: AttemptLog[] = [];
   // #region compose
-  const endpoint = grpcEndpoint(options.address);
+  // the local server is plaintext; grpc.credentials.createSsl(...) for TLS
+  const endpoint = grpcEndpoint(options.address, { credentials: grpc.credentials.createInsecure() });
   const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
     .layer(timeout({ ms: 2_000 }))
     .layer(bearerAuth(options.fetchToken))

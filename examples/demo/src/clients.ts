@@ -88,7 +88,11 @@ export function towerClient(target: DiscoveryTarget): TowerDemoClient {
   const health = healthChecked();
   const detector = outlierDetection();
   const endpoints = connect(source, (a) =>
-    detector.wrap(health(grpcEndpoint(a.address, { authority: target.name }))),
+    detector.wrap(
+      health(
+        grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure(), authority: target.name }),
+      ),
+    ),
   );
   const logical = `dns:${target.name}:${target.port}`;
   const balancer = p2c(endpoints, { target: logical });

@@ -40,8 +40,16 @@ export function echoClient(address: ServiceAddress): { client: EchoProtoClient; 
   // a pod that reports NOT_SERVING (it is shutting down) or keeps failing calls is not picked
   const health = healthChecked();
   const outliers = outlierDetection();
+  // plaintext between pods; grpc.credentials.createSsl(ca) and the service name as authority for TLS
   const endpoints = connect(pods, (pod) =>
-    outliers.wrap(health(grpcEndpoint(pod.address, { authority: address.service }))),
+    outliers.wrap(
+      health(
+        grpcEndpoint(pod.address, {
+          credentials: grpc.credentials.createInsecure(),
+          authority: address.service,
+        }),
+      ),
+    ),
   );
   const balancer = p2c(endpoints, { target });
   const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
