@@ -86,7 +86,8 @@ export function atMost<Req, Res>(ms: number): Layer<Req, Res> {
 export function endpoint(): void {
   // #region endpoint
   // an Endpoint is a Service for one address that also tells whether it can take calls
-  const ep = grpcEndpoint('10.0.0.7:50051');
+  // its credentials are required: grpc.credentials.createSsl(...) for TLS, or plaintext chosen explicitly
+  const ep = grpcEndpoint('10.0.0.7:50051', { credentials: grpc.credentials.createInsecure() });
   ep.readiness; // 'connecting' now, then 'ready', 'failed' (reconnecting with backoff), 'closed'
   ep.readiness$.subscribe((r) => console.log(ep.address, r));
   ep.pending; // calls in flight: part of its load
@@ -103,9 +104,11 @@ export function discovery(): void {
   changes.next({ type: 'remove', key: '10.0.0.7:50051' });
 
   // the sources of @grpc-tower/discover emit addresses; connect() turns them into endpoints
-  const endpoints = connect(dns('orders.internal', 50051), (addr) => grpcEndpoint(addr.address));
+  const endpoints = connect(dns('orders.internal', 50051), (addr) =>
+    grpcEndpoint(addr.address, { credentials: grpc.credentials.createInsecure() }),
+  );
   const fixed = connect(staticList(['10.0.0.7:50051', '10.0.0.8:50051']), (addr) =>
-    grpcEndpoint(addr.address),
+    grpcEndpoint(addr.address, { credentials: grpc.credentials.createInsecure() }),
   );
   // #endregion discover
   void discover;
@@ -116,7 +119,9 @@ export function discovery(): void {
 export function channel(): void {
   // #region channel
   const balancer = p2c(
-    connect(dns('orders.internal', 50051), (addr) => grpcEndpoint(addr.address)),
+    connect(dns('orders.internal', 50051), (addr) =>
+      grpcEndpoint(addr.address, { credentials: grpc.credentials.createSsl() }),
+    ),
     { target: 'dns:orders.internal:50051' },
   );
   const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
@@ -128,6 +133,7 @@ export function channel(): void {
     target: 'dns:orders.internal:50051',
     services: [OrdersService], // the methods' shapes: which calls may be retried until their status
   });
+  // grpc-js ignores a client's own credentials with channelOverride: the endpoints' are used
   const client = new OrdersClient('orders.internal:50051', grpc.credentials.createInsecure(), {
     channelOverride: channel,
   });

@@ -1,6 +1,7 @@
 // Snippets of docs/guides/writing-a-discovery-source.md.
 import { watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
 import { p2c } from '@grpc-tower/balance';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
 import {
@@ -79,7 +80,9 @@ export function plugIn(): void {
   // #region plug-in
   // any of them plugs in the same way
   const balancer = p2c(
-    connect(consul('orders'), (addr) => grpcEndpoint(addr.address)),
+    connect(consul('orders'), (addr) =>
+      grpcEndpoint(addr.address, { credentials: grpc.credentials.createInsecure() }),
+    ),
     { target: 'consul:orders' },
   );
   // #endregion plug-in
@@ -91,7 +94,7 @@ export function testing(): void {
   // in a test, drive the balancer by hand: a Subject is a source
   const changes = new Subject<Change<string, string>>();
   const balancer = p2c(
-    connect(changes, (address) => grpcEndpoint(address)),
+    connect(changes, (address) => grpcEndpoint(address, { credentials: grpc.credentials.createInsecure() })),
     { target: 'test', failFastMs: 100 },
   );
   changes.next({ type: 'insert', key: 'a', endpoint: '127.0.0.2:50051' });

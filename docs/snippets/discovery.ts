@@ -11,7 +11,10 @@ export function sources(): void {
   // #region kubernetes
   // <service>.<namespace>.svc.cluster.local: the cluster DNS answers with the ready pods
   const pods = connect(dns('echo.default.svc.cluster.local', 50051), (pod) =>
-    grpcEndpoint(pod.address, { authority: 'echo.default.svc.cluster.local' }),
+    grpcEndpoint(pod.address, {
+      credentials: grpc.credentials.createInsecure(),
+      authority: 'echo.default.svc.cluster.local',
+    }),
   );
   const echo = p2c(pods, { target: 'dns:echo.default.svc.cluster.local:50051' });
   // #endregion kubernetes

@@ -1,5 +1,5 @@
 // Snippets of docs/guides/health.md.
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { p2c } from '@grpc-tower/balance';
 import { Status } from '@grpc-tower/core';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
@@ -14,7 +14,7 @@ export function wrap(): void {
   const outliers = outlierDetection(); // 5 failures in a row eject a server for 30 s
   const endpoints = connect(dns('orders.internal', 50051), (addr) =>
     // health right around the connection, outlier detection around that
-    outliers.wrap(health(grpcEndpoint(addr.address))),
+    outliers.wrap(health(grpcEndpoint(addr.address, { credentials: grpc.credentials.createInsecure() }))),
   );
   const balancer = p2c(endpoints, { target: 'dns:orders.internal:50051' }); // picks ready servers only
   // #endregion wrap
@@ -63,7 +63,9 @@ export function options(): void {
 }
 
 export function panic(): void {
-  const endpoints = connect(dns('orders.internal', 50051), (addr) => grpcEndpoint(addr.address));
+  const endpoints = connect(dns('orders.internal', 50051), (addr) =>
+    grpcEndpoint(addr.address, { credentials: grpc.credentials.createInsecure() }),
+  );
   // #region panic
   const balancer = p2c(endpoints, {
     // when fewer than 50 % of the known servers are ready, send to every server whose
