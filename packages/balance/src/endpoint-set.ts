@@ -132,7 +132,7 @@ export interface EndpointSetOptions {
  * @example
  * ```ts
  * const set = new EndpointSet(peakEwma(), { drainGraceMs: undefined, replaceWaitMs: 10_000 }, events, hooks);
- * set.insert('a', grpcEndpoint('127.0.0.2:50051'));
+ * set.insert('a', grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() }));
  * picker.pick(set.ready, undefined);
  * await set.close();
  * ```

@@ -8,13 +8,15 @@
  *
  * @example
  * ```ts
+ * import * as grpc from '@grpc/grpc-js';
  * import { p2c } from '@grpc-tower/balance';
  * import { createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
  * import { Subject } from 'rxjs';
  *
  * const changes = new Subject<Change<string, GrpcEndpoint>>();
  * const balancer = p2c(changes, { target: 'echo' });
- * changes.next({ type: 'insert', key: '127.0.0.2:50051', endpoint: grpcEndpoint('127.0.0.2:50051') });
+ * const endpoint = grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
+ * changes.next({ type: 'insert', key: '127.0.0.2:50051', endpoint });
  * const channel = createChannel(balancer, { target: 'echo' });
  * ```
  * @packageDocumentation

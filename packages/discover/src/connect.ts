@@ -73,7 +73,9 @@ export interface ConnectOptions {
  * ```ts
  * import { p2c } from '@grpc-tower/balance';
  * import { grpcEndpoint } from '@grpc-tower/core/grpc';
- * const endpoints = connect(dns('orders.internal', 50051), (a) => grpcEndpoint(a.address));
+ * const endpoints = connect(dns('orders.internal', 50051), (a) =>
+ *   grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure() }),
+ * );
  * const balancer = p2c(endpoints, { target: 'dns:orders.internal:50051' }); // owns and closes them
  * ```
  */

@@ -19,12 +19,13 @@
  *
  * @example
  * ```ts
+ * import * as grpc from '@grpc/grpc-js';
  * import { connect, dns } from '@grpc-tower/discover';
  * import { grpcEndpoint } from '@grpc-tower/core/grpc';
  *
  * const orders = dns('orders.internal', 50051, { intervalMs: 5000 });
  * orders.events$.subscribe((e) => e.type === 'failed' && console.warn(e.error.message));
- * const endpoints = connect(orders, (a) => grpcEndpoint(a.address));
+ * const endpoints = connect(orders, (a) => grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure() }));
  * ```
  * @packageDocumentation
  */

@@ -17,6 +17,7 @@
  *
  * @example
  * ```ts
+ * import * as grpc from '@grpc/grpc-js';
  * import { healthChecked, outlierDetection } from '@grpc-tower/health';
  * import { connect, dns } from '@grpc-tower/discover';
  * import { grpcEndpoint } from '@grpc-tower/core/grpc';
@@ -25,7 +26,7 @@
  * const health = healthChecked();
  * const detector = outlierDetection();
  * const endpoints = connect(dns('orders.internal', 50051), (a) =>
- *   detector.wrap(health(grpcEndpoint(a.address))),
+ *   detector.wrap(health(grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure() }))),
  * );
  * const balancer = p2c(endpoints, { target: 'dns:orders.internal:50051' });
  * merge(health.events$, detector.events$).subscribe((e) => console.log(e));

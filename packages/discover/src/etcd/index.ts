@@ -7,12 +7,13 @@
  *
  * @example
  * ```ts
+ * import * as grpc from '@grpc/grpc-js';
  * import { connect } from '@grpc-tower/discover';
  * import { etcd } from '@grpc-tower/discover/etcd';
  * import { grpcEndpoint } from '@grpc-tower/core/grpc';
  *
  * const orders = etcd(['http://etcd-0:2379'], '/services/orders/');
- * const endpoints = connect(orders, (a) => grpcEndpoint(a.address));
+ * const endpoints = connect(orders, (a) => grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure() }));
  * ```
  * @packageDocumentation
  */

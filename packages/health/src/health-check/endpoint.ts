@@ -76,7 +76,7 @@ import {
  * ```ts
  * const health: HealthChecker = healthChecked({ service: 'orders.v1.Orders' });
  * health.events$.subscribe((e) => console.log(e));
- * const ep = health(grpcEndpoint('127.0.0.2:50051'));
+ * const ep = health(grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() }));
  * ```
  */
 export interface HealthChecker {
@@ -94,16 +94,21 @@ export interface HealthChecker {
  *
  * Put it right around the gRPC endpoint, inside outlier detection, so the
  * health stream is not counted as a call:
- * `detector.wrap(health(grpcEndpoint(address)))`.
+ * `detector.wrap(health(grpcEndpoint(address, { credentials })))`. The
+ * health calls go through that endpoint, on its connection and with its
+ * credentials: the wrapper opens no channel of its own.
  *
  * @example
  * ```ts
+ * import * as grpc from '@grpc/grpc-js';
  * import { connect, dns } from '@grpc-tower/discover';
  * import { grpcEndpoint } from '@grpc-tower/core/grpc';
  * import { p2c } from '@grpc-tower/balance';
  *
  * const health = healthChecked({ service: '' });
- * const endpoints = connect(dns('orders.internal', 50051), (a) => health(grpcEndpoint(a.address)));
+ * const endpoints = connect(dns('orders.internal', 50051), (a) =>
+ *   health(grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure() })),
+ * );
  * const balancer = p2c(endpoints, { target: 'orders' }); // picks only SERVING servers
  * ```
  */
@@ -128,7 +133,7 @@ interface Probe {
  *
  * @example
  * ```ts
- * const ep = healthChecked()(grpcEndpoint('127.0.0.2:50051'));
+ * const ep = healthChecked()(grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() }));
  * ep.readiness$.subscribe((r) => console.log(ep.address, r, ep.health, ep.servingStatus));
  * ```
  */

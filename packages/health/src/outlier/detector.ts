@@ -159,13 +159,16 @@ const clock = (): number => performance.now();
  *
  * @example
  * ```ts
+ * import * as grpc from '@grpc/grpc-js';
  * import { connect, dns } from '@grpc-tower/discover';
  * import { grpcEndpoint } from '@grpc-tower/core/grpc';
  * import { p2c } from '@grpc-tower/balance';
  *
  * const detector = outlierDetection({ consecutiveFailures: 5, baseEjectionTimeMs: 30_000 });
  * detector.events$.subscribe((e) => console.warn(e.type, e.endpoint, e));
- * const endpoints = connect(dns('orders.internal', 50051), (a) => detector.wrap(grpcEndpoint(a.address)));
+ * const endpoints = connect(dns('orders.internal', 50051), (a) =>
+ *   detector.wrap(grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure() })),
+ * );
  * const balancer = p2c(endpoints, { target: 'orders' });
  * ```
  */
@@ -180,7 +183,7 @@ export function outlierDetection(options: OutlierDetectionOptions = {}): Outlier
  * @example
  * ```ts
  * const detector = outlierDetection({ baseEjectionTimeMs: 10_000 });
- * const ep = detector.wrap(grpcEndpoint('127.0.0.2:50051'));
+ * const ep = detector.wrap(grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() }));
  * // ...
  * detector.close();
  * ```
@@ -209,7 +212,7 @@ export class OutlierDetector {
    *
    * @example
    * ```ts
-   * const ep = detector.wrap(health(grpcEndpoint('127.0.0.2:50051')));
+   * const ep = detector.wrap(health(grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() })));
    * ```
    */
   wrap<Req, Res>(endpoint: Endpoint<Req, Res>): OutlierEndpoint<Req, Res> {
@@ -502,7 +505,8 @@ const doneOf = (res: unknown): Promise<{ code: number; details?: string }> | und
  *
  * @example
  * ```ts
- * const ep: OutlierEndpoint<GrpcRequest, GrpcResponse> = detector.wrap(grpcEndpoint('127.0.0.2:50051'));
+ * const inner = grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
+ * const ep: OutlierEndpoint<GrpcRequest, GrpcResponse> = detector.wrap(inner);
  * console.log(ep.ejected, ep.readiness);
  * ```
  */
