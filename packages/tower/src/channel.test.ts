@@ -19,7 +19,12 @@ import {
   startEchoServer,
 } from '@grpc-tower/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { type Dnsmasq, startDnsmasq } from '../../discover/src/test-support/index.js';
+import {
+  type Dnsmasq,
+  type EtcdServer,
+  startDnsmasq,
+  startEtcd,
+} from '../../discover/src/test-support/index.js';
 import { makeCerts } from '../../../reliability/src/support/certs.js';
 import { towerChannel, towerClientOptions } from './channel.js';
 import { InvalidTargetError } from './target.js';
@@ -194,6 +199,35 @@ describe('ipv4: and ipv6: targets list the servers, no lookup', () => {
     cleanups.push(() => bare.stop(0));
     const client = clientFor(bare.address);
     expect((await unary(client, 'hi')).server).toBe('bare');
+  });
+});
+
+describe('an etcd: target', () => {
+  let etcd: EtcdServer;
+  let servers: EchoServer[];
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    servers = await Promise.all(pickHosts(2).map((host, i) => startEchoServer({ host, name: `e${i}` })));
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.stop(0)));
+    await etcd.close();
+  });
+
+  test('follows the addresses registered under the prefix', async () => {
+    const [a, b] = servers as [EchoServer, EchoServer];
+    await etcd.put('/services/echo/a', a.address);
+    const client = clientFor(`etcd://${etcd.endpoint}/services/echo/`);
+    expect((await unary(client, 'first')).server).toBe('e0');
+    // a deploy: b registers, a leaves; calls follow without a failure
+    await etcd.put('/services/echo/b', JSON.stringify({ address: b.address }));
+    await etcd.del('/services/echo/a');
+    const deadline = Date.now() + 10_000;
+    let last = '';
+    while (last !== 'e1' && Date.now() < deadline) last = (await unary(client, 'next')).server;
+    expect(last).toBe('e1');
+    const after = await load(client, 10, 2);
+    expect(after).toEqual({ servers: { e1: 10 }, failures: [] });
   });
 });
 

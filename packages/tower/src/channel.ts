@@ -53,6 +53,7 @@ import {
 import { type RetryPolicy, retry, retryBudget } from '@grpc-tower/retry';
 import { isIP } from 'node:net';
 import type { Observable } from 'rxjs';
+import { etcdSource } from './etcd.js';
 import { type Target, parseTarget } from './target.js';
 
 type GrpcLayer = Layer<GrpcRequest, GrpcResponse>;
@@ -171,6 +172,7 @@ class ClosingWith implements Stack<GrpcRequest, GrpcResponse> {
 /** The addresses the target names, as a discovery source. */
 function sourceOf(target: Target, options: TowerOptions): Discover<string, DiscoveredAddress> {
   if (options.discovery !== undefined) return options.discovery;
+  if (target.scheme === 'etcd') return etcdSource(target);
   if (target.scheme !== 'dns') return staticList(target.addresses, { name: target.canonical });
   return dns(target.host, target.port, {
     ...options.dns,

@@ -8,7 +8,9 @@
  *
  * To compose a stack of your own, use the packages underneath:
  * `@grpc-tower/core`, `@grpc-tower/discover`, `@grpc-tower/balance`,
- * `@grpc-tower/retry` and `@grpc-tower/health`.
+ * `@grpc-tower/retry` and `@grpc-tower/health`. An `etcd://` target loads
+ * `@grpc-tower/discover/etcd` (and `etcd3`, which you then install) only
+ * when such a channel starts.
  *
  * @example
  * ```ts
@@ -29,6 +31,7 @@ export {
   type Target,
   type DnsTarget,
   type AddressListTarget,
+  type EtcdTarget,
   type TargetPart,
 } from './target.js';
 export type { TowerChannel } from '@grpc-tower/core/grpc';

@@ -37,6 +37,19 @@ describe('parseTarget: the forms gRPC names', () => {
     expect(parseTarget('ipv4:127.0.0.1:1')).toMatchObject({ addresses: ['127.0.0.1:1'] });
   });
 
+  test('etcd: the members in the authority, the key prefix in the path', () => {
+    expect(parseTarget('etcd://10.0.0.5:2379,etcd-1.internal:2379,10.0.0.5:2379/services/orders/')).toEqual({
+      scheme: 'etcd',
+      endpoints: ['http://10.0.0.5:2379', 'http://etcd-1.internal:2379'],
+      prefix: '/services/orders/',
+      canonical: 'etcd://10.0.0.5:2379,etcd-1.internal:2379/services/orders/',
+    });
+    expect(parseTarget('etcd://[::1]:2379/a')).toMatchObject({
+      endpoints: ['http://[::1]:2379'],
+      prefix: '/a',
+    });
+  });
+
   test('ipv6: bracketed addresses, canonical', () => {
     const t = parseTarget('ipv6:[::1]:50051,[fd00:0::8]:50052');
     expect(t).toEqual({
@@ -50,9 +63,32 @@ describe('parseTarget: the forms gRPC names', () => {
 describe('parseTarget: bad targets name the part that is wrong and quote the target', () => {
   const cases: [string, TargetPart, RegExp][] = [
     // unknown scheme
-    ['xds:///orders', 'scheme', /unknown scheme "xds"; use "dns:", "ipv4:", "ipv6:" or a bare host:port/],
+    [
+      'xds:///orders',
+      'scheme',
+      /unknown scheme "xds"; use "dns:", "ipv4:", "ipv6:", "etcd:" or a bare host:port/,
+    ],
     ['unix:///tmp/orders.sock', 'scheme', /unknown scheme "unix"/],
-    ['etcd:///orders', 'scheme', /pass your own source as the "discovery" option/],
+    ['consul:///orders', 'scheme', /pass your own source as the "discovery" option/],
+    // etcd: members and a prefix
+    [
+      'etcd:///services/orders/',
+      'authority',
+      /no etcd member is named; write "etcd:\/\/10.0.0.5:2379\/services\/orders\/"/,
+    ],
+    ['etcd:services/orders', 'authority', /name the etcd members in the authority/],
+    [
+      'etcd://10.0.0.5/services/orders/',
+      'port',
+      /the port is missing after "10.0.0.5"; .*"etcd:\/\/10.0.0.5:50051"/,
+    ],
+    [
+      'etcd://10.0.0.5:2379',
+      'prefix',
+      /the key prefix is missing .*"etcd:\/\/10.0.0.5:2379\/services\/orders\/"/,
+    ],
+    ['etcd://10.0.0.5:2379/', 'prefix', /the key prefix is missing/],
+    ['etcd://10.0.0.5:0/p/', 'port', /port 0 is out of range/],
     // missing port
     [
       'dns:///orders.internal',

@@ -9,7 +9,11 @@
  *   server named in the authority (an IP address, port 53 when none is
  *   written; IPv6 in brackets);
  * - `ipv4:10.0.0.7:50051,10.0.0.8:50051` and `ipv6:[::1]:50051,[::2]:50051`:
- *   a fixed list of addresses, no lookup.
+ *   a fixed list of addresses, no lookup;
+ * - `etcd://10.0.0.5:2379,10.0.0.6:2379/services/orders/`: the addresses
+ *   registered under a key prefix in etcd (list, then watch), from the etcd
+ *   members named in the authority (plain HTTP; for TLS or auth, pass your
+ *   own `etcd` source as the `discovery` option).
  *
  * Unlike gRPC, which falls back to port 443, a target must name its port:
  * a service listening on 443 is rare inside a cluster, and a silent 443 is
@@ -63,11 +67,31 @@ export interface AddressListTarget {
   readonly canonical: string;
 }
 
+/**
+ * A key prefix in etcd, and the etcd members to ask.
+ *
+ * @example
+ * ```ts
+ * const t = parseTarget('etcd://10.0.0.5:2379/services/orders/') as EtcdTarget;
+ * t.endpoints; // ['http://10.0.0.5:2379']
+ * t.prefix; // '/services/orders/'
+ * ```
+ */
+export interface EtcdTarget {
+  readonly scheme: 'etcd';
+  /** The etcd members, as `http://host:port` URLs. */
+  readonly endpoints: readonly string[];
+  /** The key prefix, from the `/` after the authority to the end. */
+  readonly prefix: string;
+  /** The target in canonical form. */
+  readonly canonical: string;
+}
+
 /** What {@link parseTarget} returns. */
-export type Target = DnsTarget | AddressListTarget;
+export type Target = DnsTarget | AddressListTarget | EtcdTarget;
 
 /** The schemes a target may name. */
-export const TARGET_SCHEMES = ['dns', 'ipv4', 'ipv6'] as const;
+export const TARGET_SCHEMES = ['dns', 'ipv4', 'ipv6', 'etcd'] as const;
 
 /**
  * The part of a target that {@link InvalidTargetError} found wrong.
@@ -77,7 +101,7 @@ export const TARGET_SCHEMES = ['dns', 'ipv4', 'ipv6'] as const;
  * const part: TargetPart = 'port';
  * ```
  */
-export type TargetPart = 'target' | 'scheme' | 'authority' | 'host' | 'port' | 'address list';
+export type TargetPart = 'target' | 'scheme' | 'authority' | 'host' | 'port' | 'address list' | 'prefix';
 
 /**
  * A target name that cannot be used: quotes the target and says which part
@@ -148,6 +172,8 @@ export function parseTarget(target: string): Target {
     case 'ipv4':
     case 'ipv6':
       return addressList(target, name, rest);
+    case 'etcd':
+      return etcdTarget(target, rest);
     default:
       throw new InvalidTargetError(
         target,
@@ -281,4 +307,41 @@ function addressList(target: string, scheme: 'ipv4' | 'ipv6', rest: string): Add
     if (!addresses.includes(address)) addresses.push(address);
   }
   return { scheme, addresses, canonical: `${scheme}:${addresses.join(',')}` };
+}
+
+/** `etcd://host:port[,host:port…]/prefix`. */
+function etcdTarget(target: string, rest: string): EtcdTarget {
+  const example = 'etcd://10.0.0.5:2379/services/orders/';
+  if (!rest.startsWith('//')) {
+    throw new InvalidTargetError(
+      target,
+      'authority',
+      `name the etcd members in the authority, such as "${example}"`,
+    );
+  }
+  const slash = rest.indexOf('/', 2);
+  const authority = rest.slice(2, slash < 0 ? undefined : slash);
+  if (authority.length === 0) {
+    throw new InvalidTargetError(target, 'authority', `no etcd member is named; write "${example}"`);
+  }
+  const members: string[] = [];
+  for (const member of authority.split(',')) {
+    const hp = hostPortOf(target, member, `etcd://${member}`);
+    const address = formatAddress(hp.host, hp.port);
+    if (!members.includes(address)) members.push(address);
+  }
+  const prefix = slash < 0 ? '' : rest.slice(slash);
+  if (prefix.length <= 1) {
+    throw new InvalidTargetError(
+      target,
+      'prefix',
+      `the key prefix is missing after the etcd members; write "etcd://${members.join(',')}/services/orders/"`,
+    );
+  }
+  return {
+    scheme: 'etcd',
+    endpoints: members.map((m) => `http://${m}`),
+    prefix,
+    canonical: `etcd://${members.join(',')}${prefix}`,
+  };
 }
