@@ -15,6 +15,7 @@ function run(cmd, args, env = {}) {
 const extra = process.argv.slice(2);
 run(process.execPath, ['scripts/lock-platforms.mjs', '--check']);
 run(process.execPath, ['scripts/check-deps.mjs']);
+run(process.execPath, ['scripts/check-packages.mjs']);
 run(process.execPath, ['scripts/check-exports.mjs']);
 run(process.execPath, ['scripts/setup-system.mjs']);
 run('npx', ['turbo', 'run', 'typecheck', '--output-logs=errors-only'], { TURBO_TELEMETRY_DISABLED: '1' });
