@@ -926,6 +926,9 @@ describe('the gRPC path', () => {
     await fc.assert(
       fc.asyncProperty(fc.oneof(valid.address, addressLike, junk), endpointOptions, async (address, o) => {
         const ep = built('grpcEndpoint', () => grpcEndpoint(address as never, o as never));
+        // never a plaintext default: without channel credentials nothing is built
+        const credentials = (o as { credentials?: { _isSecure?: unknown } } | null | undefined)?.credentials;
+        if (typeof credentials?._isSecure !== 'function') expect(ep).toBeUndefined();
         if (ep === undefined) return;
         // what it accepted parses
         parseGrpcAddress(ep.address, 'check');

@@ -24,7 +24,7 @@ export type Readiness = 'ready' | 'connecting' | 'failed' | 'closed';
  *
  * @example
  * ```ts
- * const ep = grpcEndpoint('127.0.0.2:50051');
+ * const ep = grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
  * ep.readiness$.subscribe((r) => console.log(ep.address, r));
  * ```
  */

@@ -86,7 +86,9 @@ let channelNumber = 0;
  * state is the stack's readiness (`ready` → READY, `connecting` →
  * CONNECTING, `failed` → TRANSIENT_FAILURE, `closed` → SHUTDOWN); a stack
  * without readiness is always READY. `close()` cancels the calls in flight
- * and closes the stack, which closes everything it holds.
+ * and closes the stack, which closes everything it holds. A client over it
+ * ignores its own channel credentials (grpc-js does with `channelOverride`):
+ * the calls use those of the endpoints (`grpcEndpoint`'s `credentials`).
  *
  * @example
  * ```ts

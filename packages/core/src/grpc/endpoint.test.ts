@@ -2,11 +2,12 @@
 // connection error and publishes `failed` together with it. Real sockets on
 // loopback: a port nobody listens on, and a real grpc-js echo server.
 import { createServer } from 'node:net';
-import { pickHosts, startEchoServer } from '@grpc-tower/testing';
+import * as grpc from '@grpc/grpc-js';
+import { insecure, pickHosts, startEchoServer } from '@grpc-tower/testing';
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, test } from 'vitest';
 import { ConfigError } from '../errors.js';
-import { connectionErrorOf, grpcEndpoint } from './endpoint.js';
+import { GrpcEndpoint, connectionErrorOf, grpcEndpoint } from './endpoint.js';
 
 /** A port on `host` that nothing listens on (bound, read, released). */
 async function closedPort(host: string): Promise<number> {
@@ -45,7 +46,7 @@ describe('lastError', () => {
   test('an endpoint whose server refuses connections is failed with the connection error, from the first failure', async () => {
     const [host] = pickHosts(1) as [string];
     const port = await closedPort(host);
-    const ep = grpcEndpoint(`${host}:${port}`);
+    const ep = grpcEndpoint(`${host}:${port}`, { credentials: insecure });
     try {
       expect(ep.lastError).toBeUndefined();
       await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'failed')));
@@ -59,7 +60,7 @@ describe('lastError', () => {
   test('an endpoint that connects has no error and its server sees no call but ours', async () => {
     const [host] = pickHosts(1) as [string];
     const server = await startEchoServer({ host });
-    const ep = grpcEndpoint(server.address);
+    const ep = grpcEndpoint(server.address, { credentials: insecure });
     try {
       await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'ready')));
       expect(ep.lastError).toBeUndefined();
@@ -73,9 +74,71 @@ describe('lastError', () => {
 
 test('an authority or user-agent option that is not a string is refused, naming it', () => {
   expect(() =>
-    grpcEndpoint('127.0.0.1:1', { channelOptions: { 'grpc.default_authority': 5 } as never }),
+    grpcEndpoint('127.0.0.1:1', {
+      credentials: insecure,
+      channelOptions: { 'grpc.default_authority': 5 } as never,
+    }),
   ).toThrow(/channelOptions\.grpc\.default_authority.*a string/);
   expect(() =>
-    grpcEndpoint('127.0.0.1:1', { channelOptions: { 'grpc.primary_user_agent': 1 } as never }),
+    grpcEndpoint('127.0.0.1:1', {
+      credentials: insecure,
+      channelOptions: { 'grpc.primary_user_agent': 1 } as never,
+    }),
   ).toThrow(ConfigError);
+});
+
+describe('credentials are required', () => {
+  test.each([
+    ['no options at all', () => grpcEndpoint('127.0.0.1:1', undefined as never)],
+    ['options without credentials', () => grpcEndpoint('127.0.0.1:1', {} as never)],
+    ['credentials: undefined', () => grpcEndpoint('127.0.0.1:1', { credentials: undefined as never })],
+    ['the class, without credentials', () => new GrpcEndpoint('127.0.0.1:1', { authority: 'a' } as never)],
+  ])('%s: refused, naming the option and how to choose TLS or plaintext', (_name, make) => {
+    expect(make).toThrow(ConfigError);
+    expect(make).toThrow(
+      expect.objectContaining({
+        where: 'grpcEndpoint',
+        option: 'credentials',
+        value: undefined,
+        message:
+          'grpcEndpoint: option "credentials" must be grpc-js ChannelCredentials: ' +
+          'grpc.credentials.createSsl(…) for TLS, or grpc.credentials.createInsecure() to choose plaintext, ' +
+          'got undefined',
+      }),
+    );
+  });
+
+  test.each([
+    ['an empty object', {}],
+    ['null', null],
+    ['a string', 'insecure'],
+    ['a boolean', false],
+    [
+      'call credentials',
+      grpc.credentials.createFromMetadataGenerator((_p, cb) => cb(null, new grpc.Metadata())),
+    ],
+    ['an object with a non-function _isSecure', { _isSecure: true }],
+  ])('%s is refused, naming the option', (_name, credentials) => {
+    const make = () => grpcEndpoint('127.0.0.1:1', { credentials: credentials as never });
+    expect(make).toThrow(ConfigError);
+    expect(make).toThrow(
+      expect.objectContaining({
+        option: 'credentials',
+        value: credentials,
+        message: expect.stringContaining('grpc.credentials.createInsecure() to choose plaintext'),
+      }),
+    );
+  });
+
+  test('insecure credentials choose plaintext, TLS credentials TLS', async () => {
+    const plain = grpcEndpoint('127.0.0.1:1', { credentials: grpc.credentials.createInsecure() });
+    const tls = grpcEndpoint('127.0.0.1:1', { credentials: grpc.credentials.createSsl() });
+    try {
+      expect(plain.secure).toBe(false);
+      expect(tls.secure).toBe(true);
+    } finally {
+      await plain.close({ graceMs: 0 });
+      await tls.close({ graceMs: 0 });
+    }
+  });
 });

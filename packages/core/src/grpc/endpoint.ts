@@ -25,6 +25,12 @@
  * the grpc-js call gets none of its own, and the endpoint tells the server
  * through the `grpc-timeout` header, computed as the attempt starts.
  *
+ * Credentials: an endpoint's channel credentials are the only ones its
+ * calls use (grpc-js ignores a client constructor's credentials when
+ * `channelOverride` is set), so they are required, never defaulted:
+ * `grpc.credentials.createSsl(...)` for TLS, or
+ * `grpc.credentials.createInsecure()` to choose plaintext.
+ *
  * @module
  */
 import {
@@ -33,7 +39,6 @@ import {
   type ChannelOptions,
   Channel,
   ConnectivityState,
-  credentials as grpcCredentials,
   Metadata,
   type StatusObject,
 } from './grpc-js.js';
@@ -57,8 +62,13 @@ import {
 
 /** Options of {@link grpcEndpoint}. */
 export interface GrpcEndpointOptions {
-  /** Channel credentials; default insecure. */
-  readonly credentials?: ChannelCredentials;
+  /**
+   * Channel credentials, required: `grpc.credentials.createSsl(...)` for
+   * TLS, or `grpc.credentials.createInsecure()` to choose plaintext. They
+   * are the ones the calls use: grpc-js ignores a client constructor's
+   * credentials when `channelOverride` is set.
+   */
+  readonly credentials: ChannelCredentials;
   /**
    * The logical host name of the service. Used as `:authority` and, with
    * TLS, as the name the server certificate must match (SNI), which is what
@@ -70,6 +80,11 @@ export interface GrpcEndpointOptions {
   /** How long `close()` waits for calls in flight before cancelling them; default 30 s. */
   readonly closeGraceMs?: number;
 }
+
+/** What a missing or wrong `credentials` option is told to be. */
+const CREDENTIALS_EXPECTED =
+  'grpc-js ChannelCredentials: grpc.credentials.createSsl(…) for TLS, ' +
+  'or grpc.credentials.createInsecure() to choose plaintext';
 
 /** The grpc-js channel options every endpoint sets (see the module documentation). */
 const baseChannelOptions: ChannelOptions = {
@@ -190,9 +205,10 @@ function checkChannelOptions(channelOptions: unknown): void {
  *   credentials: grpc.credentials.createSsl(ca),
  *   authority: 'orders.internal',
  * });
+ * const local = grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
  * ```
  */
-export function grpcEndpoint(address: string, options: GrpcEndpointOptions = {}): GrpcEndpoint {
+export function grpcEndpoint(address: string, options: GrpcEndpointOptions): GrpcEndpoint {
   return new GrpcEndpoint(address, options);
 }
 
@@ -201,7 +217,7 @@ export function grpcEndpoint(address: string, options: GrpcEndpointOptions = {})
  *
  * @example
  * ```ts
- * const ep = new GrpcEndpoint('127.0.0.2:50051');
+ * const ep = new GrpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
  * ```
  */
 export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
@@ -216,7 +232,11 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   #probing = false;
   #drained: (() => void) | undefined;
 
-  constructor(address: string, options: GrpcEndpointOptions = {}) {
+  constructor(address: string, options: GrpcEndpointOptions) {
+    if (options === undefined) {
+      // no options at all: what is missing is the credentials
+      throw new ConfigError('grpcEndpoint', 'credentials', undefined, CREDENTIALS_EXPECTED);
+    }
     if (typeof options !== 'object' || options === null) {
       throw new ConfigError('grpcEndpoint', 'options', options, 'an object');
     }
@@ -227,9 +247,9 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       throw new ConfigError('grpcEndpoint', 'closeGraceMs', graceMs, 'a finite number >= 0');
     }
     this.#graceMs = graceMs;
-    const creds = options.credentials ?? grpcCredentials.createInsecure();
-    if (typeof (creds as { _isSecure?: unknown } | null)?._isSecure !== 'function') {
-      throw new ConfigError('grpcEndpoint', 'credentials', creds, 'grpc-js ChannelCredentials');
+    const creds = options.credentials;
+    if (typeof (creds as { _isSecure?: unknown } | null | undefined)?._isSecure !== 'function') {
+      throw new ConfigError('grpcEndpoint', 'credentials', creds, CREDENTIALS_EXPECTED);
     }
     this.#secure = creds._isSecure();
     checkChannelOptions(options.channelOptions);

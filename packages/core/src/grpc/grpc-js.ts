@@ -14,7 +14,6 @@ export type Metadata = grpc.Metadata;
 export const ConnectivityState = grpc.connectivityState;
 export type ConnectivityState = grpc.connectivityState;
 export const Propagate = grpc.propagate;
-export const credentials = grpc.credentials;
 export type ChannelCredentials = grpc.ChannelCredentials;
 export type CallCredentials = grpc.CallCredentials;
 export type ChannelOptions = grpc.ChannelOptions;

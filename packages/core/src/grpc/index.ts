@@ -1,13 +1,15 @@
 /**
  * `@grpc-tower/core/grpc`: the gRPC path. {@link grpcEndpoint} makes an
- * endpoint for one server address; {@link createChannel} turns a stack of
- * layers over endpoints into a grpc-js `ChannelInterface` that any grpc-js
- * client uses through `channelOverride`.
+ * endpoint for one server address, with the channel credentials its calls
+ * use (required: a grpc-js client ignores its own credentials when
+ * `channelOverride` is set); {@link createChannel} turns a stack of layers
+ * over endpoints into a grpc-js `ChannelInterface` that any grpc-js client
+ * uses through `channelOverride`.
  *
  * @example
  * ```ts
  * import { createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
- * const endpoint = grpcEndpoint('127.0.0.2:50051');
+ * const endpoint = grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
  * const channel = createChannel(endpoint, { target: 'echo' });
  * const client = new EchoClient('echo', grpc.credentials.createInsecure(), { channelOverride: channel });
  * ```
