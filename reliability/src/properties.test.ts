@@ -386,6 +386,9 @@ describe('contexts and other small constructors', () => {
     await fc.assert(
       fc.asyncProperty(fc.oneof(valid.address, addressLike, junk), http2Options, async (address, o) => {
         const ep = built('http2Endpoint', () => http2Endpoint(address as never, o as never));
+        // never a cleartext default: without a scheme of its own nothing is built
+        const scheme = (o as { scheme?: unknown } | null | undefined)?.scheme;
+        if (scheme !== 'http' && scheme !== 'https') expect(ep).toBeUndefined();
         if (ep === undefined) return;
         await boundedCall(ep, { path: '/' }, 'an http2 call to nowhere', 100);
         await settles('http2Endpoint close', ep.close({ graceMs: 0 }));

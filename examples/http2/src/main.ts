@@ -60,8 +60,8 @@ export async function run(options: Http2ExampleOptions): Promise<Http2ExampleRes
   // discovery: any function that returns the current addresses, polled every second
   const registry = new Set(options.servers);
   const source = poll(async () => [...registry], { name: 'items', intervalMs: 1_000 });
-  // one HTTP/2 endpoint (one reused session) per address
-  const endpoints = connect(source, (addr) => http2Endpoint(addr.address));
+  // one HTTP/2 endpoint (one reused session) per address; the local servers are cleartext (h2c)
+  const endpoints = connect(source, (addr) => http2Endpoint(addr.address, { scheme: 'http' }));
   const balancer = p2c(endpoints, { target: 'h2:items' });
   const items = new ServiceBuilder<Http2Request, Http2Response>()
     .layer(timeout({ ms: 2_000 }))

@@ -46,7 +46,7 @@ describe('http2Endpoint', () => {
   test('requests reuse one session and bodies round trip', async () => {
     const [host] = pickHosts(1);
     const srv = await startServer(host!);
-    const ep = http2Endpoint(srv.address);
+    const ep = http2Endpoint(srv.address, { scheme: 'http' });
     cleanups.push(() => ep.close());
     await ready(ep);
     const results = await Promise.all(
@@ -62,7 +62,7 @@ describe('http2Endpoint', () => {
   test('a request caught by GOAWAY before the server accepted it settles, as refused', async () => {
     const [host] = pickHosts(1);
     const srv = await startServer(host!);
-    const ep = http2Endpoint(srv.address);
+    const ep = http2Endpoint(srv.address, { scheme: 'http' });
     cleanups.push(() => ep.close());
     await ready(ep);
     await ep.call({ path: '/first' }, background); // stream 1
@@ -77,7 +77,7 @@ describe('http2Endpoint', () => {
   test('after GOAWAY, in-flight requests finish and new ones use a new session', async () => {
     const [host] = pickHosts(1);
     const srv = await startServer(host!);
-    const ep = http2Endpoint(srv.address);
+    const ep = http2Endpoint(srv.address, { scheme: 'http' });
     cleanups.push(() => ep.close());
     await ready(ep);
     let accepted = 0;
@@ -95,7 +95,7 @@ describe('http2Endpoint', () => {
   test('readiness follows the server: failed while down, ready again when back', async () => {
     const [host] = pickHosts(1);
     const srv = await startServer(host!);
-    const ep = http2Endpoint(srv.address, { initialBackoffMs: 20, maxBackoffMs: 100 });
+    const ep = http2Endpoint(srv.address, { scheme: 'http', initialBackoffMs: 20, maxBackoffMs: 100 });
     cleanups.push(() => ep.close());
     await ready(ep);
     await srv.stop();
@@ -112,7 +112,7 @@ describe('http2Endpoint', () => {
   test('a cancelled request settles at once with the abort reason', async () => {
     const [host] = pickHosts(1);
     const srv = await startServer(host!);
-    const ep = http2Endpoint(srv.address);
+    const ep = http2Endpoint(srv.address, { scheme: 'http' });
     cleanups.push(() => ep.close());
     await ready(ep);
     const scope = newContext({ timeoutMs: 50 });
@@ -125,7 +125,7 @@ describe('http2Endpoint', () => {
   test('close drains requests in flight, then refuses', async () => {
     const [host] = pickHosts(1);
     const srv = await startServer(host!);
-    const ep = http2Endpoint(srv.address);
+    const ep = http2Endpoint(srv.address, { scheme: 'http' });
     await ready(ep);
     const inflight = ep.call({ path: '/d?delay=100' }, background);
     const closed = ep.close();
@@ -136,7 +136,33 @@ describe('http2Endpoint', () => {
   });
 
   test('bad options are named', () => {
-    expect(() => http2Endpoint('nope')).toThrow(ConfigError);
-    expect(() => http2Endpoint('127.0.0.1:80', { initialBackoffMs: -1 })).toThrow(/initialBackoffMs/);
+    expect(() => http2Endpoint('nope', { scheme: 'http' })).toThrow(ConfigError);
+    expect(() => http2Endpoint('127.0.0.1:80', { scheme: 'http', initialBackoffMs: -1 })).toThrow(
+      /initialBackoffMs/,
+    );
+  });
+
+  test.each([
+    ['no options at all', undefined],
+    ['options without a scheme', {}],
+    ['scheme: undefined', { scheme: undefined }],
+  ])('%s: refused, naming the scheme and how to choose TLS or cleartext', (_name, options) => {
+    const make = () => http2Endpoint('127.0.0.1:80', options as never);
+    expect(make).toThrow(ConfigError);
+    expect(make).toThrow(
+      expect.objectContaining({
+        where: 'http2Endpoint',
+        option: 'scheme',
+        value: undefined,
+        message:
+          'http2Endpoint: option "scheme" must be "https" for TLS, or "http" to choose cleartext (h2c), got undefined',
+      }),
+    );
+  });
+
+  test.each([['ftp'], ['HTTP'], [''], [null], [1]])('scheme %j is refused', (scheme) => {
+    expect(() => http2Endpoint('127.0.0.1:80', { scheme: scheme as never })).toThrow(
+      expect.objectContaining({ option: 'scheme', value: scheme }),
+    );
   });
 });

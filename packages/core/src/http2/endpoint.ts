@@ -8,6 +8,9 @@
  * This lets the same layers — discovery, p2c, retry, timeout — serve HTTP/2
  * clients that are not gRPC.
  *
+ * The scheme is required, never defaulted: `'https'` for TLS, or `'http'`
+ * to choose cleartext (h2c).
+ *
  * @module
  */
 import * as http2 from 'node:http2';
@@ -68,8 +71,8 @@ export class Http2RequestError extends UnavailableError {
 
 /** Options of {@link http2Endpoint}. */
 export interface Http2EndpointOptions {
-  /** `'http'` (cleartext h2c, the default) or `'https'`. */
-  readonly scheme?: 'http' | 'https';
+  /** Required: `'https'` for TLS, or `'http'` to choose cleartext (h2c). */
+  readonly scheme: 'http' | 'https';
   /** The logical host name: `:authority` and, with TLS, the certificate name (SNI). */
   readonly authority?: string;
   /** TLS and session options passed to `http2.connect`. */
@@ -89,13 +92,17 @@ export interface Http2EndpointOptions {
  *
  * @example
  * ```ts
- * const ep = http2Endpoint('127.0.0.2:8080');
+ * const ep = http2Endpoint('127.0.0.2:8080', { scheme: 'http' });
  * const res = await ep.call({ path: '/hello' }, background);
+ * const tls = http2Endpoint('10.0.0.7:8443', { scheme: 'https', authority: 'items.internal' });
  * ```
  */
-export function http2Endpoint(address: string, options: Http2EndpointOptions = {}): Http2Endpoint {
+export function http2Endpoint(address: string, options: Http2EndpointOptions): Http2Endpoint {
   return new Http2Endpoint(address, options);
 }
+
+/** What a missing or wrong `scheme` option is told to be. */
+const SCHEME_EXPECTED = '"https" for TLS, or "http" to choose cleartext (h2c)';
 
 const positive = (where: string, name: string, v: number | undefined, dflt: number): number => {
   const value = v ?? dflt;
@@ -132,15 +139,19 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
 
-  constructor(address: string, options: Http2EndpointOptions = {}) {
+  constructor(address: string, options: Http2EndpointOptions) {
+    if (options === undefined) {
+      // no options at all: what is missing is the scheme
+      throw new ConfigError('http2Endpoint', 'scheme', undefined, SCHEME_EXPECTED);
+    }
     if (typeof options !== 'object' || options === null) {
       throw new ConfigError('http2Endpoint', 'options', options, 'an object');
     }
     const hp = parseAddress(address, 'http2Endpoint');
     this.address = formatAddress(hp.host, hp.port);
-    const scheme = options.scheme ?? 'http';
+    const scheme = options.scheme;
     if (scheme !== 'http' && scheme !== 'https') {
-      throw new ConfigError('http2Endpoint', 'scheme', scheme, '"http" or "https"');
+      throw new ConfigError('http2Endpoint', 'scheme', scheme, SCHEME_EXPECTED);
     }
     this.#origin = `${scheme}://${this.address}`;
     if (!URL.canParse(this.#origin)) {
