@@ -1,7 +1,7 @@
 import { describe, expectTypeOf, test } from 'vitest';
 import { Http2Endpoint, type Http2EndpointOptions, http2Endpoint } from './endpoint.js';
 
-// Type-level only: nothing here runs, so no session is opened.
+// Type-level only: nothing here runs, so no HTTP/2 connection is opened.
 describe('http2Endpoint scheme types', () => {
   test('the scheme is a required option', () => {
     expectTypeOf<Http2EndpointOptions['scheme']>().toEqualTypeOf<'http' | 'https'>();
