@@ -16,6 +16,7 @@
  * @module
  */
 export { insecure } from './credentials.js';
+export { seededRandom } from './random.js';
 export {
   createEchoClient,
   ECHO_PROTO_PATH,
