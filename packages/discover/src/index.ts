@@ -56,6 +56,15 @@ export { DiscoverySource, sharedSource, type SourceContext } from './source.js';
 export { diff, diffSnapshots, applyChanges, type DiffOptions } from './diff.js';
 export { connect, type Closable, type ConnectOptions } from './connect.js';
 export { merge, type MergeOptions } from './merge.js';
+export {
+  subset,
+  selectSubset,
+  subsetAssignment,
+  rendezvousSubset,
+  type SubsetOptions,
+  type SubsetAssignmentOptions,
+  type RendezvousSubsetOptions,
+} from './subset/index.js';
 export { staticList, type StaticListOptions } from './static.js';
 export {
   poll,

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Observable, Subscription } from 'rxjs';
+import type { DiscoveredAddress } from '../address.js';
 import type { Change } from '../change.js';
 import { applyChanges } from '../diff.js';
 import type { DiscoveryEvent } from '../events.js';
@@ -77,4 +78,28 @@ export function record<V>(
     }),
   );
   return rec;
+}
+
+/**
+ * The insert of `address` (with `weight` when given), as sources emit it.
+ *
+ * @example
+ * ```ts
+ * src.next(insertOf('10.0.0.1:80', 5));
+ * ```
+ */
+export function insertOf(address: string, weight?: number): Change<string, DiscoveredAddress> {
+  return { type: 'insert', key: address, endpoint: weight === undefined ? { address } : { address, weight } };
+}
+
+/**
+ * The remove of `address`.
+ *
+ * @example
+ * ```ts
+ * src.next(removeOf('10.0.0.1:80'));
+ * ```
+ */
+export function removeOf(address: string): Change<string, DiscoveredAddress> {
+  return { type: 'remove', key: address };
 }
