@@ -8,7 +8,7 @@
  *
  * - `--quick`: a smoke run (under 2 minutes), written to `quick.json` / `quick.md`;
  *   a full run writes `latest.json` / `latest.md`;
- * - `--only`: run only these scenarios (overhead, heterogeneous, churn, proxy, scale);
+ * - `--only`: run only these scenarios (overhead, heterogeneous, churn, proxy, scale, subsetting);
  * - `--out dir`: the folder to write into; default `bench/results` (tests pass a
  *   temporary folder so that they never overwrite the committed results).
  *
@@ -38,8 +38,16 @@ import { heterogeneous } from './scenarios/heterogeneous.js';
 import { overhead } from './scenarios/overhead.js';
 import { proxy } from './scenarios/proxy.js';
 import { scale } from './scenarios/scale.js';
+import { subsetting } from './scenarios/subsetting.js';
 
-const scenarios: Record<ScenarioName, Scenario> = { overhead, heterogeneous, churn, proxy, scale };
+const scenarios: Record<ScenarioName, Scenario> = {
+  overhead,
+  heterogeneous,
+  churn,
+  proxy,
+  scale,
+  subsetting,
+};
 
 interface Args {
   readonly quick: boolean;
