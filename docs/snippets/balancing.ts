@@ -1,4 +1,5 @@
 // Snippets of docs/guides/balancing.md.
+import * as grpc from '@grpc/grpc-js';
 import {
   type LoadMetric,
   loadFunction,
@@ -8,8 +9,8 @@ import {
   roundRobin,
 } from '@grpc-tower/balance';
 import type { Endpoint } from '@grpc-tower/core';
-import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
-import type { Discover } from '@grpc-tower/discover';
+import { type GrpcRequest, type GrpcResponse, grpcEndpoint } from '@grpc-tower/core/grpc';
+import { type Discover, connect, dns, subset } from '@grpc-tower/discover';
 import { slowStart } from '@grpc-tower/health';
 
 declare const endpoints: Discover<string, Endpoint<GrpcRequest, GrpcResponse>>;
@@ -45,6 +46,31 @@ export function balancers(): void {
   });
   // #endregion options
   void [balancer, ewma, leastRequest, weighted, rr, tuned];
+}
+
+export function subsetting(): void {
+  // #region subset
+  // this client is replica 17 of 200 (a StatefulSet ordinal, an indexed Job's index)
+  const servers = subset(dns('orders.internal', 50051), {
+    size: 12, // servers this client connects to
+    clientIndex: 17,
+    clientCount: 200,
+    seed: 'orders', // one assignment per service: name it after the service
+  });
+  // only the 12 get an endpoint (and a health check, when the factory adds one)
+  const endpoints = connect(servers, (a) =>
+    grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure() }),
+  );
+  const balancer = p2c(endpoints, { target: 'dns:orders.internal:50051' });
+
+  // no index to hand: a stable id (the pod's name) keeps the same 12 across restarts
+  const byId = subset(dns('orders.internal', 50051), {
+    size: 12,
+    clientId: process.env.HOSTNAME ?? 'local',
+    seed: 'orders',
+  });
+  // #endregion subset
+  void [balancer, byId];
 }
 
 // #region custom-metric
