@@ -33,6 +33,7 @@ export default defineConfig({
       project('docs', 'docs'),
       project('bench', 'bench'),
       project('reliability', 'reliability'),
+      project('packaging', 'packaging'),
     ],
   },
 });

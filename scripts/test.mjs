@@ -19,8 +19,9 @@ run(process.execPath, ['scripts/check-packages.mjs']);
 run(process.execPath, ['scripts/check-exports.mjs']);
 run(process.execPath, ['scripts/setup-system.mjs']);
 run('npx', ['turbo', 'run', 'typecheck', '--output-logs=errors-only'], { TURBO_TELEMETRY_DISABLED: '1' });
-// bench/ and reliability/ are not workspaces: type-check them here
+// bench/, reliability/ and packaging/ are not workspaces: type-check them here
 run('npx', ['tsc', '--noEmit', '-p', 'bench']);
 run('npx', ['tsc', '--noEmit', '-p', 'reliability']);
+run('npx', ['tsc', '--noEmit', '-p', 'packaging']);
 run('npx', ['biome', 'check', '.']);
 run('npx', ['vitest', 'run', ...extra]);

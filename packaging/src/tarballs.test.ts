@@ -1,0 +1,403 @@
+// The published packages as an application gets them: each is built and
+// `npm pack`ed, its tarball's files are checked, and the tarballs are
+// installed with `npm install --offline` (the npm cache alone) into three
+// projects outside the repository, each with a lockfile made from the
+// repository's (./lockfile.ts), so that every version they install is one
+// that `npm ci` has cached:
+//   esm     an ES module TypeScript project (module nodenext), tsc, run;
+//   cjs     a CommonJS JavaScript project that require()s the packages,
+//           without etcd3, which @grpc-tower/discover must not need;
+//   node10  a TypeScript project with module commonjs and moduleResolution
+//           node10, on the oldest @grpc/grpc-js and rxjs the packages
+//           accept, tsc, run; it also composes a stack by hand over a
+//           discovery source made with its own rxjs.
+// Each runs calls through the grpc-tower channel against two grpc-js
+// servers, child processes on their own 127.0.0.x addresses, SIGKILLs one
+// while calls are in flight on it, and must see no call fail; once it has
+// closed its client and channel, its process must exit by itself.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { type LocalTarball, type LockEntry, type Lockfile, projectLock } from './lockfile.js';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const fixtures = join(repo, 'packaging', 'fixtures');
+const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+/** The published packages: folder under packages/ and package name. */
+const PUBLISHED = [
+  ['core', '@grpc-tower/core'],
+  ['discover', '@grpc-tower/discover'],
+  ['balance', '@grpc-tower/balance'],
+  ['retry', '@grpc-tower/retry'],
+  ['health', '@grpc-tower/health'],
+  ['tower', 'grpc-tower'],
+] as const;
+
+const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8')) as Lockfile;
+const locked = (path: string): string => {
+  const entry = lock.packages[`node_modules/${path}`];
+  if (entry === undefined) throw new Error(`package-lock.json has no node_modules/${path}`);
+  return entry.version;
+};
+const versions = {
+  grpc: locked('@grpc/grpc-js'),
+  grpcOldest: locked('grpc-js-oldest'),
+  rxjs: locked('rxjs'),
+  rxjsOldest: locked('rxjs-oldest'),
+  typesNode: locked('@types/node'),
+};
+
+/** The environment for npm: none of the npm_* settings of an npm that started this test. */
+function npmEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (/^npm_/i.test(key) && key.toLowerCase() !== 'npm_config_cache') continue;
+    env[key] = value;
+  }
+  return { ...env, TURBO_TELEMETRY_DISABLED: '1', NO_UPDATE_NOTIFIER: '1' };
+}
+
+interface Ran {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a command to its end; rejects with its output when it fails. */
+function run(cmd: string, args: readonly string[], cwd: string, env = npmEnv()): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd, env, maxBuffer: 64 << 20, timeout: 240_000 }, (err, stdout, stderr) => {
+      if (err)
+        reject(
+          new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: ${err.message}\n${stdout}\n${stderr}`),
+        );
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+interface Packed {
+  readonly name: string;
+  readonly version: string;
+  readonly filename: string;
+  readonly integrity: string;
+  readonly files: readonly { readonly path: string }[];
+}
+
+let work: string;
+const tarballs = new Map<string, LocalTarball & { files: string[] }>();
+const servers: ChildProcess[] = [];
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'grpc-tower-packaging-'));
+  await run('npx', ['turbo', 'run', 'build', '--output-logs=errors-only'], repo);
+  const packs = join(work, 'tarballs');
+  mkdirSync(packs);
+  const { stdout } = await run(
+    'npm',
+    [
+      'pack',
+      '--json',
+      '--pack-destination',
+      packs,
+      ...PUBLISHED.map(([dir]) => `--workspace=packages/${dir}`),
+    ],
+    repo,
+  );
+  for (const p of JSON.parse(stdout.slice(stdout.indexOf('['))) as Packed[]) {
+    const dir = PUBLISHED.find(([, name]) => name === p.name)?.[0];
+    const manifest = JSON.parse(
+      readFileSync(join(repo, 'packages', `${dir}`, 'package.json'), 'utf8'),
+    ) as LockEntry;
+    tarballs.set(p.name, {
+      name: p.name,
+      version: p.version,
+      file: `../tarballs/${p.filename}`,
+      integrity: p.integrity,
+      manifest,
+      files: p.files.map((f) => f.path),
+    });
+  }
+}, 300_000);
+
+afterEach(() => {
+  for (const s of servers.splice(0)) s.kill('SIGKILL');
+});
+
+afterAll(() => {
+  if (work !== undefined) rmSync(work, { recursive: true, force: true });
+});
+
+/** Whether a path inside a tarball is a test or a test helper. */
+const isTest = (path: string): boolean =>
+  /(^|\/)(test|test-support)\//.test(path) || /\.test(-d)?\.[^/]*$/.test(path);
+
+describe('the tarballs', () => {
+  test.each(PUBLISHED)(
+    '%s holds README.md, LICENSE, package.json and dist, and no test or test helper',
+    (dir, name) => {
+      const packed = tarballs.get(name);
+      expect(packed, `npm pack made no tarball for ${name}`).toBeDefined();
+      const files = packed!.files;
+      for (const f of ['README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts']) {
+        expect(files, `${name} lacks ${f}`).toContain(f);
+      }
+      expect(files.filter(isTest)).toEqual([]);
+      expect(readFileSync(join(repo, 'packages', dir, 'LICENSE'), 'utf8')).toBe(
+        readFileSync(join(repo, 'LICENSE'), 'utf8'),
+      );
+      // every file that exports and typesVersions name is in the tarball
+      const manifest = JSON.parse(readFileSync(join(repo, 'packages', dir, 'package.json'), 'utf8'));
+      const named: string[] = [manifest.main, manifest.types];
+      for (const target of Object.values(manifest.exports as Record<string, unknown>)) {
+        if (typeof target === 'string') named.push(target);
+        else named.push(...Object.values(target as Record<string, string>));
+      }
+      for (const paths of Object.values((manifest.typesVersions?.['*'] ?? {}) as Record<string, string[]>)) {
+        named.push(...paths);
+      }
+      for (const path of named) expect(files, `${name}: ${path}`).toContain(path.replace(/^\.\//, ''));
+    },
+  );
+
+  test('the oldest @grpc/grpc-js and rxjs tested are the lowest the packages accept', () => {
+    for (const [dir] of PUBLISHED) {
+      const peers = JSON.parse(readFileSync(join(repo, 'packages', dir, 'package.json'), 'utf8'))
+        .peerDependencies as Record<string, string>;
+      if (peers['@grpc/grpc-js'] !== undefined)
+        expect(peers['@grpc/grpc-js']).toBe(`^${versions.grpcOldest}`);
+      if (peers.rxjs !== undefined) expect(peers.rxjs).toBe(`^${versions.rxjsOldest}`);
+    }
+  });
+});
+
+interface Project {
+  readonly name: 'esm' | 'cjs' | 'node10';
+  readonly grpc: string;
+  readonly rxjs: string;
+  readonly type: 'module' | 'commonjs';
+  readonly tsconfig?: object;
+  /** Copies the sources in and returns the file node runs. */
+  readonly setUp: (dir: string) => string;
+}
+
+const strict = {
+  strict: true,
+  target: 'es2022',
+  types: ['node'],
+  skipLibCheck: false,
+  rootDir: 'src',
+  outDir: 'dist',
+};
+const copySources = (dir: string, project: string): void => {
+  mkdirSync(join(dir, 'src'));
+  cpSync(join(fixtures, 'shared', 'scenario.ts'), join(dir, 'src', 'scenario.ts'));
+  cpSync(join(fixtures, project, 'main.ts'), join(dir, 'src', 'main.ts'));
+};
+
+const PROJECTS: readonly Project[] = [
+  {
+    name: 'esm',
+    grpc: versions.grpc,
+    rxjs: versions.rxjs,
+    type: 'module',
+    tsconfig: {
+      compilerOptions: { ...strict, module: 'nodenext', moduleResolution: 'nodenext' },
+      include: ['src'],
+    },
+    setUp: (dir) => {
+      copySources(dir, 'esm-nodenext');
+      return 'dist/main.js';
+    },
+  },
+  {
+    name: 'cjs',
+    grpc: versions.grpc,
+    rxjs: versions.rxjs,
+    type: 'commonjs',
+    setUp: (dir) => {
+      const scenario = readFileSync(join(fixtures, 'shared', 'scenario.ts'), 'utf8');
+      const js = ts.transpileModule(scenario, {
+        compilerOptions: {
+          module: ts.ModuleKind.CommonJS,
+          target: ts.ScriptTarget.ES2022,
+          esModuleInterop: true,
+        },
+      }).outputText;
+      writeFileSync(join(dir, 'scenario.cjs'), js);
+      cpSync(join(fixtures, 'cjs', 'main.cjs'), join(dir, 'main.cjs'));
+      return 'main.cjs';
+    },
+  },
+  {
+    name: 'node10',
+    grpc: versions.grpcOldest,
+    rxjs: versions.rxjsOldest,
+    type: 'commonjs',
+    tsconfig: {
+      compilerOptions: { ...strict, module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true },
+      include: ['src'],
+    },
+    setUp: (dir) => {
+      copySources(dir, 'node10');
+      return 'dist/main.js';
+    },
+  },
+];
+
+interface Server {
+  readonly address: string;
+  readonly pid: number;
+  /** The messages of the calls it has received, as they arrive. */
+  readonly received: string[];
+}
+
+/** Starts fixtures/server.cjs in `dir` as `name` on `host`; resolves once it listens. */
+function startServer(dir: string, name: string, host: string): Promise<Server> {
+  const child = spawn(process.execPath, ['server.cjs', name, host], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  servers.push(child);
+  const received: string[] = [];
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = JSON.parse(line) as { port?: number; received?: string };
+        if (m.port !== undefined) resolve({ address: `${host}:${m.port}`, pid: child.pid!, received });
+        if (m.received !== undefined) received.push(m.received);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`server ${name} exited (${code}) before listening`)));
+  });
+}
+
+/** Runs `file` with node in `dir`: its output, exit code and when it exited. */
+function runClient(
+  dir: string,
+  file: string,
+  env: Record<string, string>,
+): Promise<{ stdout: string; stderr: string; code: number | null; signal: string | null; exitedAt: number }> {
+  const child = spawn(process.execPath, [file], { cwd: dir, env: { ...npmEnv(), ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  // a client that does not exit is killed here, and fails the test below
+  const guard = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      clearTimeout(guard);
+      resolve({ stdout, stderr, code, signal, exitedAt: Date.now() });
+    });
+  });
+}
+
+describe.each(PROJECTS)('an installed $name project', (project) => {
+  let dir: string;
+
+  test(`installs the tarballs and @grpc/grpc-js ${project.grpc}, rxjs ${project.rxjs} from the npm cache alone`, async () => {
+    dir = join(work, project.name);
+    mkdirSync(dir);
+    const dependencies: Record<string, string> = {
+      '@grpc/grpc-js': project.grpc,
+      rxjs: project.rxjs,
+    };
+    for (const [name, packed] of tarballs) dependencies[name] = `file:${packed.file}`;
+    const devDependencies: Record<string, string> = project.tsconfig
+      ? { '@types/node': versions.typesNode }
+      : {};
+    const name = `packaging-${project.name}`;
+    const manifest = {
+      name,
+      version: '0.0.0',
+      private: true,
+      type: project.type,
+      dependencies,
+      devDependencies,
+    };
+    writeFileSync(join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    const lockfile = projectLock(name, lock, dependencies, devDependencies, [...tarballs.values()]);
+    writeFileSync(join(dir, 'package-lock.json'), `${JSON.stringify(lockfile, null, 2)}\n`);
+    if (project.tsconfig)
+      writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(project.tsconfig, null, 2));
+    cpSync(join(fixtures, 'server.cjs'), join(dir, 'server.cjs'));
+    await run('npm', ['install', '--offline', '--no-audit', '--no-fund'], dir);
+
+    const modules = join(dir, 'node_modules');
+    const version = (pkg: string) =>
+      JSON.parse(readFileSync(join(modules, pkg, 'package.json'), 'utf8')).version;
+    expect(version('@grpc/grpc-js')).toBe(project.grpc);
+    expect(version('rxjs')).toBe(project.rxjs);
+    // one copy of each shared package: the application's
+    const nested = [...readdirSync(join(modules, '@grpc-tower')).map((d) => `@grpc-tower/${d}`), 'grpc-tower']
+      .flatMap((pkg) => ['rxjs', '@grpc/grpc-js'].map((dep) => join(modules, pkg, 'node_modules', dep)))
+      .filter((path) => existsSync(path));
+    expect(nested).toEqual([]);
+    // etcd3 is an optional peer of discover: not installed, and nothing below needs it
+    expect(existsSync(join(modules, 'etcd3'))).toBe(false);
+  }, 180_000);
+
+  if (project.tsconfig) {
+    test('type-checks and compiles with tsc', async () => {
+      const main = project.setUp(dir);
+      expect(main).toBe('dist/main.js');
+      await run(process.execPath, [tsc, '-p', 'tsconfig.json'], dir);
+      expect(existsSync(join(dir, main))).toBe(true);
+    }, 120_000);
+  }
+
+  test('calls succeed while a server is SIGKILLed, and the process exits by itself once closed', async () => {
+    const main = project.tsconfig ? 'dist/main.js' : project.setUp(dir);
+    const base = 40 + 2 * PROJECTS.indexOf(project);
+    const [a, b] = await Promise.all([
+      startServer(dir, 'a', `127.0.0.${base}`),
+      startServer(dir, 'b', `127.0.0.${base + 1}`),
+    ]);
+    const r = await runClient(dir, main, {
+      TARGET: `ipv4:${a.address},${b.address}`,
+      VICTIM: String(a.pid),
+      SURVIVOR: b.address,
+    });
+    expect({ code: r.code, signal: r.signal }, r.stderr).toEqual({ code: 0, signal: null });
+    const line = r.stdout.trim().split('\n').at(-1) ?? '';
+    const result = JSON.parse(line);
+    expect(result.outcome.failures).toEqual([]);
+    expect(result.outcome.calls).toBe(45);
+    // both servers answered calls before one was killed; the survivor took the rest
+    expect(result.outcome.servers.a).toBeGreaterThan(0);
+    expect(result.outcome.servers.b).toBeGreaterThanOrEqual(20);
+    // the SIGKILL hit calls in flight on a, and each of them succeeded on b
+    expect(a.received.filter((m) => m.startsWith('kill-')).length).toBeGreaterThan(0);
+    expect(r.exitedAt - result.closedAt).toBeLessThan(10_000);
+    if (project.name === 'node10') {
+      // the hand-composed stack over the application's own ReplaySubject
+      expect(result.custom).toEqual({ message: 'custom', server: 'b' });
+    }
+    if (project.name === 'cjs') {
+      expect(result.etcd.resolvable).toBe(false);
+      expect(result.etcd.staticList).toBe('function');
+      expect(result.etcd.subpathError).toMatch(/etcd3/);
+    }
+  }, 120_000);
+});
