@@ -1,16 +1,19 @@
 // The published packages as an application gets them: each is built and
 // `npm pack`ed, its tarball's files are checked, and the tarballs are
-// installed with `npm install --offline` (the npm cache alone) into three
+// installed with `npm install --offline` (the npm cache alone) into four
 // projects outside the repository, each with a lockfile made from the
 // repository's (./lockfile.ts), so that every version they install is one
 // that `npm ci` has cached:
 //   esm     an ES module TypeScript project (module nodenext), tsc, run;
 //   cjs     a CommonJS JavaScript project that require()s the packages,
 //           without etcd3, which @grpc-tower/discover must not need;
-//   node10  a TypeScript project with module commonjs and moduleResolution
-//           node10, on the oldest @grpc/grpc-js and rxjs the packages
-//           accept, tsc, run; it also composes a stack by hand over a
-//           discovery source made with its own rxjs.
+//   cjs-nodenext  a CommonJS TypeScript project with module nodenext
+//           (TypeScript >= 5.8 compiles its require() of ES modules), tsc, run;
+//   node10  a CommonJS TypeScript project with module commonjs and
+//           moduleResolution node10, on the oldest @grpc/grpc-js and rxjs
+//           the packages accept, tsc, run.
+// The last two also compose a stack by hand over a discovery source made
+// with the application's own rxjs.
 // Each runs calls through the grpc-tower channel against two grpc-js
 // servers, child processes on their own 127.0.0.x addresses, SIGKILLs one
 // while calls are in flight on it, and must see no call fail; once it has
@@ -184,7 +187,9 @@ describe('the tarballs', () => {
 });
 
 interface Project {
-  readonly name: 'esm' | 'cjs' | 'node10';
+  readonly name: 'esm' | 'cjs' | 'cjs-nodenext' | 'node10';
+  /** Whether it also runs the stack composed by hand (fixtures/commonjs-ts). */
+  readonly composed?: boolean;
   readonly grpc: string;
   readonly rxjs: string;
   readonly type: 'module' | 'commonjs';
@@ -242,7 +247,23 @@ const PROJECTS: readonly Project[] = [
     },
   },
   {
+    name: 'cjs-nodenext',
+    grpc: versions.grpc,
+    rxjs: versions.rxjs,
+    type: 'commonjs',
+    composed: true,
+    tsconfig: {
+      compilerOptions: { ...strict, module: 'nodenext', moduleResolution: 'nodenext' },
+      include: ['src'],
+    },
+    setUp: (dir) => {
+      copySources(dir, 'commonjs-ts');
+      return 'dist/main.js';
+    },
+  },
+  {
     name: 'node10',
+    composed: true,
     grpc: versions.grpcOldest,
     rxjs: versions.rxjsOldest,
     type: 'commonjs',
@@ -251,7 +272,7 @@ const PROJECTS: readonly Project[] = [
       include: ['src'],
     },
     setUp: (dir) => {
-      copySources(dir, 'node10');
+      copySources(dir, 'commonjs-ts');
       return 'dist/main.js';
     },
   },
@@ -390,7 +411,7 @@ describe.each(PROJECTS)('an installed $name project', (project) => {
     // the SIGKILL hit calls in flight on a, and each of them succeeded on b
     expect(a.received.filter((m) => m.startsWith('kill-')).length).toBeGreaterThan(0);
     expect(r.exitedAt - result.closedAt).toBeLessThan(10_000);
-    if (project.name === 'node10') {
+    if (project.composed === true) {
       // the hand-composed stack over the application's own ReplaySubject
       expect(result.custom).toEqual({ message: 'custom', server: 'b' });
     }
