@@ -8,7 +8,7 @@
  *
  * - `--quick`: a smoke run (under 2 minutes), written to `quick.json` / `quick.md`;
  *   a full run writes `latest.json` / `latest.md`;
- * - `--only`: run only these scenarios (overhead, heterogeneous, churn, proxy, scale, subsetting);
+ * - `--only`: run only these scenarios (overhead, heterogeneous, even-shares, churn, proxy, scale, subsetting);
  * - `--out dir`: the folder to write into; default `bench/results` (tests pass a
  *   temporary folder so that they never overwrite the committed results).
  *
@@ -34,6 +34,7 @@ import {
   type ScenarioResult,
 } from './lib/schema.js';
 import { churn } from './scenarios/churn.js';
+import { evenShares } from './scenarios/even-shares.js';
 import { heterogeneous } from './scenarios/heterogeneous.js';
 import { overhead } from './scenarios/overhead.js';
 import { proxy } from './scenarios/proxy.js';
@@ -43,6 +44,7 @@ import { subsetting } from './scenarios/subsetting.js';
 const scenarios: Record<ScenarioName, Scenario> = {
   overhead,
   heterogeneous,
+  'even-shares': evenShares,
   churn,
   proxy,
   scale,

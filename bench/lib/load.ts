@@ -239,3 +239,22 @@ export function openLoop(
     },
   };
 }
+
+/**
+ * An open loop at `ratePerSecond` for `ms`, then stopped: every call it
+ * started, once all have ended.
+ *
+ * @example
+ * ```ts
+ * const records = await openLoopFor(client, 400, 4_000);
+ * ```
+ */
+export async function openLoopFor(
+  client: EchoProtoClient,
+  ratePerSecond: number,
+  ms: number,
+): Promise<readonly CallRecord[]> {
+  const loop = openLoop(client, { ratePerSecond });
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return loop.stop();
+}

@@ -12,7 +12,15 @@
 export const SCHEMA = 'grpc-tower-bench/1';
 
 /** The scenarios, in the order the suite runs them. */
-export const SCENARIO_NAMES = ['overhead', 'heterogeneous', 'churn', 'proxy', 'scale', 'subsetting'] as const;
+export const SCENARIO_NAMES = [
+  'overhead',
+  'heterogeneous',
+  'even-shares',
+  'churn',
+  'proxy',
+  'scale',
+  'subsetting',
+] as const;
 
 /**
  * A scenario's name.

@@ -34,7 +34,7 @@
  */
 import { peakEwma, pendingRequests } from '@grpc-tower/balance';
 import { staticList } from '@grpc-tower/discover';
-import { closedLoop, openLoop } from '../lib/load.js';
+import { closedLoop, openLoopFor } from '../lib/load.js';
 import { roundOrder } from '../lib/rounds.js';
 import {
   type MetricSpec,
@@ -55,8 +55,6 @@ const CONCURRENCY = 8;
 const BASE = 'grpc-js round_robin';
 const PEAK = 'p2c + PeakEWMA';
 const FAST_ONLY = 'grpc-js round_robin, fast servers only';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Latency, slow share and count of one round of one client, recorded under `prefix`. */
 function recordLatency(
@@ -105,19 +103,13 @@ export async function heterogeneous({ quick, log }: ScenarioOptions): Promise<Sc
       plainClient(FAST_ONLY, `ipv4:${addresses.slice(0, -1).join(',')}`, { roundRobin: true }),
     );
     // connect everything, and let PeakEWMA learn the round-trip times
-    for (const c of contenders) {
-      const warm = openLoop(c.client, { ratePerSecond: RATE });
-      await sleep(warmupMs);
-      await warm.stop();
-    }
+    for (const c of contenders) await openLoopFor(c.client, RATE, warmupMs);
 
     const rec = new RoundRecorder();
     let failures = 0;
     for (let r = 0; r < rounds; r++) {
       for (const c of roundOrder(contenders, r)) {
-        const steady = openLoop(c.client, { ratePerSecond: RATE });
-        await sleep(roundMs);
-        const records = await steady.stop();
+        const records = await openLoopFor(c.client, RATE, roundMs);
         const ok = records.filter((x) => x.server !== undefined);
         failures += records.length - ok.length;
         recordLatency(

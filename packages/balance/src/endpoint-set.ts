@@ -53,6 +53,16 @@ export type EndpointRole = 'active' | 'incoming' | 'draining';
 
 const clock = (): number => performance.now();
 
+/** What weight 0 (an SRV record's "very small chance", RFC 2782) counts as. */
+const ZERO_WEIGHT = 0.01;
+
+/** The weight an endpoint asks for: a finite number > 0, `ZERO_WEIGHT` for 0, else 1. */
+function weightOf(endpoint: { readonly weight?: number | undefined }): number {
+  const w = endpoint.weight;
+  if (w === 0) return ZERO_WEIGHT;
+  return typeof w === 'number' && Number.isFinite(w) && w > 0 ? w : 1;
+}
+
 /**
  * @internal One endpoint as the balancer tracks it: its key, role,
  * readiness as last seen, load state and pick counters.
@@ -74,6 +84,10 @@ export class Slot<K, Req, Res> implements PanicCandidate {
   /** Of those, the calls that failed (not by the caller's own cancellation). */
   failures = 0;
   readySince = 0;
+  /** Its share among equally loaded endpoints: the endpoint's `weight` when valid, else 1. */
+  readonly weight: number;
+  /** Its pass in the picker's stride scheduling (ties between equal costs). */
+  pass = 0;
   sub: Subscription | undefined;
   closing: Promise<void> | undefined;
   /** While incoming: the bound of the wait for it to be ready. */
@@ -86,6 +100,7 @@ export class Slot<K, Req, Res> implements PanicCandidate {
     role: EndpointRole,
   ) {
     this.address = endpoint.address;
+    this.weight = weightOf(endpoint);
     this.readiness = endpoint.readiness;
     this.role = role;
   }
@@ -318,7 +333,19 @@ export class EndpointSet<K, Req, Res> {
   }
 
   #slot(key: K, endpoint: Endpoint<Req, Res>, role: EndpointRole): Slot<K, Req, Res> {
-    return new Slot(key, endpoint, this.#metric.create(endpoint, clock()), role);
+    const weight = weightOf(endpoint);
+    // a weighted endpoint's load counts its calls in flight per unit of
+    // weight: weight 2 with two calls in flight is as loaded as weight 1 with one
+    const subject =
+      weight === 1
+        ? endpoint
+        : {
+            address: endpoint.address,
+            get pending(): number {
+              return endpoint.pending / weight;
+            },
+          };
+    return new Slot(key, endpoint, this.#metric.create(subject, clock()), role);
   }
 
   /** Follows the endpoint's readiness; the first (current) value is usually a no-op. */

@@ -26,6 +26,7 @@ afterEach(async () => {
 function setup(
   loads: readonly number[],
   make: (d: Subject<Change<string, CountingEndpoint>>) => Balancer<string, string, string>,
+  weights?: readonly number[],
 ) {
   const discover = new Subject<Change<string, CountingEndpoint>>();
   const balancer = make(discover);
@@ -33,6 +34,7 @@ function setup(
   const endpoints = loads.map((load, i) => {
     const ep = new CountingEndpoint(`10.0.0.${i + 1}:50051`);
     ep.fixedPending = load;
+    ep.weight = weights?.[i];
     discover.next({ type: 'insert', key: ep.address, endpoint: ep });
     return ep;
   });
@@ -110,6 +112,138 @@ describe('p2c pick distribution over fixed loads (100,000 picks)', () => {
     );
     endpoints[1]?.setReadiness('connecting');
     expect(await shares(balancer, endpoints, background, 1000)).toEqual([1, 0]);
+  });
+});
+
+/**
+ * A metric with a fixed latency estimate per endpoint (the address's last
+ * number picks it), costing estimate × (calls in flight + 1) as PeakEWMA
+ * does, and reporting the calls in flight it counted.
+ */
+const estimates = (ms: readonly number[]): LoadMetric => ({
+  name: 'fixed-estimates',
+  create: (ep) => {
+    const estimate = ms[Number(ep.address.split('.')[3]?.split(':')[0]) - 1] ?? 1;
+    const load = {
+      pendingAtCost: 0,
+      cost: () => {
+        load.pendingAtCost = ep.pending;
+        return estimate * (ep.pending + 1);
+      },
+      observe: () => undefined,
+      estimateMs: () => estimate,
+    };
+    return load;
+  },
+});
+
+describe('even shares: costs within the tie tolerance take turns (100,000 picks)', () => {
+  test('estimates 1.00 / 1.05 / 1.10 ms with no call in flight: a third each', async () => {
+    const { balancer, endpoints } = setup([0, 0, 0], (d) =>
+      p2c(d, { load: estimates([1, 1.05, 1.1]), random: seededRandom(21) }),
+    );
+    expectShares(await shares(balancer, endpoints), [1 / 3, 1 / 3, 1 / 3]);
+  });
+
+  test('the same estimates with tieTolerance 0 (classic P2C): the lowest wins every pair it is in', async () => {
+    const { balancer, endpoints } = setup([0, 0, 0], (d) =>
+      p2c(d, { load: estimates([1, 1.05, 1.1]), random: seededRandom(21), tieTolerance: 0 }),
+    );
+    expectShares(await shares(balancer, endpoints), [2 / 3, 1 / 3, 0]);
+  });
+
+  test('a server clearly slower than the tolerance still loses: 1 / 1 / 3 ms → 50 / 50 / 0', async () => {
+    const { balancer, endpoints } = setup([0, 0, 0], (d) =>
+      p2c(d, { load: estimates([1, 1, 3]), random: seededRandom(22) }),
+    );
+    expectShares(await shares(balancer, endpoints), [0.5, 0.5, 0]);
+  });
+
+  test('ten endpoints with estimates spread over 20 %: 10 % each', async () => {
+    const ms = Array.from({ length: 10 }, (_, i) => 1 + i * 0.02);
+    const { balancer, endpoints } = setup(new Array(10).fill(0), (d) =>
+      p2c(d, { load: estimates(ms), random: seededRandom(23) }),
+    );
+    expectShares(await shares(balancer, endpoints), new Array(10).fill(0.1));
+  });
+
+  test('a bad tieTolerance is a ConfigError naming it', () => {
+    const d = new Subject<Change<string, CountingEndpoint>>();
+    expect(() => p2c(d, { tieTolerance: -0.1 })).toThrow('p2c: option "tieTolerance"');
+    expect(() => p2c(d, { tieTolerance: Number.NaN })).toThrow('p2c: option "tieTolerance"');
+  });
+});
+
+describe('weights: shares in proportion among equally loaded endpoints (100,000 picks)', () => {
+  test.each([
+    ['1 / 2 / 3', [1, 2, 3], [1 / 6, 2 / 6, 3 / 6]],
+    ['1 / 1 / 10', [1, 1, 10], [1 / 12, 1 / 12, 10 / 12]],
+    ['5 / 5 / 5 / 5 (all equal, not 1)', [5, 5, 5, 5], [0.25, 0.25, 0.25, 0.25]],
+    ['0.5 / 1.5', [0.5, 1.5], [0.25, 0.75]],
+    ['0 / 1 / 1 (an SRV weight 0: a very small chance)', [0, 1, 1], [0.01 / 2.01, 1 / 2.01, 1 / 2.01]],
+    ['0 / 0 (all 0: equal)', [0, 0], [0.5, 0.5]],
+  ])('weights %s', async (_name, weights, expected) => {
+    const { balancer, endpoints } = setup(
+      weights.map(() => 0),
+      (d) => p2c(d, { load: pendingRequests(), random: seededRandom(31) }),
+      weights,
+    );
+    expectShares(await shares(balancer, endpoints), expected);
+  });
+
+  test('weights with PeakEWMA-like estimates that differ by noise', async () => {
+    const { balancer, endpoints } = setup(
+      [0, 0, 0],
+      (d) => p2c(d, { load: estimates([1.02, 1, 1.08]), random: seededRandom(32) }),
+      [1, 2, 1],
+    );
+    expectShares(await shares(balancer, endpoints), [0.25, 0.5, 0.25]);
+  });
+
+  test('calls in flight count per unit of weight: weight 2 with 4 in flight is as loaded as weight 1 with 2', async () => {
+    const { balancer, endpoints } = setup(
+      [2, 4, 2],
+      (d) => p2c(d, { load: pendingRequests(), random: seededRandom(36) }),
+      [1, 2, 1],
+    );
+    expectShares(await shares(balancer, endpoints), [0.25, 0.5, 0.25]);
+  });
+
+  test('load wins over weight: a heavy endpoint that is ten times slower gets nothing', async () => {
+    const { balancer, endpoints } = setup(
+      [0, 0, 0],
+      (d) => p2c(d, { load: estimates([1, 1, 10]), random: seededRandom(33) }),
+      [1, 1, 3],
+    );
+    expectShares(await shares(balancer, endpoints), [0.5, 0.5, 0]);
+  });
+
+  test('an invalid weight counts as 1', async () => {
+    const { balancer, endpoints } = setup(
+      [0, 0, 0],
+      (d) => p2c(d, { load: pendingRequests(), random: seededRandom(34) }),
+      [Number.NaN, -2, 2],
+    );
+    expectShares(await shares(balancer, endpoints), [0.25, 0.25, 0.5]);
+  });
+
+  test('slow start composes with weights: weight 2 at half warmth shares like weight 1', async () => {
+    let cut = Number.POSITIVE_INFINITY;
+    const { balancer, endpoints } = setup(
+      [0, 0, 0],
+      (d) =>
+        p2c(d, {
+          load: pendingRequests(),
+          random: seededRandom(35),
+          slowStart: (since) => (since >= cut ? 0.5 : 1),
+        }),
+      [1, 1, 2],
+    );
+    // make the heavy one the warming one: out and back in after the cut
+    cut = performance.now();
+    endpoints[2]?.setReadiness('connecting');
+    endpoints[2]?.setReadiness('ready');
+    expectShares(await shares(balancer, endpoints), [1 / 3, 1 / 3, 1 / 3]);
   });
 });
 

@@ -27,6 +27,7 @@
  * @module
  */
 import { ConfigError, type Discover, type Endpoint } from '@grpc-tower/core';
+import { optionChecks } from '@grpc-tower/core/internal';
 import { Balancer } from './balancer.js';
 import { loadFunction } from './load/load-function.js';
 import type { LoadFunction, LoadMetric } from './load/metric.js';
@@ -59,7 +60,23 @@ export interface P2cOptions extends BalancerOptions {
    * over the window as in Envoy's slow start.
    */
   readonly slowStart?: SlowStartWeight;
+  /**
+   * Two candidates with the same calls in flight whose costs are within
+   * this fraction of each other count as equally loaded and take turns,
+   * instead of the lower one winning: identical servers then share evenly
+   * (weighted ones in proportion to their weights) even when no call is in
+   * flight and their latency estimates differ by noise. A number ≥ 0;
+   * default 1, so estimates within 2× of each other tie (on loopback,
+   * identical servers' PeakEWMA estimates differ by more than 50 % from
+   * call to call) and a server more than twice as slow loses; fewer calls
+   * in flight always wins. 0 is classic P2C: the lower cost wins unless
+   * the costs are equal.
+   */
+  readonly tieTolerance?: number;
 }
+
+/** The default {@link P2cOptions.tieTolerance}. */
+const TIE_TOLERANCE = 1;
 
 const isMetric = (x: unknown): x is LoadMetric =>
   typeof x === 'object' && x !== null && typeof (x as { create?: unknown }).create === 'function';
@@ -103,9 +120,15 @@ export function p2c<Req, Res, K>(
       'a function (readySinceMs, nowMs) => weight in (0, 1]',
     );
   }
+  const tieTolerance = optionChecks('p2c').number(
+    'tieTolerance',
+    options.tieTolerance,
+    { min: 0 },
+    TIE_TOLERANCE,
+  );
   return new Balancer(
     discover,
-    p2cPicker(resolved.random, () => performance.now(), slowStart),
+    p2cPicker(resolved.random, () => performance.now(), slowStart, tieTolerance),
     metric,
     resolved,
   );

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Observable } from 'rxjs';
+import { ConfigError } from './errors.js';
 import type { Service } from './service.js';
 
 /**
@@ -52,8 +53,34 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
    */
   readonly lastError?: string | undefined;
   /**
+   * The endpoint's share among equally loaded endpoints, relative to the
+   * others' (a finite number > 0; optional, 1 when absent or invalid), such
+   * as an SRV record's weight or the `weight` an etcd entry carries. The p2c
+   * balancer draws endpoints in proportion to it and divides their cost by
+   * it.
+   */
+  readonly weight?: number | undefined;
+  /**
    * Stops taking new calls, waits for the calls in flight (at most
    * `graceMs`, then cancels them), then releases every resource.
    */
   close(options?: { graceMs?: number }): Promise<void>;
+}
+
+/**
+ * @internal Checks an endpoint's `weight` option: `undefined`, or a finite
+ * number ≥ 0 (0 is an SRV record's "very small chance"). Throws
+ * `ConfigError` naming `where`.
+ *
+ * @example
+ * ```ts
+ * const weight = checkWeight('grpcEndpoint', options.weight);
+ * ```
+ */
+export function checkWeight(where: string, weight: unknown): number | undefined {
+  if (weight === undefined) return undefined;
+  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
+    throw new ConfigError(where, 'weight', weight, 'a finite number >= 0');
+  }
+  return weight;
 }

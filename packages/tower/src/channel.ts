@@ -269,7 +269,10 @@ function build(
   const endpoints = connect(
     source,
     (a: DiscoveredAddress): Endpoint<GrpcRequest, GrpcResponse> => {
-      const ep = grpcEndpoint(a.address, endpointOptions);
+      const ep = grpcEndpoint(
+        a.address,
+        a.weight === undefined ? endpointOptions : { ...endpointOptions, weight: a.weight },
+      );
       const checked = health === undefined ? ep : health(ep);
       return detector === undefined ? checked : detector.wrap(checked);
     },

@@ -81,19 +81,52 @@ describe('peakEwma', () => {
     expect(load.estimateMs(10)).toBe(400);
   });
 
-  test('defaults are 30 ms seed, 10 s decay, 1 ms floor', () => {
+  test('defaults are 30 ms seed, 10 s decay of the average, 1 s decay of a peak, 1 ms floor', () => {
     const ep = subject(0);
     const load = peakEwma().create(ep, 0);
     expect(load.cost(0)).toBe(30);
+    // the seed holds until the endpoint (or a peer) answers
+    expect(load.estimateMs(10_000)).toBe(30);
+    load.observe(30, 0, false);
     expect(load.estimateMs(10_000)).toBeCloseTo(30 * Math.exp(-1), 9);
     expect(load.cost(1_000_000)).toBe(1);
+    // a peak above a 5 ms average is back near it after a few seconds
+    const peaked = peakEwma().create(ep, 0);
+    peaked.observe(5, 0, false);
+    peaked.observe(5, 10, false);
+    peaked.observe(50, 20, false);
+    expect(peaked.estimateMs(20)).toBe(50);
+    expect(peaked.estimateMs(1_020)).toBeCloseTo(Math.max(50 * Math.exp(-1), 5), 1);
+    expect(peaked.estimateMs(5_020)).toBeLessThan(6);
     expect(peakEwma().name).toBe('peak-ewma');
+  });
+
+  test('an endpoint that has not answered is estimated at its peers’ running average', () => {
+    const metric = peakEwma();
+    const first = metric.create(subject(), 0);
+    const second = metric.create(subject(), 0);
+    expect(second.estimateMs(0)).toBe(30);
+    first.observe(2, 1, false);
+    // the endpoint connected with the first is not stuck at the 30 ms seed
+    expect(second.estimateMs(2)).toBe(2);
+    expect(second.cost(2)).toBeCloseTo(first.cost(2), 2);
+    second.observe(4, 3, false);
+    expect(second.estimateMs(3)).toBe(4);
+  });
+
+  test('the classic form: a peak that decays with the average', () => {
+    const classic = peakEwma({ peakDecayMs: 10_000 }).create(subject(), 0);
+    classic.observe(5, 0, false);
+    classic.observe(50, 10, false);
+    expect(classic.estimateMs(10_010)).toBeCloseTo(50 * Math.exp(-1), 1);
   });
 
   test.each([
     ['defaultRttMs', { defaultRttMs: -1 }],
     ['decayMs', { decayMs: 0 }],
     ['decayMs', { decayMs: Number.POSITIVE_INFINITY }],
+    ['peakDecayMs', { peakDecayMs: 0 }],
+    ['peakDecayMs', { decayMs: 1_000, peakDecayMs: 2_000 }],
     ['floorMs', { floorMs: Number.NaN }],
     ['deadlineMinMs', { deadlineMinMs: -1 }],
     ['deadlineLatencyFactor', { deadlineLatencyFactor: 0.5 }],

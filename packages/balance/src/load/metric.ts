@@ -70,6 +70,13 @@ export interface EndpointLoad {
   observe(rttMs: number, now: number, failed: boolean, deadline?: boolean): void;
   /** The current round-trip estimate in ms for stats, or `undefined` when the metric keeps none. */
   estimateMs(now: number): number | undefined;
+  /**
+   * The calls in flight that the last `cost()` counted, when the cost
+   * multiplies a latency by them. Optional. The p2c picker treats two
+   * candidates with the same count and costs within its `tieTolerance` as
+   * equally loaded (they take turns); without it, only equal costs tie.
+   */
+  readonly pendingAtCost?: number | undefined;
 }
 
 /**

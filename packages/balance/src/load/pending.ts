@@ -18,10 +18,17 @@ export function pendingRequests(): LoadMetric {
   return {
     name: 'pending-requests',
     usesRoundTripTimes: false,
-    create: (endpoint) => ({
-      cost: () => endpoint.pending,
-      observe: () => undefined,
-      estimateMs: () => undefined,
-    }),
+    create: (endpoint) => {
+      const load = {
+        pendingAtCost: 0,
+        cost: () => {
+          load.pendingAtCost = endpoint.pending;
+          return load.pendingAtCost;
+        },
+        observe: () => undefined,
+        estimateMs: () => undefined,
+      };
+      return load;
+    },
   };
 }

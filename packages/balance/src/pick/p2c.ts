@@ -1,9 +1,31 @@
 /**
  * The power-of-two-choices pick (Mitzenmacher, "The Power of Two Choices in
- * Randomized Load Balancing", 2001): two distinct members drawn uniformly at
- * random, the lower cost wins. With slow start (Envoy's), a member still
- * warming up is kept with probability equal to its weight, else drawn
- * again. O(1) in the number of ready endpoints.
+ * Randomized Load Balancing", 2001): two distinct members drawn at random,
+ * the lower cost wins. O(1) in the number of ready endpoints.
+ *
+ * - **Weights.** Members are drawn in proportion to their weight (rejection
+ *   sampling against the set's largest weight, so the common case of equal
+ *   weights draws uniformly with no extra work), their turns in a tie come
+ *   round in proportion to it, and the balancer counts a weighted member's
+ *   calls in flight per unit of weight in its load. Among equally loaded
+ *   members the shares follow the weights; a slow or busy member still
+ *   loses, whatever its weight.
+ * - **Ties take turns.** Two candidates with the same calls in flight and
+ *   costs within `tieTolerance` of each other (equal costs, for a metric
+ *   that does not report its calls in flight) count as equally loaded, and
+ *   the member whose turn it is wins: each member has a pass,
+ *   which advances by its stride (the set's total weight over its own) each
+ *   time it is chosen, and the lower pass wins a tie (stride scheduling,
+ *   Waldspurger and Weihl, 1995). A member that fell behind (not drawn, out
+ *   of the set, or losing on cost) catches up at most two of its turns, so
+ *   a server coming back gets no burst. With no call in flight every
+ *   candidate's cost is its latency estimate alone, and without this rule
+ *   the lower estimate would win every comparison, so that noise in the
+ *   estimates, not the servers, decided the shares. Taking turns makes
+ *   identical servers share evenly (and weighted ones in proportion) while
+ *   a server clearly slower than the tolerance still loses.
+ * - **Slow start** (Envoy's): a member still warming up is kept with
+ *   probability equal to its slow-start weight, else drawn again.
  *
  * @internal
  * @module
@@ -46,14 +68,20 @@ function drawAvoiding<T extends Candidate>(
   return undefined;
 }
 
+/** Rejection draws before a weighted draw settles for the member it drew last. */
+const WEIGHT_DRAWS = 16;
+
+/** How many of its own turns a member that fell behind may catch up. */
+const MAX_CREDIT = 2;
+
 /**
- * Power of two choices: two distinct members drawn uniformly at random,
- * the lower cost wins, a tie goes to the first draw (itself uniform, so
- * ties split evenly).
+ * Power of two choices: two distinct members drawn at random (in proportion
+ * to their weights), the lower cost wins; costs within `tieTolerance` of
+ * each other take turns (see the module documentation).
  *
  * @example
  * ```ts
- * const picker = p2cPicker<Slot>(Math.random, () => performance.now());
+ * const picker = p2cPicker<Slot>(Math.random, () => performance.now(), undefined, 0.25);
  * const slot = picker.pick(readySet, ctx.get(AvoidEndpoints));
  * ```
  */
@@ -61,25 +89,62 @@ export function p2cPicker<T extends Candidate>(
   random: () => number,
   clock: () => number,
   slowStart?: SlowStartWeight,
+  tieTolerance = 0,
 ): Picker<T> {
-  const better = (a: T, b: T): T => {
-    const now = clock();
-    return b.load.cost(now) < a.load.cost(now) ? b : a;
+  // stride scheduling's virtual time: the pass of the last member chosen
+  let virtual = 0;
+  // a warming member's turns come round more slowly too, so that taking
+  // turns does not undo slow start
+  const warmth = (m: T): number => {
+    if (slowStart === undefined) return 1;
+    const w = slowStart(m.readySince, clock());
+    return w > 0 && w < 1 ? w : 1;
   };
-  // With slow start, an index drawn for a warming member is kept with
-  // probability equal to its weight, else drawn again.
+  const stride = (m: T, set: PickSet<T>): number => set.totalWeight / (m.weight * warmth(m));
+  // a member behind (not drawn, or out) catches up at most MAX_CREDIT turns of its own
+  const passOf = (m: T, s: number): number => Math.max(m.pass, virtual - MAX_CREDIT * s);
+  const chosen = (m: T, set: PickSet<T>): T => {
+    const s = stride(m, set);
+    const pass = passOf(m, s);
+    if (pass > virtual) virtual = pass;
+    m.pass = pass + s;
+    return m;
+  };
+  const better = (a: T, b: T, set: PickSet<T>): T => {
+    const now = clock();
+    const ca = a.load.cost(now);
+    const cb = b.load.cost(now);
+    const lo = ca < cb ? ca : cb;
+    const hi = ca < cb ? cb : ca;
+    const pa = a.load.pendingAtCost;
+    // a tie: equal costs, or the same calls in flight and estimates within the tolerance
+    if (ca === cb || (pa !== undefined && pa === b.load.pendingAtCost && hi <= lo * (1 + tieTolerance))) {
+      return chosen(passOf(b, stride(b, set)) < passOf(a, stride(a, set)) ? b : a, set);
+    }
+    return chosen(cb < ca ? b : a, set);
+  };
+  // One index: uniform, or in proportion to the weights; with slow start, an
+  // index drawn for a warming member is kept with probability equal to its
+  // slow-start weight, else drawn again.
   const draw = (set: PickSet<T>, n: number, skip: number): number => {
     const one = (): number => {
       if (skip < 0) return index(random, n);
       const j = index(random, n - 1);
       return j >= skip ? j + 1 : j;
     };
-    let i = one();
+    const weighted = (): number => {
+      let i = one();
+      const max = set.maxWeight;
+      if (max === set.minWeight) return i;
+      for (let k = 1; k < WEIGHT_DRAWS && random() * max >= set.at(i).weight; k++) i = one();
+      return i;
+    };
+    let i = weighted();
     if (slowStart === undefined) return i;
     const now = clock();
     for (let k = 1; k < SLOW_START_DRAWS; k++) {
       if (random() < slowStart(set.at(i).readySince, now)) return i;
-      i = one();
+      i = weighted();
     }
     return i;
   };
@@ -91,16 +156,16 @@ export function p2cPicker<T extends Candidate>(
         const avoided = set.countAddresses(avoid);
         if (avoided > 0 && avoided < n) {
           const a = drawAvoiding(set, avoid, undefined, random) as T;
-          if (n - avoided === 1) return a;
+          if (n - avoided === 1) return chosen(a, set);
           const b = drawAvoiding(set, avoid, a, random);
-          return b === undefined ? a : better(a, b);
+          return b === undefined ? chosen(a, set) : better(a, b, set);
         }
         // nothing to avoid among the ready members, or only avoided ones are ready
       }
-      if (n === 1) return set.at(0);
+      if (n === 1) return chosen(set.at(0), set);
       const i = draw(set, n, -1);
       const j = draw(set, n, i);
-      return better(set.at(i), set.at(j));
+      return better(set.at(i), set.at(j), set);
     },
   };
 }

@@ -41,8 +41,26 @@ export interface PanicCandidate extends Candidate {
  * const slot = picker.pick(new ArrayPickSet(connectedSlots), avoid);
  * ```
  */
-export class ArrayPickSet<T extends { readonly address: string }> implements PickSet<T> {
-  constructor(readonly items: readonly T[]) {}
+export class ArrayPickSet<T extends { readonly address: string; readonly weight: number }>
+  implements PickSet<T>
+{
+  readonly totalWeight: number;
+  readonly maxWeight: number;
+  readonly minWeight: number;
+
+  constructor(readonly items: readonly T[]) {
+    let total = 0;
+    let max = items.length === 0 ? 1 : 0;
+    let min = items.length === 0 ? 1 : Number.POSITIVE_INFINITY;
+    for (const m of items) {
+      total += m.weight;
+      if (m.weight > max) max = m.weight;
+      if (m.weight < min) min = m.weight;
+    }
+    this.totalWeight = total;
+    this.maxWeight = max;
+    this.minWeight = min;
+  }
   get size(): number {
     return this.items.length;
   }

@@ -18,13 +18,17 @@ import type { ReadyMember } from '../ready-set.js';
  *
  * @example
  * ```ts
- * const c: Candidate = { readyIndex: -1, address: '127.0.0.2:50051', load, readySince: 0 };
+ * const c: Candidate = { readyIndex: -1, address: '127.0.0.2:50051', load, readySince: 0, weight: 1, pass: 0 };
  * ```
  */
 export interface Candidate extends ReadyMember {
   readonly load: EndpointLoad;
   /** When it last became ready (the picker's clock), for slow start. */
   readySince: number;
+  /** Its share among equally loaded members, relative to the others' (> 0; 1 unless discovery set one). */
+  readonly weight: number;
+  /** Its pass in the stride scheduling that breaks ties between equal costs (managed by the picker). */
+  pass: number;
 }
 
 /**
@@ -39,6 +43,11 @@ export interface PickSet<T> {
   readonly size: number;
   at(index: number): T;
   countAddresses(addresses: ReadonlySet<string>): number;
+  /** The sum of the members' weights. */
+  readonly totalWeight: number;
+  /** The largest and the smallest weight of a member (both 1 when the set is empty). */
+  readonly maxWeight: number;
+  readonly minWeight: number;
 }
 
 /**

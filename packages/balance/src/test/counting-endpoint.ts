@@ -34,6 +34,8 @@ export class CountingEndpoint implements Endpoint<string, string> {
   connectedOverride: boolean | undefined;
   /** Reported as the endpoint's `lastError`. */
   lastError: string | undefined;
+  /** Reported as the endpoint's `weight` (read when the balancer first sees it). */
+  weight: number | undefined;
   /** Reads of `readiness` and `pending`, to show what a pick looks at. */
   reads = 0;
   readonly #inFlight = new Set<InFlight>();

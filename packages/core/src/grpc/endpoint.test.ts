@@ -142,3 +142,25 @@ describe('credentials are required', () => {
     }
   });
 });
+
+describe('weight', () => {
+  test('a weight from discovery is kept; none is undefined', async () => {
+    const weighted = grpcEndpoint('127.0.0.1:1', { credentials: insecure, weight: 3 });
+    const zero = grpcEndpoint('127.0.0.1:1', { credentials: insecure, weight: 0 });
+    const plain = grpcEndpoint('127.0.0.1:1', { credentials: insecure });
+    try {
+      expect([weighted.weight, zero.weight, plain.weight]).toEqual([3, 0, undefined]);
+    } finally {
+      await Promise.all([weighted, zero, plain].map((e) => e.close({ graceMs: 0 })));
+    }
+  });
+
+  test.each([-1, Number.NaN, Number.POSITIVE_INFINITY, '2'])(
+    'weight %j is a ConfigError naming it',
+    (weight) => {
+      expect(() => grpcEndpoint('127.0.0.1:1', { credentials: insecure, weight: weight as number })).toThrow(
+        /grpcEndpoint: option "weight" must be a finite number >= 0/,
+      );
+    },
+  );
+});

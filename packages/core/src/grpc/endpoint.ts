@@ -48,6 +48,7 @@ import type { Endpoint, Readiness } from '../endpoint.js';
 import { ClosedError, ConfigError, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
+import { checkWeight } from '../endpoint.js';
 import { formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
 import {
@@ -79,6 +80,12 @@ export interface GrpcEndpointOptions {
   readonly channelOptions?: ChannelOptions;
   /** How long `close()` waits for calls in flight before cancelling them; default 30 s. */
   readonly closeGraceMs?: number;
+  /**
+   * Its share among equally loaded endpoints, relative to the others' (a
+   * finite number ≥ 0, such as a discovered address's `weight`); default 1.
+   * See `Endpoint.weight`.
+   */
+  readonly weight?: number | undefined;
 }
 
 /** What a missing or wrong `credentials` option is told to be. */
@@ -222,6 +229,8 @@ export function grpcEndpoint(address: string, options: GrpcEndpointOptions): Grp
  */
 export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   readonly address: string;
+  /** The weight it was given (see {@link GrpcEndpointOptions.weight}), or `undefined`. */
+  readonly weight: number | undefined;
   readonly #channel: Channel;
   readonly #secure: boolean;
   readonly #graceMs: number;
@@ -247,6 +256,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       throw new ConfigError('grpcEndpoint', 'closeGraceMs', graceMs, 'a finite number >= 0');
     }
     this.#graceMs = graceMs;
+    this.weight = checkWeight('grpcEndpoint', options.weight);
     const creds = options.credentials;
     if (typeof (creds as { _isSecure?: unknown } | null | undefined)?._isSecure !== 'function') {
       throw new ConfigError('grpcEndpoint', 'credentials', creds, CREDENTIALS_EXPECTED);

@@ -16,7 +16,7 @@
 import * as http2 from 'node:http2';
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import { type CallContext, abortReason } from '../context.js';
-import type { Endpoint, Readiness } from '../endpoint.js';
+import { type Endpoint, type Readiness, checkWeight } from '../endpoint.js';
 import { ClosedError, ConfigError, GrpcTowerError, UnavailableError } from '../errors.js';
 import { formatAddress, parseAddress } from '../address.js';
 import { Status } from '../status.js';
@@ -85,6 +85,8 @@ export interface Http2EndpointOptions {
   readonly maxResponseBytes?: number;
   /** How long `close()` waits for requests in flight; default 30 s. */
   readonly closeGraceMs?: number;
+  /** Its share among equally loaded endpoints (a finite number ≥ 0); default 1. See `Endpoint.weight`. */
+  readonly weight?: number | undefined;
 }
 
 /**
@@ -120,6 +122,8 @@ const positive = (where: string, name: string, v: number | undefined, dflt: numb
  */
 export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   readonly address: string;
+  /** The weight it was given, or `undefined`. */
+  readonly weight: number | undefined;
   readonly readiness$: Observable<Readiness>;
   readonly #origin: string;
   readonly #authority: string;
@@ -169,6 +173,7 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     this.#maxBackoff = positive('http2Endpoint', 'maxBackoffMs', options.maxBackoffMs, 10_000);
     this.#maxBody = positive('http2Endpoint', 'maxResponseBytes', options.maxResponseBytes, 64 * 1024 * 1024);
     this.#grace = positive('http2Endpoint', 'closeGraceMs', options.closeGraceMs, 30_000);
+    this.weight = checkWeight('http2Endpoint', options.weight);
     this.#backoff = this.#initialBackoff;
     this.readiness$ = this.#state.pipe(distinctUntilChanged());
     try {

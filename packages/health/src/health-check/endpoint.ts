@@ -228,6 +228,11 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
     return Math.max(0, this.inner.pending - this.#inflight);
   }
 
+  /** The inner endpoint's weight. */
+  get weight(): number | undefined {
+    return this.inner.weight;
+  }
+
   call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
     return this.inner.call(req, ctx);
   }

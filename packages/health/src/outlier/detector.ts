@@ -563,6 +563,11 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
     return this.inner.pending;
   }
 
+  /** The inner endpoint's weight. */
+  get weight(): number | undefined {
+    return this.inner.weight;
+  }
+
   /** Why it is not ready: the ejection while ejected, else the inner endpoint's reason. */
   get lastError(): string | undefined {
     return this.ejected ? `ejected by outlier detection (${this.#tracker.reason()})` : this.inner.lastError;
