@@ -309,13 +309,13 @@ function startServer(dir: string, name: string, host: string): Promise<Server> {
   });
 }
 
-/** Runs `file` with node in `dir`: its output, exit code and when it exited. */
+/** Runs `file` with node in `dir`, with `args`: its output, exit code and when it exited. */
 function runClient(
   dir: string,
   file: string,
-  env: Record<string, string>,
+  args: readonly string[],
 ): Promise<{ stdout: string; stderr: string; code: number | null; signal: string | null; exitedAt: number }> {
-  const child = spawn(process.execPath, [file], { cwd: dir, env: { ...npmEnv(), ...env } });
+  const child = spawn(process.execPath, [file, ...args], { cwd: dir, env: npmEnv() });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => {
@@ -395,11 +395,7 @@ describe.each(PROJECTS)('an installed $name project', (project) => {
       startServer(dir, 'a', `127.0.0.${base}`),
       startServer(dir, 'b', `127.0.0.${base + 1}`),
     ]);
-    const r = await runClient(dir, main, {
-      TARGET: `ipv4:${a.address},${b.address}`,
-      VICTIM: String(a.pid),
-      SURVIVOR: b.address,
-    });
+    const r = await runClient(dir, main, [`ipv4:${a.address},${b.address}`, String(a.pid), b.address]);
     expect({ code: r.code, signal: r.signal }, r.stderr).toEqual({ code: 0, signal: null });
     const line = r.stdout.trim().split('\n').at(-1) ?? '';
     const result = JSON.parse(line);
