@@ -41,7 +41,12 @@ import {
   takeUntil,
 } from 'rxjs';
 import { EndpointSet, type Slot } from './endpoint-set.js';
-import { type EndpointCounts, NoReadyEndpointDeadlineError, NoReadyEndpointError } from './errors.js';
+import {
+  type EndpointCounts,
+  NoReadyEndpointDeadlineError,
+  NoReadyEndpointError,
+  describeCounts,
+} from './errors.js';
 import type { BalancerEvent } from './events.js';
 import type { LoadMetric } from './load/metric.js';
 import { type LoopClock, loopClock } from './loop-clock.js';
@@ -158,6 +163,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
         dispatch: (slot, req, ctx) => this.#dispatch(slot, req, ctx),
         readyCount: () => this.#ready.size,
         gaveUp: (deadline, waitedMs, cause) => this.#gaveUp(deadline, waitedMs, cause),
+        describe: () => `target "${this.#options.target}" (${describeCounts(this.counts())})`,
       },
       options,
     );

@@ -42,6 +42,8 @@ export interface WaitHost<T, Req, Res> {
    * was one) or the fail-fast time did.
    */
   gaveUp(deadline: boolean, waitedMs: number, cause: unknown): Error;
+  /** What a waiting call waits for, such as `target "orders" (2 known: …)`, for its deadline error. */
+  describe(): string;
 }
 
 interface Waiter {
@@ -116,6 +118,8 @@ export class Waiters<T, Req, Res> {
         );
       };
       this.#queue.add(waiter);
+      // a deadline that another timer enforces (the channel's) names what the call waited for
+      ctx.note('endpoint', host.describe);
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       const delay = bound - started;
       if (delay <= MAX_TIMER_MS) {

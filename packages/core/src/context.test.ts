@@ -424,6 +424,27 @@ describe('CallControl: one deadline authority per call', () => {
     expect(ctx.signal.reason).toBe(ctx.reason());
   });
 
+  test('a call waiting for an endpoint is described, when its deadline passes, by what the waiter says then', async () => {
+    vi.useFakeTimers();
+    const control = new CallControl(Date.now() + 50);
+    const ctx = CallContext.owned(control);
+    control.start();
+    let ready = 0;
+    let asked = 0;
+    ctx.note('endpoint', () => {
+      asked++;
+      return `target "orders" (${ready} ready)`;
+    });
+    ready = 2;
+    expect(asked).toBe(0);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(asked).toBe(1);
+    expect(ctx.reason().message).toBe(
+      'Deadline exceeded after 50 ms before the call reached a server, waiting for a ready endpoint for target "orders" (2 ready)',
+    );
+    expect((ctx.reason() as DeadlineExceededError).endpoint).toBeUndefined();
+  });
+
   test('an abort hook can be removed, and withDeadline under an owned context adds no signal listener', () => {
     const control = new CallControl(Number.POSITIVE_INFINITY);
     const ctx = CallContext.owned(control);

@@ -67,10 +67,22 @@ const noValues: ReadonlyMap<ContextKey<unknown>, unknown> = new Map();
  */
 export type CallPhase = 'endpoint' | 'connecting' | 'in-flight' | 'backoff' | 'response';
 
-const describePhase = (phase: CallPhase, where: string | undefined): string => {
+/**
+ * Where a call is, as {@link CallControl.note} records it: an endpoint's
+ * address, or (while waiting for an endpoint) a function that describes
+ * what the call waits for, read only when a deadline error is made.
+ *
+ * @internal
+ */
+export type CallWhere = string | (() => string);
+
+const describePhase = (phase: CallPhase, at: CallWhere | undefined): string => {
+  const where = typeof at === 'function' ? at() : at;
   switch (phase) {
     case 'endpoint':
-      return 'before the call reached a server, waiting for an endpoint';
+      return where === undefined
+        ? 'before the call reached a server, waiting for an endpoint'
+        : `before the call reached a server, waiting for a ready endpoint for ${where}`;
     case 'connecting':
       return `before the call reached a server, waiting for a connection to ${where}`;
     case 'backoff':
@@ -109,7 +121,7 @@ export class CallControl {
   #controller: AbortController | undefined;
   #hooks: (() => void)[] | undefined;
   #phase: CallPhase = 'endpoint';
-  #where: string | undefined;
+  #where: CallWhere | undefined;
 
   /** `onExpired` runs after the call aborted because its deadline passed. */
   constructor(deadline: number, onExpired?: (reason: Error) => void) {
@@ -174,7 +186,7 @@ export class CallControl {
   }
 
   /** Records what the call is doing now, for its deadline error. */
-  note(phase: CallPhase, where?: string): void {
+  note(phase: CallPhase, where?: CallWhere): void {
     this.#phase = phase;
     this.#where = where;
   }
@@ -240,7 +252,10 @@ export class CallControl {
     const err =
       this.#onDeadline?.(elapsed, waiting) ??
       new DeadlineExceededError(`Deadline exceeded after ${elapsed} ms ${waiting}`, {
-        endpoint: this.#phase === 'endpoint' || this.#phase === 'backoff' ? undefined : this.#where,
+        endpoint:
+          this.#phase === 'endpoint' || this.#phase === 'backoff' || typeof this.#where !== 'string'
+            ? undefined
+            : this.#where,
       });
     this.abort(err);
     this.#onExpired?.(err);
@@ -340,7 +355,7 @@ export class CallContext {
   }
 
   /** @internal records what the call is doing now, for its deadline error. */
-  note(phase: CallPhase, where?: string): void {
+  note(phase: CallPhase, where?: CallWhere): void {
     this.#control?.note(phase, where);
   }
 
