@@ -126,7 +126,10 @@ export interface TowerOptions {
    * run per call); `inner` run between the retries and the balancer (one run
    * per attempt). Within each list the first is outermost.
    */
-  readonly layers?: { readonly outer?: readonly GrpcLayer[]; readonly inner?: readonly GrpcLayer[] };
+  readonly layers?: {
+    readonly outer?: readonly Layer<GrpcRequest, GrpcResponse>[];
+    readonly inner?: readonly Layer<GrpcRequest, GrpcResponse>[];
+  };
   /** Request replay limits of the channel (gRPC A6): per call 1 MiB, per channel 16 MiB by default. */
   readonly replay?: CreateChannelOptions['replay'];
 }

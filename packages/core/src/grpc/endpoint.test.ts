@@ -19,6 +19,14 @@ async function closedPort(host: string): Promise<number> {
 }
 
 describe('connectionErrorOf', () => {
+  test('the failure time grpc-js 1.12 appends is left out', () => {
+    expect(
+      connectionErrorOf(
+        'No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.9:50051 (2026-12-02T16:00:00.123Z). Resolution note: ',
+      ),
+    ).toBe('connect ECONNREFUSED 127.0.0.9:50051');
+  });
+
   test.each([
     [
       "grpc-js's no-connection status",

@@ -141,6 +141,8 @@ export function connectionErrorOf(details: string): string {
   const note = reason.indexOf('. Resolution note:');
   if (note >= 0) reason = reason.slice(0, note);
   if (reason.startsWith('Error: ')) reason = reason.slice('Error: '.length);
+  // grpc-js before 1.13 appends the time of the failure: `… (2026-12-02T16:00:00.000Z)`
+  reason = reason.replace(/ \(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\)$/, '');
   // OpenSSL's `807C…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:file.c:350:`
   const openssl = /^[0-9A-F]+:error:[0-9A-F]+:([^:]+):([^:]+):([^:]+):/.exec(reason);
   if (openssl !== null) reason = `TLS error: ${openssl[3]} (${openssl[1]}:${openssl[2]})`;
