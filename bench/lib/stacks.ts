@@ -102,7 +102,7 @@ function channelOver(
 
 /** Which balancer a {@link balancedChannel} uses. */
 export type BalancerKind =
-  | { readonly kind: 'p2c'; readonly load: LoadMetric }
+  | { readonly kind: 'p2c'; readonly load: LoadMetric; readonly tieTolerance?: number }
   | { readonly kind: 'round-robin' };
 
 function makeBalancer(
@@ -111,7 +111,11 @@ function makeBalancer(
   balancer: BalancerKind,
 ): Balancer<GrpcRequest, GrpcResponse, string> {
   return balancer.kind === 'p2c'
-    ? p2c(endpoints, { target, load: balancer.load })
+    ? p2c(endpoints, {
+        target,
+        load: balancer.load,
+        ...(balancer.tieTolerance === undefined ? {} : { tieTolerance: balancer.tieTolerance }),
+      })
     : roundRobin(endpoints, { target });
 }
 

@@ -6,9 +6,10 @@
  * even third.
  *
  * Contenders, in alternating rounds: grpc-tower's p2c with PeakEWMA (the
- * default) and with pending requests, each as static discovery → connect →
- * p2c → createChannel, and a plain grpc-js client with round_robin (the
- * baseline, even by construction). Cases, each over one window:
+ * default), with PeakEWMA's classic form (the peak decays with the 10 s
+ * average, and the lower cost always wins), and with pending requests, each
+ * as static discovery → connect → p2c → createChannel, and a plain grpc-js
+ * client with round_robin (the baseline, even by construction). Cases, each over one window:
  *
  * - low rate: an open loop starting {@link LOW_RATE} calls/s on schedule, so
  *   that most calls find no other call in flight;
@@ -38,11 +39,22 @@ const COLD_CALLS = 200;
 const BASE = 'grpc-js round_robin';
 const PEAK = 'p2c + PeakEWMA';
 const PENDING = 'p2c + pending';
+/** PeakEWMA as Finagle and tower have it: the peak decays with the average, the lower cost always wins. */
+const CLASSIC = 'p2c + PeakEWMA, classic';
 const TARGET_PP = 1.5;
 
 type Make = (name: string, addresses: readonly string[]) => Contender;
 const MAKERS: readonly [string, Make][] = [
   [PEAK, (name, a) => balancedChannel(name, staticList(a), { kind: 'p2c', load: peakEwma() })],
+  [
+    CLASSIC,
+    (name, a) =>
+      balancedChannel(name, staticList(a), {
+        kind: 'p2c',
+        load: peakEwma({ peakDecayMs: 10_000 }),
+        tieTolerance: 0,
+      }),
+  ],
   [PENDING, (name, a) => balancedChannel(name, staticList(a), { kind: 'p2c', load: pendingRequests() })],
   [BASE, (name, a) => plainClient(name, `ipv4:${a.join(',')}`, { roundRobin: true })],
 ];
@@ -159,8 +171,9 @@ export async function evenShares({ quick, log }: ScenarioOptions): Promise<Scena
     return {
       title: 'three identical servers: how even the shares are',
       description:
-        `Three echo servers in child processes, each adding ${LATENCY_MS} ms before answering. Three clients ` +
-        "measured in alternating rounds: grpc-tower's p2c with PeakEWMA load (the default) and with " +
+        `Three echo servers in child processes, each adding ${LATENCY_MS} ms before answering. Four clients ` +
+        "measured in alternating rounds: grpc-tower's p2c with PeakEWMA load (the default), with PeakEWMA's " +
+        'classic form (the peak decays with the 10 s average; the lower cost always wins) and with ' +
         'pending-requests load, each as static discovery → connect → p2c → createChannel, and a plain grpc-js ' +
         `client with round_robin (the baseline). Each client first warms up for ${warmupMs} ms at ` +
         `${LOW_RATE} calls/s. In each round every client runs ${windowMs} ms windows at ${LOW_RATE} and ` +

@@ -6,6 +6,9 @@
  *
  * - p2c + PeakEWMA, p2c + pending requests, roundRobin: grpc-tower's
  *   balancers (static discovery → connect → balancer → createChannel);
+ * - p2c + PeakEWMA, classic: PeakEWMA as Finagle and tower have it (the peak
+ *   decays with the 10 s average, and the lower cost always wins), so that
+ *   the refinements of the default are judged in the same run;
  * - grpc-js round_robin (baseline): a plain grpc-js client over the three
  *   addresses;
  * - grpc-js round_robin over the two fast servers only: what a balancer that
@@ -28,7 +31,8 @@
  * at the steady rate, so that the estimates reflect the servers rather than
  * the start (cold connections, code not yet compiled).
  * Targets: p2c + PeakEWMA's p99 ≤ 0.2× grpc-js round_robin's at the steady
- * rate and at saturation (median of the per-round ratios).
+ * rate and at saturation, and at saturation ≤ 1.3× the floor's (medians of
+ * the per-round ratios).
  *
  * @module
  */
@@ -55,6 +59,9 @@ const CONCURRENCY = 8;
 const BASE = 'grpc-js round_robin';
 const PEAK = 'p2c + PeakEWMA';
 const FAST_ONLY = 'grpc-js round_robin, fast servers only';
+/** PeakEWMA as Finagle and tower have it: the peak decays with the average, the lower cost always wins. */
+const CLASSIC = 'p2c + PeakEWMA, classic';
+const CLASSIC_KIND = { kind: 'p2c', load: peakEwma({ peakDecayMs: 10_000 }), tieTolerance: 0 } as const;
 
 /** Latency, slow share and count of one round of one client, recorded under `prefix`. */
 function recordLatency(
@@ -96,6 +103,7 @@ export async function heterogeneous({ quick, log }: ScenarioOptions): Promise<Sc
     const addresses = servers.map((s) => s.address);
     contenders.push(
       balancedChannel(PEAK, staticList(addresses), { kind: 'p2c', load: peakEwma() }),
+      balancedChannel(CLASSIC, staticList(addresses), CLASSIC_KIND),
       balancedChannel('p2c + pending', staticList(addresses), { kind: 'p2c', load: pendingRequests() }),
       balancedChannel('roundRobin', staticList(addresses), { kind: 'round-robin' }),
       plainClient(BASE, `ipv4:${addresses.join(',')}`, { roundRobin: true }),
@@ -131,6 +139,7 @@ export async function heterogeneous({ quick, log }: ScenarioOptions): Promise<Sc
     for (const c of contenders) {
       rec.ratio(c.name, BASE, 'steady.p99Ms', 'steady.p99Ratio');
       rec.ratio(c.name, BASE, 'saturated.p99Ms', 'saturated.p99Ratio');
+      rec.ratio(c.name, FAST_ONLY, 'saturated.p99Ms', 'saturated.p99FloorRatio');
       rec.ratio(c.name, BASE, 'saturated.rps', 'saturated.rpsRatio');
     }
     const latencyMetrics = (prefix: string): MetricSpec[] => [
@@ -157,7 +166,8 @@ export async function heterogeneous({ quick, log }: ScenarioOptions): Promise<Sc
       description:
         `Three echo servers in child processes; two add ${FAST_MS} ms before answering, the third ${SLOW_MS} ms ` +
         '(a server-wide latency set in the child, so every call to it is slow). Five clients measured in ' +
-        "alternating rounds: grpc-tower's p2c with PeakEWMA load (the default), p2c with pending-requests " +
+        "alternating rounds: grpc-tower's p2c with PeakEWMA load (the default), the same with PeakEWMA's " +
+        'classic form (the peak decays with the 10 s average, no turns between equal costs), p2c with pending-requests ' +
         '(least-request) load and roundRobin, each as static discovery → connect → balancer → createChannel ' +
         'with no other layer, a plain grpc-js client with its round_robin policy over the same three ' +
         'addresses (the baseline), and the same grpc-js client over the two fast servers only (the floor: what ' +
@@ -175,6 +185,7 @@ export async function heterogeneous({ quick, log }: ScenarioOptions): Promise<Sc
         ]),
         table(`saturation, ${CONCURRENCY} calls in flight (closed loop)`, [
           ...latencyMetrics('saturated.'),
+          { key: 'saturated.p99FloorRatio', label: 'p99 / floor', unit: '×', digits: 2, better: 'lower' },
           { key: 'saturated.rps', label: 'calls/s', unit: '', digits: 0, better: 'higher' },
           { key: 'saturated.rpsRatio', label: 'calls/s ratio', unit: '×', digits: 2, better: 'higher' },
           ...shareMetrics('saturated.'),
@@ -189,6 +200,16 @@ export async function heterogeneous({ quick, log }: ScenarioOptions): Promise<Sc
           op: '<=',
           target: 0.2,
           value: rec.spread(PEAK, 'steady.p99Ratio').median,
+          unit: '×',
+        }),
+        target({
+          id: 'heterogeneous-p99-saturated-floor',
+          description: `p2c + PeakEWMA p99 vs the floor's (grpc-js over the fast servers only), ${CONCURRENCY} calls in flight`,
+          row: PEAK,
+          metric: 'saturated.p99FloorRatio',
+          op: '<=',
+          target: 1.3,
+          value: rec.spread(PEAK, 'saturated.p99FloorRatio').median,
           unit: '×',
         }),
         target({

@@ -22,9 +22,12 @@ export function balancers(): void {
   // #endregion p2c
 
   // #region metrics
-  // PeakEWMA with its defaults spelled out: new servers start at 30 ms, the average
-  // forgets with a 10 s time constant, and no estimate counts as less than 1 ms
-  const ewma = p2c(endpoints, { load: peakEwma({ defaultRttMs: 30, decayMs: 10_000, floorMs: 1 }) });
+  // PeakEWMA with its defaults spelled out: servers start at 30 ms until one answers, the
+  // average forgets with a 10 s time constant, a peak with 1 s, and no estimate counts as
+  // less than 1 ms
+  const ewma = p2c(endpoints, {
+    load: peakEwma({ defaultRttMs: 30, decayMs: 10_000, peakDecayMs: 1_000, floorMs: 1 }),
+  });
   // least-request: the server with fewer calls in flight wins
   const leastRequest = p2c(endpoints, { load: pendingRequests() });
   // any function of an endpoint's address and calls in flight
@@ -43,9 +46,24 @@ export function balancers(): void {
     panicThresholdPercent: 50, // below 50 % ready, also use connected-but-unhealthy servers
     slowStart: slowStart({ windowMs: 30_000 }), // a new server's share ramps up over 30 s
     excludeLoopBlocks: true, // this client's own GC pauses are not charged to servers (the default)
+    tieTolerance: 1, // estimates within 2x with equal calls in flight take turns (the default)
   });
   // #endregion options
   void [balancer, ewma, leastRequest, weighted, rr, tuned];
+}
+
+export function weights(): void {
+  // #region weights
+  // a discovered weight (an SRV record's, or "weight" in an etcd entry's JSON) goes to the
+  // endpoint; towerChannel does this for you
+  const weighted = connect(dns('orders.internal', 50051), (addr) =>
+    grpcEndpoint(addr.address, { credentials: grpc.credentials.createInsecure(), weight: addr.weight }),
+  );
+  const balancer = p2c(weighted, { target: 'dns:orders.internal:50051' });
+  // classic P2C, where the lower cost always wins: latency first, shares as they fall
+  const latencyFirst = p2c(weighted, { tieTolerance: 0 });
+  // #endregion weights
+  void [balancer, latencyFirst];
 }
 
 export function subsetting(): void {
