@@ -84,7 +84,7 @@ export class Slot<K, Req, Res> implements PanicCandidate {
   /** Of those, the calls that failed (not by the caller's own cancellation). */
   failures = 0;
   readySince = 0;
-  /** Its share among equally loaded endpoints: the endpoint's `weight` when valid, else 1. */
+  /** Its share among equally loaded endpoints: the endpoint's `weight` when valid (see `weightOf`), else 1. */
   readonly weight: number;
   /** Its pass in the picker's stride scheduling (ties between equal costs). */
   pass = 0;
@@ -98,9 +98,10 @@ export class Slot<K, Req, Res> implements PanicCandidate {
     readonly endpoint: Endpoint<Req, Res>,
     readonly load: EndpointLoad,
     role: EndpointRole,
+    weight = 1,
   ) {
     this.address = endpoint.address;
-    this.weight = weightOf(endpoint);
+    this.weight = weight;
     this.readiness = endpoint.readiness;
     this.role = role;
   }
@@ -345,7 +346,7 @@ export class EndpointSet<K, Req, Res> {
               return endpoint.pending / weight;
             },
           };
-    return new Slot(key, endpoint, this.#metric.create(subject, clock()), role);
+    return new Slot(key, endpoint, this.#metric.create(subject, clock()), role, weight);
   }
 
   /** Follows the endpoint's readiness; the first (current) value is usually a no-op. */

@@ -136,8 +136,10 @@ interface Clocks {
   readonly floorMs: number;
 }
 
+/** Weight of one sample in the peers' running average. */
 const PEER_WEIGHT = 0.05;
 
+/** The PeakEWMA state of one endpoint. */
 class PeakEwmaLoad implements EndpointLoad {
   readonly #endpoint: LoadSubject;
   readonly #clocks: Clocks;

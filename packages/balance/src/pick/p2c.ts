@@ -95,21 +95,20 @@ export function p2cPicker<T extends Candidate>(
   let virtual = 0;
   // a warming member's turns come round more slowly too, so that taking
   // turns does not undo slow start
-  const warmth = (m: T): number => {
-    if (slowStart === undefined) return 1;
-    const w = slowStart(m.readySince, clock());
-    return w > 0 && w < 1 ? w : 1;
+  const stride = (m: T, set: PickSet<T>, now: number): number => {
+    const w = slowStart === undefined ? 1 : slowStart(m.readySince, now);
+    return set.totalWeight / (m.weight * (w > 0 && w < 1 ? w : 1));
   };
-  const stride = (m: T, set: PickSet<T>): number => set.totalWeight / (m.weight * warmth(m));
   // a member behind (not drawn, or out) catches up at most MAX_CREDIT turns of its own
   const passOf = (m: T, s: number): number => Math.max(m.pass, virtual - MAX_CREDIT * s);
-  const chosen = (m: T, set: PickSet<T>): T => {
-    const s = stride(m, set);
+  /** `m` is picked: its pass (with stride `s`) advances, and the virtual time with it. */
+  const take = (m: T, s: number): T => {
     const pass = passOf(m, s);
     if (pass > virtual) virtual = pass;
     m.pass = pass + s;
     return m;
   };
+  const chosen = (m: T, set: PickSet<T>): T => take(m, stride(m, set, clock()));
   const better = (a: T, b: T, set: PickSet<T>): T => {
     const now = clock();
     const ca = a.load.cost(now);
@@ -119,9 +118,12 @@ export function p2cPicker<T extends Candidate>(
     const pa = a.load.pendingAtCost;
     // a tie: equal costs, or the same calls in flight and estimates within the tolerance
     if (ca === cb || (pa !== undefined && pa === b.load.pendingAtCost && hi <= lo * (1 + tieTolerance))) {
-      return chosen(passOf(b, stride(b, set)) < passOf(a, stride(a, set)) ? b : a, set);
+      const sa = stride(a, set, now);
+      const sb = stride(b, set, now);
+      return passOf(b, sb) < passOf(a, sa) ? take(b, sb) : take(a, sa);
     }
-    return chosen(cb < ca ? b : a, set);
+    const winner = cb < ca ? b : a;
+    return take(winner, stride(winner, set, now));
   };
   // One index: uniform, or in proportion to the weights; with slow start, an
   // index drawn for a warming member is kept with probability equal to its
