@@ -25,6 +25,7 @@ export default defineConfig({
       project('retry', 'packages/retry'),
       project('health', 'packages/health'),
       project('tower', 'packages/tower'),
+      project('telemetry', 'packages/telemetry'),
       project('testing', 'packages/testing'),
       {
         extends: true as const,

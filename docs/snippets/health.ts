@@ -31,6 +31,9 @@ export function wrap(): void {
       case 'ejected':
         console.warn(`${e.endpoint} ejected for ${e.durationMs} ms: ${e.reason}`);
         break;
+      case 'unenforced': // an outlier kept in: maxEjectionPercent reached, or the enforcement draw said no
+        console.warn(`${e.endpoint} is an outlier (${e.algorithm}) but stays in: ${e.because}`);
+        break;
       case 'returned':
         console.info(`${e.endpoint} back after ${e.ejectedMs} ms`);
         break;

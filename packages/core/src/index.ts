@@ -40,6 +40,8 @@ export {
   raceSignal,
   AvoidEndpoints,
   EndpointPicked,
+  CallRetries,
+  type RetryTally,
   type ContextKey,
   type Scope,
 } from './context.js';

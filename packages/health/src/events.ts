@@ -115,6 +115,27 @@ export interface EndpointReturned {
 }
 
 /**
+ * An endpoint met an ejection rule but was not ejected (gRFC A91's
+ * unenforced ejection): its rule's `enforcementPercentage` draw said no
+ * (`enforcement-percentage`), or `maxEjectionPercent` of the endpoints are
+ * out already (`max-ejection-percent`). A consecutive-failures outlier is
+ * reported once per run of failures, when the run reaches the threshold.
+ *
+ * @example
+ * ```ts
+ * const e: EjectionUnenforced = {
+ *   type: 'unenforced', endpoint: '127.0.0.2:50051', algorithm: 'success-rate', because: 'max-ejection-percent',
+ * };
+ * ```
+ */
+export interface EjectionUnenforced {
+  readonly type: 'unenforced';
+  readonly endpoint: string;
+  readonly algorithm: EjectionAlgorithm;
+  readonly because: 'enforcement-percentage' | 'max-ejection-percent';
+}
+
+/**
  * Any event of `healthChecked(...).events$` or `outlierDetection(...).events$`.
  * Merge both with RxJS `merge` for one log.
  *
@@ -123,4 +144,9 @@ export interface EndpointReturned {
  * merge(health.events$, detector.events$).subscribe((e) => log.info(e.type, e.endpoint, e));
  * ```
  */
-export type HealthEvent = HealthTransition | HealthUnimplemented | EndpointEjected | EndpointReturned;
+export type HealthEvent =
+  | HealthTransition
+  | HealthUnimplemented
+  | EndpointEjected
+  | EjectionUnenforced
+  | EndpointReturned;

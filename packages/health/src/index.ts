@@ -74,6 +74,7 @@ export type {
   HealthTransition,
   HealthUnimplemented,
   EndpointEjected,
+  EjectionUnenforced,
   EndpointReturned,
   EjectionAlgorithm,
 } from './events.js';

@@ -14,7 +14,7 @@
  * @module
  */
 import type { Channel, ChannelCredentials, ChannelOptions, ServiceDefinition } from '@grpc/grpc-js';
-import { type P2cOptions, p2c } from '@grpc-tower/balance';
+import { type Balancer, type P2cOptions, p2c } from '@grpc-tower/balance';
 import {
   ConfigError,
   type Endpoint,
@@ -46,11 +46,12 @@ import {
 } from '@grpc-tower/discover';
 import {
   type HealthCheckOptions,
+  type HealthEvent,
   type OutlierDetectionOptions,
   healthChecked,
   outlierDetection,
 } from '@grpc-tower/health';
-import { type RetryPolicy, retry, retryBudget } from '@grpc-tower/retry';
+import { type RetryLayer, type RetryPolicy, retry, retryBudget } from '@grpc-tower/retry';
 import { isIP } from 'node:net';
 import type { Observable } from 'rxjs';
 import { etcdSource } from './etcd.js';
@@ -132,6 +133,57 @@ export interface TowerOptions {
   };
   /** Request replay limits of the channel (gRPC A6): per call 1 MiB, per channel 16 MiB by default. */
   readonly replay?: CreateChannelOptions['replay'];
+  /**
+   * Metrics and traces of the whole stack: `telemetry()` from
+   * `@grpc-tower/telemetry` (OpenTelemetry; register the SDK before creating
+   * the channel). Its call layer runs outermost, its attempt layer just
+   * above the balancer; it follows every endpoint's connection, the
+   * balancer, the health checks, the outlier detector, discovery and the
+   * retry budget, and stops when the channel closes. Default: none.
+   */
+  readonly telemetry?: TowerTelemetry;
+}
+
+/**
+ * What {@link TowerOptions.telemetry} takes: `@grpc-tower/telemetry`'s
+ * `telemetry()` is one; any object of this shape will do.
+ *
+ * @example
+ * ```ts
+ * import { telemetry } from '@grpc-tower/telemetry';
+ * const t: TowerTelemetry = telemetry();
+ * ```
+ */
+export interface TowerTelemetry {
+  /** The telemetry of one channel, labelled with its canonical target. */
+  instrument(target: string): TowerInstrumentation;
+}
+
+/**
+ * One channel's telemetry, as {@link towerChannel} wires it.
+ *
+ * @example
+ * ```ts
+ * const ins: TowerInstrumentation = telemetry().instrument('dns:///orders:50051');
+ * ```
+ */
+export interface TowerInstrumentation {
+  /** The outermost layer (one run per call). */
+  readonly calls: Layer<GrpcRequest, GrpcResponse>;
+  /** The layer just above the balancer (one run per attempt). */
+  readonly attempts: Layer<GrpcRequest, GrpcResponse>;
+  /** Follows an endpoint's own connection (before health gating); returns it. */
+  endpoint<E extends Endpoint<GrpcRequest, GrpcResponse>>(endpoint: E): E;
+  /** Reads the other parts of the stack. */
+  observe(parts: {
+    readonly balancer?: Balancer<GrpcRequest, GrpcResponse, string>;
+    readonly health?: Observable<HealthEvent>;
+    readonly outlier?: Observable<HealthEvent>;
+    readonly discovery?: unknown;
+    readonly retry?: RetryLayer;
+  }): void;
+  /** Stops watching; called after the channel's stack closed. */
+  close(): void;
 }
 
 const WHERE = 'towerChannel';
@@ -141,8 +193,9 @@ const isCredentials = (x: unknown): x is ChannelCredentials =>
   typeof x === 'object' && x !== null && typeof (x as { _isSecure?: unknown })._isSecure === 'function';
 
 /**
- * The balancer with the outlier detector's close joined to its own, so
- * that closing the channel releases the detector's timer too.
+ * The balancer with the outlier detector's and the telemetry's close joined
+ * to its own, so that closing the channel releases the detector's timer
+ * and the telemetry's subscriptions too.
  */
 class ClosingWith implements Stack<GrpcRequest, GrpcResponse> {
   readonly call: (req: GrpcRequest, ctx: CallContext) => Promise<GrpcResponse>;
@@ -232,6 +285,14 @@ export function towerChannel(
   }
   checkEndpointOptions(options);
   checkLayers(options.layers);
+  if (
+    options.telemetry !== undefined &&
+    (typeof options.telemetry !== 'object' ||
+      options.telemetry === null ||
+      typeof options.telemetry.instrument !== 'function')
+  ) {
+    throw new ConfigError(WHERE, 'telemetry', options.telemetry, "telemetry() from '@grpc-tower/telemetry'");
+  }
   const authority = options.authority ?? (parsed.scheme === 'dns' ? hostNameOf(parsed.host) : undefined);
   // endpoint options are checked here, once, rather than at the first discovered address
   const endpointOptions = {
@@ -258,7 +319,7 @@ export function towerChannel(
 interface Parts {
   readonly health: ReturnType<typeof healthChecked> | undefined;
   readonly detector: ReturnType<typeof outlierDetection> | undefined;
-  readonly retries: GrpcLayer | undefined;
+  readonly retries: RetryLayer | undefined;
   readonly deadline: GrpcLayer | undefined;
 }
 
@@ -269,6 +330,7 @@ function build(
   { health, detector, retries, deadline }: Parts,
 ): TowerChannel {
   const source = sourceOf(parsed, options);
+  const telemetry = options.telemetry?.instrument(parsed.canonical);
   const endpoints = connect(
     source,
     (a: DiscoveredAddress): Endpoint<GrpcRequest, GrpcResponse> => {
@@ -276,19 +338,34 @@ function build(
         a.address,
         a.weight === undefined ? endpointOptions : { ...endpointOptions, weight: a.weight },
       );
+      telemetry?.endpoint(ep);
       const checked = health === undefined ? ep : health(ep);
       return detector === undefined ? checked : detector.wrap(checked);
     },
     options.connect,
   );
   const balancer = p2c(endpoints, { ...options.balancer, target: parsed.canonical });
+  telemetry?.observe({
+    balancer,
+    ...(health === undefined ? {} : { health: health.events$ }),
+    ...(detector === undefined ? {} : { outlier: detector.events$ }),
+    discovery: source,
+    ...(retries === undefined ? {} : { retry: retries }),
+  });
   let builder = new ServiceBuilder<GrpcRequest, GrpcResponse>();
+  if (telemetry !== undefined) builder = builder.layer(telemetry.calls);
   for (const layer of options.layers?.outer ?? []) builder = builder.layer(layer);
   if (deadline !== undefined) builder = builder.layer(deadline);
   if (retries !== undefined) builder = builder.layer(retries);
   for (const layer of options.layers?.inner ?? []) builder = builder.layer(layer);
+  if (telemetry !== undefined) builder = builder.layer(telemetry.attempts);
   const innermost: Stack<GrpcRequest, GrpcResponse> =
-    detector === undefined ? balancer : new ClosingWith(balancer, () => detector.close());
+    detector === undefined && telemetry === undefined
+      ? balancer
+      : new ClosingWith(balancer, () => {
+          detector?.close();
+          telemetry?.close();
+        });
   return createChannel(builder.service(innermost), {
     target: parsed.canonical,
     ...(options.services === undefined ? {} : { services: options.services }),

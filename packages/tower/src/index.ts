@@ -23,7 +23,14 @@
  * ```
  * @packageDocumentation
  */
-export { towerChannel, towerClientOptions, asGrpcChannel, type TowerOptions } from './channel.js';
+export {
+  towerChannel,
+  towerClientOptions,
+  asGrpcChannel,
+  type TowerOptions,
+  type TowerTelemetry,
+  type TowerInstrumentation,
+} from './channel.js';
 export {
   parseTarget,
   InvalidTargetError,

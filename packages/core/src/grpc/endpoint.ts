@@ -478,6 +478,8 @@ class Attempt implements ResponseStream {
   #writing = false;
   #halfClosed = false;
   #restarts = 0;
+  /** Bytes of response messages received on this attempt. */
+  #receivedBytes = 0;
   #resolveDone: ((s: StatusObject) => void) | undefined;
   #done: Promise<StatusObject> | undefined;
 
@@ -612,6 +614,7 @@ class Attempt implements ResponseStream {
   onReceiveMessage(msg: Buffer): void {
     const inner = this.#inner as Call;
     this.#innerReadOutstanding = false;
+    this.#receivedBytes += msg.length;
     this.#queue.push(msg);
     if (!this.#committed) {
       if (this.#commitAt === 'status') {
@@ -648,6 +651,7 @@ class Attempt implements ResponseStream {
     this.#writing = false;
     this.#halfClosed = false;
     this.#queue.length = 0;
+    this.#receivedBytes = 0;
     if (!this.#open()) {
       this.#offAbort?.();
       return true;
@@ -695,11 +699,15 @@ class Attempt implements ResponseStream {
       return;
     }
     this.#ctx.note('response', this.#address);
+    const attempt = this;
     this.#resolve({
       endpoint: this.#address,
       headers,
       stream: this,
       done: this.done,
+      get receivedBytes() {
+        return attempt.#receivedBytes;
+      },
     });
   }
 
@@ -796,6 +804,12 @@ class CompleteResponse implements GrpcResponse {
   get done(): Promise<StatusObject> {
     this.#done ??= Promise.resolve(this.unary.status);
     return this.#done;
+  }
+
+  get receivedBytes(): number {
+    let bytes = 0;
+    for (const m of this.unary.messages) bytes += m.length;
+    return bytes;
   }
 }
 

@@ -112,6 +112,7 @@ export class RequestMessages {
   #ended = false;
   #replayable = true;
   #retained = 0;
+  #bytes = 0;
   #readers = new Set<Reader>();
   #disposed = false;
 
@@ -143,6 +144,11 @@ export class RequestMessages {
     return this.#slots.length;
   }
 
+  /** Bytes of every message written so far (serialized, before compression). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   /** Bytes currently retained for replay. */
   get retainedBytes(): number {
     return this.#retained;
@@ -155,6 +161,7 @@ export class RequestMessages {
       return;
     }
     const bytes = data.length;
+    this.#bytes += bytes;
     this.#slots.push({ message: { data, flags }, bytes, callback });
     if (this.#replayable) {
       if (this.#retained + bytes <= this.#perCallBytes && (this.#budget?.tryReserve(bytes) ?? true)) {

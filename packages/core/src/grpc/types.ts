@@ -121,6 +121,13 @@ export interface GrpcResponse {
   readonly stream: ResponseStream;
   /** Settles with the final status (never rejects), for layers that observe outcomes. */
   readonly done: Promise<StatusObject>;
+  /**
+   * Bytes of response messages the attempt received so far (all of them
+   * once `done` settles): the serialized messages as grpc-js hands them
+   * over, after any decompression. `grpcEndpoint`'s responses carry it; a
+   * response made elsewhere may not.
+   */
+  readonly receivedBytes?: number;
 }
 
 /**

@@ -229,6 +229,21 @@ describe('outlierDetection: the ejection share', () => {
     expect(eps.filter((e) => e.readiness === 'ready')).toHaveLength(n - max);
   });
 
+  test('an outlier over maxEjectionPercent is reported unenforced (A91), once per run of failures', async () => {
+    const { servers: all, events, eps } = await setup(3, { maxEjectionPercent: 10, baseEjectionTimeMs: 60_000 });
+    for (const s of all) s.failNext(1000, Status.UNAVAILABLE);
+    for (let round = 0; round < 3; round++) for (const ep of eps) await calls(ep, 5);
+    const [ejected] = ejections(events);
+    const unenforced = events.filter((e) => e.type === 'unenforced');
+    expect(unenforced).toHaveLength(2);
+    for (const e of unenforced) {
+      expect(e).toMatchObject({ algorithm: 'consecutive-failures', because: 'max-ejection-percent' });
+    }
+    expect(new Set(unenforced.map((e) => e.endpoint))).toEqual(
+      new Set(all.map((s) => s.address).filter((a) => a !== ejected!.endpoint)),
+    );
+  });
+
   test('when an ejected endpoint returns, another one may take its place', async () => {
     // a base long enough for the five refused calls to B to end while A is out
     const {
@@ -326,6 +341,23 @@ describe('outlierDetection: A50 rate algorithms', () => {
     detector.sweep();
     expect(ejections(events)).toEqual([]);
     expect(detector.stats().endpoints[0]).toMatchObject({ failures: 0, successes: 0 });
+  });
+
+  test('failure percentage: an outlier the enforcement percentage spares is reported unenforced', async () => {
+    const {
+      servers: [a],
+      detector,
+      events,
+      eps,
+    } = await setup(3, {
+      consecutiveFailures: 0,
+      failurePercentageEjection: { threshold: 50, enforcementPercentage: 0, minimumHosts: 3, requestVolume: 10 },
+    });
+    await traffic(eps, a!, 8);
+    detector.sweep();
+    expect(events.filter((e) => e.type === 'unenforced')).toEqual([
+      { type: 'unenforced', endpoint: a!.address, algorithm: 'failure-percentage', because: 'enforcement-percentage' },
+    ]);
   });
 });
 

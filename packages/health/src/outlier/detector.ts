@@ -59,13 +59,12 @@ import {
   toGrpcTowerError,
 } from '@grpc-tower/core';
 import {
-  type DeadlineRule,
   deadlineHadFairChance,
   failureOrigin,
   isEndpoint,
 } from '@grpc-tower/core/internal';
 import { BehaviorSubject, type Observable, Subject, type Subscription, distinctUntilChanged } from 'rxjs';
-import type { EjectionAlgorithm, HealthEvent } from '../events.js';
+import type { EjectionAlgorithm, EjectionUnenforced, HealthEvent } from '../events.js';
 import { connectedOf } from '../pick/connected.js';
 import {
   type OutlierDetectionOptions,
@@ -355,19 +354,41 @@ export class OutlierDetector {
     entry.consecutive++;
     entry.lastFailure = reason;
     const threshold = this.options.consecutiveFailures;
-    if (threshold > 0 && entry.consecutive >= threshold && !entry.ejected && this.#canEject()) {
-      const n = entry.consecutive;
-      this.#eject(
-        entry,
-        'consecutive-failures',
-        `${n} consecutive failures, the last ${entry.lastFailure}`,
-        clock(),
-      );
+    if (threshold <= 0 || entry.consecutive < threshold || entry.ejected) return;
+    if (!this.#canEject()) {
+      // once per run of failures, not once per failure past the threshold
+      if (entry.consecutive === threshold)
+        this.#unenforced(entry, 'consecutive-failures', 'max-ejection-percent');
+      return;
     }
+    const n = entry.consecutive;
+    this.#eject(
+      entry,
+      'consecutive-failures',
+      `${n} consecutive failures, the last ${entry.lastFailure}`,
+      clock(),
+    );
   }
 
   #canEject(): boolean {
     return this.#ejectedCount() < this.maxEjected;
+  }
+
+  #unenforced(entry: Entry, algorithm: EjectionAlgorithm, because: EjectionUnenforced['because']): void {
+    this.#events.next({ type: 'unenforced', endpoint: entry.address, algorithm, because });
+  }
+
+  /** Whether an outlier found by `rule` is ejected now; reports it when it is not. */
+  #enforce(entry: Entry, algorithm: EjectionAlgorithm, enforcementPercentage: number): boolean {
+    if (!this.#canEject()) {
+      this.#unenforced(entry, algorithm, 'max-ejection-percent');
+      return false;
+    }
+    if (this.options.random() * 100 >= enforcementPercentage) {
+      this.#unenforced(entry, algorithm, 'enforcement-percentage');
+      return false;
+    }
+    return true;
   }
 
   #eject(entry: Entry, algorithm: EjectionAlgorithm, reason: string, now: number): void {
@@ -436,8 +457,8 @@ export class OutlierDetector {
     const threshold = mean - (stdev * rule.stdevFactor) / 1000;
     judged.forEach((e, i) => {
       const rate = rates[i]!;
-      if (e.ejected || rate >= threshold || !this.#canEject()) return;
-      if (this.options.random() * 100 >= rule.enforcementPercentage) return;
+      if (e.ejected || rate >= threshold) return;
+      if (!this.#enforce(e, 'success-rate', rule.enforcementPercentage)) return;
       const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
       this.#eject(
         e,
@@ -456,8 +477,8 @@ export class OutlierDetector {
       const volume = e.inactive.successes + e.inactive.failures;
       if (e.ejected || volume < rule.requestVolume) continue;
       const failedPct = (e.inactive.failures / volume) * 100;
-      if (failedPct < rule.threshold || !this.#canEject()) continue;
-      if (this.options.random() * 100 >= rule.enforcementPercentage) continue;
+      if (failedPct < rule.threshold) continue;
+      if (!this.#enforce(e, 'failure-percentage', rule.enforcementPercentage)) continue;
       this.#eject(
         e,
         'failure-percentage',

@@ -22,7 +22,9 @@
  */
 import {
   type CallContext,
+  CallRetries,
   CancelledError,
+  type RetryTally,
   type GrpcTowerError,
   type Service,
   Status,
@@ -264,6 +266,8 @@ class HedgeCall {
   #offAbort: (() => void) | undefined;
   #resolve!: (res: GrpcResponse) => void;
   #reject!: (err: unknown) => void;
+  /** The call's retry counts, when a layer above asked for them (telemetry). */
+  readonly #tally: RetryTally | undefined;
 
   constructor(inner: Service<GrpcRequest, GrpcResponse>, shared: Shared, req: GrpcRequest, ctx: CallContext) {
     this.#inner = inner;
@@ -272,6 +276,7 @@ class HedgeCall {
     this.#ctx = ctx;
     this.#settings = shared.policy.forMethod(req.method);
     this.#budget = shared.policy.budget;
+    this.#tally = ctx.get(CallRetries);
   }
 
   run(): Promise<GrpcResponse> {
@@ -311,6 +316,7 @@ class HedgeCall {
           return false;
         }
         this.#shared.counters.hedges++;
+        if (this.#tally !== undefined) this.#tally.hedges++;
       }
       this.#counted++;
     } else if (!this.#req.messages.replayable) {
@@ -409,6 +415,7 @@ class HedgeCall {
       this.#emitFailed(h, err, false);
       this.#transparentUsed = true;
       this.#shared.counters.transparentRetries++;
+      if (this.#tally !== undefined) this.#tally.transparentRetries++;
       this.#launch(true);
       return;
     }

@@ -36,6 +36,8 @@
 import {
   AttemptTimeoutError,
   type CallContext,
+  CallRetries,
+  type RetryTally,
   type GrpcTowerError,
   type Service,
   Status,
@@ -307,6 +309,8 @@ class RetryCall {
   #step = 0;
   #verdict: Verdict | undefined;
   #gaveUp: GiveUpReason | undefined;
+  /** The call's retry counts, when a layer above asked for them (telemetry). */
+  readonly #tally: RetryTally | undefined;
 
   constructor(inner: Service<GrpcRequest, GrpcResponse>, shared: Shared, req: GrpcRequest, ctx: CallContext) {
     this.#inner = inner;
@@ -315,6 +319,7 @@ class RetryCall {
     this.#ctx = ctx;
     this.#settings = shared.policy.forMethod(req.method);
     this.#budget = shared.policy.budget;
+    this.#tally = ctx.get(CallRetries);
   }
 
   run(): Promise<GrpcResponse> {
@@ -395,6 +400,7 @@ class RetryCall {
     ) {
       this.#transparentUsed = true;
       this.#shared.counters.transparentRetries++;
+      if (this.#tally !== undefined) this.#tally.transparentRetries++;
       this.#shared.events.emit(() => ({
         type: 'retry',
         method: this.#req.method,
@@ -536,6 +542,11 @@ class RetryCall {
       return this.#stop('budget');
     }
     this.#shared.counters.retries++;
+    const tally = this.#tally;
+    if (tally !== undefined) {
+      tally.retries++;
+      tally.delayMs += delayMs;
+    }
     this.#shared.events.emit(() => ({
       type: 'retry',
       method: this.#req.method,

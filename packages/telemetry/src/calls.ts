@@ -1,0 +1,282 @@
+/**
+ * The two per-call layers: `calls` (outermost, one run per call) records
+ * the call's duration and retry counts and opens the call span; `attempts`
+ * (just above the balancer, one run per attempt: the first, each retry,
+ * each hedge, each transparent re-send) records the attempt's metrics,
+ * opens the attempt span as a child of the call's, and writes its trace
+ * context into the attempt's metadata.
+ *
+ * The retry counts come from the retry and hedging layers themselves: the
+ * call's record sits in the context under core's `CallRetries`, and those
+ * layers add to it as they decide (no second bookkeeping here).
+ *
+ * @module
+ */
+import {
+  type CallContext,
+  CallRetries,
+  type Layer,
+  type RetryTally,
+  Status,
+  type StatusCode,
+  toGrpcTowerError,
+} from '@grpc-tower/core';
+import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
+import {
+  type Context,
+  type Counter,
+  type Histogram,
+  type Meter,
+  type Span,
+  SpanStatusCode,
+  type TextMapPropagator,
+  type TextMapSetter,
+  type Tracer,
+  context,
+  trace,
+} from '@opentelemetry/api';
+import type { LabelCache, MethodLabels } from './labels.js';
+import { COUNT_BUCKETS, LATENCY_BUCKETS_S, MetricNames, SIZE_BUCKETS_BY } from './names.js';
+
+type GrpcLayer = Layer<GrpcRequest, GrpcResponse>;
+type Metadata = GrpcRequest['metadata'];
+
+/** The per-call and per-attempt instruments (gRFC A66 and A96). */
+export interface CallInstruments {
+  readonly attemptStarted: Counter;
+  readonly attemptDuration: Histogram;
+  readonly sentSize: Histogram;
+  readonly rcvdSize: Histogram;
+  readonly callDuration: Histogram;
+  readonly retries: Histogram;
+  readonly transparentRetries: Histogram;
+  readonly hedges: Histogram;
+  readonly retryDelay: Histogram;
+}
+
+/** Creates the per-call instruments on `meter`, with A66's and A96's units and buckets. */
+export function callInstruments(meter: Meter): CallInstruments {
+  const latency = (name: string, description: string) =>
+    meter.createHistogram(name, {
+      description,
+      unit: 's',
+      advice: { explicitBucketBoundaries: [...LATENCY_BUCKETS_S] },
+    });
+  const size = (name: string, description: string) =>
+    meter.createHistogram(name, {
+      description,
+      unit: 'By',
+      advice: { explicitBucketBoundaries: [...SIZE_BUCKETS_BY] },
+    });
+  const count = (name: string, unit: string, description: string) =>
+    meter.createHistogram(name, {
+      description,
+      unit,
+      advice: { explicitBucketBoundaries: [...COUNT_BUCKETS] },
+    });
+  return {
+    attemptStarted: meter.createCounter(MetricNames.attemptStarted, {
+      description: 'Attempts started, retries, hedges and transparent re-sends included.',
+      unit: '{attempt}',
+    }),
+    attemptDuration: latency(MetricNames.attemptDuration, 'From the start of an attempt to its end.'),
+    sentSize: size(
+      MetricNames.attemptSentSize,
+      'Bytes of request messages an attempt sent (serialized, before any grpc-js compression).',
+    ),
+    rcvdSize: size(
+      MetricNames.attemptRcvdSize,
+      'Bytes of response messages an attempt received (serialized, after any decompression).',
+    ),
+    callDuration: latency(
+      MetricNames.callDuration,
+      'From the start of a call to its end, every attempt and backoff included.',
+    ),
+    retries: count(MetricNames.callRetries, '{retry}', 'Retries of a call that had any.'),
+    transparentRetries: count(
+      MetricNames.callTransparentRetries,
+      '{transparent_retry}',
+      'Transparent re-sends of a call that had any.',
+    ),
+    hedges: count(MetricNames.callHedges, '{hedge}', 'Hedged attempts of a call that had any.'),
+    retryDelay: latency(
+      MetricNames.callRetryDelay,
+      'Time a retried call spent in backoff, no attempt in flight.',
+    ),
+  };
+}
+
+/** Where the tracing of a stack goes. */
+export interface Tracing {
+  readonly tracer: Tracer;
+  readonly propagator: Pick<TextMapPropagator, 'inject'>;
+}
+
+const metadataSetter: TextMapSetter<Metadata> = {
+  set(carrier, key, value) {
+    carrier.set(key, value);
+  },
+};
+
+/** One call as the telemetry layers follow it: its retry counts, its start and its span. */
+class CallRecord implements RetryTally {
+  retries = 0;
+  transparentRetries = 0;
+  hedges = 0;
+  delayMs = 0;
+  readonly start: number;
+  readonly span: Span | undefined;
+  /** The OpenTelemetry context with the call span, the parent of its attempts'. */
+  readonly otel: Context | undefined;
+
+  constructor(start: number, span: Span | undefined, otel: Context | undefined) {
+    this.start = start;
+    this.span = span;
+    this.otel = otel;
+  }
+}
+
+const endSpan = (span: Span, code: StatusCode, message: string | undefined): void => {
+  span.setAttribute('rpc.grpc.status_code', code);
+  if (code !== Status.OK) span.setStatus({ code: SpanStatusCode.ERROR, ...(message ? { message } : {}) });
+  span.end();
+};
+
+/** The code, message and endpoint of a failed call or attempt. */
+const failureOf = (err: unknown): { code: StatusCode; message: string; endpoint: string | undefined } => {
+  const e = toGrpcTowerError(err);
+  return { code: e.code, message: e.message, endpoint: e.endpoint };
+};
+
+/**
+ * The outermost layer: `grpc.client.call.duration`, A96's retry metrics,
+ * and the call span (a child of the active OpenTelemetry context).
+ */
+export function callsLayer(
+  labels: LabelCache,
+  meters: CallInstruments | undefined,
+  tracing: Tracing | undefined,
+): GrpcLayer {
+  const finish = (l: MethodLabels, rec: CallRecord, code: StatusCode, message: string | undefined): void => {
+    if (meters !== undefined) {
+      meters.callDuration.record((performance.now() - rec.start) / 1000, l.status(code));
+      if (rec.retries > 0) {
+        meters.retries.record(rec.retries, l.base);
+        meters.retryDelay.record(rec.delayMs / 1000, l.base);
+      }
+      if (rec.transparentRetries > 0) meters.transparentRetries.record(rec.transparentRetries, l.base);
+      if (rec.hedges > 0) meters.hedges.record(rec.hedges, l.base);
+    }
+    if (rec.span !== undefined) endSpan(rec.span, code, message);
+  };
+  return (inner) => ({
+    call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
+      const l = labels.of(req);
+      let span: Span | undefined;
+      let otel: Context | undefined;
+      if (tracing !== undefined) {
+        const parent = context.active();
+        const s = tracing.tracer.startSpan(l.spanName, l.callSpan, parent);
+        if (s.isRecording()) {
+          span = s;
+          otel = trace.setSpan(parent, s);
+        }
+      }
+      const rec = new CallRecord(performance.now(), span, otel);
+      return inner.call(req, ctx.withValue(CallRetries, rec)).then(
+        (res) => {
+          if (res.unary !== undefined) finish(l, rec, Status.OK, undefined);
+          else void res.done.then((s) => finish(l, rec, s.code as StatusCode, s.details));
+          return res;
+        },
+        (err: unknown) => {
+          const f = failureOf(err);
+          finish(l, rec, f.code, f.message);
+          throw err;
+        },
+      );
+    },
+  });
+}
+
+/**
+ * The layer above the balancer: A66's attempt metrics, and the attempt
+ * span (a child of the call span when the calls layer is above, else of the
+ * active context) whose context goes into the attempt's metadata.
+ */
+export function attemptsLayer(
+  labels: LabelCache,
+  meters: CallInstruments | undefined,
+  tracing: Tracing | undefined,
+): GrpcLayer {
+  const finish = (
+    l: MethodLabels,
+    req: GrpcRequest,
+    start: number,
+    span: Span | undefined,
+    code: StatusCode,
+    endpoint: string | undefined,
+    received: number,
+    message: string | undefined,
+  ): void => {
+    if (meters !== undefined) {
+      const attrs = l.status(code);
+      meters.attemptDuration.record((performance.now() - start) / 1000, attrs);
+      meters.sentSize.record(req.messages.bytes, attrs);
+      meters.rcvdSize.record(received, attrs);
+    }
+    if (span !== undefined) {
+      if (endpoint !== undefined) span.setAttributes(labels.server(endpoint));
+      endSpan(span, code, message);
+    }
+  };
+  return (inner) => ({
+    call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
+      const l = labels.of(req);
+      const start = performance.now();
+      meters?.attemptStarted.add(1, l.base);
+      let span: Span | undefined;
+      let sent = req;
+      if (tracing !== undefined) {
+        const rec = ctx.get(CallRetries);
+        // below a calls layer, an attempt is traced when its call is
+        const parent = rec instanceof CallRecord ? rec.otel : context.active();
+        if (parent !== undefined) {
+          const s = tracing.tracer.startSpan(l.attemptName, l.attemptSpan(req.attempt), parent);
+          if (s.isRecording()) {
+            span = s;
+            const metadata = req.metadata.clone();
+            tracing.propagator.inject(trace.setSpan(parent, s), metadata, metadataSetter);
+            sent = { ...req, metadata };
+          }
+        }
+      }
+      return inner.call(sent, ctx).then(
+        (res) => {
+          if (res.unary !== undefined) {
+            finish(l, req, start, span, Status.OK, res.endpoint, res.receivedBytes ?? 0, undefined);
+          } else {
+            void res.done.then((s) =>
+              finish(
+                l,
+                req,
+                start,
+                span,
+                s.code as StatusCode,
+                res.endpoint,
+                res.receivedBytes ?? 0,
+                s.details,
+              ),
+            );
+          }
+          return res;
+        },
+        (err: unknown) => {
+          const f = failureOf(err);
+          finish(l, req, start, span, f.code, f.endpoint, 0, f.message);
+          throw err;
+        },
+      );
+    },
+  });
+}
