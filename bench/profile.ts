@@ -4,7 +4,7 @@
  * process) under V8's sampling profiler, only while the loop runs, and
  * prints the self time per function and per file in µs per call.
  *
- *   npx tsx --conditions=@grpc-tower/source bench/profile.ts [plain|bare|full|timeout|retry|health|outlier|p2c]
+ *   npx tsx --conditions=@grpc-tower/source bench/profile.ts [plain|bare|full|telemetry|timeout|retry|health|outlier|p2c]
  *     [--ms 6000] [--top 40] [--out file.cpuprofile]
  *
  * The profiler's own sampling costs a little; compare profiles with each
@@ -18,6 +18,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { staticList } from '@grpc-tower/discover';
 import { closedLoop } from './lib/load.js';
+import { startBenchSdk } from './lib/otel.js';
 import { HOSTS, spawnServers, stopServers } from './lib/servers.js';
 import {
   type Contender,
@@ -110,6 +111,9 @@ function contender(which: string, address: string): Contender {
   if (which === 'plain') return plainClient(which, address);
   if (which === 'bare') return bareChannel(which, address);
   if (which === 'full') return fullStack(which, staticList([address]), { target: address });
+  if (which === 'telemetry') {
+    return fullStack(which, staticList([address]), { target: address, telemetry: startBenchSdk().telemetry });
+  }
   if (which in LAYER_STACKS) return LAYER_STACKS[which as LayerName](which, address);
   throw new Error(`unknown client ${which}`);
 }

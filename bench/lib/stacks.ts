@@ -9,7 +9,9 @@
  *   `createChannel`, no other layer (to compare balancing policies alone);
  * - {@link fullStack}: the stack a user is told to run — discovery →
  *   `connect` → health checking → outlier detection → `p2c` (PeakEWMA by
- *   default) → `retry` with a retry budget → `timeout` → `createChannel`.
+ *   default) → `retry` with a retry budget → `timeout` → `createChannel`;
+ *   with `telemetry`, its call layer outermost and its attempt layer above
+ *   the balancer, as `towerChannel` places them.
  *
  * @module
  */
@@ -19,6 +21,7 @@ import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from
 import { type Discover, type DiscoveredAddress, connect, staticList } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
+import type { Telemetry } from '@grpc-tower/telemetry';
 import { type EchoProtoClient, createEchoClient, insecure, loadEchoPackage } from '@grpc-tower/testing';
 
 /**
@@ -180,19 +183,31 @@ export const FULL_STACK = {
 export function fullStack(
   name: string,
   addresses: Discover<string, DiscoveredAddress>,
-  options: { readonly target?: string; readonly load?: LoadMetric } = {},
+  options: { readonly target?: string; readonly load?: LoadMetric; readonly telemetry?: Telemetry } = {},
 ): Contender {
   const target = options.target ?? 'bench';
   const health = healthChecked();
   const detector = outlierDetection();
-  const endpoints = connect(addresses, (a) =>
-    detector.wrap(health(grpcEndpoint(a.address, { credentials: insecure }))),
-  );
+  const ins = options.telemetry?.instrument(target);
+  const endpoints = connect(addresses, (a) => {
+    const ep = grpcEndpoint(a.address, { credentials: insecure });
+    ins?.endpoint(ep);
+    return detector.wrap(health(ep));
+  });
   const balancer = p2c(endpoints, { target, load: options.load ?? peakEwma() });
-  const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
-    .layer(timeout({ ms: FULL_STACK.timeoutMs }))
-    .layer(retry({ budget: retryBudget() }))
-    .service(balancer);
+  const retries = retry({ budget: retryBudget() });
+  ins?.observe({
+    balancer,
+    health: health.events$,
+    outlier: detector.events$,
+    discovery: addresses,
+    retry: retries,
+  });
+  let builder = new ServiceBuilder<GrpcRequest, GrpcResponse>();
+  if (ins !== undefined) builder = builder.layer(ins.calls);
+  builder = builder.layer(timeout({ ms: FULL_STACK.timeoutMs })).layer(retries);
+  if (ins !== undefined) builder = builder.layer(ins.attempts);
+  const stack = builder.service(balancer);
   const channel = createChannel(stack, {
     target,
     services: [loadEchoPackage().EchoService],
@@ -206,6 +221,7 @@ export function fullStack(
       client.close();
       await channel.closeAsync();
       detector.close();
+      ins?.close();
     },
   };
 }

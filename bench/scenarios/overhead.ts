@@ -16,6 +16,14 @@
  * ≤ 1.15× (full) and ≤ 1.05× (bare) of grpc-js's; the full stack's
  * sequential p50 within 25 µs and its p99 within 1.1× of grpc-js's.
  *
+ * Telemetry: the full stack with `@grpc-tower/telemetry`'s layers and
+ * observers, once recording into the OpenTelemetry SDK (metrics into an
+ * in-memory reader, collected between runs; every call and attempt traced
+ * into the in-memory span exporter through a batch processor) and once
+ * with no SDK. Targets: with the SDK ≤ 5 µs of client CPU per call over the
+ * full stack; with none, no measurable difference (≤ 1.5 µs, below the
+ * machine's noise).
+ *
  * Per layer: the bare channel with one layer of the full stack added
  * (timeout, retry, health checking, outlier detection, p2c), each measured
  * in the same rounds with the same closed loop; the table gives the client
@@ -24,7 +32,9 @@
  * @module
  */
 import { staticList } from '@grpc-tower/discover';
+import { telemetry } from '@grpc-tower/telemetry';
 import { closedLoop, sequential } from '../lib/load.js';
+import { startBenchSdk } from '../lib/otel.js';
 import { roundOrder } from '../lib/rounds.js';
 import { type ScenarioBody, type ScenarioOptions, target } from '../lib/schema.js';
 import { HOSTS, spawnServers, stopServers } from '../lib/servers.js';
@@ -44,6 +54,8 @@ import { RoundRecorder, percentile, sortedSamples } from '../lib/stats.js';
 const BASE = 'grpc-js';
 const BARE = 'createChannel (bare)';
 const FULL = 'createChannel (full stack)';
+const TELEMETRY = 'full stack + telemetry (SDK: metrics, traces)';
+const TELEMETRY_OFF = 'full stack + telemetry (no SDK)';
 const LAYERS = Object.keys(LAYER_STACKS) as LayerName[];
 const layerRow = (layer: LayerName): string => `bare + ${LAYER_DESCRIPTIONS[layer]}`;
 
@@ -66,16 +78,28 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
   const servers = await spawnServers([{ host: HOSTS.overhead[0], name: 'server', health: true }]);
   const server = servers[0]!;
   const contenders: Contender[] = [];
+  const sdk = startBenchSdk();
   try {
     contenders.push(
       plainClient(BASE, server.address),
       bareChannel(BARE, server.address),
       fullStack(FULL, staticList([server.address]), { target: server.address }),
+      fullStack(TELEMETRY, staticList([server.address]), {
+        target: server.address,
+        telemetry: sdk.telemetry,
+      }),
+      // no SDK registered globally: the API's no-op providers
+      fullStack(TELEMETRY_OFF, staticList([server.address]), {
+        target: server.address,
+        telemetry: telemetry(),
+      }),
     );
     const layered = LAYERS.map((layer) => LAYER_STACKS[layer](layerRow(layer), server.address));
     contenders.push(...layered);
-    const main = contenders.slice(0, 3);
+    const main = contenders.slice(0, 5);
+    let spans = 0;
     for (const c of contenders) await closedLoop(c.client, { concurrency, durationMs: warmupMs });
+    await sdk.drain();
 
     const rec = new RoundRecorder();
     let failures = 0;
@@ -84,6 +108,8 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
         const loop = await closedLoop(c.client, { concurrency, durationMs: throughputMs });
         const seq = await sequential(c.client, sequentialCalls);
         failures += loop.failures + seq.failures;
+        // a scrape and an export, between runs
+        if (c.name === TELEMETRY) spans += (await sdk.drain()).spans;
         const loaded = sortedSamples(loop.latencies);
         const unloaded = sortedSamples(seq.latencies);
         rec.add(c.name, 'rps', (loop.calls / loop.elapsedMs) * 1000);
@@ -118,6 +144,11 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
       rec.difference(c.name, BASE, 'p50Ms', 'p50DiffMs');
       rec.ratio(c.name, BASE, 'p99Ms', 'p99Ratio');
     }
+    for (const name of [FULL, TELEMETRY, TELEMETRY_OFF]) {
+      rec.difference(name, FULL, 'cpuUsPerCall', 'cpuOverFullUs');
+      rec.ratio(name, FULL, 'rps', 'rpsOverFull');
+      rec.difference(name, FULL, 'p50Ms', 'p50OverFullMs');
+    }
 
     const metrics = ['rps', 'rpsRatio', 'p50Ms', 'p99Ms', 'loadedP99Ms', 'cpuUsPerCall', 'cpuRatio'];
     const rows = main.map((c) => ({
@@ -130,6 +161,19 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
       name: c.name,
       ...(c.name === BARE ? { baseline: true } : {}),
       metrics: Object.fromEntries(layerMetrics.map((m) => [m, rec.spread(c.name, m)])),
+    }));
+    const telemetryMetrics = [
+      'cpuUsPerCall',
+      'cpuOverFullUs',
+      'rps',
+      'rpsOverFull',
+      'p50Ms',
+      'p50OverFullMs',
+    ];
+    const telemetryRows = [FULL, TELEMETRY, TELEMETRY_OFF].map((name) => ({
+      name,
+      ...(name === FULL ? { baseline: true } : {}),
+      metrics: Object.fromEntries(telemetryMetrics.map((m) => [m, rec.spread(name, m)])),
     }));
     const median = (row: string, metric: string) => rec.spread(row, metric).median;
     const ratio = (row: string) => median(row, 'rpsRatio');
@@ -144,7 +188,10 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
         'of the closed loop. Ratios are to grpc-js, round by round. Per layer: the bare channel with one ' +
         'layer of the full stack added, each measured right before or after a run of the bare channel (the ' +
         'order alternates by round); "added" is its client CPU per call minus that bare run\'s, and the ratio ' +
-        "its throughput over that bare run's.",
+        "its throughput over that bare run's. Telemetry: the full stack with `@grpc-tower/telemetry`, once " +
+        'recording into the OpenTelemetry SDK (an in-memory metric reader collected between runs, every call ' +
+        'and attempt traced into the in-memory span exporter through a batch processor) and once with no SDK; ' +
+        '"added" is its client CPU per call minus the full stack\'s in the same round.',
       rounds,
       config: { concurrency, throughputMs, sequentialCalls, warmupMs, layerMs, server: server.address },
       tables: [
@@ -160,6 +207,18 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
             { key: 'cpuRatio', label: 'CPU ratio', unit: '×', digits: 2, better: 'lower' },
           ],
           rows,
+        },
+        {
+          title: `telemetry over the full stack (${concurrency} in flight; differences round by round)`,
+          metrics: [
+            { key: 'cpuUsPerCall', label: 'client CPU', unit: 'µs/call', digits: 1, better: 'lower' },
+            { key: 'cpuOverFullUs', label: 'added', unit: 'µs/call', digits: 1, better: 'lower' },
+            { key: 'rps', label: 'calls/s', unit: '', digits: 0, better: 'higher' },
+            { key: 'rpsOverFull', label: 'ratio to full', unit: '×', digits: 3, better: 'higher' },
+            { key: 'p50Ms', label: 'p50', unit: 'ms', digits: 3, better: 'lower' },
+            { key: 'p50OverFullMs', label: 'p50 added', unit: 'ms', digits: 3, better: 'lower' },
+          ],
+          rows: telemetryRows,
         },
         {
           title: `client CPU each layer adds to the bare channel (${concurrency} in flight, ${layerMs / 1000} s runs, each paired with a bare run)`,
@@ -214,6 +273,26 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
           unit: '×',
         }),
         target({
+          id: 'overhead-telemetry-cpu',
+          description: 'client CPU per call that telemetry with the SDK adds to the full stack',
+          row: TELEMETRY,
+          metric: 'cpuOverFullUs',
+          op: '<=',
+          target: 5,
+          value: median(TELEMETRY, 'cpuOverFullUs'),
+          unit: 'µs',
+        }),
+        target({
+          id: 'overhead-telemetry-off-cpu',
+          description: 'client CPU per call that telemetry with no SDK adds to the full stack',
+          row: TELEMETRY_OFF,
+          metric: 'cpuOverFullUs',
+          op: '<=',
+          target: 1.5,
+          value: median(TELEMETRY_OFF, 'cpuOverFullUs'),
+          unit: 'µs',
+        }),
+        target({
           id: 'overhead-full-p50',
           description: 'full stack sequential p50 minus plain grpc-js p50',
           row: FULL,
@@ -234,10 +313,14 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
           unit: '×',
         }),
       ],
-      notes: failures > 0 ? [`${failures} calls failed during the measurement`] : [],
+      notes: [
+        ...(failures > 0 ? [`${failures} calls failed during the measurement`] : []),
+        `telemetry with the SDK: ${spans} spans exported over the measured runs (a call span and an attempt span per call)`,
+      ],
     };
   } finally {
     await closeAll(contenders);
+    await sdk.shutdown();
     await stopServers(servers);
   }
 }

@@ -98,6 +98,8 @@ test('the quick suite completes and writes every scenario with numbers, targets 
     expect.arrayContaining([
       'overhead-full-throughput',
       'overhead-bare-throughput',
+      'overhead-telemetry-cpu',
+      'overhead-telemetry-off-cpu',
       'heterogeneous-p99',
       'heterogeneous-p99-saturated',
       'churn-failed-calls',

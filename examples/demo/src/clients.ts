@@ -4,7 +4,9 @@
  * - grpc-tower: discovery (DNS, polled every second) → health (the
  *   `grpc.health.v1` Watch stream per server, plus outlier detection) →
  *   p2c with PeakEWMA load → retry (A6 rules, retry budget) → timeout,
- *   ending in a grpc-js `ChannelInterface` that the generated client uses.
+ *   ending in a grpc-js `ChannelInterface` that the generated client uses;
+ *   `@grpc-tower/telemetry` records its metrics (calls, attempts,
+ *   connections, picks, ejections…) into the `MeterProvider` it is given.
  * - grpc-js round_robin: the same proto-loader client on a plain grpc-js
  *   channel with a `dns://` target, the `round_robin` policy and an A6
  *   retry policy with the same limits as grpc-tower's, re-resolving at
@@ -24,12 +26,14 @@ import {
 import { connect, dns } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
+import { telemetry } from '@grpc-tower/telemetry';
 import {
   type EchoProtoClient,
   createEchoClient,
   ECHO_SERVICE_NAME,
   loadEchoPackage,
 } from '@grpc-tower/testing';
+import type { MeterProvider } from '@opentelemetry/api';
 
 /** What the load generator needs of a client. */
 export interface DemoClient {
@@ -47,6 +51,8 @@ export interface TowerDemoClient extends DemoClient {
   /** The balancer's view of `address`: its readiness, or `absent` once it left (drained and closed). */
   endpointState(address: string): Readiness | 'absent';
   readonly balancer: Balancer<GrpcRequest, GrpcResponse, string>;
+  /** The logical target, `dns:<name>:<port>`: the `grpc.target` label of its metrics. */
+  readonly target: string;
 }
 
 /** Where the servers are found. */
@@ -79,8 +85,25 @@ function unaryCall(client: EchoProtoClient, deadlineMs: number): Promise<string>
   });
 }
 
-/** The grpc-tower client over DNS discovery. */
-export function towerClient(target: DiscoveryTarget): TowerDemoClient {
+/**
+ * The grpc-tower client over DNS discovery. With a `meterProvider`, the
+ * stack records gRPC's metrics into it (`@grpc-tower/telemetry`, metrics
+ * only): calls and attempts, each endpoint's connection, the balancer's
+ * picks, health transitions, ejections, DNS resolutions and the retry
+ * budget, all labelled `grpc.target` = `dns:<name>:<port>`.
+ *
+ * @example
+ * ```ts
+ * const client = towerClient({ dnsServer: '127.0.0.1:5353', name: 'echo.demo', port: 50051 }, page.meterProvider);
+ * ```
+ */
+export function towerClient(target: DiscoveryTarget, meterProvider?: MeterProvider): TowerDemoClient {
+  const logical = `dns:${target.name}:${target.port}`;
+  // without a provider: the global one, the API's no-op unless an SDK registered itself (then the layers do nothing)
+  const ins = telemetry({
+    ...(meterProvider === undefined ? {} : { meterProvider }),
+    tracing: false,
+  }).instrument(logical);
   const source = dns(target.name, target.port, {
     servers: [target.dnsServer],
     intervalMs: REDISCOVERY_MS,
@@ -90,15 +113,27 @@ export function towerClient(target: DiscoveryTarget): TowerDemoClient {
   const endpoints = connect(source, (a) =>
     detector.wrap(
       health(
-        grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure(), authority: target.name }),
+        ins.endpoint(
+          grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure(), authority: target.name }),
+        ),
       ),
     ),
   );
-  const logical = `dns:${target.name}:${target.port}`;
   const balancer = p2c(endpoints, { target: logical });
+  const retries = retry({ maxAttempts: MAX_ATTEMPTS, budget: retryBudget() });
+  ins.observe({
+    balancer,
+    health: health.events$,
+    outlier: detector.events$,
+    discovery: source,
+    retry: retries,
+  });
+  // as towerChannel orders them: calls outermost, attempts just above the balancer
   const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
+    .layer(ins.calls)
     .layer(timeout({ ms: CALL_TIMEOUT_MS }))
-    .layer(retry({ maxAttempts: MAX_ATTEMPTS, budget: retryBudget() }))
+    .layer(retries)
+    .layer(ins.attempts)
     .service(balancer);
   const channel: TowerChannel = createChannel(stack, {
     target: logical,
@@ -109,6 +144,7 @@ export function towerClient(target: DiscoveryTarget): TowerDemoClient {
     label: 'grpc-tower',
     description: 'dns → health → p2c (PeakEWMA) → retry → timeout',
     balancer,
+    target: logical,
     unary: (deadlineMs) => unaryCall(client, deadlineMs),
     endpointState(address) {
       const found = balancer.stats().endpoints.filter((e) => e.address === address);
@@ -119,7 +155,13 @@ export function towerClient(target: DiscoveryTarget): TowerDemoClient {
     },
     async close() {
       client.close();
-      await channel.closeAsync();
+      try {
+        await channel.closeAsync();
+      } finally {
+        // after the stack closed: the detector's timer and the telemetry's callbacks and subscriptions
+        detector.close();
+        ins.close();
+      }
     },
   };
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { pickHosts } from '@grpc-tower/testing';
 import { afterAll, expect, test } from 'vitest';
 import { type DemoResult, runDemo } from './demo.js';
+import { parsePrometheus, sumOf } from './metrics.js';
 import type { DemoSummary } from './summary.js';
 
 const PHASES = ['steady', 'crash', 'appear', 'slow', 'restart', 'settled'];
@@ -32,13 +33,24 @@ test('the quick story runs both clients and writes a measured, well-formed summa
   dir = await mkdtemp(join(tmpdir(), 'grpc-tower-demo-'));
   const printed: string[] = [];
   const jsonPath = join(dir, 'nested', 'summary.json');
+  // while the demo runs, its metrics page is read once, over HTTP, when the traffic starts
+  let pageUrl: string | undefined;
+  let midRun: Promise<{ status: number; body: string }> | undefined;
+  const write = (text: string): void => {
+    printed.push(text);
+    pageUrl ??= /^metrics: (http:\/\/127\.0\.0\.1:\d+\/metrics)$/m.exec(text)?.[1];
+    if (midRun === undefined && pageUrl !== undefined && text.includes('traffic starts')) {
+      midRun = fetch(pageUrl).then(async (res) => ({ status: res.status, body: await res.text() }));
+      midRun.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    }
+  };
   const result: DemoResult = await runDemo({
     quick: true,
     compare: true,
     outDir: dir,
     jsonPath,
     view: 'lines',
-    write: (text) => printed.push(text),
+    write,
     hosts: pickHosts(3) as [string, string, string],
   });
 
@@ -105,9 +117,45 @@ test('the quick story runs both clients and writes a measured, well-formed summa
     expect(series).toEqual(SERVERS);
   }
 
+  // the metrics page: printed at the start, read while the demo ran, closed at the end
+  expect(pageUrl).toBe(summary.metrics.url);
+  const during = await midRun;
+  expect(during?.status).toBe(200);
+  const early = parsePrometheus(during?.body ?? '');
+  // the warm-up call at least, labelled with the grpc-tower client's target
+  expect(
+    sumOf(early, 'grpc_client_attempt_started_total', { grpc_target: summary.metrics.target }),
+  ).toBeGreaterThanOrEqual(1);
+  await expect(fetch(summary.metrics.url)).rejects.toThrow();
+
+  // the figures read back from the page at the end agree with the calls the demo counted
+  const m = summary.metrics;
+  expect(m.target).toMatch(/^dns:echo\.demo:\d+$/);
+  expect(m.families).toBeGreaterThan(10);
+  expect(m.calls).toBe(Object.values(m.callsByStatus).reduce((a, b) => a + b, 0));
+  // the page also counts the warm-up calls, which the demo's recorder does not
+  const counted = tower?.totals ?? { ok: 0, failed: 0 };
+  expect(m.callsByStatus.OK).toBeGreaterThanOrEqual(counted.ok + 1);
+  expect(m.callsByStatus.OK).toBeLessThanOrEqual(counted.ok + 1 + counted.failed);
+  expect(m.attemptsStarted).toBeGreaterThanOrEqual(m.calls + m.retries);
+  expect(m.retries).toBeGreaterThanOrEqual(m.callsRetried);
+  expect(m.callMeanMs).toBeGreaterThan(0);
+  expect(m.callP99Ms).toBeGreaterThanOrEqual(m.callP50Ms as number);
+  // A, B and C connected; A's connection was lost when it crashed
+  expect(m.connections.succeeded).toBeGreaterThanOrEqual(3);
+  expect(m.connections.disconnections).toBeGreaterThanOrEqual(1);
+  expect(m.ejections.enforced).toBeGreaterThanOrEqual(0);
+  expect(m.dnsResolutions).toBeGreaterThanOrEqual(1);
+  // the balancer holds B and C at the end (A left it), and sent each of them calls
+  expect(Object.keys(m.picksNow).sort()).toEqual(['B', 'C']);
+  for (const n of Object.values(m.picksNow)) expect(n).toBeGreaterThan(0);
+
   // the printed summary names both files
   const text = printed.join('');
   expect(text).toContain(result.chartPath);
   expect(text).toContain(jsonPath);
   expect(text).toContain("B's share while slow");
+  expect(text).toContain(`metrics: ${summary.metrics.url}`);
+  expect(text).toContain("grpc-tower's telemetry, read back from its metrics page");
+  expect(text).toMatch(new RegExp(`calls, by grpc_status +${m.calls} \\(${m.callsByStatus.OK} OK`));
 }, 180_000);

@@ -12,7 +12,10 @@
  *    gracefully, started again on the same address, back in DNS;
  * 6. traffic settles.
  *
- * Every number in the summary comes from the calls themselves.
+ * Every number in the summary comes from the calls themselves, except its
+ * last block, which the grpc-tower client's own telemetry recorded: the
+ * demo serves it as a Prometheus page (`metrics.ts`) while it runs, prints
+ * the page's URL at the start, and reads the page back over HTTP at the end.
  */
 import './grpc-env.js';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -22,9 +25,10 @@ import { renderChart } from './chart.js';
 import { type DemoClient, type TowerDemoClient, roundRobinClient, towerClient } from './clients.js';
 import { DemoDns } from './dns-server.js';
 import { type Clock, type Load, startLoad } from './load.js';
+import { parsePrometheus, startMetricsPage } from './metrics.js';
 import { Recorder } from './recorder.js';
 import { type DemoServer, type ServerSettings, restart, startFleet } from './servers.js';
-import { type DemoSummary, type PhaseInfo, clientResult, formatSummary } from './summary.js';
+import { type DemoSummary, type PhaseInfo, clientResult, formatSummary, pageFigures } from './summary.js';
 import { LiveView, type ViewMode } from './view.js';
 
 /** Options of {@link runDemo}. */
@@ -197,6 +201,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const loads: Load[] = [];
   let ticker: ReturnType<typeof setInterval> | undefined;
   try {
+    // first: the provider must exist when the grpc-tower client's stack is instrumented
+    const page = await startMetricsPage();
+    cleanups.push(() => page.close());
     const dnsServer = await DemoDns.start();
     cleanups.push(() => dnsServer.close());
     const fleet = await startFleet(
@@ -219,7 +226,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     publish();
 
     const target = { dnsServer: dnsServer.address, name: DNS_NAME, port };
-    const tower: TowerDemoClient = towerClient(target);
+    const tower: TowerDemoClient = towerClient(target, page.meterProvider);
     const clients: DemoClient[] = [tower];
     if (options.compare) clients.push(roundRobinClient(target));
     cleanups.push(() => Promise.all(clients.map((c) => c.close())));
@@ -227,7 +234,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     write(
       `grpc-tower demo: servers A=${A.address} B=${B.address} C=${C.address} (C not in DNS yet), ` +
         `DNS name ${DNS_NAME} served at ${dnsServer.address}\n` +
-        `clients: ${clients.map((c) => `${c.label} (${c.description})`).join('; ')}\n`,
+        `clients: ${clients.map((c) => `${c.label} (${c.description})`).join('; ')}\n` +
+        `metrics: ${page.url}\n`,
     );
 
     // warm up: every client has answered once before the clock starts
@@ -372,6 +380,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     view.tick(progress());
     view.finish();
     const durationMs = Math.round(clock.now());
+    // what the grpc-tower client's telemetry recorded, read back as Prometheus would
+    const scraped = parsePrometheus(await page.scrape());
 
     const serverNames = fleet.map((s) => s.name);
     const phaseInfo: PhaseInfo[] = phases.map((p) => ({
@@ -407,6 +417,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
           cPhaseEndMs,
         }),
       ),
+      metrics: pageFigures(scraped, page.url, tower.target, fleet),
       chartPath,
     };
     await writeFile(chartPath, renderChart(summary));

@@ -4,7 +4,9 @@
 // served by a DNS server the demo starts, and a grpc-tower client (plus a
 // plain grpc-js round_robin client with --compare) under steady traffic
 // while servers crash, appear, slow down and restart. Prints a live view,
-// then a summary table, and writes an SVG chart and a JSON summary.
+// then a summary table, and writes an SVG chart and a JSON summary. While it
+// runs, the grpc-tower client's metrics (OpenTelemetry, gRPC's names) are at
+// http://127.0.0.1:<port>/metrics, the URL printed at the start.
 import './grpc-env.js';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';

@@ -1,7 +1,10 @@
 /**
  * The demo's summary: what it writes as JSON next to the chart and prints
- * as a table. Every number in it was measured during the run.
+ * as a table. Every number in it was measured during the run: by the
+ * demo's recorder, from the calls themselves, and (the `metrics` part)
+ * by the grpc-tower client's own telemetry, read back from its metrics page.
  */
+import { type PrometheusText, histogramOf, histogramQuantile, sumBy, sumOf } from './metrics.js';
 import { type Recorder, percentile } from './recorder.js';
 
 /** One phase of the story as it ran. */
@@ -77,8 +80,120 @@ export interface DemoSummary {
   readonly phases: readonly PhaseInfo[];
   readonly events: readonly { readonly atMs: number; readonly text: string }[];
   readonly clients: readonly ClientResult[];
+  /** Figures the grpc-tower client's telemetry recorded, read back from its metrics page at the end. */
+  readonly metrics: PageFigures;
   /** Where the chart was written. */
   readonly chartPath: string;
+}
+
+/**
+ * What the grpc-tower client's metrics page said at the end of the run,
+ * every figure read from the Prometheus text (the names in the comments
+ * are the page's; OpenTelemetry's dots are underscores there, counters end
+ * in `_total`), for the series of one `grpc_target`.
+ */
+export interface PageFigures {
+  /** The page, `http://127.0.0.1:<port>/metrics` (gone once the demo ended). */
+  readonly url: string;
+  /** The `grpc_target` label of the grpc-tower client's series. */
+  readonly target: string;
+  /** Metric families on the page and samples (lines with a value). */
+  readonly families: number;
+  readonly samples: number;
+  /** Calls, from `grpc_client_call_duration_count`, and by `grpc_status`. */
+  readonly calls: number;
+  readonly callsByStatus: Readonly<Record<string, number>>;
+  /** `grpc_client_attempt_started_total`: first attempts, retries and transparent re-sends. */
+  readonly attemptsStarted: number;
+  /** `grpc_client_call_retries`: calls that were retried (`_count`) and their retries (`_sum`). */
+  readonly callsRetried: number;
+  readonly retries: number;
+  /** Mean call duration (`_sum` / `_count`), ms; null without calls. */
+  readonly callMeanMs: number | null;
+  /** p50 and p99 of the call duration estimated from its buckets (as `histogram_quantile` does), ms. */
+  readonly callP50Ms: number | null;
+  readonly callP99Ms: number | null;
+  /** `grpc_subchannel_connection_attempts_succeeded_total`, `…_failed_total`, `grpc_subchannel_disconnections_total`. */
+  readonly connections: {
+    readonly succeeded: number;
+    readonly failed: number;
+    readonly disconnections: number;
+  };
+  /** `grpc_lb_outlier_detection_ejections_enforced_total` and `…_unenforced_total`. */
+  readonly ejections: { readonly enforced: number; readonly unenforced: number };
+  /** `grpc_tower_health_transitions_total` to `unhealthy`. */
+  readonly unhealthyTransitions: number;
+  /** `grpc_tower_discovery_resolutions_total`. */
+  readonly dnsResolutions: number;
+  /**
+   * `grpc_tower_lb_endpoint_picks_total` by server, for the endpoints the
+   * balancer holds at the end (`grpc_tower_lb_endpoint_state` is 1 for one
+   * of their states): the calls it sent each since that endpoint joined it
+   * (the count is read from the balancer, so a restarted server starts
+   * again from 0; one that left keeps the value of the last scrape that
+   * saw it, or is not on the page at all).
+   */
+  readonly picksNow: Readonly<Record<string, number>>;
+}
+
+/**
+ * Reads {@link PageFigures} from the parsed metrics page: the series of
+ * `target`, endpoints named after the server at their address.
+ *
+ * @example
+ * ```ts
+ * const figures = pageFigures(parsePrometheus(await page.scrape()), page.url, 'dns:echo.demo:50051', servers);
+ * ```
+ */
+export function pageFigures(
+  page: PrometheusText,
+  url: string,
+  target: string,
+  servers: readonly { readonly name: string; readonly address: string }[],
+): PageFigures {
+  const t = { grpc_target: target };
+  const callsByStatus = sumBy(page, 'grpc_client_call_duration_count', 'grpc_status', t);
+  const duration = histogramOf(page, 'grpc_client_call_duration', t);
+  const ms = (seconds: number | undefined): number | null =>
+    round(seconds === undefined ? undefined : seconds * 1000);
+  const nameOf = new Map(servers.map((s) => [s.address, s.name]));
+  // the endpoints the balancer holds now: one of their states is 1 (one that left reads 0 in all,
+  // or is absent when the page was not read while it was there)
+  const held = sumBy(page, 'grpc_tower_lb_endpoint_state', 'grpc_tower_endpoint', t);
+  const picks = sumBy(page, 'grpc_tower_lb_endpoint_picks_total', 'grpc_tower_endpoint', t);
+  const picksNow: Record<string, number> = {};
+  for (const [address, n] of Object.entries(picks)) {
+    if ((held[address] ?? 0) > 0) picksNow[nameOf.get(address) ?? address] = n;
+  }
+  return {
+    url,
+    target,
+    families: page.families.size,
+    samples: page.samples.length,
+    calls: duration.count,
+    callsByStatus,
+    attemptsStarted: sumOf(page, 'grpc_client_attempt_started_total', t),
+    callsRetried: sumOf(page, 'grpc_client_call_retries_count', t),
+    retries: sumOf(page, 'grpc_client_call_retries_sum', t),
+    callMeanMs: duration.count === 0 ? null : ms(duration.sum / duration.count),
+    callP50Ms: ms(histogramQuantile(duration, 0.5)),
+    callP99Ms: ms(histogramQuantile(duration, 0.99)),
+    connections: {
+      succeeded: sumOf(page, 'grpc_subchannel_connection_attempts_succeeded_total', t),
+      failed: sumOf(page, 'grpc_subchannel_connection_attempts_failed_total', t),
+      disconnections: sumOf(page, 'grpc_subchannel_disconnections_total', t),
+    },
+    ejections: {
+      enforced: sumOf(page, 'grpc_lb_outlier_detection_ejections_enforced_total', t),
+      unenforced: sumOf(page, 'grpc_lb_outlier_detection_ejections_unenforced_total', t),
+    },
+    unhealthyTransitions: sumOf(page, 'grpc_tower_health_transitions_total', {
+      ...t,
+      grpc_tower_health_state: 'unhealthy',
+    }),
+    dnsResolutions: sumOf(page, 'grpc_tower_discovery_resolutions_total', t),
+    picksNow,
+  };
 }
 
 const round = (v: number | undefined, digits = 1): number | null =>
@@ -176,6 +291,8 @@ export function formatSummary(summary: DemoSummary): string {
     const slow = c.phases.find((p) => p.name === 'slow');
     return `${fmt(slow?.p50Ms ?? null)} / ${fmt(c.slowP99Ms)} ms`;
   });
+  out.push('');
+  out.push(...formatFigures(summary.metrics));
   const failing = clients.flatMap((c) =>
     c.phases.flatMap((p) => p.failures.map((f) => `  ${c.label} / ${p.name}: ${f.count} × ${f.message}`)),
   );
@@ -185,4 +302,40 @@ export function formatSummary(summary: DemoSummary): string {
     out.push(...failing.slice(0, 20));
   }
   return `${out.join('\n')}\n`;
+}
+
+const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
+
+/** The metrics page's figures, as lines of the summary. */
+function formatFigures(m: PageFigures): string[] {
+  const out: string[] = [];
+  const line = (label: string, value: string): void => void out.push(`${pad(label, 30)}${value}`);
+  const byStatus = Object.entries(m.callsByStatus)
+    .sort((a, b) => b[1] - a[1])
+    .map(([status, n]) => `${n} ${status}`)
+    .join(', ');
+  out.push(
+    `grpc-tower's telemetry, read back from its metrics page (${m.samples} samples of ${m.families} metrics):`,
+  );
+  line('calls, by grpc_status', `${m.calls}${byStatus === '' ? '' : ` (${byStatus})`}`);
+  line(
+    'attempts started',
+    `${m.attemptsStarted} (${plural(m.retries, 'retry', 'retries')} in ${plural(m.callsRetried, 'call', 'calls')})`,
+  );
+  line(
+    'call duration mean/p50/p99',
+    `${fmt(m.callMeanMs)} / ${fmt(m.callP50Ms)} / ${fmt(m.callP99Ms)} ms (p from buckets)`,
+  );
+  line(
+    'connection attempts',
+    `${m.connections.succeeded} succeeded, ${m.connections.failed} failed; ${m.connections.disconnections} disconnections`,
+  );
+  line('ejections', `${m.ejections.enforced} enforced, ${m.ejections.unenforced} not enforced`);
+  line('to unhealthy / DNS lookups', `${m.unhealthyTransitions} / ${m.dnsResolutions}`);
+  const picks = Object.entries(m.picksNow)
+    .sort((a, b) => a[0].localeCompare(b[0]))
+    .map(([server, n]) => `${server} ${n}`)
+    .join(', ');
+  line('picks since joined', picks === '' ? '-' : picks);
+  return out;
 }

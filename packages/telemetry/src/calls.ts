@@ -124,12 +124,14 @@ class CallRecord implements RetryTally {
   transparentRetries = 0;
   hedges = 0;
   delayMs = 0;
+  readonly labels: MethodLabels;
   readonly start: number;
   readonly span: Span | undefined;
-  /** The OpenTelemetry context with the call span, the parent of its attempts'. */
+  /** The OpenTelemetry context with the call span (recording or not), the parent of its attempts'. */
   readonly otel: Context | undefined;
 
-  constructor(start: number, span: Span | undefined, otel: Context | undefined) {
+  constructor(labels: MethodLabels, start: number, span: Span | undefined, otel: Context | undefined) {
+    this.labels = labels;
     this.start = start;
     this.span = span;
     this.otel = otel;
@@ -177,12 +179,11 @@ export function callsLayer(
       if (tracing !== undefined) {
         const parent = context.active();
         const s = tracing.tracer.startSpan(l.spanName, l.callSpan, parent);
-        if (s.isRecording()) {
-          span = s;
-          otel = trace.setSpan(parent, s);
-        }
+        if (s.isRecording()) span = s;
+        // kept when the sampler dropped the call too: its attempts carry the decision to the server
+        otel = trace.setSpan(parent, s);
       }
-      const rec = new CallRecord(performance.now(), span, otel);
+      const rec = new CallRecord(l, performance.now(), span, otel);
       return inner.call(req, ctx.withValue(CallRetries, rec)).then(
         (res) => {
           if (res.unary !== undefined) finish(l, rec, Status.OK, undefined);
@@ -232,23 +233,27 @@ export function attemptsLayer(
   };
   return (inner) => ({
     call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
-      const l = labels.of(req);
+      const found = ctx.get(CallRetries);
+      const rec = found instanceof CallRecord ? found : undefined;
+      const l = rec?.labels ?? labels.of(req);
       const start = performance.now();
       meters?.attemptStarted.add(1, l.base);
       let span: Span | undefined;
       let sent = req;
       if (tracing !== undefined) {
-        const rec = ctx.get(CallRetries);
-        // below a calls layer, an attempt is traced when its call is
-        const parent = rec instanceof CallRecord ? rec.otel : context.active();
+        const parent = rec !== undefined ? rec.otel : context.active();
         if (parent !== undefined) {
-          const s = tracing.tracer.startSpan(l.attemptName, l.attemptSpan(req.attempt), parent);
-          if (s.isRecording()) {
-            span = s;
-            const metadata = req.metadata.clone();
-            tracing.propagator.inject(trace.setSpan(parent, s), metadata, metadataSetter);
-            sent = { ...req, metadata };
+          // below a calls layer, an attempt is traced when its call is; an
+          // untraced one still sends its call's context (marked not sampled)
+          let carried = parent;
+          if (rec === undefined || rec.span !== undefined) {
+            const s = tracing.tracer.startSpan(l.attemptName, l.attemptSpan(req.attempt), parent);
+            if (s.isRecording()) span = s;
+            carried = trace.setSpan(parent, s);
           }
+          const metadata = req.metadata.clone();
+          tracing.propagator.inject(carried, metadata, metadataSetter);
+          sent = { ...req, metadata };
         }
       }
       return inner.call(sent, ctx).then(

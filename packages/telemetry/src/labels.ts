@@ -28,6 +28,8 @@ export class MethodLabels {
   readonly callSpan: SpanOptions;
   readonly #byStatus: Attributes[] = [];
   readonly #rpc: Attributes;
+  /** Attempt span settings by the number of attempts before (the first few, kept). */
+  readonly #attempts: SpanOptions[] = [];
 
   constructor(path: string, methodLabel: string, target: string) {
     this.base = { [Labels.method]: methodLabel, [Labels.target]: target };
@@ -55,7 +57,15 @@ export class MethodLabels {
 
   /** An attempt span's settings: the `rpc.*` attributes and how many attempts came before. */
   attemptSpan(previous: number): SpanOptions {
-    return { kind: SpanKind.CLIENT, attributes: { ...this.#rpc, 'grpc.previous_rpc_attempts': previous } };
+    let options = this.#attempts[previous];
+    if (options === undefined) {
+      options = {
+        kind: SpanKind.CLIENT,
+        attributes: { ...this.#rpc, 'grpc.previous_rpc_attempts': previous },
+      };
+      if (previous < 8) this.#attempts[previous] = options;
+    }
+    return options;
   }
 }
 

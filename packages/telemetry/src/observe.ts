@@ -90,6 +90,10 @@ const ENDPOINT_STATES = ['ready', 'connecting', 'failed', 'draining'] as const;
 /** The label value of an ejection algorithm (A91 spells them with underscores). */
 const methodName = (algorithm: string | undefined): string => (algorithm ?? 'unknown').replaceAll('-', '_');
 
+/** A91's values of `grpc.lb.outlier_detection.unenforced_reason`. */
+const unenforcedReason = (because: string | undefined): string =>
+  because === 'max-ejection-percent' ? 'max_ejection_overflow' : methodName(because);
+
 /** Label sets keyed by strings, kept (bounded by the endpoints and states a stack has). */
 class AttrCache {
   readonly #base: Attributes;
@@ -200,9 +204,9 @@ export class PartsObserver {
   }
 
   /**
-   * Follows one endpoint's connection (A94's subchannel metrics): a change
-   * from `connecting` to `ready` is a successful connection attempt, to
-   * `failed` a failed one; leaving `ready` is a disconnection (labelled
+   * Follows one endpoint's connection (A94's subchannel metrics): becoming
+   * `ready` is a successful connection attempt, a change from `connecting`
+   * to `failed` a failed one; leaving `ready` is a disconnection (labelled
    * `subchannel shutdown` when the endpoint closed).
    */
   endpoint(endpoint: ObservedEndpoint): void {
@@ -277,7 +281,8 @@ export class PartsObserver {
     });
     // The SDK keeps reporting the last value of a series no callback
     // observes any more; an endpoint that left is reported once with
-    // every state 0 and no calls, so that its last values do not linger.
+    // every state 0 and its gauges 0, so that its last values do not
+    // linger (its counters keep their last values).
     let shown = new Set<string>();
     const stateAttrs = (address: string, s: string): Attributes =>
       this.#attrs.get(`${address}|state|${s}`, () => ({
@@ -293,8 +298,10 @@ export class PartsObserver {
         for (const address of shown) {
           if (rows.has(address)) continue;
           for (const s of ENDPOINT_STATES) result.observe(state, 0, stateAttrs(address, s));
-          result.observe(inFlight, 0, this.#endpointAttrs(address));
-          result.observe(load, 0, this.#endpointAttrs(address));
+          const attrs = this.#endpointAttrs(address);
+          result.observe(inFlight, 0, attrs);
+          result.observe(load, 0, attrs);
+          result.observe(latency, 0, attrs);
         }
         shown = new Set(rows.keys());
         for (const [address, row] of rows) {
@@ -369,7 +376,7 @@ export class PartsObserver {
             );
           } else if (e.type === 'unenforced') {
             const method = methodName(e.algorithm);
-            const because = methodName(e.because);
+            const because = unenforcedReason(e.because);
             h.unenforced.add(
               1,
               this.#attrs.get(`${address}|unenforced|${method}|${because}`, () => ({

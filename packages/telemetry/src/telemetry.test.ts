@@ -19,7 +19,7 @@ import {
   startEchoServer,
 } from '@grpc-tower/testing';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { AlwaysOffSampler, BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { towerChannel } from 'grpc-tower';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { eventually } from '../../retry/src/test/harness.js';
@@ -107,6 +107,26 @@ function serverStream(client: grpc.Client, body: Buffer): Promise<Buffer[]> {
   });
 }
 
+/** A grpc-js server of our own that records the `traceparent` of every call it gets. */
+async function traceparentServer(): Promise<{ address: string; host: string; port: number; seen: string[] }> {
+  const seen: string[] = [];
+  const server = new grpc.Server();
+  server.addService(EchoService, {
+    Unary: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      seen.push(String(call.metadata.get('traceparent')[0] ?? ''));
+      cb(null, { message: 'pong', server: 'own' });
+    },
+  });
+  const [host] = pickHosts(1);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:0`, grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  cleanups.push(() => new Promise<void>((r) => server.tryShutdown(() => r())));
+  return { address: `${host}:${port}`, host: host!, port, seen };
+}
+
 let sdk: Sdk;
 /** `telemetry()` over this test's SDK. */
 const withSdk = (options: TelemetryOptions = {}): Telemetry =>
@@ -168,23 +188,7 @@ describe('with the SDK', () => {
   });
 
   test('unary calls: A66 attempt and call metrics, a call span with an attempt span on the endpoint, the traceparent at the server', async () => {
-    // a server of our own that records the metadata it is sent
-    const seen: string[] = [];
-    const server = new grpc.Server();
-    server.addService(EchoService, {
-      Unary: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        seen.push(String(call.metadata.get('traceparent')[0] ?? ''));
-        cb(null, { message: 'pong', server: 'own' });
-      },
-    });
-    const [host] = pickHosts(1);
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${host}:0`, grpc.ServerCredentials.createInsecure(), (e, p) =>
-        e ? reject(e) : resolve(p),
-      ),
-    );
-    cleanups.push(() => new Promise<void>((r) => server.tryShutdown(() => r())));
-    const address = `${host}:${port}`;
+    const { address, host, port, seen } = await traceparentServer();
     const { client, target } = channelOver([address]);
     const body = request({ message: 'ping' });
     const replies: Buffer[] = [];
@@ -412,7 +416,7 @@ describe('with the SDK', () => {
       },
     );
     // send until both failing servers met the rule (one is ejected; the other cannot be)
-    const unenforced = { [Labels.target]: target, [Labels.unenforcedReason]: 'max_ejection_percent' };
+    const unenforced = { [Labels.target]: target, [Labels.unenforcedReason]: 'max_ejection_overflow' };
     await eventually(
       async () => {
         await Promise.all(Array.from({ length: 6 }, () => unary(client, request({ message: 'e' }))));
@@ -566,6 +570,27 @@ describe('with the SDK', () => {
     }
     // spans carry the method either way
     expect(spansNamed(UNARY_LABEL)).toHaveLength(2);
+  });
+
+  test('a call the sampler drops records no span and still tells the server, as not sampled', async () => {
+    const { address, seen } = await traceparentServer();
+    const dropping = new BasicTracerProvider({ sampler: new AlwaysOffSampler() });
+    const { client } = channelOver([address], {}, withSdk({ tracerProvider: dropping }));
+    expect((await unary(client, request({ message: 's' }))).error).toBeUndefined();
+    expect(sdk.spans.getFinishedSpans()).toEqual([]);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+  });
+
+  test('a static target: its one resolution and the endpoints it names', async () => {
+    const ss = await servers(2);
+    const { client, target } = channelOver(ss.map((s) => s.address));
+    expect((await unary(client, request({ message: 'st' }))).error).toBeUndefined();
+    const m = await sdk.metrics();
+    const source = points(m, M.discoveryResolutions, { [Labels.target]: target });
+    expect(source).toHaveLength(1);
+    expect(source[0]!.value).toBe(1);
+    expect(total(m, M.discoveryEndpoints, { [Labels.target]: target })).toBe(2);
   });
 
   test('metrics only, or tracing only', async () => {

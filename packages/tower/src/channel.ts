@@ -331,6 +331,8 @@ function build(
 ): TowerChannel {
   const source = sourceOf(parsed, options);
   const telemetry = options.telemetry?.instrument(parsed.canonical);
+  // before the balancer subscribes: a static list reports its one resolution then
+  telemetry?.observe({ discovery: source });
   const endpoints = connect(
     source,
     (a: DiscoveredAddress): Endpoint<GrpcRequest, GrpcResponse> => {
@@ -349,7 +351,6 @@ function build(
     balancer,
     ...(health === undefined ? {} : { health: health.events$ }),
     ...(detector === undefined ? {} : { outlier: detector.events$ }),
-    discovery: source,
     ...(retries === undefined ? {} : { retry: retries }),
   });
   let builder = new ServiceBuilder<GrpcRequest, GrpcResponse>();

@@ -230,7 +230,11 @@ describe('outlierDetection: the ejection share', () => {
   });
 
   test('an outlier over maxEjectionPercent is reported unenforced (A91), once per run of failures', async () => {
-    const { servers: all, events, eps } = await setup(3, { maxEjectionPercent: 10, baseEjectionTimeMs: 60_000 });
+    const {
+      servers: all,
+      events,
+      eps,
+    } = await setup(3, { maxEjectionPercent: 10, baseEjectionTimeMs: 60_000 });
     for (const s of all) s.failNext(1000, Status.UNAVAILABLE);
     for (let round = 0; round < 3; round++) for (const ep of eps) await calls(ep, 5);
     const [ejected] = ejections(events);
@@ -351,12 +355,22 @@ describe('outlierDetection: A50 rate algorithms', () => {
       eps,
     } = await setup(3, {
       consecutiveFailures: 0,
-      failurePercentageEjection: { threshold: 50, enforcementPercentage: 0, minimumHosts: 3, requestVolume: 10 },
+      failurePercentageEjection: {
+        threshold: 50,
+        enforcementPercentage: 0,
+        minimumHosts: 3,
+        requestVolume: 10,
+      },
     });
     await traffic(eps, a!, 8);
     detector.sweep();
     expect(events.filter((e) => e.type === 'unenforced')).toEqual([
-      { type: 'unenforced', endpoint: a!.address, algorithm: 'failure-percentage', because: 'enforcement-percentage' },
+      {
+        type: 'unenforced',
+        endpoint: a!.address,
+        algorithm: 'failure-percentage',
+        because: 'enforcement-percentage',
+      },
     ]);
   });
 });

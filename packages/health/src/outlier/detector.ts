@@ -58,11 +58,7 @@ import {
   statusName,
   toGrpcTowerError,
 } from '@grpc-tower/core';
-import {
-  deadlineHadFairChance,
-  failureOrigin,
-  isEndpoint,
-} from '@grpc-tower/core/internal';
+import { deadlineHadFairChance, failureOrigin, isEndpoint } from '@grpc-tower/core/internal';
 import { BehaviorSubject, type Observable, Subject, type Subscription, distinctUntilChanged } from 'rxjs';
 import type { EjectionAlgorithm, EjectionUnenforced, HealthEvent } from '../events.js';
 import { connectedOf } from '../pick/connected.js';
