@@ -4,7 +4,7 @@
  * process) under V8's sampling profiler, only while the loop runs, and
  * prints the self time per function and per file in µs per call.
  *
- *   npx tsx --conditions=@grpc-tower/source bench/profile.ts [plain|bare|full|telemetry|timeout|retry|health|outlier|p2c]
+ *   npx tsx --conditions=@grpc-tower/source bench/profile.ts [plain|bare|full|telemetry[-metrics|-traces]|timeout|retry|health|outlier|p2c]
  *     [--ms 6000] [--top 40] [--out file.cpuprofile]
  *
  * The profiler's own sampling costs a little; compare profiles with each
@@ -111,8 +111,13 @@ function contender(which: string, address: string): Contender {
   if (which === 'plain') return plainClient(which, address);
   if (which === 'bare') return bareChannel(which, address);
   if (which === 'full') return fullStack(which, staticList([address]), { target: address });
-  if (which === 'telemetry') {
-    return fullStack(which, staticList([address]), { target: address, telemetry: startBenchSdk().telemetry });
+  if (which.startsWith('telemetry')) {
+    // telemetry: metrics and traces; telemetry-metrics, telemetry-traces: one of them
+    const sdk = startBenchSdk({
+      metrics: which !== 'telemetry-traces',
+      tracing: which !== 'telemetry-metrics',
+    });
+    return fullStack(which, staticList([address]), { target: address, telemetry: sdk.telemetry });
   }
   if (which in LAYER_STACKS) return LAYER_STACKS[which as LayerName](which, address);
   throw new Error(`unknown client ${which}`);

@@ -17,12 +17,15 @@
  * sequential p50 within 25 µs and its p99 within 1.1× of grpc-js's.
  *
  * Telemetry: the full stack with `@grpc-tower/telemetry`'s layers and
- * observers, once recording into the OpenTelemetry SDK (metrics into an
+ * observers, recording into the OpenTelemetry SDK (metrics into an
  * in-memory reader, collected between runs; every call and attempt traced
- * into the in-memory span exporter through a batch processor) and once
- * with no SDK. Targets: with the SDK ≤ 5 µs of client CPU per call over the
- * full stack; with none, no measurable difference (≤ 1.5 µs, below the
- * machine's noise).
+ * through a batch processor into an in-process exporter that counts the
+ * spans), with metrics and traces, metrics only, traces only, and with no
+ * SDK; the per-call metrics through the Meter API or through the package's
+ * `callMetricsProducer()`, and with 1 % of calls traced. Targets: metrics
+ * and traces (every call, Meter API) ≤ 5 µs of client CPU per call over the
+ * full stack; metrics by the producer ≤ 5 µs; with no SDK, no measurable
+ * difference (≤ 1.5 µs, below the machine's noise).
  *
  * Per layer: the bare channel with one layer of the full stack added
  * (timeout, retry, health checking, outlier detection, p2c), each measured
@@ -55,7 +58,22 @@ const BASE = 'grpc-js';
 const BARE = 'createChannel (bare)';
 const FULL = 'createChannel (full stack)';
 const TELEMETRY = 'full stack + telemetry (SDK: metrics, traces)';
+const TELEMETRY_FAST = 'full stack + telemetry (SDK: metrics by callMetricsProducer, traces)';
+const TELEMETRY_SAMPLED = 'full stack + telemetry (SDK: metrics by callMetricsProducer, 1 % of calls traced)';
+const TELEMETRY_METRICS = 'full stack + telemetry (SDK: metrics only)';
+const TELEMETRY_FAST_METRICS = 'full stack + telemetry (SDK: metrics only, by callMetricsProducer)';
+const TELEMETRY_TRACES = 'full stack + telemetry (SDK: traces only)';
 const TELEMETRY_OFF = 'full stack + telemetry (no SDK)';
+const TELEMETRY_ROWS = [
+  FULL,
+  TELEMETRY,
+  TELEMETRY_FAST,
+  TELEMETRY_SAMPLED,
+  TELEMETRY_METRICS,
+  TELEMETRY_FAST_METRICS,
+  TELEMETRY_TRACES,
+  TELEMETRY_OFF,
+];
 const LAYERS = Object.keys(LAYER_STACKS) as LayerName[];
 const layerRow = (layer: LayerName): string => `bare + ${LAYER_DESCRIPTIONS[layer]}`;
 
@@ -78,16 +96,22 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
   const servers = await spawnServers([{ host: HOSTS.overhead[0], name: 'server', health: true }]);
   const server = servers[0]!;
   const contenders: Contender[] = [];
-  const sdk = startBenchSdk();
+  const sdks = new Map([
+    [TELEMETRY, startBenchSdk()],
+    [TELEMETRY_FAST, startBenchSdk({ producer: true })],
+    [TELEMETRY_SAMPLED, startBenchSdk({ producer: true, sampleRatio: 0.01 })],
+    [TELEMETRY_METRICS, startBenchSdk({ tracing: false })],
+    [TELEMETRY_FAST_METRICS, startBenchSdk({ tracing: false, producer: true })],
+    [TELEMETRY_TRACES, startBenchSdk({ metrics: false })],
+  ]);
   try {
     contenders.push(
       plainClient(BASE, server.address),
       bareChannel(BARE, server.address),
       fullStack(FULL, staticList([server.address]), { target: server.address }),
-      fullStack(TELEMETRY, staticList([server.address]), {
-        target: server.address,
-        telemetry: sdk.telemetry,
-      }),
+      ...[...sdks].map(([name, sdk]) =>
+        fullStack(name, staticList([server.address]), { target: server.address, telemetry: sdk.telemetry }),
+      ),
       // no SDK registered globally: the API's no-op providers
       fullStack(TELEMETRY_OFF, staticList([server.address]), {
         target: server.address,
@@ -96,10 +120,10 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
     );
     const layered = LAYERS.map((layer) => LAYER_STACKS[layer](layerRow(layer), server.address));
     contenders.push(...layered);
-    const main = contenders.slice(0, 5);
+    const main = contenders.slice(0, 3 + TELEMETRY_ROWS.length - 1);
     let spans = 0;
     for (const c of contenders) await closedLoop(c.client, { concurrency, durationMs: warmupMs });
-    await sdk.drain();
+    for (const s of sdks.values()) await s.drain();
 
     const rec = new RoundRecorder();
     let failures = 0;
@@ -109,7 +133,11 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
         const seq = await sequential(c.client, sequentialCalls);
         failures += loop.failures + seq.failures;
         // a scrape and an export, between runs
-        if (c.name === TELEMETRY) spans += (await sdk.drain()).spans;
+        const own = sdks.get(c.name);
+        if (own !== undefined) {
+          const drained = await own.drain();
+          if (c.name === TELEMETRY) spans += drained.spans;
+        }
         const loaded = sortedSamples(loop.latencies);
         const unloaded = sortedSamples(seq.latencies);
         rec.add(c.name, 'rps', (loop.calls / loop.elapsedMs) * 1000);
@@ -144,14 +172,14 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
       rec.difference(c.name, BASE, 'p50Ms', 'p50DiffMs');
       rec.ratio(c.name, BASE, 'p99Ms', 'p99Ratio');
     }
-    for (const name of [FULL, TELEMETRY, TELEMETRY_OFF]) {
+    for (const name of TELEMETRY_ROWS) {
       rec.difference(name, FULL, 'cpuUsPerCall', 'cpuOverFullUs');
       rec.ratio(name, FULL, 'rps', 'rpsOverFull');
       rec.difference(name, FULL, 'p50Ms', 'p50OverFullMs');
     }
 
     const metrics = ['rps', 'rpsRatio', 'p50Ms', 'p99Ms', 'loadedP99Ms', 'cpuUsPerCall', 'cpuRatio'];
-    const rows = main.map((c) => ({
+    const rows = main.slice(0, 3).map((c) => ({
       name: c.name,
       ...(c.name === BASE ? { baseline: true } : {}),
       metrics: Object.fromEntries(metrics.map((m) => [m, rec.spread(c.name, m)])),
@@ -170,7 +198,7 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
       'p50Ms',
       'p50OverFullMs',
     ];
-    const telemetryRows = [FULL, TELEMETRY, TELEMETRY_OFF].map((name) => ({
+    const telemetryRows = TELEMETRY_ROWS.map((name) => ({
       name,
       ...(name === FULL ? { baseline: true } : {}),
       metrics: Object.fromEntries(telemetryMetrics.map((m) => [m, rec.spread(name, m)])),
@@ -188,10 +216,13 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
         'of the closed loop. Ratios are to grpc-js, round by round. Per layer: the bare channel with one ' +
         'layer of the full stack added, each measured right before or after a run of the bare channel (the ' +
         'order alternates by round); "added" is its client CPU per call minus that bare run\'s, and the ratio ' +
-        "its throughput over that bare run's. Telemetry: the full stack with `@grpc-tower/telemetry`, once " +
-        'recording into the OpenTelemetry SDK (an in-memory metric reader collected between runs, every call ' +
-        'and attempt traced into the in-memory span exporter through a batch processor) and once with no SDK; ' +
-        '"added" is its client CPU per call minus the full stack\'s in the same round.',
+        "its throughput over that bare run's. Telemetry: the full stack with `@grpc-tower/telemetry` " +
+        'recording into the OpenTelemetry SDK ' +
+        '(an in-memory metric reader collected between runs; every call and attempt traced through a batch ' +
+        'processor into an in-process exporter that counts the spans): metrics and traces, metrics only, ' +
+        'traces only, and with no SDK; the per-call metrics through the Meter API, or aggregated by ' +
+        '`callMetricsProducer()` and read by the reader; "added" is its client CPU per call minus the full ' +
+        "stack's in the same round.",
       rounds,
       config: { concurrency, throughputMs, sequentialCalls, warmupMs, layerMs, server: server.address },
       tables: [
@@ -283,6 +314,16 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
           unit: 'µs',
         }),
         target({
+          id: 'overhead-telemetry-producer-metrics-cpu',
+          description: 'client CPU per call that metrics only, by callMetricsProducer, add to the full stack',
+          row: TELEMETRY_FAST_METRICS,
+          metric: 'cpuOverFullUs',
+          op: '<=',
+          target: 5,
+          value: median(TELEMETRY_FAST_METRICS, 'cpuOverFullUs'),
+          unit: 'µs',
+        }),
+        target({
           id: 'overhead-telemetry-off-cpu',
           description: 'client CPU per call that telemetry with no SDK adds to the full stack',
           row: TELEMETRY_OFF,
@@ -320,7 +361,7 @@ export async function overhead({ quick, log }: ScenarioOptions): Promise<Scenari
     };
   } finally {
     await closeAll(contenders);
-    await sdk.shutdown();
+    for (const s of sdks.values()) await s.shutdown();
     await stopServers(servers);
   }
 }

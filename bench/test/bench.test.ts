@@ -99,6 +99,7 @@ test('the quick suite completes and writes every scenario with numbers, targets 
       'overhead-full-throughput',
       'overhead-bare-throughput',
       'overhead-telemetry-cpu',
+      'overhead-telemetry-producer-metrics-cpu',
       'overhead-telemetry-off-cpu',
       'heterogeneous-p99',
       'heterogeneous-p99-saturated',

@@ -6,7 +6,7 @@ import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from
 import { connect, dns } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
-import { telemetry } from '@grpc-tower/telemetry';
+import { callMetricsProducer, telemetry } from '@grpc-tower/telemetry';
 import { SpanKind, type TextMapGetter, context, metrics, propagation, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
@@ -25,6 +25,24 @@ export function startMetrics(): MeterProvider {
   return meterProvider;
 }
 // #endregion prometheus
+
+// #region producer
+export function startCheapMetrics(): ReturnType<typeof callMetricsProducer> {
+  // the per-call metrics aggregated by the package, read by the same exporter as the rest
+  const callMetrics = callMetricsProducer();
+  const exporter = new PrometheusExporter({ port: 9464, metricProducers: [callMetrics] });
+  metrics.setGlobalMeterProvider(new MeterProvider({ readers: [exporter] }));
+  return callMetrics;
+}
+
+export function cheapChannel(): grpc.ChannelInterface {
+  const callMetrics = startCheapMetrics();
+  return towerChannel('dns:///orders.internal:50051', grpc.credentials.createInsecure(), {
+    services: [OrdersService],
+    telemetry: telemetry({ callMetrics }),
+  });
+}
+// #endregion producer
 
 // #region tracing
 export function startTracing(spanExporter: SpanExporter): BasicTracerProvider {

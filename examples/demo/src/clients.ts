@@ -26,7 +26,7 @@ import {
 import { connect, dns } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
-import { telemetry } from '@grpc-tower/telemetry';
+import { type CallMetricsProducer, telemetry } from '@grpc-tower/telemetry';
 import {
   type EchoProtoClient,
   createEchoClient,
@@ -86,22 +86,34 @@ function unaryCall(client: EchoProtoClient, deadlineMs: number): Promise<string>
 }
 
 /**
- * The grpc-tower client over DNS discovery. With a `meterProvider`, the
- * stack records gRPC's metrics into it (`@grpc-tower/telemetry`, metrics
- * only): calls and attempts, each endpoint's connection, the balancer's
+ * Where the demo client's metrics go: a provider, and the producer that
+ * aggregates the per-call metrics for the same reader.
+ */
+export interface DemoMetrics {
+  readonly meterProvider: MeterProvider;
+  readonly callMetrics: CallMetricsProducer;
+}
+
+/**
+ * The grpc-tower client over DNS discovery. With `metrics`, the stack
+ * records gRPC's metrics into them (`@grpc-tower/telemetry`, metrics only;
+ * the per-call ones by the page's `callMetricsProducer()`, the cheap way):
+ * calls and attempts, each endpoint's connection, the balancer's
  * picks, health transitions, ejections, DNS resolutions and the retry
  * budget, all labelled `grpc.target` = `dns:<name>:<port>`.
  *
  * @example
  * ```ts
- * const client = towerClient({ dnsServer: '127.0.0.1:5353', name: 'echo.demo', port: 50051 }, page.meterProvider);
+ * const client = towerClient({ dnsServer: '127.0.0.1:5353', name: 'echo.demo', port: 50051 }, page);
  * ```
  */
-export function towerClient(target: DiscoveryTarget, meterProvider?: MeterProvider): TowerDemoClient {
+export function towerClient(target: DiscoveryTarget, metrics?: DemoMetrics): TowerDemoClient {
   const logical = `dns:${target.name}:${target.port}`;
   // without a provider: the global one, the API's no-op unless an SDK registered itself (then the layers do nothing)
   const ins = telemetry({
-    ...(meterProvider === undefined ? {} : { meterProvider }),
+    ...(metrics === undefined
+      ? {}
+      : { meterProvider: metrics.meterProvider, callMetrics: metrics.callMetrics }),
     tracing: false,
   }).instrument(logical);
   const source = dns(target.name, target.port, {

@@ -226,7 +226,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     publish();
 
     const target = { dnsServer: dnsServer.address, name: DNS_NAME, port };
-    const tower: TowerDemoClient = towerClient(target, page.meterProvider);
+    const tower: TowerDemoClient = towerClient(target, page);
     const clients: DemoClient[] = [tower];
     if (options.compare) clients.push(roundRobinClient(target));
     cleanups.push(() => Promise.all(clients.map((c) => c.close())));

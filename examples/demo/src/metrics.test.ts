@@ -60,10 +60,7 @@ async function towerOver(p: MetricsPage): Promise<{ server: EchoServer; client: 
   const dns = await DemoDns.start();
   cleanups.push(() => dns.close());
   dns.set('echo.test', [host]);
-  const client = towerClient(
-    { dnsServer: dns.address, name: 'echo.test', port: server.port },
-    p.meterProvider,
-  );
+  const client = towerClient({ dnsServer: dns.address, name: 'echo.test', port: server.port }, p);
   cleanups.push(() => client.close());
   return { server, client };
 }

@@ -16,6 +16,7 @@
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer, get } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type CallMetricsProducer, callMetricsProducer } from '@grpc-tower/telemetry';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 
@@ -25,7 +26,7 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
  * @example
  * ```ts
  * const page = await startMetricsPage();
- * const t = telemetry({ meterProvider: page.meterProvider, tracing: false });
+ * const t = telemetry({ meterProvider: page.meterProvider, callMetrics: page.callMetrics, tracing: false });
  * // … calls …
  * const text = await page.scrape();
  * await page.close();
@@ -36,6 +37,8 @@ export interface MetricsPage {
   readonly url: string;
   /** The provider whose metrics the page shows: give it to `telemetry({ meterProvider })`. */
   readonly meterProvider: MeterProvider;
+  /** The producer of the per-call metrics the page shows too: give it to `telemetry({ callMetrics })`. */
+  readonly callMetrics: CallMetricsProducer;
   /** Reads the page with an HTTP GET, as Prometheus would; rejects on anything but a 200 with metrics. */
   scrape(): Promise<string>;
   /** Stops the server (closing its connections) and shuts the provider down. Idempotent. */
@@ -109,7 +112,8 @@ export async function startMetricsPage(options: MetricsPageOptions = {}): Promis
   const host = options.host ?? '127.0.0.1';
   const scrapeTimeoutMs = options.scrapeTimeoutMs ?? 5_000;
   // the exporter serves nothing itself: this process's server below hands it the requests
-  const exporter = new PrometheusExporter({ preventServerStart: true });
+  const callMetrics = callMetricsProducer();
+  const exporter = new PrometheusExporter({ preventServerStart: true, metricProducers: [callMetrics] });
   const meterProvider = new MeterProvider({ readers: [exporter] });
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -135,6 +139,7 @@ export async function startMetricsPage(options: MetricsPageOptions = {}): Promis
   return {
     url,
     meterProvider,
+    callMetrics,
     async scrape() {
       const { status, type, body } = await httpGet(url, scrapeTimeoutMs);
       if (status !== 200)

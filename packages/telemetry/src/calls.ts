@@ -43,67 +43,110 @@ type Metadata = GrpcRequest['metadata'];
 
 /** The per-call and per-attempt instruments (gRFC A66 and A96). */
 export interface CallInstruments {
-  readonly attemptStarted: Counter;
-  readonly attemptDuration: Histogram;
-  readonly sentSize: Histogram;
-  readonly rcvdSize: Histogram;
-  readonly callDuration: Histogram;
-  readonly retries: Histogram;
-  readonly transparentRetries: Histogram;
-  readonly hedges: Histogram;
-  readonly retryDelay: Histogram;
+  readonly attemptStarted: Pick<Counter, 'add'>;
+  readonly attemptDuration: Pick<Histogram, 'record'>;
+  readonly sentSize: Pick<Histogram, 'record'>;
+  readonly rcvdSize: Pick<Histogram, 'record'>;
+  readonly callDuration: Pick<Histogram, 'record'>;
+  readonly retries: Pick<Histogram, 'record'>;
+  readonly transparentRetries: Pick<Histogram, 'record'>;
+  readonly hedges: Pick<Histogram, 'record'>;
+  readonly retryDelay: Pick<Histogram, 'record'>;
 }
 
-/** Creates the per-call instruments on `meter`, with A66's and A96's units and buckets. */
+/** One per-call instrument: its name, unit, description, and buckets for a histogram. */
+export interface CallInstrumentSpec {
+  readonly key: keyof CallInstruments;
+  readonly name: string;
+  readonly unit: string;
+  readonly description: string;
+  /** The bucket boundaries of a histogram; `undefined` for the counter. */
+  readonly boundaries: readonly number[] | undefined;
+}
+
+const histogram = (
+  key: keyof CallInstruments,
+  name: string,
+  unit: string,
+  boundaries: readonly number[],
+  description: string,
+): CallInstrumentSpec => ({ key, name, unit, description, boundaries });
+
+/** The per-call instruments, with A66's and A96's units and buckets. */
+export const CALL_INSTRUMENTS: readonly CallInstrumentSpec[] = [
+  {
+    key: 'attemptStarted',
+    name: MetricNames.attemptStarted,
+    unit: '{attempt}',
+    description: 'Attempts started, retries, hedges and transparent re-sends included.',
+    boundaries: undefined,
+  },
+  histogram(
+    'attemptDuration',
+    MetricNames.attemptDuration,
+    's',
+    LATENCY_BUCKETS_S,
+    'From the start of an attempt to its end.',
+  ),
+  histogram(
+    'sentSize',
+    MetricNames.attemptSentSize,
+    'By',
+    SIZE_BUCKETS_BY,
+    'Bytes of request messages an attempt sent (serialized, before any grpc-js compression).',
+  ),
+  histogram(
+    'rcvdSize',
+    MetricNames.attemptRcvdSize,
+    'By',
+    SIZE_BUCKETS_BY,
+    'Bytes of response messages an attempt received (serialized, after any decompression).',
+  ),
+  histogram(
+    'callDuration',
+    MetricNames.callDuration,
+    's',
+    LATENCY_BUCKETS_S,
+    'From the start of a call to its end, every attempt and backoff included.',
+  ),
+  histogram('retries', MetricNames.callRetries, '{retry}', COUNT_BUCKETS, 'Retries of a call that had any.'),
+  histogram(
+    'transparentRetries',
+    MetricNames.callTransparentRetries,
+    '{transparent_retry}',
+    COUNT_BUCKETS,
+    'Transparent re-sends of a call that had any.',
+  ),
+  histogram(
+    'hedges',
+    MetricNames.callHedges,
+    '{hedge}',
+    COUNT_BUCKETS,
+    'Hedged attempts of a call that had any.',
+  ),
+  histogram(
+    'retryDelay',
+    MetricNames.callRetryDelay,
+    's',
+    LATENCY_BUCKETS_S,
+    'Time a retried call spent in backoff, no attempt in flight.',
+  ),
+];
+
+/** Creates the per-call instruments on `meter`. */
 export function callInstruments(meter: Meter): CallInstruments {
-  const latency = (name: string, description: string) =>
-    meter.createHistogram(name, {
-      description,
-      unit: 's',
-      advice: { explicitBucketBoundaries: [...LATENCY_BUCKETS_S] },
-    });
-  const size = (name: string, description: string) =>
-    meter.createHistogram(name, {
-      description,
-      unit: 'By',
-      advice: { explicitBucketBoundaries: [...SIZE_BUCKETS_BY] },
-    });
-  const count = (name: string, unit: string, description: string) =>
-    meter.createHistogram(name, {
-      description,
-      unit,
-      advice: { explicitBucketBoundaries: [...COUNT_BUCKETS] },
-    });
-  return {
-    attemptStarted: meter.createCounter(MetricNames.attemptStarted, {
-      description: 'Attempts started, retries, hedges and transparent re-sends included.',
-      unit: '{attempt}',
-    }),
-    attemptDuration: latency(MetricNames.attemptDuration, 'From the start of an attempt to its end.'),
-    sentSize: size(
-      MetricNames.attemptSentSize,
-      'Bytes of request messages an attempt sent (serialized, before any grpc-js compression).',
-    ),
-    rcvdSize: size(
-      MetricNames.attemptRcvdSize,
-      'Bytes of response messages an attempt received (serialized, after any decompression).',
-    ),
-    callDuration: latency(
-      MetricNames.callDuration,
-      'From the start of a call to its end, every attempt and backoff included.',
-    ),
-    retries: count(MetricNames.callRetries, '{retry}', 'Retries of a call that had any.'),
-    transparentRetries: count(
-      MetricNames.callTransparentRetries,
-      '{transparent_retry}',
-      'Transparent re-sends of a call that had any.',
-    ),
-    hedges: count(MetricNames.callHedges, '{hedge}', 'Hedged attempts of a call that had any.'),
-    retryDelay: latency(
-      MetricNames.callRetryDelay,
-      'Time a retried call spent in backoff, no attempt in flight.',
-    ),
-  };
+  const out: Record<string, unknown> = {};
+  for (const spec of CALL_INSTRUMENTS) {
+    const options = { description: spec.description, unit: spec.unit };
+    out[spec.key] =
+      spec.boundaries === undefined
+        ? meter.createCounter(spec.name, options)
+        : meter.createHistogram(spec.name, {
+            ...options,
+            advice: { explicitBucketBoundaries: [...spec.boundaries] },
+          });
+  }
+  return out as unknown as CallInstruments;
 }
 
 /** Where the tracing of a stack goes. */

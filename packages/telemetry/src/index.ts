@@ -13,6 +13,7 @@ export {
   type Instrumentation,
   type ObservedParts,
 } from './telemetry.js';
+export { callMetricsProducer, type CallMetricsProducer } from './producer.js';
 export type {
   ObservedBalancer,
   ObservedEndpoint,

@@ -134,6 +134,7 @@ const withSdk = (options: TelemetryOptions = {}): Telemetry =>
     meterProvider: sdk.meterProvider,
     tracerProvider: sdk.tracerProvider,
     propagator: sdk.propagator,
+    ...(sdk.callMetrics === undefined ? {} : { callMetrics: sdk.callMetrics }),
     ...options,
   });
 
@@ -181,9 +182,10 @@ describe('without an SDK', () => {
   });
 });
 
-describe('with the SDK', () => {
+// every test twice: the per-call metrics through the Meter API, and aggregated by the package's producer
+describe.each(['meter', 'producer'] as const)('with the SDK, per-call metrics through the %s', (mode) => {
   beforeEach(() => {
-    sdk = startSdk();
+    sdk = startSdk(mode);
     cleanups.push(() => sdk.shutdown());
   });
 

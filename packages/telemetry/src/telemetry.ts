@@ -23,6 +23,7 @@ import {
 import type { Observable } from 'rxjs';
 import { type CallInstruments, type Tracing, attemptsLayer, callInstruments, callsLayer } from './calls.js';
 import { LabelCache } from './labels.js';
+import { type CallMetricsProducer, producerInstruments } from './producer.js';
 import { SCOPE_NAME, SCOPE_VERSION } from './names.js';
 import {
   type ObservedBalancer,
@@ -56,6 +57,15 @@ export interface TelemetryOptions {
   readonly propagator?: Pick<TextMapPropagator, 'inject'>;
   /** Record metrics; default `true`. */
   readonly metrics?: boolean;
+  /**
+   * Aggregate the per-call metrics (A66's and A96's) in this process, in
+   * this producer, instead of through the Meter API: about a tenth of the
+   * cost per call. Give the same producer to the metric reader
+   * (`new PrometheusExporter({ metricProducers: [callMetrics] })`). The
+   * other metrics still go through the meter provider. Points are
+   * cumulative. Default: none (everything through the meter provider).
+   */
+  readonly callMetrics?: CallMetricsProducer;
   /** Record spans; default `true`. */
   readonly tracing?: boolean;
   /**
@@ -168,6 +178,9 @@ function checkOptions(options: unknown): TelemetryOptions {
   has('meterProvider', 'getMeter');
   has('tracerProvider', 'getTracer');
   has('propagator', 'inject');
+  if (o.callMetrics !== undefined && producerInstruments(o.callMetrics) === undefined) {
+    throw new ConfigError(WHERE, 'callMetrics', o.callMetrics, 'a producer made by callMetricsProducer()');
+  }
   return o as TelemetryOptions;
 }
 
@@ -212,9 +225,10 @@ function instrument(target: string, o: TelemetryOptions): Instrumentation {
   if (o.metrics !== false) {
     const meter = (o.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE_NAME, SCOPE_VERSION);
     if (meter.constructor !== noopMeterClass) {
-      meters = callInstruments(meter);
+      meters = o.callMetrics === undefined ? callInstruments(meter) : undefined;
       observer = new PartsObserver(meter, target);
     }
+    if (o.callMetrics !== undefined) meters = producerInstruments(o.callMetrics);
   }
   let tracing: Tracing | undefined;
   if (o.tracing !== false) {
@@ -230,7 +244,7 @@ function instrument(target: string, o: TelemetryOptions): Instrumentation {
   const labels = new LabelCache(target, o.allMethods === true);
   return {
     target,
-    enabled: { metrics: meters !== undefined, tracing: tracing !== undefined },
+    enabled: { metrics: meters !== undefined || observer !== undefined, tracing: tracing !== undefined },
     calls: on ? callsLayer(labels, meters, tracing) : identity,
     attempts: on ? attemptsLayer(labels, meters, tracing) : identity,
     endpoint(endpoint) {

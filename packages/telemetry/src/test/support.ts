@@ -20,6 +20,7 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { expect } from 'vitest';
+import { type CallMetricsProducer, callMetricsProducer } from '../producer.js';
 
 /** A pull reader: `collect()` on demand, nothing exported anywhere (the SDK's in-memory path). */
 class InMemoryReader extends MetricReader {
@@ -33,6 +34,8 @@ class InMemoryReader extends MetricReader {
 
 /** One SDK: its providers, and readers of what they recorded. */
 export interface Sdk {
+  /** The producer the per-call metrics go to, when they are aggregated by the package. */
+  readonly callMetrics: CallMetricsProducer | undefined;
   readonly meterProvider: MeterProvider;
   readonly tracerProvider: BasicTracerProvider;
   readonly spans: InMemorySpanExporter;
@@ -42,12 +45,18 @@ export interface Sdk {
   shutdown(): Promise<void>;
 }
 
-export function startSdk(): Sdk {
-  const reader = new InMemoryReader();
+/**
+ * Starts the SDK. `producer`: the per-call metrics go through a
+ * {@link CallMetricsProducer} given to the reader, not through the meter.
+ */
+export function startSdk(mode: 'meter' | 'producer' = 'meter'): Sdk {
+  const callMetrics = mode === 'producer' ? callMetricsProducer() : undefined;
+  const reader = new InMemoryReader(callMetrics === undefined ? {} : { metricProducers: [callMetrics] });
   const meterProvider = new MeterProvider({ readers: [reader] });
   const spans = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
   return {
+    callMetrics,
     meterProvider,
     tracerProvider,
     spans,
