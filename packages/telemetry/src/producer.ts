@@ -4,7 +4,7 @@
  *
  * Through the API, each measurement costs the SDK a lookup of its series
  * by a hash of its attributes (their keys sorted and serialized) and a
- * clock read: five of them per call, about 2 µs each on the bench's
+ * clock read: five of them per call, 1.5–2 µs each on the bench's
  * machine. The per-call layers keep one label set per method and status,
  * so here a series is found by the identity of that object, and a
  * measurement is a bucket search and three additions. The reader (a

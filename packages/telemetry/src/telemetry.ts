@@ -59,8 +59,8 @@ export interface TelemetryOptions {
   readonly metrics?: boolean;
   /**
    * Aggregate the per-call metrics (A66's and A96's) in this process, in
-   * this producer, instead of through the Meter API: about a tenth of the
-   * cost per call. Give the same producer to the metric reader
+   * this producer, instead of through the Meter API: on the bench, about
+   * 5 µs of client CPU per call instead of about 13. Give the same producer to the metric reader
    * (`new PrometheusExporter({ metricProducers: [callMetrics] })`). The
    * other metrics still go through the meter provider. Points are
    * cumulative. Default: none (everything through the meter provider).
