@@ -21,10 +21,12 @@ import {
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { AlwaysOffSampler, BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { towerChannel } from 'grpc-tower';
+import { Subject } from 'rxjs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { eventually } from '../../retry/src/test/harness.js';
 import { startRefusingServer } from '../../retry/src/test/servers.js';
 import { LATENCY_BUCKETS_S, Labels, MetricNames as M, SIZE_BUCKETS_BY } from './names.js';
+import type { ObservedHealthEvent } from './observe.js';
 import { type Telemetry, type TelemetryOptions, telemetry } from './telemetry.js';
 import { type Sdk, histogram, metric, points, startSdk, total } from './test/support.js';
 
@@ -272,6 +274,58 @@ describe.each(['meter', 'producer'] as const)('with the SDK, per-call metrics th
     const [call] = spansNamed('grpctower.testing.Echo/ServerStream');
     expect(childrenOf(call!)).toHaveLength(1);
     expect(GeneratedEchoReply.decode(replies[2]!).index).toBe(2);
+  });
+
+  test('a client-streaming call: the bytes of every message sent; a cancelled stream ends CANCELLED', async () => {
+    const [s] = await servers(1);
+    const { client, target } = channelOver([s!.address]);
+    const parts = [
+      request({ message: 'one' }),
+      request({ message: 'two', payload: Buffer.alloc(3000) }),
+      request({}),
+    ];
+    await new Promise<void>((resolve, reject) => {
+      const call = client.makeClientStreamRequest(
+        '/grpctower.testing.Echo/ClientStream',
+        identity,
+        identity,
+        new grpc.Metadata(),
+        { deadline: Date.now() + 10_000 },
+        (err) => (err ? reject(err) : resolve()),
+      );
+      for (const p of parts) call.write(p);
+      call.end();
+    });
+    const labels = { [Labels.target]: target, [Labels.method]: 'grpctower.testing.Echo/ClientStream' };
+    let m = await sdk.metrics();
+    const sent = histogram(m, M.attemptSentSize, { ...labels, [Labels.status]: 'OK' });
+    expect(sent).toMatchObject({ count: 1, sum: parts.reduce((n, b) => n + b.length, 0) });
+    // the 3 KiB call lands in the 4 KiB bucket
+    expect(sent.sum).toBeGreaterThan(2048);
+    // a server stream the caller cancels after its first message
+    const stream = client.makeServerStreamRequest(
+      SERVER_STREAM,
+      identity,
+      identity,
+      request({ message: 'slow', count: 5, delayMs: 200 }),
+      new grpc.Metadata(),
+      { deadline: Date.now() + 10_000 },
+    );
+    await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+    stream.on('error', () => undefined);
+    stream.cancel();
+    const cancelled = {
+      [Labels.target]: target,
+      [Labels.method]: 'grpctower.testing.Echo/ServerStream',
+      [Labels.status]: 'CANCELLED',
+    };
+    await eventually(
+      async () => histogram(await sdk.metrics(), M.callDuration, cancelled).count === 1,
+      'the cancelled call to end',
+    );
+    m = await sdk.metrics();
+    expect(histogram(m, M.attemptDuration, cancelled).count).toBe(1);
+    expect(histogram(m, M.attemptRcvdSize, cancelled).sum).toBeGreaterThan(0);
   });
 
   test('retries (A96): call.retries and retry_delay; one attempt per try with its status; one span per attempt', async () => {
@@ -593,6 +647,51 @@ describe.each(['meter', 'producer'] as const)('with the SDK, per-call metrics th
     expect(source).toHaveLength(1);
     expect(source[0]!.value).toBe(1);
     expect(total(m, M.discoveryEndpoints, { [Labels.target]: target })).toBe(2);
+  });
+
+  test('close() stops the collection callbacks and the subscriptions', async () => {
+    const [s] = await servers(1);
+    const target = 'closing';
+    const ins = withSdk().instrument(target);
+    const source = staticList([s!.address]);
+    const health = new Subject<ObservedHealthEvent>();
+    ins.observe({ discovery: source });
+    const endpoints = connect(source, (a: DiscoveredAddress) =>
+      ins.endpoint(grpcEndpoint(a.address, { credentials: insecure })),
+    );
+    const balancer = p2c(endpoints, { target });
+    let reads = 0;
+    ins.observe({
+      balancer: {
+        stats: () => {
+          reads++;
+          return balancer.stats();
+        },
+      },
+      health,
+    });
+    const channel = createChannel(new ServiceBuilder<GrpcRequest, GrpcResponse>().service(balancer), {
+      target,
+    });
+    cleanups.push(() => channel.close());
+    expect((await unary(rawClient(channel), request({ message: 'c' }))).error).toBeUndefined();
+    await sdk.metrics();
+    expect(reads).toBe(1);
+    expect(health.observed).toBe(true);
+    await channel.closeAsync();
+    ins.close();
+    const m = await sdk.metrics();
+    expect(reads).toBe(1);
+    expect(health.observed).toBe(false);
+    // the endpoint closed before the telemetry did: its connection is counted closed
+    expect(total(m, M.openConnections, { [Labels.endpoint]: s!.address })).toBe(0);
+    expect(
+      total(m, M.disconnections, {
+        [Labels.endpoint]: s!.address,
+        [Labels.disconnectError]: 'subchannel shutdown',
+      }),
+    ).toBe(1);
+    ins.close(); // twice: nothing happens
   });
 
   test('metrics only, or tracing only', async () => {
