@@ -111,8 +111,9 @@ function httpGet(url: string, timeoutMs: number): Promise<{ status: number; type
 export async function startMetricsPage(options: MetricsPageOptions = {}): Promise<MetricsPage> {
   const host = options.host ?? '127.0.0.1';
   const scrapeTimeoutMs = options.scrapeTimeoutMs ?? 5_000;
-  // the exporter serves nothing itself: this process's server below hands it the requests
+  // the per-call metrics, aggregated by grpc-tower's producer, are on the same page
   const callMetrics = callMetricsProducer();
+  // the exporter serves nothing itself: this process's server below hands it the requests
   const exporter = new PrometheusExporter({ preventServerStart: true, metricProducers: [callMetrics] });
   const meterProvider = new MeterProvider({ readers: [exporter] });
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
