@@ -5,7 +5,9 @@
 // TRANSIENT_FAILURE while every server is down, READY again), and closing
 // the channel must release everything the stack holds: endpoints and their
 // sockets, health watches, the detector's timers (unref'd ones included),
-// discovery polling. Servers are child processes on 127.0.0.x.
+// discovery polling. Servers are child processes on 127.0.0.x. The same
+// for the one-call channel with telemetry recording into the real
+// OpenTelemetry SDK.
 import * as grpc from '@grpc/grpc-js';
 import { p2c } from '@grpc-tower/balance';
 import { ServiceBuilder, timeout } from '@grpc-tower/core';
@@ -13,7 +15,11 @@ import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from
 import { connect } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
+import { callMetricsProducer, telemetry } from '@grpc-tower/telemetry';
 import { createEchoClient, insecure, trackResources } from '@grpc-tower/testing';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { towerChannel } from 'grpc-tower';
 import { afterEach, expect, test } from 'vitest';
 import { Fleet, Registry } from './support/fleet.js';
 
@@ -125,3 +131,60 @@ test('a stack of timeout, retry and p2c reports connectivity truthfully and clos
   await fleet.close();
   await tracker.expectNone({ settleMs: 3_000 });
 });
+
+test('towerChannel with telemetry into the SDK: closing the channel releases everything, its watch of discovery included', async () => {
+  const fleet = await Fleet.start(2);
+  cleanup.push(() => fleet.close());
+  const registry = new Registry(fleet.addresses());
+  const tracker = trackResources();
+  cleanup.push(() => tracker.stop());
+  // the real SDK: a pull reader with the package's producer, traces through a batch processor; the
+  // telemetry's subscriptions (discovery's events, the endpoints' readiness) must not keep polling alive
+  const callMetrics = callMetricsProducer();
+  const reader = new PullReader({ metricProducers: [callMetrics] });
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  const spans = new InMemorySpanExporter();
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spans)] });
+  const channel = towerChannel('dns:///echo.lifecycle:1', insecure, {
+    discovery: registry.source(100),
+    telemetry: telemetry({ meterProvider, tracerProvider, callMetrics }),
+    health: { backoff: { initialMs: 50, maxMs: 200 } },
+  });
+  const client = createEchoClient('echo.lifecycle', { channelOverride: channel });
+  const ok = await new Promise<string>((resolve, reject) =>
+    client.Unary(
+      { message: 'up' },
+      new grpc.Metadata(),
+      { deadline: Date.now() + 10_000 },
+      (err: grpc.ServiceError | null, reply?: { server: string }) =>
+        err ? reject(err) : resolve(reply?.server ?? ''),
+    ),
+  );
+  expect(fleet.names()).toContain(ok);
+  const { resourceMetrics } = await reader.collect();
+  const names = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics.map((m) => m.descriptor.name));
+  expect(names).toEqual(
+    expect.arrayContaining(['grpc.client.call.duration', 'grpc_tower.lb.endpoint.state']),
+  );
+
+  client.close();
+  await channel.closeAsync();
+  await tracerProvider.forceFlush();
+  expect(spans.getFinishedSpans().map((s) => s.name)).toEqual(
+    expect.arrayContaining(['grpctower.testing.Echo/Unary', 'Attempt.grpctower.testing.Echo/Unary']),
+  );
+  await tracerProvider.shutdown();
+  await meterProvider.shutdown();
+  await fleet.close();
+  await tracker.expectNone({ settleMs: 3_000 });
+});
+
+/** A metric reader collected on demand. */
+class PullReader extends MetricReader {
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
