@@ -33,6 +33,7 @@ import {
   type TextMapSetter,
   type Tracer,
   context,
+  diag,
   trace,
 } from '@opentelemetry/api';
 import type { LabelCache, MethodLabels } from './labels.js';
@@ -181,6 +182,19 @@ class CallRecord implements RetryTally {
   }
 }
 
+const reported = new Set<string>();
+
+/**
+ * Telemetry never fails a call: an exception from the SDK, a propagator or
+ * a provider of the application's is reported once per place through the
+ * API's diagnostic logger (`diag`), and the call goes on without it.
+ */
+export function telemetryFailed(where: string, err: unknown): void {
+  if (reported.has(where)) return;
+  reported.add(where);
+  diag.error(`@grpc-tower/telemetry: ${where} threw; calls go on without it`, err);
+}
+
 const endSpan = (span: Span, code: StatusCode, message: string | undefined): void => {
   span.setAttribute('rpc.grpc.status_code', code);
   if (code !== Status.OK) span.setStatus({ code: SpanStatusCode.ERROR, ...(message ? { message } : {}) });
@@ -203,16 +217,20 @@ export function callsLayer(
   tracing: Tracing | undefined,
 ): GrpcLayer {
   const finish = (l: MethodLabels, rec: CallRecord, code: StatusCode, message: string | undefined): void => {
-    if (meters !== undefined) {
-      meters.callDuration.record((performance.now() - rec.start) / 1000, l.status(code));
-      if (rec.retries > 0) {
-        meters.retries.record(rec.retries, l.base);
-        meters.retryDelay.record(rec.delayMs / 1000, l.base);
+    try {
+      if (meters !== undefined) {
+        meters.callDuration.record((performance.now() - rec.start) / 1000, l.status(code));
+        if (rec.retries > 0) {
+          meters.retries.record(rec.retries, l.base);
+          meters.retryDelay.record(rec.delayMs / 1000, l.base);
+        }
+        if (rec.transparentRetries > 0) meters.transparentRetries.record(rec.transparentRetries, l.base);
+        if (rec.hedges > 0) meters.hedges.record(rec.hedges, l.base);
       }
-      if (rec.transparentRetries > 0) meters.transparentRetries.record(rec.transparentRetries, l.base);
-      if (rec.hedges > 0) meters.hedges.record(rec.hedges, l.base);
+      if (rec.span !== undefined) endSpan(rec.span, code, message);
+    } catch (err) {
+      telemetryFailed('recording a call', err);
     }
-    if (rec.span !== undefined) endSpan(rec.span, code, message);
   };
   return (inner) => ({
     call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
@@ -220,11 +238,17 @@ export function callsLayer(
       let span: Span | undefined;
       let otel: Context | undefined;
       if (tracing !== undefined) {
-        const parent = context.active();
-        const s = tracing.tracer.startSpan(l.spanName, l.callSpan, parent);
-        if (s.isRecording()) span = s;
-        // kept when the sampler dropped the call too: its attempts carry the decision to the server
-        otel = trace.setSpan(parent, s);
+        try {
+          const parent = context.active();
+          const s = tracing.tracer.startSpan(l.spanName, l.callSpan, parent);
+          if (s.isRecording()) span = s;
+          // kept when the sampler dropped the call too: its attempts carry the decision to the server
+          otel = trace.setSpan(parent, s);
+        } catch (err) {
+          span = undefined;
+          otel = undefined;
+          telemetryFailed('starting a call span', err);
+        }
       }
       const rec = new CallRecord(l, performance.now(), span, otel);
       return inner.call(req, ctx.withValue(CallRetries, rec)).then(
@@ -263,15 +287,19 @@ export function attemptsLayer(
     received: number,
     message: string | undefined,
   ): void => {
-    if (meters !== undefined) {
-      const attrs = l.status(code);
-      meters.attemptDuration.record((performance.now() - start) / 1000, attrs);
-      meters.sentSize.record(req.messages.bytes, attrs);
-      meters.rcvdSize.record(received, attrs);
-    }
-    if (span !== undefined) {
-      if (endpoint !== undefined) span.setAttributes(labels.server(endpoint));
-      endSpan(span, code, message);
+    try {
+      if (meters !== undefined) {
+        const attrs = l.status(code);
+        meters.attemptDuration.record((performance.now() - start) / 1000, attrs);
+        meters.sentSize.record(req.messages.bytes, attrs);
+        meters.rcvdSize.record(received, attrs);
+      }
+      if (span !== undefined) {
+        if (endpoint !== undefined) span.setAttributes(labels.server(endpoint));
+        endSpan(span, code, message);
+      }
+    } catch (err) {
+      telemetryFailed('recording an attempt', err);
     }
   };
   return (inner) => ({
@@ -280,24 +308,31 @@ export function attemptsLayer(
       const rec = found instanceof CallRecord ? found : undefined;
       const l = rec?.labels ?? labels.of(req);
       const start = performance.now();
-      meters?.attemptStarted.add(1, l.base);
       let span: Span | undefined;
       let sent = req;
-      if (tracing !== undefined) {
-        const parent = rec !== undefined ? rec.otel : context.active();
-        if (parent !== undefined) {
-          // below a calls layer, an attempt is traced when its call is; an
-          // untraced one still sends its call's context (marked not sampled)
-          let carried = parent;
-          if (rec === undefined || rec.span !== undefined) {
-            const s = tracing.tracer.startSpan(l.attemptName, l.attemptSpan(req.attempt), parent);
-            if (s.isRecording()) span = s;
-            carried = trace.setSpan(parent, s);
+      try {
+        meters?.attemptStarted.add(1, l.base);
+        if (tracing !== undefined) {
+          const parent = rec !== undefined ? rec.otel : context.active();
+          if (parent !== undefined) {
+            // below a calls layer, an attempt is traced when its call is; an
+            // untraced one still sends its call's context (marked not sampled)
+            let carried = parent;
+            if (rec === undefined || rec.span !== undefined) {
+              const s = tracing.tracer.startSpan(l.attemptName, l.attemptSpan(req.attempt), parent);
+              if (s.isRecording()) span = s;
+              carried = trace.setSpan(parent, s);
+            }
+            const metadata = req.metadata.clone();
+            tracing.propagator.inject(carried, metadata, metadataSetter);
+            sent = { ...req, metadata };
           }
-          const metadata = req.metadata.clone();
-          tracing.propagator.inject(carried, metadata, metadataSetter);
-          sent = { ...req, metadata };
         }
+      } catch (err) {
+        span?.end();
+        span = undefined;
+        sent = req;
+        telemetryFailed('starting an attempt', err);
       }
       return inner.call(sent, ctx).then(
         (res) => {

@@ -19,6 +19,7 @@ import type {
   UpDownCounter,
 } from '@opentelemetry/api';
 import type { Observable, Subscription } from 'rxjs';
+import { telemetryFailed } from './calls.js';
 import { Labels, MetricNames } from './names.js';
 
 /** One endpoint as a balancer's `stats()` reports it. */
@@ -214,6 +215,13 @@ export class PartsObserver {
     const attrs = this.#endpointAttrs(address);
     let previous: string | undefined;
     const change = (state: string): void => {
+      try {
+        follow(state);
+      } catch (err) {
+        telemetryFailed('recording a connection change', err);
+      }
+    };
+    const follow = (state: string): void => {
       const was = previous;
       previous = state;
       if (was === state) return;
@@ -352,44 +360,47 @@ export class PartsObserver {
       }),
     };
     const h = this.#health;
-    this.#keep(
-      events$.subscribe({
-        next: (e) => {
-          const address = e.endpoint ?? '';
-          if (e.type === 'health' && e.to !== undefined) {
-            const to = e.to;
-            h.transitions.add(
-              1,
-              this.#attrs.get(`${address}|health|${to}`, () => ({
-                [Labels.endpoint]: address,
-                [Labels.healthState]: to,
-              })),
-            );
-          } else if (e.type === 'ejected') {
-            const method = methodName(e.algorithm);
-            h.enforced.add(
-              1,
-              this.#attrs.get(`${address}|ejected|${method}`, () => ({
-                [Labels.endpoint]: address,
-                [Labels.detectionMethod]: method,
-              })),
-            );
-          } else if (e.type === 'unenforced') {
-            const method = methodName(e.algorithm);
-            const because = unenforcedReason(e.because);
-            h.unenforced.add(
-              1,
-              this.#attrs.get(`${address}|unenforced|${method}|${because}`, () => ({
-                [Labels.endpoint]: address,
-                [Labels.detectionMethod]: method,
-                [Labels.unenforcedReason]: because,
-              })),
-            );
-          }
-        },
-        error: () => {},
-      }),
-    );
+    const countHealth = (e: ObservedHealthEvent): void => {
+      const address = e.endpoint ?? '';
+      if (e.type === 'health' && e.to !== undefined) {
+        const to = e.to;
+        h.transitions.add(
+          1,
+          this.#attrs.get(`${address}|health|${to}`, () => ({
+            [Labels.endpoint]: address,
+            [Labels.healthState]: to,
+          })),
+        );
+      } else if (e.type === 'ejected') {
+        const method = methodName(e.algorithm);
+        h.enforced.add(
+          1,
+          this.#attrs.get(`${address}|ejected|${method}`, () => ({
+            [Labels.endpoint]: address,
+            [Labels.detectionMethod]: method,
+          })),
+        );
+      } else if (e.type === 'unenforced') {
+        const method = methodName(e.algorithm);
+        const because = unenforcedReason(e.because);
+        h.unenforced.add(
+          1,
+          this.#attrs.get(`${address}|unenforced|${method}|${because}`, () => ({
+            [Labels.endpoint]: address,
+            [Labels.detectionMethod]: method,
+            [Labels.unenforcedReason]: because,
+          })),
+        );
+      }
+    };
+    const count = (e: ObservedHealthEvent): void => {
+      try {
+        countHealth(e);
+      } catch (err) {
+        telemetryFailed('recording a health event', err);
+      }
+    };
+    this.#keep(events$.subscribe({ next: count, error: () => {} }));
   }
 
   /** Resolutions, failures and the endpoints each discovery source knows. */
@@ -422,12 +433,16 @@ export class PartsObserver {
     this.#keep(
       events$.subscribe({
         next: (e) => {
-          const source = e.source ?? '';
-          if (e.type === 'resolved') {
-            d.resolutions.add(1, this.#sourceAttrs(source));
-            if (typeof e.count === 'number') d.known.set(source, e.count);
-          } else if (e.type === 'failed' || e.type === 'disconnected') {
-            d.failures.add(1, this.#sourceAttrs(source));
+          try {
+            const source = e.source ?? '';
+            if (e.type === 'resolved') {
+              d.resolutions.add(1, this.#sourceAttrs(source));
+              if (typeof e.count === 'number') d.known.set(source, e.count);
+            } else if (e.type === 'failed' || e.type === 'disconnected') {
+              d.failures.add(1, this.#sourceAttrs(source));
+            }
+          } catch (err) {
+            telemetryFailed('recording a discovery event', err);
           }
         },
         error: () => {},

@@ -711,3 +711,36 @@ describe.each(['meter', 'producer'] as const)('with the SDK, per-call metrics th
     expect(md.get('traceparent')).toEqual([]);
   });
 });
+
+describe('telemetry never fails a call', () => {
+  test('a propagator, a tracer and instruments that throw: every call still succeeds', async () => {
+    const boom = (): never => {
+      throw new Error('broken by the application');
+    };
+    const throwing = { add: boom, record: boom };
+    const meter = {
+      createCounter: () => throwing,
+      createHistogram: () => throwing,
+      createUpDownCounter: () => throwing,
+      createObservableGauge: () => ({}),
+      createObservableCounter: () => ({}),
+      addBatchObservableCallback: () => undefined,
+      removeBatchObservableCallback: () => undefined,
+    };
+    const own = startSdk();
+    cleanups.push(() => own.shutdown());
+    const broken = [
+      telemetry({ meterProvider: { getMeter: () => meter } as never, tracing: false }),
+      telemetry({ tracerProvider: own.tracerProvider, propagator: { inject: boom }, metrics: false }),
+      telemetry({ tracerProvider: { getTracer: () => ({ startSpan: boom }) } as never, metrics: false }),
+    ];
+    const [s] = await servers(1);
+    for (const t of broken) {
+      // its endpoint's connection counters throw too, inside an rxjs subscriber: nothing escapes
+      const { client } = channelOver([s!.address], {}, t);
+      for (let i = 0; i < 3; i++)
+        expect((await unary(client, request({ message: 'b' }))).error).toBeUndefined();
+      expect((await serverStream(client, request({ message: 'b', count: 2 }))).length).toBe(2);
+    }
+  });
+});
