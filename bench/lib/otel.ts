@@ -12,8 +12,9 @@
  */
 import { type Telemetry, callMetricsProducer, telemetry } from '@grpc-tower/telemetry';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { ExportResult } from '@opentelemetry/core';
+import { PullReader } from '../../packages/telemetry/src/test/reader.js';
 import {
   BasicTracerProvider,
   BatchSpanProcessor,
@@ -22,15 +23,6 @@ import {
   type SpanExporter,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
-
-class PullReader extends MetricReader {
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 /** Counts the spans it is given and keeps none. */
 class CountingExporter implements SpanExporter {

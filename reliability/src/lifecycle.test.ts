@@ -17,10 +17,11 @@ import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
 import { callMetricsProducer, telemetry } from '@grpc-tower/telemetry';
 import { createEchoClient, insecure, trackResources } from '@grpc-tower/testing';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { towerChannel } from 'grpc-tower';
 import { afterEach, expect, test } from 'vitest';
+import { PullReader } from '../../packages/telemetry/src/test/reader.js';
 import { Fleet, Registry } from './support/fleet.js';
 
 const cleanup: (() => unknown)[] = [];
@@ -178,13 +179,3 @@ test('towerChannel with telemetry into the SDK: closing the channel releases eve
   await fleet.close();
   await tracker.expectNone({ settleMs: 3_000 });
 });
-
-/** A metric reader collected on demand. */
-class PullReader extends MetricReader {
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}

@@ -31,9 +31,9 @@ export class MethodLabels {
   /** Attempt span settings by the number of attempts before (the first few, kept). */
   readonly #attempts: SpanOptions[] = [];
 
-  constructor(path: string, methodLabel: string, target: string) {
+  /** `name`: the method's path without its leading slash, `pkg.Service/Method`. */
+  constructor(name: string, methodLabel: string, target: string) {
     this.base = { [Labels.method]: methodLabel, [Labels.target]: target };
-    const name = path.startsWith('/') ? path.slice(1) : path;
     const slash = name.lastIndexOf('/');
     this.spanName = name;
     this.attemptName = `Attempt.${name}`;
@@ -92,7 +92,7 @@ export class LabelCache {
     if (labels === undefined) {
       const registered = req.kind !== undefined || this.#allMethods;
       const name = path.startsWith('/') ? path.slice(1) : path;
-      labels = new MethodLabels(path, registered ? name : OTHER_METHOD, this.#target);
+      labels = new MethodLabels(name, registered ? name : OTHER_METHOD, this.#target);
       if (this.#methods.size < MAX_CACHED) this.#methods.set(path, labels);
     }
     return labels;

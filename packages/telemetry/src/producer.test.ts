@@ -1,24 +1,16 @@
 // The producer against the SDK's own aggregation: the same values recorded
 // through a real sdk-metrics histogram and counter and through the producer
 // give the same points when a real reader collects both.
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Histogram as SdkHistogram, MetricData } from '@opentelemetry/sdk-metrics';
 import { background } from '@grpc-tower/core';
 import { describe, expect, test } from 'vitest';
 import { LATENCY_BUCKETS_S, MetricNames } from './names.js';
 import { callMetricsProducer, producerInstruments } from './producer.js';
 import { telemetry } from './telemetry.js';
+import { PullReader } from './test/reader.js';
 
-class Reader extends MetricReader {
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-const byName = async (reader: Reader): Promise<Map<string, MetricData[]>> => {
+const byName = async (reader: PullReader): Promise<Map<string, MetricData[]>> => {
   const { resourceMetrics, errors } = await reader.collect();
   expect(errors).toEqual([]);
   const out = new Map<string, MetricData[]>();
@@ -32,7 +24,7 @@ const byName = async (reader: Reader): Promise<Map<string, MetricData[]>> => {
 describe('callMetricsProducer', () => {
   test('buckets, sums, counts, min and max as the SDK computes them, boundary values included', async () => {
     const producer = callMetricsProducer();
-    const reader = new Reader({ metricProducers: [producer] });
+    const reader = new PullReader({ metricProducers: [producer] });
     const provider = new MeterProvider({ readers: [reader] });
     const sdkHistogram = provider.getMeter('@grpc-tower/telemetry').createHistogram('sdk.duration', {
       unit: 's',
@@ -69,7 +61,7 @@ describe('callMetricsProducer', () => {
 
   test('one producer, two targets: their series apart', async () => {
     const producer = callMetricsProducer();
-    const reader = new Reader({ metricProducers: [producer] });
+    const reader = new PullReader({ metricProducers: [producer] });
     const provider = new MeterProvider({ readers: [reader] });
     const t = telemetry({ meterProvider: provider, callMetrics: producer, tracing: false });
     const inner = {

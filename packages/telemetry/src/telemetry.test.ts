@@ -181,6 +181,18 @@ describe('without an SDK', () => {
     expect(() => telemetry({ meterProvider: {} as never })).toThrow(/meterProvider/);
     expect(() => telemetry().instrument('')).toThrow(/target/);
     expect(() => towerChannel('ipv4:127.0.0.1:1', insecure, { telemetry: {} as never })).toThrow(/telemetry/);
+    // a channel that cannot be built closes the telemetry it instrumented
+    let closed = 0;
+    const counting = {
+      instrument(target: string) {
+        const ins = telemetry().instrument(target);
+        return { ...ins, close: () => void closed++ };
+      },
+    };
+    expect(() =>
+      towerChannel('ipv4:127.0.0.1:1', insecure, { telemetry: counting, balancer: { failFastMs: -5 } }),
+    ).toThrow(/failFastMs/);
+    expect(closed).toBe(1);
   });
 });
 

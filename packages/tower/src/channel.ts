@@ -307,11 +307,13 @@ export function towerChannel(
   const retries =
     options.retry === false ? undefined : retry({ budget: retryBudget(), ...(options.retry ?? {}) });
   const deadline = options.timeoutMs === undefined ? undefined : timeout({ ms: options.timeoutMs });
+  const telemetry = options.telemetry?.instrument(parsed.canonical);
   try {
-    return build(parsed, options, endpointOptions, { health, detector, retries, deadline });
+    return build(parsed, options, endpointOptions, { health, detector, retries, deadline, telemetry });
   } catch (err) {
-    // a bad balancer or replay option: release the detector's timer before reporting it
+    // a bad balancer or replay option: release the detector's timer and the telemetry's watches first
     detector?.close();
+    telemetry?.close();
     throw err;
   }
 }
@@ -321,16 +323,16 @@ interface Parts {
   readonly detector: ReturnType<typeof outlierDetection> | undefined;
   readonly retries: RetryLayer | undefined;
   readonly deadline: GrpcLayer | undefined;
+  readonly telemetry: TowerInstrumentation | undefined;
 }
 
 function build(
   parsed: Target,
   options: TowerOptions,
   endpointOptions: GrpcEndpointOptions,
-  { health, detector, retries, deadline }: Parts,
+  { health, detector, retries, deadline, telemetry }: Parts,
 ): TowerChannel {
   const source = sourceOf(parsed, options);
-  const telemetry = options.telemetry?.instrument(parsed.canonical);
   // before the balancer subscribes: a static list reports its one resolution then
   telemetry?.observe({ discovery: source });
   const endpoints = connect(

@@ -344,26 +344,7 @@ describe('outlierDetection: A50 rate algorithms', () => {
     expect(detector.stats().endpoints[0]).toMatchObject({ failures: 8, successes: 2 });
     detector.sweep();
     expect(ejections(events)).toEqual([]);
-    expect(detector.stats().endpoints[0]).toMatchObject({ failures: 0, successes: 0 });
-  });
-
-  test('failure percentage: an outlier the enforcement percentage spares is reported unenforced', async () => {
-    const {
-      servers: [a],
-      detector,
-      events,
-      eps,
-    } = await setup(3, {
-      consecutiveFailures: 0,
-      failurePercentageEjection: {
-        threshold: 50,
-        enforcementPercentage: 0,
-        minimumHosts: 3,
-        requestVolume: 10,
-      },
-    });
-    await traffic(eps, a!, 8);
-    detector.sweep();
+    // detected all the same: reported as an outlier left in (A91's unenforced ejection)
     expect(events.filter((e) => e.type === 'unenforced')).toEqual([
       {
         type: 'unenforced',
@@ -372,6 +353,7 @@ describe('outlierDetection: A50 rate algorithms', () => {
         because: 'enforcement-percentage',
       },
     ]);
+    expect(detector.stats().endpoints[0]).toMatchObject({ failures: 0, successes: 0 });
   });
 });
 

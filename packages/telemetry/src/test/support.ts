@@ -7,13 +7,7 @@
  * @module
  */
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import {
-  type DataPoint,
-  type Histogram,
-  MeterProvider,
-  type MetricData,
-  MetricReader,
-} from '@opentelemetry/sdk-metrics';
+import { type DataPoint, type Histogram, MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
@@ -21,16 +15,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { expect } from 'vitest';
 import { type CallMetricsProducer, callMetricsProducer } from '../producer.js';
-
-/** A pull reader: `collect()` on demand, nothing exported anywhere (the SDK's in-memory path). */
-class InMemoryReader extends MetricReader {
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
+import { PullReader } from './reader.js';
 
 /** One SDK: its providers, and readers of what they recorded. */
 export interface Sdk {
@@ -51,7 +36,7 @@ export interface Sdk {
  */
 export function startSdk(mode: 'meter' | 'producer' = 'meter'): Sdk {
   const callMetrics = mode === 'producer' ? callMetricsProducer() : undefined;
-  const reader = new InMemoryReader(callMetrics === undefined ? {} : { metricProducers: [callMetrics] });
+  const reader = new PullReader(callMetrics === undefined ? {} : { metricProducers: [callMetrics] });
   const meterProvider = new MeterProvider({ readers: [reader] });
   const spans = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
