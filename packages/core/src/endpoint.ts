@@ -61,6 +61,21 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
    */
   readonly weight?: number | undefined;
   /**
+   * The zone (locality) the endpoint runs in, such as a Kubernetes node's
+   * `topology.kubernetes.io/zone` (`'eu-west-1a'`). Optional: an endpoint
+   * without one is in no zone. A balancer with zone-aware routing prefers
+   * the endpoints of its own zone while they have enough ready capacity.
+   */
+  readonly zone?: string | undefined;
+  /**
+   * Topology hints: the zones whose clients this endpoint is meant for
+   * (a Kubernetes EndpointSlice's `hints.forZones`). Optional. A balancer
+   * with zone-aware routing and hints on sends a client's calls only to the
+   * endpoints hinted for its zone, when every ready endpoint has hints, as
+   * kube-proxy does.
+   */
+  readonly forZones?: readonly string[] | undefined;
+  /**
    * Stops taking new calls, waits for the calls in flight (at most
    * `graceMs`, then cancels them), then releases every resource.
    */
@@ -83,4 +98,39 @@ export function checkWeight(where: string, weight: unknown): number | undefined 
     throw new ConfigError(where, 'weight', weight, 'a finite number >= 0');
   }
   return weight;
+}
+
+/**
+ * @internal Checks an endpoint's `zone` option: `undefined`, or a
+ * non-empty string. Throws `ConfigError` naming `where`.
+ *
+ * @example
+ * ```ts
+ * const zone = checkZone('grpcEndpoint', options.zone);
+ * ```
+ */
+export function checkZone(where: string, zone: unknown): string | undefined {
+  if (zone === undefined) return undefined;
+  if (typeof zone !== 'string' || zone.length === 0) {
+    throw new ConfigError(where, 'zone', zone, 'a non-empty string');
+  }
+  return zone;
+}
+
+/**
+ * @internal Checks an endpoint's `forZones` option: `undefined`, or an
+ * array of non-empty strings; returns a frozen copy. Throws `ConfigError`
+ * naming `where`.
+ *
+ * @example
+ * ```ts
+ * const forZones = checkForZones('grpcEndpoint', options.forZones);
+ * ```
+ */
+export function checkForZones(where: string, forZones: unknown): readonly string[] | undefined {
+  if (forZones === undefined) return undefined;
+  if (!Array.isArray(forZones) || !forZones.every((z) => typeof z === 'string' && z.length > 0)) {
+    throw new ConfigError(where, 'forZones', forZones, 'an array of non-empty strings');
+  }
+  return Object.freeze([...(forZones as string[])]);
 }

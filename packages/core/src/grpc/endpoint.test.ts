@@ -172,3 +172,30 @@ describe('weight', () => {
     },
   );
 });
+
+describe('zone and forZones', () => {
+  test('a zone and topology hints from discovery are kept (the hints copied); none are undefined', async () => {
+    const hints = ['eu-1a', 'eu-1b'];
+    const zoned = grpcEndpoint('127.0.0.1:1', { credentials: insecure, zone: 'eu-1a', forZones: hints });
+    const plain = grpcEndpoint('127.0.0.1:1', { credentials: insecure });
+    try {
+      hints.push('eu-1c');
+      expect([zoned.zone, zoned.forZones]).toEqual(['eu-1a', ['eu-1a', 'eu-1b']]);
+      expect([plain.zone, plain.forZones]).toEqual([undefined, undefined]);
+    } finally {
+      await Promise.all([zoned, plain].map((e) => e.close({ graceMs: 0 })));
+    }
+  });
+
+  test.each(['', 3, null])('zone %j is a ConfigError naming it', (zone) => {
+    expect(() => grpcEndpoint('127.0.0.1:1', { credentials: insecure, zone: zone as string })).toThrow(
+      /grpcEndpoint: option "zone" must be a non-empty string/,
+    );
+  });
+
+  test.each([['eu-1a', ''], 'eu-1a', [1], null])('forZones %j is a ConfigError naming it', (forZones) => {
+    expect(() =>
+      grpcEndpoint('127.0.0.1:1', { credentials: insecure, forZones: forZones as string[] }),
+    ).toThrow(/grpcEndpoint: option "forZones" must be an array of non-empty strings/);
+  });
+});

@@ -48,7 +48,7 @@ import type { Endpoint, Readiness } from '../endpoint.js';
 import { ClosedError, ConfigError, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
-import { checkWeight } from '../endpoint.js';
+import { checkForZones, checkWeight, checkZone } from '../endpoint.js';
 import { formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
 import {
@@ -86,6 +86,10 @@ export interface GrpcEndpointOptions {
    * See `Endpoint.weight`.
    */
   readonly weight?: number | undefined;
+  /** The zone it runs in (a non-empty string, such as a discovered address's `zone`). See `Endpoint.zone`. */
+  readonly zone?: string | undefined;
+  /** Topology hints: the zones whose clients it is meant for (non-empty strings). See `Endpoint.forZones`. */
+  readonly forZones?: readonly string[] | undefined;
 }
 
 /** What a missing or wrong `credentials` option is told to be. */
@@ -233,6 +237,10 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   readonly address: string;
   /** The weight it was given (see {@link GrpcEndpointOptions.weight}), or `undefined`. */
   readonly weight: number | undefined;
+  /** The zone it was given (see {@link GrpcEndpointOptions.zone}), or `undefined`. */
+  readonly zone: string | undefined;
+  /** The topology hints it was given (see {@link GrpcEndpointOptions.forZones}), or `undefined`. */
+  readonly forZones: readonly string[] | undefined;
   readonly #channel: Channel;
   readonly #secure: boolean;
   readonly #graceMs: number;
@@ -259,6 +267,8 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     }
     this.#graceMs = graceMs;
     this.weight = checkWeight('grpcEndpoint', options.weight);
+    this.zone = checkZone('grpcEndpoint', options.zone);
+    this.forZones = checkForZones('grpcEndpoint', options.forZones);
     const creds = options.credentials;
     if (typeof (creds as { _isSecure?: unknown } | null | undefined)?._isSecure !== 'function') {
       throw new ConfigError('grpcEndpoint', 'credentials', creds, CREDENTIALS_EXPECTED);

@@ -166,3 +166,21 @@ describe('http2Endpoint', () => {
     );
   });
 });
+
+describe('http2Endpoint zone and forZones', () => {
+  test('are kept, and checked like weight', async () => {
+    // an address nothing listens on: the endpoint only has to be built
+    const ep = http2Endpoint('127.0.0.1:1', { scheme: 'http', zone: 'eu-1a', forZones: ['eu-1a'] });
+    try {
+      expect([ep.zone, ep.forZones]).toEqual(['eu-1a', ['eu-1a']]);
+    } finally {
+      await ep.close({ graceMs: 0 });
+    }
+    expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', zone: '' })).toThrow(
+      /http2Endpoint: option "zone" must be a non-empty string/,
+    );
+    expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', forZones: [''] })).toThrow(
+      /http2Endpoint: option "forZones" must be an array of non-empty strings/,
+    );
+  });
+});

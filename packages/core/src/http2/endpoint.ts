@@ -16,7 +16,7 @@
 import * as http2 from 'node:http2';
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import { type CallContext, abortReason } from '../context.js';
-import { type Endpoint, type Readiness, checkWeight } from '../endpoint.js';
+import { type Endpoint, type Readiness, checkForZones, checkWeight, checkZone } from '../endpoint.js';
 import { ClosedError, ConfigError, GrpcTowerError, UnavailableError } from '../errors.js';
 import { formatAddress, parseAddress } from '../address.js';
 import { Status } from '../status.js';
@@ -87,6 +87,10 @@ export interface Http2EndpointOptions {
   readonly closeGraceMs?: number;
   /** Its share among equally loaded endpoints (a finite number ≥ 0); default 1. See `Endpoint.weight`. */
   readonly weight?: number | undefined;
+  /** The zone it runs in (a non-empty string). See `Endpoint.zone`. */
+  readonly zone?: string | undefined;
+  /** Topology hints: the zones whose clients it is meant for (non-empty strings). See `Endpoint.forZones`. */
+  readonly forZones?: readonly string[] | undefined;
 }
 
 /**
@@ -124,6 +128,10 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   readonly address: string;
   /** The weight it was given, or `undefined`. */
   readonly weight: number | undefined;
+  /** The zone it was given, or `undefined`. */
+  readonly zone: string | undefined;
+  /** The topology hints it was given, or `undefined`. */
+  readonly forZones: readonly string[] | undefined;
   readonly readiness$: Observable<Readiness>;
   readonly #origin: string;
   readonly #authority: string;
@@ -174,6 +182,8 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     this.#maxBody = positive('http2Endpoint', 'maxResponseBytes', options.maxResponseBytes, 64 * 1024 * 1024);
     this.#grace = positive('http2Endpoint', 'closeGraceMs', options.closeGraceMs, 30_000);
     this.weight = checkWeight('http2Endpoint', options.weight);
+    this.zone = checkZone('http2Endpoint', options.zone);
+    this.forZones = checkForZones('http2Endpoint', options.forZones);
     this.#backoff = this.#initialBackoff;
     this.readiness$ = this.#state.pipe(distinctUntilChanged());
     try {
