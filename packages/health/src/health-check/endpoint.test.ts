@@ -305,6 +305,18 @@ describe('healthChecked: options', () => {
     expect(() => healthChecked()({} as never)).toThrow(ConfigError);
   });
 
+  test('the weight, zone and topology hints of the inner endpoint show through', () => {
+    const inner = grpcEndpoint('127.0.0.1:1', {
+      credentials: insecure,
+      weight: 2,
+      zone: 'a',
+      forZones: ['a'],
+    });
+    const ep = healthChecked()(inner);
+    endpoints.push(ep);
+    expect([ep.weight, ep.zone, ep.forZones]).toEqual([2, 'a', ['a']]);
+  });
+
   test('defaults: Watch on the whole server, 1 s backoff growing 1.6× to 30 s', () => {
     expect(healthChecked().options).toMatchObject({
       service: '',

@@ -233,6 +233,16 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
     return this.inner.weight;
   }
 
+  /** The inner endpoint's zone. */
+  get zone(): string | undefined {
+    return this.inner.zone;
+  }
+
+  /** The inner endpoint's topology hints. */
+  get forZones(): readonly string[] | undefined {
+    return this.inner.forZones;
+  }
+
   call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
     return this.inner.call(req, ctx);
   }

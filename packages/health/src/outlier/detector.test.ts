@@ -412,6 +412,16 @@ describe('outlierDetection: lifecycle and options', () => {
     expect(() => detector.wrap({} as never)).toThrow(ConfigError);
   });
 
+  test('the weight, zone and topology hints of the inner endpoint show through', () => {
+    const detector = outlierDetection();
+    detectors.push(detector);
+    const ep = detector.wrap(
+      grpcEndpoint('127.0.0.1:1', { credentials: insecure, weight: 2, zone: 'a', forZones: ['a'] }),
+    );
+    endpoints.push(ep);
+    expect([ep.weight, ep.zone, ep.forZones]).toEqual([2, 'a', ['a']]);
+  });
+
   test("defaults are A50's and Envoy's", () => {
     const o = outlierDetection().options;
     expect(o).toMatchObject({

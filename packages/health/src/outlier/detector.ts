@@ -585,6 +585,16 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
     return this.inner.weight;
   }
 
+  /** The inner endpoint's zone. */
+  get zone(): string | undefined {
+    return this.inner.zone;
+  }
+
+  /** The inner endpoint's topology hints. */
+  get forZones(): readonly string[] | undefined {
+    return this.inner.forZones;
+  }
+
   /** Why it is not ready: the ejection while ejected, else the inner endpoint's reason. */
   get lastError(): string | undefined {
     return this.ejected ? `ejected by outlier detection (${this.#tracker.reason()})` : this.inner.lastError;
