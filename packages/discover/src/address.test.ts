@@ -81,6 +81,20 @@ describe('addresses', () => {
     expect(() => toDiscoveredAddress(42)).toThrow(InvalidAddressError);
   });
 
+  it('keeps a zone and topology hints; rejects empty or non-string ones', () => {
+    expect(toDiscoveredAddress({ address: '10.0.0.1:80', zone: 'a', forZones: ['a', 'b'] })).toEqual({
+      address: '10.0.0.1:80',
+      zone: 'a',
+      forZones: ['a', 'b'],
+    });
+    expect(() => toDiscoveredAddress({ address: '10.0.0.1:80', zone: '' })).toThrow(
+      /zone must be a non-empty string/,
+    );
+    expect(() => toDiscoveredAddress({ address: '10.0.0.1:80', forZones: ['a', 1] })).toThrow(
+      /forZones must be an array of non-empty strings/,
+    );
+  });
+
   it('compares plain data by structure', () => {
     expect(valueEquals({ a: [1, { b: 2 }] }, { a: [1, { b: 2 }] })).toBe(true);
     expect(valueEquals({ a: 1 }, { a: 1, b: undefined })).toBe(false);

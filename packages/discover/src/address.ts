@@ -38,6 +38,16 @@ export interface DiscoveredAddress {
   readonly weight?: number;
   /** Free-form data from the registry (JSON values). */
   readonly metadata?: Readonly<Record<string, unknown>>;
+  /**
+   * The zone the server runs in (a Kubernetes endpoint's `zone`, the node's
+   * `topology.kubernetes.io/zone`), for zone-aware routing.
+   */
+  readonly zone?: string;
+  /**
+   * Topology hints: the zones whose clients this server is meant for (an
+   * EndpointSlice endpoint's `hints.forZones`).
+   */
+  readonly forZones?: readonly string[];
 }
 
 /**
@@ -79,10 +89,16 @@ export function toDiscoveredAddress(input: unknown, source?: string): Discovered
       source,
     });
   }
-  const entry = input as { address?: unknown; weight?: unknown; metadata?: unknown };
+  const entry = input as {
+    address?: unknown;
+    weight?: unknown;
+    metadata?: unknown;
+    zone?: unknown;
+    forZones?: unknown;
+  };
   const hp = parseAddress(entry.address, source);
   const address = formatAddress(hp.host, hp.port);
-  const { weight, metadata } = entry;
+  const { weight, metadata, zone, forZones } = entry;
   if (weight !== undefined && (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0)) {
     throw new InvalidAddressError(input, `weight ${String(weight)} is not a finite number >= 0`, { source });
   }
@@ -92,9 +108,20 @@ export function toDiscoveredAddress(input: unknown, source?: string): Discovered
   ) {
     throw new InvalidAddressError(input, 'metadata must be an object', { source });
   }
+  if (zone !== undefined && (typeof zone !== 'string' || zone.length === 0)) {
+    throw new InvalidAddressError(input, 'zone must be a non-empty string', { source });
+  }
+  if (
+    forZones !== undefined &&
+    (!Array.isArray(forZones) || !forZones.every((z) => typeof z === 'string' && z.length > 0))
+  ) {
+    throw new InvalidAddressError(input, 'forZones must be an array of non-empty strings', { source });
+  }
   return {
     address,
     ...(weight === undefined ? {} : { weight }),
     ...(metadata === undefined ? {} : { metadata: metadata as Record<string, unknown> }),
+    ...(zone === undefined ? {} : { zone }),
+    ...(forZones === undefined ? {} : { forZones: [...(forZones as string[])] }),
   };
 }

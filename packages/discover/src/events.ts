@@ -31,7 +31,14 @@ import type { DnsResolveError, InvalidAddressError, InvalidRecordError } from '.
  *   in order is used.
  * - `disconnected` / `reconnected`: a watch lost or regained its connection.
  * - `resync`: a watch source re-read the full set (`reason`: `'start'`,
- *   `'watch-cancelled'` after compaction or a cancelled watch, or `'retry'`).
+ *   `'watch-cancelled'` after compaction or a cancelled watch, `'expired'`
+ *   after a Kubernetes `410 Gone`, or `'retry'` after a failed read).
+ * - `endpoint`: a watch source saw one server change state (`state`:
+ *   `'ready'` (inserted), `'terminating'` (shutting down: no new calls, its
+ *   calls in flight finish), `'not-serving'` (failing its readiness), or
+ *   `'gone'` (no longer listed)); `key` is its address, `pod` the pod
+ *   that runs it when the registry names one, `previous` its state before
+ *   (`undefined` when it is new), `reason` a sentence for logs.
  * - `create-failed` / `close-failed`: {@link connect} could not create the
  *   endpoint for `key`, or could not close one it made but never handed on.
  *
@@ -86,8 +93,18 @@ export type DiscoveryEvent =
   | {
       readonly type: 'resync';
       readonly source: string;
-      readonly reason: 'start' | 'watch-cancelled' | 'retry';
+      readonly reason: 'start' | 'watch-cancelled' | 'expired' | 'retry';
       readonly revision: string;
+    }
+  | {
+      readonly type: 'endpoint';
+      readonly source: string;
+      readonly key: string;
+      readonly pod?: string;
+      readonly zone?: string;
+      readonly state: EndpointState;
+      readonly previous: EndpointState | undefined;
+      readonly reason: string;
     }
   | {
       readonly type: 'create-failed';
@@ -101,6 +118,18 @@ export type DiscoveryEvent =
       readonly key: string;
       readonly error: GrpcTowerError;
     };
+
+/**
+ * What a watch source knows of one server: `'ready'` (in the set),
+ * `'terminating'` (shutting down; out of the set, so it drains),
+ * `'not-serving'` (failing its readiness; out of the set) or `'gone'`.
+ *
+ * @example
+ * ```ts
+ * const leaving = (s: EndpointState) => s === 'terminating' || s === 'gone';
+ * ```
+ */
+export type EndpointState = 'ready' | 'terminating' | 'not-serving' | 'gone';
 
 /**
  * The `type` of a {@link DiscoveryEvent}.

@@ -51,7 +51,7 @@ export {
   EndpointCloseError,
   EndpointCreateError,
 } from './errors.js';
-export type { DiscoveryEvent, DiscoveryEventType } from './events.js';
+export type { DiscoveryEvent, DiscoveryEventType, EndpointState } from './events.js';
 export { DiscoverySource, sharedSource, type SourceContext } from './source.js';
 export { diff, diffSnapshots, applyChanges, type DiffOptions } from './diff.js';
 export { connect, type Closable, type ConnectOptions } from './connect.js';

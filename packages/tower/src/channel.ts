@@ -326,6 +326,17 @@ interface Parts {
   readonly telemetry: TowerInstrumentation | undefined;
 }
 
+/** The endpoint options of one discovered address: its weight, zone and hints, when it has them. */
+function endpointOptionsFor(base: GrpcEndpointOptions, a: DiscoveredAddress): GrpcEndpointOptions {
+  if (a.weight === undefined && a.zone === undefined && a.forZones === undefined) return base;
+  return {
+    ...base,
+    ...(a.weight === undefined ? {} : { weight: a.weight }),
+    ...(a.zone === undefined ? {} : { zone: a.zone }),
+    ...(a.forZones === undefined ? {} : { forZones: a.forZones }),
+  };
+}
+
 function build(
   parsed: Target,
   options: TowerOptions,
@@ -338,10 +349,7 @@ function build(
   const endpoints = connect(
     source,
     (a: DiscoveredAddress): Endpoint<GrpcRequest, GrpcResponse> => {
-      const ep = grpcEndpoint(
-        a.address,
-        a.weight === undefined ? endpointOptions : { ...endpointOptions, weight: a.weight },
-      );
+      const ep = grpcEndpoint(a.address, endpointOptionsFor(endpointOptions, a));
       telemetry?.endpoint(ep);
       const checked = health === undefined ? ep : health(ep);
       return detector === undefined ? checked : detector.wrap(checked);
