@@ -25,3 +25,12 @@ export { startEtcd, EtcdServer, type EtcdServerOptions } from './etcd.js';
 export { startTcpProxy, TcpProxy } from './tcp-proxy.js';
 export { freePort } from './ports.js';
 export { record, type Recording } from './record.js';
+export {
+  startKubeApi,
+  endpointSlice,
+  type KubeApiServer,
+  type KubeApiOptions,
+  type KubeApiRequest,
+  type EndpointSliceInput,
+  type EndpointSliceEndpoint,
+} from './kube-api.js';
