@@ -2,7 +2,8 @@
 // Makes sure the system servers that the integration tests run are present:
 // dnsmasq (a real DNS server) and etcd (a real registry), from Debian's
 // packages, and nginx (the gRPC proxy that the benchmark suite, whose smoke
-// test runs with the tests, compares against). Installs them with apt-get
+// test runs with the tests, compares against), and kubectl (the second real
+// client of the tests' stand-in Kubernetes API server). Installs them with apt-get
 // when missing and allowed; otherwise says exactly what to install and exits
 // non-zero.
 import { spawnSync } from 'node:child_process';
@@ -14,6 +15,8 @@ const needs = [
   { bin: 'etcdctl', pkg: 'etcd-client', paths: ['/usr/bin/etcdctl', '/usr/local/bin/etcdctl'] },
   { bin: 'nginx', pkg: 'nginx', paths: ['/usr/sbin/nginx', '/usr/bin/nginx'] },
   { bin: 'openssl', pkg: 'openssl', paths: ['/usr/bin/openssl'] },
+  // the second real client that checks the stand-in Kubernetes API server
+  { bin: 'kubectl', pkg: 'kubernetes-client', paths: ['/usr/bin/kubectl', '/usr/local/bin/kubectl'] },
 ];
 
 const onPath = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;

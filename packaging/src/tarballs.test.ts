@@ -6,7 +6,8 @@
 // that `npm ci` has cached:
 //   esm     an ES module TypeScript project (module nodenext), tsc, run;
 //   cjs     a CommonJS JavaScript project that require()s the packages,
-//           without etcd3, which @grpc-tower/discover must not need;
+//           without etcd3 and @kubernetes/client-node, which
+//           @grpc-tower/discover must not need;
 //   cjs-nodenext  a CommonJS TypeScript project with module nodenext
 //           (TypeScript >= 5.8 compiles its require() of ES modules), tsc, run;
 //   node10  a CommonJS TypeScript project with module commonjs and
@@ -377,6 +378,7 @@ describe.each(PROJECTS)('an installed $name project', (project) => {
     expect(nested).toEqual([]);
     // etcd3 is an optional peer of discover: not installed, and nothing below needs it
     expect(existsSync(join(modules, 'etcd3'))).toBe(false);
+    expect(existsSync(join(modules, '@kubernetes', 'client-node'))).toBe(false);
   }, 180_000);
 
   if (project.tsconfig) {
@@ -415,6 +417,8 @@ describe.each(PROJECTS)('an installed $name project', (project) => {
       expect(result.etcd.resolvable).toBe(false);
       expect(result.etcd.staticList).toBe('function');
       expect(result.etcd.subpathError).toMatch(/etcd3/);
+      expect(result.kubernetes.resolvable).toBe(false);
+      expect(result.kubernetes.subpathError).toMatch(/@kubernetes\/client-node/);
     }
   }, 120_000);
 });
