@@ -8,36 +8,30 @@ import {
   type GrpcEndpoint,
   type GrpcRequest,
   type GrpcResponse,
-  createChannel,
   grpcEndpoint,
 } from '@grpc-tower/core/grpc';
 import { type Change, type DiscoveredAddress, connect } from '@grpc-tower/discover';
 import {
-  activeHandles,
-  expectNoLeaks,
   insecure,
   type ChildEchoServer,
   type EchoProtoClient,
   type EchoReply,
-  type EchoRequest,
   type EchoServer,
-  createEchoClient,
-  loadEchoPackage,
   pickHosts,
   spawnEchoServer,
   startEchoServer,
 } from '@grpc-tower/testing';
 import { BehaviorSubject, Subject, combineLatest, distinctUntilChanged, map } from 'rxjs';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import type { Balancer } from './balancer.js';
 import { peakEwma } from './load/peak-ewma.js';
 import { p2c } from './p2c.js';
 import { roundRobin } from './round-robin.js';
+import { echoClient, load, trackCleanups, unary, until } from './test/grpc-calls.js';
 
 type GrpcBalancer = Balancer<GrpcRequest, GrpcResponse, string>;
 type Discovery = Subject<Change<string, GrpcEndpoint>>;
 
-const { EchoService } = loadEchoPackage();
 const TARGET = 'echo.test';
 
 /** Reconnect quickly after a server restart, so the test does not wait on grpc-js's 1 s+ backoff. */
@@ -46,19 +40,7 @@ const fastReconnect: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 500,
 };
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-// every server, client, channel, endpoint and child process is closed by the end
-let baseline: ReturnType<typeof activeHandles>;
-beforeAll(() => {
-  baseline = activeHandles();
-});
-afterAll(async () => {
-  await expectNoLeaks(baseline, { settleMs: 3000 });
-});
+const cleanups = trackCleanups();
 
 async function servers(latencies: readonly number[]): Promise<EchoServer[]> {
   const hosts = pickHosts(latencies.length);
@@ -70,16 +52,7 @@ async function servers(latencies: readonly number[]): Promise<EchoServer[]> {
 }
 
 function client(balancer: GrpcBalancer): EchoProtoClient {
-  const channel = createChannel(balancer, {
-    target: TARGET,
-    services: [EchoService],
-  });
-  const c = createEchoClient(TARGET, { channelOverride: channel });
-  cleanups.push(async () => {
-    c.close();
-    await channel.closeAsync();
-  });
-  return c;
+  return echoClient(balancer, TARGET, cleanups);
 }
 
 function insertAll(
@@ -95,56 +68,6 @@ function insertAll(
     discover.next({ type: 'insert', key: address, endpoint });
     return endpoint;
   });
-}
-
-interface Failure {
-  readonly err: grpc.ServiceError;
-}
-
-function unary(c: EchoProtoClient, req: EchoRequest, deadlineMs = 10_000): Promise<EchoReply> {
-  return new Promise((resolve, reject) => {
-    c.Unary(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, reply) => {
-      if (err) reject(err);
-      else resolve(reply as EchoReply);
-    });
-  });
-}
-
-/** Polls `check` every 10 ms until it holds; fails after `ms`. */
-async function until(
-  balancer: GrpcBalancer,
-  check: (b: GrpcBalancer) => boolean,
-  ms = 15_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check(balancer)) {
-    if (Date.now() > end)
-      throw new Error(`condition not met within ${ms} ms: ${JSON.stringify(balancer.stats())}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** `workers` closed loops of `perWorker` calls; returns the server name of each reply, and the failures. */
-async function load(
-  c: EchoProtoClient,
-  workers: number,
-  perWorker: number,
-  req: EchoRequest = { message: 'x' },
-): Promise<{ servers: string[]; failures: Failure[] }> {
-  const names: string[] = [];
-  const failures: Failure[] = [];
-  await Promise.all(
-    Array.from({ length: workers }, async () => {
-      for (let i = 0; i < perWorker; i++) {
-        try {
-          names.push((await unary(c, req)).server);
-        } catch (err) {
-          failures.push({ err: err as grpc.ServiceError });
-        }
-      }
-    }),
-  );
-  return { servers: names, failures };
 }
 
 const share = (names: readonly string[], name: string): number =>
