@@ -5,7 +5,8 @@
  * endpoint), picks a ready endpoint for each call (`pick/`), sends the call
  * there and reports the round-trip time to the endpoint's load
  * (`load/`), parks calls while none is ready (`waiters.ts`), and derives
- * its aggregate readiness, panic mode and stats from the set.
+ * its aggregate readiness, panic mode, zone-aware routing and stats from
+ * the set.
  *
  * The call path is `call` → `pick` → `dispatch`: no allocation beyond the
  * endpoint's own promise and its two settle callbacks.
@@ -53,8 +54,9 @@ import { type LoopClock, loopClock } from './loop-clock.js';
 import type { ResolvedOptions } from './options.js';
 import { PanicPicker } from './pick/panic.js';
 import type { Picker } from './pick/picker.js';
+import { ZoneRouter } from './pick/zones.js';
 import type { ReadySet } from './ready-set.js';
-import type { BalancerStats } from './stats.js';
+import type { BalancerStats, ZoneRouting } from './stats.js';
 import { Waiters } from './waiters.js';
 
 const clock = (): number => performance.now();
@@ -82,7 +84,11 @@ const MAX_NAMED_ERRORS = 3;
  *   (`endpoint.close()`);
  * - an insert of a known key keeps the old endpoint serving until the new
  *   one is ready, or the old one stops being ready, or `replaceWaitMs`
- *   passes; then the old one drains.
+ *   passes; then the old one drains;
+ * - on each membership or readiness change it re-decides panic mode and,
+ *   with the `zones` option, which zones calls go to ({@link
+ *   Balancer.zoneRouting}); a call only meets the picker that decision
+ *   chose.
  *
  * @example
  * ```ts
@@ -94,11 +100,14 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   readonly #options: ResolvedOptions;
   readonly #metric: LoadMetric;
   readonly #loopClock: LoopClock | undefined;
-  /** The picker given at construction. */
+  /** The picker over the whole ready set, made at construction. */
   readonly #inner: Picker<Slot<K, Req, Res>>;
-  /** The picker of calls: the inner one, or its panic-mode wrapper while in panic. */
+  /** The picker out of panic: the inner one, or zone routing's while it narrows the choice. */
+  #routed: Picker<Slot<K, Req, Res>>;
+  /** The picker of calls: the routed one, or the panic-mode wrapper while in panic. */
   #picker: Picker<Slot<K, Req, Res>>;
   readonly #panic: PanicPicker<Slot<K, Req, Res>> | undefined;
+  readonly #zones: ZoneRouter<Slot<K, Req, Res>> | undefined;
   readonly #set: EndpointSet<K, Req, Res>;
   readonly #ready: ReadySet<Slot<K, Req, Res>>;
   readonly #waiters: Waiters<Slot<K, Req, Res>, Req, Res>;
@@ -134,10 +143,15 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
    */
   readonly stats$: Observable<BalancerStats<K>>;
 
-  /** @internal Use {@link p2c} or {@link roundRobin}. */
+  /**
+   * @internal Use {@link p2c} or {@link roundRobin}.
+   *
+   * @param newPicker - makes a picker: one over the whole ready set, and
+   *   one per zone with zone-aware routing
+   */
   constructor(
     discover: Discover<K, Endpoint<Req, Res>>,
-    picker: Picker<Slot<K, Req, Res>>,
+    newPicker: () => Picker<Slot<K, Req, Res>>,
     metric: LoadMetric,
     options: ResolvedOptions,
   ) {
@@ -150,16 +164,22 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       changed: () => this.#refresh(),
     });
     this.#ready = this.#set.ready;
+    const picker = newPicker();
     this.#panic =
       options.panicThresholdPercent > 0
         ? new PanicPicker(picker, options.panicThresholdPercent, this.#set.active)
         : undefined;
     this.#inner = picker;
+    this.#routed = picker;
     this.#picker = picker;
+    this.#zones =
+      options.zones === undefined
+        ? undefined
+        : new ZoneRouter(options.zones, options.panicThresholdPercent, newPicker, picker, options.random);
     // a woken call picks among the ready endpoints only
     this.#waiters = new Waiters<Slot<K, Req, Res>, Req, Res>(
       {
-        pick: (avoid) => picker.pick(this.#ready, avoid),
+        pick: (avoid) => this.#routed.pick(this.#ready, avoid),
         dispatch: (slot, req, ctx) => this.#dispatch(slot, req, ctx),
         readyCount: () => this.#ready.size,
         gaveUp: (deadline, waitedMs, cause) => this.#gaveUp(deadline, waitedMs, cause),
@@ -229,6 +249,16 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
    */
   get panicking(): boolean {
     return this.#panic?.active ?? false;
+  }
+
+  /**
+   * Where calls go by zone, with zone-aware routing on (the `zones`
+   * option): every zone, the local one, the local one spilling over to the
+   * others, or the endpoints hinted for the local zone, with each zone's
+   * probability. `undefined` when it is off.
+   */
+  get zoneRouting(): ZoneRouting | undefined {
+    return this.#zones?.routing;
   }
 
   /** The active endpoints by readiness. */
@@ -353,7 +383,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     this.#refresh();
   }
 
-  /** Re-derives panic mode and the aggregate readiness from the set. */
+  /** Re-derives panic mode, zone routing and the aggregate readiness from the set. */
   #refresh(): void {
     if (this.#closing !== undefined) return;
     const set = this.#set;
@@ -362,11 +392,20 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     if (panic !== undefined) {
       const known = set.count('ready') + set.count('connecting') + set.count('failed');
       if (panic.update(known, ready)) {
-        // switched here, not tested per call: out of panic a call meets the inner picker directly
-        this.#picker = panic.active ? panic : this.#inner;
         this.#events.emit(() => ({ type: 'panic', active: panic.active, known, ready }));
       }
     }
+    const zones = this.#zones;
+    if (zones !== undefined) {
+      if (zones.update(set.active.values(), this.panicking)) {
+        const routing = zones.routing;
+        this.#events.emit(() => ({ type: 'zones', ...routing }));
+      }
+      this.#routed = zones.picker ?? this.#inner;
+    }
+    // switched here, not tested per call: out of panic and of zone routing a
+    // call meets the inner picker directly
+    this.#picker = panic?.active ? panic : this.#routed;
     let next: Readiness;
     if (ready > 0) next = 'ready';
     else if (set.count('connecting') > 0) next = 'connecting';
@@ -391,6 +430,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       counts: this.counts(),
       waiting: this.#waiters.size,
       endpoints: this.#set.stats(),
+      ...(this.#zones === undefined ? {} : { zones: this.#zones.routing }),
     };
   }
 

@@ -34,6 +34,7 @@ import type { EndpointCounts } from './errors.js';
 import type { BalancerEvent } from './events.js';
 import type { EndpointLoad, LoadMetric } from './load/metric.js';
 import type { PanicCandidate } from './pick/panic.js';
+import type { ZoneCandidate } from './pick/zones.js';
 import { ReadySet } from './ready-set.js';
 import type { EndpointStats } from './stats.js';
 
@@ -63,6 +64,22 @@ function weightOf(endpoint: { readonly weight?: number | undefined }): number {
   return typeof w === 'number' && Number.isFinite(w) && w > 0 ? w : 1;
 }
 
+/** The zone an endpoint says it runs in: a non-empty string, else none. */
+function zoneOf(endpoint: { readonly zone?: string | undefined }): string | undefined {
+  const zone = endpoint.zone;
+  return typeof zone === 'string' && zone.length > 0 ? zone : undefined;
+}
+
+/** Its topology hints: the zone names in `forZones`, or none when it names none (as kube-proxy reads hints). */
+function forZonesOf(endpoint: {
+  readonly forZones?: readonly string[] | undefined;
+}): readonly string[] | undefined {
+  const forZones: unknown = endpoint.forZones;
+  if (!Array.isArray(forZones)) return undefined;
+  const names = forZones.filter((z): z is string => typeof z === 'string' && z.length > 0);
+  return names.length > 0 ? names : undefined;
+}
+
 /**
  * @internal One endpoint as the balancer tracks it: its key, role,
  * readiness as last seen, load state and pick counters.
@@ -73,7 +90,7 @@ function weightOf(endpoint: { readonly weight?: number | undefined }): number {
  * slot.picks++;
  * ```
  */
-export class Slot<K, Req, Res> implements PanicCandidate {
+export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate {
   /** Position in the ready set, -1 when not in it (managed by {@link ReadySet}). */
   readyIndex = -1;
   readonly address: string;
@@ -86,6 +103,10 @@ export class Slot<K, Req, Res> implements PanicCandidate {
   readySince = 0;
   /** Its share among equally loaded endpoints: the endpoint's `weight` when valid (see `weightOf`), else 1. */
   readonly weight: number;
+  /** The endpoint's zone (see `zoneOf`), fixed when the balancer first sees it. */
+  readonly zone: string | undefined;
+  /** The endpoint's topology hints (see `forZonesOf`), fixed when the balancer first sees it. */
+  readonly forZones: readonly string[] | undefined;
   /** Its pass in the picker's stride scheduling (ties between equal costs). */
   pass = 0;
   sub: Subscription | undefined;
@@ -102,6 +123,8 @@ export class Slot<K, Req, Res> implements PanicCandidate {
   ) {
     this.address = endpoint.address;
     this.weight = weight;
+    this.zone = zoneOf(endpoint);
+    this.forZones = forZonesOf(endpoint);
     this.readiness = endpoint.readiness;
     this.role = role;
   }
@@ -303,6 +326,7 @@ export class EndpointSet<K, Req, Res> {
         address: s.address,
         state: s.readiness,
         role: s.role,
+        zone: s.zone,
         pending: s.endpoint.pending,
         ewmaMs: s.load.estimateMs(now),
         cost: s.load.cost(now),

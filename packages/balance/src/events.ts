@@ -1,11 +1,13 @@
 /**
  * The events a balancer reports on `events$`: membership (insert, replace,
- * remove), endpoint readiness and closing, discovery failures, and panic
- * mode. They are built only while somebody subscribes.
+ * remove), endpoint readiness and closing, discovery failures, panic
+ * mode and zone-aware routing. They are built only while somebody
+ * subscribes.
  *
  * @module
  */
 import type { Readiness } from '@grpc-tower/core';
+import type { ZoneRouting } from './stats.js';
 
 /**
  * What happened inside a balancer, for logs and metrics. Failures that are
@@ -32,4 +34,5 @@ export type BalancerEvent<K> =
   | { readonly type: 'endpoint-error'; readonly key: K; readonly address: string; readonly error: unknown }
   | { readonly type: 'discovery-error'; readonly error: unknown }
   | { readonly type: 'discovery-complete' }
-  | { readonly type: 'panic'; readonly active: boolean; readonly known: number; readonly ready: number };
+  | { readonly type: 'panic'; readonly active: boolean; readonly known: number; readonly ready: number }
+  | ({ readonly type: 'zones' } & ZoneRouting);

@@ -25,8 +25,14 @@ export { p2c, type P2cOptions } from './p2c.js';
 export type { SlowStartWeight } from './pick/picker.js';
 export { roundRobin } from './round-robin.js';
 export { Balancer } from './balancer.js';
-export type { BalancerOptions } from './options.js';
-export type { BalancerStats, EndpointStats } from './stats.js';
+export type { BalancerOptions, ZoneRoutingOptions } from './options.js';
+export type {
+  BalancerStats,
+  EndpointStats,
+  ZoneRouting,
+  ZoneRoutingMode,
+  ZoneRoutingReason,
+} from './stats.js';
 export type { BalancerEvent } from './events.js';
 export type { EndpointRole } from './endpoint-set.js';
 export { peakEwma, type PeakEwmaOptions } from './load/peak-ewma.js';

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { POSITIVE_TIMER_RULE, TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
+import { type OptionChecks, POSITIVE_TIMER_RULE, TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
 
 /**
  * Options shared by {@link p2c} and {@link roundRobin}.
@@ -59,6 +59,53 @@ export interface BalancerOptions {
    * nor `roundRobin`). See the balancing guide, "Client pauses".
    */
   readonly excludeLoopBlocks?: boolean;
+  /**
+   * Zone-aware routing (Envoy's, with Kubernetes topology hints), off by
+   * default: calls stay in this client's zone while it has enough ready
+   * capacity for its share of the clients, and spill over to the other
+   * zones in proportion to their spare capacity when it does not. Reads
+   * each endpoint's `zone` and `forZones` (`Endpoint.zone`,
+   * `Endpoint.forZones`). See {@link ZoneRoutingOptions} and the balancing
+   * guide, "Zone-aware routing".
+   */
+  readonly zones?: ZoneRoutingOptions;
+}
+
+/**
+ * The options of zone-aware routing ({@link BalancerOptions.zones}). The
+ * routing is re-decided on every membership or readiness change, never
+ * per call; it is published as {@link ZoneRouting} in `stats().zones`,
+ * `balancer.zoneRouting` and a `zones` event.
+ *
+ * @example
+ * ```ts
+ * const balancer = p2c(endpoints, {
+ *   zones: { local: process.env.ZONE ?? 'eu-west-1a', clientShares: { 'eu-west-1a': 2, 'eu-west-1b': 1 } },
+ * });
+ * ```
+ */
+export interface ZoneRoutingOptions {
+  /** This client's zone, such as its node's `topology.kubernetes.io/zone`; required. */
+  readonly local: string;
+  /**
+   * Below this many known endpoints (all zones, ready or not), zone-aware
+   * routing is off and calls go to every zone; default 6 (Envoy's
+   * `min_cluster_size`). An integer ≥ 0.
+   */
+  readonly minEndpoints?: number;
+  /**
+   * The share of this service's clients in each zone: any positive
+   * numbers, normalised (`{ a: 2, b: 1 }` is two thirds in `a`); it must
+   * give the local zone a share, and a zone left out has none. Default:
+   * equal shares for every zone that has a known endpoint.
+   */
+  readonly clientShares?: Readonly<Record<string, number>>;
+  /**
+   * Honour topology hints (`Endpoint.forZones`) as kube-proxy does: when
+   * every ready endpoint has hints and at least one is hinted for the
+   * local zone, calls go only to those; default true.
+   */
+  readonly hints?: boolean;
 }
 
 /**
@@ -80,6 +127,24 @@ export interface ResolvedOptions {
   readonly statsIntervalMs: number;
   readonly panicThresholdPercent: number;
   readonly excludeLoopBlocks: boolean;
+  /** Zone-aware routing, or `undefined` when off. */
+  readonly zones: ResolvedZones | undefined;
+}
+
+/**
+ * @internal Validated zone-aware routing options, defaults filled in.
+ *
+ * @example
+ * ```ts
+ * const zones: ResolvedZones = { local: 'a', minEndpoints: 6, clientShares: undefined, hints: true };
+ * ```
+ */
+export interface ResolvedZones {
+  readonly local: string;
+  readonly minEndpoints: number;
+  /** The client shares normalised to sum to 1, or `undefined`: equal shares of the zones with a known endpoint. */
+  readonly clientShares: ReadonlyMap<string, number> | undefined;
+  readonly hints: boolean;
 }
 
 /**
@@ -120,6 +185,7 @@ export function resolveOptions(where: string, discover: unknown, options: Balanc
     50,
   );
   const excludeLoopBlocks = check.boolean('excludeLoopBlocks', options.excludeLoopBlocks, true);
+  const zones = options.zones === undefined ? undefined : resolveZones(check, options.zones);
   return {
     target,
     failFastMs,
@@ -130,5 +196,32 @@ export function resolveOptions(where: string, discover: unknown, options: Balanc
     statsIntervalMs,
     panicThresholdPercent,
     excludeLoopBlocks,
+    zones,
   };
+}
+
+/** Checks `options.zones`, naming `zones.<field>` in its errors. */
+function resolveZones(check: OptionChecks, value: ZoneRoutingOptions): ResolvedZones {
+  const zones = check.object('zones', value);
+  const local = check.string('zones.local', zones.local);
+  const minEndpoints = check.number('zones.minEndpoints', zones.minEndpoints, { min: 0, integer: true }, 6);
+  const hints = check.boolean('zones.hints', zones.hints, true);
+  if (zones.clientShares === undefined) return { local, minEndpoints, clientShares: undefined, hints };
+  const given = check.object('zones.clientShares', zones.clientShares);
+  const clientShares = new Map<string, number>();
+  let max = 0;
+  for (const [zone, share] of Object.entries(given)) {
+    if (zone.length === 0)
+      throw check.error('zones.clientShares', given, 'zone names of at least one character');
+    clientShares.set(zone, check.number(`zones.clientShares.${zone}`, share, { min: 0, exclusive: true }));
+    max = Math.max(max, share);
+  }
+  if (!clientShares.has(local)) {
+    throw check.error('zones.clientShares', given, `an object giving the local zone "${local}" a share`);
+  }
+  // normalised (scaled by the largest first, so that no sum overflows)
+  let total = 0;
+  for (const share of clientShares.values()) total += share / max;
+  for (const [zone, share] of clientShares) clientShares.set(zone, share / max / total);
+  return { local, minEndpoints, clientShares, hints };
 }

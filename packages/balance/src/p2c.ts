@@ -128,7 +128,7 @@ export function p2c<Req, Res, K>(
   );
   return new Balancer(
     discover,
-    p2cPicker(resolved.random, () => performance.now(), slowStart, tieTolerance),
+    () => p2cPicker(resolved.random, () => performance.now(), slowStart, tieTolerance),
     metric,
     resolved,
   );

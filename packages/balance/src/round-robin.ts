@@ -29,5 +29,5 @@ export function roundRobin<Req, Res, K>(
   options: BalancerOptions = {},
 ): Balancer<Req, Res, K> {
   const resolved = resolveOptions('roundRobin', discover, options);
-  return new Balancer(discover, roundRobinPicker(), pendingRequests(), resolved);
+  return new Balancer(discover, roundRobinPicker, pendingRequests(), resolved);
 }
