@@ -1,32 +1,15 @@
-import { type EchoServer, pickHosts, startEchoServer } from '@grpc-tower/testing';
+import { type EchoServer, pickHosts } from '@grpc-tower/testing';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type Dnsmasq, startDnsmasq } from '../../../packages/discover/src/test-support/index.js';
 import { gracefulShutdown } from './graceful-shutdown.js';
 import { run } from './main.js';
+import { startPods } from './pods.js';
 
 const SERVICE = 'echo.default.svc.cluster.local';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let dnsmasq: Dnsmasq | undefined;
 let pods: EchoServer[] = [];
-
-/** Pods: echo servers with the health service, on distinct hosts and one port (as pods share a container port). */
-async function startPods(hosts: readonly string[]): Promise<EchoServer[]> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const started: EchoServer[] = [];
-    try {
-      for (const [i, host] of hosts.entries()) {
-        started.push(
-          await startEchoServer({ host, port: started[0]?.port ?? 0, name: `pod-${i + 1}`, health: true }),
-        );
-      }
-      return started;
-    } catch {
-      for (const s of started) s.kill();
-    }
-  }
-  throw new Error('could not start the pods on one port');
-}
 
 beforeAll(async () => {
   pods = await startPods(pickHosts(4));
