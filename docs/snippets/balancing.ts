@@ -11,6 +11,7 @@ import {
 import type { Endpoint } from '@grpc-tower/core';
 import { type GrpcRequest, type GrpcResponse, grpcEndpoint } from '@grpc-tower/core/grpc';
 import { type Discover, connect, dns, subset } from '@grpc-tower/discover';
+import { kubernetes, kubernetesZone } from '@grpc-tower/discover/kubernetes';
 import { slowStart } from '@grpc-tower/health';
 
 declare const endpoints: Discover<string, Endpoint<GrpcRequest, GrpcResponse>>;
@@ -89,6 +90,42 @@ export function subsetting(): void {
   });
   // #endregion subset
   void [balancer, byId];
+}
+
+export async function zoneAware(): Promise<void> {
+  // #region zones
+  // this client's zone: its node's topology.kubernetes.io/zone (NODE_NAME from the downward API)
+  const zone = (await kubernetesZone()) ?? 'unknown';
+  // the EndpointSlice source gives each address its zone and topology hints; the endpoint keeps them
+  const endpoints = connect(kubernetes({ service: 'orders', namespace: 'shop', port: 'grpc' }), (addr) =>
+    grpcEndpoint(addr.address, {
+      credentials: grpc.credentials.createInsecure(),
+      zone: addr.zone,
+      forZones: addr.forZones,
+    }),
+  );
+  const balancer = p2c(endpoints, {
+    target: 'orders.shop',
+    zones: {
+      local: zone, // required; 'unknown' matches no server, so calls go to every zone
+      minEndpoints: 6, // with fewer servers in all, every zone (the default, Envoy's)
+      hints: true, // EndpointSlice hints, when every ready server has them (the default)
+    },
+  });
+  // the clients run unevenly: half of them in eu-west-1a (the shares must name the local zone)
+  const skewed = p2c(endpoints, {
+    zones: { local: 'eu-west-1a', clientShares: { 'eu-west-1a': 2, 'eu-west-1b': 1, 'eu-west-1c': 1 } },
+  });
+  balancer.events$.subscribe((e) => {
+    if (e.type !== 'zones') return;
+    const local = `${(e.localShare * 100).toFixed(0)} % local`;
+    console.info(
+      `zone routing ${e.mode}${e.reason === undefined ? '' : ` (${e.reason})`}: ${local}`,
+      e.shares,
+    );
+  });
+  // #endregion zones
+  void skewed;
 }
 
 // #region custom-metric
