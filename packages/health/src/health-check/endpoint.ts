@@ -35,12 +35,9 @@
  * @module
  */
 import {
-  CancelledError,
   type CallContext,
-  ConfigError,
   type Endpoint,
   type Readiness,
-  type Scope,
   Status,
   background,
   linkedScope,
@@ -49,11 +46,11 @@ import {
   withTimeout,
 } from '@grpc-tower/core';
 import { type GrpcRequest, type GrpcResponse, RequestMessages } from '@grpc-tower/core/grpc';
-import { isEndpoint } from '@grpc-tower/core/internal';
 import { Metadata } from '@grpc/grpc-js';
-import { BehaviorSubject, type Observable, Subject, type Subscription, distinctUntilChanged } from 'rxjs';
+import { type Observable, Subject } from 'rxjs';
 import type { HealthEvent, HealthState } from '../events.js';
 import { connectedOf } from '../pick/connected.js';
+import { HealthGate, type Probe } from './gate.js';
 import {
   type HealthCheckOptions,
   type ResolvedHealthCheckOptions,
@@ -120,13 +117,6 @@ export function healthChecked(options: HealthCheckOptions = {}): HealthChecker {
   return Object.assign(wrap, { events$: events.asObservable(), options: resolved });
 }
 
-/** One health call in flight. */
-interface Probe {
-  readonly scope: Scope;
-  /** Whether this call delivered a message (A17: resets the backoff). */
-  received: boolean;
-}
-
 /**
  * An endpoint whose readiness also reflects the server's reported health.
  * Made by a {@link HealthChecker}.
@@ -145,20 +135,13 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
   readonly readiness$: Observable<Readiness>;
   readonly #options: ResolvedHealthCheckOptions;
   readonly #events: Subject<HealthEvent>;
-  readonly #readiness: BehaviorSubject<Readiness>;
+  readonly #gate: HealthGate<GrpcRequest, GrpcResponse>;
   readonly #request: Buffer;
-  #innerReadiness: Readiness = 'connecting';
-  #health: HealthState = 'unknown';
-  #status: ServingStatus | undefined;
-  #probe: Probe | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
   /** The current backoff ceiling, 0 before the first failure. */
   #backoffMs = 0;
+  /** Whether the Watch in flight delivered a message (A17: resets the backoff). */
+  #received = false;
   #reportedUnimplemented = false;
-  /** Health calls counted in the inner endpoint's `pending`. */
-  #inflight = 0;
-  #sub: Subscription | undefined;
-  #closing: Promise<void> | undefined;
 
   /** @internal use {@link healthChecked}. */
   constructor(
@@ -166,41 +149,36 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
     options: ResolvedHealthCheckOptions,
     events: Subject<HealthEvent>,
   ) {
-    if (!isEndpoint(inner)) {
-      throw new ConfigError(
-        'healthChecked',
-        'endpoint',
-        inner,
-        'an Endpoint (address, call, close, readiness$)',
-      );
-    }
+    this.#gate = new HealthGate('healthChecked', inner, events, {
+      connected: () => {
+        // a new connection: a fresh Watch, at once
+        this.#backoffMs = 0;
+        this.#gate.startProbe();
+      },
+      probe: () => (this.#options.mode === 'watch' ? this.#watch() : this.#check()),
+    });
     this.inner = inner;
     this.address = inner.address;
     this.#options = options;
     this.#events = events;
     this.#request = encodeHealthCheckRequest(options.service);
-    this.#readiness = new BehaviorSubject<Readiness>(this.#compute());
-    this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
-    this.#sub = inner.readiness$.subscribe({
-      next: (r) => this.#onInner(r),
-      error: () => this.#finish(),
-      complete: () => this.#finish(),
-    });
+    this.readiness$ = this.#gate.readiness$;
+    this.#gate.open();
   }
 
   /** The current readiness: the inner endpoint's, held at `connecting`/`failed` by the health verdict. */
   get readiness(): Readiness {
-    return this.#readiness.value;
+    return this.#gate.readiness;
   }
 
   /** The current health verdict. */
   get health(): HealthState {
-    return this.#health;
+    return this.#gate.health;
   }
 
   /** The last serving status the server sent, if any. */
   get servingStatus(): ServingStatus | undefined {
-    return this.#status;
+    return this.#gate.servingStatus;
   }
 
   /**
@@ -217,15 +195,13 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
    * is up (`health check: NOT_SERVING`), else the inner endpoint's reason.
    */
   get lastError(): string | undefined {
-    if (this.#innerReadiness === 'ready' && this.#health === 'unhealthy') {
-      return `health check: ${this.#status ?? 'unhealthy'}`;
-    }
+    if (this.#gate.heldOut) return `health check: ${this.#gate.servingStatus ?? 'unhealthy'}`;
     return this.inner.lastError;
   }
 
   /** Calls in flight on the inner endpoint, not counting the health call. */
   get pending(): number {
-    return Math.max(0, this.inner.pending - this.#inflight);
+    return this.#gate.pending;
   }
 
   /** The inner endpoint's weight. */
@@ -249,103 +225,7 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
 
   /** Stops health checking and closes the inner endpoint (which drains its calls). */
   close(options?: { graceMs?: number }): Promise<void> {
-    if (this.#closing !== undefined) return this.#closing;
-    this.#stopProbe();
-    this.#clearTimer();
-    this.#closing = (async () => {
-      try {
-        await this.inner.close(options);
-      } finally {
-        this.#finish();
-      }
-    })();
-    return this.#closing;
-  }
-
-  #finish(): void {
-    this.#stopProbe();
-    this.#clearTimer();
-    this.#sub?.unsubscribe();
-    this.#sub = undefined;
-    this.#innerReadiness = 'closed';
-    if (!this.#readiness.closed) {
-      if (this.#readiness.value !== 'closed') this.#readiness.next('closed');
-      this.#readiness.complete();
-    }
-  }
-
-  #compute(): Readiness {
-    const r = this.#innerReadiness;
-    if (r !== 'ready') return r;
-    switch (this.#health) {
-      case 'healthy':
-        return 'ready';
-      case 'unhealthy':
-        return 'failed';
-      default:
-        return 'connecting';
-    }
-  }
-
-  #publish(): void {
-    const next = this.#compute();
-    if (!this.#readiness.closed && this.#readiness.value !== next) this.#readiness.next(next);
-  }
-
-  #onInner(r: Readiness): void {
-    const prev = this.#innerReadiness;
-    this.#innerReadiness = r;
-    if (r === 'ready') {
-      if (prev !== 'ready' && this.#closing === undefined) {
-        // a new connection: a fresh Watch, at once
-        this.#backoffMs = 0;
-        this.#startProbe();
-      }
-    } else if (prev === 'ready' || r === 'closed') {
-      this.#stopProbe();
-      this.#clearTimer();
-      if (r !== 'closed')
-        this.#setHealth('unknown', `connection ${r === 'failed' ? 'failed' : 'lost'}`, undefined);
-    }
-    this.#publish();
-  }
-
-  #setHealth(to: HealthState, reason: string, status: ServingStatus | undefined): void {
-    if (status !== undefined || to === 'unknown') this.#status = status;
-    const from = this.#health;
-    if (from === to) return;
-    this.#health = to;
-    this.#publish(); // readiness first, so a listener of the event sees the new state
-    this.#events.next({ type: 'health', endpoint: this.address, from, to, reason, status });
-  }
-
-  #startProbe(): void {
-    if (this.#closing !== undefined || this.#innerReadiness !== 'ready' || this.#probe !== undefined) return;
-    if (this.#options.mode === 'watch') this.#watch();
-    else this.#check();
-  }
-
-  #stopProbe(): void {
-    const probe = this.#probe;
-    this.#probe = undefined;
-    probe?.scope.controller.abort(new CancelledError('health check stopped'));
-  }
-
-  #clearTimer(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-  }
-
-  #schedule(delayMs: number): void {
-    this.#clearTimer();
-    const timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#startProbe();
-    }, delayMs);
-    timer.unref();
-    this.#timer = timer;
+    return this.#gate.close(options);
   }
 
   /** The next backoff wait: the ceiling grows by the multiplier up to the cap, jittered. */
@@ -368,24 +248,9 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
     };
   }
 
-  /** Starts a health call through the inner endpoint; `settle` runs once when it is over. */
-  #begin(scope: Scope, req: GrpcRequest): { probe: Probe; response: Promise<GrpcResponse>; settle(): void } {
-    const probe: Probe = { scope, received: false };
-    this.#probe = probe;
-    this.#inflight++;
-    let open = true;
-    const settle = (): void => {
-      if (!open) return;
-      open = false;
-      this.#inflight--;
-      scope.release();
-    };
-    const response = new Promise<GrpcResponse>((resolve) => resolve(this.inner.call(req, scope.context)));
-    return { probe, response, settle };
-  }
-
   #watch(): void {
-    const { probe, response, settle } = this.#begin(
+    this.#received = false;
+    const { probe, response, settle } = this.#gate.begin(
       linkedScope(background),
       this.#healthRequest(WATCH_METHOD, 'serverStream'),
     );
@@ -393,8 +258,8 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
       (res) => {
         res.stream.start({
           onMessage: (message) => {
-            if (this.#probe !== probe) return;
-            probe.received = true;
+            if (!this.#gate.current(probe)) return;
+            this.#received = true;
             this.#backoffMs = 0;
             this.#onServingStatus(decodeHealthCheckResponse(message));
             res.stream.read();
@@ -415,18 +280,17 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
   }
 
   #watchEnded(probe: Probe, code: number, details: string): void {
-    if (this.#probe !== probe) return; // stopped on purpose
-    this.#probe = undefined;
+    if (!this.#gate.end(probe)) return; // stopped on purpose
     if (code === Status.UNIMPLEMENTED) {
       this.#unimplemented('Watch');
       return;
     }
-    this.#setHealth('unhealthy', `health watch ended with ${describe(code, details)}`, undefined);
-    this.#schedule(probe.received ? 0 : this.#nextBackoff());
+    this.#gate.setHealth('unhealthy', `health watch ended with ${describe(code, details)}`);
+    this.#gate.schedule(this.#received ? 0 : this.#nextBackoff());
   }
 
   #check(): void {
-    const { probe, response, settle } = this.#begin(
+    const { probe, response, settle } = this.#gate.begin(
       withTimeout(background, this.#options.timeoutMs),
       this.#healthRequest(CHECK_METHOD, 'unary'),
     );
@@ -437,26 +301,24 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
       })
       .then(
         ({ message, code, details }) => {
-          if (this.#probe !== probe) return;
-          this.#probe = undefined;
+          if (!this.#gate.end(probe)) return;
           if (code === Status.OK && message !== undefined) {
             this.#onServingStatus(decodeHealthCheckResponse(message));
           } else {
             this.#checkFailed(code, details);
           }
-          this.#schedule(this.#options.intervalMs);
+          this.#gate.schedule(this.#options.intervalMs);
         },
         (err: unknown) => {
           settle();
-          if (this.#probe !== probe) return;
-          this.#probe = undefined;
+          if (!this.#gate.end(probe)) return;
           const e = toGrpcTowerError(err, this.address);
           if (e.code === Status.UNIMPLEMENTED) {
             this.#unimplemented('Check');
             return;
           }
           this.#checkFailed(e.code, e.message);
-          this.#schedule(this.#options.intervalMs);
+          this.#gate.schedule(this.#options.intervalMs);
         },
       );
   }
@@ -464,21 +326,25 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
   #checkFailed(code: number, details: string): void {
     if (code === Status.NOT_FOUND) {
       const name = this.#options.service;
-      this.#setHealth('unhealthy', `server does not know service "${name}" (NOT_FOUND)`, 'SERVICE_UNKNOWN');
+      this.#gate.setHealth(
+        'unhealthy',
+        `server does not know service "${name}" (NOT_FOUND)`,
+        'SERVICE_UNKNOWN',
+      );
     } else if (code === Status.DEADLINE_EXCEEDED) {
-      this.#setHealth('unhealthy', `health check timed out after ${this.#options.timeoutMs} ms`, undefined);
+      this.#gate.setHealth('unhealthy', `health check timed out after ${this.#options.timeoutMs} ms`);
     } else {
-      this.#setHealth('unhealthy', `health check failed with ${describe(code, details)}`, undefined);
+      this.#gate.setHealth('unhealthy', `health check failed with ${describe(code, details)}`);
     }
   }
 
   #onServingStatus(status: ServingStatus | undefined): void {
     if (status === undefined) {
-      this.#setHealth('unhealthy', 'server sent a malformed HealthCheckResponse', undefined);
+      this.#gate.setHealth('unhealthy', 'server sent a malformed HealthCheckResponse');
     } else if (status === 'SERVING') {
-      this.#setHealth('healthy', 'server reported SERVING', status);
+      this.#gate.setHealth('healthy', 'server reported SERVING', status);
     } else {
-      this.#setHealth('unhealthy', `server reported ${status}`, status);
+      this.#gate.setHealth('unhealthy', `server reported ${status}`, status);
     }
   }
 
@@ -488,7 +354,7 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
       this.#reportedUnimplemented = true;
       this.#events.next({ type: 'unimplemented', endpoint: this.address, reason });
     }
-    this.#setHealth('healthy', reason, undefined);
+    this.#gate.setHealth('healthy', reason);
   }
 }
 
