@@ -475,7 +475,7 @@ describe('the stand-in, through @kubernetes/client-node', () => {
 
 // ---- kubectl ------------------------------------------------------------
 
-const KUBECTL = '/usr/bin/kubectl';
+const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 let home: string;
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'kube-api-kubectl-'));
@@ -616,10 +616,11 @@ describe('the stand-in, through kubectl', () => {
       expect(Object.fromEntries(out.items.map((i) => [i.metadata.name, objAddresses(i)]))).toEqual(
         addresses(listed.items),
       );
-      // kubectl asked for aggregated discovery and took the legacy documents instead
+      // kubectl read the legacy discovery documents: a kubectl from 1.26 on asks for
+      // aggregated discovery first and falls back to them, Debian's (1.20) asks for them only
       const paths = server.requests.map((r) => r.path);
       expect(paths).toEqual(expect.arrayContaining(['/api', '/apis', '/apis/discovery.k8s.io/v1']));
-      expect(server.requests.find((r) => r.path === '/apis')?.accept).toContain('apidiscovery.k8s.io');
+      expect(server.requests.find((r) => r.path === '/apis')?.accept).toMatch(/application\/json/);
       expect(server.requests.filter((r) => r.status !== 200)).toEqual([]);
     },
     TEST_MS,
