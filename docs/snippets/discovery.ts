@@ -4,11 +4,13 @@ import { p2c } from '@grpc-tower/balance';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
 import { connect, dns, dnsSrv, merge, poll, staticList } from '@grpc-tower/discover';
 import { etcd } from '@grpc-tower/discover/etcd';
+import { kubernetes, kubernetesZone } from '@grpc-tower/discover/kubernetes';
+import { towerChannel } from 'grpc-tower';
 
 declare const caCertificate: Buffer;
 
 export function sources(): void {
-  // #region kubernetes
+  // #region headless-dns
   // <service>.<namespace>.svc.cluster.local: the cluster DNS answers with the ready pods
   const pods = connect(dns('echo.default.svc.cluster.local', 50051), (pod) =>
     grpcEndpoint(pod.address, {
@@ -17,7 +19,7 @@ export function sources(): void {
     }),
   );
   const echo = p2c(pods, { target: 'dns:echo.default.svc.cluster.local:50051' });
-  // #endregion kubernetes
+  // #endregion headless-dns
 
   // #region static
   // a fixed list: tests, a fixed pool, or a proxy's address
@@ -62,6 +64,42 @@ export function sources(): void {
   void [echo, fixed, orders, catalog, payments, inventory, both];
 }
 
+export function endpointSlices(): void {
+  // #region endpointslices
+  // the Service's EndpointSlices, listed then watched: ready pods join, terminating ones leave at once
+  const pods = kubernetes({ service: 'echo', namespace: 'default', port: 'grpc' });
+  pods.events$.subscribe((e) => {
+    // "pod echo-7d4b9-x2kq (10.1.2.3:50051) is terminating: no new calls; its calls in flight finish, …"
+    if (e.type === 'endpoint') console.info(e.reason);
+  });
+  const echo = towerChannel(
+    'dns:///echo.default.svc.cluster.local:50051',
+    grpc.credentials.createInsecure(),
+    {
+      discovery: pods, // instead of the target's DNS name, which still names the channel and gives the authority
+    },
+  );
+  // #endregion endpointslices
+  void echo;
+}
+
+export async function zones(): Promise<void> {
+  // #region zones
+  // this pod's zone: the topology.kubernetes.io/zone label of the node named by $NODE_NAME
+  const local = await kubernetesZone();
+  const orders = towerChannel(
+    'dns:///orders.shop.svc.cluster.local:50051',
+    grpc.credentials.createInsecure(),
+    {
+      discovery: kubernetes({ service: 'orders', namespace: 'shop', port: 'grpc' }),
+      // calls stay in this zone while it has enough ready pods, and spill over when it does not
+      ...(local === undefined ? {} : { balancer: { zones: { local } } }),
+    },
+  );
+  // #endregion zones
+  void orders;
+}
+
 export function connecting(): void {
   // #region connect
   // connect() makes one endpoint per address; the balancer owns it and drains it when the address goes away
@@ -101,6 +139,9 @@ export function events(): void {
         break;
       case 'invalid':
         console.warn(`${e.source}: skipped ${e.input}: ${e.error.message}`);
+        break;
+      case 'endpoint': // kubernetes(): a pod turned ready, terminating or not serving, or left
+        console.info(`${e.source}: ${e.reason}`);
         break;
     }
   });
