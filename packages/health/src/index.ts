@@ -5,13 +5,15 @@
  * - {@link healthChecked}: active checking with the standard
  *   `grpc.health.v1` service (Watch stream per connection, or Check
  *   polling), following gRPC A17;
+ * - {@link httpHealthChecked}: active checking of HTTP/2 endpoints with
+ *   `GET <path>` every interval, following Envoy's HTTP health checker;
  * - {@link outlierDetection}: passive ejection from call results
  *   (consecutive failures, success rate, failure percentage), following
  *   Envoy and gRPC A50, never ejecting more than a share of the set;
  * - {@link panicThreshold} and {@link slowStart}: the pure pieces a
  *   balancer's pick uses for Envoy's panic mode and slow start.
  *
- * Both wrappers gate an endpoint's readiness (`failed` while unhealthy or
+ * The wrappers gate an endpoint's readiness (`failed` while unhealthy or
  * ejected), so any balancer that picks only ready endpoints — `p2c` from
  * `@grpc-tower/balance` — honours them without knowing they exist.
  *
@@ -44,6 +46,16 @@ export type {
   HealthBackoffOptions,
   ResolvedHealthCheckOptions,
 } from './health-check/options.js';
+export {
+  httpHealthChecked,
+  HttpHealthCheckedEndpoint,
+  type HttpHealthChecker,
+} from './http-check/endpoint.js';
+export type {
+  HttpHealthCheckOptions,
+  HttpStatusRange,
+  ResolvedHttpHealthCheckOptions,
+} from './http-check/options.js';
 export {
   encodeHealthCheckRequest,
   decodeHealthCheckResponse,
