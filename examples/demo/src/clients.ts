@@ -1,7 +1,8 @@
 /**
  * The two clients the demo drives.
  *
- * - grpc-tower: discovery (DNS, polled every second) → health (the
+ * - grpc-tower: discovery (DNS polled every second, or the EndpointSlices
+ *   of a Kubernetes Service, watched) → health (the
  *   `grpc.health.v1` Watch stream per server, plus outlier detection) →
  *   p2c with PeakEWMA load → retry (A6 rules, retry budget) → timeout,
  *   ending in a grpc-js `ChannelInterface` that the generated client uses;
@@ -11,7 +12,9 @@
  *   channel with a `dns://` target, the `round_robin` policy and an A6
  *   retry policy with the same limits as grpc-tower's, re-resolving at
  *   most every second (its default is 30 s). That is the fair comparison:
- *   the same DNS records, the same retries, the same deadline.
+ *   the same DNS records, the same retries, the same deadline. It reads
+ *   DNS whichever discovery the grpc-tower client uses; the demo publishes
+ *   the same servers in both.
  */
 import * as grpc from '@grpc/grpc-js';
 import { type Balancer, p2c } from '@grpc-tower/balance';
@@ -23,7 +26,7 @@ import {
   grpcEndpoint,
   type TowerChannel,
 } from '@grpc-tower/core/grpc';
-import { connect, dns } from '@grpc-tower/discover';
+import { type DiscoverySource, connect, dns } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
 import { type CallMetricsProducer, telemetry } from '@grpc-tower/telemetry';
@@ -51,8 +54,24 @@ export interface TowerDemoClient extends DemoClient {
   /** The balancer's view of `address`: its readiness, or `absent` once it left (drained and closed). */
   endpointState(address: string): Readiness | 'absent';
   readonly balancer: Balancer<GrpcRequest, GrpcResponse, string>;
-  /** The logical target, `dns:<name>:<port>`: the `grpc.target` label of its metrics. */
+  /** The logical target (`dns:<name>:<port>`, `kubernetes:<namespace>/<service>:<port>`): the `grpc.target` label of its metrics. */
   readonly target: string;
+}
+
+/** Where the grpc-tower client's discovery reads the servers from. */
+export type DiscoveryKind = 'dns' | 'kubernetes';
+
+/** How the grpc-tower client finds the servers. */
+export interface TowerDiscovery {
+  readonly kind: DiscoveryKind;
+  /** The source; any `DiscoverySource` will do (the telemetry follows its events). */
+  readonly source: DiscoverySource;
+  /** The logical target: the channel's name and the `grpc.target` label of its metrics. */
+  readonly target: string;
+  /** `:authority` of every endpoint. */
+  readonly authority: string;
+  /** The source in a few words, for the client's description. */
+  readonly description: string;
 }
 
 /** Where the servers are found. */
@@ -95,20 +114,39 @@ export interface DemoMetrics {
 }
 
 /**
- * The grpc-tower client over DNS discovery. With `metrics`, the stack
- * records gRPC's metrics into them (`@grpc-tower/telemetry`, metrics only;
- * the per-call ones by the page's `callMetricsProducer()`, the cheap way):
- * calls and attempts, each endpoint's connection, the balancer's
- * picks, health transitions, ejections, DNS resolutions and the retry
- * budget, all labelled `grpc.target` = `dns:<name>:<port>`.
+ * The grpc-tower client's discovery on DNS: the name's A records at the
+ * demo's DNS server, resolved again every second.
  *
  * @example
  * ```ts
- * const client = towerClient({ dnsServer: '127.0.0.1:5353', name: 'echo.demo', port: 50051 }, page);
+ * const discovery = dnsDiscovery({ dnsServer: '127.0.0.1:5353', name: 'echo.demo', port: 50051 });
  * ```
  */
-export function towerClient(target: DiscoveryTarget, metrics?: DemoMetrics): TowerDemoClient {
-  const logical = `dns:${target.name}:${target.port}`;
+export function dnsDiscovery(target: DiscoveryTarget): TowerDiscovery {
+  return {
+    kind: 'dns',
+    source: dns(target.name, target.port, { servers: [target.dnsServer], intervalMs: REDISCOVERY_MS }),
+    target: `dns:${target.name}:${target.port}`,
+    authority: target.name,
+    description: 'dns',
+  };
+}
+
+/**
+ * The grpc-tower client over `discovery`. With `metrics`, the stack
+ * records gRPC's metrics into them (`@grpc-tower/telemetry`, metrics only;
+ * the per-call ones by the page's `callMetricsProducer()`, the cheap way):
+ * calls and attempts, each endpoint's connection, the balancer's
+ * picks, health transitions, ejections, discovery updates and the retry
+ * budget, all labelled `grpc.target` = the discovery's target.
+ *
+ * @example
+ * ```ts
+ * const client = towerClient(dnsDiscovery({ dnsServer: '127.0.0.1:5353', name: 'echo.demo', port: 50051 }), page);
+ * ```
+ */
+export function towerClient(discovery: TowerDiscovery, metrics?: DemoMetrics): TowerDemoClient {
+  const logical = discovery.target;
   // without a provider: the global one, the API's no-op unless an SDK registered itself (then the layers do nothing)
   const ins = telemetry({
     ...(metrics === undefined
@@ -116,17 +154,17 @@ export function towerClient(target: DiscoveryTarget, metrics?: DemoMetrics): Tow
       : { meterProvider: metrics.meterProvider, callMetrics: metrics.callMetrics }),
     tracing: false,
   }).instrument(logical);
-  const source = dns(target.name, target.port, {
-    servers: [target.dnsServer],
-    intervalMs: REDISCOVERY_MS,
-  });
+  const source = discovery.source;
   const health = healthChecked();
   const detector = outlierDetection();
   const endpoints = connect(source, (a) =>
     detector.wrap(
       health(
         ins.endpoint(
-          grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure(), authority: target.name }),
+          grpcEndpoint(a.address, {
+            credentials: grpc.credentials.createInsecure(),
+            authority: discovery.authority,
+          }),
         ),
       ),
     ),
@@ -154,7 +192,7 @@ export function towerClient(target: DiscoveryTarget, metrics?: DemoMetrics): Tow
   const client = createEchoClient(logical, { channelOverride: channel });
   return {
     label: 'grpc-tower',
-    description: 'dns → health → p2c (PeakEWMA) → retry → timeout',
+    description: `${discovery.description} → health → p2c (PeakEWMA) → retry → timeout`,
     balancer,
     target: logical,
     unary: (deadlineMs) => unaryCall(client, deadlineMs),

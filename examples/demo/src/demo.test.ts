@@ -12,9 +12,9 @@ import type { DemoSummary } from './summary.js';
 const PHASES = ['steady', 'crash', 'appear', 'slow', 'restart', 'settled'];
 const SERVERS = ['A', 'B', 'C'];
 
-let dir: string | undefined;
+const dirs: string[] = [];
 afterAll(async () => {
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
 /** Checks that tags open and close in order (enough to catch a broken document). */
@@ -29,34 +29,8 @@ function expectBalancedXml(svg: string): void {
   expect(stack).toEqual([]);
 }
 
-test('the quick story runs both clients and writes a measured, well-formed summary and chart', async () => {
-  dir = await mkdtemp(join(tmpdir(), 'grpc-tower-demo-'));
-  const printed: string[] = [];
-  const jsonPath = join(dir, 'nested', 'summary.json');
-  // while the demo runs, its metrics page is read once, over HTTP, when the traffic starts
-  let pageUrl: string | undefined;
-  let midRun: Promise<{ status: number; body: string }> | undefined;
-  const write = (text: string): void => {
-    printed.push(text);
-    pageUrl ??= /^metrics: (http:\/\/127\.0\.0\.1:\d+\/metrics)$/m.exec(text)?.[1];
-    if (midRun === undefined && pageUrl !== undefined && text.includes('traffic starts')) {
-      midRun = fetch(pageUrl).then(async (res) => ({ status: res.status, body: await res.text() }));
-      midRun.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-    }
-  };
-  const result: DemoResult = await runDemo({
-    quick: true,
-    compare: true,
-    outDir: dir,
-    jsonPath,
-    view: 'lines',
-    write,
-    hosts: pickHosts(3) as [string, string, string],
-  });
-
-  // the JSON file is the summary that was returned
-  const summary = JSON.parse(await readFile(jsonPath, 'utf8')) as DemoSummary;
-  expect(summary).toEqual(JSON.parse(JSON.stringify(result.summary)));
+/** The checks every run's summary passes: complete, consistent, every number measured. */
+function expectMeasured(summary: DemoSummary): void {
   expect(summary.version).toBe(1);
   expect(summary.mode).toBe('quick');
   expect(summary.phases.map((p) => p.name)).toEqual(PHASES);
@@ -65,7 +39,6 @@ test('the quick story runs both clients and writes a measured, well-formed summa
     if (i > 0) expect(p.startMs).toBe(summary.phases[i - 1]?.endMs);
   }
   expect(summary.servers.map((s) => s.name)).toEqual(SERVERS);
-  expect(summary.clients.map((c) => c.label)).toEqual(['grpc-tower', 'grpc-js round_robin']);
 
   for (const client of summary.clients) {
     expect(client.phases.map((p) => p.name)).toEqual(PHASES);
@@ -97,15 +70,11 @@ test('the quick story runs both clients and writes a measured, well-formed summa
     expect(client.bShareWhileSlow).toBeGreaterThanOrEqual(0);
     expect(client.bShareWhileSlow).toBeLessThanOrEqual(1);
   }
+}
 
-  const [tower] = summary.clients;
-  // grpc-tower found C through DNS and sent it calls
-  expect(tower?.cFirstCallMs).toBeGreaterThan(0);
-  expect(Number.isFinite(tower?.cFirstCallMs)).toBe(true);
-  // and moved traffic away from the slow server
-  expect(tower?.bShareWhileSlow).toBeLessThan(0.5);
-
-  // the chart: a document with one series per server for each client
+/** The chart: a document in `dir` with one series per server for each client. */
+async function expectChart(result: DemoResult, dir: string): Promise<void> {
+  const summary = result.summary;
   const svg = await readFile(result.chartPath, 'utf8');
   expect(result.chartPath.startsWith(dir)).toBe(true);
   expect(svg.startsWith('<svg')).toBe(true);
@@ -116,6 +85,49 @@ test('the quick story runs both clients and writes a measured, well-formed summa
       .map((m) => m[2]);
     expect(series).toEqual(SERVERS);
   }
+}
+
+test('the quick story runs both clients and writes a measured, well-formed summary and chart', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grpc-tower-demo-'));
+  dirs.push(dir);
+  const printed: string[] = [];
+  const jsonPath = join(dir, 'nested', 'summary.json');
+  // while the demo runs, its metrics page is read once, over HTTP, when the traffic starts
+  let pageUrl: string | undefined;
+  let midRun: Promise<{ status: number; body: string }> | undefined;
+  const write = (text: string): void => {
+    printed.push(text);
+    pageUrl ??= /^metrics: (http:\/\/127\.0\.0\.1:\d+\/metrics)$/m.exec(text)?.[1];
+    if (midRun === undefined && pageUrl !== undefined && text.includes('traffic starts')) {
+      midRun = fetch(pageUrl).then(async (res) => ({ status: res.status, body: await res.text() }));
+      midRun.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    }
+  };
+  const result: DemoResult = await runDemo({
+    quick: true,
+    compare: true,
+    outDir: dir,
+    jsonPath,
+    view: 'lines',
+    write,
+    hosts: pickHosts(3) as [string, string, string],
+  });
+
+  // the JSON file is the summary that was returned
+  const summary = JSON.parse(await readFile(jsonPath, 'utf8')) as DemoSummary;
+  expect(summary).toEqual(JSON.parse(JSON.stringify(result.summary)));
+  expect(summary.clients.map((c) => c.label)).toEqual(['grpc-tower', 'grpc-js round_robin']);
+  expect(summary.settings.discovery).toBe('dns');
+  expectMeasured(summary);
+
+  const [tower] = summary.clients;
+  // grpc-tower found C through DNS and sent it calls
+  expect(tower?.cFirstCallMs).toBeGreaterThan(0);
+  expect(Number.isFinite(tower?.cFirstCallMs)).toBe(true);
+  // and moved traffic away from the slow server
+  expect(tower?.bShareWhileSlow).toBeLessThan(0.5);
+
+  await expectChart(result, dir);
 
   // the metrics page: printed at the start, read while the demo ran, closed at the end
   expect(pageUrl).toBe(summary.metrics.url);
@@ -152,6 +164,7 @@ test('the quick story runs both clients and writes a measured, well-formed summa
 
   // the printed summary names both files
   const text = printed.join('');
+  expect(text).toContain('grpc-tower demo, discovery dns: ');
   expect(text).toContain(result.chartPath);
   expect(text).toContain(jsonPath);
   expect(text).toContain("B's share while slow");
@@ -159,3 +172,46 @@ test('the quick story runs both clients and writes a measured, well-formed summa
   expect(text).toContain("grpc-tower's telemetry, read back from its metrics page");
   expect(text).toMatch(new RegExp(`calls, by grpc_status +${m.calls} \\(${m.callsByStatus.OK} OK`));
 }, 180_000);
+
+test('with kubernetes discovery, the quick story loses no call in the rolling restart and C gets calls', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grpc-tower-demo-kube-'));
+  dirs.push(dir);
+  const printed: string[] = [];
+  const result = await runDemo({
+    quick: true,
+    discovery: 'kubernetes',
+    outDir: dir,
+    view: 'lines',
+    write: (text) => printed.push(text),
+    hosts: pickHosts(3) as [string, string, string],
+  });
+  const summary = result.summary;
+  expect(summary.settings.discovery).toBe('kubernetes');
+  expect(summary.clients.map((c) => c.label)).toEqual(['grpc-tower']);
+  expectMeasured(summary);
+  await expectChart(result, dir);
+
+  const [tower] = summary.clients;
+  // B and C turned terminating, drained, stopped and came back: no call failed meanwhile
+  expect(tower?.phases.find((p) => p.name === 'restart')?.failed).toBe(0);
+  // C got calls from the watch event that made it ready on
+  expect(tower?.cFirstCallMs).not.toBeNull();
+  for (const name of ['appear', 'slow', 'settled']) {
+    expect(tower?.phases.find((p) => p.name === name)?.perServer.C).toBeGreaterThan(0);
+  }
+  // the client heard each restarted server turn terminating, through its watch
+  for (const pod of ['echo-b', 'echo-c']) {
+    expect(
+      summary.events.some(
+        (e) => e.text.startsWith(`watch: pod ${pod} (`) && e.text.includes(' is terminating'),
+      ),
+      `${pod} terminating`,
+    ).toBe(true);
+  }
+  expect(summary.metrics.target).toBe('kubernetes:demo/echo:grpc');
+  expect(summary.metrics.dnsResolutions).toBeGreaterThanOrEqual(1);
+  const text = printed.join('');
+  expect(text).toContain('grpc-tower demo, discovery kubernetes: ');
+  expect(text).toContain('EndpointSlices of Service demo/echo');
+  expect(text).toContain('C ready → its first call');
+}, 120_000);

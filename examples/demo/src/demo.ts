@@ -1,15 +1,19 @@
 /**
- * The demo's story, measured: three echo servers behind one DNS name, a
- * grpc-tower client (and, with `compare`, a plain grpc-js round_robin
- * client) sending steady traffic, while
+ * The demo's story, measured: three echo servers behind one DNS name (or,
+ * with `discovery: 'kubernetes'`, one EndpointSlice of a Kubernetes
+ * Service, and the same servers in DNS for the plain client), a grpc-tower
+ * client (and, with `compare`, a plain grpc-js round_robin client) sending
+ * steady traffic, while
  *
  * 1. traffic is steady on A and B;
  * 2. A crashes (SIGKILL); DNS drops it a few seconds later, as a registry
- *    that notices a dead server would;
- * 3. C appears in DNS;
+ *    that notices a dead server would (its endpoint turns not ready and
+ *    not serving, as after a failed readiness probe);
+ * 3. C appears in DNS (its endpoint turns ready);
  * 4. B turns slow (20× its latency), then recovers;
- * 5. B and C are restarted one at a time: out of DNS, drained, stopped
- *    gracefully, started again on the same address, back in DNS;
+ * 5. B and C are restarted one at a time: out of DNS (terminating, still
+ *    serving), drained, stopped gracefully (then no longer listed), started
+ *    again on the same address, back in DNS (ready);
  * 6. traffic settles.
  *
  * Every number in the summary comes from the calls themselves, except its
@@ -22,11 +26,17 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.js';
-import { type DemoClient, type TowerDemoClient, roundRobinClient, towerClient } from './clients.js';
-import { DemoDns } from './dns-server.js';
+import {
+  type DemoClient,
+  type DiscoveryKind,
+  type TowerDemoClient,
+  roundRobinClient,
+  towerClient,
+} from './clients.js';
 import { type Clock, type Load, startLoad } from './load.js';
 import { parsePrometheus, startMetricsPage } from './metrics.js';
 import { Recorder } from './recorder.js';
+import { startRegistry } from './registry.js';
 import { type DemoServer, type ServerSettings, restart, startFleet } from './servers.js';
 import { type DemoSummary, type PhaseInfo, clientResult, formatSummary, pageFigures } from './summary.js';
 import { LiveView, type ViewMode } from './view.js';
@@ -37,6 +47,13 @@ export interface DemoOptions {
   readonly quick?: boolean;
   /** Also run a plain grpc-js round_robin client through the same story. */
   readonly compare?: boolean;
+  /**
+   * How the grpc-tower client finds the servers: `dns` (default), or
+   * `kubernetes`: the EndpointSlices of a stand-in Kubernetes API server
+   * (which needs the `openssl` CLI), watched. The plain client reads DNS
+   * either way.
+   */
+  readonly discovery?: DiscoveryKind;
   /** Where the chart (and, by default, the JSON summary) are written; default `examples/demo/out`. */
   readonly outDir?: string;
   /** Where the JSON summary is written; default next to the chart. */
@@ -110,6 +127,44 @@ const PHASES = [
   ['settled', 'settled'],
 ] as const;
 
+/** The story's words for where the servers are listed. */
+interface Words {
+  /** The label of the `appear` phase. */
+  readonly appearPhase: string;
+  readonly startListed: string;
+  readonly notYetListed: string;
+  crashed(name: string): string;
+  appeared(name: string, address: string): string;
+  leaving(name: string): string;
+  /** Once it stopped; undefined when nothing changes then. */
+  stopped(name: string): string | undefined;
+  back(name: string, address: string): string;
+}
+
+const WORDS: Readonly<Record<DiscoveryKind, Words>> = {
+  dns: {
+    appearPhase: 'C appears in DNS',
+    startListed: 'A and B in DNS',
+    notYetListed: 'C not in DNS yet',
+    crashed: (name) => `${name} removed from DNS`,
+    appeared: (name, address) => `${name} (${address}) appears in DNS`,
+    leaving: (name) => `restart ${name}: removed from DNS`,
+    stopped: () => undefined,
+    back: (name, address) => `${name} restarted on ${address} and back in DNS`,
+  },
+  kubernetes: {
+    appearPhase: 'C appears (ready)',
+    startListed: 'A and B ready endpoints',
+    notYetListed: 'C not listed yet',
+    crashed: (name) => `${name} not ready in the EndpointSlice (ready: false, serving: false); out of DNS`,
+    appeared: (name, address) => `${name} (${address}) ready in the EndpointSlice and in DNS`,
+    leaving: (name) =>
+      `restart ${name}: terminating in the EndpointSlice (serving: true, ready: false); out of DNS`,
+    stopped: (name) => `${name} stopped: no longer in the EndpointSlice`,
+    back: (name, address) => `${name} restarted on ${address}, ready in the EndpointSlice and back in DNS`,
+  },
+};
+
 const PLANNED: Readonly<Record<string, (t: Timings) => number | undefined>> = {
   steady: (t) => t.steadyMs,
   crash: (t) => t.crashMs,
@@ -175,6 +230,8 @@ async function warmUp(client: DemoClient, signal: AbortSignal | undefined): Prom
 /** Runs the whole story and writes the chart and the JSON summary. */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const timings = options.quick ? QUICK : FULL;
+  const discovery = options.discovery ?? 'dns';
+  const words = WORDS[discovery];
   const rate = options.ratePerSec ?? (options.quick ? 100 : 150);
   const write = options.write ?? ((text: string) => void process.stdout.write(text));
   const signal = options.signal;
@@ -204,8 +261,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     // first: the provider must exist when the grpc-tower client's stack is instrumented
     const page = await startMetricsPage();
     cleanups.push(() => page.close());
-    const dnsServer = await DemoDns.start();
-    cleanups.push(() => dnsServer.close());
     const fleet = await startFleet(
       [
         ['A', hostA],
@@ -216,24 +271,20 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     );
     cleanups.push(() => Promise.all(fleet.map((s) => s.child?.kill())));
     const [A, B, C] = fleet as [DemoServer, DemoServer, DemoServer];
-    const port = A.port;
-    const inDns = new Set<DemoServer>([A, B]);
-    const publish = (): void =>
-      dnsServer.set(
-        DNS_NAME,
-        fleet.filter((s) => inDns.has(s)).map((s) => s.host),
-      );
-    publish();
+    // DNS, and with kubernetes the EndpointSlice too: A and B ready, C not listed yet
+    const registry = await startRegistry(discovery, fleet, DNS_NAME);
+    cleanups.push(() => registry.close());
+    registry.set(A, 'ready');
+    registry.set(B, 'ready');
 
-    const target = { dnsServer: dnsServer.address, name: DNS_NAME, port };
-    const tower: TowerDemoClient = towerClient(target, page);
+    const tower: TowerDemoClient = towerClient(registry.tower, page);
     const clients: DemoClient[] = [tower];
-    if (options.compare) clients.push(roundRobinClient(target));
+    if (options.compare) clients.push(roundRobinClient(registry.dns));
     cleanups.push(() => Promise.all(clients.map((c) => c.close())));
 
     write(
-      `grpc-tower demo: servers A=${A.address} B=${B.address} C=${C.address} (C not in DNS yet), ` +
-        `DNS name ${DNS_NAME} served at ${dnsServer.address}\n` +
+      `grpc-tower demo, discovery ${discovery}: servers A=${A.address} B=${B.address} C=${C.address} ` +
+        `(${words.notYetListed}), ${registry.where}\n` +
         `clients: ${clients.map((c) => `${c.label} (${c.description})`).join('; ')}\n` +
         `metrics: ${page.url}\n`,
     );
@@ -261,9 +312,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       events.push({ atMs, text });
       view.event(atMs, text);
     };
+    // what the grpc-tower client's EndpointSlices watch said about each server
+    if (discovery === 'kubernetes') {
+      const heard = registry.tower.source.events$.subscribe((e) => {
+        if (e.type === 'endpoint') event(`watch: ${e.reason}`);
+      });
+      cleanups.push(async () => heard.unsubscribe());
+    }
     const phases: { name: string; label: string; startMs: number; endMs: number }[] = [];
     const begin = (index: number): void => {
-      const [name, label] = PHASES[index] as (typeof PHASES)[number];
+      const [name, listed] = PHASES[index] as (typeof PHASES)[number];
+      const label = name === 'appear' ? words.appearPhase : listed;
       const now = clock.now();
       const prev = phases.at(-1);
       if (prev !== undefined) prev.endMs = now;
@@ -300,7 +359,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     ticker = setInterval(() => view.tick(progress()), 1_000);
 
     // 1. steady
-    event(`traffic starts: ${rate} calls/s per client to ${DNS_NAME} (A and B in DNS)`);
+    event(`traffic starts: ${rate} calls/s per client (${words.startListed})`);
     await sleep(timings.steadyMs, signal);
 
     // 2. A crashes
@@ -309,18 +368,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     await A.child?.kill('SIGKILL');
     A.child = undefined;
     await sleep(timings.removalLagMs, signal);
-    inDns.delete(A);
-    publish();
-    event('A removed from DNS');
+    registry.set(A, 'not-ready');
+    event(words.crashed('A'));
     await sleep(Math.max(0, timings.crashMs - timings.removalLagMs), signal);
 
     // 3. C appears
     begin(2);
-    inDns.add(C);
-    publish();
+    registry.set(C, 'ready');
     const cAppearedMs = clock.now();
     for (const r of recorders) r.watchFirstReply('C', cAppearedMs);
-    event(`C (${C.address}) appears in DNS`);
+    event(words.appeared('C', C.address));
     const seen = new Set<Recorder>();
     const reportFirstC = (): boolean => {
       for (const r of recorders) {
@@ -345,12 +402,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     await B.child?.setLatency(SERVER_LATENCY_MS);
     event('B recovers');
 
-    // 5. rolling restart of the servers in DNS
+    // 5. rolling restart of the ready servers
     begin(4);
     for (const s of [B, C]) {
-      inDns.delete(s);
-      publish();
-      event(`restart ${s.name}: removed from DNS`);
+      registry.set(s, 'terminating');
+      event(words.leaving(s.name));
       const drained = await waitFor(() => tower.endpointState(s.address) === 'absent', 5_000, signal);
       event(
         drained
@@ -359,11 +415,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       );
       await s.child?.stop(5_000);
       s.child = undefined;
+      registry.set(s, undefined);
+      const stopped = words.stopped(s.name);
+      if (stopped !== undefined) event(stopped);
       await restart(s, settings);
-      inDns.add(s);
-      publish();
+      registry.set(s, 'ready');
       const back = await waitFor(() => tower.endpointState(s.address) === 'ready', 5_000, signal);
-      event(`${s.name} restarted on ${s.address} and back in DNS${back ? '; ready in grpc-tower' : ''}`);
+      event(`${words.back(s.name, s.address)}${back ? '; ready in grpc-tower' : ''}`);
       reportFirstC();
       await sleep(timings.restartPauseMs, signal);
     }
@@ -407,6 +465,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         callDeadlineMs: CALL_DEADLINE_MS,
         rediscoveryMs: REDISCOVERY_MS,
         dnsName: DNS_NAME,
+        discovery,
       },
       servers: fleet.map((s) => ({ name: s.name, address: s.address })),
       phases: phaseInfo,

@@ -13,7 +13,7 @@ import {
   startEchoServer,
 } from '@grpc-tower/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { type TowerDemoClient, towerClient } from './clients.js';
+import { type TowerDemoClient, dnsDiscovery, towerClient } from './clients.js';
 import { DemoDns } from './dns-server.js';
 import {
   type MetricsPage,
@@ -60,7 +60,10 @@ async function towerOver(p: MetricsPage): Promise<{ server: EchoServer; client: 
   const dns = await DemoDns.start();
   cleanups.push(() => dns.close());
   dns.set('echo.test', [host]);
-  const client = towerClient({ dnsServer: dns.address, name: 'echo.test', port: server.port }, p);
+  const client = towerClient(
+    dnsDiscovery({ dnsServer: dns.address, name: 'echo.test', port: server.port }),
+    p,
+  );
   cleanups.push(() => client.close());
   return { server, client };
 }

@@ -4,6 +4,7 @@
  * demo's recorder, from the calls themselves, and (the `metrics` part)
  * by the grpc-tower client's own telemetry, read back from its metrics page.
  */
+import type { DiscoveryKind } from './clients.js';
 import { type PrometheusText, histogramOf, histogramQuantile, sumBy, sumOf } from './metrics.js';
 import { type Recorder, percentile } from './recorder.js';
 
@@ -73,8 +74,15 @@ export interface DemoSummary {
     readonly serverLatencyMs: number;
     readonly slowLatencyMs: number;
     readonly callDeadlineMs: number;
+    /** How often the DNS clients resolve the name again, ms. */
     readonly rediscoveryMs: number;
     readonly dnsName: string;
+    /**
+     * What the grpc-tower client's discovery read: `dns` (the name, every
+     * `rediscoveryMs`) or `kubernetes` (the EndpointSlices of the Service
+     * `demo/echo`, watched). The plain grpc-js client always reads DNS.
+     */
+    readonly discovery: DiscoveryKind;
   };
   readonly servers: readonly { readonly name: string; readonly address: string }[];
   readonly phases: readonly PhaseInfo[];
@@ -123,7 +131,11 @@ export interface PageFigures {
   readonly ejections: { readonly enforced: number; readonly unenforced: number };
   /** `grpc_tower_health_transitions_total` to `unhealthy`. */
   readonly unhealthyTransitions: number;
-  /** `grpc_tower_discovery_resolutions_total`. */
+  /**
+   * `grpc_tower_discovery_resolutions_total`: DNS lookups, or with
+   * `kubernetes` discovery the updates of the set (the first list and
+   * each watch event that changed it).
+   */
   readonly dnsResolutions: number;
   /**
    * `grpc_tower_lb_endpoint_picks_total` by server, for the endpoints the
@@ -255,7 +267,7 @@ export function formatSummary(summary: DemoSummary): string {
   const col = 44;
   out.push('');
   out.push(
-    `summary — ${summary.ratePerSec} calls/s per client, servers answer in ${summary.settings.serverLatencyMs} ms ` +
+    `summary — discovery ${summary.settings.discovery}, ${summary.ratePerSec} calls/s per client, servers answer in ${summary.settings.serverLatencyMs} ms ` +
       `(B: ${summary.settings.slowLatencyMs} ms while slow), deadline ${summary.settings.callDeadlineMs} ms`,
   );
   out.push('');
@@ -281,7 +293,8 @@ export function formatSummary(summary: DemoSummary): string {
   row('failed calls, all phases', (c) => `${c.totals.failed} of ${c.totals.ok + c.totals.failed}`);
   row('failed while A crashed', (c) => String(c.phases.find((p) => p.name === 'crash')?.failed ?? 0));
   row('failed in rolling restart', (c) => String(c.phases.find((p) => p.name === 'restart')?.failed ?? 0));
-  row('C in DNS → its first call', (c) =>
+  const listed = summary.settings.discovery === 'kubernetes' ? 'C ready' : 'C in DNS';
+  row(`${listed} → its first call`, (c) =>
     c.cFirstCallMs === null
       ? 'never'
       : `${(c.cFirstCallMs / 1000).toFixed(2)} s${c.cFirstCallInPhase ? '' : ' (after that phase)'}`,
@@ -292,7 +305,7 @@ export function formatSummary(summary: DemoSummary): string {
     return `${fmt(slow?.p50Ms ?? null)} / ${fmt(c.slowP99Ms)} ms`;
   });
   out.push('');
-  out.push(...formatFigures(summary.metrics));
+  out.push(...formatFigures(summary.metrics, summary.settings.discovery));
   const failing = clients.flatMap((c) =>
     c.phases.flatMap((p) => p.failures.map((f) => `  ${c.label} / ${p.name}: ${f.count} × ${f.message}`)),
   );
@@ -307,7 +320,7 @@ export function formatSummary(summary: DemoSummary): string {
 const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
 
 /** The metrics page's figures, as lines of the summary. */
-function formatFigures(m: PageFigures): string[] {
+function formatFigures(m: PageFigures, discovery: DiscoveryKind): string[] {
   const out: string[] = [];
   const line = (label: string, value: string): void => void out.push(`${pad(label, 30)}${value}`);
   const byStatus = Object.entries(m.callsByStatus)
@@ -331,7 +344,10 @@ function formatFigures(m: PageFigures): string[] {
     `${m.connections.succeeded} succeeded, ${m.connections.failed} failed; ${m.connections.disconnections} disconnections`,
   );
   line('ejections', `${m.ejections.enforced} enforced, ${m.ejections.unenforced} not enforced`);
-  line('to unhealthy / DNS lookups', `${m.unhealthyTransitions} / ${m.dnsResolutions}`);
+  line(
+    discovery === 'kubernetes' ? 'to unhealthy / set updates' : 'to unhealthy / DNS lookups',
+    `${m.unhealthyTransitions} / ${m.dnsResolutions}`,
+  );
   const picks = Object.entries(m.picksNow)
     .sort((a, b) => a[0].localeCompare(b[0]))
     .map(([server, n]) => `${server} ${n}`)
