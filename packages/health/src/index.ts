@@ -9,7 +9,9 @@
  *   `GET <path>` every interval, following Envoy's HTTP health checker;
  * - {@link outlierDetection}: passive ejection from call results
  *   (consecutive failures, success rate, failure percentage), following
- *   Envoy and gRPC A50, never ejecting more than a share of the set;
+ *   Envoy and gRPC A50, never ejecting more than a share of the set; for
+ *   HTTP/2 endpoints with the {@link httpOutcomes} policy (5xx responses
+ *   and failed connections fail, 4xx never do);
  * - {@link panicThreshold} and {@link slowStart}: the pure pieces a
  *   balancer's pick uses for Envoy's panic mode and slow start.
  *
@@ -70,6 +72,7 @@ export {
   type OutlierStats,
   type OutlierEndpointStats,
 } from './outlier/detector.js';
+export { httpOutcomes, type OutlierProtocol, type ResponseFailure } from './outlier/protocol.js';
 export {
   DEFAULT_FAILURE_CODES,
   type OutlierDetectionOptions,

@@ -40,6 +40,13 @@
  * Envoy's `split_external_local_origin_errors` makes a similar split
  * between errors of the upstream and errors of the local origin.
  *
+ * A response that resolved is read by the detector's `protocol`: by
+ * default gRPC's (a unary response's `unary.status`, a stream's final
+ * status; any other response is a success); with `httpOutcomes`, a 5xx
+ * response is a failure (502, 503, 504 as `UNAVAILABLE`, the others as
+ * `INTERNAL`) and a 4xx is not. The default costs gRPC calls one
+ * comparison per response.
+ *
  * Deviation from A50: an endpoint returns by its own timer when its time is
  * up, not at the next sweep, so a short base time is honoured exactly.
  * State is kept per address, like A50's map, so an endpoint replaced under
@@ -62,6 +69,7 @@ import { deadlineHadFairChance, failureOrigin, isEndpoint } from '@grpc-tower/co
 import { BehaviorSubject, type Observable, Subject, type Subscription, distinctUntilChanged } from 'rxjs';
 import type { EjectionAlgorithm, EjectionUnenforced, HealthEvent } from '../events.js';
 import { connectedOf } from '../pick/connected.js';
+import type { OutlierProtocol, ResponseFailure } from './protocol.js';
 import {
   type OutlierDetectionOptions,
   type ResolvedOutlierDetectionOptions,
@@ -202,7 +210,8 @@ export class OutlierDetector {
   /**
    * Wraps `endpoint`: the wrapper passes calls through, reports each
    * call's outcome (a rejection's status code, or for a committed response
-   * its final status from `done`), and reports `failed` while ejected.
+   * its final status from `done`, or what the `protocol` option reads in
+   * it), and reports `failed` while ejected.
    * Closing the wrapper closes the endpoint and forgets it.
    *
    * @example
@@ -234,6 +243,7 @@ export class OutlierDetector {
       fairChance: (elapsedMs) => deadlineHadFairChance(elapsedMs, e.latencyMs, this.options.deadlineRule),
       detach: () => this.#detach(e, wrapper as OutlierEndpoint<unknown, unknown>),
       failureCodes: this.options.failureCodes,
+      protocol: this.options.protocol,
     });
     // an endpoint that was already closed detached itself while being built
     if (wrapper.readiness === 'closed') return wrapper;
@@ -497,6 +507,8 @@ interface Tracker {
   fairChance(elapsedMs: number): boolean;
   detach(): void;
   readonly failureCodes: ReadonlySet<number>;
+  /** How resolved responses are read; `undefined`: gRPC statuses. */
+  readonly protocol: OutlierProtocol | undefined;
 }
 
 /** The status of a response that is already complete (a gRPC unary response: `unary.status`). */
@@ -534,6 +546,7 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
   /** Emits the current readiness on subscribe, then each change; completes on close. */
   readonly readiness$: Observable<Readiness>;
   readonly #tracker: Tracker;
+  readonly #protocol: OutlierProtocol | undefined;
   readonly #readiness: BehaviorSubject<Readiness>;
   #innerReadiness: Readiness;
   #sub: Subscription | undefined;
@@ -545,6 +558,7 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
     this.inner = inner;
     this.address = inner.address;
     this.#tracker = tracker;
+    this.#protocol = tracker.protocol;
     this.#innerReadiness = inner.readiness;
     this.#readiness = new BehaviorSubject<Readiness>(this.#compute());
     this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
@@ -610,6 +624,11 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
     }
     result.then(
       (res) => {
+        const protocol = this.#protocol;
+        if (protocol !== undefined) {
+          this.#judge(protocol, res, started, ctx);
+          return;
+        }
         const complete = completeStatusOf(res);
         if (complete !== undefined) {
           this.#report(complete, complete.code, complete.details ?? '', started, ctx);
@@ -674,6 +693,18 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
       // a status outside failureCodes is a success, but not a sample of the latency
       this.#tracker.success(-1);
     }
+  }
+
+  /** Counts a response read by a protocol policy; one whose policy throws counts as neither. */
+  #judge(protocol: OutlierProtocol, res: Res, started: number, ctx: CallContext): void {
+    let failure: ResponseFailure | undefined;
+    try {
+      failure = protocol.classify(res);
+    } catch {
+      return;
+    }
+    if (failure === undefined) this.#report(undefined, Status.OK, '', started, ctx);
+    else this.#report(failure, failure.code, failure.details, started, ctx);
   }
 
   #finish(): void {

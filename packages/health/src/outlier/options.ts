@@ -1,7 +1,8 @@
 /**
  * The options of {@link outlierDetection}: gRPC A50's fields and defaults
  * (which are Envoy's `OutlierDetection` message), with Envoy's
- * consecutive-failure rule counting gRPC status codes instead of HTTP 5xx.
+ * consecutive-failure rule counting gRPC status codes instead of HTTP 5xx
+ * (HTTP responses are mapped into them by the `protocol` option).
  *
  * @module
  */
@@ -14,6 +15,7 @@ import {
   deadlineRuleOptions,
   optionChecks,
 } from '@grpc-tower/core/internal';
+import type { OutlierProtocol } from './protocol.js';
 
 /**
  * A50's success-rate ejection: every interval, among the endpoints with at
@@ -86,7 +88,9 @@ export interface OutlierDetectionOptions {
    * cancelled, a call a layer above stopped, and an error raised in this
    * process (a request refused before it was sent, a draining endpoint)
    * count as neither. `DEADLINE_EXCEEDED` counts only when the endpoint had
-   * a fair chance (see `deadlineMinMs`).
+   * a fair chance (see `deadlineMinMs`). With a `protocol`, its responses
+   * are judged by the codes it maps them to (with `httpOutcomes`,
+   * `['UNAVAILABLE']` counts only 502, 503, 504 and failed connections).
    */
   readonly failureCodes?: readonly (StatusName | StatusCode)[];
   /**
@@ -120,6 +124,14 @@ export interface OutlierDetectionOptions {
   readonly successRateEjection?: boolean | SuccessRateEjectionOptions;
   /** Failure-percentage ejection: `true` for A50's defaults, an object to set them; default off. */
   readonly failurePercentageEjection?: boolean | FailurePercentageEjectionOptions;
+  /**
+   * How responses are read. Default: gRPC statuses (a unary response's
+   * `unary.status`, a stream's final status; any other response is a
+   * success). `httpOutcomes` for HTTP endpoints: 5xx responses fail
+   * (mapped to `UNAVAILABLE` or `INTERNAL`, then judged by `failureCodes`),
+   * 4xx never do. Or a policy of your own.
+   */
+  readonly protocol?: OutlierProtocol;
   /** The random source for the enforcement percentages, uniform in [0, 1); default `Math.random`. */
   readonly random?: () => number;
 }
@@ -144,6 +156,8 @@ export interface ResolvedOutlierDetectionOptions {
   readonly maxEjectionPercent: number;
   readonly successRateEjection: Required<SuccessRateEjectionOptions> | undefined;
   readonly failurePercentageEjection: Required<FailurePercentageEjectionOptions> | undefined;
+  /** The protocol policy, `undefined` for gRPC statuses. */
+  readonly protocol: OutlierProtocol | undefined;
   readonly random: () => number;
 }
 
@@ -208,8 +222,18 @@ export function resolveOutlierOptions(
     maxEjectionPercent,
     successRateEjection: resolveSuccessRate(o.successRateEjection),
     failurePercentageEjection: resolveFailurePercentage(o.failurePercentageEjection),
+    protocol: resolveProtocol(o.protocol),
     random: check.function('random', o.random, 'a function returning [0, 1)', Math.random),
   };
+}
+
+function resolveProtocol(value: OutlierProtocol | undefined): OutlierProtocol | undefined {
+  if (value === undefined) return undefined;
+  const p = value as { name?: unknown; classify?: unknown } | null;
+  if (typeof p !== 'object' || p === null || typeof p.classify !== 'function' || typeof p.name !== 'string') {
+    throw check.error('protocol', value, 'an OutlierProtocol ({ name, classify }), such as httpOutcomes');
+  }
+  return value;
 }
 
 function ruleObject<T extends object>(option: string, value: boolean | T | undefined): T | undefined {
