@@ -8,6 +8,15 @@
  * This lets the same layers — discovery, p2c, retry, timeout — serve HTTP/2
  * clients that are not gRPC.
  *
+ * Bodies stream both ways with HTTP/2 flow control as the backpressure: a
+ * stream request body is pulled only as fast as the stream's window opens
+ * (`write()` returning false waits for 'drain'), and a streamed response
+ * (`response: 'stream'`) is read from the session only as fast as its
+ * reader takes it, so neither side is held in memory whole. The buffered
+ * form (the default) collects the response and resolves at its end. A
+ * request's commit point, for a retry layer, is the response headers
+ * (`Http2RequestError.afterHeaders`), as in gRPC's A6.
+ *
  * The scheme is required, never defaulted: `'https'` for TLS, or `'http'`
  * to choose cleartext (h2c).
  *
@@ -15,57 +24,124 @@
  */
 import * as http2 from 'node:http2';
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
-import { type CallContext, abortReason } from '../context.js';
+import { Readable } from 'node:stream';
+import type { CallContext } from '../context.js';
 import { type Endpoint, type Readiness, checkForZones, checkWeight, checkZone } from '../endpoint.js';
-import { ClosedError, ConfigError, GrpcTowerError, UnavailableError } from '../errors.js';
+import { CancelledError, ClosedError, ConfigError, GrpcTowerError, UnavailableError } from '../errors.js';
 import { formatAddress, parseAddress } from '../address.js';
 import { Status } from '../status.js';
+import { type BodyReader, Http2Body, isChunkSource, openStream, send } from './body.js';
+import { methodOf } from './request.js';
 
 /**
  * One HTTP/2 request.
  *
  * @example
  * ```ts
- * const req: Http2Request = { method: 'GET', path: '/healthz' };
+ * const get: Http2Request = { method: 'GET', path: '/healthz' };
+ * const upload: Http2Request = { method: 'PUT', path: '/files/a.bin', body: http2Body(fs.createReadStream('a.bin')) };
+ * const download: Http2Request = { path: '/files/a.bin', response: 'stream' };
  * ```
  */
 export interface Http2Request {
+  /** Default GET, or POST with a body. */
   readonly method?: string;
   readonly path: string;
   readonly headers?: http2.OutgoingHttpHeaders;
-  readonly body?: Buffer | string;
+  /**
+   * Buffer/string: sent at once. {@link Http2Body}: a replayable stream
+   * body (see {@link http2Body}). A `Readable` or an
+   * `AsyncIterable<Uint8Array | string>`: streamed once, with backpressure
+   * (pulled only as fast as the HTTP/2 stream takes it), never replayable;
+   * it is ended (a Readable destroyed) when the request fails before the
+   * body's end.
+   */
+  readonly body?: Buffer | string | Http2Body | Readable | AsyncIterable<Uint8Array | string>;
+  /**
+   * `'buffer'` (default): the call resolves when the response has ended,
+   * with the whole body in `body` (bounded by `maxResponseBytes`).
+   * `'stream'`: the call resolves at the response headers, with the body in
+   * `stream`.
+   */
+  readonly response?: 'buffer' | 'stream';
+  /**
+   * Marks a request as safe to send twice (retry layers read it, see
+   * {@link isIdempotent}); GET, HEAD, OPTIONS, PUT and DELETE are
+   * idempotent without it.
+   */
+  readonly idempotent?: boolean;
 }
 
 /**
- * A buffered HTTP/2 response.
+ * An HTTP/2 response: buffered whole (the default), or with its body as a
+ * stream (`response: 'stream'`).
  *
  * @example
  * ```ts
+ * const res = await stack.call({ path: '/items' }, ctx);
  * if (res.status === 200) JSON.parse(res.body.toString('utf8'));
+ *
+ * const dl = await stack.call({ path: '/files/a.bin', response: 'stream' }, ctx);
+ * await pipeline(dl.stream!, fs.createWriteStream('a.bin'));
+ * const { 'x-checksum': sum } = await dl.trailers;
  * ```
  */
 export interface Http2Response {
   readonly endpoint: string;
   readonly status: number;
   readonly headers: http2.IncomingHttpHeaders;
+  /** The whole body with response `'buffer'`; an empty Buffer with `'stream'`. */
   readonly body: Buffer;
+  /**
+   * With response `'stream'`: the body as a node Readable. Reading it
+   * drives HTTP/2 flow control (a reader that stops reading stops the
+   * server: backpressure); destroying it before its end cancels the
+   * request with RST_STREAM(CANCEL) and frees the stream (`pending`
+   * drops). A failure after the headers (a reset, a lost session, the
+   * call's signal aborting) destroys it with that error
+   * ({@link Http2RequestError} with `afterHeaders`, or the abort reason);
+   * such an error does not crash a process that does not listen for it.
+   * Undefined with `'buffer'`.
+   */
+  readonly stream?: Readable;
+  /**
+   * The trailers (an empty object when the server sent none; that empty
+   * object is shared and frozen). With `'buffer'`, already settled when the
+   * call resolves; with `'stream'`, settled when the body ends. Never
+   * rejects (a failure is reported on the stream, or by the call).
+   */
+  readonly trailers: Promise<http2.IncomingHttpHeaders>;
 }
 
 /**
  * A request failed at the HTTP/2 layer. `refused` is true when the server
  * never processed it (REFUSED_STREAM, or GOAWAY before it was accepted), so
- * it is safe to send again.
+ * it is safe to send again. `afterHeaders` is true when the response
+ * headers had arrived before the failure: past that point a retry layer
+ * must not send the request again (its commit point).
  *
  * @example
  * ```ts
  * if (err instanceof Http2RequestError && err.refused) retryElsewhere();
+ * if (err instanceof Http2RequestError && !err.afterHeaders && isIdempotent(req)) retry();
  * ```
  */
 export class Http2RequestError extends UnavailableError {
   readonly refused: boolean;
-  constructor(message: string, options: { endpoint: string; refused: boolean; cause?: unknown }) {
-    super(message, { endpoint: options.endpoint, cause: options.cause });
+  readonly afterHeaders: boolean;
+  constructor(
+    message: string,
+    options: {
+      endpoint: string;
+      refused: boolean;
+      afterHeaders?: boolean;
+      cause?: unknown;
+      retryable?: false | undefined;
+    },
+  ) {
+    super(message, { endpoint: options.endpoint, cause: options.cause, retryable: options.retryable });
     this.refused = options.refused;
+    this.afterHeaders = options.afterHeaders === true;
   }
 }
 
@@ -115,6 +191,21 @@ const positive = (where: string, name: string, v: number | undefined, dflt: numb
   if (!Number.isFinite(value) || value < 0) throw new ConfigError(where, name, value, 'a finite number >= 0');
   return value;
 };
+
+const noop = (): void => undefined;
+
+/** What a request body must be. */
+const BODY_EXPECTED = 'a Buffer, a string, an Http2Body, a Readable or an AsyncIterable of chunks';
+
+/** The request options of a request with a body. */
+const WITH_BODY: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
+
+/** The body of a streamed response, whose bytes are in `stream`. */
+const EMPTY_BODY = Buffer.alloc(0);
+
+/** The trailers of a response that had none: shared, so frozen. */
+const EMPTY_TRAILERS: http2.IncomingHttpHeaders = Object.freeze({});
+const NO_TRAILERS = Promise.resolve(EMPTY_TRAILERS);
 
 /**
  * The endpoint class behind {@link http2Endpoint}.
@@ -273,7 +364,7 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
         new ClosedError(`endpoint ${address} is closed or draining`, { endpoint: address }),
       );
     }
-    if (ctx.signal.aborted) return Promise.reject(abortReason(ctx.signal));
+    if (ctx.aborted) return Promise.reject(ctx.reason());
     const session = this.#session;
     if (session === undefined || session.destroyed || session.closed) {
       return Promise.reject(
@@ -283,16 +374,38 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
         }),
       );
     }
+    const body = req.body;
+    let reader: BodyReader | undefined;
+    if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
+      const opened =
+        body instanceof Http2Body ? body.open() : isChunkSource(body) ? openStream(body) : undefined;
+      if (opened === undefined) {
+        return Promise.reject(new ConfigError('http2Endpoint.call', 'body', body, BODY_EXPECTED));
+      }
+      if (typeof opened === 'string') {
+        // sending it again cannot help: no endpoint could take it
+        return Promise.reject(
+          new Http2RequestError(opened, { endpoint: address, refused: false, retryable: false }),
+        );
+      }
+      reader = opened;
+    }
+    const streaming = req.response === 'stream';
     return new Promise<Http2Response>((resolve, reject) => {
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = session.request({
-          ':method': req.method ?? (req.body === undefined ? 'GET' : 'POST'),
-          ':path': req.path,
-          ':authority': this.#authority,
-          ...req.headers,
-        });
+        stream = session.request(
+          {
+            ':method': methodOf(req),
+            ':path': req.path,
+            ':authority': this.#authority,
+            ...req.headers,
+          },
+          // a GET, HEAD or DELETE with a body must not end its stream with the headers
+          body === undefined ? undefined : WITH_BODY,
+        );
       } catch (err) {
+        reader?.release();
         reject(
           new Http2RequestError(`request to ${address} failed to start`, {
             endpoint: address,
@@ -307,79 +420,171 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
       let bytes = 0;
       let status = 0;
       let headers: http2.IncomingHttpHeaders = {};
+      let trailers: http2.IncomingHttpHeaders | undefined;
+      /** The call resolved or rejected. */
       let settled = false;
+      /** The request is over: it no longer counts as pending nor follows the call's signal. */
+      let over = false;
+      /** The response's end arrived. */
+      let ended = false;
+      /** With response 'stream', once the headers arrived: the body given to the caller. */
+      let out: Readable | undefined;
+      let settleTrailers: ((t: http2.IncomingHttpHeaders) => void) | undefined;
+      let unlink = noop;
       let orphans = this.#orphans.get(session);
       if (orphans === undefined) {
         orphans = new Set();
         this.#orphans.set(session, orphans);
       }
       const onOrphaned = (): void =>
-        finish(
+        fail(
           new Http2RequestError(`HTTP/2 session to ${address} closed before the request completed`, {
             endpoint: address,
             refused: status === 0,
+            afterHeaders: status !== 0,
           }),
         );
       orphans.add(onOrphaned);
+      const done = (): void => {
+        if (over) return;
+        over = true;
+        orphans.delete(onOrphaned);
+        unlink();
+        this.#streams.delete(stream);
+        if (this.#streams.size === 0) this.#drained?.();
+        settleTrailers?.(trailers ?? EMPTY_TRAILERS);
+      };
       const finish = (err: unknown, res?: Http2Response): void => {
         if (settled) return;
         settled = true;
-        orphans.delete(onOrphaned);
-        ctx.signal.removeEventListener('abort', onAbort);
-        this.#streams.delete(stream);
-        if (this.#streams.size === 0) this.#drained?.();
+        done();
         if (err !== undefined) reject(err);
         else resolve(res as Http2Response);
       };
+      // before the call settles, the call fails; after (a streamed response), its body does
+      const fail = (err: unknown): void => {
+        reader?.release();
+        if (!settled) {
+          finish(err);
+          return;
+        }
+        if (over) return;
+        // a response that has all arrived stays readable to its end
+        if (!ended) out?.destroy(err as Error);
+        done();
+      };
       const onAbort = (): void => {
         stream.close(http2.constants.NGHTTP2_CANCEL);
-        finish(abortReason(ctx.signal));
+        fail(ctx.reason());
       };
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      unlink = ctx.onAbort(onAbort);
       stream.on('response', (h) => {
         headers = h;
         status = Number(h[':status'] ?? 0);
+        if (!streaming || settled) return;
+        const res = new Readable({
+          read: () => {
+            stream.resume();
+          },
+          destroy: (err, callback) => {
+            // destroyed before its end: the rest of the response is not wanted
+            if (!ended) stream.close(http2.constants.NGHTTP2_CANCEL);
+            callback(err);
+          },
+        });
+        // a failure nobody listens for must not crash the process; it stays in `errored`
+        res.on('error', noop);
+        stream.on('data', (chunk: Buffer) => {
+          if (!res.push(chunk)) stream.pause();
+        });
+        out = res;
+        settled = true;
+        resolve({
+          endpoint: address,
+          status,
+          headers,
+          body: EMPTY_BODY,
+          stream: res,
+          trailers: new Promise((settle) => {
+            settleTrailers = settle;
+          }),
+        });
       });
-      stream.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        if (bytes > this.#maxBody) {
-          stream.close(http2.constants.NGHTTP2_CANCEL);
-          finish(
-            new GrpcTowerError(
-              Status.RESOURCE_EXHAUSTED,
-              `response from ${address} exceeds ${this.#maxBody} bytes`,
-              {
-                endpoint: address,
-              },
-            ),
-          );
+      if (!streaming) {
+        stream.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          if (bytes > this.#maxBody) {
+            stream.close(http2.constants.NGHTTP2_CANCEL);
+            fail(
+              new GrpcTowerError(
+                Status.RESOURCE_EXHAUSTED,
+                `response from ${address} exceeds ${this.#maxBody} bytes`,
+                {
+                  endpoint: address,
+                },
+              ),
+            );
+            return;
+          }
+          chunks.push(chunk);
+        });
+      }
+      stream.on('trailers', (t) => {
+        trailers = t;
+      });
+      stream.on('end', () => {
+        ended = true;
+        if (out !== undefined) {
+          out.push(null);
+          settleTrailers?.(trailers ?? EMPTY_TRAILERS);
           return;
         }
-        chunks.push(chunk);
+        // a streamed response without headers fails when its stream closes
+        if (streaming) return;
+        finish(undefined, {
+          endpoint: address,
+          status,
+          headers,
+          body: Buffer.concat(chunks),
+          trailers: trailers === undefined ? NO_TRAILERS : Promise.resolve(trailers),
+        });
       });
-      stream.on('end', () =>
-        finish(undefined, { endpoint: address, status, headers, body: Buffer.concat(chunks) }),
-      );
       stream.on('close', () => {
-        if (settled) return;
-        const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM || status === 0;
-        finish(
+        reader?.release();
+        if (over) return;
+        if (out !== undefined && ended) {
+          done();
+          return;
+        }
+        fail(
           new Http2RequestError(
             `HTTP/2 stream to ${address} closed before its response ended (code ${stream.rstCode})`,
-            { endpoint: address, refused: refused && status === 0 },
+            { endpoint: address, refused: status === 0, afterHeaders: status !== 0 },
           ),
         );
       });
       stream.on('error', (err) => {
-        finish(
+        fail(
           new Http2RequestError(`HTTP/2 request to ${address} failed: ${err.message}`, {
             endpoint: address,
             refused: status === 0 && stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM,
+            afterHeaders: status !== 0,
             cause: err,
           }),
         );
       });
-      if (req.body !== undefined) stream.end(req.body);
+      if (reader !== undefined) {
+        send(stream, reader).then(noop, (err: unknown) => {
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          const reason = err instanceof Error ? err.message : String(err);
+          fail(
+            new CancelledError(`request body for ${address} failed while it was read: ${reason}`, {
+              endpoint: address,
+              cause: err,
+            }),
+          );
+        });
+      } else if (body !== undefined) stream.end(body);
       else stream.end();
     });
   }
