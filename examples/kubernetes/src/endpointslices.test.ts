@@ -5,7 +5,7 @@
 // and shuts down with no drain delay (NOT_SERVING, GOAWAY at once, the
 // calls in flight finish), as the servers of k8s/echo.yaml do with
 // DRAIN_DELAY_MS=0.
-import { type EchoServer, pickHosts } from '@grpc-tower/testing';
+import { type EchoServer, pickHosts, startPods } from '@grpc-tower/testing';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
@@ -16,7 +16,6 @@ import {
 import { sendTraffic } from './client.js';
 import { endpointSlicesClient } from './endpointslices.js';
 import { gracefulShutdown } from './graceful-shutdown.js';
-import { startPods } from './pods.js';
 
 const SERVICE = 'echo';
 const NODE = 'node-a';

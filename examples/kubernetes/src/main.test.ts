@@ -1,9 +1,8 @@
-import { type EchoServer, pickHosts } from '@grpc-tower/testing';
+import { type EchoServer, pickHosts, startPods } from '@grpc-tower/testing';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type Dnsmasq, startDnsmasq } from '../../../packages/discover/src/test-support/index.js';
 import { gracefulShutdown } from './graceful-shutdown.js';
 import { run } from './main.js';
-import { startPods } from './pods.js';
 
 const SERVICE = 'echo.default.svc.cluster.local';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -55,6 +55,7 @@ export {
   encodeRpcStatus,
   type ServingStatus,
   startEchoServer,
+  startPods,
 } from './server.js';
 export {
   type ChildEchoServer,

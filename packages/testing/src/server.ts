@@ -585,3 +585,31 @@ export async function startEchoServer(options: EchoServerOptions = {}): Promise<
     },
   };
 }
+
+/**
+ * Starts one echo server with the health service per host, all on one port
+ * (as the pods of a Kubernetes Deployment share a container port), named
+ * `pod-1`, `pod-2`…; tries another port when one is taken on some host.
+ *
+ * @example
+ * ```ts
+ * const pods = await startPods(pickHosts(4));
+ * pods[0].port === pods[3].port; // true
+ * ```
+ */
+export async function startPods(hosts: readonly string[]): Promise<EchoServer[]> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const started: EchoServer[] = [];
+    try {
+      for (const [i, host] of hosts.entries()) {
+        started.push(
+          await startEchoServer({ host, port: started[0]?.port ?? 0, name: `pod-${i + 1}`, health: true }),
+        );
+      }
+      return started;
+    } catch {
+      for (const s of started) s.kill();
+    }
+  }
+  throw new Error('could not start the pods on one port');
+}

@@ -19,7 +19,7 @@ import {
   expectNoLeaks,
   loadEchoPackage,
   pickHosts,
-  startEchoServer,
+  startPods,
 } from '@grpc-tower/testing';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -44,23 +44,6 @@ let pods: EchoServer[] = [];
 let api: KubeApiServer;
 let dnsmasq: Dnsmasq;
 let baseline: ReturnType<typeof activeHandles>;
-
-async function startPods(hosts: readonly string[]): Promise<EchoServer[]> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const started: EchoServer[] = [];
-    try {
-      for (const [i, host] of hosts.entries()) {
-        started.push(
-          await startEchoServer({ host, port: started[0]?.port ?? 0, name: `pod-${i + 1}`, health: true }),
-        );
-      }
-      return started;
-    } catch {
-      for (const s of started) s.kill();
-    }
-  }
-  throw new Error('could not start the pods on one port');
-}
 
 beforeAll(async () => {
   baseline = activeHandles();
