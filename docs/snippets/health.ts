@@ -3,8 +3,15 @@ import * as grpc from '@grpc/grpc-js';
 import { p2c } from '@grpc-tower/balance';
 import { Status } from '@grpc-tower/core';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
+import { http2Endpoint } from '@grpc-tower/core/http2';
 import { connect, dns } from '@grpc-tower/discover';
-import { healthChecked, outlierDetection, slowStart } from '@grpc-tower/health';
+import {
+  healthChecked,
+  httpHealthChecked,
+  httpOutcomes,
+  outlierDetection,
+  slowStart,
+} from '@grpc-tower/health';
 import { HealthImplementation } from 'grpc-health-check';
 import { merge } from 'rxjs';
 
@@ -91,4 +98,29 @@ export function server(server: grpc.Server): void {
     setTimeout(() => server.tryShutdown(() => process.exit(0)), 15_000); // then drain (see the Kubernetes example)
   });
   // #endregion server
+}
+
+export function http(): void {
+  // #region http-check
+  const health = httpHealthChecked({
+    path: '/healthz', // required: GET /healthz on each endpoint's own HTTP/2 session
+    expectedStatuses: [[200, 399]], // the default, as a Kubernetes probe (Envoy's is 200 only)
+    intervalMs: 5_000, // between the end of one check and the next
+    timeoutMs: 1_000, // a check without an answer by then has failed
+    unhealthyThreshold: 2, // failures in a row that take a healthy server out
+    healthyThreshold: 2, // successes in a row that bring it back
+    initialJitterMs: 1_000, // spread the first checks of many clients started together
+    headers: { ':authority': 'items.internal' }, // HTTP/2's Host, or a token
+  });
+  // #endregion http-check
+
+  // #region http-outliers
+  const outliers = outlierDetection({ protocol: httpOutcomes }); // 5xx and failed streams fail; 4xx never do
+  const endpoints = connect(dns('items.internal', 8080), (addr) =>
+    // the checks go straight to the endpoint: outlier detection and the balancer never see them
+    outliers.wrap(health(http2Endpoint(addr.address, { scheme: 'http' }))),
+  );
+  const balancer = p2c(endpoints, { target: 'dns:items.internal:8080' });
+  // #endregion http-outliers
+  void balancer;
 }

@@ -213,9 +213,7 @@ describe('httpHealthChecked: failures without an answer', () => {
     s.set('/healthz', 'reset');
     const { ep } = checked(s.address);
     await next(ep.readiness$, (r) => r === 'failed');
-    expect(ep.lastError).toMatch(
-      /^health check GET \/healthz: HTTP\/2 .*(NGHTTP2_INTERNAL_ERROR|code 2)/,
-    );
+    expect(ep.lastError).toMatch(/^health check GET \/healthz: HTTP\/2 .*(NGHTTP2_INTERNAL_ERROR|code 2)/);
     // the session is fine: calls still go through, the endpoint is only held out
     expect((await work(ep)).status).toBe(200);
     expect(ep.connected).toBe(true);
