@@ -454,18 +454,13 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
         if (this.#streams.size === 0) this.#drained?.();
         settleTrailers?.(trailers ?? EMPTY_TRAILERS);
       };
-      const finish = (err: unknown, res?: Http2Response): void => {
-        if (settled) return;
-        settled = true;
-        done();
-        if (err !== undefined) reject(err);
-        else resolve(res as Http2Response);
-      };
       // before the call settles, the call fails; after (a streamed response), its body does
       const fail = (err: unknown): void => {
         reader?.release();
         if (!settled) {
-          finish(err);
+          settled = true;
+          done();
+          reject(err);
           return;
         }
         if (over) return;
@@ -540,8 +535,10 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
           return;
         }
         // a streamed response without headers fails when its stream closes
-        if (streaming) return;
-        finish(undefined, {
+        if (streaming || settled) return;
+        settled = true;
+        done();
+        resolve({
           endpoint: address,
           status,
           headers,

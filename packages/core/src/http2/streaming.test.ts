@@ -324,6 +324,44 @@ describe('http2Endpoint stream request bodies', () => {
     expect(srv.sessions.length).toBe(1);
   });
 
+  test('an abort during an upload rejects with the reason, resets the stream and ends the source', async () => {
+    const closed: number[] = [];
+    const { ep } = await setup((stream) => {
+      stream.on('close', () => closed.push(stream.rstCode));
+      stream.pause(); // reads nothing: the upload waits on flow control
+    });
+    let ended = false;
+    const source = { produced: 0 };
+    async function* upload(): AsyncGenerator<Buffer> {
+      try {
+        yield* generate(10 * MiB, source);
+      } finally {
+        ended = true;
+      }
+    }
+    const controller = new AbortController();
+    const scope = newContext({ signal: controller.signal });
+    cleanups.push(() => scope.release());
+    const call = ep.call({ method: 'PUT', path: '/up', body: upload() }, scope.context);
+    await expect.poll(() => source.produced).toBeGreaterThan(0);
+    controller.abort();
+    await expect(call).rejects.toBeInstanceOf(CancelledError);
+    expect(ep.pending).toBe(0);
+    await expect.poll(() => closed).toEqual([http2.constants.NGHTTP2_CANCEL]);
+    await expect.poll(() => ended).toBe(true);
+    expect(source.produced).toBeLessThan(2 * MiB);
+  });
+
+  test('a GET or DELETE with a body sends it', async () => {
+    const { ep } = await setup(echoDigest());
+    for (const method of ['GET', 'DELETE']) {
+      const res = await ep.call({ method, path: '/m', body: 'abc' }, background);
+      expect(JSON.parse(res.body.toString())).toMatchObject({ bytes: 3 });
+      const streamed = await ep.call({ method, path: '/m', body: Readable.from(['ab', 'cd']) }, background);
+      expect(JSON.parse(streamed.body.toString())).toMatchObject({ bytes: 4 });
+    }
+  });
+
   test('a body source that fails cancels the request', async () => {
     const closed: number[] = [];
     const { ep } = await setup((stream) => {
