@@ -11,8 +11,10 @@ import type { ServingStatus } from './health-check/proto.js';
  * What an active health check currently believes about an endpoint:
  * - `unknown`: no answer yet on the current connection (the endpoint is
  *   held at `connecting`, as gRPC A17 does until the first response);
- * - `healthy`: the server reported `SERVING`, or has no health service;
- * - `unhealthy`: the server reported another status, or the check failed.
+ * - `healthy`: the server reported `SERVING`, or has no health service
+ *   (HTTP checks: its answers had an expected status);
+ * - `unhealthy`: the server reported another status, or the check failed
+ *   (HTTP checks: as many times in a row as `unhealthyThreshold`).
  *
  * @example
  * ```ts
@@ -56,7 +58,7 @@ export interface HealthTransition {
   readonly to: HealthState;
   /** Why, in words: the status the server sent, or how the check failed. */
   readonly reason: string;
-  /** The serving status the server sent, when this change came from one. */
+  /** The `grpc.health.v1` serving status the server sent, when this change came from one (never for HTTP checks). */
   readonly status: ServingStatus | undefined;
 }
 
