@@ -27,7 +27,14 @@ import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import { Readable } from 'node:stream';
 import type { CallContext } from '../context.js';
 import { type Endpoint, type Readiness, checkForZones, checkWeight, checkZone } from '../endpoint.js';
-import { CancelledError, ClosedError, ConfigError, GrpcTowerError, UnavailableError } from '../errors.js';
+import {
+  CancelledError,
+  ClosedError,
+  ConfigError,
+  GrpcTowerError,
+  ResourceExhaustedError,
+  UnavailableError,
+} from '../errors.js';
 import { formatAddress, parseAddress } from '../address.js';
 import { Status } from '../status.js';
 import { type BodyReader, Http2Body, isChunkSource, openStream, send } from './body.js';
@@ -383,10 +390,8 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
         return Promise.reject(new ConfigError('http2Endpoint.call', 'body', body, BODY_EXPECTED));
       }
       if (typeof opened === 'string') {
-        // sending it again cannot help: no endpoint could take it
-        return Promise.reject(
-          new Http2RequestError(opened, { endpoint: address, refused: false, retryable: false }),
-        );
+        // a limit of this process, not the server's doing; sending it again cannot help
+        return Promise.reject(new ResourceExhaustedError(opened, { endpoint: address, retryable: false }));
       }
       reader = opened;
     }
@@ -527,36 +532,43 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
       stream.on('trailers', (t) => {
         trailers = t;
       });
+      // The readable side ends when the server ends the stream, but also when it
+      // resets it or the connection goes: only the stream's close says which.
       stream.on('end', () => {
         ended = true;
-        if (out !== undefined) {
-          out.push(null);
-          settleTrailers?.(trailers ?? EMPTY_TRAILERS);
-          return;
-        }
-        // a streamed response without headers fails when its stream closes
-        if (streaming || settled) return;
-        settled = true;
-        done();
-        resolve({
-          endpoint: address,
-          status,
-          headers,
-          body: Buffer.concat(chunks),
-          trailers: trailers === undefined ? NO_TRAILERS : Promise.resolve(trailers),
-        });
       });
       stream.on('close', () => {
         reader?.release();
         if (over) return;
-        if (out !== undefined && ended) {
+        const code = stream.rstCode;
+        if (ended && status !== 0 && code === http2.constants.NGHTTP2_NO_ERROR && !stream.aborted) {
+          if (out !== undefined) {
+            out.push(null);
+            done();
+            return;
+          }
+          if (settled) return;
+          settled = true;
           done();
+          resolve({
+            endpoint: address,
+            status,
+            headers,
+            body: Buffer.concat(chunks),
+            trailers: trailers === undefined ? NO_TRAILERS : Promise.resolve(trailers),
+          });
           return;
         }
+        // refused only when the server said so, or the request never left: a request
+        // sent on a connection that then broke may have been processed
+        const refused =
+          status === 0 && (code === http2.constants.NGHTTP2_REFUSED_STREAM || stream.id === undefined);
         fail(
           new Http2RequestError(
-            `HTTP/2 stream to ${address} closed before its response ended (code ${stream.rstCode})`,
-            { endpoint: address, refused: status === 0, afterHeaders: status !== 0 },
+            status === 0
+              ? `HTTP/2 stream to ${address} closed before its response (code ${code})`
+              : `HTTP/2 stream to ${address} closed before its response ended (code ${code})`,
+            { endpoint: address, refused, afterHeaders: status !== 0 },
           ),
         );
       });
