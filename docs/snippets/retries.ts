@@ -2,7 +2,8 @@
 import type { Balancer } from '@grpc-tower/balance';
 import { ServiceBuilder, Status, timeout } from '@grpc-tower/core';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
-import { hedge, retry, retryBudget, retryThrottling } from '@grpc-tower/retry';
+import type { Http2Request, Http2Response } from '@grpc-tower/core/http2';
+import { hedge, httpHedge, httpRetry, retry, retryBudget, retryThrottling } from '@grpc-tower/retry';
 
 declare const balancer: Balancer<GrpcRequest, GrpcResponse, string>;
 
@@ -78,4 +79,20 @@ export function observing(): void {
     console.info(`retried ${s.retries} of ${s.calls} calls; ${s.budgetExhausted} refused by the budget`);
   }, 10_000).unref();
   // #endregion events
+}
+
+declare const httpBalancer: Balancer<Http2Request, Http2Response, string>;
+
+export function http(): void {
+  // #region http
+  const budget = retryBudget();
+  const stack = new ServiceBuilder<Http2Request, Http2Response>()
+    .layer(timeout({ ms: 2_000 }))
+    // GET/HEAD/OPTIONS/PUT/DELETE retried on 502, 503, 504 and lost connections; any request the server refused
+    .layer(httpRetry({ maxAttempts: 3, budget }))
+    // a second server for an idempotent request that has not answered within 50 ms
+    .layer(httpHedge({ maxAttempts: 2, hedgingDelayMs: 50, budget }))
+    .service(httpBalancer);
+  // #endregion http
+  void stack;
 }

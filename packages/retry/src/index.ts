@@ -1,8 +1,10 @@
 /**
  * `@grpc-tower/retry`: retries with gRPC A6 semantics (commit point,
- * bounded replay, server pushback, transparent retry), the retry budget of
- * Finagle and tower, A6 retry throttling, and A6 hedging, as layers over a
- * grpc-tower stack.
+ * bounded replay, server pushback, transparent retry), the same loop with
+ * HTTP's rules for plain HTTP/2 requests ({@link httpRetry}: idempotent
+ * methods, `Retry-After`, refused streams), the retry budget of Finagle and
+ * tower, A6 retry throttling, and A6 hedging, as layers over a grpc-tower
+ * stack.
  *
  * @example
  * ```ts
@@ -16,6 +18,7 @@
  */
 export {
   retry,
+  retryWith,
   compileRetryPolicy,
   backoffCeiling,
   fullJitterDelay,
@@ -43,6 +46,19 @@ export {
   type Pushback,
 } from './retry/index.js';
 export {
+  FailedResponseError,
+  grpcRetryProtocol,
+  httpRetry,
+  httpRetryProtocol,
+  compileHttpRetryPolicy,
+  parseRetryAfter,
+  httpHedge,
+  httpHedgeRules,
+  type HttpRetryPolicy,
+  type HttpHedgePolicy,
+  type RetryProtocol,
+} from './protocol/index.js';
+export {
   RetryBudget,
   retryBudget,
   RetryThrottling,
@@ -53,6 +69,9 @@ export {
 } from './budget/index.js';
 export {
   hedge,
+  hedgeWith,
+  grpcHedgeRules,
+  type HedgeRules,
   compileHedgePolicy,
   EndpointPicked,
   type HedgeLayer,

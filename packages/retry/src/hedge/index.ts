@@ -5,6 +5,9 @@
  */
 export {
   hedge,
+  hedgeWith,
+  grpcHedgeRules,
+  type HedgeRules,
   type HedgeLayer,
   type HedgeService,
   type HedgeEvent,

@@ -35,9 +35,10 @@ import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import { EventStream } from '@grpc-tower/core/internal';
 import type { Observable } from 'rxjs';
 import type { RetryLimiter } from '../budget/budget.js';
-import { type AttemptScope, attemptRequest, attemptScope, avoiding, runAttempt } from '../retry/attempt.js';
-import { readPushback } from '../retry/backoff.js';
-import { RetryBudgetExhaustedError, neverReachedServer } from '../retry/errors.js';
+import { grpcRetryProtocol } from '../protocol/grpc.js';
+import { FailedResponseError, type RetryProtocol } from '../protocol/protocol.js';
+import { type AttemptScope, attemptScope, avoiding, runAttempt } from '../retry/attempt.js';
+import { RetryBudgetExhaustedError } from '../retry/errors.js';
 import { EndpointPicked } from './picked.js';
 import {
   type CompiledHedgePolicy,
@@ -155,7 +156,7 @@ export interface HedgeStats {
  * const svc: HedgeService = hedge({ maxAttempts: 2, hedgingDelayMs: 10 })(balancer);
  * ```
  */
-export interface HedgeService extends Service<GrpcRequest, GrpcResponse> {
+export interface HedgeService<Req = GrpcRequest, Res = GrpcResponse> extends Service<Req, Res> {
   readonly events$: Observable<HedgeEvent>;
   stats(): HedgeStats;
 }
@@ -169,12 +170,38 @@ export interface HedgeService extends Service<GrpcRequest, GrpcResponse> {
  * console.log(layer.stats().wonByHedge);
  * ```
  */
-export interface HedgeLayer {
-  (inner: Service<GrpcRequest, GrpcResponse>): HedgeService;
+export interface HedgeLayer<Req = GrpcRequest, Res = GrpcResponse> {
+  (inner: Service<Req, Res>): HedgeService<Req, Res>;
   readonly events$: Observable<HedgeEvent>;
   stats(): HedgeStats;
   readonly policy: CompiledHedgePolicy;
 }
+
+/**
+ * The protocol side of a hedging layer: the retry layer's
+ * {@link RetryProtocol}, plus which failures let the other attempts go on
+ * and which requests may be hedged at all.
+ *
+ * @example
+ * ```ts
+ * const rules: HedgeRules<GrpcRequest, GrpcResponse> = grpcHedgeRules;
+ * ```
+ */
+export interface HedgeRules<Req, Res> {
+  readonly protocol: RetryProtocol<Req, Res>;
+  /** Whether a failed attempt leaves the call to the other attempts (not fatal). */
+  nonFatal(error: GrpcTowerError, req: Req, settings: ResolvedHedgeSettings): boolean;
+  /** Whether `req` may be sent more than once at a time (HTTP: idempotent requests only). */
+  hedgeable(req: Req): boolean;
+}
+
+/** gRPC A6 hedging: the policy's non-fatal status codes; every call may be hedged. */
+export const grpcHedgeRules: HedgeRules<GrpcRequest, GrpcResponse> = Object.freeze({
+  protocol: grpcRetryProtocol,
+  nonFatal: (error: GrpcTowerError, _req: GrpcRequest, settings: ResolvedHedgeSettings) =>
+    settings.nonFatalStatusCodes.has(error.code),
+  hedgeable: () => true,
+});
 
 interface Counters {
   calls: number;
@@ -188,8 +215,9 @@ interface Counters {
   budgetExhausted: number;
 }
 
-interface Shared {
+interface Shared<Req, Res> {
   readonly policy: CompiledHedgePolicy;
+  readonly rules: HedgeRules<Req, Res>;
   readonly counters: Counters;
   readonly events: EventStream<HedgeEvent>;
 }
@@ -210,8 +238,25 @@ interface Shared {
  * ```
  */
 export function hedge(policy: HedgePolicy = {}): HedgeLayer {
-  const compiled = compileHedgePolicy(policy);
-  const shared: Shared = {
+  return hedgeWith(grpcHedgeRules, compileHedgePolicy(policy));
+}
+
+/**
+ * A hedging layer over any protocol: the attempt schedule of {@link hedge},
+ * with `rules` judging failures and which requests may be hedged.
+ * `hedge()` is `hedgeWith(grpcHedgeRules, compileHedgePolicy(policy))`.
+ *
+ * @example
+ * ```ts
+ * const layer = hedgeWith(httpHedgeRules(), compileHedgePolicy({ maxAttempts: 2, hedgingDelayMs: 20 }));
+ * ```
+ */
+export function hedgeWith<Req, Res>(
+  rules: HedgeRules<Req, Res>,
+  compiled: CompiledHedgePolicy,
+): HedgeLayer<Req, Res> {
+  const shared: Shared<Req, Res> = {
+    rules,
     policy: compiled,
     counters: {
       calls: 0,
@@ -228,8 +273,8 @@ export function hedge(policy: HedgePolicy = {}): HedgeLayer {
   };
   const events$ = shared.events.events$;
   const stats = (): HedgeStats => ({ ...shared.counters, budgetLevel: compiled.budget?.level });
-  const layer = (inner: Service<GrpcRequest, GrpcResponse>): HedgeService => ({
-    call: (req: GrpcRequest, ctx: CallContext) => new HedgeCall(inner, shared, req, ctx).run(),
+  const layer = (inner: Service<Req, Res>): HedgeService<Req, Res> => ({
+    call: (req: Req, ctx: CallContext) => new HedgeCall(inner, shared, req, ctx).run(),
     events$,
     stats,
   });
@@ -244,10 +289,16 @@ interface Hedge {
 }
 
 /** One call through the hedging layer. */
-class HedgeCall {
-  readonly #inner: Service<GrpcRequest, GrpcResponse>;
-  readonly #shared: Shared;
-  readonly #req: GrpcRequest;
+class HedgeCall<Req, Res> {
+  readonly #inner: Service<Req, Res>;
+  readonly #shared: Shared<Req, Res>;
+  readonly #protocol: RetryProtocol<Req, Res>;
+  readonly #req: Req;
+  readonly #method: string;
+  /** The number of the call's first attempt. */
+  readonly #first: number;
+  /** At most this many attempts: the policy's, or 1 for a request that may not be hedged. */
+  readonly #maxAttempts: number;
   readonly #ctx: CallContext;
   readonly #settings: ResolvedHedgeSettings;
   readonly #budget: RetryLimiter | undefined;
@@ -264,29 +315,34 @@ class HedgeCall {
   #finished = false;
   #lastError: unknown;
   #offAbort: (() => void) | undefined;
-  #resolve!: (res: GrpcResponse) => void;
+  #resolve!: (res: Res) => void;
   #reject!: (err: unknown) => void;
   /** The call's retry counts, when a layer above asked for them (telemetry). */
   readonly #tally: RetryTally | undefined;
 
-  constructor(inner: Service<GrpcRequest, GrpcResponse>, shared: Shared, req: GrpcRequest, ctx: CallContext) {
+  constructor(inner: Service<Req, Res>, shared: Shared<Req, Res>, req: Req, ctx: CallContext) {
     this.#inner = inner;
     this.#shared = shared;
+    const protocol = shared.rules.protocol;
+    this.#protocol = protocol;
     this.#req = req;
+    this.#method = protocol.method(req);
+    this.#first = protocol.attemptOf(req);
     this.#ctx = ctx;
-    this.#settings = shared.policy.forMethod(req.method);
+    this.#settings = shared.policy.forMethod(this.#method);
+    this.#maxAttempts = shared.rules.hedgeable(req) ? this.#settings.maxAttempts : 1;
     this.#budget = shared.policy.budget;
     this.#tally = ctx.get(CallRetries);
   }
 
-  run(): Promise<GrpcResponse> {
+  run(): Promise<Res> {
     this.#shared.counters.calls++;
     if (this.#ctx.aborted) {
       this.#shared.counters.failed++;
       return Promise.reject(this.#ctx.reason());
     }
     this.#budget?.onCall();
-    return new Promise<GrpcResponse>((resolve, reject) => {
+    return new Promise<Res>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
       this.#offAbort = this.#ctx.onAbort(this.#onAbort);
@@ -304,9 +360,9 @@ class HedgeCall {
   #launch(transparent: boolean): boolean {
     if (this.#finished) return false;
     if (!transparent) {
-      if (this.#stopped !== undefined || this.#counted >= this.#settings.maxAttempts) return false;
+      if (this.#stopped !== undefined || this.#counted >= this.#maxAttempts) return false;
       if (this.#counted > 0) {
-        if (!this.#req.messages.replayable) {
+        if (!this.#protocol.replayable(this.#req)) {
           this.#stopped = 'not-replayable';
           return false;
         }
@@ -319,10 +375,10 @@ class HedgeCall {
         if (this.#tally !== undefined) this.#tally.hedges++;
       }
       this.#counted++;
-    } else if (!this.#req.messages.replayable) {
+    } else if (!this.#protocol.replayable(this.#req)) {
       return false;
     }
-    const n = this.#req.attempt + this.#sent++;
+    const n = this.#first + this.#sent++;
     this.#shared.counters.attempts++;
     const avoid = new Set(this.#failed);
     for (const h of this.#live) if (h.endpoint !== undefined) avoid.add(h.endpoint);
@@ -332,21 +388,26 @@ class HedgeCall {
       if (hedgeRef !== undefined) hedgeRef.endpoint = address;
       outer?.(address);
     });
-    const scope = attemptScope(ctx, this.#req.kind, undefined);
+    const scope = attemptScope(ctx, this.#protocol.wholeResponse(this.#req), undefined);
     const h: Hedge = { attempt: n, scope, endpoint: undefined };
     hedgeRef = h;
     this.#live.add(h);
     this.#shared.events.emit(() => ({
       type: 'hedge',
-      method: this.#req.method,
+      method: this.#method,
       attempt: n,
       transparent,
       avoid: [...avoid],
       budgetLevel: this.#budget?.level,
     }));
-    const req = attemptRequest(this.#req, n);
-    runAttempt(() => this.#inner.call(req, scope.context), scope.context).then(
-      (res) => this.#won(h, res),
+    const req = this.#protocol.attempt(this.#req, n);
+    runAttempt(() => this.#inner.call(req, scope.context), scope.context, this.#protocol.abandon).then(
+      (res) => {
+        // an answer the protocol counts as failed (an HTTP 503) is a lost attempt
+        const failure = this.#protocol.failureOf(res, req);
+        if (failure === undefined) this.#won(h, res);
+        else this.#lost(h, failure);
+      },
       (err: unknown) => this.#lost(h, err),
     );
     if (!transparent) this.#schedule(this.#settings.hedgingDelayMs);
@@ -357,7 +418,7 @@ class HedgeCall {
   #schedule(delayMs: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#finished || this.#stopped !== undefined || this.#counted >= this.#settings.maxAttempts) return;
+    if (this.#finished || this.#stopped !== undefined || this.#counted >= this.#maxAttempts) return;
     if (Date.now() + delayMs >= this.#ctx.deadline) return;
     if (delayMs === 0) {
       this.#launch(false);
@@ -370,26 +431,26 @@ class HedgeCall {
     }, delayMs);
   }
 
-  #won(h: Hedge, res: GrpcResponse): void {
+  #won(h: Hedge, res: Res): void {
     this.#live.delete(h);
     if (this.#finished) {
-      if (res.unary === undefined)
-        res.stream.cancel(Status.CANCELLED, 'another hedged attempt already ended the call');
+      // another hedged attempt already ended the call
+      this.#protocol.abandon(res);
       h.scope.release();
       return;
     }
     this.#finished = true;
-    h.scope.committed(res);
+    h.scope.committed((release) => this.#protocol.whenDone(res, release));
     const cancelled = this.#cancelRest(new CancelledError('another hedged attempt committed'));
     const counters = this.#shared.counters;
     counters.committed++;
-    if (h.attempt > this.#req.attempt) counters.wonByHedge++;
+    if (h.attempt > this.#first) counters.wonByHedge++;
     this.#recordSuccess(res);
     this.#shared.events.emit(() => ({
       type: 'hedge-won',
-      method: this.#req.method,
+      method: this.#method,
       attempt: h.attempt,
-      endpoint: res.endpoint,
+      endpoint: this.#protocol.endpointOf(res),
       cancelled,
     }));
     this.#resolve(res);
@@ -398,19 +459,25 @@ class HedgeCall {
   #lost(h: Hedge, raw: unknown): void {
     this.#live.delete(h);
     h.scope.release();
-    if (this.#finished) return;
+    if (this.#finished) {
+      if (raw instanceof FailedResponseError) this.#protocol.abandon(raw.response as Res);
+      return;
+    }
     if (this.#ctx.aborted) {
       this.#onAbort();
       return;
     }
     const err = toGrpcTowerError(raw);
     if (err.endpoint !== undefined) this.#failed.add(err.endpoint);
+    // only the last answer judged failed is kept for the caller; earlier ones are freed
+    const last = this.#lastError;
+    if (last instanceof FailedResponseError && last !== raw) this.#protocol.abandon(last.response as Res);
     this.#lastError = raw;
     if (
       this.#shared.policy.transparentRetry &&
       !this.#transparentUsed &&
-      neverReachedServer(err) &&
-      this.#req.messages.replayable
+      this.#protocol.neverReachedServer(err) &&
+      this.#protocol.replayable(this.#req)
     ) {
       this.#emitFailed(h, err, false);
       this.#transparentUsed = true;
@@ -420,13 +487,13 @@ class HedgeCall {
       return;
     }
     // a failure marked not retryable (no endpoint could take the call) ends the hedging too
-    const fatal = err.retryable === false || !this.#settings.nonFatalStatusCodes.has(err.code);
+    const fatal = err.retryable === false || !this.#shared.rules.nonFatal(err, this.#req, this.#settings);
     this.#emitFailed(h, err, fatal);
     if (fatal) {
       this.#fail(raw, 'fatal', new CancelledError('another hedged attempt failed with a fatal status'));
       return;
     }
-    const pushback = readPushback(err);
+    const pushback = this.#protocol.pushback(err);
     this.#budget?.onOutcome('failure');
     if (pushback.kind === 'stop') {
       this.#stopped = 'pushback';
@@ -443,8 +510,7 @@ class HedgeCall {
   /** Ends the call with the last failure once nothing runs and nothing is scheduled. */
   #maybeEnd(): void {
     if (this.#finished || this.#live.size > 0 || this.#timer !== undefined) return;
-    const reason =
-      this.#stopped ?? (this.#counted >= this.#settings.maxAttempts ? 'max-attempts' : 'deadline');
+    const reason = this.#stopped ?? (this.#counted >= this.#maxAttempts ? 'max-attempts' : 'deadline');
     const err =
       reason === 'budget' ? new RetryBudgetExhaustedError(this.#lastError, this.#counted) : this.#lastError;
     this.#fail(err, reason, new CancelledError('the hedged call ended'));
@@ -457,13 +523,16 @@ class HedgeCall {
     this.#shared.counters.failed++;
     this.#shared.events.emit(() => ({
       type: 'give-up',
-      method: this.#req.method,
+      method: this.#method,
       attempts: this.#counted,
       reason,
       code: toGrpcTowerError(err).code,
       budgetLevel: this.#budget?.level,
     }));
-    this.#reject(err);
+    // an answer that counts as failed (an HTTP 503) reaches the caller as the server sent it
+    const answer = err instanceof RetryBudgetExhaustedError ? this.#lastError : err;
+    if (answer instanceof FailedResponseError && !this.#ctx.aborted) this.#resolve(answer.response as Res);
+    else this.#reject(err);
   }
 
   /** Stops the timer and cancels every attempt still running; returns how many. */
@@ -482,22 +551,18 @@ class HedgeCall {
     return rest.length;
   }
 
-  #recordSuccess(res: GrpcResponse): void {
+  #recordSuccess(res: Res): void {
     const budget = this.#budget;
     if (budget === undefined) return;
-    if (res.unary !== undefined) {
-      budget.onOutcome('success');
-      return;
-    }
-    void res.done.then((status) => {
-      if (status.code === Status.OK) budget.onOutcome('success');
+    this.#protocol.whenDone(res, (ok) => {
+      if (ok) budget.onOutcome('success');
     });
   }
 
   #emitFailed(h: Hedge, err: GrpcTowerError, fatal: boolean): void {
     this.#shared.events.emit(() => ({
       type: 'hedge-failed',
-      method: this.#req.method,
+      method: this.#method,
       attempt: h.attempt,
       code: err.code,
       endpoint: err.endpoint,

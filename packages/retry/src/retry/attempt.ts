@@ -16,7 +16,7 @@ import {
   toGrpcTowerError,
   withTimeout,
 } from '@grpc-tower/core';
-import type { CallKind, GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
+import type { GrpcRequest } from '@grpc-tower/core/grpc';
 
 /**
  * The request header of gRPC A6 that tells the server how many attempts came before.
@@ -63,10 +63,10 @@ export interface AttemptScope {
   release(): void;
   /**
    * The attempt committed: its time limit ends now, but its link to the
-   * call's signal stays until the response is over, so that cancelling the
-   * call still reaches the server.
+   * call's signal stays until the response is over (`whenDone` says when),
+   * so that cancelling the call still reaches the server.
    */
-  committed(res: GrpcResponse): void;
+  committed(whenDone: (release: () => void) => void): void;
 }
 
 /**
@@ -79,12 +79,8 @@ export interface AttemptScope {
  *
  * @internal
  */
-export function attemptScope(
-  ctx: CallContext,
-  kind: CallKind | undefined,
-  timeoutMs: number | undefined,
-): AttemptScope {
-  if (timeoutMs !== undefined && (kind === 'unary' || kind === 'clientStream')) {
+export function attemptScope(ctx: CallContext, whole: boolean, timeoutMs: number | undefined): AttemptScope {
+  if (timeoutMs !== undefined && whole) {
     const limit = Date.now() + timeoutMs;
     const scope = withTimeout(ctx, timeoutMs, () => new AttemptTimeoutError(timeoutMs));
     return {
@@ -93,7 +89,7 @@ export function attemptScope(
       // the scope's timer, or the server told the lowered deadline (grpc-timeout)
       timedOut: () => limit < ctx.deadline && Date.now() >= limit,
       release: () => scope.release(),
-      committed: (res) => releaseWhenDone(res, scope.release),
+      committed: (whenDone) => whenDone(scope.release),
     };
   }
   const scope = linkedScope(ctx);
@@ -118,17 +114,11 @@ export function attemptScope(
       stopTimer();
       scope.release();
     },
-    committed: (res) => {
+    committed: (whenDone) => {
       stopTimer();
-      releaseWhenDone(res, scope.release);
+      whenDone(scope.release);
     },
   };
-}
-
-/** Runs `release` once the response is over: now for a complete (unary) one. */
-function releaseWhenDone(res: GrpcResponse, release: () => void): void {
-  if (res.unary !== undefined) release();
-  else void res.done.then(release);
 }
 
 /**
@@ -181,15 +171,19 @@ class CallScope implements AttemptScope {
  *
  * @internal
  */
-export function runAttempt(call: () => Promise<GrpcResponse>, ctx: CallContext): Promise<GrpcResponse> {
-  let promise: Promise<GrpcResponse>;
+export function runAttempt<Res>(
+  call: () => Promise<Res>,
+  ctx: CallContext,
+  abandon: (res: Res) => void,
+): Promise<Res> {
+  let promise: Promise<Res>;
   try {
     promise = call();
   } catch (err) {
     promise = Promise.reject(err);
   }
   if (ctx.settledOnAbort) return promise;
-  return new Promise<GrpcResponse>((resolve, reject) => {
+  return new Promise<Res>((resolve, reject) => {
     let settled = false;
     const off = ctx.onAbort(() => {
       if (settled) return;
@@ -200,7 +194,7 @@ export function runAttempt(call: () => Promise<GrpcResponse>, ctx: CallContext):
       (res) => {
         off();
         if (settled) {
-          if (res.unary === undefined) res.stream.cancel(Status.CANCELLED, 'attempt abandoned');
+          abandon(res);
           return;
         }
         settled = true;

@@ -5,6 +5,7 @@
  */
 export {
   retry,
+  retryWith,
   type RetryLayer,
   type RetryService,
   type RetryEvent,

@@ -49,17 +49,11 @@ import { EventStream } from '@grpc-tower/core/internal';
 import pRetry, { AbortError } from 'p-retry';
 import type { Observable } from 'rxjs';
 import type { RetryLimiter } from '../budget/budget.js';
-import {
-  type AttemptScope,
-  attemptError,
-  attemptRequest,
-  attemptScope,
-  avoiding,
-  callScope,
-  runAttempt,
-} from './attempt.js';
-import { type Pushback, backoffSleep, fullJitterDelay, readPushback } from './backoff.js';
-import { RetryBudgetExhaustedError, neverReachedServer } from './errors.js';
+import { grpcRetryProtocol } from '../protocol/grpc.js';
+import { FailedResponseError, type RetryProtocol } from '../protocol/protocol.js';
+import { type AttemptScope, attemptError, attemptScope, avoiding, callScope, runAttempt } from './attempt.js';
+import { type Pushback, backoffSleep, fullJitterDelay } from './backoff.js';
+import { RetryBudgetExhaustedError } from './errors.js';
 import {
   type CompiledRetryPolicy,
   type ResolvedRetrySettings,
@@ -192,7 +186,7 @@ export interface RetryStats {
  * svc.events$.subscribe(console.log);
  * ```
  */
-export interface RetryService extends Service<GrpcRequest, GrpcResponse> {
+export interface RetryService<Req = GrpcRequest, Res = GrpcResponse> extends Service<Req, Res> {
   /** The layer's events (shared by every service of the layer). */
   readonly events$: Observable<RetryEvent>;
   /** The layer's counters. */
@@ -211,14 +205,16 @@ export interface RetryService extends Service<GrpcRequest, GrpcResponse> {
  * setInterval(() => console.log(layer.stats()), 10_000);
  * ```
  */
-export interface RetryLayer {
-  (inner: Service<GrpcRequest, GrpcResponse>): RetryService;
+export interface RetryLayer<Req = GrpcRequest, Res = GrpcResponse> {
+  (inner: Service<Req, Res>): RetryService<Req, Res>;
   /** One event per step of each call. */
   readonly events$: Observable<RetryEvent>;
   /** Counters since the layer was created. */
   stats(): RetryStats;
   /** The checked policy. */
-  readonly policy: CompiledRetryPolicy;
+  readonly policy: CompiledRetryPolicy<Req>;
+  /** The protocol whose rules the layer follows (`'grpc'`, `'http'`). */
+  readonly protocol: RetryProtocol<Req, Res>;
 }
 
 interface Counters {
@@ -231,8 +227,9 @@ interface Counters {
   budgetExhausted: number;
 }
 
-interface Shared {
-  readonly policy: CompiledRetryPolicy;
+interface Shared<Req, Res> {
+  readonly policy: CompiledRetryPolicy<Req>;
+  readonly protocol: RetryProtocol<Req, Res>;
   readonly counters: Counters;
   readonly events: EventStream<RetryEvent>;
 }
@@ -254,8 +251,28 @@ interface Shared {
  * ```
  */
 export function retry(policy: RetryPolicy = {}): RetryLayer {
-  const compiled = compileRetryPolicy(policy);
-  const shared: Shared = {
+  return retryWith(grpcRetryProtocol, compileRetryPolicy(policy));
+}
+
+/**
+ * A retry layer over any protocol: the attempt loop of {@link retry}, with
+ * `protocol` judging what is retryable, where the commit point is and what
+ * the server's pushback says, and `policy` (checked, as
+ * `compileRetryPolicy` or `compileHttpRetryPolicy` make it) setting the
+ * attempts, backoff and budget. `retry()` is
+ * `retryWith(grpcRetryProtocol, compileRetryPolicy(policy))`.
+ *
+ * @example
+ * ```ts
+ * const layer = retryWith(httpRetryProtocol(), compileHttpRetryPolicy({ maxAttempts: 3 }));
+ * ```
+ */
+export function retryWith<Req, Res>(
+  protocol: RetryProtocol<Req, Res>,
+  compiled: CompiledRetryPolicy<Req>,
+): RetryLayer<Req, Res> {
+  const shared: Shared<Req, Res> = {
+    protocol,
     policy: compiled,
     counters: {
       calls: 0,
@@ -270,15 +287,15 @@ export function retry(policy: RetryPolicy = {}): RetryLayer {
   };
   const events$ = shared.events.events$;
   const stats = (): RetryStats => ({ ...shared.counters, budgetLevel: compiled.budget?.level });
-  const layer = (inner: Service<GrpcRequest, GrpcResponse>): RetryService => {
-    const service: RetryService = {
+  const layer = (inner: Service<Req, Res>): RetryService<Req, Res> => {
+    const service: RetryService<Req, Res> = {
       call: (req, ctx) => new RetryCall(inner, shared, req, ctx).run(),
       events$,
       stats,
     };
     return service;
   };
-  return Object.assign(layer, { events$, stats, policy: compiled });
+  return Object.assign(layer, { events$, stats, policy: compiled, protocol });
 }
 
 /** What the last failed counted attempt was judged to be. */
@@ -291,12 +308,17 @@ interface Verdict {
 }
 
 /** One call through the retry layer. */
-class RetryCall {
-  readonly #inner: Service<GrpcRequest, GrpcResponse>;
-  readonly #shared: Shared;
-  readonly #req: GrpcRequest;
+class RetryCall<Req, Res> {
+  readonly #inner: Service<Req, Res>;
+  readonly #shared: Shared<Req, Res>;
+  readonly #protocol: RetryProtocol<Req, Res>;
+  readonly #req: Req;
+  /** The call's name in events. */
+  readonly #method: string;
+  /** The number of the call's first attempt (`RetryProtocol.attemptOf`). */
+  readonly #first: number;
   readonly #ctx: CallContext;
-  readonly #settings: ResolvedRetrySettings;
+  readonly #settings: ResolvedRetrySettings<Req>;
   readonly #budget: RetryLimiter | undefined;
   /** Attempts sent, transparent ones included. */
   #sent = 0;
@@ -312,17 +334,20 @@ class RetryCall {
   /** The call's retry counts, when a layer above asked for them (telemetry). */
   readonly #tally: RetryTally | undefined;
 
-  constructor(inner: Service<GrpcRequest, GrpcResponse>, shared: Shared, req: GrpcRequest, ctx: CallContext) {
+  constructor(inner: Service<Req, Res>, shared: Shared<Req, Res>, req: Req, ctx: CallContext) {
     this.#inner = inner;
     this.#shared = shared;
+    this.#protocol = shared.protocol;
     this.#req = req;
+    this.#method = shared.protocol.method(req);
+    this.#first = shared.protocol.attemptOf(req);
     this.#ctx = ctx;
-    this.#settings = shared.policy.forMethod(req.method);
+    this.#settings = shared.policy.forMethod(this.#method);
     this.#budget = shared.policy.budget;
     this.#tally = ctx.get(CallRetries);
   }
 
-  run(): Promise<GrpcResponse> {
+  run(): Promise<Res> {
     const counters = this.#shared.counters;
     counters.calls++;
     if (this.#ctx.aborted) {
@@ -337,7 +362,7 @@ class RetryCall {
   }
 
   /** The call failed its first attempt: p-retry runs the rest of the loop, starting from that failure. */
-  #retry(first: unknown): Promise<GrpcResponse> {
+  #retry(first: unknown): Promise<Res> {
     // p-retry runs the attempt loop and counts the attempts. Its own
     // backoff cannot do what A6 asks: it multiplies the delay by a random
     // factor in [1, 2) instead of drawing it from [0, ceiling] (full
@@ -365,46 +390,49 @@ class RetryCall {
       (res) => this.#committed(res),
       (err: unknown) => {
         this.#shared.counters.failed++;
-        throw this.#finalError(err);
+        const out = this.#finalError(err);
+        // an answer that counts as failed (an HTTP 503) reaches the caller as the server sent it
+        if (err instanceof FailedResponseError && !this.#ctx.aborted) return err.response as Res;
+        throw out;
       },
     );
   }
 
-  #committed(res: GrpcResponse): GrpcResponse {
+  #committed(res: Res): Res {
     this.#shared.counters.committed++;
     this.#shared.events.emit(() => ({
       type: 'committed',
-      method: this.#req.method,
+      method: this.#method,
       attempts: this.#counted,
-      endpoint: res.endpoint,
+      endpoint: this.#protocol.endpointOf(res),
     }));
     return res;
   }
 
   /** One counted attempt, with at most one transparent re-send inside it. */
-  #attempt(attemptNumber: number): Promise<GrpcResponse> {
+  #attempt(attemptNumber: number): Promise<Res> {
     this.#counted = attemptNumber;
     if (this.#ctx.aborted) return Promise.reject(new AbortError(this.#ctx.reason()));
     return this.#send(false).catch((raw: unknown) => this.#afterFailure(raw));
   }
 
   /** After a failed send: re-sends once, transparently, an attempt that never reached a server. */
-  #afterFailure(raw: unknown): Promise<GrpcResponse> {
+  #afterFailure(raw: unknown): Promise<Res> {
     if (this.#ctx.aborted) throw new AbortError(this.#ctx.reason());
     const err = toGrpcTowerError(raw);
     if (
       this.#shared.policy.transparentRetry &&
       !this.#transparentUsed &&
-      neverReachedServer(err) &&
-      this.#req.messages.replayable
+      this.#protocol.neverReachedServer(err) &&
+      this.#protocol.replayable(this.#req)
     ) {
       this.#transparentUsed = true;
       this.#shared.counters.transparentRetries++;
       if (this.#tally !== undefined) this.#tally.transparentRetries++;
       this.#shared.events.emit(() => ({
         type: 'retry',
-        method: this.#req.method,
-        attempt: this.#req.attempt + this.#sent,
+        method: this.#method,
+        attempt: this.#first + this.#sent,
         delayMs: 0,
         cause: 'transparent',
         budgetLevel: this.#budget?.level,
@@ -424,41 +452,47 @@ class RetryCall {
    * otherwise goes on to the transparent re-send and to p-retry, all in the
    * one reaction to its outcome.
    */
-  #send(transparent: boolean, first = false): Promise<GrpcResponse> {
-    const n = this.#req.attempt + this.#sent++;
+  #send(transparent: boolean, first = false): Promise<Res> {
+    const protocol = this.#protocol;
+    const n = this.#first + this.#sent++;
     this.#shared.counters.attempts++;
-    const req = attemptRequest(this.#req, n);
+    const req = protocol.attempt(this.#req, n);
     const ctx = avoiding(this.#ctx, this.#failed);
     this.#shared.events.emit(() => ({
       type: 'attempt',
-      method: req.method,
+      method: this.#method,
       attempt: n,
       transparent,
       avoid: [...this.#failed],
     }));
     const timeoutMs = this.#settings.perAttemptTimeoutMs;
     // without a per-attempt limit nothing but the call stops an attempt: share its context
-    const scope = timeoutMs === undefined ? callScope(ctx) : attemptScope(ctx, req.kind, timeoutMs);
-    return runAttempt(() => this.#inner.call(req, scope.context), scope.context).then(
+    const scope =
+      timeoutMs === undefined ? callScope(ctx) : attemptScope(ctx, protocol.wholeResponse(req), timeoutMs);
+    const failed = (raw: unknown): Promise<Res> => {
+      const thrown = this.#failure(raw, scope, n, timeoutMs);
+      if (!first) throw thrown;
+      let next: Promise<Res>;
+      try {
+        next = this.#afterFailure(thrown);
+      } catch (err) {
+        return this.#retry(err);
+      }
+      return next.then(
+        (res) => this.#committed(res),
+        (err: unknown) => this.#retry(err),
+      );
+    };
+    return runAttempt(() => this.#inner.call(req, scope.context), scope.context, protocol.abandon).then(
       (res) => {
-        scope.committed(res);
+        // an answer the protocol counts as failed (an HTTP 503) is judged like a failure
+        const failure = protocol.failureOf(res, req);
+        if (failure !== undefined) return failed(failure);
+        scope.committed((release) => protocol.whenDone(res, release));
         this.#recordSuccess(res);
         return first ? this.#committed(res) : res;
       },
-      (raw: unknown) => {
-        const thrown = this.#failure(raw, scope, n, timeoutMs);
-        if (!first) throw thrown;
-        let next: Promise<GrpcResponse>;
-        try {
-          next = this.#afterFailure(thrown);
-        } catch (err) {
-          return this.#retry(err);
-        }
-        return next.then(
-          (res) => this.#committed(res),
-          (err: unknown) => this.#retry(err),
-        );
-      },
+      failed,
     );
   }
 
@@ -470,7 +504,7 @@ class RetryCall {
     if (err.endpoint !== undefined) this.#failed.add(err.endpoint);
     this.#shared.events.emit(() => ({
       type: 'attempt-failed',
-      method: this.#req.method,
+      method: this.#method,
       attempt: n,
       code: err.code,
       endpoint: err.endpoint,
@@ -479,15 +513,11 @@ class RetryCall {
     return err === raw || !(raw instanceof Error) || err instanceof AttemptTimeoutError ? err : raw;
   }
 
-  #recordSuccess(res: GrpcResponse): void {
+  #recordSuccess(res: Res): void {
     const budget = this.#budget;
     if (budget === undefined) return;
-    if (res.unary !== undefined || this.#req.kind === 'unary' || this.#req.kind === 'clientStream') {
-      budget.onOutcome('success');
-      return;
-    }
-    void res.done.then((status) => {
-      if (status.code === Status.OK) budget.onOutcome('success');
+    this.#protocol.whenDone(res, (ok) => {
+      if (ok) budget.onOutcome('success');
     });
   }
 
@@ -495,15 +525,18 @@ class RetryCall {
   #judge(raw: Error, attemptNumber: number): void {
     this.#counted = attemptNumber;
     const error = toGrpcTowerError(raw);
-    const pushback = readPushback(error);
+    const pushback = this.#protocol.pushback(error);
     const settings = this.#settings;
-    let retryable =
-      settings.retryableStatusCodes.has(error.code) ||
-      (error instanceof AttemptTimeoutError && !this.#ctx.aborted);
+    let retryable = this.#protocol.retryable(
+      error,
+      this.#req,
+      settings,
+      error instanceof AttemptTimeoutError && !this.#ctx.aborted,
+    );
     if (settings.shouldRetry !== undefined) {
       const said = settings.shouldRetry({
         error,
-        method: this.#req.method,
+        method: this.#method,
         attempts: attemptNumber,
         request: this.#req,
       });
@@ -526,7 +559,7 @@ class RetryCall {
     if (verdict === undefined || verdict.raw !== raw) return this.#stop('non-retryable');
     if (!verdict.retryable) return this.#stop('non-retryable');
     if (verdict.pushback.kind === 'stop') return this.#stop('pushback');
-    if (!this.#req.messages.replayable) return this.#stop('not-replayable');
+    if (!this.#protocol.replayable(this.#req)) return this.#stop('not-replayable');
     let delayMs: number;
     if (verdict.pushback.kind === 'delay') {
       delayMs = verdict.pushback.ms;
@@ -549,12 +582,14 @@ class RetryCall {
     }
     this.#shared.events.emit(() => ({
       type: 'retry',
-      method: this.#req.method,
-      attempt: this.#req.attempt + this.#sent,
+      method: this.#method,
+      attempt: this.#first + this.#sent,
       delayMs,
       cause: verdict.pushback.kind === 'delay' ? 'pushback' : 'backoff',
       budgetLevel: this.#budget?.level,
     }));
+    // the answer retried past (an HTTP 503 with its body) is not read by anyone
+    if (verdict.raw instanceof FailedResponseError) this.#protocol.abandon(verdict.raw.response as Res);
     if (delayMs > 0) await backoffSleep(delayMs, this.#ctx);
     else this.#ctx.throwIfAborted();
     return true;
@@ -593,7 +628,7 @@ class RetryCall {
     const code = reason === 'budget' ? final.code : toGrpcTowerError(out).code;
     this.#shared.events.emit(() => ({
       type: 'give-up',
-      method: this.#req.method,
+      method: this.#method,
       attempts: this.#counted,
       reason,
       code,

@@ -27,15 +27,15 @@ import { RetryPolicyError } from './errors.js';
  * const predicate: RetryPredicate = ({ error, attempts }) => error.code === Status.ABORTED && attempts < 3;
  * ```
  */
-export interface RetryPredicateInput {
-  /** The attempt's failure, as a grpc-tower error. */
+export interface RetryPredicateInput<Req = GrpcRequest> {
+  /** The attempt's failure, as a grpc-tower error (an HTTP response the protocol counts as failed: a `FailedResponseError`). */
   readonly error: GrpcTowerError;
-  /** The full method name, `/package.Service/Method`. */
+  /** The call's name: the full gRPC method name, `/package.Service/Method`; for HTTP, `METHOD /path`. */
   readonly method: string;
   /** Attempts counted so far, the failed one included (transparent re-sends are not counted). */
   readonly attempts: number;
   /** The call's request. */
-  readonly request: GrpcRequest;
+  readonly request: Req;
 }
 
 /**
@@ -51,7 +51,7 @@ export interface RetryPredicateInput {
  *   request.metadata.get('x-idempotent').length > 0 ? undefined : false;
  * ```
  */
-export type RetryPredicate = (input: RetryPredicateInput) => boolean | undefined;
+export type RetryPredicate<Req = GrpcRequest> = (input: RetryPredicateInput<Req>) => boolean | undefined;
 
 /**
  * A status code given by name (`'UNAVAILABLE'`, any case) or by number.
@@ -133,12 +133,12 @@ export interface RetryPolicy extends RetrySettings {
  * s.backoff.initialBackoffMs; // 25
  * ```
  */
-export interface ResolvedRetrySettings {
+export interface ResolvedRetrySettings<Req = GrpcRequest> {
   readonly maxAttempts: number;
   readonly retryableStatusCodes: ReadonlySet<StatusCode>;
   readonly backoff: BackoffSettings;
   readonly perAttemptTimeoutMs: number | undefined;
-  readonly shouldRetry: RetryPredicate | undefined;
+  readonly shouldRetry: RetryPredicate<Req> | undefined;
 }
 
 /**
@@ -150,14 +150,14 @@ export interface ResolvedRetrySettings {
  * compiled.defaults.maxAttempts; // 5: capped by maxAttemptsLimit
  * ```
  */
-export interface CompiledRetryPolicy {
+export interface CompiledRetryPolicy<Req = GrpcRequest> {
   /** The settings for methods without an override. */
-  readonly defaults: ResolvedRetrySettings;
+  readonly defaults: ResolvedRetrySettings<Req>;
   readonly maxAttemptsLimit: number;
   readonly budget: RetryLimiter | undefined;
   readonly transparentRetry: boolean;
   /** The settings for `method` (`/package.Service/Method`). */
-  forMethod(method: string): ResolvedRetrySettings;
+  forMethod(method: string): ResolvedRetrySettings<Req>;
 }
 
 /** The A6 cap on attempts. */

@@ -23,8 +23,8 @@ import { EndpointPicked } from '../hedge/picked.js';
 
 export type PickMode = 'round-robin' | 'first-ready' | 'any';
 
-export interface TestPicker {
-  call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse>;
+export interface TestPicker<Req = GrpcRequest, Res = GrpcResponse> {
+  call(req: Req, ctx: CallContext): Promise<Res>;
   readonly readiness: Readiness;
   readonly readiness$: Observable<Readiness>;
   /** Addresses picked, in order. */
@@ -32,30 +32,28 @@ export interface TestPicker {
   close(): Promise<void>;
 }
 
-type GrpcEndpointLike = Endpoint<GrpcRequest, GrpcResponse>;
-
-export function testPicker(
-  endpoints: readonly GrpcEndpointLike[],
+export function testPicker<Req = GrpcRequest, Res = GrpcResponse>(
+  endpoints: readonly Endpoint<Req, Res>[],
   mode: PickMode = 'round-robin',
-): TestPicker {
+): TestPicker<Req, Res> {
   let next = 0;
   const picks: string[] = [];
-  const eligible = (ep: GrpcEndpointLike): boolean =>
+  const eligible = (ep: Endpoint<Req, Res>): boolean =>
     mode === 'any' ? ep.readiness !== 'closed' : ep.readiness === 'ready';
 
-  const pick = (avoid: ReadonlySet<string> | undefined): GrpcEndpointLike | undefined => {
+  const pick = (avoid: ReadonlySet<string> | undefined): Endpoint<Req, Res> | undefined => {
     const n = endpoints.length;
     const order =
       mode === 'first-ready'
         ? endpoints
-        : Array.from({ length: n }, (_, i) => endpoints[(next + i) % n] as GrpcEndpointLike);
+        : Array.from({ length: n }, (_, i) => endpoints[(next + i) % n] as Endpoint<Req, Res>);
     const candidates = order.filter(eligible);
     const chosen = candidates.find((ep) => !(avoid?.has(ep.address) ?? false)) ?? candidates[0];
     if (chosen !== undefined && mode !== 'first-ready') next = (endpoints.indexOf(chosen) + 1) % n;
     return chosen;
   };
 
-  const waitForOne = (ctx: CallContext): Promise<GrpcEndpointLike> =>
+  const waitForOne = (ctx: CallContext): Promise<Endpoint<Req, Res>> =>
     new Promise((resolve, reject) => {
       const onAbort = (): void => {
         cleanup();

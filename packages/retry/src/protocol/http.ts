@@ -1,0 +1,340 @@
+/**
+ * Retries for plain HTTP/2 requests (`@grpc-tower/core/http2`): the retry
+ * layer's attempt loop with HTTP's rules in place of gRPC A6's.
+ *
+ * - A request the server never processed (REFUSED_STREAM, a GOAWAY before
+ *   the stream was accepted, no connection, an endpoint that was draining)
+ *   may always be sent again, whatever its method (RFC 9113 §8.7).
+ * - A 502, 503 or 504 answer, and a connection lost while the request was
+ *   in flight, are retried only for idempotent requests (GET, HEAD,
+ *   OPTIONS, PUT, DELETE, or one marked `idempotent: true`; RFC 9110
+ *   §9.2.2): a POST may already have taken effect.
+ * - The commit point is the response headers: once they arrived, a failure
+ *   (a body cut short) reaches the caller as it is.
+ * - `Retry-After` (seconds, or an HTTP date; RFC 9110 §10.2.3) on the
+ *   answer is the server's pushback: the next attempt waits that long, and
+ *   none is made when that would end after the call's deadline.
+ * - A request body is sent again only while it is held: a Buffer or a
+ *   string, or an `Http2Body` that has not passed its replay buffer.
+ * - When the layer gives up on an answer it judged failed (the last 503),
+ *   the caller gets that response, as the server sent it; other failures
+ *   reject as usual.
+ *
+ * @module
+ */
+import { ClosedError, type GrpcTowerError, Status, type StatusCode } from '@grpc-tower/core';
+import {
+  type Http2Request,
+  Http2RequestError,
+  type Http2Response,
+  isIdempotent,
+  isReplayable,
+} from '@grpc-tower/core/http2';
+import { MAX_TIMER_MS, type OptionChecks, POSITIVE_TIMER_RULE } from '@grpc-tower/core/internal';
+import { DEFAULT_BACKOFF, type Pushback } from '../retry/backoff.js';
+import { type RetryLayer, retryWith } from '../retry/layer.js';
+import {
+  type CompiledRetryPolicy,
+  type ResolvedRetrySettings,
+  type RetryPredicate,
+  compilePolicy,
+  policyChecks,
+  resolveBackoff,
+  ATTEMPTS,
+} from '../retry/policy.js';
+import type { RetryLimiter } from '../budget/budget.js';
+import { type HedgeLayer, type HedgeRules, hedgeWith } from '../hedge/layer.js';
+import { compileHedgePolicy } from '../hedge/policy.js';
+import { FailedResponseError, type RetryProtocol } from './protocol.js';
+
+/**
+ * The policy of {@link httpRetry}.
+ *
+ * @example
+ * ```ts
+ * const policy: HttpRetryPolicy = { maxAttempts: 3, retryableStatuses: [503], budget: retryBudget() };
+ * ```
+ */
+export interface HttpRetryPolicy {
+  /** All attempts of a request, the first included: an integer ≥ 1, capped at `maxAttemptsLimit`. Default 3. */
+  readonly maxAttempts?: number;
+  /** The cap on `maxAttempts`; default 5 (as gRPC's A6). */
+  readonly maxAttemptsLimit?: number;
+  /** The answers that count as failed and are retried for idempotent requests; default `[502, 503, 504]`. */
+  readonly retryableStatuses?: readonly number[];
+  /** The first retry waits a random time up to this, in ms (≥ 0); default 25. */
+  readonly initialBackoffMs?: number;
+  /** The cap of the backoff ceiling, in ms; default 250. */
+  readonly maxBackoffMs?: number;
+  /** How much the ceiling grows per retry (≥ 1); default 2. */
+  readonly backoffMultiplier?: number;
+  /**
+   * A time limit for each attempt until its response headers, in ms (> 0);
+   * an attempt past it is cancelled and, for an idempotent request,
+   * retried. Default: none.
+   */
+  readonly perAttemptTimeoutMs?: number;
+  /** The longest `Retry-After` honoured, in ms; a longer one stops the retries. Default: the call's deadline alone limits it. */
+  readonly maxRetryAfterMs?: number;
+  /**
+   * Decides per failure, after the rules above: `true` retries, `false`
+   * stops, `undefined` keeps the rules' verdict. A request that was not
+   * held (its body streamed past the replay buffer) is never re-sent.
+   */
+  readonly shouldRetry?: RetryPredicate<Http2Request>;
+  /** A budget or throttle shared by all requests of the client; default none. */
+  readonly budget?: RetryLimiter;
+  /** Re-send, once per request and at once, a request the server never processed, without counting it or paying the budget; default true. */
+  readonly transparentRetry?: boolean;
+}
+
+/** The status code that stands for an HTTP answer in errors and metrics. */
+function codeOf(status: number): StatusCode {
+  if (status === 502 || status === 503 || status === 504) return Status.UNAVAILABLE;
+  if (status === 429) return Status.RESOURCE_EXHAUSTED;
+  return Status.INTERNAL;
+}
+
+/** `Retry-After` as a delay from `now`: seconds, or an HTTP date; `undefined` when absent or not valid. */
+export function parseRetryAfter(value: unknown, now = Date.now()): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (typeof text !== 'string') return undefined;
+  const trimmed = text.trim();
+  if (/^\d{1,10}$/.test(trimmed)) return Number(trimmed) * 1000;
+  // an HTTP date (IMF-fixdate, or the obsolete forms Date.parse also reads)
+  if (!/^[A-Za-z]{3},? /.test(trimmed)) return undefined;
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+const NONE: Pushback = Object.freeze({ kind: 'none' }) as Pushback;
+
+/**
+ * The HTTP rules of the retry layer (see the module documentation), for
+ * {@link retryWith}; {@link httpRetry} builds the layer with them.
+ *
+ * @example
+ * ```ts
+ * const layer = retryWith(httpRetryProtocol({ retryableStatuses: [503] }), compileHttpRetryPolicy({}));
+ * ```
+ */
+export function httpRetryProtocol(
+  options: { readonly retryableStatuses?: readonly number[]; readonly maxRetryAfterMs?: number } = {},
+): RetryProtocol<Http2Request, Http2Response> {
+  const check = policyChecks('httpRetry');
+  const statuses = checkStatuses(check, options.retryableStatuses);
+  const maxRetryAfterMs =
+    options.maxRetryAfterMs === undefined
+      ? MAX_TIMER_MS
+      : check.number('maxRetryAfterMs', options.maxRetryAfterMs, { min: 0, max: MAX_TIMER_MS });
+  const neverReached = (error: unknown): boolean =>
+    error instanceof ClosedError || (error instanceof Http2RequestError && error.refused);
+  return Object.freeze({
+    name: 'http',
+    method: (req: Http2Request) => `${req.method ?? (req.body === undefined ? 'GET' : 'POST')} ${req.path}`,
+    attemptOf: () => 0,
+    attempt: (req: Http2Request) => req,
+    replayable: isReplayable,
+    wholeResponse: (req: Http2Request) => req.response !== 'stream',
+    failureOf(res: Http2Response): FailedResponseError<Http2Response> | undefined {
+      if (!statuses.has(res.status)) return undefined;
+      return new FailedResponseError(codeOf(res.status), `HTTP ${res.status} from ${res.endpoint}`, res, {
+        endpoint: res.endpoint,
+      });
+    },
+    retryable(
+      error: GrpcTowerError,
+      req: Http2Request,
+      _s: ResolvedRetrySettings<Http2Request>,
+      timedOut: boolean,
+    ) {
+      if (neverReached(error)) return true;
+      // past the commit point: the caller has the response headers already
+      if (error instanceof Http2RequestError && error.afterHeaders) return false;
+      const idempotent = isIdempotent(req);
+      if (error instanceof FailedResponseError) return idempotent;
+      if (timedOut) return idempotent;
+      // the connection was lost with the request in flight: it may have run
+      if (error instanceof Http2RequestError) return idempotent;
+      // no endpoint could take it (the balancer's wait ran out): it went nowhere
+      return error.code === Status.UNAVAILABLE && error.endpoint === undefined;
+    },
+    pushback(error: GrpcTowerError): Pushback {
+      if (!(error instanceof FailedResponseError)) return NONE;
+      const ms = parseRetryAfter((error.response as Http2Response).headers['retry-after']);
+      if (ms === undefined) return NONE;
+      if (ms > maxRetryAfterMs) return { kind: 'stop', value: String(ms) };
+      return { kind: 'delay', ms };
+    },
+    neverReachedServer: neverReached,
+    whenDone(res: Http2Response, done: (ok: boolean) => void): void {
+      const stream = res.stream;
+      if (stream === undefined || stream.destroyed || stream.readableEnded) {
+        done(res.status < 500 && stream?.errored == null);
+        return;
+      }
+      stream.once('close', () => done(res.status < 500 && stream.errored == null));
+    },
+    abandon(res: Http2Response): void {
+      res.stream?.destroy();
+    },
+    endpointOf: (res: Http2Response) => res.endpoint,
+  });
+}
+
+function checkStatuses(check: OptionChecks, value: readonly number[] | undefined): ReadonlySet<number> {
+  if (value === undefined) return new Set([502, 503, 504]);
+  const ok =
+    Array.isArray(value) &&
+    value.every((v) => typeof v === 'number' && Number.isInteger(v) && v >= 400 && v <= 599);
+  if (!ok) throw check.error('retryableStatuses', value, 'a list of HTTP status codes from 400 to 599');
+  return new Set(value);
+}
+
+const SETTINGS = new Set([
+  'maxAttempts',
+  'initialBackoffMs',
+  'maxBackoffMs',
+  'backoffMultiplier',
+  'perAttemptTimeoutMs',
+  'shouldRetry',
+  'retryableStatuses',
+  'maxRetryAfterMs',
+]);
+
+/**
+ * Checks an {@link HttpRetryPolicy}'s attempt, backoff and budget settings;
+ * throws `RetryPolicyError` naming the first bad field.
+ *
+ * @example
+ * ```ts
+ * compileHttpRetryPolicy({ maxAttempts: 9 }).defaults.maxAttempts; // 5: capped by maxAttemptsLimit
+ * ```
+ */
+export function compileHttpRetryPolicy(policy: HttpRetryPolicy = {}): CompiledRetryPolicy<Http2Request> {
+  return compilePolicy<HttpRetryPolicy, ResolvedRetrySettings<Http2Request>>(
+    'httpRetry',
+    policy,
+    SETTINGS,
+    (check, prefix, s, base, limit) => ({
+      maxAttempts:
+        s.maxAttempts === undefined
+          ? Math.min(3, limit)
+          : Math.min(limit, check.number(`${prefix}maxAttempts`, s.maxAttempts, ATTEMPTS)),
+      // HTTP answers are judged by the protocol, not by gRPC codes
+      retryableStatusCodes: new Set<StatusCode>(),
+      backoff: resolveBackoff(check, prefix, s, base?.backoff ?? DEFAULT_BACKOFF),
+      perAttemptTimeoutMs:
+        s.perAttemptTimeoutMs === undefined
+          ? undefined
+          : check.number(`${prefix}perAttemptTimeoutMs`, s.perAttemptTimeoutMs, POSITIVE_TIMER_RULE),
+      shouldRetry:
+        s.shouldRetry === undefined
+          ? undefined
+          : check.function<RetryPredicate<Http2Request>>(`${prefix}shouldRetry`, s.shouldRetry),
+    }),
+  );
+}
+
+/**
+ * A retry layer for HTTP/2 requests (see the module documentation): put it
+ * above a balancer of `http2Endpoint`s, so each retry is a fresh pick that
+ * avoids the endpoints that failed.
+ *
+ * @throws RetryPolicyError naming the first bad field of `policy`.
+ *
+ * @example
+ * ```ts
+ * const stack = new ServiceBuilder<Http2Request, Http2Response>()
+ *   .layer(httpRetry({ maxAttempts: 3, budget: retryBudget() }))
+ *   .service(p2c(endpoints));
+ * const res = await stack.call({ path: '/items/7' }, newContext({ timeoutMs: 2000 }));
+ * ```
+ */
+export function httpRetry(policy: HttpRetryPolicy = {}): RetryLayer<Http2Request, Http2Response> {
+  const compiled = compileHttpRetryPolicy(policy);
+  const protocol = httpRetryProtocol({
+    ...(policy.retryableStatuses === undefined ? {} : { retryableStatuses: policy.retryableStatuses }),
+    ...(policy.maxRetryAfterMs === undefined ? {} : { maxRetryAfterMs: policy.maxRetryAfterMs }),
+  });
+  return retryWith(protocol, compiled);
+}
+
+/**
+ * The policy of {@link httpHedge}.
+ *
+ * @example
+ * ```ts
+ * const policy: HttpHedgePolicy = { maxAttempts: 2, hedgingDelayMs: 20, budget: retryBudget() };
+ * ```
+ */
+export interface HttpHedgePolicy {
+  /** All attempts of a request, the first included; default 2. */
+  readonly maxAttempts?: number;
+  /** The cap on `maxAttempts`; default 5. */
+  readonly maxAttemptsLimit?: number;
+  /** How long to wait after an attempt before sending the next, in ms; default 0 (all at once). */
+  readonly hedgingDelayMs?: number;
+  /** The answers after which the next attempt goes out at once instead of ending the request; default `[502, 503, 504]`. */
+  readonly retryableStatuses?: readonly number[];
+  /** A budget or throttle; each hedge after the first asks it. */
+  readonly budget?: RetryLimiter;
+  /** Re-send once, at once, a request the server never processed (not counted). Default true. */
+  readonly transparentRetry?: boolean;
+}
+
+/** The protocol ignores the gRPC settings it is handed. */
+const NO_SETTINGS: ResolvedRetrySettings<Http2Request> = Object.freeze({
+  maxAttempts: 1,
+  retryableStatusCodes: new Set<StatusCode>(),
+  backoff: DEFAULT_BACKOFF,
+  perAttemptTimeoutMs: undefined,
+  shouldRetry: undefined,
+});
+
+/**
+ * HTTP's hedging rules: only idempotent requests are hedged (any other
+ * request gets one attempt, plus the re-send of a refused stream), and a
+ * failure that {@link httpRetryProtocol} would retry lets the next attempt
+ * go out at once; any other failure ends the request.
+ *
+ * @example
+ * ```ts
+ * const layer = hedgeWith(httpHedgeRules(), compileHedgePolicy({ maxAttempts: 2, hedgingDelayMs: 20 }));
+ * ```
+ */
+export function httpHedgeRules(
+  options: { readonly retryableStatuses?: readonly number[] } = {},
+): HedgeRules<Http2Request, Http2Response> {
+  const protocol = httpRetryProtocol(options);
+  return Object.freeze({
+    protocol,
+    nonFatal: (error: GrpcTowerError, req: Http2Request) =>
+      protocol.retryable(error, req, NO_SETTINGS, false),
+    hedgeable: isIdempotent,
+  });
+}
+
+/**
+ * A hedging layer for HTTP/2 requests: an idempotent request goes to a
+ * second server when the first has not answered within `hedgingDelayMs`,
+ * and the first answer that is not a failure wins (the others are
+ * cancelled with RST_STREAM). Put it above a balancer of `http2Endpoint`s.
+ *
+ * @throws RetryPolicyError naming the first bad field of `policy`.
+ *
+ * @example
+ * ```ts
+ * const stack = new ServiceBuilder<Http2Request, Http2Response>()
+ *   .layer(httpHedge({ maxAttempts: 2, hedgingDelayMs: 30 }))
+ *   .service(p2c(endpoints));
+ * ```
+ */
+export function httpHedge(policy: HttpHedgePolicy = {}): HedgeLayer<Http2Request, Http2Response> {
+  const { retryableStatuses, ...rest } = policy;
+  if (typeof policy !== 'object' || policy === null) {
+    throw policyChecks('httpHedge').error('policy', policy, 'an object');
+  }
+  const compiled = compileHedgePolicy(rest);
+  return hedgeWith(httpHedgeRules(retryableStatuses === undefined ? {} : { retryableStatuses }), compiled);
+}
