@@ -163,3 +163,20 @@ export class RetryBudget implements RetryLimiter {
 export function retryBudget(options: RetryBudgetOptions = {}): RetryBudget {
   return new RetryBudget(options);
 }
+
+/**
+ * @internal What a retry or hedging layer calls when a response is over:
+ * tells `budget` of a success. `undefined` without a budget.
+ *
+ * @example
+ * ```ts
+ * const done = budgetDone(policy.budget);
+ * if (done !== undefined) protocol.whenDone(res, done);
+ * ```
+ */
+export function budgetDone(budget: RetryLimiter | undefined): ((ok: boolean) => void) | undefined {
+  if (budget === undefined) return undefined;
+  return (ok) => {
+    if (ok) budget.onOutcome('success');
+  };
+}

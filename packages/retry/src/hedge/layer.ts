@@ -34,7 +34,7 @@ import {
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import { EventStream } from '@grpc-tower/core/internal';
 import type { Observable } from 'rxjs';
-import type { RetryLimiter } from '../budget/budget.js';
+import { type RetryLimiter, budgetDone } from '../budget/budget.js';
 import { grpcRetryProtocol } from '../protocol/grpc.js';
 import { FailedResponseError, type RetryProtocol } from '../protocol/protocol.js';
 import { type AttemptScope, attemptScope, avoiding, runAttempt } from '../retry/attempt.js';
@@ -219,6 +219,8 @@ interface Shared<Req, Res> {
   readonly policy: CompiledHedgePolicy;
   readonly rules: HedgeRules<Req, Res>;
   readonly counters: Counters;
+  /** Tells the budget that a response ended well (one function per layer, not per call). */
+  readonly budgetDone: ((ok: boolean) => void) | undefined;
   readonly events: EventStream<HedgeEvent>;
 }
 
@@ -258,6 +260,7 @@ export function hedgeWith<Req, Res>(
   const shared: Shared<Req, Res> = {
     rules,
     policy: compiled,
+    budgetDone: budgetDone(compiled.budget),
     counters: {
       calls: 0,
       attempts: 0,
@@ -440,7 +443,7 @@ class HedgeCall<Req, Res> {
       return;
     }
     this.#finished = true;
-    h.scope.committed((release) => this.#protocol.whenDone(res, release));
+    h.scope.committed(res, this.#protocol.whenDone);
     const cancelled = this.#cancelRest(new CancelledError('another hedged attempt committed'));
     const counters = this.#shared.counters;
     counters.committed++;
@@ -552,11 +555,8 @@ class HedgeCall<Req, Res> {
   }
 
   #recordSuccess(res: Res): void {
-    const budget = this.#budget;
-    if (budget === undefined) return;
-    this.#protocol.whenDone(res, (ok) => {
-      if (ok) budget.onOutcome('success');
-    });
+    const done = this.#shared.budgetDone;
+    if (done !== undefined) this.#protocol.whenDone(res, done);
   }
 
   #emitFailed(h: Hedge, err: GrpcTowerError, fatal: boolean): void {

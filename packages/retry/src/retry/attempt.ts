@@ -66,7 +66,7 @@ export interface AttemptScope {
    * call's signal stays until the response is over (`whenDone` says when),
    * so that cancelling the call still reaches the server.
    */
-  committed(whenDone: (release: () => void) => void): void;
+  committed<Res>(res: Res, whenDone: (res: Res, done: () => void) => void): void;
 }
 
 /**
@@ -89,7 +89,7 @@ export function attemptScope(ctx: CallContext, whole: boolean, timeoutMs: number
       // the scope's timer, or the server told the lowered deadline (grpc-timeout)
       timedOut: () => limit < ctx.deadline && Date.now() >= limit,
       release: () => scope.release(),
-      committed: (whenDone) => whenDone(scope.release),
+      committed: (res, whenDone) => whenDone(res, scope.release),
     };
   }
   const scope = linkedScope(ctx);
@@ -114,9 +114,9 @@ export function attemptScope(ctx: CallContext, whole: boolean, timeoutMs: number
       stopTimer();
       scope.release();
     },
-    committed: (whenDone) => {
+    committed: (res, whenDone) => {
       stopTimer();
-      whenDone(scope.release);
+      whenDone(res, scope.release);
     },
   };
 }

@@ -48,7 +48,7 @@ import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import { EventStream } from '@grpc-tower/core/internal';
 import pRetry, { AbortError } from 'p-retry';
 import type { Observable } from 'rxjs';
-import type { RetryLimiter } from '../budget/budget.js';
+import { type RetryLimiter, budgetDone } from '../budget/budget.js';
 import { grpcRetryProtocol } from '../protocol/grpc.js';
 import { FailedResponseError, type RetryProtocol } from '../protocol/protocol.js';
 import { type AttemptScope, attemptError, attemptScope, avoiding, callScope, runAttempt } from './attempt.js';
@@ -231,6 +231,8 @@ interface Shared<Req, Res> {
   readonly policy: CompiledRetryPolicy<Req>;
   readonly protocol: RetryProtocol<Req, Res>;
   readonly counters: Counters;
+  /** Tells the budget that a response ended well (one function per layer, not per call). */
+  readonly budgetDone: ((ok: boolean) => void) | undefined;
   readonly events: EventStream<RetryEvent>;
 }
 
@@ -274,6 +276,7 @@ export function retryWith<Req, Res>(
   const shared: Shared<Req, Res> = {
     protocol,
     policy: compiled,
+    budgetDone: budgetDone(compiled.budget),
     counters: {
       calls: 0,
       attempts: 0,
@@ -488,7 +491,7 @@ class RetryCall<Req, Res> {
         // an answer the protocol counts as failed (an HTTP 503) is judged like a failure
         const failure = protocol.failureOf(res, req);
         if (failure !== undefined) return failed(failure);
-        scope.committed((release) => protocol.whenDone(res, release));
+        scope.committed(res, protocol.whenDone);
         this.#recordSuccess(res);
         return first ? this.#committed(res) : res;
       },
@@ -514,11 +517,8 @@ class RetryCall<Req, Res> {
   }
 
   #recordSuccess(res: Res): void {
-    const budget = this.#budget;
-    if (budget === undefined) return;
-    this.#protocol.whenDone(res, (ok) => {
-      if (ok) budget.onOutcome('success');
-    });
+    const done = this.#shared.budgetDone;
+    if (done !== undefined) this.#protocol.whenDone(res, done);
   }
 
   /** Judges a failed counted attempt (p-retry's `onFailedAttempt`, called for each). */
