@@ -3,6 +3,7 @@
 // resourceVersions, bookmarks, 410 Gone, dropped connections; checked
 // against kubectl in its own test).
 import { ConfigError } from '@grpc-tower/core';
+import { activeHandles, expectNoLeaks } from '@grpc-tower/testing';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { type KubeApiServer, endpointSlice, startKubeApi } from '../test-support/kube-api.js';
@@ -12,13 +13,17 @@ import { type KubernetesOptions, kubernetes, kubernetesZone } from './source.js'
 let api: KubeApiServer;
 let config: KubeConfig;
 
+let baseline: ReturnType<typeof activeHandles>;
 beforeAll(async () => {
+  baseline = activeHandles();
   api = await startKubeApi();
   config = new KubeConfig();
   config.loadFromString(api.kubeconfig);
 });
+// every list and watch connection and every backoff timer is gone once the sources stopped
 afterAll(async () => {
   await api?.close();
+  await expectNoLeaks(baseline, { settleMs: 5000 });
 });
 
 const open: Recording<unknown>[] = [];
