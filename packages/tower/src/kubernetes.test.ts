@@ -59,18 +59,29 @@ afterAll(async () => {
   await expectNoLeaks(baseline, { settleMs: 5000 });
 });
 
-/** Records each pick of an endpoint (when, where) without changing the call. */
-function picks(log: { address: string; at: number }[]): Layer<GrpcRequest, GrpcResponse> {
+/** Records each pick of an endpoint (when, where) and the attempts in flight per address, without changing the call. */
+function picks(
+  log: { address: string; at: number }[],
+  inFlight = new Map<string, number>(),
+): Layer<GrpcRequest, GrpcResponse> {
   return (inner) => ({
     call: (req, ctx) => {
       const before = ctx.get(EndpointPicked);
-      return inner.call(
+      let picked: string | undefined;
+      const settle = () => {
+        if (picked !== undefined) inFlight.set(picked, (inFlight.get(picked) ?? 1) - 1);
+      };
+      const attempt = inner.call(
         req,
         ctx.withValue(EndpointPicked, (address: string) => {
+          picked = address;
+          inFlight.set(address, (inFlight.get(address) ?? 0) + 1);
           log.push({ address, at: performance.now() });
           before?.(address);
         }),
       );
+      attempt.then(settle, settle);
+      return attempt;
     },
   });
 }
@@ -137,8 +148,13 @@ test('a rolling update where each old pod turns terminating and gets SIGTERM at 
   const source = kubernetes({ service: SERVICE, port: 'grpc', kubeConfig: config });
   /** When each endpoint event reached the client, by `state address`. */
   const heard = new Map<string, number>();
+  const kubeInFlight = new Map<string, number>();
+  /** The kubernetes client's attempts in flight on each old pod when it heard the pod turn terminating. */
+  const inFlightAtTerminating = new Map<string, number>();
   const events = source.events$.subscribe((e) => {
-    if (e.type === 'endpoint') heard.set(`${e.state} ${e.key}`, performance.now());
+    if (e.type !== 'endpoint') return;
+    heard.set(`${e.state} ${e.key}`, performance.now());
+    if (e.state === 'terminating') inFlightAtTerminating.set(e.key, kubeInFlight.get(e.key) ?? 0);
   });
   const kubePicks: { address: string; at: number }[] = [];
   const dnsPicks: { address: string; at: number }[] = [];
@@ -146,7 +162,7 @@ test('a rolling update where each old pod turns terminating and gets SIGTERM at 
   const kubeChannel = towerChannel(target, insecure, {
     services: [EchoService],
     discovery: source,
-    layers: { inner: [picks(kubePicks)] },
+    layers: { inner: [picks(kubePicks, kubeInFlight)] },
   });
   const dnsTarget = `dns://${dnsmasq.address}/${NAME}:${port}`;
   const dnsChannel = towerChannel(dnsTarget, insecure, {
@@ -159,6 +175,8 @@ test('a rolling update where each old pod turns terminating and gets SIGTERM at 
   const readyAt = new Map<EchoServer, number>();
   const sigtermAt = new Map<EchoServer, number>();
   const stopped: Promise<void>[] = [];
+  // each call takes a while, so an old pod has calls in flight when it turns terminating
+  for (const pod of pods) pod.setLatency(15);
   try {
     const kubeLoad = load(kubeClient);
     const dnsLoad = load(dnsClient);
@@ -201,6 +219,7 @@ test('a rolling update where each old pod turns terminating and gets SIGTERM at 
       expect(term, `the client heard ${old.name} turn terminating`).toBeDefined();
       const after = kubePicks.filter((p) => p.address === old.address && p.at > (term as number)).length;
       k[`${old.name} picks after its terminating event`] = after;
+      k[`${old.name} calls in flight at its terminating event`] = inFlightAtTerminating.get(old.address);
       expect(after).toBe(0);
       const sigterm = sigtermAt.get(old) as number;
       d[`${old.name} picks after SIGTERM`] = dnsPicks.filter(
@@ -230,6 +249,8 @@ test('a rolling update where each old pod turns terminating and gets SIGTERM at 
     console.log(
       `rolling update, one call every ${CALL_EVERY_MS} ms per client:\n${JSON.stringify(report, null, 2)}`,
     );
+    // calls were in flight on the old pods when they turned terminating, and none of them failed
+    expect([...inFlightAtTerminating.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     expect(kubeLoad.failures).toEqual([]);
     // every call an old pod started was answered: none was lost in its shutdown
     expect(pods.slice(0, 3).every((p) => p.calls.total > 0)).toBe(true);
