@@ -1,0 +1,350 @@
+/**
+ * One request dispatched through the stack, from undici's handler's point
+ * of view: it is the handler's `DispatchController` (abort, pause,
+ * resume), calls the stack once with a context of its own, and feeds the
+ * response to the handler as it streams in, with backpressure.
+ *
+ * Both of undici's handler forms are served: the v7 one
+ * (`onRequestStart`, `onResponseStart`, `onResponseData`,
+ * `onResponseEnd`, `onResponseError`, each given this controller) and the
+ * older one that undici's own `fetch` and `request()` still pass
+ * (`onConnect`, `onHeaders`, `onData`, `onComplete`, `onError`, where
+ * `false` from `onHeaders` or `onData` pauses until `resume`).
+ *
+ * @module
+ */
+import { setMaxListeners } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http2';
+import type { Readable } from 'node:stream';
+import { type Scope, type Service, newContext } from '@grpc-tower/core';
+import { type Http2Request, Http2RequestError, type Http2Response } from '@grpc-tower/core/http2';
+import { type Dispatcher, errors } from 'undici';
+import { releaseBody } from './request.js';
+
+/** The `context` handed to the handler (and returned by undici's `request()`). */
+export interface ExchangeContext {
+  /** The address of the server that answered, once the response headers came. */
+  endpoint?: string;
+}
+
+/** What an exchange needs of its dispatcher. */
+export interface ExchangeSettings {
+  readonly service: Service<Http2Request, Http2Response>;
+  /** Time until the response headers, in ms; 0 for none. */
+  readonly headersTimeout: number;
+  /** Longest gap between two body chunks while the handler reads, in ms; 0 for none. */
+  readonly bodyTimeout: number;
+  /** A deadline over the whole request, in ms, or undefined. */
+  readonly timeoutMs: number | undefined;
+  /** Called once when the exchange is over, after the handler heard of it. */
+  readonly done: (exchange: Exchange) => void;
+}
+
+/** The headers without HTTP/2's pseudo-headers (`:status`). */
+function plain(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const name of Object.keys(headers)) {
+    if (name.charCodeAt(0) !== 58 /* ':' */) out[name] = headers[name];
+  }
+  return out;
+}
+
+/** Headers as undici's raw form: a flat list of name and value Buffers, one pair per value. */
+function raw(headers: IncomingHttpHeaders): Buffer[] {
+  const out: Buffer[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const key = Buffer.from(name, 'latin1');
+    for (const v of Array.isArray(value) ? value : [value]) out.push(key, Buffer.from(String(v), 'latin1'));
+  }
+  return out;
+}
+
+/**
+ * One request in flight (see the module documentation). Made by the
+ * dispatcher; the handler sees it as its controller.
+ */
+export class Exchange implements Dispatcher.DispatchController {
+  readonly #handler: Dispatcher.DispatchHandler;
+  /** Whether the handler is of undici's older form (no `onRequestStart`). */
+  readonly #legacy: boolean;
+  readonly #request: Http2Request;
+  readonly #settings: ExchangeSettings;
+  readonly #context: ExchangeContext = {};
+  #scope: Scope | undefined;
+  #phase: 'new' | 'waiting' | 'streaming' | 'done' = 'new';
+  #aborted = false;
+  #paused = false;
+  #reason: Error | null = null;
+  #response: Http2Response | undefined;
+  #headers: IncomingHttpHeaders | undefined;
+  #trailers: IncomingHttpHeaders | undefined;
+  #stream: Readable | undefined;
+  #headersTimer: ReturnType<typeof setTimeout> | undefined;
+  #bodyTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The body source, ended when the request is over before reading it all. */
+  readonly #body: unknown;
+
+  constructor(
+    request: Http2Request,
+    handler: Dispatcher.DispatchHandler,
+    settings: ExchangeSettings,
+    body: unknown,
+  ) {
+    this.#request = request;
+    this.#handler = handler;
+    this.#legacy = typeof handler.onRequestStart !== 'function';
+    this.#settings = settings;
+    this.#body = body;
+  }
+
+  /** Whether the handler or the dispatcher aborted the request. */
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  /** Whether the handler paused the response body. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Why the request was aborted, once it was. */
+  get reason(): Error | null {
+    return this.#reason;
+  }
+
+  /** The response headers in undici's raw form, once they came. */
+  get rawHeaders(): Buffer[] | null {
+    return this.#headers === undefined ? null : raw(this.#headers);
+  }
+
+  /** The trailers in undici's raw form, once the body ended. */
+  get rawTrailers(): Buffer[] | null {
+    return this.#trailers === undefined ? null : raw(this.#trailers);
+  }
+
+  /** Whether the exchange is over (answered to its end, failed or aborted). */
+  get done(): boolean {
+    return this.#phase === 'done';
+  }
+
+  /** Starts the request: tells the handler, then calls the stack. */
+  start(): void {
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal);
+    this.#scope =
+      this.#settings.timeoutMs === undefined
+        ? newContext({ signal: controller.signal })
+        : newContext({ signal: controller.signal, timeoutMs: this.#settings.timeoutMs });
+    this.#phase = 'waiting';
+    try {
+      // undici passes a context to onConnect too, which its types leave out
+      const onConnect = this.#handler.onConnect as
+        | ((abort: (err?: Error) => void, context: ExchangeContext) => void)
+        | undefined;
+      if (this.#legacy) onConnect?.call(this.#handler, (err?: Error) => this.abort(err), this.#context);
+      else this.#handler.onRequestStart?.(this, this.#context);
+    } catch (err) {
+      this.abort(err instanceof Error ? err : new Error(String(err)));
+    }
+    if (this.done) return;
+    const headersTimeout = this.#settings.headersTimeout;
+    if (headersTimeout > 0) {
+      this.#headersTimer = setTimeout(
+        () => this.#stop(new errors.HeadersTimeoutError(`no response headers within ${headersTimeout} ms`)),
+        headersTimeout,
+      );
+    }
+    let call: Promise<Http2Response>;
+    try {
+      call = this.#settings.service.call(this.#request, this.#scope.context);
+    } catch (err) {
+      call = Promise.reject(err);
+    }
+    call.then(
+      (res) => this.#respond(res),
+      (err: unknown) => this.#fail(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  /** Fails the request without telling the handler it started (a request refused before it was sent). */
+  refuse(err: Error): void {
+    this.#phase = 'done';
+    releaseBody(this.#body);
+    this.#deliverError(err);
+  }
+
+  /**
+   * Stops the request with `reason` (undici's `RequestAbortedError` when
+   * none is given): the stack's call is cancelled (an HTTP/2 stream in
+   * flight is reset with CANCEL) and the handler gets `reason` as its error.
+   */
+  abort(reason?: Error): void {
+    if (this.#phase === 'done') return;
+    this.#aborted = true;
+    this.#reason = reason ?? new errors.RequestAbortedError();
+    this.#fail(this.#reason);
+  }
+
+  /** Stops reading the response body until {@link Exchange.resume}: HTTP/2 flow control holds the server. */
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#stream?.pause();
+    this.#clearBodyTimer();
+  }
+
+  /** Reads the response body again after {@link Exchange.pause}. */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.#phase !== 'streaming' || this.#stream === undefined) return;
+    this.#armBodyTimer();
+    this.#stream.resume();
+  }
+
+  /** The dispatcher stops the request (a timeout of its own, or `destroy()`). */
+  #stop(err: Error): void {
+    if (this.#phase === 'done') return;
+    this.#fail(err);
+  }
+
+  #respond(res: Http2Response): void {
+    if (this.#phase === 'done') {
+      res.stream?.destroy();
+      return;
+    }
+    this.#clearHeadersTimer();
+    this.#response = res;
+    this.#context.endpoint = res.endpoint;
+    const stream = res.stream;
+    // nothing flows until the handler has seen the headers (and perhaps paused)
+    stream?.pause();
+    this.#stream = stream;
+    this.#phase = 'streaming';
+    const headers = plain(res.headers);
+    this.#headers = headers;
+    try {
+      if (this.#legacy) {
+        this.#handler.onResponseStarted?.();
+        if (this.#handler.onHeaders?.(res.status, raw(headers), () => this.resume(), '') === false)
+          this.pause();
+      } else {
+        this.#handler.onResponseStart?.(this, res.status, headers, '');
+      }
+    } catch (err) {
+      this.abort(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    if (this.#phase !== 'streaming') return;
+    if (stream === undefined) {
+      // a layer answered with a whole body
+      if (res.body.length > 0) this.#data(res.body);
+      if (this.#phase === 'streaming') void res.trailers.then((t) => this.#end(t));
+      return;
+    }
+    stream.on('data', (chunk: Buffer) => {
+      if (this.#phase !== 'streaming') return;
+      this.#armBodyTimer();
+      this.#data(chunk);
+    });
+    stream.once('end', () => {
+      this.#clearBodyTimer();
+      void res.trailers.then((t) => this.#end(t));
+    });
+    stream.once('error', (err: Error) => this.#fail(err));
+    stream.once('close', () => {
+      if (this.#phase !== 'streaming' || stream.readableEnded) return;
+      this.#fail(
+        new Http2RequestError(`response body from ${res.endpoint} closed before its end`, {
+          endpoint: res.endpoint,
+          refused: false,
+          afterHeaders: true,
+        }),
+      );
+    });
+    if (!this.#paused) {
+      this.#armBodyTimer();
+      stream.resume();
+    }
+  }
+
+  #data(chunk: Buffer): void {
+    try {
+      if (this.#legacy) {
+        if (this.#handler.onData?.(chunk) === false) this.pause();
+      } else {
+        this.#handler.onResponseData?.(this, chunk);
+      }
+    } catch (err) {
+      this.abort(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  #end(trailers: IncomingHttpHeaders): void {
+    if (this.#phase !== 'streaming') return;
+    this.#finish();
+    const plainTrailers = plain(trailers);
+    this.#trailers = plainTrailers;
+    try {
+      if (this.#legacy) this.#handler.onComplete?.(raw(plainTrailers) as unknown as string[]);
+      else this.#handler.onResponseEnd?.(this, plainTrailers);
+    } catch (err) {
+      this.#deliverError(err instanceof Error ? err : new Error(String(err)));
+    }
+    this.#settings.done(this);
+  }
+
+  #fail(err: Error): void {
+    if (this.#phase === 'done') return;
+    this.#finish();
+    this.#scope?.controller.abort(err);
+    const stream = this.#stream ?? this.#response?.stream;
+    if (stream !== undefined && !stream.destroyed) stream.destroy();
+    this.#deliverError(err);
+    this.#settings.done(this);
+  }
+
+  /** Marks the exchange over and releases its timers. */
+  #finish(): void {
+    this.#phase = 'done';
+    this.#clearHeadersTimer();
+    this.#clearBodyTimer();
+    this.#scope?.release();
+    releaseBody(this.#body);
+  }
+
+  #deliverError(err: Error): void {
+    if (this.#legacy) {
+      if (typeof this.#handler.onError !== 'function') throw err;
+      this.#handler.onError(err);
+    } else {
+      this.#handler.onResponseError?.(this, err);
+    }
+  }
+
+  #armBodyTimer(): void {
+    const ms = this.#settings.bodyTimeout;
+    if (ms <= 0 || this.#paused) return;
+    if (this.#bodyTimer !== undefined) {
+      this.#bodyTimer.refresh();
+      return;
+    }
+    this.#bodyTimer = setTimeout(
+      () => this.#stop(new errors.BodyTimeoutError(`no response body data for ${ms} ms`)),
+      ms,
+    );
+  }
+
+  #clearBodyTimer(): void {
+    if (this.#bodyTimer === undefined) return;
+    clearTimeout(this.#bodyTimer);
+    this.#bodyTimer = undefined;
+  }
+
+  #clearHeadersTimer(): void {
+    if (this.#headersTimer === undefined) return;
+    clearTimeout(this.#headersTimer);
+    this.#headersTimer = undefined;
+  }
+}
