@@ -1,5 +1,6 @@
-// The same layers over plain HTTP/2 (not gRPC): discovery → p2c → retry →
-// timeout around `http2Endpoint` from @grpc-tower/core/http2. Each endpoint
+// The same layers over plain HTTP/2 (not gRPC): discovery → p2c → retry
+// (`httpRetry`: HTTP's rules) → timeout around `http2Endpoint` from
+// @grpc-tower/core/http2. Each endpoint
 // keeps one HTTP/2 session per server and reuses it for every request; it
 // is `ready` while that session is up, moves to a new session when the
 // server sends GOAWAY, and reconnects with backoff after a failure.
@@ -10,7 +11,7 @@ import { p2c } from '@grpc-tower/balance';
 import { ServiceBuilder, type Service, background, timeout } from '@grpc-tower/core';
 import { type Http2Request, type Http2Response, http2Endpoint } from '@grpc-tower/core/http2';
 import { connect, poll } from '@grpc-tower/discover';
-import { retryRefused } from './retry-refused.js';
+import { httpRetry, retryBudget } from '@grpc-tower/retry';
 import { startItemServer } from './server.js';
 
 /** Options of {@link run}. */
@@ -65,7 +66,8 @@ export async function run(options: Http2ExampleOptions): Promise<Http2ExampleRes
   const balancer = p2c(endpoints, { target: 'h2:items' });
   const items = new ServiceBuilder<Http2Request, Http2Response>()
     .layer(timeout({ ms: 2_000 }))
-    .layer(retryRefused({ maxAttempts: 3 }))
+    // refused streams (a GOAWAY) always go again; GETs also on 502/503/504 and lost connections
+    .layer(httpRetry({ maxAttempts: 3, budget: retryBudget() }))
     .service(balancer);
   // #endregion stack
   try {

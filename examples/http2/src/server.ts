@@ -1,7 +1,8 @@
 // A small HTTP/2 (cleartext, h2c) JSON service for the example: GET
-// /items/<id> answers `{ "id": …, "server": … }` after `latencyMs`. It can
-// send GOAWAY to its clients, as a server does before it shuts down or when
-// a proxy recycles connections.
+// /items/<id> answers `{ "id": …, "server": … }` after `latencyMs`, and POST
+// /items reads the whole body and answers `{ "bytes": …, "server": … }`. It
+// can send GOAWAY to its clients, as a server does before it shuts down or
+// when a proxy recycles connections.
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 
@@ -40,7 +41,21 @@ export async function startItemServer(options: {
   });
   server.on('stream', (stream, headers) => {
     const path = String(headers[':path']);
+    if (headers[':method'] === 'POST' && path === '/items') {
+      let bytes = 0;
+      stream.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+      });
+      stream.on('end', () => {
+        if (stream.closed) return;
+        answered++;
+        stream.respond({ ':status': 201, 'content-type': 'application/json' });
+        stream.end(JSON.stringify({ bytes, server: options.name }));
+      });
+      return;
+    }
     const match = /^\/items\/([\w-]+)$/.exec(path);
+    stream.resume();
     setTimeout(() => {
       if (stream.closed) return;
       if (match === null) {
