@@ -7,7 +7,15 @@ import { ConfigError, type Layer } from '@grpc-tower/core';
 import type { Http2Request, Http2Response } from '@grpc-tower/core/http2';
 import { staticList } from '@grpc-tower/discover';
 import { pickHosts } from '@grpc-tower/testing';
-import { Agent, type Dispatcher, errors, fetch, request } from 'undici';
+import {
+  Agent,
+  type Dispatcher,
+  errors,
+  fetch,
+  getGlobalDispatcher,
+  request,
+  setGlobalDispatcher,
+} from 'undici';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type Dnsmasq, freePort, startDnsmasq } from '../../../discover/src/test-support/index.js';
 import { type TowerDispatcher, type TowerDispatcherOptions, towerDispatcher } from './index.js';
@@ -377,6 +385,27 @@ describe('fetch through the stack', () => {
     console.log(
       `Node ${process.versions.node}'s fetch (undici ${process.versions.undici}) through the dispatcher: ok`,
     );
+  });
+
+  test("as the global dispatcher, with a fallback: Node's fetch and undici's go through the stack for its origin", async () => {
+    const [one, other] = await serve(2);
+    const agent = new Agent();
+    dispatchers.push(agent);
+    const dispatcher = dispatcherOver([one as TestServer], { fallback: agent });
+    const before = getGlobalDispatcher();
+    setGlobalDispatcher(dispatcher);
+    try {
+      const mine = await globalThis.fetch(`${ORIGIN}/g`);
+      expect(((await mine.json()) as Answer).server).toBe('s1');
+      const viaUndici = await fetch(`${ORIGIN}/u`);
+      expect(((await viaUndici.json()) as Answer).path).toBe('/u');
+      // another origin: the Agent sends it (over HTTP/1.1, which this HTTP/2-only server refuses)
+      await expect(globalThis.fetch(`http://${(other as TestServer).address}/x`)).rejects.toThrow();
+      expect((other as TestServer).seen).toEqual([]);
+    } finally {
+      setGlobalDispatcher(before);
+    }
+    expect((one as TestServer).seen.map((s) => s.path)).toEqual(['/g', '/u']);
   });
 
   test('TLS: an https origin over three servers with a self-signed certificate for its host', async () => {
