@@ -19,7 +19,7 @@ import {
 import { afterEach, describe, expect, test } from 'vitest';
 import { type Dnsmasq, freePort, startDnsmasq } from '../../../discover/src/test-support/index.js';
 import { type TowerDispatcher, type TowerDispatcherOptions, towerDispatcher } from './index.js';
-import { type TestServer, selfSigned, startServer } from './test/servers.js';
+import { type TestServer, selfSigned, stall, startServer } from './test/servers.js';
 
 const servers: TestServer[] = [];
 const dispatchers: Dispatcher[] = [];
@@ -207,13 +207,8 @@ describe('fetch through the stack', () => {
   test('abort cancels the request: RST_STREAM(CANCEL) before the headers and in the body', async () => {
     const [one] = await serve(1);
     const server = one as TestServer;
-    server.handler = (stream, seen) => {
-      if (seen.path === '/body') {
-        stream.respond({ ':status': 200 });
-        stream.write('first');
-      }
-      // then nothing: the client must cancel
-    };
+    // headers and a first chunk for /body, nothing for /headers: the client must cancel
+    server.handler = stall(['/body']);
     const dispatcher = dispatcherOver([server]);
 
     const early = new AbortController();
@@ -501,12 +496,7 @@ describe('the dispatcher', () => {
   test('headersTimeout and bodyTimeout fail with undici’s errors and reset the stream', async () => {
     const [one] = await serve(1);
     const server = one as TestServer;
-    server.handler = (stream, seen) => {
-      if (seen.path === '/slow-body') {
-        stream.respond({ ':status': 200 });
-        stream.write('a');
-      }
-    };
+    server.handler = stall(['/slow-body']);
     const dispatcher = dispatcherOver([server], { headersTimeout: 200 });
     await expect(request(`${ORIGIN}/slow-headers`, { dispatcher })).rejects.toBeInstanceOf(
       errors.HeadersTimeoutError,
@@ -519,10 +509,7 @@ describe('the dispatcher', () => {
   test('timeoutMs is a deadline over the whole request, body included', async () => {
     const [one] = await serve(1);
     const server = one as TestServer;
-    server.handler = (stream) => {
-      stream.respond({ ':status': 200 });
-      stream.write('a');
-    };
+    server.handler = stall('all');
     const dispatcher = dispatcherOver([server], { timeoutMs: 300 });
     const started = performance.now();
     const res = await request(`${ORIGIN}/t`, { dispatcher });

@@ -60,6 +60,19 @@ export const answer: Handler = (stream, seen, server) => {
   });
 };
 
+/**
+ * A handler that never finishes: for a path in `bodyPaths` it sends the
+ * headers (200) and `first`, for any other path nothing at all, so the
+ * client has to give up (an abort, a timeout).
+ */
+export function stall(bodyPaths: readonly string[] | 'all', first = 'first'): Handler {
+  return (stream, seen) => {
+    if (bodyPaths !== 'all' && !bodyPaths.includes(seen.path)) return;
+    stream.respond({ ':status': 200 });
+    stream.write(first);
+  };
+}
+
 /** Options of {@link startServer}. */
 export interface ServerOptions {
   readonly host: string;
