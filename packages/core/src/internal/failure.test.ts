@@ -12,6 +12,7 @@ import {
   UnavailableError,
 } from '../errors.js';
 import { GrpcStatusError } from '../grpc/types.js';
+import { Http2RequestError } from '../http2/endpoint.js';
 import { Status } from '../status.js';
 import {
   DEFAULT_DEADLINE_RULE,
@@ -59,6 +60,16 @@ describe('failureOrigin', () => {
     [
       'an UnavailableError (connect failure of an HTTP/2 endpoint)',
       new UnavailableError('refused'),
+      'connection',
+    ],
+    [
+      'an HTTP/2 stream the server refused (REFUSED_STREAM, a GOAWAY)',
+      new Http2RequestError('refused', { endpoint: 'a:1', refused: true }),
+      'local',
+    ],
+    [
+      'an HTTP/2 request whose connection broke after it was sent',
+      new Http2RequestError('closed', { endpoint: 'a:1', refused: false }),
       'connection',
     ],
     ['a foreign error, taken at its code', new Error('boom'), 'server'],

@@ -40,7 +40,10 @@ import type { OptionChecks } from './options.js';
  *   above (a hedge that lost, a retry that gave up on the attempt);
  * - `local`: raised in this process before or instead of reaching the
  *   server: a request grpc-js could not start (a connection-specific
- *   header), a draining or closed endpoint, a refused option, a local limit.
+ *   header), a draining or closed endpoint, a refused option, a local limit,
+ *   or an HTTP/2 request the server did not take (`refused`: REFUSED_STREAM,
+ *   beyond a GOAWAY's last stream, never sent), which says nothing of the
+ *   server's health: a server that sends GOAWAY to drain is doing its job.
  *
  * @internal
  * @example
@@ -89,6 +92,7 @@ export function failureOrigin(failure: unknown, stopped: boolean): FailureOrigin
     // metadata with several values, a message too large to send)
     return 'local';
   }
+  if (failure instanceof GrpcTowerError && (failure as { refused?: unknown }).refused === true) return 'local';
   if (
     failure instanceof ClosedError ||
     failure instanceof ConfigError ||
