@@ -92,7 +92,8 @@ export function failureOrigin(failure: unknown, stopped: boolean): FailureOrigin
     // metadata with several values, a message too large to send)
     return 'local';
   }
-  if (failure instanceof GrpcTowerError && (failure as { refused?: unknown }).refused === true) return 'local';
+  if (failure instanceof GrpcTowerError && (failure as { refused?: unknown }).refused === true)
+    return 'local';
   if (
     failure instanceof ClosedError ||
     failure instanceof ConfigError ||

@@ -33,3 +33,5 @@ export {
   discoveryStatusOf,
   type DiscoveryStatusEvent,
 } from './discovery.js';
+/** The owner of a whole call's deadline and cancellation, for a caller that starts calls itself (the undici dispatcher). */
+export { CallControl } from '../context.js';

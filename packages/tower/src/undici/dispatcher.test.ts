@@ -506,6 +506,22 @@ describe('the dispatcher', () => {
     await expect.poll(() => server.seen.map((s) => s.rstCode)).toEqual([8, 8]);
   });
 
+  test('long timeouts (2 s and more) are checked by the shared sweep, with the same errors', async () => {
+    const [one] = await serve(1);
+    const server = one as TestServer;
+    server.handler = stall(['/slow-body']);
+    const dispatcher = dispatcherOver([server], { headersTimeout: 2_000 });
+    const started = performance.now();
+    await expect(request(`${ORIGIN}/slow-headers`, { dispatcher })).rejects.toBeInstanceOf(
+      errors.HeadersTimeoutError,
+    );
+    // never early; at most one sweep late
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2_000);
+    const res = await request(`${ORIGIN}/slow-body`, { dispatcher, bodyTimeout: 2_000 });
+    await expect(res.body.text()).rejects.toBeInstanceOf(errors.BodyTimeoutError);
+    await expect.poll(() => server.seen.map((s) => s.rstCode)).toEqual([8, 8]);
+  });
+
   test('timeoutMs is a deadline over the whole request, body included', async () => {
     const [one] = await serve(1);
     const server = one as TestServer;

@@ -264,10 +264,16 @@ function parseOrigin(origin: unknown): Origin {
 }
 
 /** The origin of a request's `opts.origin`, as `URL.origin` writes it, or `undefined` when it cannot be read. */
+/** The last origin string parsed, and its origin: a client sends the same one request after request. */
+let lastOrigin: { readonly text: string; readonly origin: string | undefined } | undefined;
+
 function originOf(value: unknown): string | undefined {
   if (value instanceof URL) return value.origin;
-  if (typeof value !== 'string' || !URL.canParse(value)) return undefined;
-  return new URL(value).origin;
+  if (typeof value !== 'string') return undefined;
+  if (lastOrigin?.text === value) return lastOrigin.origin;
+  const origin = URL.canParse(value) ? new URL(value).origin : undefined;
+  lastOrigin = { text: value, origin };
+  return origin;
 }
 
 /** Whether `x` looks like an undici `Dispatcher` (from this or another copy of undici, Node's own included). */
@@ -503,7 +509,20 @@ export class TowerDispatcher extends Dispatcher {
     return this.#shutdown;
   }
 
+  /** The settings of a request that names no timeouts of its own (most do not): one object for all. */
+  #defaultExchange: ExchangeSettings | undefined;
+
   #exchangeSettings(opts: Dispatcher.DispatchOptions): ExchangeSettings {
+    if (opts.headersTimeout == null && opts.bodyTimeout == null) {
+      this.#defaultExchange ??= {
+        service: this.#parts.stack,
+        headersTimeout: this.#settings.headersTimeout,
+        bodyTimeout: this.#settings.bodyTimeout,
+        timeoutMs: this.#settings.timeoutMs,
+        done: this.#done,
+      };
+      return this.#defaultExchange;
+    }
     return {
       service: this.#parts.stack,
       headersTimeout: timeoutOf('headersTimeout', opts.headersTimeout, this.#settings.headersTimeout),

@@ -13,10 +13,10 @@
  *
  * @module
  */
-import { setMaxListeners } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
-import { type Scope, type Service, newContext } from '@grpc-tower/core';
+import { CallContext, type Service } from '@grpc-tower/core';
+import { CallControl } from '@grpc-tower/core/internal';
 import { type Http2Request, Http2RequestError, type Http2Response } from '@grpc-tower/core/http2';
 import { type Dispatcher, errors } from 'undici';
 import { releaseBody } from './request.js';
@@ -49,15 +49,58 @@ function plain(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   return out;
 }
 
+/** Header names as Buffers, made once each (a response repeats the same few names). */
+const NAMES = new Map<string, Buffer>();
+const MAX_NAMES = 512;
+
+function nameBuffer(name: string): Buffer {
+  let b = NAMES.get(name);
+  if (b === undefined) {
+    b = Buffer.from(name, 'latin1');
+    if (NAMES.size < MAX_NAMES) NAMES.set(name, b);
+  }
+  return b;
+}
+
 /** Headers as undici's raw form: a flat list of name and value Buffers, one pair per value. */
 function raw(headers: IncomingHttpHeaders): Buffer[] {
   const out: Buffer[] = [];
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined) continue;
-    const key = Buffer.from(name, 'latin1');
+    const key = nameBuffer(name);
     for (const v of Array.isArray(value) ? value : [value]) out.push(key, Buffer.from(String(v), 'latin1'));
   }
   return out;
+}
+
+/**
+ * Timeouts of this length or more are not timers of their own: the
+ * exchanges that have one are checked together every {@link SWEEP_MS} ms
+ * (at most that late, as undici's own timers are coarse for long delays),
+ * which saves a timer per request for the 300 s defaults.
+ */
+const COARSE_MS = 2_000;
+const SWEEP_MS = 500;
+/** The exchanges with a coarse timeout running; the sweep timer runs while there is one. */
+const coarse = new Set<Exchange>();
+let sweeper: ReturnType<typeof setInterval> | undefined;
+
+function watchCoarse(exchange: Exchange): void {
+  coarse.add(exchange);
+  if (sweeper === undefined) {
+    sweeper = setInterval(() => {
+      const now = performance.now();
+      for (const e of coarse) e.sweep(now);
+    }, SWEEP_MS);
+    sweeper.unref();
+  }
+}
+
+function unwatchCoarse(exchange: Exchange): void {
+  if (!coarse.delete(exchange) || coarse.size > 0 || sweeper === undefined) return;
+  clearInterval(sweeper);
+  sweeper = undefined;
 }
 
 /**
@@ -71,7 +114,8 @@ export class Exchange implements Dispatcher.DispatchController {
   readonly #request: Http2Request;
   readonly #settings: ExchangeSettings;
   readonly #context: ExchangeContext = {};
-  #scope: Scope | undefined;
+  /** The call's deadline and cancellation (no AbortSignal unless a layer asks for one). */
+  #control: CallControl | undefined;
   #phase: 'new' | 'waiting' | 'streaming' | 'done' = 'new';
   #aborted = false;
   #paused = false;
@@ -82,6 +126,10 @@ export class Exchange implements Dispatcher.DispatchController {
   #stream: Readable | undefined;
   #headersTimer: ReturnType<typeof setTimeout> | undefined;
   #bodyTimer: ReturnType<typeof setTimeout> | undefined;
+  /** With a coarse headers timeout: when it passes (`performance.now()`), 0 when not running. */
+  #headersDue = 0;
+  /** With a coarse body timeout: when it passes, 0 when not running. */
+  #bodyDue = 0;
   /** The body source, ended when the request is over before reading it all. */
   readonly #body: unknown;
 
@@ -130,12 +178,15 @@ export class Exchange implements Dispatcher.DispatchController {
 
   /** Starts the request: tells the handler, then calls the stack. */
   start(): void {
-    const controller = new AbortController();
-    setMaxListeners(0, controller.signal);
-    this.#scope =
-      this.#settings.timeoutMs === undefined
-        ? newContext({ signal: controller.signal })
-        : newContext({ signal: controller.signal, timeoutMs: this.#settings.timeoutMs });
+    const timeoutMs = this.#settings.timeoutMs;
+    // the exchange settles its request itself when the call stops (as a channel's call does)
+    const control = new CallControl(
+      timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs,
+      (err) => this.#fail(err),
+    );
+    this.#control = control;
+    const context = CallContext.owned(control);
+    control.start();
     this.#phase = 'waiting';
     try {
       // undici passes a context to onConnect too, which its types leave out
@@ -149,7 +200,10 @@ export class Exchange implements Dispatcher.DispatchController {
     }
     if (this.done) return;
     const headersTimeout = this.#settings.headersTimeout;
-    if (headersTimeout > 0) {
+    if (headersTimeout >= COARSE_MS) {
+      this.#headersDue = performance.now() + headersTimeout;
+      watchCoarse(this);
+    } else if (headersTimeout > 0) {
       this.#headersTimer = setTimeout(
         () => this.#stop(new errors.HeadersTimeoutError(`no response headers within ${headersTimeout} ms`)),
         headersTimeout,
@@ -157,7 +211,7 @@ export class Exchange implements Dispatcher.DispatchController {
     }
     let call: Promise<Http2Response>;
     try {
-      call = this.#settings.service.call(this.#request, this.#scope.context);
+      call = this.#settings.service.call(this.#request, context);
     } catch (err) {
       call = Promise.reject(err);
     }
@@ -201,6 +255,17 @@ export class Exchange implements Dispatcher.DispatchController {
     if (this.#phase !== 'streaming' || this.#stream === undefined) return;
     this.#armBodyTimer();
     this.#stream.resume();
+  }
+
+  /** Checks the coarse timeouts at `now` (`performance.now()`); the sweep timer calls it. */
+  sweep(now: number): void {
+    if (this.#headersDue > 0 && now >= this.#headersDue) {
+      this.#stop(
+        new errors.HeadersTimeoutError(`no response headers within ${this.#settings.headersTimeout} ms`),
+      );
+    } else if (this.#bodyDue > 0 && now >= this.#bodyDue) {
+      this.#stop(new errors.BodyTimeoutError(`no response body data for ${this.#settings.bodyTimeout} ms`));
+    }
   }
 
   /** The dispatcher stops the request (a timeout of its own, or `destroy()`). */
@@ -298,7 +363,7 @@ export class Exchange implements Dispatcher.DispatchController {
   #fail(err: Error): void {
     if (this.#phase === 'done') return;
     this.#finish();
-    this.#scope?.controller.abort(err);
+    this.#control?.abort(err);
     const stream = this.#stream ?? this.#response?.stream;
     if (stream !== undefined && !stream.destroyed) stream.destroy();
     this.#deliverError(err);
@@ -310,7 +375,8 @@ export class Exchange implements Dispatcher.DispatchController {
     this.#phase = 'done';
     this.#clearHeadersTimer();
     this.#clearBodyTimer();
-    this.#scope?.release();
+    this.#control?.dispose();
+    unwatchCoarse(this);
     releaseBody(this.#body);
   }
 
@@ -326,6 +392,11 @@ export class Exchange implements Dispatcher.DispatchController {
   #armBodyTimer(): void {
     const ms = this.#settings.bodyTimeout;
     if (ms <= 0 || this.#paused) return;
+    if (ms >= COARSE_MS) {
+      if (this.#bodyDue === 0) watchCoarse(this);
+      this.#bodyDue = performance.now() + ms;
+      return;
+    }
     if (this.#bodyTimer !== undefined) {
       this.#bodyTimer.refresh();
       return;
@@ -337,12 +408,14 @@ export class Exchange implements Dispatcher.DispatchController {
   }
 
   #clearBodyTimer(): void {
+    this.#bodyDue = 0;
     if (this.#bodyTimer === undefined) return;
     clearTimeout(this.#bodyTimer);
     this.#bodyTimer = undefined;
   }
 
   #clearHeadersTimer(): void {
+    this.#headersDue = 0;
     if (this.#headersTimer === undefined) return;
     clearTimeout(this.#headersTimer);
     this.#headersTimer = undefined;
