@@ -4,7 +4,8 @@
  * process) under V8's sampling profiler, only while the loop runs, and
  * prints the self time per function and per file in µs per call.
  *
- *   npx tsx --conditions=@grpc-tower/source bench/profile.ts [plain|bare|full|telemetry[-metrics|-traces]|timeout|retry|health|outlier|p2c]
+ *   npx tsx --conditions=@grpc-tower/source bench/profile.ts [plain|bare|full|telemetry[-metrics|-traces]|timeout|retry|health|outlier|p2c
+ *     |http2-node|http2-undici|http2-stack|http2-dispatcher]
  *     [--ms 6000] [--top 40] [--out file.cpuprofile]
  *
  * The profiler's own sampling costs a little; compare profiles with each
@@ -17,7 +18,10 @@ import './lib/grpc-env.js';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { staticList } from '@grpc-tower/discover';
-import { closedLoop } from './lib/load.js';
+import { makeCerts } from '../reliability/src/support/certs.js';
+import { NAME, dispatcherClient, nodeClient, stackClient, undiciClient } from './lib/http2-clients.js';
+import { spawnHttp2Server } from './lib/http2-server.js';
+import { type LoopResult, closedLoop, closedLoopOf } from './lib/load.js';
 import { startBenchSdk } from './lib/otel.js';
 import { HOSTS, spawnServers, stopServers } from './lib/servers.js';
 import {
@@ -123,18 +127,59 @@ function contender(which: string, address: string): Contender {
   throw new Error(`unknown client ${which}`);
 }
 
+/** An HTTP/2 client of the http2 scenario, with its server (a child process) and certificates. */
+async function http2Contender(
+  which: string,
+): Promise<{ run: () => Promise<string>; close: () => Promise<void> }> {
+  const certs = makeCerts();
+  const { key, cert } = certs.server(NAME);
+  const server = await spawnHttp2Server(HOSTS.http2[0], key, cert);
+  const origin = `https://${server.address}`;
+  const make = {
+    'http2-node': () => nodeClient(origin, certs.ca),
+    'http2-undici': () => undiciClient(origin, certs.ca),
+    'http2-stack': () => stackClient(server.address, certs.ca),
+    'http2-dispatcher': () => dispatcherClient(server.address, certs.ca),
+  }[which];
+  if (make === undefined) throw new Error(`unknown client ${which}`);
+  const client = make();
+  return {
+    run: () => client.call(),
+    close: async () => {
+      await client.close();
+      await server.stop();
+      certs.remove();
+    },
+  };
+}
+
 const { which, ms, top, out } = parse(process.argv.slice(2));
-const servers = await spawnServers([{ host: HOSTS.overhead[0], name: 'server', health: true }]);
-const server = servers[0]!;
-const c = contender(which, server.address);
+let runOne: () => Promise<LoopResult>;
+let closeAll: () => Promise<void>;
+let warm: () => Promise<unknown>;
+if (which.startsWith('http2-')) {
+  const h = await http2Contender(which);
+  runOne = () => closedLoopOf(h.run, { concurrency: 32, durationMs: ms });
+  warm = () => closedLoopOf(h.run, { concurrency: 32, durationMs: 1_500 });
+  closeAll = h.close;
+} else {
+  const servers = await spawnServers([{ host: HOSTS.overhead[0], name: 'server', health: true }]);
+  const c = contender(which, servers[0]!.address);
+  runOne = () => closedLoop(c.client, { concurrency: 32, durationMs: ms });
+  warm = () => closedLoop(c.client, { concurrency: 32, durationMs: 1_500 });
+  closeAll = async () => {
+    await c.close();
+    await stopServers(servers);
+  };
+}
 try {
-  await closedLoop(c.client, { concurrency: 32, durationMs: 1_500 });
+  await warm();
   const session = new Session();
   session.connect();
   await session.post('Profiler.enable');
   await session.post('Profiler.setSamplingInterval', { interval: 100 });
   await session.post('Profiler.start');
-  const loop = await closedLoop(c.client, { concurrency: 32, durationMs: ms });
+  const loop = await runOne();
   const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
   session.disconnect();
   if (out !== undefined) writeFileSync(out, JSON.stringify(profile));
@@ -156,6 +201,5 @@ try {
   print('self time by file', byFile, 25);
   print('self time by function', byFunction, top);
 } finally {
-  await c.close();
-  await stopServers(servers);
+  await closeAll();
 }

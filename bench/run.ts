@@ -8,7 +8,7 @@
  *
  * - `--quick`: a smoke run (under 2 minutes), written to `quick.json` / `quick.md`;
  *   a full run writes `latest.json` / `latest.md`;
- * - `--only`: run only these scenarios (overhead, heterogeneous, even-shares, churn, proxy, scale, subsetting);
+ * - `--only`: run only these scenarios (overhead, heterogeneous, even-shares, churn, proxy, scale, subsetting, http2);
  * - `--out dir`: the folder to write into; default `bench/results` (tests pass a
  *   temporary folder so that they never overwrite the committed results).
  *
@@ -40,6 +40,7 @@ import { overhead } from './scenarios/overhead.js';
 import { proxy } from './scenarios/proxy.js';
 import { scale } from './scenarios/scale.js';
 import { subsetting } from './scenarios/subsetting.js';
+import { http2Scenario } from './scenarios/http2.js';
 
 const scenarios: Record<ScenarioName, Scenario> = {
   overhead,
@@ -49,6 +50,7 @@ const scenarios: Record<ScenarioName, Scenario> = {
   proxy,
   scale,
   subsetting,
+  http2: http2Scenario,
 };
 
 interface Args {

@@ -96,9 +96,25 @@ class Tally {
  * const r = await closedLoop(client, { concurrency: 16, durationMs: 2000 });
  * ```
  */
-export async function closedLoop(
+export function closedLoop(
   client: EchoProtoClient,
   options: { readonly concurrency: number; readonly durationMs: number; readonly deadlineMs?: number },
+): Promise<LoopResult> {
+  return closedLoopOf(() => unary(client, options.deadlineMs), options);
+}
+
+/**
+ * {@link closedLoop} over any call: `call` resolves with the name of what
+ * answered (a server, or `'?'`) and rejects when the call failed.
+ *
+ * @example
+ * ```ts
+ * const r = await closedLoopOf(() => fetchOnce(), { concurrency: 32, durationMs: 1000 });
+ * ```
+ */
+export async function closedLoopOf(
+  call: () => Promise<string>,
+  options: { readonly concurrency: number; readonly durationMs: number },
 ): Promise<LoopResult> {
   const tally = new Tally();
   const cpu0 = selfCpuUs();
@@ -109,7 +125,7 @@ export async function closedLoop(
       while (performance.now() < end) {
         const t = performance.now();
         try {
-          const server = await unary(client, options.deadlineMs);
+          const server = await call();
           tally.ok(server, performance.now() - t);
         } catch (err) {
           tally.failed(err);

@@ -20,6 +20,7 @@ export const SCENARIO_NAMES = [
   'proxy',
   'scale',
   'subsetting',
+  'http2',
 ] as const;
 
 /**

@@ -105,6 +105,8 @@ test('the quick suite completes and writes every scenario with numbers, targets 
       'heterogeneous-p99-saturated',
       'churn-failed-calls',
       'churn-time-to-c',
+      'http2-dispatcher-throughput',
+      'http2-stack-throughput',
     ]),
   );
 
