@@ -240,6 +240,13 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   readonly #grace: number;
   readonly #state = new BehaviorSubject<Readiness>('connecting');
   readonly #streams = new Set<http2.ClientHttp2Stream>();
+  /** What each request's {@link StreamCall} tells this endpoint. */
+  readonly #hooks: StreamHooks = {
+    finished: (stream) => {
+      this.#streams.delete(stream);
+      if (this.#streams.size === 0) this.#drained?.();
+    },
+  };
   /** Per session, how to fail its unsettled requests if it closes under them. */
   readonly #orphans = new Map<http2.ClientHttp2Session, Set<() => void>>();
   #session: http2.ClientHttp2Session | undefined;
@@ -395,207 +402,49 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
       }
       reader = opened;
     }
-    const streaming = req.response === 'stream';
-    return new Promise<Http2Response>((resolve, reject) => {
-      let stream: http2.ClientHttp2Stream;
-      try {
-        stream = session.request(
-          {
-            ':method': methodOf(req),
-            ':path': req.path,
-            ':authority': this.#authority,
-            ...req.headers,
-          },
-          // a GET, HEAD or DELETE with a body must not end its stream with the headers
-          body === undefined ? undefined : WITH_BODY,
-        );
-      } catch (err) {
-        reader?.release();
-        reject(
-          new Http2RequestError(`request to ${address} failed to start`, {
-            endpoint: address,
-            refused: true,
-            cause: err,
-          }),
-        );
-        return;
-      }
-      this.#streams.add(stream);
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      let status = 0;
-      let headers: http2.IncomingHttpHeaders = {};
-      let trailers: http2.IncomingHttpHeaders | undefined;
-      /** The call resolved or rejected. */
-      let settled = false;
-      /** The request is over: it no longer counts as pending nor follows the call's signal. */
-      let over = false;
-      /** The response's end arrived. */
-      let ended = false;
-      /** With response 'stream', once the headers arrived: the body given to the caller. */
-      let out: Readable | undefined;
-      let settleTrailers: ((t: http2.IncomingHttpHeaders) => void) | undefined;
-      let unlink = noop;
-      let orphans = this.#orphans.get(session);
-      if (orphans === undefined) {
-        orphans = new Set();
-        this.#orphans.set(session, orphans);
-      }
-      const onOrphaned = (): void =>
-        fail(
-          new Http2RequestError(`HTTP/2 session to ${address} closed before the request completed`, {
-            endpoint: address,
-            refused: status === 0,
-            afterHeaders: status !== 0,
-          }),
-        );
-      orphans.add(onOrphaned);
-      const done = (): void => {
-        if (over) return;
-        over = true;
-        orphans.delete(onOrphaned);
-        unlink();
-        this.#streams.delete(stream);
-        if (this.#streams.size === 0) this.#drained?.();
-        settleTrailers?.(trailers ?? EMPTY_TRAILERS);
-      };
-      // before the call settles, the call fails; after (a streamed response), its body does
-      const fail = (err: unknown): void => {
-        reader?.release();
-        if (!settled) {
-          settled = true;
-          done();
-          reject(err);
-          return;
-        }
-        if (over) return;
-        // a response that has all arrived stays readable to its end
-        if (!ended) out?.destroy(err as Error);
-        done();
-      };
-      const onAbort = (): void => {
-        stream.close(http2.constants.NGHTTP2_CANCEL);
-        fail(ctx.reason());
-      };
-      unlink = ctx.onAbort(onAbort);
-      stream.on('response', (h) => {
-        headers = h;
-        status = Number(h[':status'] ?? 0);
-        if (!streaming || settled) return;
-        const res = new Readable({
-          read: () => {
-            stream.resume();
-          },
-          destroy: (err, callback) => {
-            // destroyed before its end: the rest of the response is not wanted
-            if (!ended) stream.close(http2.constants.NGHTTP2_CANCEL);
-            callback(err);
-          },
-        });
-        // a failure nobody listens for must not crash the process; it stays in `errored`
-        res.on('error', noop);
-        stream.on('data', (chunk: Buffer) => {
-          if (!res.push(chunk)) stream.pause();
-        });
-        out = res;
-        settled = true;
-        resolve({
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(
+        {
+          ':method': methodOf(req),
+          ':path': req.path,
+          ':authority': this.#authority,
+          ...req.headers,
+        },
+        // a GET, HEAD or DELETE with a body must not end its stream with the headers
+        body === undefined ? undefined : WITH_BODY,
+      );
+    } catch (err) {
+      reader?.release();
+      return Promise.reject(
+        new Http2RequestError(`request to ${address} failed to start`, {
           endpoint: address,
-          status,
-          headers,
-          body: EMPTY_BODY,
-          stream: res,
-          trailers: new Promise((settle) => {
-            settleTrailers = settle;
-          }),
-        });
-      });
-      if (!streaming) {
-        stream.on('data', (chunk: Buffer) => {
-          bytes += chunk.length;
-          if (bytes > this.#maxBody) {
-            stream.close(http2.constants.NGHTTP2_CANCEL);
-            fail(
-              new GrpcTowerError(
-                Status.RESOURCE_EXHAUSTED,
-                `response from ${address} exceeds ${this.#maxBody} bytes`,
-                {
-                  endpoint: address,
-                },
-              ),
-            );
-            return;
-          }
-          chunks.push(chunk);
-        });
-      }
-      stream.on('trailers', (t) => {
-        trailers = t;
-      });
-      // The readable side ends when the server ends the stream, but also when it
-      // resets it or the connection goes: only the stream's close says which.
-      stream.on('end', () => {
-        ended = true;
-      });
-      stream.on('close', () => {
-        reader?.release();
-        if (over) return;
-        const code = stream.rstCode;
-        if (ended && status !== 0 && code === http2.constants.NGHTTP2_NO_ERROR && !stream.aborted) {
-          if (out !== undefined) {
-            out.push(null);
-            done();
-            return;
-          }
-          if (settled) return;
-          settled = true;
-          done();
-          resolve({
-            endpoint: address,
-            status,
-            headers,
-            body: Buffer.concat(chunks),
-            trailers: trailers === undefined ? NO_TRAILERS : Promise.resolve(trailers),
-          });
-          return;
-        }
-        // refused only when the server said so, or the request never left: a request
-        // sent on a connection that then broke may have been processed
-        const refused =
-          status === 0 && (code === http2.constants.NGHTTP2_REFUSED_STREAM || stream.id === undefined);
-        fail(
-          new Http2RequestError(
-            status === 0
-              ? `HTTP/2 stream to ${address} closed before its response (code ${code})`
-              : `HTTP/2 stream to ${address} closed before its response ended (code ${code})`,
-            { endpoint: address, refused, afterHeaders: status !== 0 },
-          ),
-        );
-      });
-      stream.on('error', (err) => {
-        fail(
-          new Http2RequestError(`HTTP/2 request to ${address} failed: ${err.message}`, {
-            endpoint: address,
-            refused: status === 0 && stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM,
-            afterHeaders: status !== 0,
-            cause: err,
-          }),
-        );
-      });
-      if (reader !== undefined) {
-        send(stream, reader).then(noop, (err: unknown) => {
-          stream.close(http2.constants.NGHTTP2_CANCEL);
-          const reason = err instanceof Error ? err.message : String(err);
-          fail(
-            new CancelledError(`request body for ${address} failed while it was read: ${reason}`, {
-              endpoint: address,
-              cause: err,
-            }),
-          );
-        });
-      } else if (body !== undefined) stream.end(body);
-      else stream.end();
-    });
+          refused: true,
+          cause: err,
+        }),
+      );
+    }
+    this.#streams.add(stream);
+    let orphans = this.#orphans.get(session);
+    if (orphans === undefined) {
+      orphans = new Set();
+      this.#orphans.set(session, orphans);
+    }
+    const call = new StreamCall(
+      this.#hooks,
+      stream,
+      address,
+      req.response === 'stream',
+      this.#maxBody,
+      reader,
+      orphans,
+    );
+    call.link(ctx);
+    if (reader !== undefined) {
+      send(stream, reader).then(noop, (err: unknown) => call.bodyFailed(err));
+    } else if (body !== undefined) stream.end(body);
+    else stream.end();
+    return call.promise;
   }
 
   close(options: { graceMs?: number } = {}): Promise<void> {
@@ -624,5 +473,266 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
       this.#state.complete();
     })();
     return this.#closing;
+  }
+}
+
+/** What a {@link StreamCall} tells its endpoint. */
+interface StreamHooks {
+  /** The stream is over: it no longer counts as pending. */
+  finished(stream: http2.ClientHttp2Stream): void;
+}
+
+/** Where a stream (and a streamed response's Readable) keeps its call, for the shared listeners below. */
+const CALL = Symbol('grpc-tower.http2-call');
+
+type WithCall<T> = T & { [CALL]: StreamCall };
+
+/*
+ * The stream's listeners are these module-level functions, not closures per
+ * request: Node calls a listener with the emitter as `this`, and the stream
+ * carries its call.
+ */
+function onResponse(this: WithCall<http2.ClientHttp2Stream>, h: http2.IncomingHttpHeaders): void {
+  this[CALL].response(h);
+}
+function onBufferedData(this: WithCall<http2.ClientHttp2Stream>, chunk: Buffer): void {
+  this[CALL].bufferedData(chunk);
+}
+function onStreamedData(this: WithCall<http2.ClientHttp2Stream>, chunk: Buffer): void {
+  this[CALL].streamedData(chunk);
+}
+function onTrailers(this: WithCall<http2.ClientHttp2Stream>, t: http2.IncomingHttpHeaders): void {
+  this[CALL].trailers = t;
+}
+function onEnd(this: WithCall<http2.ClientHttp2Stream>): void {
+  this[CALL].ended = true;
+}
+function onClose(this: WithCall<http2.ClientHttp2Stream>): void {
+  this[CALL].closed();
+}
+function onError(this: WithCall<http2.ClientHttp2Stream>, err: Error): void {
+  this[CALL].errored(err);
+}
+function readBody(this: Readable): void {
+  (this as WithCall<Readable>)[CALL].stream.resume();
+}
+function destroyBody(this: Readable, err: Error | null, callback: (err?: Error | null) => void): void {
+  const call = (this as WithCall<Readable>)[CALL];
+  // destroyed before its end: the rest of the response is not wanted
+  if (!call.ended) call.stream.close(http2.constants.NGHTTP2_CANCEL);
+  callback(err);
+}
+
+/**
+ * One request on an HTTP/2 stream, from its start to the stream's close:
+ * settles the call at the response headers (`response: 'stream'`) or when
+ * the stream closes cleanly with the whole body (buffered), and fails it,
+ * or the streamed body, otherwise.
+ */
+class StreamCall {
+  readonly promise: Promise<Http2Response>;
+  readonly stream: WithCall<http2.ClientHttp2Stream>;
+  /** The response's end arrived. */
+  ended = false;
+  trailers: http2.IncomingHttpHeaders | undefined;
+  #resolve!: (res: Http2Response) => void;
+  #reject!: (err: unknown) => void;
+  readonly #hooks: StreamHooks;
+  readonly #address: string;
+  readonly #streaming: boolean;
+  readonly #maxBody: number;
+  readonly #reader: BodyReader | undefined;
+  readonly #orphans: Set<() => void>;
+  readonly #chunks: Buffer[] = [];
+  #bytes = 0;
+  #status = 0;
+  #headers: http2.IncomingHttpHeaders = EMPTY_TRAILERS;
+  /** The call resolved or rejected. */
+  #settled = false;
+  /** The request is over: it no longer counts as pending nor follows the call's signal. */
+  #over = false;
+  /** With response 'stream', once the headers arrived: the body given to the caller. */
+  #out: Readable | undefined;
+  #settleTrailers: ((t: http2.IncomingHttpHeaders) => void) | undefined;
+  #unlink = noop;
+  /** The session closed under a stream that never closed itself (it had not reached the server). */
+  readonly #onOrphaned = (): void =>
+    this.#fail(
+      new Http2RequestError(`HTTP/2 session to ${this.#address} closed before the request completed`, {
+        endpoint: this.#address,
+        refused: this.#status === 0,
+        afterHeaders: this.#status !== 0,
+      }),
+    );
+
+  constructor(
+    hooks: StreamHooks,
+    stream: http2.ClientHttp2Stream,
+    address: string,
+    streaming: boolean,
+    maxBody: number,
+    reader: BodyReader | undefined,
+    orphans: Set<() => void>,
+  ) {
+    this.promise = new Promise<Http2Response>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.#hooks = hooks;
+    this.#address = address;
+    this.#streaming = streaming;
+    this.#maxBody = maxBody;
+    this.#reader = reader;
+    this.#orphans = orphans;
+    orphans.add(this.#onOrphaned);
+    const s = stream as WithCall<http2.ClientHttp2Stream>;
+    s[CALL] = this;
+    this.stream = s;
+    s.on('response', onResponse);
+    if (!streaming) s.on('data', onBufferedData);
+    s.on('trailers', onTrailers);
+    // The readable side ends when the server ends the stream, but also when it
+    // resets it or the connection goes: only the stream's close says which.
+    s.on('end', onEnd);
+    s.on('close', onClose);
+    s.on('error', onError);
+  }
+
+  /** Follows the call's context: its cancellation resets the stream. */
+  link(ctx: CallContext): void {
+    this.#unlink = ctx.onAbort(() => {
+      this.stream.close(http2.constants.NGHTTP2_CANCEL);
+      this.#fail(ctx.reason());
+    });
+  }
+
+  response(h: http2.IncomingHttpHeaders): void {
+    this.#headers = h;
+    this.#status = Number(h[':status'] ?? 0);
+    if (!this.#streaming || this.#settled) return;
+    const res = new Readable({ read: readBody, destroy: destroyBody }) as WithCall<Readable>;
+    res[CALL] = this;
+    // a failure nobody listens for must not crash the process; it stays in `errored`
+    res.on('error', noop);
+    this.stream.on('data', onStreamedData);
+    this.#out = res;
+    this.#settled = true;
+    this.#resolve({
+      endpoint: this.#address,
+      status: this.#status,
+      headers: h,
+      body: EMPTY_BODY,
+      stream: res,
+      trailers: new Promise((settle) => {
+        this.#settleTrailers = settle;
+      }),
+    });
+  }
+
+  streamedData(chunk: Buffer): void {
+    if (!(this.#out as Readable).push(chunk)) this.stream.pause();
+  }
+
+  bufferedData(chunk: Buffer): void {
+    this.#bytes += chunk.length;
+    if (this.#bytes > this.#maxBody) {
+      this.stream.close(http2.constants.NGHTTP2_CANCEL);
+      this.#fail(
+        new GrpcTowerError(
+          Status.RESOURCE_EXHAUSTED,
+          `response from ${this.#address} exceeds ${this.#maxBody} bytes`,
+          { endpoint: this.#address },
+        ),
+      );
+      return;
+    }
+    this.#chunks.push(chunk);
+  }
+
+  closed(): void {
+    this.#reader?.release();
+    if (this.#over) return;
+    const stream = this.stream;
+    const code = stream.rstCode;
+    const status = this.#status;
+    if (this.ended && status !== 0 && code === http2.constants.NGHTTP2_NO_ERROR && !stream.aborted) {
+      if (this.#out !== undefined) {
+        this.#out.push(null);
+        this.#done();
+        return;
+      }
+      if (this.#settled) return;
+      this.#settled = true;
+      this.#done();
+      const trailers = this.trailers;
+      this.#resolve({
+        endpoint: this.#address,
+        status,
+        headers: this.#headers,
+        body: this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks),
+        trailers: trailers === undefined ? NO_TRAILERS : Promise.resolve(trailers),
+      });
+      return;
+    }
+    // refused only when the server said so, or the request never left: a request
+    // sent on a connection that then broke may have been processed
+    const refused =
+      status === 0 && (code === http2.constants.NGHTTP2_REFUSED_STREAM || stream.id === undefined);
+    this.#fail(
+      new Http2RequestError(
+        status === 0
+          ? `HTTP/2 stream to ${this.#address} closed before its response (code ${code})`
+          : `HTTP/2 stream to ${this.#address} closed before its response ended (code ${code})`,
+        { endpoint: this.#address, refused, afterHeaders: status !== 0 },
+      ),
+    );
+  }
+
+  errored(err: Error): void {
+    const status = this.#status;
+    this.#fail(
+      new Http2RequestError(`HTTP/2 request to ${this.#address} failed: ${err.message}`, {
+        endpoint: this.#address,
+        refused: status === 0 && this.stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM,
+        afterHeaders: status !== 0,
+        cause: err,
+      }),
+    );
+  }
+
+  /** The request body's source failed while it was being sent. */
+  bodyFailed(err: unknown): void {
+    this.stream.close(http2.constants.NGHTTP2_CANCEL);
+    const reason = err instanceof Error ? err.message : String(err);
+    this.#fail(
+      new CancelledError(`request body for ${this.#address} failed while it was read: ${reason}`, {
+        endpoint: this.#address,
+        cause: err,
+      }),
+    );
+  }
+
+  #done(): void {
+    if (this.#over) return;
+    this.#over = true;
+    this.#orphans.delete(this.#onOrphaned);
+    this.#unlink();
+    this.#hooks.finished(this.stream);
+    this.#settleTrailers?.(this.trailers ?? EMPTY_TRAILERS);
+  }
+
+  /** Before the call settles, the call fails; after (a streamed response), its body does. */
+  #fail(err: unknown): void {
+    this.#reader?.release();
+    if (!this.#settled) {
+      this.#settled = true;
+      this.#done();
+      this.#reject(err);
+      return;
+    }
+    if (this.#over) return;
+    // a response that has all arrived stays readable to its end
+    if (!this.ended) this.#out?.destroy(err as Error);
+    this.#done();
   }
 }

@@ -316,8 +316,8 @@ class RetryCall<Req, Res> {
   readonly #shared: Shared<Req, Res>;
   readonly #protocol: RetryProtocol<Req, Res>;
   readonly #req: Req;
-  /** The call's name in events. */
-  readonly #method: string;
+  /** The call's name in events, made when first needed (events are built only while somebody listens). */
+  #name: string | undefined;
   /** The number of the call's first attempt (`RetryProtocol.attemptOf`). */
   readonly #first: number;
   readonly #ctx: CallContext;
@@ -328,7 +328,7 @@ class RetryCall<Req, Res> {
   /** Attempts counted against maxAttempts. */
   #counted = 0;
   /** Endpoints that failed this call. */
-  readonly #failed = new Set<string>();
+  #failed: Set<string> | undefined;
   #transparentUsed = false;
   /** The backoff step of the next retry (restarted by a pushback). */
   #step = 0;
@@ -342,12 +342,17 @@ class RetryCall<Req, Res> {
     this.#shared = shared;
     this.#protocol = shared.protocol;
     this.#req = req;
-    this.#method = shared.protocol.method(req);
     this.#first = shared.protocol.attemptOf(req);
     this.#ctx = ctx;
-    this.#settings = shared.policy.forMethod(this.#method);
+    const policy = shared.policy;
+    this.#settings = policy.perMethod ? policy.forMethod(this.#method) : policy.defaults;
     this.#budget = shared.policy.budget;
     this.#tally = ctx.get(CallRetries);
+  }
+
+  get #method(): string {
+    this.#name ??= this.#protocol.method(this.#req);
+    return this.#name;
   }
 
   run(): Promise<Res> {
@@ -460,13 +465,14 @@ class RetryCall<Req, Res> {
     const n = this.#first + this.#sent++;
     this.#shared.counters.attempts++;
     const req = protocol.attempt(this.#req, n);
-    const ctx = avoiding(this.#ctx, this.#failed);
+    const avoid = this.#failed;
+    const ctx = avoid === undefined ? this.#ctx : avoiding(this.#ctx, avoid);
     this.#shared.events.emit(() => ({
       type: 'attempt',
       method: this.#method,
       attempt: n,
       transparent,
-      avoid: [...this.#failed],
+      avoid: avoid === undefined ? [] : [...avoid],
     }));
     const timeoutMs = this.#settings.perAttemptTimeoutMs;
     // without a per-attempt limit nothing but the call stops an attempt: share its context
@@ -504,7 +510,7 @@ class RetryCall<Req, Res> {
     scope.release();
     if (this.#ctx.aborted) return raw;
     const err = attemptError(raw, scope, this.#ctx, timeoutMs);
-    if (err.endpoint !== undefined) this.#failed.add(err.endpoint);
+    if (err.endpoint !== undefined) (this.#failed ??= new Set()).add(err.endpoint);
     this.#shared.events.emit(() => ({
       type: 'attempt-failed',
       method: this.#method,

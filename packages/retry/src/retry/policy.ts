@@ -151,6 +151,8 @@ export interface ResolvedRetrySettings<Req = GrpcRequest> {
  * ```
  */
 export interface CompiledRetryPolicy<Req = GrpcRequest> {
+  /** Whether some method has settings of its own (else every call takes `defaults`). */
+  readonly perMethod: boolean;
   /** The settings for methods without an override. */
   readonly defaults: ResolvedRetrySettings<Req>;
   readonly maxAttemptsLimit: number;
@@ -210,6 +212,8 @@ export function compileRetryPolicy(policy: RetryPolicy = {}, where = 'retry'): C
  * @internal
  */
 export interface CompiledPolicy<R> {
+  /** Whether some method has settings of its own (else every call takes `defaults`). */
+  readonly perMethod: boolean;
   readonly defaults: R;
   readonly maxAttemptsLimit: number;
   readonly budget: RetryLimiter | undefined;
@@ -259,6 +263,7 @@ export function compilePolicy<S extends object, R>(
     maxAttemptsLimit: limit,
     budget,
     transparentRetry,
+    perMethod: overrides.size > 0,
     forMethod: (method) => lookupOverride(overrides, method) ?? defaults,
   };
 }

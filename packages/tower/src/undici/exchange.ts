@@ -67,7 +67,8 @@ function raw(headers: IncomingHttpHeaders): Buffer[] {
   const out: Buffer[] = [];
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined) continue;
+    // HTTP/2's pseudo-headers (`:status`) are not headers
+    if (value === undefined || name.charCodeAt(0) === 58) continue;
     const key = nameBuffer(name);
     for (const v of Array.isArray(value) ? value : [value]) out.push(key, Buffer.from(String(v), 'latin1'));
   }
@@ -240,6 +241,9 @@ export class Exchange implements Dispatcher.DispatchController {
     this.#fail(this.#reason);
   }
 
+  /** {@link Exchange.resume}, bound once for the older handlers' `onHeaders`. */
+  readonly #resume = (): void => this.resume();
+
   /** Stops reading the response body until {@link Exchange.resume}: HTTP/2 flow control holds the server. */
   pause(): void {
     if (this.#paused) return;
@@ -287,15 +291,13 @@ export class Exchange implements Dispatcher.DispatchController {
     stream?.pause();
     this.#stream = stream;
     this.#phase = 'streaming';
-    const headers = plain(res.headers);
-    this.#headers = headers;
+    this.#headers = res.headers;
     try {
       if (this.#legacy) {
         this.#handler.onResponseStarted?.();
-        if (this.#handler.onHeaders?.(res.status, raw(headers), () => this.resume(), '') === false)
-          this.pause();
+        if (this.#handler.onHeaders?.(res.status, raw(res.headers), this.#resume, '') === false) this.pause();
       } else {
-        this.#handler.onResponseStart?.(this, res.status, headers, '');
+        this.#handler.onResponseStart?.(this, res.status, plain(res.headers), '');
       }
     } catch (err) {
       this.abort(err instanceof Error ? err : new Error(String(err)));
@@ -349,11 +351,10 @@ export class Exchange implements Dispatcher.DispatchController {
   #end(trailers: IncomingHttpHeaders): void {
     if (this.#phase !== 'streaming') return;
     this.#finish();
-    const plainTrailers = plain(trailers);
-    this.#trailers = plainTrailers;
+    this.#trailers = trailers;
     try {
-      if (this.#legacy) this.#handler.onComplete?.(raw(plainTrailers) as unknown as string[]);
-      else this.#handler.onResponseEnd?.(this, plainTrailers);
+      if (this.#legacy) this.#handler.onComplete?.(raw(trailers) as unknown as string[]);
+      else this.#handler.onResponseEnd?.(this, plain(trailers));
     } catch (err) {
       this.#deliverError(err instanceof Error ? err : new Error(String(err)));
     }
