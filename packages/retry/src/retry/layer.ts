@@ -510,7 +510,10 @@ class RetryCall<Req, Res> {
     scope.release();
     if (this.#ctx.aborted) return raw;
     const err = attemptError(raw, scope, this.#ctx, timeoutMs);
-    if (err.endpoint !== undefined) (this.#failed ??= new Set()).add(err.endpoint);
+    if (err.endpoint !== undefined) {
+      this.#failed ??= new Set();
+      this.#failed.add(err.endpoint);
+    }
     this.#shared.events.emit(() => ({
       type: 'attempt-failed',
       method: this.#method,
