@@ -118,6 +118,40 @@ export interface Http2Response {
    * rejects (a failure is reported on the stream, or by the call).
    */
   readonly trailers: Promise<http2.IncomingHttpHeaders>;
+  /**
+   * With response `'stream'`: hands the body to `sink` instead of a
+   * Readable, which costs less per response (an adapter such as an undici
+   * `Dispatcher` feeds it straight to its own handler). Use `consume` or
+   * `stream`, not both; chunks that arrived before are given first. The
+   * body then flows until `sink.data` returns false, and again after
+   * {@link Http2Response.resume}.
+   */
+  consume?(sink: Http2BodySink): void;
+  /** With a sink: holds the body (HTTP/2 flow control stops the server) until `resume()`. */
+  pause?(): void;
+  /** With a sink: lets the body flow again. */
+  resume?(): void;
+  /** With response `'stream'`: the rest of the body is not wanted (RST_STREAM(CANCEL)). */
+  cancel?(): void;
+  /** With response `'stream'`: `fn(ok)` once the response is over, `ok` when its body ended whole with a status below 500. */
+  whenOver?(fn: (ok: boolean) => void): void;
+}
+
+/**
+ * What {@link Http2Response.consume} feeds a streamed body to.
+ *
+ * @example
+ * ```ts
+ * res.consume?.({ data: (c) => out.write(c), end: () => out.end(), error: (e) => out.destroy(e) });
+ * ```
+ */
+export interface Http2BodySink {
+  /** A chunk of the body; `false` holds the rest until {@link Http2Response.resume}. */
+  data(chunk: Buffer): boolean;
+  /** The body ended whole; its trailers (empty when none). */
+  end(trailers: http2.IncomingHttpHeaders): void;
+  /** The body failed after the headers (an {@link Http2RequestError} with `afterHeaders`, or the call's abort reason). */
+  error(err: Error): void;
 }
 
 /**
@@ -554,6 +588,16 @@ class StreamCall {
   /** With response 'stream', once the headers arrived: the body given to the caller. */
   #out: Readable | undefined;
   #settleTrailers: ((t: http2.IncomingHttpHeaders) => void) | undefined;
+  /** With a sink: what the streamed body is fed to. */
+  #sink: Http2BodySink | undefined;
+  /** Streamed chunks that arrived before the body was read. */
+  #held: Buffer[] | undefined;
+  #heldBytes = 0;
+  /** The streamed body ended whole. */
+  #whole = false;
+  /** Why the streamed body failed, when nobody read it yet. */
+  #failure: Error | undefined;
+  #overHooks: ((ok: boolean) => void)[] | undefined;
   #unlink = noop;
   /** The session closed under a stream that never closed itself (it had not reached the server). */
   readonly #onOrphaned = (): void =>
@@ -610,27 +654,80 @@ class StreamCall {
     this.#headers = h;
     this.#status = Number(h[':status'] ?? 0);
     if (!this.#streaming || this.#settled) return;
-    const res = new Readable({ read: readBody, destroy: destroyBody }) as WithCall<Readable>;
-    res[CALL] = this;
-    // a failure nobody listens for must not crash the process; it stays in `errored`
-    res.on('error', noop);
     this.stream.on('data', onStreamedData);
-    this.#out = res;
     this.#settled = true;
-    this.#resolve({
-      endpoint: this.#address,
-      status: this.#status,
-      headers: h,
-      body: EMPTY_BODY,
-      stream: res,
-      trailers: new Promise((settle) => {
-        this.#settleTrailers = settle;
-      }),
+    this.#resolve(new StreamedResponse(this, this.#address, this.#status, h));
+  }
+
+  /** The trailers promise of a streamed response, settled when it is over. */
+  trailersPromise(): Promise<http2.IncomingHttpHeaders> {
+    return new Promise((settle) => {
+      if (this.#over) settle(this.trailers ?? EMPTY_TRAILERS);
+      else this.#settleTrailers = settle;
     });
   }
 
   streamedData(chunk: Buffer): void {
-    if (!(this.#out as Readable).push(chunk)) this.stream.pause();
+    const out = this.#out;
+    if (out !== undefined) {
+      if (!out.push(chunk)) this.stream.pause();
+      return;
+    }
+    const sink = this.#sink;
+    if (sink !== undefined) {
+      if (sink.data(chunk) === false) this.stream.pause();
+      return;
+    }
+    // nobody reads yet: hold the chunks, and the server once they pass HOLD_BYTES
+    this.#held ??= [];
+    this.#held.push(chunk);
+    this.#heldBytes += chunk.length;
+    if (this.#heldBytes >= HOLD_BYTES) this.stream.pause();
+  }
+
+  /** The body as a Readable (made on first use; what arrived so far comes first). */
+  readable(): Readable {
+    if (this.#out !== undefined) return this.#out;
+    if (this.#sink !== undefined) throw new Error('the response body was handed to a sink: it has no stream');
+    const res = new Readable({ read: readBody, destroy: destroyBody }) as WithCall<Readable>;
+    res[CALL] = this;
+    // a failure nobody listens for must not crash the process; it stays in `errored`
+    res.on('error', noop);
+    this.#out = res;
+    for (const chunk of this.#take()) res.push(chunk);
+    if (this.#whole) res.push(null);
+    else if (this.#failure !== undefined) res.destroy(this.#failure);
+    return res;
+  }
+
+  /** Hands the body to `sink` (see `Http2Response.consume`). */
+  consume(sink: Http2BodySink): void {
+    if (this.#out !== undefined || this.#sink !== undefined) {
+      throw new Error('the response body is already being read');
+    }
+    this.#sink = sink;
+    let more = true;
+    for (const chunk of this.#take()) more = sink.data(chunk) !== false && more;
+    if (this.#whole) sink.end(this.trailers ?? EMPTY_TRAILERS);
+    else if (this.#failure !== undefined) sink.error(this.#failure);
+    else if (more) this.stream.resume();
+  }
+
+  /** The held chunks, once; the server may send again. */
+  #take(): Buffer[] {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    this.#heldBytes = 0;
+    return held;
+  }
+
+  whenOver(fn: (ok: boolean) => void): void {
+    if (this.#over) {
+      fn(this.#whole && this.#status < 500);
+      return;
+    }
+    this.#overHooks ??= [];
+    this.#overHooks.push(fn);
   }
 
   bufferedData(chunk: Buffer): void {
@@ -656,9 +753,11 @@ class StreamCall {
     const code = stream.rstCode;
     const status = this.#status;
     if (this.ended && status !== 0 && code === http2.constants.NGHTTP2_NO_ERROR && !stream.aborted) {
-      if (this.#out !== undefined) {
-        this.#out.push(null);
+      if (this.#streaming && this.#settled) {
+        this.#whole = true;
         this.#done();
+        if (this.#out !== undefined) this.#out.push(null);
+        else this.#sink?.end(this.trailers ?? EMPTY_TRAILERS);
         return;
       }
       if (this.#settled) return;
@@ -719,6 +818,12 @@ class StreamCall {
     this.#unlink();
     this.#hooks.finished(this.stream);
     this.#settleTrailers?.(this.trailers ?? EMPTY_TRAILERS);
+    const hooks = this.#overHooks;
+    if (hooks !== undefined) {
+      this.#overHooks = undefined;
+      const ok = this.#whole && this.#status < 500;
+      for (const fn of hooks) fn(ok);
+    }
   }
 
   /** Before the call settles, the call fails; after (a streamed response), its body does. */
@@ -731,8 +836,58 @@ class StreamCall {
       return;
     }
     if (this.#over) return;
-    // a response that has all arrived stays readable to its end
-    if (!this.ended) this.#out?.destroy(err as Error);
+    // a response that has all arrived (its stream closed cleanly) stays readable to its end
+    if (!this.#whole) {
+      const error = err as Error;
+      if (this.#out !== undefined) this.#out.destroy(error);
+      else if (this.#sink !== undefined) this.#sink.error(error);
+      else this.#failure = error;
+    }
     this.#done();
+  }
+}
+
+/** How much of a streamed body is held for a reader that has not started (a Readable's default high-water mark). */
+const HOLD_BYTES = 16 * 1024;
+
+/** A response with `response: 'stream'`: its body as a Readable (made on first use) or fed to a sink. */
+class StreamedResponse implements Http2Response {
+  readonly body = EMPTY_BODY;
+  readonly trailers: Promise<http2.IncomingHttpHeaders>;
+  readonly #call: StreamCall;
+
+  constructor(
+    call: StreamCall,
+    readonly endpoint: string,
+    readonly status: number,
+    readonly headers: http2.IncomingHttpHeaders,
+  ) {
+    this.#call = call;
+    this.trailers = call.trailersPromise();
+  }
+
+  get stream(): Readable {
+    return this.#call.readable();
+  }
+
+  consume(sink: Http2BodySink): void {
+    this.#call.consume(sink);
+  }
+
+  pause(): void {
+    this.#call.stream.pause();
+  }
+
+  resume(): void {
+    this.#call.stream.resume();
+  }
+
+  cancel(): void {
+    const stream = this.#call.stream;
+    if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
+  whenOver(fn: (ok: boolean) => void): void {
+    this.#call.whenOver(fn);
   }
 }

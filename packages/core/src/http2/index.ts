@@ -28,5 +28,6 @@ export {
   type Http2EndpointOptions,
   type Http2Request,
   type Http2Response,
+  type Http2BodySink,
 } from './endpoint.js';
 export { isIdempotent, isReplayable } from './request.js';

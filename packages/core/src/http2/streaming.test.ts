@@ -208,6 +208,89 @@ describe('http2Endpoint streamed responses', () => {
     expect(srv.sessions.length).toBe(1);
   });
 
+  test('consume() hands a streamed body to a sink: every chunk, pause and resume, the trailers at its end', async () => {
+    const { ep } = await setup((stream) => {
+      stream.respond({ ':status': 200 }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-total': '3MiB' }));
+      void writeBody(stream, 3 * MiB, newWriteState());
+    });
+    const res = await ep.call({ path: '/sink', response: 'stream' }, background);
+    expect(res.consume).toBeTypeOf('function');
+    let bytes = 0;
+    let pauses = 0;
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      res.consume?.({
+        data: (chunk) => {
+          bytes += chunk.length;
+          if (bytes < MiB || pauses > 0) return true;
+          // hold the body a moment, as a handler applying backpressure does
+          pauses++;
+          setTimeout(() => res.resume?.(), 20);
+          return false;
+        },
+        end: resolve,
+        error: reject,
+      });
+    });
+    expect(bytes).toBe(3 * MiB);
+    expect(pauses).toBe(1);
+    expect(trailers['x-total']).toBe('3MiB');
+    await expect(res.trailers).resolves.toMatchObject({ 'x-total': '3MiB' });
+    await expect.poll(() => ep.pending).toBe(0);
+  });
+
+  test('a streamed body whose connection dies midway fails its stream (Node ends it first, as if whole)', async () => {
+    const { ep } = await setup((stream) => {
+      stream.respond({ ':status': 200 });
+      stream.write('partial');
+      setTimeout(() => stream.session?.destroy(), 20);
+    });
+    const res = await ep.call({ path: '/cut', response: 'stream' }, background);
+    const chunks: Buffer[] = [];
+    const err = await (async () => {
+      for await (const chunk of res.stream!) chunks.push(chunk as Buffer);
+    })().catch((e: unknown) => e);
+    expect(Buffer.concat(chunks).toString()).toBe('partial');
+    expect(err).toBeInstanceOf(Http2RequestError);
+    expect(err).toMatchObject({ afterHeaders: true });
+  });
+
+  test('a sink hears a failure after the headers; cancel() resets the stream with CANCEL', async () => {
+    const closed: number[] = [];
+    const { ep } = await setup((stream, headers) => {
+      stream.on('close', () => closed.push(stream.rstCode));
+      stream.respond({ ':status': 200 });
+      if (headers[':path'] === '/cut') {
+        stream.write('partial');
+        setTimeout(() => stream.session?.destroy(), 20);
+        return;
+      }
+      void writeBody(stream, Number.POSITIVE_INFINITY, newWriteState());
+    });
+    const cut = await ep.call({ path: '/cut', response: 'stream' }, background);
+    const err = await new Promise<unknown>((resolve) =>
+      cut.consume?.({ data: () => true, end: () => resolve('ended'), error: resolve }),
+    );
+    expect(err).toBeInstanceOf(Http2RequestError);
+    expect(err).toMatchObject({ afterHeaders: true });
+
+    const endless = await ep.call({ path: '/endless', response: 'stream' }, background);
+    let seen = 0;
+    const over = new Promise<boolean>((resolve) => endless.whenOver?.(resolve));
+    endless.consume?.({
+      data: (chunk) => {
+        seen += chunk.length;
+        if (seen >= 256 * 1024) endless.cancel?.();
+        return true;
+      },
+      end: () => undefined,
+      error: () => undefined,
+    });
+    expect(await over).toBe(false);
+    await expect.poll(() => closed.at(-1)).toBe(http2.constants.NGHTTP2_CANCEL);
+    await expect.poll(() => ep.pending).toBe(0);
+  });
+
   test('close() waits for a streamed download being read, then closes', async () => {
     const { ep } = await setup((stream) => {
       stream.respond({ ':status': 200 });

@@ -168,6 +168,10 @@ export function httpRetryProtocol(
     },
     neverReachedServer: neverReached,
     whenDone(res: Http2Response, done: (ok: boolean) => void): void {
+      if (res.whenOver !== undefined) {
+        res.whenOver(done);
+        return;
+      }
       const stream = res.stream;
       if (stream === undefined || stream.destroyed || stream.readableEnded) {
         done(res.status < 500 && stream?.errored == null);
@@ -176,7 +180,8 @@ export function httpRetryProtocol(
       stream.once('close', () => done(res.status < 500 && stream.errored == null));
     },
     abandon(res: Http2Response): void {
-      res.stream?.destroy();
+      if (res.cancel !== undefined) res.cancel();
+      else res.stream?.destroy();
     },
     endpointOf: (res: Http2Response) => res.endpoint,
   });

@@ -17,7 +17,12 @@ import type { IncomingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { CallContext, type Service } from '@grpc-tower/core';
 import { CallControl } from '@grpc-tower/core/internal';
-import { type Http2Request, Http2RequestError, type Http2Response } from '@grpc-tower/core/http2';
+import {
+  type Http2BodySink,
+  type Http2Request,
+  Http2RequestError,
+  type Http2Response,
+} from '@grpc-tower/core/http2';
 import { type Dispatcher, errors } from 'undici';
 import { releaseBody } from './request.js';
 
@@ -125,6 +130,10 @@ export class Exchange implements Dispatcher.DispatchController {
   #headers: IncomingHttpHeaders | undefined;
   #trailers: IncomingHttpHeaders | undefined;
   #stream: Readable | undefined;
+  /** The response body comes through the endpoint's sink (`consume`), not a Readable. */
+  #sink = false;
+  /** The sink was handed over (the handler was ready for the body). */
+  #consumed = false;
   #headersTimer: ReturnType<typeof setTimeout> | undefined;
   #bodyTimer: ReturnType<typeof setTimeout> | undefined;
   /** With a coarse headers timeout: when it passes (`performance.now()`), 0 when not running. */
@@ -249,6 +258,7 @@ export class Exchange implements Dispatcher.DispatchController {
     if (this.#paused) return;
     this.#paused = true;
     this.#stream?.pause();
+    if (this.#consumed) this.#response?.pause?.();
     this.#clearBodyTimer();
   }
 
@@ -256,9 +266,48 @@ export class Exchange implements Dispatcher.DispatchController {
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    if (this.#phase !== 'streaming' || this.#stream === undefined) return;
+    if (this.#phase !== 'streaming') return;
+    if (this.#sink) {
+      if (this.#consumed) {
+        this.#armBodyTimer();
+        this.#response?.resume?.();
+      } else this.#consume();
+      return;
+    }
+    if (this.#stream === undefined) return;
     this.#armBodyTimer();
     this.#stream.resume();
+  }
+
+  /**
+   * The endpoint's sink side (`Http2Response.consume`): the body's chunks,
+   * its end and its failure, straight to the handler with no Readable in
+   * between. Returns false to hold the body while the handler is paused.
+   */
+  data(chunk: Buffer): boolean {
+    if (this.#phase !== 'streaming') return true;
+    this.#armBodyTimer();
+    this.#data(chunk);
+    return !this.#paused;
+  }
+
+  /** The body ended whole (the sink side). */
+  end(trailers: IncomingHttpHeaders): void {
+    this.#clearBodyTimer();
+    this.#end(trailers);
+  }
+
+  /** The body failed after the headers (the sink side). */
+  error(err: Error): void {
+    this.#fail(err);
+  }
+
+  /** Hands the body to this exchange, once the handler is ready for it. */
+  #consume(): void {
+    const res = this.#response as Http2Response;
+    this.#consumed = true;
+    this.#armBodyTimer();
+    (res.consume as (sink: Http2BodySink) => void).call(res, this);
   }
 
   /** Checks the coarse timeouts at `now` (`performance.now()`); the sweep timer calls it. */
@@ -280,13 +329,16 @@ export class Exchange implements Dispatcher.DispatchController {
 
   #respond(res: Http2Response): void {
     if (this.#phase === 'done') {
-      res.stream?.destroy();
+      if (res.cancel !== undefined) res.cancel();
+      else res.stream?.destroy();
       return;
     }
     this.#clearHeadersTimer();
     this.#response = res;
     this.#context.endpoint = res.endpoint;
-    const stream = res.stream;
+    // the endpoint's sink, when it has one, saves a Readable per response
+    this.#sink = res.consume !== undefined;
+    const stream = this.#sink ? undefined : res.stream;
     // nothing flows until the handler has seen the headers (and perhaps paused)
     stream?.pause();
     this.#stream = stream;
@@ -304,6 +356,10 @@ export class Exchange implements Dispatcher.DispatchController {
       return;
     }
     if (this.#phase !== 'streaming') return;
+    if (this.#sink) {
+      if (!this.#paused) this.#consume();
+      return;
+    }
     if (stream === undefined) {
       // a layer answered with a whole body
       if (res.body.length > 0) this.#data(res.body);
@@ -365,8 +421,12 @@ export class Exchange implements Dispatcher.DispatchController {
     if (this.#phase === 'done') return;
     this.#finish();
     this.#control?.abort(err);
-    const stream = this.#stream ?? this.#response?.stream;
-    if (stream !== undefined && !stream.destroyed) stream.destroy();
+    if (this.#sink) {
+      this.#response?.cancel?.();
+    } else {
+      const stream = this.#stream ?? this.#response?.stream;
+      if (stream !== undefined && !stream.destroyed) stream.destroy();
+    }
     this.#deliverError(err);
     this.#settings.done(this);
   }
