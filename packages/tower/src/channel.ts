@@ -56,6 +56,7 @@ import { isIP } from 'node:net';
 import type { Observable } from 'rxjs';
 import { etcdSource } from './etcd.js';
 import { type Target, parseTarget } from './target.js';
+import { endpointOptionsFor } from './endpoint-options.js';
 
 type GrpcLayer = Layer<GrpcRequest, GrpcResponse>;
 
@@ -324,17 +325,6 @@ interface Parts {
   readonly retries: RetryLayer | undefined;
   readonly deadline: GrpcLayer | undefined;
   readonly telemetry: TowerInstrumentation | undefined;
-}
-
-/** The endpoint options of one discovered address: its weight, zone and hints, when it has them. */
-function endpointOptionsFor(base: GrpcEndpointOptions, a: DiscoveredAddress): GrpcEndpointOptions {
-  if (a.weight === undefined && a.zone === undefined && a.forZones === undefined) return base;
-  return {
-    ...base,
-    ...(a.weight === undefined ? {} : { weight: a.weight }),
-    ...(a.zone === undefined ? {} : { zone: a.zone }),
-    ...(a.forZones === undefined ? {} : { forZones: a.forZones }),
-  };
 }
 
 function build(

@@ -70,6 +70,7 @@ import type { Observable } from 'rxjs';
 import { Dispatcher, errors } from 'undici';
 import { Exchange, type ExchangeSettings } from './exchange.js';
 import { toHttp2Request } from './request.js';
+import { endpointOptionsFor } from '../endpoint-options.js';
 
 type HttpLayer = Layer<Http2Request, Http2Response>;
 
@@ -557,17 +558,6 @@ function timeoutOf(name: string, value: number | null | undefined, fallback: num
   if (value === undefined || value === null) return fallback;
   if (!Number.isFinite(value) || value < 0) throw new errors.InvalidArgumentError(`invalid ${name}`);
   return value;
-}
-
-/** The endpoint options of one discovered address: its weight, zone and hints, when it has them. */
-function endpointOptionsFor(base: Http2EndpointOptions, a: DiscoveredAddress): Http2EndpointOptions {
-  if (a.weight === undefined && a.zone === undefined && a.forZones === undefined) return base;
-  return {
-    ...base,
-    ...(a.weight === undefined ? {} : { weight: a.weight }),
-    ...(a.zone === undefined ? {} : { zone: a.zone }),
-    ...(a.forZones === undefined ? {} : { forZones: a.forZones }),
-  };
 }
 
 /** Checks the options that nothing else checks; returns the dispatcher's own settings. */

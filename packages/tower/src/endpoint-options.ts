@@ -1,0 +1,34 @@
+/**
+ * The endpoint options of one discovered address, shared by the gRPC
+ * channel and the undici dispatcher.
+ *
+ * @internal
+ * @module
+ */
+import type { DiscoveredAddress } from '@grpc-tower/discover';
+
+/** What both endpoint kinds take from a discovered address. */
+interface PlacedOptions {
+  readonly weight?: number | undefined;
+  readonly zone?: string | undefined;
+  readonly forZones?: readonly string[] | undefined;
+}
+
+/**
+ * `base` with the address's weight, zone and topology hints, when it has
+ * them (`base` itself when it has none).
+ *
+ * @example
+ * ```ts
+ * grpcEndpoint(a.address, endpointOptionsFor(endpointOptions, a));
+ * ```
+ */
+export function endpointOptionsFor<T extends PlacedOptions>(base: T, a: DiscoveredAddress): T {
+  if (a.weight === undefined && a.zone === undefined && a.forZones === undefined) return base;
+  return {
+    ...base,
+    ...(a.weight === undefined ? {} : { weight: a.weight }),
+    ...(a.zone === undefined ? {} : { zone: a.zone }),
+    ...(a.forZones === undefined ? {} : { forZones: a.forZones }),
+  };
+}
