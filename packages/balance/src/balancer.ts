@@ -18,15 +18,23 @@ import {
   type CallContext,
   type Change,
   ClosedError,
+  type CloseOptions,
   type Discover,
   type Endpoint,
   EndpointPicked,
+  GraceExpiredError,
   type Readiness,
   type Service,
   abortReason,
   toGrpcTowerError,
 } from '@grpc-tower/core';
-import { EventStream, discoveryEventsOf, discoveryStatusOf, failureOrigin } from '@grpc-tower/core/internal';
+import {
+  DEFAULT_CLOSE_GRACE_MS,
+  EventStream,
+  discoveryEventsOf,
+  discoveryStatusOf,
+  failureOrigin,
+} from '@grpc-tower/core/internal';
 import {
   BehaviorSubject,
   type Observable,
@@ -121,7 +129,10 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   #discoveryError: unknown;
   /** The failure the source reports on its `events$` now (until it works again). */
   #discoveryFailure: unknown;
+  /** Set once the calls waiting at `close()` are over: discovery and the endpoints then close. */
   #closing: Promise<void> | undefined;
+  /** The whole `close()`: new calls are refused from its start. */
+  #close: Promise<void> | undefined;
 
   /**
    * The aggregate readiness, emitted on subscribe and on every change;
@@ -279,7 +290,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
    * from the endpoint keep (or gain) its address as `endpoint`.
    */
   call(req: Req, ctx: CallContext): Promise<Res> {
-    if (this.#closing !== undefined) {
+    if (this.#close !== undefined) {
       return Promise.reject(new ClosedError(`balancer for target "${this.#options.target}" is closed`));
     }
     if (ctx.aborted) return Promise.reject(abortReason(ctx.signal));
@@ -435,28 +446,58 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   }
 
   /**
-   * Stops following discovery, fails waiting calls with `ClosedError`, and
-   * closes every endpoint, which drains their calls in flight (at most
-   * `graceMs`, default each endpoint's own grace). Resolves when all have
-   * closed; close failures go to `events$`, never thrown. Idempotent.
+   * Closes gracefully: new calls are refused at once (`ClosedError`); the
+   * calls waiting for a ready endpoint go on waiting, with discovery still
+   * followed, for at most `graceMs` (default 30 s), those left then failing
+   * with `GraceExpiredError`; then the balancer stops following discovery
+   * and closes every endpoint, which drains its calls in flight (for at
+   * most `graceMs`, default each endpoint's own grace). Resolves when all
+   * have closed; close failures go to `events$`, never thrown. Idempotent.
+   *
+   * A stack or channel over the balancer closes it only once its own calls
+   * have ended, so their retries still find it open.
+   *
+   * @example
+   * ```ts
+   * await balancer.close({ graceMs: 10_000 });
+   * ```
    */
-  close(options: { graceMs?: number } = {}): Promise<void> {
-    if (this.#closing !== undefined) return this.#closing;
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#close !== undefined) return this.#close;
     const graceMs = options.graceMs ?? this.#options.drainGraceMs;
-    this.#closing = (async () => {
-      this.#discovery?.unsubscribe();
-      this.#discovery = undefined;
-      this.#discoveryStatus?.unsubscribe();
-      this.#discoveryStatus = undefined;
-      this.#waiters.failAll(new ClosedError(`balancer for target "${this.#options.target}" closed`));
-      const drained = this.#set.close(graceMs);
-      this.#readiness.next('closed');
-      await drained;
-      this.#readiness.complete();
-      this.#done.next();
-      this.#done.complete();
-      this.#events.complete();
+    if (this.#waiters.size === 0) {
+      // nothing waits: discovery and the endpoints close now
+      this.#closing = this.#shut(graceMs);
+      this.#close = this.#closing;
+      return this.#close;
+    }
+    const target = this.#options.target;
+    this.#close = (async () => {
+      const started = Date.now();
+      await this.#waiters.drain(
+        graceMs ?? DEFAULT_CLOSE_GRACE_MS,
+        (ms) => new GraceExpiredError(`balancer for target "${target}"`, ms),
+      );
+      // the endpoints get what is left of the grace
+      const left = graceMs === undefined ? undefined : Math.max(0, graceMs - (Date.now() - started));
+      this.#closing = this.#shut(left);
+      await this.#closing;
     })();
-    return this.#closing;
+    return this.#close;
+  }
+
+  async #shut(graceMs: number | undefined): Promise<void> {
+    this.#discovery?.unsubscribe();
+    this.#discovery = undefined;
+    this.#discoveryStatus?.unsubscribe();
+    this.#discoveryStatus = undefined;
+    this.#waiters.failAll(new ClosedError(`balancer for target "${this.#options.target}" closed`));
+    const drained = this.#set.close(graceMs);
+    this.#readiness.next('closed');
+    await drained;
+    this.#readiness.complete();
+    this.#done.next();
+    this.#done.complete();
+    this.#events.complete();
   }
 }
