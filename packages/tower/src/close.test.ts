@@ -3,8 +3,6 @@
 // waiting for an endpoint, retries between attempts) finish after close();
 // new calls fail at once; after the grace time the rest end with their own
 // error; nothing is left behind, and a process exits by itself.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { type Layer, Status } from '@grpc-tower/core';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
@@ -24,6 +22,7 @@ import {
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type TowerOptions, towerChannel } from './channel.js';
+import { runCloseChild } from './test/run-close-child.js';
 
 const insecure = grpc.credentials.createInsecure();
 const { EchoService } = loadEchoPackage();
@@ -181,40 +180,10 @@ describe('towerChannel close()', () => {
   });
 });
 
-const CHILD = fileURLToPath(new URL('./test/close-child.ts', import.meta.url));
-const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
-
 describe('a process that closes its channel', () => {
   test('exits by itself once its slow call has ended, the call OK', async () => {
     const [server] = await servers(1);
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@grpc-tower/source', '--import', 'tsx', CHILD, server?.address as string, '600'],
-      {
-        cwd: PACKAGE_DIR,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    // the default grace is 30 s: a grace timer left behind would keep the child past this watchdog
-    const watchdog = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
-    clearTimeout(watchdog);
-    const events = stdout
-      .trim()
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as { event: string; ms: number; ok?: boolean; message?: string });
-    console.log('child events (ms since start):', events.map((e) => `${e.event} ${e.ms}`).join(', '));
+    const { exit, events, stderr } = await runCloseChild('grpc', server?.address as string, 600);
     expect(exit, stderr).toEqual({ code: 0, signal: null });
     expect(events.map((e) => e.event)).toEqual(['closed', 'call', 'exit']);
     expect(events[0]).toMatchObject({ activeCalls: 1 });
