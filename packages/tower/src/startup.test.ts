@@ -20,6 +20,7 @@ import {
 } from '@grpc-tower/testing';
 import type { Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { startDnsmasq } from '../../discover/src/test-support/index.js';
 import { type TowerOptions, type TowerTelemetry, towerClientOptions } from './channel.js';
 
 const insecure = grpc.credentials.createInsecure();
@@ -125,37 +126,50 @@ async function addresses(count: number): Promise<{ hosts: string[]; port: number
   return { hosts, port, target: `ipv4:${hosts.map((h) => `${h}:${port}`).join(',')}` };
 }
 
+/** A `dns:` target naming `hosts` through a real DNS server (dnsmasq) named in its authority. */
+async function dnsTarget(hosts: readonly string[], port: number): Promise<string> {
+  const name = 'late.tower.test';
+  const dnsmasq = await startDnsmasq({ hosts: { [name]: [...hosts] } });
+  cleanups.push(() => dnsmasq.close());
+  return `dns://${dnsmasq.address}/${name}:${port}`;
+}
+
 describe('a client built before its servers', () => {
-  test('the servers come up while the endpoints wait out their backoff: the first calls all succeed, one reconnect per endpoint', async () => {
-    const { hosts, port, target } = await addresses(3);
-    const { telemetry, reconnects } = reconnectLog();
-    const built = performance.now();
-    const client = clientFor(target, { telemetry });
-    await allFailed(client);
-    // as in an app whose servers come up 1.5 s after it: past grpc-js's first
-    // retry (about 1 s), into its second wait (about 1.6 s)
-    await sleep(Math.max(0, 1_500 - (performance.now() - built)));
-    const servers: EchoServer[] = await Promise.all(
-      hosts.map((host, i) => startEchoServer({ host, port, name: `s${i}`, health: true })),
-    );
-    cleanups.push(() => Promise.all(servers.map((s) => s.stop(100))));
-    const up = performance.now();
-    let firstOkMs: number | undefined;
-    const outcomes = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        unary(client, `first ${i}`).then((o) => {
-          if (o.ok) firstOkMs ??= performance.now() - up;
-          return o;
-        }),
-      ),
-    );
-    console.log(
-      `servers up ${Math.round(up - built)} ms after the client; first call OK ${firstOkMs?.toFixed(1)} ms after`,
-    );
-    expect(outcomes.filter((o) => !o.ok)).toEqual([]);
-    // one attempt per endpoint, shared by the 20 calls
-    expect([...reconnects].sort()).toEqual(hosts.map((h) => `${h}:${port}`).sort());
-  });
+  test.each(['ipv4', 'dns'] as const)(
+    '%s: target: the servers come up while the endpoints wait out their backoff; the first calls all succeed, one reconnect per endpoint',
+    async (scheme) => {
+      const addressed = await addresses(3);
+      const { hosts, port } = addressed;
+      const target = scheme === 'dns' ? await dnsTarget(hosts, port) : addressed.target;
+      const { telemetry, reconnects } = reconnectLog();
+      const built = performance.now();
+      const client = clientFor(target, { telemetry });
+      await allFailed(client);
+      // as in an app whose servers come up 1.5 s after it: past grpc-js's first
+      // retry (about 1 s), into its second wait (about 1.6 s)
+      await sleep(Math.max(0, 1_500 - (performance.now() - built)));
+      const servers: EchoServer[] = await Promise.all(
+        hosts.map((host, i) => startEchoServer({ host, port, name: `s${i}`, health: true })),
+      );
+      cleanups.push(() => Promise.all(servers.map((s) => s.stop(100))));
+      const up = performance.now();
+      let firstOkMs: number | undefined;
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          unary(client, `first ${i}`).then((o) => {
+            if (o.ok) firstOkMs ??= performance.now() - up;
+            return o;
+          }),
+        ),
+      );
+      console.log(
+        `${scheme}: servers up ${Math.round(up - built)} ms after the client; first call OK ${firstOkMs?.toFixed(1)} ms after`,
+      );
+      expect(outcomes.filter((o) => !o.ok)).toEqual([]);
+      // one attempt per endpoint, shared by the 20 calls
+      expect([...reconnects].sort()).toEqual(hosts.map((h) => `${h}:${port}`).sort());
+    },
+  );
 
   test('servers refusing connections: the call fails at once with the connection errors, after one attempt per endpoint', async () => {
     const { hosts, port, target } = await addresses(3);
