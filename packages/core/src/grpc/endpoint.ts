@@ -427,7 +427,9 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
 
   /**
    * Moves new calls to a new grpc-js channel whose first reconnect wait is
-   * `backoffMs`, and closes the current one once no call runs on it.
+   * `backoffMs`, and closes the current one once no call runs on it
+   * (grpc-js lets started calls finish on a closed channel, but a call that
+   * re-opens a stream grpc-js failed to start needs its channel open).
    */
   #replaceChannel(backoffMs: number, reconnected: boolean): void {
     const old = this.#channel;

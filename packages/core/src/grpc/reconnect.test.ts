@@ -3,11 +3,21 @@
 // loopback: a port nobody listens on, then a real grpc-js echo server on it.
 // The configured backoff is a minute, so only reconnect() can connect within
 // a test.
-import type * as grpc from '@grpc/grpc-js';
-import { closedPort, insecure, pickHosts, startEchoServer, trackResources } from '@grpc-tower/testing';
+import * as grpc from '@grpc/grpc-js';
+import {
+  closedPort,
+  createEchoClient,
+  insecure,
+  loadEchoPackage,
+  pickHosts,
+  startEchoServer,
+  trackResources,
+} from '@grpc-tower/testing';
 import { filter, firstValueFrom } from 'rxjs';
 import { describe, expect, test } from 'vitest';
+import { createChannel } from './channel.js';
 import { type GrpcEndpoint, grpcEndpoint } from './endpoint.js';
+import { readyRoundRobin } from './test/picker.js';
 
 /** grpc-js would wait a minute before its own next attempt. */
 const slowBackoff: grpc.ChannelOptions = {
@@ -129,6 +139,39 @@ describe('reconnect', () => {
       await tracker.expectNone({ settleMs: 3000 });
     } finally {
       tracker.stop();
+    }
+  });
+
+  test('a call still running on the replaced channel finishes OK (a server that said GOAWAY and stopped listening)', async () => {
+    const [host] = pickHosts(1) as [string];
+    const server = await startEchoServer({ host, latencyMs: 1_500 });
+    const ep = grpcEndpoint(server.address, { credentials: insecure, channelOptions: slowBackoff });
+    const picker = readyRoundRobin([ep]);
+    const channel = createChannel(picker, { target: 'echo.test', services: [loadEchoPackage().EchoService] });
+    const client = createEchoClient('echo.test', { channelOverride: channel });
+    try {
+      await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'ready')));
+      const slow = new Promise<string>((resolve, reject) => {
+        client.Unary({ message: 'in flight' }, new grpc.Metadata(), (err, reply) => {
+          if (err !== null || reply === undefined) reject(err ?? new Error('no reply'));
+          else resolve(reply.message);
+        });
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the call has reached the server
+      // GOAWAY to the connection (the call goes on there), no new connection accepted
+      const stopped = server.stop(10_000);
+      await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'failed')));
+      expect(ep.pending).toBe(1);
+      const attempt = ep.reconnect(); // moves to a new channel while the call runs on the old one
+      expect(attempt).toBeInstanceOf(Promise);
+      await attempt;
+      expect(ep.readiness).toBe('failed');
+      await expect(slow).resolves.toBe('in flight');
+      expect(ep.pending).toBe(0);
+      await stopped;
+    } finally {
+      client.close();
+      await channel.closeAsync();
     }
   });
 
