@@ -131,7 +131,7 @@ const GRPC_INITIAL_BACKOFF_MS = 1_000;
 const GRPC_MAX_BACKOFF_MS = 120_000;
 const GRPC_BACKOFF_MULTIPLIER = 1.6;
 
-/** A positive backoff option of grpc-js's, else its default (grpc-js ignores 0 and treats -1 as nothing useful). */
+/** A backoff option of grpc-js's when it is a number > 0, else grpc-js's default. */
 function backoffOption(options: ChannelOptions, key: string, fallback: number): number {
   const value = options[key];
   return typeof value === 'number' && value > 0 ? value : fallback;

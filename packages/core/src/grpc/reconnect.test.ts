@@ -152,7 +152,7 @@ describe('reconnect', () => {
     try {
       await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'ready')));
       const slow = new Promise<string>((resolve, reject) => {
-        client.Unary({ message: 'in flight' }, new grpc.Metadata(), (err, reply) => {
+        client.Unary({ message: 'in flight' }, new grpc.Metadata(), {}, (err, reply) => {
           if (err !== null || reply === undefined) reject(err ?? new Error('no reply'));
           else resolve(reply.message);
         });
