@@ -76,16 +76,22 @@ function make(options: BalancerOptions = {}) {
   return { balancer, events, insert };
 }
 
+/** A balancer over two failed endpoints, 10.0.0.1 (`a`) and 10.0.0.2 (`b`). */
+function twoFailed() {
+  const made = make();
+  const a = new ReconnectingEndpoint('10.0.0.1:50051');
+  const b = new ReconnectingEndpoint('10.0.0.2:50051');
+  made.insert(a);
+  made.insert(b);
+  return { ...made, a, b };
+}
+
 const reconnectsIn = (events: BalancerEvent<string>[]) =>
   events.flatMap((e) => (e.type === 'reconnect' ? [e.address] : []));
 
 describe('every endpoint failed: a call asks each to connect now', () => {
   test('one attempt per endpoint, shared by every waiting call; they go out once one connects', async () => {
-    const { balancer, events, insert } = make();
-    const a = new ReconnectingEndpoint('10.0.0.1:50051');
-    const b = new ReconnectingEndpoint('10.0.0.2:50051');
-    insert(a);
-    insert(b);
+    const { balancer, events, a, b } = twoFailed();
     const calls = Array.from({ length: 10 }, (_, i) => balancer.call(`c${i}`, background));
     await tick();
     expect([a.attempts, b.attempts]).toEqual([1, 1]);
@@ -103,11 +109,7 @@ describe('every endpoint failed: a call asks each to connect now', () => {
   });
 
   test('the attempts fail: the waiting calls fail at once naming the connection errors; the next call makes none', async () => {
-    const { balancer, events, insert } = make();
-    const a = new ReconnectingEndpoint('10.0.0.1:50051');
-    const b = new ReconnectingEndpoint('10.0.0.2:50051');
-    insert(a);
-    insert(b);
+    const { balancer, events, a, b } = twoFailed();
     const calls = [balancer.call('x', background), balancer.call('y', background)].map((p) =>
       p.catch((e: unknown) => e),
     );
