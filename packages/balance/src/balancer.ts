@@ -281,9 +281,13 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
    * Sends the call to a ready endpoint. With none ready, waits for one until
    * `failFastMs` ({@link NoReadyEndpointError}), the call's deadline
    * ({@link NoReadyEndpointDeadlineError}) or its cancellation, whichever
-   * comes first. When no endpoint can take it (none is ready or connecting
-   * and endpoints are known, or none is and discovery is failing), the call
-   * fails at once, as do the calls waiting when that happens:
+   * comes first. When every endpoint failed and waits out its reconnect
+   * backoff, each is asked to connect now (`Endpoint.reconnect`, once per
+   * endpoint, shared by the calls that wait meanwhile) and counts as
+   * connecting until that attempt ends. When no endpoint can take it (none
+   * is ready or connecting and endpoints are known, or none is and
+   * discovery is failing), the call fails at once, as do the calls waiting
+   * when that happens:
    * {@link NoReadyEndpointError} naming the endpoints' last errors or the
    * discovery failure, marked not to be retried. Honours `AvoidEndpoints` and reports
    * each pick through `EndpointPicked`. Errors
@@ -297,6 +301,11 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     const avoid = ctx.get(AvoidEndpoints);
     const slot = this.#picker.pick(this.#ready, avoid);
     if (slot !== undefined) return this.#dispatch(slot, req, ctx);
+    // every endpoint failed and waits out its backoff: each connects now, and the call waits for that
+    const set = this.#set;
+    if (this.#ready.size === 0 && set.count('connecting') === 0 && set.reconnect()) {
+      return this.#waiters.wait(req, ctx, avoid);
+    }
     if (this.#hopeless()) {
       const err = this.#gaveUp(false, 0, undefined);
       // settled on a later turn of the event loop: a caller that calls again
@@ -308,9 +317,10 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
 
   /**
    * Whether no endpoint can take a call now, so waiting would only delay
-   * the failure: none is ready or connecting and either endpoints are known
-   * (each failed to connect, or is held out by a health check or outlier
-   * detection) or none is and discovery is failing. grpc-js fails a call
+   * the failure: none is ready or connecting (a failed one in a connection
+   * attempt a call asked for counts as connecting) and either endpoints are
+   * known (each failed to connect, or is held out by a health check or
+   * outlier detection) or none is and discovery is failing. grpc-js fails a call
    * in TRANSIENT_FAILURE at once in the same way. Never with `waitForReady`.
    * An empty set while discovery works is not hopeless: an endpoint may be
    * inserted any moment (a rolling deploy), so calls wait up to `failFastMs`.
@@ -319,7 +329,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     if (this.#options.waitForReady || this.#closing !== undefined) return false;
     const set = this.#set;
     if (this.#ready.size > 0 || set.count('connecting') > 0) return false;
-    if (set.active.size > 0) return true;
+    if (set.active.size > 0) return !set.reconnecting();
     return this.#discoveryFailure !== undefined || this.#discoveryError !== undefined;
   }
 
