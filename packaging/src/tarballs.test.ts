@@ -165,10 +165,9 @@ describe('the tarballs', () => {
       // every file that exports and typesVersions name is in the tarball
       const manifest = JSON.parse(readFileSync(join(repo, 'packages', dir, 'package.json'), 'utf8'));
       const named: string[] = [manifest.main, manifest.types];
-      for (const target of Object.values(manifest.exports as Record<string, unknown>)) {
-        if (typeof target === 'string') named.push(target);
-        else named.push(...Object.values(target as Record<string, string>));
-      }
+      const targets = (value: unknown): string[] =>
+        typeof value === 'string' ? [value] : Object.values(value as object).flatMap(targets);
+      named.push(...targets(manifest.exports));
       for (const paths of Object.values((manifest.typesVersions?.['*'] ?? {}) as Record<string, string[]>)) {
         named.push(...paths);
       }
@@ -419,6 +418,8 @@ describe.each(PROJECTS)('an installed $name project', (project) => {
       expect(result.etcd.subpathError).toMatch(/etcd3/);
       expect(result.kubernetes.resolvable).toBe(false);
       expect(result.kubernetes.subpathError).toMatch(/@kubernetes\/client-node/);
+      // import() and require() give the same functions and classes
+      expect(result.oneCopy).toEqual({ sameFunctions: true, sameClasses: true, crossInstanceOf: true });
     }
   }, 120_000);
 });
