@@ -16,24 +16,21 @@ export class AppModule {
    * `dns:///echo.internal:50051` or `ipv4:10.0.0.1:50051,10.0.0.2:50051`.
    */
   static forTarget(target: string): DynamicModule {
-    return {
-      module: AppModule,
-      imports: [
-        ClientsModule.register([
-          {
-            name: ECHO_CLIENT,
-            transport: Transport.GRPC,
-            options: {
-              url: target,
-              package: ECHO_PACKAGE,
-              protoPath: ECHO_PROTO,
-              // the one grpc-tower line: Nest's grpc-js clients use this channel
-              channelOptions: { channelOverride: towerChannel(target, credentials.createInsecure()) },
-            },
-          },
-        ]),
-      ],
-      controllers: [EchoController],
-    };
+    // #region clients-module
+    const echoClient = ClientsModule.register([
+      {
+        name: ECHO_CLIENT,
+        transport: Transport.GRPC,
+        options: {
+          url: target,
+          package: ECHO_PACKAGE,
+          protoPath: ECHO_PROTO,
+          // the one grpc-tower line: Nest's grpc-js clients use this channel
+          channelOptions: { channelOverride: towerChannel(target, credentials.createInsecure()) },
+        },
+      },
+    ]);
+    // #endregion clients-module
+    return { module: AppModule, imports: [echoClient], controllers: [EchoController] };
   }
 }
