@@ -158,12 +158,15 @@ const isTest = (path: string): boolean =>
 
 describe('the tarballs', () => {
   test.each(PUBLISHED)(
-    '%s holds README.md, LICENSE, package.json and dist, and no test or test helper',
+    '%s holds README.md, LICENSE, package.json, dist and dist/cjs, and no test or test helper',
     (dir, name) => {
       const packed = tarballs.get(name);
       expect(packed, `npm pack made no tarball for ${name}`).toBeDefined();
       const files = packed!.files;
-      for (const f of ['README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts']) {
+      const required = ['README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts'];
+      // the CommonJS implementation, and what makes its .js files CommonJS
+      required.push('dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json');
+      for (const f of required) {
         expect(files, `${name} lacks ${f}`).toContain(f);
       }
       expect(files.filter(isTest)).toEqual([]);
