@@ -34,3 +34,18 @@ export {
   type EndpointSliceInput,
   type EndpointSliceEndpoint,
 } from './kube-api.js';
+export {
+  startXdsServer,
+  xdsCluster,
+  xdsEndpoints,
+  xdsListener,
+  xdsRoute,
+  XDS_TYPE,
+  type XdsAck,
+  type XdsEndpointInput,
+  type XdsKind,
+  type XdsLocalityInput,
+  type XdsResource,
+  type XdsServer,
+  type XdsServerOptions,
+} from './xds-server.js';
