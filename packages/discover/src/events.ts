@@ -39,6 +39,9 @@ import type { DnsResolveError, InvalidAddressError, InvalidRecordError } from '.
  *   `'gone'` (no longer listed)); `key` is its address, `pod` the pod
  *   that runs it when the registry names one, `previous` its state before
  *   (`undefined` when it is new), `reason` a sentence for logs.
+ * - `ignored`: part of the registry's configuration that the source does
+ *   not implement (an xDS route matcher, `weighted_clusters`); `input`
+ *   names it, `reason` says what was done instead.
  * - `create-failed` / `close-failed`: {@link connect} could not create the
  *   endpoint for `key`, or could not close one it made but never handed on.
  *
@@ -106,6 +109,7 @@ export type DiscoveryEvent =
       readonly previous: EndpointState | undefined;
       readonly reason: string;
     }
+  | { readonly type: 'ignored'; readonly source: string; readonly input: string; readonly reason: string }
   | {
       readonly type: 'create-failed';
       readonly source: string;

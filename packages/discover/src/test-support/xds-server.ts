@@ -52,17 +52,13 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { type ResourceKind, TYPE_URL } from '../xds/resources.js';
 
-/** The type URLs of the four resources a proxyless client asks for. */
-export const XDS_TYPE = {
-  listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
-  route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
-  cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
-  endpoints: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
-} as const;
+/** The type URLs of the four resources a proxyless client asks for (the xDS source's own table). */
+export const XDS_TYPE = TYPE_URL;
 
 /** One of the four resource kinds. */
-export type XdsKind = keyof typeof XDS_TYPE;
+export type XdsKind = ResourceKind;
 
 const HCM_TYPE =
   'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';

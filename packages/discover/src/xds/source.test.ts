@@ -1,0 +1,289 @@
+// The xds() source against the stand-in ADS server of test support (state of
+// the world over one stream, ACK/NACK recorded, streams dropped, the server
+// stopped and started; checked against @grpc/grpc-js-xds in its own test).
+import { ConfigError } from '@grpc-tower/core';
+import { activeHandles, expectNoLeaks, pickHosts } from '@grpc-tower/testing';
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
+import { type Recording, record } from '../test-support/record.js';
+import {
+  XDS_TYPE,
+  type XdsLocalityInput,
+  type XdsServer,
+  startXdsServer,
+  xdsCluster,
+  xdsEndpoints,
+  xdsListener,
+  xdsRoute,
+} from '../test-support/xds-server.js';
+import { loadBootstrap } from './bootstrap.js';
+import { type XdsOptions, xds } from './source.js';
+
+let server: XdsServer;
+let hosts: string[];
+let baseline: ReturnType<typeof activeHandles>;
+
+beforeAll(async () => {
+  baseline = activeHandles();
+  const [control, ...rest] = pickHosts(5) as [string, ...string[]];
+  hosts = rest;
+  server = await startXdsServer({ host: control });
+});
+// the ADS channel, its stream and every backoff timer are gone once the sources stopped
+afterAll(async () => {
+  await server?.close();
+  await expectNoLeaks(baseline, { settleMs: 5000 });
+});
+
+const open: Recording<unknown>[] = [];
+afterEach(() => {
+  for (const r of open.splice(0)) r.stop();
+});
+
+let services = 0;
+/** A fresh service name per test, so tests do not see each other's resources. */
+const svc = () => `orders-${++services}`;
+const at = (i: number, port = 50051) => `${hosts[i]}:${port}`;
+
+function source(extra: Partial<XdsOptions> & ({ target: string } | { cluster: string })) {
+  const r = record(
+    xds({
+      bootstrap: server.bootstrap({ id: 'tower-test', zone: 'a' }),
+      backoff: { initialMs: 20, maxMs: 100, jitter: 0 },
+      ...extra,
+    }),
+  );
+  open.push(r as Recording<unknown>);
+  return r;
+}
+
+const waitFor = (fn: () => void, timeout = 10_000) => vi.waitFor(fn, { timeout, interval: 5 });
+
+const twoZones = (): XdsLocalityInput[] => [
+  {
+    zone: 'a',
+    weight: 3,
+    endpoints: [
+      { address: at(0), weight: 2 },
+      { address: at(1), health: 'HEALTHY' },
+    ],
+  },
+  {
+    zone: 'b',
+    weight: 1,
+    endpoints: [
+      { address: at(2), health: 'DRAINING' },
+      { address: at(3), health: 'UNHEALTHY' },
+    ],
+  },
+];
+
+describe('xds(): the chain for a target name', () => {
+  test('follows Listener → RouteConfiguration → Cluster → ClusterLoadAssignment and ACKs each', async () => {
+    const name = svc();
+    server.serve(name, twoZones());
+    const r = source({ target: name });
+    await waitFor(() => expect(r.keys()).toEqual([at(0), at(1)]));
+    // zone from the locality, weight = locality weight × endpoint weight; DRAINING and UNHEALTHY left out
+    expect(r.set.get(at(0))).toEqual({ address: at(0), zone: 'a', weight: 6 });
+    expect(r.set.get(at(1))).toEqual({ address: at(1), zone: 'a', weight: 3 });
+    await waitFor(() => {
+      for (const type of Object.values(XDS_TYPE)) {
+        const acks = server.acks.filter(
+          (a) => a.node === 'tower-test' && a.typeUrl === type && a.version !== '',
+        );
+        expect(acks.length, type).toBeGreaterThan(0);
+        expect(acks.every((a) => a.error === undefined)).toBe(true);
+      }
+    });
+    const states = r.of('endpoint').map((e) => [e.key, e.state]);
+    expect(states).toEqual(
+      expect.arrayContaining([
+        [at(0), 'ready'],
+        [at(1), 'ready'],
+        [at(2), 'terminating'],
+        [at(3), 'not-serving'],
+      ]),
+    );
+    expect(r.problems).toEqual([]);
+  });
+
+  test('an EDS update moves the set: DRAINING leaves it, a new endpoint joins', async () => {
+    const name = svc();
+    server.serve(name, [{ zone: 'a', endpoints: [{ address: at(0) }, { address: at(1) }] }]);
+    const r = source({ target: name });
+    await waitFor(() => expect(r.keys()).toEqual([at(0), at(1)]));
+    server.serve(name, [
+      {
+        zone: 'a',
+        endpoints: [{ address: at(0), health: 'DRAINING' }, { address: at(1) }, { address: at(2) }],
+      },
+    ]);
+    await waitFor(() => expect(r.keys()).toEqual([at(1), at(2)]));
+    const draining = r.of('endpoint').find((e) => e.key === at(0) && e.state === 'terminating');
+    expect(draining?.previous).toBe('ready');
+  });
+
+  test('a cluster name directly: Cluster → ClusterLoadAssignment, no Listener asked for', async () => {
+    const name = svc();
+    server.set('cluster', `${name}-c`, xdsCluster(`${name}-c`, `${name}-eds`));
+    server.set(
+      'endpoints',
+      `${name}-eds`,
+      xdsEndpoints(`${name}-eds`, [{ endpoints: [{ address: at(2) }] }]),
+    );
+    const r = source({ cluster: `${name}-c` });
+    await waitFor(() => expect(r.keys()).toEqual([at(2)]));
+    expect(server.subscribed('listener')).not.toContain(`${name}-c`);
+    expect(server.subscribed('endpoints')).toContain(`${name}-eds`);
+  });
+
+  test('priorities: the lowest with a usable endpoint is used', async () => {
+    const name = svc();
+    server.serve(name, [
+      { zone: 'a', priority: 0, endpoints: [{ address: at(0), health: 'UNHEALTHY' }] },
+      { zone: 'b', priority: 1, endpoints: [{ address: at(1) }] },
+    ]);
+    const r = source({ target: name });
+    await waitFor(() => expect(r.keys()).toEqual([at(1)]));
+    server.serve(name, [
+      { zone: 'a', priority: 0, endpoints: [{ address: at(0) }] },
+      { zone: 'b', priority: 1, endpoints: [{ address: at(1) }] },
+    ]);
+    await waitFor(() => expect(r.keys()).toEqual([at(0)]));
+  });
+
+  test('weighted_clusters and route matchers are reported as ignored; the default route and heaviest cluster are used', async () => {
+    const name = svc();
+    server.serve(name, [{ endpoints: [{ address: at(0) }] }]);
+    server.set('cluster', `${name}-green`, xdsCluster(`${name}-green`));
+    server.set(
+      'endpoints',
+      `${name}-green`,
+      xdsEndpoints(`${name}-green`, [{ endpoints: [{ address: at(1) }] }]),
+    );
+    const route = xdsRoute(`${name}-route`, { [`${name}-cluster`]: 10, [`${name}-green`]: 90 });
+    const vh = (route.virtual_hosts as { routes: unknown[] }[])[0] as { routes: unknown[] };
+    vh.routes.unshift({
+      match: { prefix: '/canary', headers: [{ name: 'x-canary', present_match: true }] },
+      route: { cluster: `${name}-cluster` },
+    });
+    server.set('route', `${name}-route`, route);
+    const r = source({ target: name });
+    await waitFor(() => expect(r.keys()).toEqual([at(1)]));
+    const reasons = r.of('ignored').map((e) => e.reason);
+    expect(reasons.some((x) => x.includes('headers'))).toBe(true);
+    expect(reasons.some((x) => x.includes('weighted_clusters') && x.includes(`${name}-green`))).toBe(true);
+  });
+});
+
+describe('xds(): NACKs', () => {
+  test('a bad ClusterLoadAssignment is NACKed with the reason and the last good set stays', async () => {
+    const name = svc();
+    server.serve(name, [{ endpoints: [{ address: at(0) }] }]);
+    const r = source({ target: name });
+    await waitFor(() => expect(r.keys()).toEqual([at(0)]));
+    const good = server.acks
+      .filter((a) => a.typeUrl === XDS_TYPE.endpoints && a.node === 'tower-test')
+      .at(-1);
+    const before = server.nacks().length;
+    server.set(
+      'endpoints',
+      `${name}-cluster`,
+      xdsEndpoints(`${name}-cluster`, [{ endpoints: [{ address: `${hosts[1]}:0` }] }]),
+    );
+    await waitFor(() => expect(server.nacks().length).toBeGreaterThan(before));
+    const nack = server.nacks().at(-1);
+    expect(nack?.typeUrl).toBe(XDS_TYPE.endpoints);
+    expect(nack?.error).toContain('port 0');
+    // the NACK names the version still held: the last one ACKed
+    expect(nack?.version).toBe(good?.version);
+    expect(r.keys()).toEqual([at(0)]);
+    const invalid = r.of('invalid').at(-1);
+    expect(invalid?.error.message).toContain('port 0');
+    // a good one after it is taken
+    server.serve(name, [{ endpoints: [{ address: at(1) }] }]);
+    await waitFor(() => expect(r.keys()).toEqual([at(1)]));
+  });
+
+  test('a Cluster that is not EDS and a Listener with no api_listener are NACKed', async () => {
+    const name = svc();
+    server.serve(name, [{ endpoints: [{ address: at(0) }] }]);
+    const r = source({ target: name });
+    await waitFor(() => expect(r.keys()).toEqual([at(0)]));
+    server.set('cluster', `${name}-cluster`, { ...xdsCluster(`${name}-cluster`), type: 'STATIC' });
+    await waitFor(() =>
+      expect(server.nacks().some((n) => n.error?.includes('type STATIC is not supported'))).toBe(true),
+    );
+    server.set('listener', name, { name });
+    await waitFor(() =>
+      expect(server.nacks().some((n) => n.error?.includes(`Listener ${name}: no api_listener`))).toBe(true),
+    );
+    expect(r.keys()).toEqual([at(0)]);
+    server.set('listener', name, xdsListener(name, `${name}-route`));
+  });
+});
+
+describe('xds(): the control plane goes away', () => {
+  test('a dropped stream is opened again, re-subscribes, and a change made meanwhile arrives', async () => {
+    const name = svc();
+    server.serve(name, [{ endpoints: [{ address: at(0) }] }]);
+    const r = source({ target: name, backoff: { initialMs: 300, maxMs: 300, jitter: 0 } });
+    await waitFor(() => expect(r.keys()).toEqual([at(0)]));
+    const opened = server.streamsOpened;
+    server.dropStreams();
+    // made while the source waits out its backoff: it arrives on the new stream
+    server.serve(name, [{ endpoints: [{ address: at(0) }, { address: at(1) }] }]);
+    await waitFor(() => expect(r.keys()).toEqual([at(0), at(1)]));
+    expect(server.streamsOpened).toBeGreaterThan(opened);
+    expect(r.of('disconnected').length).toBe(1);
+    expect(r.of('reconnected').length).toBe(1);
+  });
+
+  test('while the server is down the set stays, the failures are said, and its return is picked up', async () => {
+    const name = svc();
+    server.serve(name, [{ endpoints: [{ address: at(0) }] }]);
+    const r = source({ target: name });
+    await waitFor(() => expect(r.keys()).toEqual([at(0)]));
+    await server.stop();
+    await waitFor(() => expect(r.of('backoff').length).toBeGreaterThanOrEqual(3));
+    expect(r.keys()).toEqual([at(0)]);
+    expect(r.of('disconnected').length).toBe(1);
+    server.serve(name, [{ endpoints: [{ address: at(2) }] }]);
+    await server.start();
+    await waitFor(() => expect(r.keys()).toEqual([at(2)]));
+    expect(r.of('reconnected').length).toBe(1);
+    expect(r.problems).toEqual([]);
+  });
+});
+
+describe('xds(): options and bootstrap', () => {
+  test('bad options and bootstraps throw ConfigError naming what is wrong', () => {
+    const bootstrap = server.bootstrap();
+    expect(() => xds({ bootstrap } as never)).toThrow(ConfigError);
+    expect(() => xds({ target: 'a', cluster: 'b', bootstrap })).toThrow(/target/);
+    expect(() => xds({ target: '', bootstrap })).toThrow(/non-empty/);
+    expect(() => xds({ target: 'a', bootstrap: '{' })).toThrow(/JSON/);
+    expect(() => xds({ target: 'a', bootstrap: { xds_servers: [] } })).toThrow(/xds_servers/);
+    expect(() =>
+      xds({
+        target: 'a',
+        bootstrap: { xds_servers: [{ server_uri: 'x:1', channel_creds: [{ type: 'google_default' }] }] },
+      }),
+    ).toThrow(/channel_creds/);
+    expect(() => loadBootstrap(undefined, {})).toThrow(/GRPC_XDS_BOOTSTRAP/);
+    expect(() => loadBootstrap(undefined, { GRPC_XDS_BOOTSTRAP: '/nonexistent/bootstrap.json' })).toThrow(
+      /readable file/,
+    );
+  });
+
+  test('the bootstrap comes from GRPC_XDS_BOOTSTRAP_CONFIG, node locality included', () => {
+    const b = loadBootstrap(undefined, {
+      GRPC_XDS_BOOTSTRAP_CONFIG: server.bootstrap({ id: 'n1', zone: 'z' }),
+    });
+    expect(b).toEqual({
+      serverUri: server.address,
+      credentials: 'insecure',
+      node: { id: 'n1', locality: { zone: 'z' } },
+    });
+  });
+});

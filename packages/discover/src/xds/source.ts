@@ -1,0 +1,491 @@
+/**
+ * The `xds` source: the endpoints of a service from an xDS management
+ * server (a service mesh's control plane), as a proxyless gRPC client gets
+ * them. One ADS stream (`envoy.service.discovery.v3`, state of the world)
+ * follows Listener → RouteConfiguration → Cluster → ClusterLoadAssignment
+ * for a target name, or Cluster → ClusterLoadAssignment for a cluster name.
+ * Each response is ACKed with its version and nonce, or NACKed with the
+ * reason when a resource is unusable (the last good one stays in use).
+ * When the stream drops, resources stay cached and the set stays as it
+ * was; the stream is opened again with backoff and subscribes to the same
+ * names with the versions it holds.
+ *
+ * @module
+ */
+import { GrpcTowerError, Status, toGrpcTowerError } from '@grpc-tower/core';
+import { ConfigError } from '@grpc-tower/core';
+import * as grpc from '@grpc/grpc-js';
+import type { DiscoveredAddress } from '../address.js';
+import { InvalidRecordError } from '../errors.js';
+import type { EndpointState } from '../events.js';
+import { type DiscoverySource, type SourceContext, sharedSource } from '../source.js';
+import { type BackoffOptions, backoffConfig, backoffDelay, unrefTimer } from '../timing.js';
+import { type XdsBootstrap, loadBootstrap } from './bootstrap.js';
+import {
+  type Cluster,
+  type ClusterLoadAssignment,
+  type HealthStatus,
+  type Listener,
+  type ResourceKind,
+  type RouteConfiguration,
+  TYPE_URL,
+  XdsResourceError,
+  peekName,
+  readAny,
+  resourceName,
+} from './resources.js';
+import { Writer, msgs, readFields, str } from './wire.js';
+
+const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+const KINDS: readonly ResourceKind[] = ['listener', 'route', 'cluster', 'endpoints'];
+const KIND_OF: ReadonlyMap<string, ResourceKind> = new Map(KINDS.map((k) => [TYPE_URL[k], k]));
+
+/**
+ * Options of {@link xds}: a `target` (a Listener name, as in `xds:///name`)
+ * or a `cluster`, exactly one.
+ *
+ * @example
+ * ```ts
+ * const opts: XdsOptions = { target: 'orders.shop.svc.cluster.local:50051' };
+ * ```
+ */
+export interface XdsOptions {
+  /** A Listener name: the chain Listener → RouteConfiguration → Cluster → ClusterLoadAssignment. */
+  readonly target?: string;
+  /** A Cluster name: Cluster → ClusterLoadAssignment, no listener or routes. */
+  readonly cluster?: string;
+  /** The bootstrap (object or JSON text); by default from `GRPC_XDS_BOOTSTRAP` or `GRPC_XDS_BOOTSTRAP_CONFIG`. */
+  readonly bootstrap?: XdsBootstrap | string;
+  /** Channel credentials for the management server, instead of the bootstrap's `channel_creds`. */
+  readonly credentials?: grpc.ChannelCredentials;
+  /** Backoff between attempts to open the ADS stream; default 500 ms doubling to 30 s, ±10 %. */
+  readonly backoff?: BackoffOptions;
+}
+
+const HEALTHY: ReadonlySet<HealthStatus> = new Set(['HEALTHY', 'UNKNOWN']);
+
+interface TypeState {
+  names: string[];
+  /** The version last accepted (ACKed). */
+  version: string;
+  /** The nonce of the last response on the current stream. */
+  nonce: string;
+  readonly cache: Map<string, unknown>;
+}
+
+/** What the route chooses: a cluster, and the parts of the routes that were not honoured. */
+interface RouteChoice {
+  readonly cluster: string | undefined;
+  readonly notes: readonly { input: string; reason: string }[];
+}
+
+/** Whether `domain` (a virtual host's domain pattern) matches `host`, and how specific the match is. */
+function domainScore(domain: string, host: string): number {
+  const d = domain.toLowerCase();
+  const h = host.toLowerCase();
+  if (d === h) return 4;
+  if (d.startsWith('*') && d.length > 1 && h.endsWith(d.slice(1))) return 3;
+  if (d.endsWith('*') && d.length > 1 && h.startsWith(d.slice(0, -1))) return 2;
+  if (d === '*') return 1;
+  return 0;
+}
+
+/** The cluster calls for `target` go to under `rc`: the most specific virtual host, its first catch-all route. */
+function chooseRoute(rc: RouteConfiguration, target: string): RouteChoice {
+  let best: RouteConfiguration['virtualHosts'][number] | undefined;
+  let bestScore = 0;
+  for (const vh of rc.virtualHosts) {
+    const score = Math.max(0, ...vh.domains.map((d) => domainScore(d, target)));
+    if (score > bestScore) {
+      best = vh;
+      bestScore = score;
+    }
+  }
+  const where = `RouteConfiguration ${rc.name || '(inline)'}`;
+  if (best === undefined) {
+    return { cluster: undefined, notes: [{ input: where, reason: `no virtual host matches ${target}` }] };
+  }
+  const notes: { input: string; reason: string }[] = [];
+  const index = best.routes.findIndex((r) => r.catchAll && r.target !== undefined);
+  const route = index >= 0 ? best.routes[index] : best.routes.find((r) => r.target !== undefined);
+  const skipped = best.routes.slice(0, index >= 0 ? index : best.routes.length).flatMap((r) => r.matchers);
+  if (skipped.length > 0) {
+    notes.push({
+      input: `${where} virtual host ${best.name}`,
+      reason: `route matchers not implemented (${[...new Set(skipped)].join(', ')}): every call takes the default route`,
+    });
+  }
+  if (route?.target === undefined) {
+    notes.push({ input: `${where} virtual host ${best.name}`, reason: 'no route sends calls to a cluster' });
+    return { cluster: undefined, notes };
+  }
+  if (index < 0) {
+    notes.push({
+      input: `${where} virtual host ${best.name}`,
+      reason: 'no catch-all route: the first route is used',
+    });
+  }
+  if ('cluster' in route.target) return { cluster: route.target.cluster, notes };
+  const heaviest = [...route.target.weighted].sort((a, b) => b.weight - a.weight)[0] as {
+    name: string;
+    weight: number;
+  };
+  const total = route.target.weighted.reduce((s, w) => s + w.weight, 0);
+  notes.push({
+    input: `${where} virtual host ${best.name}`,
+    reason: `weighted_clusters not implemented: every call goes to ${heaviest.name} (weight ${heaviest.weight} of ${total})`,
+  });
+  return { cluster: heaviest.name, notes };
+}
+
+/** The endpoints of `cla` to call: the lowest priority with a usable endpoint; each one's state. */
+function endpointSet(cla: ClusterLoadAssignment): {
+  set: Map<string, DiscoveredAddress>;
+  states: Map<string, { state: EndpointState; zone: string; health: HealthStatus }>;
+  duplicates: Map<string, number>;
+} {
+  const priorities = [...new Set(cla.localities.map((l) => l.priority))].sort((a, b) => a - b);
+  const chosen =
+    priorities.find((p) =>
+      cla.localities.some((l) => l.priority === p && l.endpoints.some((e) => HEALTHY.has(e.health))),
+    ) ?? priorities[0];
+  const set = new Map<string, DiscoveredAddress>();
+  const states = new Map<string, { state: EndpointState; zone: string; health: HealthStatus }>();
+  const duplicates = new Map<string, number>();
+  for (const l of cla.localities) {
+    if (l.priority !== chosen) continue;
+    for (const e of l.endpoints) {
+      if (states.has(e.address)) {
+        duplicates.set(e.address, (duplicates.get(e.address) ?? 1) + 1);
+        continue;
+      }
+      const state: EndpointState = HEALTHY.has(e.health)
+        ? 'ready'
+        : e.health === 'DRAINING'
+          ? 'terminating'
+          : 'not-serving';
+      states.set(e.address, { state, zone: l.zone, health: e.health });
+      if (state === 'ready') {
+        set.set(e.address, {
+          address: e.address,
+          weight: l.weight * e.weight,
+          ...(l.zone === '' ? {} : { zone: l.zone }),
+        });
+      }
+    }
+  }
+  return { set, states, duplicates };
+}
+
+/** The Node message (envoy.config.core.v3.Node) of the first request on a stream. */
+function nodeBytes(node: ReturnType<typeof loadBootstrap>['node']): Uint8Array {
+  const w = new Writer().string(1, node.id).string(2, node.cluster ?? '');
+  const l = node.locality;
+  if (l !== undefined) {
+    w.bytes(
+      4,
+      new Writer()
+        .string(1, l.region ?? '')
+        .string(2, l.zone ?? '')
+        .string(3, l.subZone ?? '')
+        .finish(),
+    );
+  }
+  return w.string(6, 'grpc-tower').finish();
+}
+
+function checkName(value: unknown, option: string): string {
+  if (typeof value !== 'string' || value.trim() === '')
+    throw new ConfigError('xds', option, value, 'a non-empty string');
+  return value;
+}
+
+/**
+ * A discovery source of the endpoints an xDS management server gives for
+ * `target` (a Listener name) or `cluster`. Endpoints whose `health_status`
+ * is HEALTHY or UNKNOWN are in the set; DRAINING, UNHEALTHY and the rest
+ * are not (a removed endpoint drains: its calls in flight finish). Each
+ * carries its locality's zone and the weight locality weight × endpoint
+ * weight. Of the priorities, the lowest with a usable endpoint is used.
+ * Throws `ConfigError` for bad options or a bad bootstrap.
+ *
+ * @example
+ * ```ts
+ * import { xds } from '@grpc-tower/discover/xds';
+ *
+ * // GRPC_XDS_BOOTSTRAP names the bootstrap file, as for any proxyless gRPC client
+ * const orders = xds({ target: 'orders.shop.svc.cluster.local:50051' });
+ * orders.events$.subscribe((e) => console.log(e.type));
+ * ```
+ */
+export function xds(options: XdsOptions): DiscoverySource {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('xds', 'options', options, 'an object with target or cluster');
+  }
+  if ((options.target === undefined) === (options.cluster === undefined)) {
+    throw new ConfigError('xds', 'target', options.target, 'given, or cluster given, but not both');
+  }
+  const target = options.target === undefined ? undefined : checkName(options.target, 'target');
+  const clusterOption = options.cluster === undefined ? undefined : checkName(options.cluster, 'cluster');
+  const boot = loadBootstrap(options.bootstrap);
+  const backoff = backoffConfig('xds', options.backoff, {
+    initialMs: 500,
+    maxMs: 30_000,
+    multiplier: 2,
+    jitter: 0.1,
+  });
+  const credentials =
+    options.credentials ??
+    (boot.credentials === 'tls' ? grpc.credentials.createSsl() : grpc.credentials.createInsecure());
+  const node = nodeBytes(boot.node);
+  const name = target === undefined ? `xds:cluster/${clusterOption}` : `xds:///${target}`;
+  return sharedSource(name, (ctx) =>
+    run(ctx, { target, cluster: clusterOption, boot, backoff, credentials, node }),
+  );
+}
+
+interface RunConfig {
+  readonly target: string | undefined;
+  readonly cluster: string | undefined;
+  readonly boot: ReturnType<typeof loadBootstrap>;
+  readonly backoff: ReturnType<typeof backoffConfig>;
+  readonly credentials: grpc.ChannelCredentials;
+  readonly node: Uint8Array;
+}
+
+function run(ctx: SourceContext, config: RunConfig): () => void {
+  const source = ctx.name;
+  const types = new Map<ResourceKind, TypeState>(
+    KINDS.map((k) => [k, { names: [], version: '', nonce: '', cache: new Map<string, unknown>() }]),
+  );
+  const state = (kind: ResourceKind) => types.get(kind) as TypeState;
+  const client = new grpc.Client(config.boot.serverUri, config.credentials);
+  let stream: grpc.ClientDuplexStream<Uint8Array, Buffer> | undefined;
+  let sentNode = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let failures = 0;
+  let disconnected = false;
+  let lastNotes = '';
+  let states = new Map<string, { state: EndpointState; zone: string; health: HealthStatus }>();
+
+  const send = (
+    typeUrl: string,
+    names: readonly string[],
+    version: string,
+    nonce: string,
+    error?: string,
+  ) => {
+    if (stream === undefined) return;
+    const w = new Writer().string(1, version);
+    if (!sentNode) {
+      w.bytes(2, config.node);
+      sentNode = true;
+    }
+    for (const n of names) w.string(3, n);
+    w.string(4, typeUrl).string(5, nonce);
+    if (error !== undefined)
+      w.bytes(6, new Writer().uint(1, Status.INVALID_ARGUMENT).string(2, error).finish());
+    stream.write(w.finish());
+  };
+  const request = (kind: ResourceKind, error?: string) => {
+    const st = state(kind);
+    send(TYPE_URL[kind], st.names, st.version, st.nonce, error);
+  };
+
+  /** Subscribes `kind` to exactly `name` (an empty list would mean every resource of LDS and CDS). */
+  const want = (kind: ResourceKind, name: string) => {
+    const st = state(kind);
+    if (st.names.length === 1 && st.names[0] === name) return;
+    st.names = [name];
+    for (const k of st.cache.keys()) if (k !== name) st.cache.delete(k);
+    request(kind);
+  };
+
+  const publish = (cla: ClusterLoadAssignment) => {
+    const next = endpointSet(cla);
+    for (const [key, count] of next.duplicates) {
+      ctx.emit({
+        type: 'duplicate',
+        source,
+        key,
+        inputs: Array.from({ length: count }, () => cla.clusterName),
+      });
+    }
+    const { inserted, removed } = ctx.replace(next.set);
+    for (const [key, now] of next.states) {
+      const before = states.get(key)?.state;
+      if (before === now.state) continue;
+      ctx.emit({
+        type: 'endpoint',
+        source,
+        key,
+        ...(now.zone === '' ? {} : { zone: now.zone }),
+        state: now.state,
+        previous: before,
+        reason: `health_status ${now.health}`,
+      });
+    }
+    for (const [key, was] of states) {
+      if (next.states.has(key)) continue;
+      ctx.emit({
+        type: 'endpoint',
+        source,
+        key,
+        state: 'gone',
+        previous: was.state,
+        reason: 'no longer listed',
+      });
+    }
+    states = next.states;
+    ctx.emit({ type: 'resolved', source, count: next.set.size, inserted, removed });
+  };
+
+  /** Follows the chain as far as the cache reaches, subscribing to what comes next. */
+  const resolve = () => {
+    let clusterName = config.cluster;
+    if (config.target !== undefined) {
+      want('listener', config.target);
+      const listener = state('listener').cache.get(config.target) as Listener | undefined;
+      if (listener === undefined) return;
+      let rc = listener.inlineRoute;
+      if (listener.routeConfigName !== undefined) {
+        want('route', listener.routeConfigName);
+        rc = state('route').cache.get(listener.routeConfigName) as RouteConfiguration | undefined;
+      }
+      if (rc === undefined) return;
+      const choice = chooseRoute(rc, config.target);
+      const notes = JSON.stringify(choice.notes);
+      if (notes !== lastNotes) {
+        lastNotes = notes;
+        for (const n of choice.notes) ctx.emit({ type: 'ignored', source, input: n.input, reason: n.reason });
+      }
+      clusterName = choice.cluster;
+    }
+    if (clusterName === undefined) return;
+    want('cluster', clusterName);
+    const cluster = state('cluster').cache.get(clusterName) as Cluster | undefined;
+    if (cluster === undefined) return;
+    want('endpoints', cluster.edsServiceName);
+    const cla = state('endpoints').cache.get(cluster.edsServiceName) as ClusterLoadAssignment | undefined;
+    if (cla !== undefined) publish(cla);
+  };
+
+  const reject = (input: string, reason: string) =>
+    ctx.emit({ type: 'invalid', source, input, error: new InvalidRecordError(source, input, reason) });
+
+  const onResponse = (bytes: Uint8Array) => {
+    let fields: ReturnType<typeof readFields>;
+    try {
+      fields = readFields(bytes);
+    } catch (err) {
+      reject('DiscoveryResponse', (err as Error).message);
+      return;
+    }
+    const version = str(fields, 1);
+    const typeUrl = str(fields, 4);
+    const nonce = str(fields, 5);
+    const kind = KIND_OF.get(typeUrl);
+    if (kind === undefined) {
+      const reason = `resource type ${typeUrl || '(none)'} is not one this client asked for`;
+      reject(`DiscoveryResponse ${typeUrl}`, reason);
+      send(typeUrl, [], '', nonce, reason);
+      return;
+    }
+    const st = state(kind);
+    st.nonce = nonce;
+    const errors: string[] = [];
+    const seen = new Set<string>();
+    for (const anyBytes of msgs(fields, 2)) {
+      const any = readAny(anyBytes);
+      if (any.typeUrl !== typeUrl) {
+        errors.push(`a resource of type ${any.typeUrl} in a ${typeUrl} response`);
+        continue;
+      }
+      try {
+        const { name: resource, value } = resourceName(kind, any.value);
+        seen.add(resource);
+        if (st.names.includes(resource)) st.cache.set(resource, value);
+      } catch (err) {
+        const resource = peekName(kind, any.value);
+        seen.add(resource);
+        const reason =
+          err instanceof XdsResourceError ? err.message : `${kind} ${resource}: ${(err as Error).message}`;
+        errors.push(reason);
+        reject(`${kind} ${resource}`, reason);
+      }
+    }
+    // state of the world: a Listener or Cluster missing from its response was deleted; the set stays
+    if (kind === 'listener' || kind === 'cluster') {
+      for (const n of st.names) {
+        if (!seen.has(n) && st.cache.delete(n))
+          ctx.emit({ type: 'empty-kept', source, kept: ctx.current.size });
+      }
+    }
+    if (errors.length === 0) {
+      st.version = version;
+      request(kind);
+    } else {
+      request(kind, errors.join('; '));
+    }
+    resolve();
+  };
+
+  const open = () => {
+    timer = undefined;
+    if (ctx.stopped) return;
+    sentNode = false;
+    for (const st of types.values()) st.nonce = '';
+    const call = client.makeBidiStreamRequest(
+      ADS_METHOD,
+      (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+      (b: Buffer) => b,
+    );
+    stream = call;
+    let answered = false;
+    call.on('data', (bytes: Buffer) => {
+      if (stream !== call) return;
+      if (!answered) {
+        answered = true;
+        failures = 0;
+        if (disconnected) {
+          disconnected = false;
+          ctx.emit({ type: 'reconnected', source });
+        }
+      }
+      onResponse(bytes);
+    });
+    // grpc-js reports the end of the call as 'status' (every end) and 'error' (not OK): 'status' drives the retry
+    call.on('error', () => {});
+    call.on('status', (s: grpc.StatusObject) => {
+      if (stream !== call) return;
+      stream = undefined;
+      if (ctx.stopped) return;
+      failures = answered ? 1 : failures + 1;
+      if (!disconnected) {
+        disconnected = true;
+        const error =
+          s.code === Status.OK
+            ? new GrpcTowerError(Status.UNAVAILABLE, `${source}: the management server ended the ADS stream`)
+            : toGrpcTowerError(
+                Object.assign(new Error(`${source}: ADS stream: ${s.details}`), { code: s.code }),
+              );
+        ctx.emit({ type: 'disconnected', source, error });
+      }
+      const delayMs = backoffDelay(failures, config.backoff);
+      ctx.emit({ type: 'backoff', source, delayMs, failures });
+      timer = unrefTimer(open, delayMs);
+    });
+    for (const kind of KINDS) if (state(kind).names.length > 0) request(kind);
+    resolve();
+  };
+
+  open();
+  return () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const s = stream;
+    stream = undefined;
+    s?.cancel();
+    client.close();
+  };
+}
