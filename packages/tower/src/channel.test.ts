@@ -379,7 +379,7 @@ describe('options change one part each', () => {
       expect(error, JSON.stringify(options)).toBeInstanceOf(Error);
       expect((error as Error).message).toMatch(message);
     }
-    expect(() => towerChannel('xds:///orders', insecure)).toThrow(InvalidTargetError);
+    expect(() => towerChannel('unix:///tmp/orders.sock', insecure)).toThrow(InvalidTargetError);
     expect(() => towerChannel(server.address, insecure, { layers: { outer: [1 as never] } })).toThrow(
       ConfigError,
     );

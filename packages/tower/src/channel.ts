@@ -55,6 +55,7 @@ import { type RetryLayer, type RetryPolicy, retry, retryBudget } from '@grpc-tow
 import { isIP } from 'node:net';
 import type { Observable } from 'rxjs';
 import { etcdSource } from './etcd.js';
+import { xdsSource } from './xds.js';
 import { type Target, parseTarget } from './target.js';
 import { endpointOptionsFor } from './endpoint-options.js';
 
@@ -238,6 +239,7 @@ class ClosingWith implements Stack<GrpcRequest, GrpcResponse> {
 function sourceOf(target: Target, options: TowerOptions): Discover<string, DiscoveredAddress> {
   if (options.discovery !== undefined) return options.discovery;
   if (target.scheme === 'etcd') return etcdSource(target);
+  if (target.scheme === 'xds') return xdsSource(target);
   if (target.scheme !== 'dns') return staticList(target.addresses, { name: target.canonical });
   return dns(target.host, target.port, {
     ...options.dns,

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { ResolveError, type DiscoverySource, sharedSource } from '@grpc-tower/discover';
-import type { Subscription } from 'rxjs';
+import type { DiscoverySource } from '@grpc-tower/discover';
+import { lazySource } from './lazy-source.js';
 import type { EtcdTarget } from './target.js';
 
 type EtcdModule = typeof import('@grpc-tower/discover/etcd');
@@ -22,36 +22,7 @@ const ETCD_MODULE: string = '@grpc-tower/discover/etcd';
  */
 export function etcdSource(target: EtcdTarget): DiscoverySource {
   const name = target.canonical;
-  return sharedSource(name, (ctx) => {
-    let stopped = false;
-    let subscription: Subscription | undefined;
-    (import(ETCD_MODULE) as Promise<EtcdModule>).then(
-      (m) => {
-        if (stopped) return;
-        const source = m.etcd(target.endpoints, target.prefix, { name });
-        subscription = source.events$.subscribe((event) => ctx.emit(event));
-        subscription.add(source.subscribe((change) => ctx.apply([change])));
-      },
-      (err: unknown) => {
-        if (stopped) return;
-        const reason = err instanceof Error ? err.message : String(err);
-        ctx.emit({
-          type: 'failed',
-          source: name,
-          error: new ResolveError(
-            name,
-            `an etcd target needs the etcd3 package (npm install etcd3): ${reason}`,
-            {
-              cause: err,
-            },
-          ),
-          failures: 1,
-        });
-      },
-    );
-    return () => {
-      stopped = true;
-      subscription?.unsubscribe();
-    };
-  });
+  return lazySource(name, 'an etcd target needs the etcd3 package (npm install etcd3)', async () =>
+    ((await import(ETCD_MODULE)) as EtcdModule).etcd(target.endpoints, target.prefix, { name }),
+  );
 }

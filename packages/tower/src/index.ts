@@ -39,6 +39,7 @@ export {
   type DnsTarget,
   type AddressListTarget,
   type EtcdTarget,
+  type XdsTarget,
   type TargetPart,
 } from './target.js';
 export type { TowerChannel } from '@grpc-tower/core/grpc';

@@ -8,11 +8,8 @@
 // sleep. One client finds the pods through kubernetes(), another through
 // DNS (polled every second), both under the same load.
 import * as grpc from '@grpc/grpc-js';
-import { EndpointPicked, type Layer } from '@grpc-tower/core';
-import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import { kubernetes } from '@grpc-tower/discover/kubernetes';
 import {
-  type EchoProtoClient,
   type EchoServer,
   activeHandles,
   createEchoClient,
@@ -31,13 +28,12 @@ import {
   startKubeApi,
 } from '../../discover/src/test-support/index.js';
 import { towerChannel } from './channel.js';
+import { CALL_EVERY_MS, firstPick, load, picks, picksAfter } from './test/load.js';
 
 const insecure = grpc.credentials.createInsecure();
 const { EchoService } = loadEchoPackage();
 const NAME = 'orders.rolling.test';
 const SERVICE = 'orders';
-/** One call is started every this many ms by each client. */
-const CALL_EVERY_MS = 4;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let pods: EchoServer[] = [];
@@ -58,67 +54,6 @@ afterAll(async () => {
   await api?.close();
   await expectNoLeaks(baseline, { settleMs: 5000 });
 });
-
-/** Records each pick of an endpoint (when, where) and the attempts in flight per address, without changing the call. */
-function picks(
-  log: { address: string; at: number }[],
-  inFlight = new Map<string, number>(),
-): Layer<GrpcRequest, GrpcResponse> {
-  return (inner) => ({
-    call: (req, ctx) => {
-      const before = ctx.get(EndpointPicked);
-      let picked: string | undefined;
-      const settle = () => {
-        if (picked !== undefined) inFlight.set(picked, (inFlight.get(picked) ?? 1) - 1);
-      };
-      const attempt = inner.call(
-        req,
-        ctx.withValue(EndpointPicked, (address: string) => {
-          picked = address;
-          inFlight.set(address, (inFlight.get(address) ?? 0) + 1);
-          log.push({ address, at: performance.now() });
-          before?.(address);
-        }),
-      );
-      attempt.then(settle, settle);
-      return attempt;
-    },
-  });
-}
-
-interface Load {
-  readonly failures: string[];
-  readonly calls: number;
-  stop(): Promise<void>;
-}
-
-/** Starts one unary call every CALL_EVERY_MS ms until stopped. */
-function load(client: EchoProtoClient): Load {
-  const failures: string[] = [];
-  const inFlight = new Set<Promise<void>>();
-  let calls = 0;
-  const timer = setInterval(() => {
-    calls++;
-    const p = new Promise<void>((resolve) => {
-      client.Unary({ message: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err) => {
-        if (err !== null) failures.push(`${grpc.status[err.code]}: ${err.details}`);
-        resolve();
-      });
-    });
-    inFlight.add(p);
-    void p.then(() => inFlight.delete(p));
-  }, CALL_EVERY_MS);
-  return {
-    failures,
-    get calls() {
-      return calls;
-    },
-    stop: async () => {
-      clearInterval(timer);
-      await Promise.all(inFlight);
-    },
-  };
-}
 
 test('a rolling update where each old pod turns terminating and gets SIGTERM at once: no call fails through kubernetes(); DNS for comparison', async () => {
   const port = (pods[0] as EchoServer).port;
@@ -178,8 +113,8 @@ test('a rolling update where each old pod turns terminating and gets SIGTERM at 
   // each call takes a while, so an old pod has calls in flight when it turns terminating
   for (const pod of pods) pod.setLatency(15);
   try {
-    const kubeLoad = load(kubeClient);
-    const dnsLoad = load(dnsClient);
+    const kubeLoad = load(kubeClient, CALL_EVERY_MS);
+    const dnsLoad = load(dnsClient, CALL_EVERY_MS);
     await sleep(600);
     for (let i = 0; i < 3; i++) {
       const old = pods[i] as EchoServer;
@@ -217,7 +152,7 @@ test('a rolling update where each old pod turns terminating and gets SIGTERM at 
     for (const old of pods.slice(0, 3)) {
       const term = heard.get(`terminating ${old.address}`);
       expect(term, `the client heard ${old.name} turn terminating`).toBeDefined();
-      const after = kubePicks.filter((p) => p.address === old.address && p.at > (term as number)).length;
+      const after = picksAfter(kubePicks, old.address, term as number);
       k[`${old.name} picks after its terminating event`] = after;
       k[`${old.name} calls in flight at its terminating event`] = inFlightAtTerminating.get(old.address);
       expect(after).toBe(0);
@@ -229,13 +164,11 @@ test('a rolling update where each old pod turns terminating and gets SIGTERM at 
     for (const next of pods.slice(3)) {
       const heardReady = heard.get(`ready ${next.address}`) as number;
       expect(heardReady, `the client heard ${next.name} turn ready`).toBeDefined();
-      const first = kubePicks.find((p) => p.address === next.address && p.at >= heardReady);
+      const first = firstPick(kubePicks, next.address, heardReady);
       expect(first, `${next.name} got a call`).toBeDefined();
-      const between = kubePicks.filter(
-        (p) => p.at >= heardReady && p.at < (first as { at: number }).at,
-      ).length;
+      const between = first?.before ?? Number.POSITIVE_INFINITY;
       k[`${next.name} first call after ready (ms)`] = Math.round(
-        (first as { at: number }).at - (readyAt.get(next) as number),
+        (first?.at ?? 0) - (readyAt.get(next) as number),
       );
       k[`${next.name} calls placed before its first`] = between;
       // at one call every 4 ms, 25 calls are 100 ms: a new pod is in use within a few dozen calls

@@ -50,6 +50,15 @@ describe('parseTarget: the forms gRPC names', () => {
     });
   });
 
+  test('xds: the listener name after xds:///, or after xds:', () => {
+    expect(parseTarget('xds:///orders.shop:50051')).toEqual({
+      scheme: 'xds',
+      name: 'orders.shop:50051',
+      canonical: 'xds:///orders.shop:50051',
+    });
+    expect(parseTarget('xds:orders')).toEqual({ scheme: 'xds', name: 'orders', canonical: 'xds:///orders' });
+  });
+
   test('ipv6: bracketed addresses, canonical', () => {
     const t = parseTarget('ipv6:[::1]:50051,[fd00:0::8]:50052');
     expect(t).toEqual({
@@ -64,11 +73,18 @@ describe('parseTarget: bad targets name the part that is wrong and quote the tar
   const cases: [string, TargetPart, RegExp][] = [
     // unknown scheme
     [
-      'xds:///orders',
+      'unix:///tmp/orders.sock',
       'scheme',
-      /unknown scheme "xds"; use "dns:", "ipv4:", "ipv6:", "etcd:" or a bare host:port/,
+      /unknown scheme "unix"; use "dns:", "ipv4:", "ipv6:", "etcd:", "xds:" or a bare host:port/,
     ],
-    ['unix:///tmp/orders.sock', 'scheme', /unknown scheme "unix"/],
+    // xds: a listener name, no authority
+    [
+      'xds://trafficdirector.example/orders',
+      'authority',
+      /xDS authorities \(federation\) are not supported; write "xds:\/\/\/orders"/,
+    ],
+    ['xds:///', 'host', /name the xDS listener after "xds:\/\/\/"/],
+    ['xds:', 'host', /name the xDS listener/],
     ['consul:///orders', 'scheme', /pass your own source as the "discovery" option/],
     ['consul://10.0.0.5:8500,10.0.0.6:8500/orders', 'scheme', /unknown scheme "consul"/],
     // etcd: members and a prefix

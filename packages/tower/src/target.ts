@@ -14,7 +14,12 @@
  * - `etcd://10.0.0.5:2379,10.0.0.6:2379/services/orders/`: the addresses
  *   registered under a key prefix in etcd (list, then watch), from the etcd
  *   members named in the authority (plain HTTP; for TLS or auth, pass your
- *   own `etcd` source as the `discovery` option).
+ *   own `etcd` source as the `discovery` option);
+ * - `xds:///orders`: the endpoints an xDS management server (a service
+ *   mesh's control plane) gives for the listener `orders`, with the
+ *   bootstrap from `GRPC_XDS_BOOTSTRAP` or `GRPC_XDS_BOOTSTRAP_CONFIG` (for
+ *   a bootstrap in code, pass your own `xds` source as the `discovery`
+ *   option).
  *
  * Unlike gRPC, which falls back to port 443, a target must name its port:
  * a service listening on 443 is rare inside a cluster, and a silent 443 is
@@ -88,11 +93,28 @@ export interface EtcdTarget {
   readonly canonical: string;
 }
 
+/**
+ * A listener name to ask an xDS management server about.
+ *
+ * @example
+ * ```ts
+ * const t = parseTarget('xds:///orders.shop:50051') as XdsTarget;
+ * t.name; // 'orders.shop:50051'
+ * ```
+ */
+export interface XdsTarget {
+  readonly scheme: 'xds';
+  /** The Listener name: the path after `xds:///`. */
+  readonly name: string;
+  /** The target in canonical form, `xds:///name`. */
+  readonly canonical: string;
+}
+
 /** What {@link parseTarget} returns. */
-export type Target = DnsTarget | AddressListTarget | EtcdTarget;
+export type Target = DnsTarget | AddressListTarget | EtcdTarget | XdsTarget;
 
 /** The schemes a target may name. */
-export const TARGET_SCHEMES = ['dns', 'ipv4', 'ipv6', 'etcd'] as const;
+export const TARGET_SCHEMES = ['dns', 'ipv4', 'ipv6', 'etcd', 'xds'] as const;
 
 /**
  * The part of a target that {@link InvalidTargetError} found wrong.
@@ -181,6 +203,8 @@ export function parseTarget(target: string): Target {
       return addressList(target, name, rest);
     case 'etcd':
       return etcdTarget(target, rest);
+    case 'xds':
+      return xdsTarget(target, rest);
     default:
       throw new InvalidTargetError(
         target,
@@ -379,4 +403,29 @@ function etcdTarget(target: string, rest: string): EtcdTarget {
     prefix,
     canonical: `etcd://${members.join(',')}${prefix}`,
   };
+}
+
+/** `xds:///name` (or `xds:name`); an authority (xDS federation) is refused. */
+function xdsTarget(target: string, rest: string): XdsTarget {
+  let name = rest;
+  if (rest.startsWith('//')) {
+    const slash = rest.indexOf('/', 2);
+    const authority = slash < 0 ? rest.slice(2) : rest.slice(2, slash);
+    if (authority !== '') {
+      throw new InvalidTargetError(
+        target,
+        'authority',
+        `xDS authorities (federation) are not supported; write "xds:///${slash < 0 ? 'orders' : rest.slice(slash + 1)}"`,
+      );
+    }
+    name = slash < 0 ? '' : rest.slice(slash + 1);
+  }
+  if (name === '' || /\s/.test(name)) {
+    throw new InvalidTargetError(
+      target,
+      'host',
+      'name the xDS listener after "xds:///", such as "xds:///orders"',
+    );
+  }
+  return { scheme: 'xds', name, canonical: `xds:///${name}` };
 }

@@ -1,0 +1,206 @@
+// Calls through xDS against real grpc-js servers (on their own 127.0.0.x
+// addresses) and the stand-in ADS server of test support (checked against
+// @grpc/grpc-js-xds in its own test): the xds:/// target with the bootstrap
+// from GRPC_XDS_BOOTSTRAP_CONFIG; a rolling update where each old server
+// turns DRAINING and stops (GOAWAY at once) at the same moment; the control
+// plane going away under load and coming back.
+import * as grpc from '@grpc/grpc-js';
+import { xds } from '@grpc-tower/discover/xds';
+import {
+  type EchoServer,
+  activeHandles,
+  createEchoClient,
+  expectNoLeaks,
+  loadEchoPackage,
+  pickHosts,
+  startPods,
+} from '@grpc-tower/testing';
+import { afterAll, beforeAll, expect, test, vi } from 'vitest';
+import { type XdsServer, startXdsServer } from '../../discover/src/test-support/index.js';
+import { towerChannel } from './channel.js';
+import { CALL_EVERY_MS, firstPick, load, picks, picksAfter } from './test/load.js';
+
+const insecure = grpc.credentials.createInsecure();
+const { EchoService } = loadEchoPackage();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let pods: EchoServer[] = [];
+let control: XdsServer;
+let baseline: ReturnType<typeof activeHandles>;
+
+beforeAll(async () => {
+  baseline = activeHandles();
+  const [controlHost, ...hosts] = pickHosts(7) as [string, ...string[]];
+  pods = await startPods(hosts);
+  control = await startXdsServer({ host: controlHost });
+  process.env.GRPC_XDS_BOOTSTRAP_CONFIG = control.bootstrap({ id: 'tower-xds-test', zone: 'a' });
+});
+
+afterAll(async () => {
+  delete process.env.GRPC_XDS_BOOTSTRAP_CONFIG;
+  await Promise.all(pods.map((p) => p.stop(0)));
+  await control?.close();
+  await expectNoLeaks(baseline, { settleMs: 5000 });
+});
+
+type Health = 'HEALTHY' | 'DRAINING';
+/** Serves `name`'s endpoints: the pods in `states`, in zone a. */
+function publish(name: string, states: ReadonlyMap<EchoServer, Health>) {
+  control.serve(name, [
+    { zone: 'a', endpoints: [...states].map(([p, health]) => ({ address: p.address, health })) },
+  ]);
+}
+
+test('xds:///name: the target resolves through the control plane and follows its updates', async () => {
+  const name = 'orders-target';
+  publish(name, new Map([[pods[0] as EchoServer, 'HEALTHY']]));
+  const target = `xds:///${name}`;
+  const channel = towerChannel(target, insecure, { services: [EchoService] });
+  const client = createEchoClient(target, { channelOverride: channel });
+  const servedBy = (): Promise<string> =>
+    new Promise((resolve, reject) =>
+      client.Unary({ message: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, reply) =>
+        err ? reject(err) : resolve(reply?.server ?? ''),
+      ),
+    );
+  try {
+    expect(await servedBy()).toBe(pods[0]?.name);
+    publish(name, new Map([[pods[1] as EchoServer, 'HEALTHY']]));
+    await vi.waitFor(async () => expect(await servedBy()).toBe(pods[1]?.name), {
+      timeout: 10_000,
+      interval: 20,
+    });
+    expect(control.subscribed('listener')).toContain(name);
+  } finally {
+    client.close();
+    await channel.close();
+  }
+});
+
+test('a rolling update through xDS where each old server turns DRAINING and stops at the same moment: no call fails', async () => {
+  const name = 'orders-rolling';
+  const states = new Map<EchoServer, Health>();
+  for (const pod of pods.slice(0, 3)) states.set(pod, 'HEALTHY');
+  publish(name, states);
+
+  const source = xds({ target: name });
+  const heard = new Map<string, number>();
+  const inFlight = new Map<string, number>();
+  const inFlightAtDraining = new Map<string, number>();
+  const events = source.events$.subscribe((e) => {
+    if (e.type !== 'endpoint') return;
+    heard.set(`${e.state} ${e.key}`, performance.now());
+    if (e.state === 'terminating') inFlightAtDraining.set(e.key, inFlight.get(e.key) ?? 0);
+  });
+  const log: { address: string; at: number }[] = [];
+  const target = `xds:///${name}`;
+  const channel = towerChannel(target, insecure, {
+    services: [EchoService],
+    discovery: source,
+    layers: { inner: [picks(log, inFlight)] },
+  });
+  const client = createEchoClient(target, { channelOverride: channel });
+  const stopped: Promise<void>[] = [];
+  // each call takes a while, so an old server has calls in flight when it turns DRAINING
+  for (const pod of pods) pod.setLatency(15);
+  try {
+    const running = load(client, CALL_EVERY_MS);
+    await sleep(500);
+    for (let i = 0; i < 3; i++) {
+      const old = pods[i] as EchoServer;
+      const next = pods[i + 3] as EchoServer;
+      states.set(next, 'HEALTHY');
+      publish(name, states);
+      await sleep(300);
+      // DRAINING in EDS and GOAWAY from the server at the same moment; no drain delay
+      states.set(old, 'DRAINING');
+      publish(name, states);
+      stopped.push(old.stop(5000));
+      await sleep(300);
+      states.delete(old);
+      publish(name, states);
+    }
+    await sleep(500);
+    await running.stop();
+    await Promise.all(stopped);
+
+    const report: Record<string, unknown> = { calls: running.calls, failed: running.failures.length };
+    for (const old of pods.slice(0, 3)) {
+      const draining = heard.get(`terminating ${old.address}`);
+      expect(draining, `the client heard ${old.name} turn DRAINING`).toBeDefined();
+      const after = picksAfter(log, old.address, draining as number);
+      report[`${old.name} picks after DRAINING reached the client`] = after;
+      report[`${old.name} calls in flight then`] = inFlightAtDraining.get(old.address);
+      expect(after).toBe(0);
+    }
+    for (const next of pods.slice(3, 6)) {
+      const ready = heard.get(`ready ${next.address}`);
+      expect(ready, `the client heard ${next.name} join`).toBeDefined();
+      const first = firstPick(log, next.address, ready as number);
+      expect(first, `${next.name} got a call`).toBeDefined();
+      const between = first?.before ?? Number.POSITIVE_INFINITY;
+      report[`${next.name} first call after the EDS update reached the client (ms)`] = Math.round(
+        (first?.at ?? 0) - (ready as number),
+      );
+      report[`${next.name} calls placed before its first`] = between;
+      // at one call every 4 ms, 50 calls are 200 ms: a new endpoint is in use within a few dozen calls
+      expect(between).toBeLessThanOrEqual(50);
+    }
+    console.log(
+      `rolling update through xDS, one call every ${CALL_EVERY_MS} ms:\n${JSON.stringify(report, null, 2)}`,
+    );
+    expect([...inFlightAtDraining.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    expect(running.failures).toEqual([]);
+  } finally {
+    for (const pod of pods) pod.setLatency(0);
+    events.unsubscribe();
+    client.close();
+    await channel.close();
+  }
+});
+
+test('the control plane goes away under load: the last set stays, no call fails, its return is picked up', async () => {
+  const name = 'orders-outage';
+  const live = pods.slice(3, 6);
+  const states = new Map<EchoServer, Health>([[live[0] as EchoServer, 'HEALTHY']]);
+  publish(name, states);
+  const source = xds({ target: name, backoff: { initialMs: 50, maxMs: 200 } });
+  const types: string[] = [];
+  const events = source.events$.subscribe((e) => types.push(e.type));
+  const log: { address: string; at: number }[] = [];
+  const target = `xds:///${name}`;
+  const channel = towerChannel(target, insecure, {
+    services: [EchoService],
+    discovery: source,
+    layers: { inner: [picks(log)] },
+  });
+  const client = createEchoClient(target, { channelOverride: channel });
+  try {
+    const running = load(client, CALL_EVERY_MS);
+    await vi.waitFor(() => expect(log.length).toBeGreaterThan(20), { timeout: 10_000, interval: 10 });
+    await control.stop();
+    const downAt = log.length;
+    await vi.waitFor(() => expect(types.filter((t) => t === 'backoff').length).toBeGreaterThanOrEqual(2), {
+      timeout: 10_000,
+      interval: 10,
+    });
+    await sleep(300);
+    // calls went on to the last endpoints while the control plane was away
+    expect(log.length).toBeGreaterThan(downAt + 20);
+    states.set(live[1] as EchoServer, 'HEALTHY');
+    publish(name, states);
+    await control.start();
+    await vi.waitFor(() => expect(log.some((p) => p.address === live[1]?.address)).toBe(true), {
+      timeout: 10_000,
+      interval: 10,
+    });
+    await running.stop();
+    expect(types).toContain('disconnected');
+    expect(types).toContain('reconnected');
+    expect(running.failures).toEqual([]);
+  } finally {
+    events.unsubscribe();
+    client.close();
+    await channel.close();
+  }
+});
