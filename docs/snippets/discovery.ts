@@ -5,6 +5,7 @@ import { grpcEndpoint } from '@grpc-tower/core/grpc';
 import { connect, dns, dnsSrv, merge, poll, staticList } from '@grpc-tower/discover';
 import { etcd } from '@grpc-tower/discover/etcd';
 import { kubernetes, kubernetesZone } from '@grpc-tower/discover/kubernetes';
+import { loadBootstrap, xds } from '@grpc-tower/discover/xds';
 import { towerChannel } from 'grpc-tower';
 
 declare const caCertificate: Buffer;
@@ -98,6 +99,34 @@ export async function zones(): Promise<void> {
   );
   // #endregion zones
   void orders;
+}
+
+export function mesh(): void {
+  // #region xds
+  // the bootstrap a proxyless gRPC client reads: GRPC_XDS_BOOTSTRAP (a file) or GRPC_XDS_BOOTSTRAP_CONFIG
+  const orders = towerChannel(
+    'xds:///orders.shop.svc.cluster.local:50051',
+    grpc.credentials.createInsecure(),
+  );
+
+  // or the source itself, to watch its events or give the bootstrap in code
+  const payments = xds({ target: 'payments.shop.svc.cluster.local:50051' });
+  payments.events$.subscribe((e) => {
+    if (e.type === 'invalid') console.warn(e.error.message); // a resource NACKed, with the reason sent back
+    if (e.type === 'ignored') console.warn(`${e.input}: ${e.reason}`); // a route feature not implemented
+  });
+  // this client's zone from the bootstrap's node.locality: calls stay in it while it has enough endpoints
+  const local = loadBootstrap(undefined).node.locality?.zone;
+  const pay = towerChannel(
+    'xds:///payments.shop.svc.cluster.local:50051',
+    grpc.credentials.createInsecure(),
+    {
+      discovery: payments,
+      ...(local === undefined ? {} : { balancer: { zones: { local } } }),
+    },
+  );
+  // #endregion xds
+  void [orders, pay];
 }
 
 export function connecting(): void {

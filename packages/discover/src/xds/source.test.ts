@@ -256,6 +256,22 @@ describe('xds(): the control plane goes away', () => {
   });
 });
 
+describe('xds(): a resource the control plane stops serving', () => {
+  test('a Listener missing from the answer leaves the set as it was, said as empty-kept; its return is followed', async () => {
+    const name = svc();
+    server.serve(name, [{ endpoints: [{ address: at(0) }] }]);
+    const r = source({ target: name });
+    await waitFor(() => expect(r.keys()).toEqual([at(0)]));
+    server.remove('listener', name);
+    await waitFor(() =>
+      expect(r.of('empty-kept')).toEqual([{ type: 'empty-kept', source: `xds:///${name}`, kept: 1 }]),
+    );
+    expect(r.keys()).toEqual([at(0)]);
+    server.serve(name, [{ endpoints: [{ address: at(1) }] }]);
+    await waitFor(() => expect(r.keys()).toEqual([at(1)]));
+  });
+});
+
 describe('xds(): options and bootstrap', () => {
   test('bad options and bootstraps throw ConfigError naming what is wrong', () => {
     const bootstrap = server.bootstrap();
