@@ -5,7 +5,7 @@
 // turns DRAINING and stops (GOAWAY at once) at the same moment; the control
 // plane going away under load and coming back.
 import * as grpc from '@grpc/grpc-js';
-import { xds } from '@grpc-tower/discover/xds';
+import { loadBootstrap, xds } from '@grpc-tower/discover/xds';
 import {
   type EchoServer,
   activeHandles,
@@ -200,6 +200,44 @@ test('the control plane goes away under load: the last set stays, no call fails,
     expect(running.failures).toEqual([]);
   } finally {
     events.unsubscribe();
+    client.close();
+    await channel.close();
+  }
+});
+
+test("zone-aware routing from localities: with the bootstrap's node zone as the local one, calls stay in it", async () => {
+  const name = 'orders-zones';
+  const [a1, a2, b1] = pods.slice(3, 6) as [EchoServer, EchoServer, EchoServer];
+  control.serve(name, [
+    { zone: 'a', endpoints: [{ address: a1.address }, { address: a2.address }] },
+    { zone: 'b', endpoints: [{ address: b1.address }] },
+  ]);
+  // the client's zone, as the bootstrap of this process names it (node.locality.zone)
+  const local = loadBootstrap(undefined).node.locality?.zone;
+  expect(local).toBe('a');
+  const log: { address: string; at: number }[] = [];
+  const target = `xds:///${name}`;
+  const channel = towerChannel(target, insecure, {
+    services: [EchoService],
+    balancer: { zones: { local: local as string, minEndpoints: 3 } },
+    layers: { inner: [picks(log)] },
+  });
+  const client = createEchoClient(target, { channelOverride: channel });
+  try {
+    const running = load(client, CALL_EVERY_MS);
+    // both zones known and connected, then count
+    await vi.waitFor(() => expect(log.length).toBeGreaterThan(50), { timeout: 10_000, interval: 10 });
+    const from = log.length;
+    await sleep(800);
+    await running.stop();
+    const counted = log.slice(from);
+    const inZoneB = counted.filter((p) => p.address === b1.address).length;
+    console.log(`zone-aware through xDS localities: ${counted.length} calls, ${inZoneB} to zone b`);
+    expect(counted.length).toBeGreaterThan(100);
+    expect(inZoneB).toBe(0);
+    expect(new Set(counted.map((p) => p.address))).toEqual(new Set([a1.address, a2.address]));
+    expect(running.failures).toEqual([]);
+  } finally {
     client.close();
     await channel.close();
   }
