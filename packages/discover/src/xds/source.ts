@@ -374,16 +374,21 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
     ctx.emit({ type: 'invalid', source, input, error: new InvalidRecordError(source, input, reason) });
 
   const onResponse = (bytes: Uint8Array) => {
-    let fields: ReturnType<typeof readFields>;
+    let version: string;
+    let typeUrl: string;
+    let nonce: string;
+    let resources: Uint8Array[];
     try {
-      fields = readFields(bytes);
+      const fields = readFields(bytes);
+      version = str(fields, 1);
+      typeUrl = str(fields, 4);
+      nonce = str(fields, 5);
+      resources = msgs(fields, 2);
     } catch (err) {
+      // no nonce to answer: the response is dropped, and said
       reject('DiscoveryResponse', (err as Error).message);
       return;
     }
-    const version = str(fields, 1);
-    const typeUrl = str(fields, 4);
-    const nonce = str(fields, 5);
     const kind = KIND_OF.get(typeUrl);
     if (kind === undefined) {
       const reason = `resource type ${typeUrl || '(none)'} is not one this client asked for`;
@@ -395,10 +400,20 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
     st.nonce = nonce;
     const errors: string[] = [];
     const seen = new Set<string>();
-    for (const anyBytes of msgs(fields, 2)) {
-      const any = readAny(anyBytes);
+    for (const anyBytes of resources) {
+      let any: ReturnType<typeof readAny>;
+      try {
+        any = readAny(anyBytes);
+      } catch (err) {
+        const reason = `a resource that is not a google.protobuf.Any: ${(err as Error).message}`;
+        errors.push(reason);
+        reject(`${kind} (unreadable)`, reason);
+        continue;
+      }
       if (any.typeUrl !== typeUrl) {
-        errors.push(`a resource of type ${any.typeUrl} in a ${typeUrl} response`);
+        const reason = `a resource of type ${any.typeUrl} in a ${typeUrl} response`;
+        errors.push(reason);
+        reject(`${kind} ${peekName(kind, any.value)}`, reason);
         continue;
       }
       try {
