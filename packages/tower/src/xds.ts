@@ -19,6 +19,11 @@ const XDS_MODULE: string = '@grpc-tower/discover/xds';
  * with the bootstrap from `GRPC_XDS_BOOTSTRAP` or
  * `GRPC_XDS_BOOTSTRAP_CONFIG`. A missing or bad bootstrap is a `failed`
  * event naming it, and calls fail naming it.
+ *
+ * @example
+ * ```ts
+ * const source = xdsSource(parseTarget('xds:///orders') as XdsTarget);
+ * ```
  */
 export function xdsSource(target: XdsTarget): DiscoverySource {
   return lazySource(target.canonical, 'cannot start the xDS source', async () =>

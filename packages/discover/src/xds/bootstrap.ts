@@ -9,7 +9,14 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '@grpc-tower/core';
 
-/** The node this client says it is, sent in the first request of each stream. */
+/**
+ * The node this client says it is, sent in the first request of each stream.
+ *
+ * @example
+ * ```ts
+ * const node: XdsNode = { id: 'orders-client-7d4b9', locality: { zone: 'eu-west-1a' } };
+ * ```
+ */
 export interface XdsNode {
   readonly id: string;
   readonly cluster?: string;
@@ -42,7 +49,15 @@ export interface XdsBootstrap {
   };
 }
 
-/** What the source uses from a bootstrap. */
+/**
+ * What the source uses from a bootstrap.
+ *
+ * @example
+ * ```ts
+ * const { serverUri, node } = loadBootstrap(undefined);
+ * console.log(`xDS from ${serverUri} as ${node.id}, zone ${node.locality?.zone ?? 'unknown'}`);
+ * ```
+ */
 export interface ResolvedBootstrap {
   readonly serverUri: string;
   /** The first channel_creds type this source knows: `insecure` or `tls`. */
