@@ -25,6 +25,7 @@ export {
   UnavailableError,
   ConfigError,
   toGrpcTowerError,
+  type Delivery,
   type ErrorOptions,
 } from './errors.js';
 export {

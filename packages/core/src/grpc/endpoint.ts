@@ -105,7 +105,7 @@ const baseChannelOptions: ChannelOptions = {
 };
 
 /** gRPC A6's request header: how many attempts of this call came before. */
-const PREVIOUS_ATTEMPTS_HEADER = 'grpc-previous-rpc-attempts';
+export const PREVIOUS_ATTEMPTS_HEADER = 'grpc-previous-rpc-attempts';
 
 /**
  * How grpc-js (1.14) words the status of a stream it could not open on the
@@ -118,7 +118,7 @@ const NOT_STARTED = /^Failed to start HTTP\/2 stream/;
 const MAX_RESTARTS = 3;
 
 /** The `grpc-timeout` header value for `ms` milliseconds (gRPC over HTTP/2: at most 8 digits). */
-function timeoutHeader(ms: number): string {
+export function timeoutHeader(ms: number): string {
   const t = Math.max(0, Math.ceil(ms));
   if (t < 1e8) return `${t}m`;
   if (t < 1e11) return `${Math.ceil(t / 1_000)}S`;
@@ -455,9 +455,9 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   }
 }
 
-type CommitAt = 'status' | 'headers' | 'auto';
+export type CommitAt = 'status' | 'headers' | 'auto';
 
-const commitPoint = (kind: CallKind | undefined): CommitAt => {
+export const commitPoint = (kind: CallKind | undefined): CommitAt => {
   if (kind === 'unary' || kind === 'clientStream') return 'status';
   if (kind === 'serverStream' || kind === 'bidi') return 'headers';
   return 'auto';
@@ -793,7 +793,7 @@ function writtenCallback(attempt: Attempt, inner: Call, index: number): () => vo
  * a value. Its `stream` and `done`, for consumers that read every response
  * the same way, are built only when asked for.
  */
-class CompleteResponse implements GrpcResponse {
+export class CompleteResponse implements GrpcResponse {
   readonly endpoint: string;
   readonly headers: Metadata;
   readonly unary: UnaryResult;

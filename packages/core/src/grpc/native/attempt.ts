@@ -1,0 +1,511 @@
+/**
+ * One call on one native endpoint: the request headers and messages out,
+ * the response read, checked and classified, and the `GrpcResponse` of the
+ * contract `grpcEndpoint` keeps (see `endpoint.ts`).
+ *
+ * @internal
+ * @module
+ */
+import type * as http2 from 'node:http2';
+import type { CallContext } from '../../context.js';
+import { ClosedError, type Delivery, GrpcTowerError } from '../../errors.js';
+import { Status, type StatusCode } from '../../status.js';
+import type { SessionInfo, StreamOpener } from '../../transport/connection.js';
+import {
+  type CommitAt,
+  CompleteResponse,
+  PREVIOUS_ATTEMPTS_HEADER,
+  commitPoint,
+  timeoutHeader,
+} from '../endpoint.js';
+import { Metadata, type StatusObject } from '../grpc-js.js';
+import type { MessageReader } from '../messages.js';
+import {
+  GrpcStatusError,
+  type GrpcRequest,
+  type GrpcResponse,
+  type ResponseListener,
+  type ResponseStream,
+} from '../types.js';
+import type { NativeGrpcEndpoint } from './endpoint.js';
+import {
+  MessageDecoder,
+  codeOfHttpStatus,
+  frameMessage,
+  metadataOf,
+  statusOfHeaders,
+  statusOfReset,
+} from './wire.js';
+/** How many times one attempt re-opens a stream that never reached the server application. */
+const MAX_RESTARTS = 3;
+
+const ATTEMPT = Symbol('nativeAttempt');
+type TaggedStream = http2.ClientHttp2Stream & { [ATTEMPT]: NativeAttempt };
+
+// stream listeners shared by every attempt (no closures per call)
+// (an attempt that restarted ignores its earlier stream)
+function onResponse(this: TaggedStream, headers: http2.IncomingHttpHeaders, flags: number): void {
+  this[ATTEMPT].onResponse(this, headers, flags);
+}
+function onData(this: TaggedStream, chunk: Buffer): void {
+  this[ATTEMPT].onData(this, chunk);
+}
+function onTrailers(this: TaggedStream, headers: http2.IncomingHttpHeaders): void {
+  this[ATTEMPT].onTrailers(this, headers);
+}
+function onClose(this: TaggedStream): void {
+  this[ATTEMPT].onClose(this);
+}
+function onError(): void {
+  // reported by 'close' (the stream's rstCode and the session's fate)
+}
+
+const END_STREAM = 0x1;
+
+/** One call on one native endpoint. */
+export class NativeAttempt implements ResponseStream, StreamOpener {
+  readonly #endpoint: NativeGrpcEndpoint;
+  readonly #req: GrpcRequest;
+  readonly #ctx: CallContext;
+  readonly #resolve: (res: GrpcResponse) => void;
+  readonly #reject: (err: unknown) => void;
+  readonly #commitAt: CommitAt;
+  #stream: http2.ClientHttp2Stream | undefined;
+  #session: SessionInfo | undefined;
+  #reader: MessageReader | undefined;
+  #decoder: MessageDecoder | undefined;
+  #offAbort: (() => void) | undefined;
+  #httpStatus: number | undefined;
+  #headers: Metadata | undefined;
+  #trailers: StatusObject | undefined;
+  readonly #queue: Buffer[] = [];
+  #committed = false;
+  #status: StatusObject | undefined;
+  #statusDelivered = false;
+  #consumer: ResponseListener | undefined;
+  #consumerReads = 0;
+  #writing = false;
+  #halfClosed = false;
+  #restarts = 0;
+  #receivedBytes = 0;
+  #resolveDone: ((s: StatusObject) => void) | undefined;
+  #done: Promise<StatusObject> | undefined;
+
+  constructor(
+    endpoint: NativeGrpcEndpoint,
+    req: GrpcRequest,
+    ctx: CallContext,
+    resolve: (res: GrpcResponse) => void,
+    reject: (err: unknown) => void,
+  ) {
+    this.#endpoint = endpoint;
+    this.#req = req;
+    this.#ctx = ctx;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#commitAt = commitPoint(req.kind);
+  }
+
+  begin(): void {
+    this.#offAbort = this.#ctx.onAbort(() => this.#onAbort());
+    this.#open();
+  }
+
+  #open(): void {
+    const endpoint = this.#endpoint;
+    let reader: MessageReader;
+    try {
+      reader = this.#req.messages.reader();
+    } catch (err) {
+      this.#finish(
+        {
+          code: Status.UNAVAILABLE,
+          details: 'request messages can no longer be replayed',
+          metadata: new Metadata(),
+        },
+        'not-sent',
+        new ClosedError('request messages can no longer be replayed', {
+          endpoint: endpoint.address,
+          cause: err,
+        }),
+      );
+      return;
+    }
+    this.#reader = reader;
+    const headers: http2.OutgoingHttpHeaders = this.#req.metadata.toHttp2Headers();
+    headers[':method'] = 'POST';
+    headers[':scheme'] = endpoint.secure ? 'https' : 'http';
+    headers[':path'] = this.#req.method;
+    headers[':authority'] = this.#req.host ?? endpoint.authority;
+    headers['content-type'] = 'application/grpc';
+    headers.te = 'trailers';
+    headers['user-agent'] = endpoint.settings.userAgent;
+    headers['grpc-accept-encoding'] = 'identity';
+    const deadline = this.#ctx.deadline;
+    if (deadline !== Number.POSITIVE_INFINITY) headers['grpc-timeout'] = timeoutHeader(deadline - Date.now());
+    if (this.#req.attempt > 0) headers[PREVIOUS_ATTEMPTS_HEADER] = String(this.#req.attempt);
+    const connection = endpoint.connection;
+    this.#ctx.note(connection.state === 'ready' ? 'in-flight' : 'connecting', endpoint.address);
+    connection.request(headers, this);
+  }
+
+  // StreamOpener
+
+  opened(stream: http2.ClientHttp2Stream, session: SessionInfo): void {
+    if (this.#status !== undefined) {
+      // cancelled while it waited for the connection
+      stream.close(0x8);
+      return;
+    }
+    this.#stream = stream;
+    this.#session = session;
+    this.#decoder = new MessageDecoder(this.#endpoint.settings.maxReceiveBytes);
+    (stream as TaggedStream)[ATTEMPT] = this;
+    stream.on('response', onResponse);
+    stream.on('data', onData);
+    stream.on('trailers', onTrailers);
+    stream.on('close', onClose);
+    stream.on('error', onError);
+    this.#reader?.onAvailable(() => this.#pump());
+    this.#pump();
+  }
+
+  notSent(reason: string): void {
+    if (this.#status !== undefined) return;
+    this.#finish({ code: Status.UNAVAILABLE, details: reason, metadata: new Metadata() }, 'not-sent');
+  }
+
+  // sending
+
+  #pump(): void {
+    const stream = this.#stream;
+    const reader = this.#reader;
+    if (stream === undefined || reader === undefined) return;
+    while (!this.#halfClosed && this.#status === undefined) {
+      if (this.#writing) {
+        if (!reader.endsAfterCurrent()) return;
+        this.#halfClosed = true;
+        stream.end();
+        return;
+      }
+      const next = reader.next();
+      if (next.kind === 'pending') return;
+      if (next.kind === 'end') {
+        this.#halfClosed = true;
+        stream.end();
+        return;
+      }
+      const data = next.message.data;
+      const max = this.#endpoint.settings.maxSendBytes;
+      if (data.length > max) {
+        this.#finish(
+          {
+            code: Status.RESOURCE_EXHAUSTED,
+            details: `request message larger than the send limit (${data.length} vs. ${max} bytes)`,
+            metadata: new Metadata(),
+          },
+          'not-sent',
+        );
+        return;
+      }
+      this.#writing = true;
+      const framed = frameMessage(data);
+      const callback = writtenCallback(this, stream, next.index);
+      if (Array.isArray(framed)) {
+        stream.write(framed[0]);
+        stream.write(framed[1], callback);
+      } else {
+        stream.write(framed, callback);
+      }
+    }
+  }
+
+  /** @internal The stream wrote message `index`. */
+  written(stream: http2.ClientHttp2Stream, index: number): void {
+    if (this.#stream !== stream) return; // a restarted attempt's late callback
+    this.#writing = false;
+    this.#reader?.written(index);
+    this.#pump();
+  }
+
+  // receiving
+
+  /** @internal */
+  onResponse(stream: http2.ClientHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
+    if (stream !== this.#stream) return;
+    const status = Number(headers[':status']);
+    this.#httpStatus = status;
+    if ((flags & END_STREAM) !== 0) {
+      // trailers-only: the status is in these headers
+      this.#trailers = statusOfHeaders(headers);
+      return;
+    }
+    // a response that is not gRPC's (a proxy's error page) is read to its end, then mapped
+    if (status !== 200) return;
+    const metadata = metadataOf(headers);
+    if (metadata === undefined) {
+      this.#fatal(Status.INTERNAL, 'response headers that are not valid gRPC metadata');
+      return;
+    }
+    this.#headers = metadata;
+    if (this.#committed) return;
+    if (this.#commitAt === 'headers' || (this.#commitAt === 'auto' && !this.#req.messages.ended))
+      this.#commit();
+  }
+
+  /** @internal */
+  onData(stream: http2.ClientHttp2Stream, chunk: Buffer): void {
+    if (stream !== this.#stream || this.#status !== undefined || this.#httpStatus !== 200) return;
+    const failure = (this.#decoder as MessageDecoder).push(chunk, (message) => this.#onMessage(message));
+    if (failure !== undefined) this.#fatal(failure.code, failure.details);
+  }
+
+  /** Takes one message; false to stop decoding (the call ended). */
+  #onMessage(message: Buffer): boolean {
+    if (this.#status !== undefined) return false;
+    this.#receivedBytes += message.length;
+    this.#queue.push(message);
+    if (!this.#committed) {
+      if (this.#commitAt !== 'status') this.#commit();
+      return true;
+    }
+    this.#deliver();
+    return this.#status === undefined;
+  }
+
+  /** @internal */
+  onTrailers(stream: http2.ClientHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    if (stream !== this.#stream) return;
+    this.#trailers = statusOfHeaders(headers) ?? {
+      code: this.#httpStatus === 200 ? Status.UNKNOWN : codeOfHttpStatus(this.#httpStatus ?? 0),
+      details: 'response trailers without grpc-status',
+      metadata: metadataOf(headers) ?? new Metadata(),
+    };
+  }
+
+  /** @internal The stream closed: the status is known now. */
+  onClose(stream: http2.ClientHttp2Stream): void {
+    if (stream !== this.#stream || this.#status !== undefined) return;
+    const trailers = this.#trailers;
+    const httpStatus = this.#httpStatus;
+    if (trailers !== undefined && stream.rstCode === 0) {
+      if (this.#decoder?.partial === true) {
+        this.#fatal(
+          Status.INTERNAL,
+          `the response ended inside a message (${this.#decoder.describePartial()})`,
+        );
+        return;
+      }
+      this.#finish(trailers);
+      return;
+    }
+    if (httpStatus !== undefined && httpStatus !== 200 && stream.rstCode === 0) {
+      this.#finish({
+        code: codeOfHttpStatus(httpStatus),
+        details: `Received HTTP status code ${httpStatus} without a gRPC status`,
+        metadata: new Metadata(),
+      });
+      return;
+    }
+    const session = this.#session as SessionInfo;
+    const id = stream.id ?? 0;
+    const beyondGoaway = session.goawayLastStreamId !== undefined && id > session.goawayLastStreamId;
+    const answered = httpStatus !== undefined;
+    const rst = stream.rstCode;
+    if (rst === 7 && !answered) {
+      this.#finish({ ...statusOfReset(rst), metadata: new Metadata() }, beyondGoaway ? 'goaway' : 'refused');
+      return;
+    }
+    if (!answered && beyondGoaway) {
+      this.#finish(
+        {
+          code: Status.UNAVAILABLE,
+          details: 'the server went away (GOAWAY) before accepting the stream',
+          metadata: new Metadata(),
+        },
+        'goaway',
+      );
+      return;
+    }
+    if (session.lost) {
+      // the connection ended under an accepted stream: it may have run
+      this.#finish(
+        {
+          code: Status.UNAVAILABLE,
+          details: `Connection dropped${this.#endpoint.lastError === undefined ? '' : ` (${this.#endpoint.lastError})`}`,
+          metadata: new Metadata(),
+        },
+        'lost',
+      );
+      return;
+    }
+    this.#finish({ ...statusOfReset(rst), metadata: new Metadata() });
+  }
+
+  /** Ends the call with a status of this side's making (the stream is reset). */
+  #fatal(code: StatusCode, details: string): void {
+    this.#finish({ code, details, metadata: new Metadata() });
+  }
+
+  #onAbort(): void {
+    if (this.#status !== undefined) return;
+    const reason = this.#ctx.reason();
+    const code = reason instanceof GrpcTowerError ? reason.code : Status.CANCELLED;
+    this.#finish({ code, details: reason.message, metadata: new Metadata() });
+  }
+
+  /** Whether `delivery` lets the attempt open its stream again here (see the module documentation). */
+  #restart(delivery: Delivery | undefined): boolean {
+    if (
+      delivery === undefined ||
+      delivery === 'lost' ||
+      this.#committed ||
+      this.#headers !== undefined ||
+      this.#restarts >= MAX_RESTARTS ||
+      this.#ctx.aborted ||
+      this.#endpoint.connection.state === 'closed' ||
+      this.#endpoint.connection.state === 'failed'
+    ) {
+      return false;
+    }
+    this.#restarts++;
+    this.#reader?.close();
+    this.#reader = undefined;
+    this.#stream = undefined;
+    this.#session = undefined;
+    this.#httpStatus = undefined;
+    this.#trailers = undefined;
+    this.#writing = false;
+    this.#halfClosed = false;
+    this.#queue.length = 0;
+    this.#receivedBytes = 0;
+    this.#open();
+    return true;
+  }
+
+  /** Sets the final status (once), resets the stream when it is still open, and settles. */
+  #finish(status: StatusObject, delivery?: Delivery, error?: unknown): void {
+    if (this.#status !== undefined) return;
+    const stream = this.#stream;
+    if (stream !== undefined && !stream.closed && !stream.destroyed) {
+      // this side ends a call the server has not: RST_STREAM CANCEL
+      stream.close(0x8);
+    }
+    if (this.#restart(delivery)) return;
+    this.#status = status;
+    this.#offAbort?.();
+    this.#offAbort = undefined;
+    this.#reader?.close();
+    this.#resolveDone?.(status);
+    this.#endpoint.finished(this);
+    if (this.#committed) {
+      if (status.code !== Status.OK) this.#queue.length = 0;
+      this.#deliver();
+      return;
+    }
+    if (status.code === Status.OK) {
+      this.#commit();
+      return;
+    }
+    if (this.#ctx.aborted) {
+      this.#reject(this.#ctx.reason());
+      return;
+    }
+    this.#ctx.note('endpoint');
+    const address = this.#endpoint.address;
+    const serverResponded = this.#headers !== undefined || status.metadata.get('content-type').length > 0;
+    this.#reject(
+      error ??
+        new GrpcStatusError(status, {
+          endpoint: address,
+          serverResponded,
+          ...(delivery === undefined ? {} : { delivery }),
+        }),
+    );
+  }
+
+  #commit(): void {
+    this.#committed = true;
+    this.#req.messages.commit();
+    const headers = this.#headers ?? new Metadata();
+    const status = this.#status;
+    const address = this.#endpoint.address;
+    if (status !== undefined) {
+      this.#resolve(new CompleteResponse(address, headers, { messages: this.#queue, status }));
+      return;
+    }
+    this.#ctx.note('response', address);
+    const attempt = this;
+    this.#resolve({
+      endpoint: address,
+      headers,
+      stream: this,
+      done: this.done,
+      get receivedBytes() {
+        return attempt.#receivedBytes;
+      },
+    });
+  }
+
+  /** Settles with the final status. */
+  get done(): Promise<StatusObject> {
+    if (this.#done === undefined) {
+      const status = this.#status;
+      this.#done =
+        status === undefined
+          ? new Promise((r) => {
+              this.#resolveDone = r;
+            })
+          : Promise.resolve(status);
+    }
+    return this.#done;
+  }
+
+  #deliver(): void {
+    const consumer = this.#consumer;
+    const stream = this.#stream;
+    if (consumer === undefined) {
+      // nobody reads yet: hold the server back once a message waits
+      if (this.#queue.length > 0 && stream !== undefined && !stream.isPaused()) stream.pause();
+      return;
+    }
+    while (this.#consumerReads > 0 && this.#queue.length > 0) {
+      this.#consumerReads--;
+      consumer.onMessage(this.#queue.shift() as Buffer);
+    }
+    if (this.#queue.length > 0) {
+      if (stream !== undefined && !stream.isPaused()) stream.pause();
+      return;
+    }
+    if (this.#status !== undefined) {
+      if (!this.#statusDelivered) {
+        this.#statusDelivered = true;
+        consumer.onStatus(this.#status);
+      }
+    } else if (stream?.isPaused() === true) {
+      stream.resume();
+    }
+  }
+
+  // ResponseStream, used once committed
+
+  start(listener: ResponseListener): void {
+    this.#consumer = listener;
+    this.#deliver();
+  }
+
+  read(): void {
+    this.#consumerReads++;
+    this.#deliver();
+  }
+
+  cancel(code: StatusCode, details: string): void {
+    if (this.#status !== undefined) return;
+    this.#finish({ code, details, metadata: new Metadata() });
+  }
+}
+
+/** The callback of message `index`'s write on `stream` (called detached, so a closure). */
+function writtenCallback(attempt: NativeAttempt, stream: http2.ClientHttp2Stream, index: number): () => void {
+  return () => attempt.written(stream, index);
+}
