@@ -43,7 +43,12 @@ import { ReconnectBackoff, type ReconnectBackoffOptions } from './backoff.js';
  * - `failed`: the last attempt failed; the next waits for the backoff;
  * - `closed`: closed for good.
  *
- * @internal
+ * @example
+ * ```ts
+ * endpoint.events$.subscribe((e) => {
+ *   if (e.kind === 'state' && e.state === 'failed') console.log(e.reason);
+ * });
+ * ```
  */
 export type ConnectionState = 'connecting' | 'ready' | 'failed' | 'closed';
 
@@ -51,7 +56,6 @@ export type ConnectionState = 'connecting' | 'ready' | 'failed' | 'closed';
  * What a connection reports as it happens (what `GRPC_TRACE` would show a
  * grpc-js user).
  *
- * @internal
  * @example
  * ```ts
  * connection.events$.subscribe((e) => { if (e.kind === 'goaway') console.log(e.code, e.debug); });

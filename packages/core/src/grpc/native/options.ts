@@ -12,7 +12,14 @@ import { ConfigError } from '../../errors.js';
 import { MAX_TIMER_MS } from '../../internal/timers.js';
 import type { ChannelOptions } from '../grpc-js.js';
 
-/** What the native transport takes from the channel options. */
+/**
+ * What the native transport takes from the channel options.
+ *
+ * @example
+ * ```ts
+ * const { maxReceiveBytes } = nativeSettings('nativeGrpcEndpoint', {}); // 4 MiB
+ * ```
+ */
 export interface NativeSettings {
   readonly maxReceiveBytes: number;
   readonly maxSendBytes: number;
@@ -28,7 +35,14 @@ export interface NativeSettings {
   readonly flowControlWindow: number | undefined;
 }
 
-/** The user agent the transport sends after any primary one and before any secondary one. */
+/**
+ * The user agent the transport sends after any primary one and before any secondary one.
+ *
+ * @example
+ * ```ts
+ * headers['user-agent'] = `app/1 ${NATIVE_USER_AGENT}`;
+ * ```
+ */
 export const NATIVE_USER_AGENT = 'grpc-tower-native/0.1';
 
 const DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024;
