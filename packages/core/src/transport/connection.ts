@@ -341,20 +341,27 @@ export class Http2Connection {
     socket.once('connect', () => {
       const upgrade = options.secure;
       if (upgrade === undefined) {
-        this.#startSession(attempt, socket, timer, timeoutMs);
+        this.#startSession(attempt, socket, socket, timer, timeoutMs);
         return;
       }
       upgrade(socket).then(
-        (secured) => this.#startSession(attempt, secured, timer, timeoutMs),
+        (secured) => this.#startSession(attempt, socket, secured, timer, timeoutMs),
         (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
       );
     });
   }
 
-  #startSession(attempt: number, socket: Duplex, connectTimer: NodeJS.Timeout, timeoutMs: number): void {
+  #startSession(
+    attempt: number,
+    tcp: net.Socket,
+    socket: Duplex,
+    connectTimer: NodeJS.Timeout,
+    timeoutMs: number,
+  ): void {
     clearTimeout(connectTimer);
     if (attempt !== this.#attempt || this.#state === 'closed' || this.#socket === undefined) {
       socket.destroy();
+      tcp.destroy();
       return;
     }
     this.#socket = undefined;
@@ -371,10 +378,28 @@ export class Http2Connection {
       },
     });
     const record = new SessionRecord(session);
+    // The end of the session, once, whichever way it is learnt: node's
+    // session does not always hear of its socket's failure (a TLS alert
+    // after the handshake, such as a refused client certificate), nor emit
+    // its own events once destroyed before it was set up.
+    let over = false;
+    const ended = (reason: string): void => {
+      if (!session.destroyed) session.destroy();
+      socket.destroy();
+      tcp.destroy();
+      if (over) return;
+      over = true;
+      clearTimeout(timer);
+      this.#stopKeepalive(record);
+      this.#sessions.delete(record);
+      this.#retire(record, reason);
+    };
     const timer = setTimeout(
-      () => session.destroy(new Error(`no SETTINGS frame from the server within ${timeoutMs} ms`)),
+      () => ended(`no SETTINGS frame from the server within ${timeoutMs} ms`),
       timeoutMs,
     );
+    socket.on('error', (err: Error) => ended(err.message));
+    socket.on('close', () => ended('connection closed'));
     this.#sessions.add(record);
     this.#current = record;
     session.once('remoteSettings', () => {
@@ -403,12 +428,7 @@ export class Http2Connection {
       this.#retire(record, `server sent GOAWAY (code ${code}${debug === '' ? '' : `, ${debug}`})`);
     });
     session.on('error', (err: Error) => this.#retire(record, err.message));
-    session.on('close', () => {
-      clearTimeout(timer);
-      this.#stopKeepalive(record);
-      this.#sessions.delete(record);
-      this.#retire(record, 'connection closed');
-    });
+    session.on('close', () => ended('connection closed'));
     // a session that never gets anything: the socket's end closes it (and 'close' above)
     session.on('frameError', () => {});
   }

@@ -1,0 +1,197 @@
+// TLS on the native transport, from the grpc-js credentials users pass:
+// the newest grpc-js (its connector) and the oldest supported, 1.12 (its
+// connection options). Real certificates made by openssl, grpc-js TLS
+// servers, and a TLS server that does not speak h2.
+import * as tls from 'node:tls';
+import {
+  type EchoServer,
+  activeHandles,
+  expectNoLeaks,
+  pickHosts,
+  startEchoServer,
+} from '@grpc-tower/testing';
+import * as grpc from '@grpc/grpc-js';
+import * as oldest from 'grpc-js-oldest';
+import { firstValueFrom, filter } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { background } from '@grpc-tower/core';
+import {
+  type GrpcResponse,
+  type NativeGrpcEndpoint,
+  RequestMessages,
+  nativeGrpcEndpoint,
+} from '@grpc-tower/core/grpc';
+import { makeCerts } from '../../../reliability/src/support/certs.js';
+
+const NAME = 'orders.tls.test';
+const certs = makeCerts();
+let server: EchoServer;
+let mutual: EchoServer;
+let plain: EchoServer;
+let noAlpn: tls.Server;
+let noAlpnAddress: string;
+
+let baseline: ReturnType<typeof activeHandles>;
+beforeAll(async () => {
+  baseline = activeHandles();
+  const [h1, h2, h3, h4] = pickHosts(4) as [string, string, string, string];
+  const { key, cert } = certs.server(NAME);
+  const pair = [{ private_key: key, cert_chain: cert }];
+  server = await startEchoServer({
+    host: h1,
+    name: 'tls',
+    credentials: grpc.ServerCredentials.createSsl(certs.ca, pair),
+  });
+  mutual = await startEchoServer({
+    host: h2,
+    name: 'mtls',
+    credentials: grpc.ServerCredentials.createSsl(certs.ca, pair, true),
+  });
+  plain = await startEchoServer({ host: h3, name: 'plain' });
+  noAlpn = tls.createServer({ key, cert }, (socket) => socket.end());
+  await new Promise<void>((resolve) => noAlpn.listen(0, h4, resolve));
+  noAlpnAddress = `${h4}:${(noAlpn.address() as { port: number }).port}`;
+});
+afterAll(async () => {
+  await Promise.all([server.stop(0), mutual.stop(0), plain.stop(0)]);
+  await new Promise((resolve) => noAlpn.close(resolve));
+  certs.remove();
+  // every connection, failed handshakes' included, is gone
+  await expectNoLeaks(baseline, { settleMs: 3_000 });
+});
+
+const ECHO = '/grpctower.testing.Echo/Unary';
+
+async function unary(ep: NativeGrpcEndpoint): Promise<GrpcResponse> {
+  return ep.call(
+    {
+      method: ECHO,
+      kind: 'unary',
+      metadata: new grpc.Metadata(),
+      messages: RequestMessages.of(Buffer.alloc(0)),
+      host: undefined,
+      credentials: undefined,
+      attempt: 0,
+    },
+    background,
+  );
+}
+
+/** The endpoint's state once settled: `ready`, or the reason it failed. */
+async function outcome(ep: NativeGrpcEndpoint): Promise<string> {
+  const r = await firstValueFrom(ep.readiness$.pipe(filter((x) => x === 'ready' || x === 'failed')));
+  return r === 'ready' ? 'ready' : `failed: ${ep.lastError}`;
+}
+
+async function withEndpoint<T>(
+  address: string,
+  options: Parameters<typeof nativeGrpcEndpoint>[1],
+  body: (ep: NativeGrpcEndpoint) => Promise<T>,
+): Promise<T> {
+  const ep = nativeGrpcEndpoint(address, options);
+  try {
+    return await body(ep);
+  } finally {
+    await ep.close({ graceMs: 0 });
+  }
+}
+
+describe.each([
+  ['grpc-js 1.14 (its secure connector)', grpc.credentials as typeof grpc.credentials],
+  ['grpc-js 1.12 (its connection options)', oldest.credentials as unknown as typeof grpc.credentials],
+])('TLS from %s', (_name, credentials) => {
+  test('an IP address with the authority as the certificate name: calls go over TLS', async () => {
+    await withEndpoint(
+      server.address,
+      { credentials: credentials.createSsl(certs.ca), authority: NAME },
+      async (ep) => {
+        expect(await outcome(ep)).toBe('ready');
+        expect(ep.secure).toBe(true);
+        const res = await unary(ep);
+        expect(res.unary?.messages.length).toBe(1);
+      },
+    );
+  });
+
+  test('ssl_target_name_override names the certificate as the authority option does', async () => {
+    await withEndpoint(
+      server.address,
+      {
+        credentials: credentials.createSsl(certs.ca),
+        channelOptions: { 'grpc.ssl_target_name_override': NAME },
+      },
+      async (ep) => expect(await outcome(ep)).toBe('ready'),
+    );
+  });
+
+  test('mutual TLS: with the client certificate the server requires, and without it', async () => {
+    const { key, cert } = certs.client;
+    await withEndpoint(
+      mutual.address,
+      { credentials: credentials.createSsl(certs.ca, key, cert), authority: NAME },
+      async (ep) => expect(await outcome(ep)).toBe('ready'),
+    );
+    // without: the server ends the handshake; the endpoint never becomes ready
+    await withEndpoint(
+      mutual.address,
+      { credentials: credentials.createSsl(certs.ca), authority: NAME },
+      async (ep) => {
+        expect(await outcome(ep)).toMatch(/^failed: .*certificate required/);
+      },
+    );
+    expect(mutual.calls.total).toBe(0);
+  });
+
+  test.each([
+    [
+      'a certificate for another name',
+      () => server.address,
+      'wrong.tls.test',
+      /wrong\.tls\.test|altnames|Hostname/i,
+    ],
+    ['a plaintext server (never falls back)', () => plain.address, NAME, /SSL|TLS|wrong version|packet/i],
+    ['a TLS server without ALPN h2', () => noAlpnAddress, NAME, /ALPN "h2"/],
+  ])('%s fails with the reason, and no call is sent', async (_case, address, authority, reason) => {
+    await withEndpoint(address(), { credentials: credentials.createSsl(certs.ca), authority }, async (ep) => {
+      expect(await outcome(ep)).toMatch(reason);
+      const err = (await unary(ep).catch((e: unknown) => e)) as { delivery?: string };
+      expect(err.delivery).toBe('not-sent');
+    });
+    expect(plain.calls.total).toBe(0);
+  });
+
+  test('an untrusted CA fails', async () => {
+    const { key, cert } = certs.rogue(NAME);
+    const [host] = pickHosts(1) as [string];
+    const rogue = await startEchoServer({
+      host,
+      credentials: grpc.ServerCredentials.createSsl(null, [{ private_key: key, cert_chain: cert }]),
+    });
+    try {
+      await withEndpoint(
+        rogue.address,
+        { credentials: credentials.createSsl(certs.ca), authority: NAME },
+        async (ep) => {
+          expect(await outcome(ep)).toMatch(/certificate|issuer|self.signed/i);
+        },
+      );
+      expect(rogue.calls.total).toBe(0);
+    } finally {
+      await rogue.stop(0);
+    }
+  });
+
+  test("the credentials' checkServerIdentity is honoured", async () => {
+    const refuse = credentials.createSsl(certs.ca, null, null, {
+      checkServerIdentity: () => new Error('pinned certificate mismatch'),
+    });
+    await withEndpoint(server.address, { credentials: refuse, authority: NAME }, async (ep) => {
+      expect(await outcome(ep)).toMatch(/pinned certificate mismatch/);
+    });
+    // an override that accepts lets a certificate for another name through
+    const accept = credentials.createSsl(certs.ca, null, null, { checkServerIdentity: () => undefined });
+    await withEndpoint(server.address, { credentials: accept, authority: 'other.tls.test' }, async (ep) => {
+      expect(await outcome(ep)).toBe('ready');
+    });
+  });
+});
