@@ -15,12 +15,8 @@ import * as oldest from 'grpc-js-oldest';
 import { firstValueFrom, filter } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { background } from '@grpc-tower/core';
-import {
-  type GrpcResponse,
-  type NativeGrpcEndpoint,
-  RequestMessages,
-  nativeGrpcEndpoint,
-} from '@grpc-tower/core/grpc';
+import { grpcRequest } from '../../core/src/grpc/test/request.js';
+import { type GrpcResponse, type NativeGrpcEndpoint, nativeGrpcEndpoint } from '@grpc-tower/core/grpc';
 import { makeCerts } from '../../../reliability/src/support/certs.js';
 
 const NAME = 'orders.tls.test';
@@ -63,18 +59,7 @@ afterAll(async () => {
 const ECHO = '/grpctower.testing.Echo/Unary';
 
 async function unary(ep: NativeGrpcEndpoint): Promise<GrpcResponse> {
-  return ep.call(
-    {
-      method: ECHO,
-      kind: 'unary',
-      metadata: new grpc.Metadata(),
-      messages: RequestMessages.of(Buffer.alloc(0)),
-      host: undefined,
-      credentials: undefined,
-      attempt: 0,
-    },
-    background,
-  );
+  return ep.call(grpcRequest(ECHO), background);
 }
 
 /** The endpoint's state once settled: `ready`, or the reason it failed. */

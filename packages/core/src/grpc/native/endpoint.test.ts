@@ -18,7 +18,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { newContext } from '../../context.js';
 import { ConfigError, type GrpcTowerError } from '../../errors.js';
 import { Status } from '../../status.js';
-import { RequestMessages } from '../messages.js';
+import { grpcRequest } from '../test/request.js';
 import { GrpcStatusError, type CallKind, type GrpcResponse } from '../types.js';
 import { type NativeGrpcEndpoint, nativeGrpcEndpoint } from './endpoint.js';
 import { grpcFrame, respondGrpc, startRawPeer } from './test/raw-peer.js';
@@ -52,15 +52,10 @@ async function call(
   const scope = newContext(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
   try {
     return await ep.call(
-      {
-        method,
-        kind: options.kind ?? 'unary',
-        metadata: options.metadata ?? new grpc.Metadata(),
-        messages: RequestMessages.of(...(options.messages ?? [Buffer.from('hi')])),
-        host: undefined,
-        credentials: undefined,
-        attempt: 0,
-      },
+      grpcRequest(method, {
+        ...options,
+        messages: options.messages ?? [Buffer.from('hi')],
+      }),
       scope.context,
     );
   } catch (err) {
