@@ -353,6 +353,37 @@ describe('grpc-js servers', () => {
     expect(ep.readiness).toBe('connecting');
   });
 
+  test('keepalive finds a server that stopped answering (SIGSTOP): the call in flight fails as lost', async () => {
+    const [host] = pickHosts(1) as [string];
+    const child = await spawnEchoServer({ host });
+    cleanups.push(async () => {
+      child.resume();
+      await child.kill();
+    });
+    const ep = endpoint(child.address, {
+      'grpc.keepalive_time_ms': 100,
+      'grpc.keepalive_timeout_ms': 200,
+      'grpc.initial_reconnect_backoff_ms': 50,
+    });
+    const timeouts: number[] = [];
+    const sub = ep.events$.subscribe((e) =>
+      e.kind === 'keepalive-timeout' ? timeouts.push(e.timeoutMs) : 0,
+    );
+    await ready(ep);
+    // answered PINGs keep a busy connection up
+    const slow = await call(ep, '/grpctower.testing.Echo/Unary', { messages: [echo({ delayMs: 400 })] });
+    expect(slow).not.toBeInstanceOf(Error);
+    expect(timeouts).toEqual([]);
+    const inflight = call(ep, '/grpctower.testing.Echo/Unary', { messages: [echo({ delayMs: 10_000 })] });
+    await new Promise((r) => setTimeout(r, 50));
+    child.pause();
+    const err = failure(await inflight);
+    expect(err.code).toBe(Status.UNAVAILABLE);
+    expect(err.delivery).toBe('lost');
+    expect(timeouts).toEqual([200]);
+    sub.unsubscribe();
+  });
+
   test('a graceful tryShutdown lets calls in flight finish; the endpoint then fails', async () => {
     const [host] = pickHosts(1) as [string];
     const server = await startEchoServer({ host });
