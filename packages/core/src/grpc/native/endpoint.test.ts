@@ -246,6 +246,68 @@ describe('a raw HTTP/2 peer', () => {
     expect(most).toBeLessThanOrEqual(2);
   });
 
+  test('a consumer that does not read holds the server back (flow control); cancel is RST_STREAM(CANCEL)', async () => {
+    const [host] = pickHosts(1) as [string];
+    const chunk = grpcFrame(Buffer.alloc(32 * 1024, 7));
+    let written = 0;
+    let closedWith: number | undefined;
+    const peer = await startRawPeer(host, {
+      '/b/flood': (stream) => {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+        stream.on('close', () => {
+          closedWith = stream.rstCode;
+        });
+        const pump = (): void => {
+          while (written < 200 && !stream.destroyed) {
+            written++;
+            if (!stream.write(chunk)) {
+              stream.once('drain', pump);
+              return;
+            }
+          }
+        };
+        pump();
+      },
+    });
+    cleanups.push(() => peer.close());
+    const ep = endpoint(peer.address);
+    const res = (await call(ep, '/b/flood', { kind: 'serverStream' })) as GrpcResponse;
+    const received: number[] = [];
+    res.stream.start({ onMessage: (m) => received.push(m.length), onStatus: () => {} });
+    res.stream.read();
+    await new Promise((r) => setTimeout(r, 300));
+    // one message read; the rest waits in HTTP/2 flow control, not in this process
+    expect(received.length).toBe(1);
+    expect(written).toBeLessThan(200);
+    const held = written;
+    for (let i = 0; i < 20; i++) res.stream.read();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received.length).toBe(21);
+    res.stream.cancel(Status.CANCELLED, 'enough');
+    expect((await res.done).code).toBe(Status.CANCELLED);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closedWith).toBe(http2.constants.NGHTTP2_CANCEL);
+    console.log(`flow control held the server at ${held} of 200 messages of 32 KiB`);
+  });
+
+  test('connectNow cuts a reconnect backoff short, once per attempt', async () => {
+    const [host] = pickHosts(1) as [string];
+    const probe = await startRawPeer(host, {});
+    const address = probe.address;
+    await probe.close(); // nothing listens there now
+    const ep = endpoint(address, { 'grpc.initial_reconnect_backoff_ms': 60_000 });
+    const states: string[] = [];
+    const sub = ep.events$.subscribe((e) => (e.kind === 'state' ? states.push(e.state) : 0));
+    await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'failed')));
+    // a minute of backoff ahead; connectNow starts the next attempt at once
+    ep.connectNow();
+    ep.connectNow();
+    expect(ep.readiness).toBe('connecting');
+    await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'failed')));
+    expect(states).toEqual(['failed', 'connecting', 'failed']);
+    sub.unsubscribe();
+  });
+
   test('GOAWAY too_many_pings doubles the keepalive interval; GOAWAYs are events', async () => {
     const [host] = pickHosts(1) as [string];
     const peer = await startRawPeer(host, {
