@@ -29,6 +29,7 @@ import {
 } from '../types.js';
 import type { NativeGrpcEndpoint } from './endpoint.js';
 import {
+  ACCEPT_ENCODING,
   MessageDecoder,
   codeOfHttpStatus,
   frameMessage,
@@ -140,7 +141,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
     headers['content-type'] = 'application/grpc';
     headers.te = 'trailers';
     headers['user-agent'] = endpoint.settings.userAgent;
-    headers['grpc-accept-encoding'] = 'identity';
+    headers['grpc-accept-encoding'] = ACCEPT_ENCODING;
     const deadline = this.#ctx.deadline;
     if (deadline !== Number.POSITIVE_INFINITY) headers['grpc-timeout'] = timeoutHeader(deadline - Date.now());
     if (this.#req.attempt > 0) headers[PREVIOUS_ATTEMPTS_HEADER] = String(this.#req.attempt);
@@ -248,6 +249,8 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
       return;
     }
     this.#headers = metadata;
+    const encoding = headers['grpc-encoding'];
+    if (encoding !== undefined) (this.#decoder as MessageDecoder).encoding = String(encoding);
     if (this.#committed) return;
     if (this.#commitAt === 'headers' || (this.#commitAt === 'auto' && !this.#req.messages.ended))
       this.#commit();

@@ -3,8 +3,8 @@
 // resets), and against real grpc-js servers (limits, small
 // max_concurrent_streams, a SIGKILL, a graceful shutdown).
 import * as http2 from 'node:http2';
+import * as zlib from 'node:zlib';
 import {
-  GeneratedEchoReply,
   GeneratedEchoRequest,
   insecure,
   pickHosts,
@@ -205,6 +205,59 @@ describe('a raw HTTP/2 peer', () => {
     await peer.close();
     await tracker.expectNone({ settleMs: 2_000 });
     tracker.stop();
+  });
+
+  test('gzip and deflate responses are decompressed, their size held to the receive limit', async () => {
+    const [host] = pickHosts(1) as [string];
+    const limit = 4 * 1024 * 1024;
+    const compressed =
+      (encoding: 'gzip' | 'deflate' | 'snappy', payload: Buffer) => (stream: http2.ServerHttp2Stream) =>
+        respondGrpc(
+          stream,
+          [
+            grpcFrame(encoding === 'deflate' ? zlib.deflateSync(payload) : zlib.gzipSync(payload), {
+              flag: 1,
+            }),
+          ],
+          { 'grpc-status': '0' },
+          { 'grpc-encoding': encoding },
+        );
+    const peer = await startRawPeer(host, {
+      '/z/gzip': compressed('gzip', Buffer.from('hello gzip')),
+      '/z/deflate': compressed('deflate', Buffer.from('hello deflate')),
+      '/z/at-limit': compressed('gzip', Buffer.alloc(limit)),
+      '/z/bomb': compressed('gzip', Buffer.alloc(limit + 1)),
+      '/z/snappy': compressed('snappy', Buffer.from('x')),
+      '/z/garbage': (stream) =>
+        respondGrpc(
+          stream,
+          [grpcFrame(Buffer.from('not gzip'), { flag: 1 })],
+          { 'grpc-status': '0' },
+          {
+            'grpc-encoding': 'gzip',
+          },
+        ),
+    });
+    cleanups.push(() => peer.close());
+    const ep = endpoint(peer.address);
+    expect(((await call(ep, '/z/gzip')) as GrpcResponse).unary?.messages).toEqual([
+      Buffer.from('hello gzip'),
+    ]);
+    expect(((await call(ep, '/z/deflate')) as GrpcResponse).unary?.messages).toEqual([
+      Buffer.from('hello deflate'),
+    ]);
+    expect(((await call(ep, '/z/at-limit')) as GrpcResponse).unary?.messages[0]?.length).toBe(limit);
+    const bomb = failure(await call(ep, '/z/bomb'));
+    expect(bomb.code).toBe(Status.RESOURCE_EXHAUSTED);
+    expect(bomb.details).toContain('once decompressed');
+    const snappy = failure(await call(ep, '/z/snappy'));
+    expect([snappy.code, snappy.details]).toEqual([Status.INTERNAL, expect.stringContaining('"snappy"')]);
+    const garbage = failure(await call(ep, '/z/garbage'));
+    expect([garbage.code, garbage.details]).toEqual([
+      Status.INTERNAL,
+      expect.stringContaining('could not decompress'),
+    ]);
+    expect(peer.requests.get('/z/gzip')?.[0]?.['grpc-accept-encoding']).toBe('identity,deflate,gzip');
   });
 
   test('a refused stream never reached the server: re-opened three times, then failed as refused', async () => {

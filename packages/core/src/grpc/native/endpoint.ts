@@ -15,7 +15,8 @@
  * that the failure goes up with its delivery, and the retry layer may send
  * it elsewhere.
  *
- * Not yet done here (use the grpc-js transport for these): compression,
+ * Not yet done here (use the grpc-js transport for these): compressing requests
+ * (responses in gzip or deflate are decompressed),
  * call credentials, an HTTP CONNECT proxy, an idle timeout.
  *
  * @module

@@ -8,6 +8,8 @@
  * @module
  */
 import * as http2 from 'node:http2';
+import * as buffer from 'node:buffer';
+import * as zlib from 'node:zlib';
 import { Metadata, type StatusObject } from '../grpc-js.js';
 import { Status, type StatusCode } from '../../status.js';
 
@@ -47,10 +49,14 @@ export interface DecodeFailure {
   readonly details: string;
 }
 
+/** The `grpc-accept-encoding` the transport sends: what {@link MessageDecoder} can decompress. */
+export const ACCEPT_ENCODING = 'identity,deflate,gzip';
+
 /**
  * Splits the DATA of a response into messages, across and within frames,
- * and checks each prefix: the compressed flag (no compression was offered)
- * and the receive limit.
+ * checks each prefix (the compressed flag against the response's
+ * `grpc-encoding`, the receive limit) and decompresses gzip and deflate
+ * messages, the decompressed size held to the same limit.
  */
 export class MessageDecoder {
   readonly #maxBytes: number;
@@ -58,6 +64,10 @@ export class MessageDecoder {
   #available = 0;
   /** The length of the message being read, or -1 between messages. */
   #need = -1;
+  /** Whether the message being read is compressed. */
+  #compressed = false;
+  /** The response's `grpc-encoding`, once its headers came. */
+  encoding: string | undefined;
 
   constructor(maxBytes: number) {
     this.#maxBytes = maxBytes;
@@ -86,7 +96,13 @@ export class MessageDecoder {
       if (chunk.length === length + 5) {
         const failure = this.#check(chunk[0] as number, length);
         if (failure !== undefined) return failure;
-        onMessage(chunk.subarray(5));
+        if (!this.#compressed) {
+          onMessage(chunk.subarray(5));
+          return undefined;
+        }
+        const inflated = this.#decompress(chunk.subarray(5));
+        if (!Buffer.isBuffer(inflated)) return inflated;
+        onMessage(inflated);
         return undefined;
       }
     }
@@ -102,21 +118,34 @@ export class MessageDecoder {
         this.#need = length;
       }
       if (this.#available < this.#need) return undefined;
-      const message = this.#take(this.#need);
+      let message = this.#take(this.#need);
       this.#need = -1;
+      if (this.#compressed) {
+        const inflated = this.#decompress(message);
+        if (!Buffer.isBuffer(inflated)) return inflated;
+        message = inflated;
+      }
       if (!onMessage(message)) return undefined;
     }
   }
 
   #check(flag: number, length: number): DecodeFailure | undefined {
+    this.#compressed = flag === 1;
     if (flag === 1) {
-      return {
-        code: Status.INTERNAL,
-        details:
-          'received a compressed message, but no compression was offered (grpc-accept-encoding: identity)',
-      };
-    }
-    if (flag !== 0) {
+      const encoding = this.encoding;
+      if (encoding === undefined || encoding === 'identity') {
+        return {
+          code: Status.INTERNAL,
+          details: `received a compressed message without a grpc-encoding to decompress it with (${encoding ?? 'none'})`,
+        };
+      }
+      if (encoding !== 'gzip' && encoding !== 'deflate') {
+        return {
+          code: Status.INTERNAL,
+          details: `received a message compressed with ${JSON.stringify(encoding.slice(0, 40))}, which was not offered (${ACCEPT_ENCODING})`,
+        };
+      }
+    } else if (flag !== 0) {
       return { code: Status.INTERNAL, details: `received a message with an invalid flags byte ${flag}` };
     }
     if (length > this.#maxBytes) {
@@ -126,6 +155,30 @@ export class MessageDecoder {
       };
     }
     return undefined;
+  }
+
+  /** The message decompressed, at most the receive limit long. */
+  #decompress(message: Buffer): Buffer | DecodeFailure {
+    const max = this.#maxBytes;
+    try {
+      // one byte past the limit tells "too large" from "exactly the limit"
+      const options = { maxOutputLength: Math.min(max + 1, buffer.constants.MAX_LENGTH) };
+      const out =
+        this.encoding === 'gzip' ? zlib.gunzipSync(message, options) : zlib.inflateSync(message, options);
+      if (out.length > max) throw new RangeError('too large');
+      return out;
+    } catch (err) {
+      if (err instanceof RangeError || (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        return {
+          code: Status.RESOURCE_EXHAUSTED,
+          details: `received a message larger than the limit once decompressed (more than ${max} bytes)`,
+        };
+      }
+      return {
+        code: Status.INTERNAL,
+        details: `could not decompress a ${this.encoding} message: ${(err as Error).message}`,
+      };
+    }
   }
 
   #take(n: number): Buffer {
