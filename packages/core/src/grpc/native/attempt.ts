@@ -199,22 +199,25 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
       const data = next.message.data;
       const max = this.#endpoint.settings.maxSendBytes;
       if (data.length > max) {
-        this.#finish(
-          {
-            code: Status.RESOURCE_EXHAUSTED,
-            details: `request message larger than the send limit (${data.length} vs. ${max} bytes)`,
-            metadata: new Metadata(),
-          },
-          'not-sent',
+        // the stream has started: a local failure, not one to send again
+        this.#fatal(
+          Status.RESOURCE_EXHAUSTED,
+          `request message larger than the send limit (${data.length} vs. ${max} bytes)`,
         );
         return;
       }
       this.#writing = true;
       const framed = frameMessage(data);
       const callback = writtenCallback(this, stream, next.index);
+      // the last message carries the end of the request (one DATA frame for a unary call)
+      const last = reader.endsAfterCurrent();
+      if (last) this.#halfClosed = true;
       if (Array.isArray(framed)) {
         stream.write(framed[0]);
-        stream.write(framed[1], callback);
+        if (last) stream.end(framed[1], callback);
+        else stream.write(framed[1], callback);
+      } else if (last) {
+        stream.end(framed, callback);
       } else {
         stream.write(framed, callback);
       }

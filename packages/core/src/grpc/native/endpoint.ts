@@ -164,6 +164,11 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     return this.#attempts.size;
   }
 
+  /** Whether the connection is up (a health check may still hold the endpoint out). */
+  get connected(): boolean {
+    return this.#connection.state === 'ready';
+  }
+
   /** The last connection error, such as `connect ECONNREFUSED 127.0.0.9:50051`; kept after recovery. */
   get lastError(): string | undefined {
     return this.#connection.lastError;
