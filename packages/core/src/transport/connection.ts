@@ -250,6 +250,17 @@ export class Http2Connection {
     );
   }
 
+  /** Takes back a stream asked for and still waiting for the connection (its call ended first). */
+  withdraw(opener: StreamOpener): void {
+    const i = this.#waiting.findIndex((w) => w.opener === opener);
+    if (i >= 0) this.#waiting.splice(i, 1);
+  }
+
+  /** Streams waiting for the connection to be ready. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
   /**
    * Starts a connection attempt at once when the connection has failed and
    * waits for its backoff; does nothing while an attempt runs, when ready,
@@ -399,7 +410,9 @@ export class Http2Connection {
       timeoutMs,
     );
     socket.on('error', (err: Error) => ended(err.message));
-    socket.on('close', () => ended('connection closed'));
+    const closed = (): void =>
+      ended(record.ready ? 'connection closed' : 'connection closed before the server sent its SETTINGS');
+    socket.on('close', closed);
     this.#sessions.add(record);
     this.#current = record;
     session.once('remoteSettings', () => {
@@ -428,7 +441,7 @@ export class Http2Connection {
       this.#retire(record, `server sent GOAWAY (code ${code}${debug === '' ? '' : `, ${debug}`})`);
     });
     session.on('error', (err: Error) => this.#retire(record, err.message));
-    session.on('close', () => ended('connection closed'));
+    session.on('close', closed);
     // a session that never gets anything: the socket's end closes it (and 'close' above)
     session.on('frameError', () => {});
   }

@@ -6,7 +6,7 @@
  * @internal
  * @module
  */
-import type * as http2 from 'node:http2';
+import * as http2 from 'node:http2';
 import type { CallContext } from '../../context.js';
 import { ClosedError, type Delivery, GrpcTowerError } from '../../errors.js';
 import { Status, type StatusCode } from '../../status.js';
@@ -54,6 +54,9 @@ function onData(this: TaggedStream, chunk: Buffer): void {
 function onTrailers(this: TaggedStream, headers: http2.IncomingHttpHeaders): void {
   this[ATTEMPT].onTrailers(this, headers);
 }
+function onEnd(this: TaggedStream): void {
+  this[ATTEMPT].onEnd(this);
+}
 function onClose(this: TaggedStream): void {
   this[ATTEMPT].onClose(this);
 }
@@ -87,6 +90,8 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
   #consumerReads = 0;
   #writing = false;
   #halfClosed = false;
+  /** Whether the server ended the response (its trailers read). */
+  #serverEnded = false;
   #restarts = 0;
   #receivedBytes = 0;
   #resolveDone: ((s: StatusObject) => void) | undefined;
@@ -155,7 +160,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
   opened(stream: http2.ClientHttp2Stream, session: SessionInfo): void {
     if (this.#status !== undefined) {
       // cancelled while it waited for the connection
-      stream.close(0x8);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
       return;
     }
     this.#stream = stream;
@@ -165,6 +170,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
     stream.on('response', onResponse);
     stream.on('data', onData);
     stream.on('trailers', onTrailers);
+    stream.on('end', onEnd);
     stream.on('close', onClose);
     stream.on('error', onError);
     this.#reader?.onAvailable(() => this.#pump());
@@ -289,20 +295,37 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
     };
   }
 
+  /**
+   * @internal The response ended (its DATA and trailers read): with a
+   * status, the call is over even while this side still sends, as when a
+   * server answers a stream before the request's end.
+   */
+  onEnd(stream: http2.ClientHttp2Stream): void {
+    if (stream !== this.#stream || this.#status !== undefined || this.#trailers === undefined) return;
+    // end this side too, gracefully (a reset here races the stream's close on the server)
+    this.#serverEnded = true;
+    if (!stream.writableEnded && !stream.destroyed) stream.end();
+    this.#finishWithTrailers(this.#trailers);
+  }
+
+  #finishWithTrailers(trailers: StatusObject): void {
+    if (this.#decoder?.partial === true) {
+      this.#fatal(
+        Status.INTERNAL,
+        `the response ended inside a message (${this.#decoder.describePartial()})`,
+      );
+      return;
+    }
+    this.#finish(trailers);
+  }
+
   /** @internal The stream closed: the status is known now. */
   onClose(stream: http2.ClientHttp2Stream): void {
     if (stream !== this.#stream || this.#status !== undefined) return;
     const trailers = this.#trailers;
     const httpStatus = this.#httpStatus;
     if (trailers !== undefined && stream.rstCode === 0) {
-      if (this.#decoder?.partial === true) {
-        this.#fatal(
-          Status.INTERNAL,
-          `the response ended inside a message (${this.#decoder.describePartial()})`,
-        );
-        return;
-      }
-      this.#finish(trailers);
+      this.#finishWithTrailers(trailers);
       return;
     }
     if (httpStatus !== undefined && httpStatus !== 200 && stream.rstCode === 0) {
@@ -383,6 +406,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
     this.#trailers = undefined;
     this.#writing = false;
     this.#halfClosed = false;
+    this.#serverEnded = false;
     this.#queue.length = 0;
     this.#receivedBytes = 0;
     this.#open();
@@ -393,9 +417,12 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
   #finish(status: StatusObject, delivery?: Delivery, error?: unknown): void {
     if (this.#status !== undefined) return;
     const stream = this.#stream;
-    if (stream !== undefined && !stream.closed && !stream.destroyed) {
+    if (stream === undefined) {
+      // still waiting for the connection: no stream to open later
+      this.#endpoint.connection.withdraw(this);
+    } else if (!stream.closed && !stream.destroyed && !this.#serverEnded) {
       // this side ends a call the server has not: RST_STREAM CANCEL
-      stream.close(0x8);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
     }
     if (this.#restart(delivery)) return;
     this.#status = status;

@@ -3,6 +3,7 @@
 // resets), and against real grpc-js servers (limits, small
 // max_concurrent_streams, a SIGKILL, a graceful shutdown).
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import * as zlib from 'node:zlib';
 import {
   GeneratedEchoRequest,
@@ -18,6 +19,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { newContext } from '../../context.js';
 import { ConfigError, type GrpcTowerError } from '../../errors.js';
 import { Status } from '../../status.js';
+import { RequestMessages } from '../messages.js';
 import { grpcRequest } from '../test/request.js';
 import { GrpcStatusError, type CallKind, type GrpcResponse } from '../types.js';
 import { type NativeGrpcEndpoint, nativeGrpcEndpoint } from './endpoint.js';
@@ -343,6 +345,58 @@ describe('a raw HTTP/2 peer', () => {
     console.log(`flow control held the server at ${held} of 200 messages of 32 KiB`);
   });
 
+  test('a server that ends a stream before the request ends: the call ends with its status at once', async () => {
+    const [host] = pickHosts(1) as [string];
+    let closedWith: number | undefined;
+    const peer = await startRawPeer(host, {
+      '/e/early': (stream) => {
+        stream.on('close', () => {
+          closedWith = stream.rstCode;
+        });
+        respondGrpc(stream, [grpcFrame(Buffer.from('bye'))], { 'grpc-status': '0' });
+      },
+    });
+    cleanups.push(() => peer.close());
+    const ep = endpoint(peer.address);
+    const messages = new RequestMessages();
+    messages.push(Buffer.from('one'));
+    // the request stream is never ended
+    const scope = newContext();
+    const res = await ep.call({ ...grpcRequest('/e/early', { kind: 'bidi' }), messages }, scope.context);
+    const got: Buffer[] = [];
+    res.stream.start({ onMessage: (m) => got.push(m), onStatus: () => {} });
+    res.stream.read();
+    res.stream.read();
+    expect((await res.done).code).toBe(Status.OK);
+    scope.release();
+    expect(got).toEqual([Buffer.from('bye')]);
+    expect(ep.pending).toBe(0);
+    // this side ended too, without a reset
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closedWith).toBe(http2.constants.NGHTTP2_NO_ERROR);
+  });
+
+  test('calls that end while waiting for the connection open no stream', async () => {
+    const [host] = pickHosts(1) as [string];
+    // a TCP peer that never sends its SETTINGS
+    const silent = net.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, host, resolve));
+    const sockets: net.Socket[] = [];
+    silent.on('connection', (s) => sockets.push(s));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const s of sockets) s.destroy();
+          silent.close(() => resolve());
+        }),
+    );
+    const ep = endpoint(`${host}:${(silent.address() as net.AddressInfo).port}`);
+    const results = await Promise.all(Array.from({ length: 5 }, () => call(ep, '/w/x', { timeoutMs: 50 })));
+    expect(results.map((r) => (r as GrpcTowerError).code)).toEqual(Array(5).fill(Status.DEADLINE_EXCEEDED));
+    expect(ep.connection.waiting).toBe(0);
+    expect(ep.readiness).toBe('connecting');
+  });
+
   test('connectNow cuts a reconnect backoff short, once per attempt', async () => {
     const [host] = pickHosts(1) as [string];
     const probe = await startRawPeer(host, {});
@@ -459,8 +513,8 @@ describe('grpc-js servers', () => {
     expect(err.code).toBe(Status.UNAVAILABLE);
     expect(err.delivery).toBe('lost');
     await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'failed')));
-    // refused, or reset by a listener the kernel had not torn down yet
-    expect(ep.lastError).toMatch(/ECONNREFUSED|ECONNRESET/);
+    // refused, or reset or closed by a listener the kernel had not torn down yet
+    expect(ep.lastError).toMatch(/ECONNREFUSED|ECONNRESET|closed before the server sent its SETTINGS/);
     // a call on a failed endpoint is never sent
     const refused = failure(await call(ep, '/grpctower.testing.Echo/Unary', { messages: [echo({})] }));
     expect(refused.delivery).toBe('not-sent');
