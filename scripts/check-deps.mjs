@@ -16,7 +16,11 @@
 // and a non-test source that imports one of them is an error too. Node
 // built-ins are ignored. Private packages (packages/testing: test support
 // that runs inside the test runner, with no dist) are not published and are
-// left out. Builds nothing; reads sources with the TypeScript parser.
+// left out. A package the build bundles into the published code (`--bundle
+// <package>` in `scripts.build`: an ES-module-only dependency, see
+// scripts/build-package.mjs) is a devDependency, not a dependency: the
+// application never installs it. Builds nothing; reads sources with the
+// TypeScript parser.
 // `--root DIR` checks the packages/ of another tree (the script's own tests).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
@@ -121,6 +125,19 @@ for (const name of readdirSync(packagesDir).sort()) {
   for (const field of ['dependencies', 'peerDependencies']) {
     for (const dep of Object.keys(manifest[field] ?? {})) declared.set(dep, field);
   }
+  const build = (manifest.scripts?.build ?? '').split(/\s+/);
+  const bundled = build.flatMap((arg, i) => (build[i - 1] === '--bundle' ? [arg] : []));
+  for (const dep of bundled) {
+    if (declared.has(dep)) {
+      problems.push(
+        `${where}: "${dep}" is bundled by the build (--bundle), so it must not be in ${declared.get(dep)}`,
+      );
+    } else if (manifest.devDependencies?.[dep] === undefined) {
+      problems.push(
+        `${where}: "${dep}" is bundled by the build (--bundle), but it is not in devDependencies`,
+      );
+    } else declared.set(dep, 'devDependencies (bundled)');
+  }
   const used = new Map(); // package → first file that imports it at run time
   const typeUsed = new Map(); // package → first file that imports its types only
   const srcDir = join(dir, 'src');
@@ -174,6 +191,7 @@ for (const name of readdirSync(packagesDir).sort()) {
     }
   }
   for (const [dep, field] of declared) {
+    if (bundled.includes(dep)) continue;
     const range = manifest[field][dep];
     const own = versions.get(dep);
     if (own !== undefined && range !== `^${own}`) {

@@ -6,10 +6,15 @@
 // - `repository` names this repository and the package's folder, and
 //   `sideEffects` is false;
 // - every `exports` entry has the `@grpc-tower/source` condition (the
-//   workspace's own, scoped so that no consumer's tool matches it), `types`
-//   and `default`, and `./package.json` is exported;
-// - `types` and `typesVersions` give TypeScript's node10 resolution the
-//   types of `.` and of every subpath;
+//   workspace's own, scoped so that no consumer's tool matches it), then
+//   `import` (`types`, `default` under dist/) and `require` (`types`,
+//   `default` under dist/cjs/, the same file names), and `./package.json`
+//   is exported;
+// - the build is the one that makes the CommonJS implementation and its
+//   ES wrappers (scripts/build-package.mjs), and tsc emits declarations
+//   only (the ES files under dist/ are the wrappers);
+// - `main` and `types` are the CommonJS `.`, and `typesVersions` gives
+//   TypeScript's node10 resolution the CommonJS types of every subpath;
 // - `files` keeps tests and test helpers out of dist/ and src/.
 // Run with `--fix` to copy the root LICENSE into each package.
 // The tarballs themselves are checked by packaging/ (`npm pack`, installed
@@ -63,21 +68,44 @@ for (const dir of readdirSync(join(root, 'packages')).sort()) {
   if (exports['./package.json'] !== './package.json')
     problem('exports lacks "./package.json": "./package.json"');
   const subpaths = Object.keys(exports).filter((s) => s !== './package.json');
+  const keysOf = (value) => (typeof value === 'object' && value !== null ? Object.keys(value).join(',') : '');
   for (const subpath of subpaths) {
     const target = exports[subpath];
-    const keys = typeof target === 'object' && target !== null ? Object.keys(target) : [];
-    if (keys.join(',') !== `${CONDITION},types,default`) {
-      problem(`exports["${subpath}"] must have the conditions ${CONDITION}, types, default, in that order`);
+    if (keysOf(target) !== `${CONDITION},import,require`) {
+      problem(`exports["${subpath}"] must have the conditions ${CONDITION}, import, require, in that order`);
+      continue;
+    }
+    if (keysOf(target.import) !== 'types,default' || keysOf(target.require) !== 'types,default') {
+      problem(`exports["${subpath}"].import and .require must each have the conditions types, default`);
+      continue;
+    }
+    for (const key of ['types', 'default']) {
+      const esm = target.import[key];
+      if (!esm.startsWith('./dist/') || esm.startsWith('./dist/cjs/'))
+        problem(`exports["${subpath}"].import.${key} must be under ./dist/, outside ./dist/cjs/`);
+      else if (target.require[key] !== esm.replace('./dist/', './dist/cjs/'))
+        problem(`exports["${subpath}"].require.${key} must be "${esm.replace('./dist/', './dist/cjs/')}"`);
     }
   }
-  const main = exports['.'];
+  const build = `node ../../scripts/build-package.mjs`;
+  if (pkg.scripts?.build !== build && !pkg.scripts?.build?.startsWith(`${build} `))
+    problem(`scripts.build must be "${build}" (with --bundle <package> for an ES-module-only dependency)`);
+  const tsconfig = JSON.parse(readFileSync(join(pkgDir, 'tsconfig.build.json'), 'utf8'));
+  if (tsconfig.compilerOptions?.emitDeclarationOnly !== true)
+    problem('tsconfig.build.json must set "emitDeclarationOnly": true (the code is built as CommonJS)');
+  const main = exports['.']?.require;
   if (main === undefined) problem('exports has no "."');
-  else if (pkg.types !== main.types) problem(`"types" must be "${main.types}", as exports["."].types`);
+  else {
+    if (pkg.main !== main.default)
+      problem(`"main" must be "${main.default}", as exports["."].require.default`);
+    if (pkg.types !== main.types) problem(`"types" must be "${main.types}", as exports["."].require.types`);
+  }
   for (const subpath of subpaths.filter((s) => s !== '.')) {
     const mapped = pkg.typesVersions?.['*']?.[subpath.slice(2)];
-    if (mapped?.length !== 1 || mapped[0] !== exports[subpath].types) {
+    const types = exports[subpath]?.require?.types;
+    if (mapped?.length !== 1 || mapped[0] !== types) {
       problem(
-        `typesVersions["*"]["${subpath.slice(2)}"] must be ["${exports[subpath].types}"], ` +
+        `typesVersions["*"]["${subpath.slice(2)}"] must be ["${types}"], ` +
           `so that moduleResolution node10 finds the types of ${pkg.name}${subpath.slice(1)}`,
       );
     }

@@ -17,6 +17,7 @@ import {
 import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
 import { type Change, type Discover, connect, dns, staticList } from '@grpc-tower/discover';
 import { retry } from '@grpc-tower/retry';
+import { towerChannel } from 'grpc-tower';
 import { Subject } from 'rxjs';
 
 declare const OrdersClient: grpc.ServiceClientConstructor;
@@ -139,6 +140,26 @@ export function channel(): void {
   });
   // #endregion channel
   client.close();
+}
+
+export function shutdown(): void {
+  const credentials = grpc.credentials.createInsecure();
+  // #region shutdown
+  const target = 'dns:///orders.internal:50051';
+  const channel = towerChannel(target, credentials, { closeGraceMs: 20_000 }); // default 30 s
+  const client = new OrdersClient(target, credentials, { channelOverride: channel });
+
+  process.once('SIGTERM', () => {
+    // returns at once, as grpc-js's does: new calls fail at once (UNAVAILABLE, "channel … is closing"),
+    // calls in flight finish within 20 s; the process exits by itself when the last one has ended
+    client.close();
+  });
+  // or, to do something once everything is released:
+  process.once('SIGINT', async () => {
+    await channel.closeGracefully({ graceMs: 5_000 }); // this close's own grace
+    console.log('all calls ended, every connection closed');
+  });
+  // #endregion shutdown
 }
 
 export async function errors(stack: Service<GrpcRequest, GrpcResponse>, req: GrpcRequest): Promise<void> {

@@ -66,7 +66,7 @@ export async function dispatcher(): Promise<void> {
   });
   console.log(statusCode, await body.json(), 'answered by', (context as { endpoint: string }).endpoint);
 
-  await items.close(); // waits for requests in flight, then closes every session
+  await items.close(); // waits for requests in flight (30 s at most: closeGraceMs), then closes every session
   // #endregion fetch
   void item;
 }

@@ -84,4 +84,22 @@ describe('check-deps', () => {
     expect(r.status).toBe(1);
     expect(r.output).toContain('the peer dependency "rxjs" is not in devDependencies');
   });
+
+  test('passes a dependency the build bundles when it is a devDependency, fails it in dependencies', () => {
+    const source = { 'index.ts': "import pRetry from 'p-retry';\nexport const r = pRetry;\n" };
+    const build = { build: 'node ../../scripts/build-package.mjs --bundle p-retry' };
+    const ok = check({ scripts: build, devDependencies: { 'p-retry': '7.1.1' } }, source);
+    expect(ok.output).toContain('match their imports');
+    expect(ok.status).toBe(0);
+    const both = check({ scripts: build, dependencies: { 'p-retry': '^7.1.1' } }, source);
+    expect(both.status).toBe(1);
+    expect(both.output).toContain(
+      '"p-retry" is bundled by the build (--bundle), so it must not be in dependencies',
+    );
+    const missing = check({ scripts: build }, source);
+    expect(missing.status).toBe(1);
+    expect(missing.output).toContain(
+      '"p-retry" is bundled by the build (--bundle), but it is not in devDependencies',
+    );
+  });
 });

@@ -15,7 +15,15 @@
 //           the packages accept, tsc, run.
 // The last two also compose a stack by hand over a discovery source made
 // with the application's own rxjs.
-// Each runs calls through the grpc-tower channel against two grpc-js
+// Beside those, from the registry (the npm cache first):
+//   types   TypeScript 5.9, 6 and 7 each compile an ES module project
+//           (nodenext) and CommonJS ones (nodenext, and commonjs with
+//           TypeScript's default module resolution);
+//   nestjs  a project as `nest new` (NestJS 11) makes one: CommonJS, Jest
+//           30 with ts-jest and the starter's Jest configuration, with the
+//           module and controller of examples/nestjs and a spec over them,
+//           which Jest's CommonJS runtime must load with no configuration.
+// Each of the first four runs calls through the grpc-tower channel against two grpc-js
 // servers, child processes on their own 127.0.0.x addresses, SIGKILLs one
 // while calls are in flight on it, and must see no call fail; once it has
 // closed its client and channel, its process must exit by itself.
@@ -150,12 +158,15 @@ const isTest = (path: string): boolean =>
 
 describe('the tarballs', () => {
   test.each(PUBLISHED)(
-    '%s holds README.md, LICENSE, package.json and dist, and no test or test helper',
+    '%s holds README.md, LICENSE, package.json, dist and dist/cjs, and no test or test helper',
     (dir, name) => {
       const packed = tarballs.get(name);
       expect(packed, `npm pack made no tarball for ${name}`).toBeDefined();
       const files = packed!.files;
-      for (const f of ['README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts']) {
+      const required = ['README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts'];
+      // the CommonJS implementation, and what makes its .js files CommonJS
+      required.push('dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json');
+      for (const f of required) {
         expect(files, `${name} lacks ${f}`).toContain(f);
       }
       expect(files.filter(isTest)).toEqual([]);
@@ -165,10 +176,9 @@ describe('the tarballs', () => {
       // every file that exports and typesVersions name is in the tarball
       const manifest = JSON.parse(readFileSync(join(repo, 'packages', dir, 'package.json'), 'utf8'));
       const named: string[] = [manifest.main, manifest.types];
-      for (const target of Object.values(manifest.exports as Record<string, unknown>)) {
-        if (typeof target === 'string') named.push(target);
-        else named.push(...Object.values(target as Record<string, string>));
-      }
+      const targets = (value: unknown): string[] =>
+        typeof value === 'string' ? [value] : Object.values(value as object).flatMap(targets);
+      named.push(...targets(manifest.exports));
       for (const paths of Object.values((manifest.typesVersions?.['*'] ?? {}) as Record<string, string[]>)) {
         named.push(...paths);
       }
@@ -419,6 +429,190 @@ describe.each(PROJECTS)('an installed $name project', (project) => {
       expect(result.etcd.subpathError).toMatch(/etcd3/);
       expect(result.kubernetes.resolvable).toBe(false);
       expect(result.kubernetes.subpathError).toMatch(/@kubernetes\/client-node/);
+      // import() and require() give the same functions and classes
+      expect(result.oneCopy).toEqual({ sameFunctions: true, sameClasses: true, crossInstanceOf: true });
     }
   }, 120_000);
+});
+
+/**
+ * Writes a project `name` that depends on the tarballs and on `dependencies`
+ * and `devDependencies` from the registry, and installs it, from the npm
+ * cache where it can (the first run downloads, later ones reuse).
+ */
+async function installFromRegistry(
+  name: string,
+  fields: Record<string, unknown>,
+  dependencies: Record<string, string>,
+  devDependencies: Record<string, string>,
+): Promise<string> {
+  const dir = join(work, name);
+  mkdirSync(dir);
+  const all = { ...dependencies };
+  for (const [pkg, packed] of tarballs) all[pkg] = `file:${packed.file}`;
+  const manifest = { name: `packaging-${name}`, version: '0.0.0', private: true, ...fields };
+  writeFileSync(
+    join(dir, 'package.json'),
+    `${JSON.stringify({ ...manifest, dependencies: all, devDependencies }, null, 2)}\n`,
+  );
+  const started = Date.now();
+  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], dir);
+  console.log(`packaging ${name}: npm install took ${Date.now() - started} ms`);
+  return dir;
+}
+
+/** The TypeScript releases the published types are checked with: `npm install typescript` gives the last. */
+const TYPESCRIPTS = ['5.9.3', '6.0.3', '7.0.2'] as const;
+/**
+ * The programs each of them compiles: one with `module: nodenext` holding an
+ * ES module project and a CommonJS one (each file's format is its folder's
+ * `type`), and a CommonJS project with `module: commonjs` and TypeScript's
+ * default module resolution (node10 on 5.9, bundler on 6 and 7).
+ */
+const CONSUMERS = [
+  {
+    name: 'nodenext',
+    options: { module: 'nodenext' },
+    projects: [
+      { folder: 'esm', type: 'module', fixture: 'esm-nodenext' },
+      { folder: 'cjs', type: 'commonjs', fixture: 'commonjs-ts' },
+    ],
+  },
+  {
+    name: 'commonjs',
+    options: { module: 'commonjs', esModuleInterop: true },
+    projects: [{ folder: 'cjs', type: 'commonjs', fixture: 'commonjs-ts' }],
+  },
+] as const;
+
+describe('the published types', () => {
+  let dir: string;
+
+  test(`install with TypeScript ${TYPESCRIPTS.join(', ')}`, async () => {
+    const typescripts = Object.fromEntries(
+      TYPESCRIPTS.map((v) => [`typescript-${v}`, `npm:typescript@${v}`]),
+    );
+    dir = await installFromRegistry(
+      'types',
+      {},
+      { '@grpc/grpc-js': versions.grpc, rxjs: versions.rxjs },
+      { '@types/node': versions.typesNode, ...typescripts },
+    );
+    for (const consumer of CONSUMERS) {
+      for (const project of consumer.projects) {
+        const at = join(dir, consumer.name, project.folder);
+        mkdirSync(at, { recursive: true });
+        copySources(at, project.fixture);
+        writeFileSync(join(at, 'package.json'), JSON.stringify({ type: project.type }));
+      }
+      const { rootDir: _, ...options } = strict;
+      const compilerOptions = { ...options, ...consumer.options, noEmit: true };
+      const include = consumer.projects.map((p) => `${p.folder}/src`);
+      writeFileSync(
+        join(dir, consumer.name, 'tsconfig.json'),
+        JSON.stringify({ compilerOptions, include }, null, 2),
+      );
+    }
+  }, 300_000);
+
+  test.each(TYPESCRIPTS)(
+    `TypeScript %s compiles ${CONSUMERS.map((c) => c.name).join(', ')}`,
+    async (version) => {
+      const tscOf = join(dir, 'node_modules', `typescript-${version}`, 'bin', 'tsc');
+      expect((await run(process.execPath, [tscOf, '-v'], dir)).stdout).toContain(`Version ${version}`);
+      const started = Date.now();
+      for (const c of CONSUMERS)
+        await run(process.execPath, [tscOf, '-p', join(c.name, 'tsconfig.json')], dir);
+      console.log(`packaging types: TypeScript ${version} took ${Date.now() - started} ms`);
+    },
+    120_000,
+  );
+});
+
+/** What `nest new` (@nestjs/schematics 11) writes into package.json for Jest, untouched. */
+const NEST_STARTER_JEST = {
+  moduleFileExtensions: ['js', 'json', 'ts'],
+  rootDir: 'src',
+  testRegex: '.*\\.spec\\.ts$',
+  transform: { '^.+\\.(t|j)s$': 'ts-jest' },
+  collectCoverageFrom: ['**/*.(t|j)s'],
+  coverageDirectory: '../coverage',
+  testEnvironment: 'node',
+};
+
+interface JestResult {
+  readonly numPassedTests: number;
+  readonly numFailedTests: number;
+  readonly testResults: readonly {
+    readonly message: string;
+    readonly assertionResults: readonly { readonly title: string; readonly status: string }[];
+  }[];
+}
+
+describe('a NestJS 11 project made as nest new makes one, with the module and controller of examples/nestjs', () => {
+  let dir: string;
+
+  test('installs @nestjs/* 11, Jest 30, ts-jest 29 and TypeScript 5.9 beside the tarballs', async () => {
+    dir = await installFromRegistry(
+      'nestjs',
+      { license: 'UNLICENSED', scripts: { test: 'jest' }, jest: NEST_STARTER_JEST },
+      {
+        '@grpc/grpc-js': versions.grpc,
+        '@grpc/proto-loader': locked('@grpc/proto-loader'),
+        '@nestjs/common': '^11.0.1',
+        '@nestjs/core': '^11.0.1',
+        '@nestjs/microservices': '^11.0.1',
+        'reflect-metadata': '^0.2.2',
+        rxjs: '^7.8.1',
+      },
+      {
+        '@nestjs/testing': '^11.0.1',
+        '@types/jest': '^30.0.0',
+        '@types/node': versions.typesNode,
+        jest: '^30.0.0',
+        'ts-jest': '^29.2.5',
+        typescript: '~5.9.3',
+      },
+    );
+    const version = (pkg: string) =>
+      JSON.parse(readFileSync(join(dir, 'node_modules', pkg, 'package.json'), 'utf8')).version as string;
+    expect(version('@nestjs/core')).toMatch(/^11\./);
+    expect(version('jest')).toMatch(/^30\./);
+    mkdirSync(join(dir, 'src'));
+    for (const file of ['app.module.ts', 'echo.controller.ts', 'echo.ts', 'echo.proto', 'server.ts']) {
+      cpSync(join(repo, 'examples', 'nestjs', 'src', file), join(dir, 'src', file));
+    }
+    cpSync(join(fixtures, 'nestjs', 'app.controller.spec.ts'), join(dir, 'src', 'app.controller.spec.ts'));
+    cpSync(join(fixtures, 'nestjs', 'tsconfig.json'), join(dir, 'tsconfig.json'));
+  }, 300_000);
+
+  test('type-checks with the starter tsconfig (CommonJS, module nodenext)', async () => {
+    const projectTsc = join(dir, 'node_modules', 'typescript', 'bin', 'tsc');
+    await run(process.execPath, [projectTsc, '-p', 'tsconfig.json', '--noEmit'], dir);
+  }, 120_000);
+
+  test('its Jest spec passes with the starter Jest configuration, none for grpc-tower', async () => {
+    const started = Date.now();
+    const jest = join(dir, 'node_modules', 'jest', 'bin', 'jest.js');
+    const outcome = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [jest, '--json', '--outputFile=jest-result.json'],
+        { cwd: dir, env: { ...npmEnv(), ECHO_HOSTS: '127.0.0.50,127.0.0.51' }, timeout: 180_000 },
+        (err, stdout, stderr) => resolve({ code: err ? (err.code as number) : 0, output: stdout + stderr }),
+      );
+    });
+    console.log(`packaging nestjs: jest took ${Date.now() - started} ms`);
+    expect(existsSync(join(dir, 'jest-result.json')), outcome.output).toBe(true);
+    const result = JSON.parse(readFileSync(join(dir, 'jest-result.json'), 'utf8')) as JestResult;
+    const failed = result.testResults.flatMap((r) =>
+      r.assertionResults.filter((a) => a.status !== 'passed').map((a) => a.title),
+    );
+    expect({ failed, suiteErrors: result.testResults.map((r) => r.message).filter(Boolean) }).toEqual({
+      failed: [],
+      suiteErrors: [],
+    });
+    expect(result.numPassedTests).toBe(3);
+    expect(outcome.code, outcome.output).toBe(0);
+  }, 200_000);
 });

@@ -8,6 +8,7 @@ import {
   ClosedError,
   ConfigError,
   DeadlineExceededError,
+  GraceExpiredError,
   GrpcTowerError,
   Status,
   UnavailableError,
@@ -778,7 +779,7 @@ describe('stats and events', () => {
 });
 
 describe('close', () => {
-  test('fails waiting calls, drains and closes every endpoint, unsubscribes from discovery', async () => {
+  test('lets waiting calls wait within the grace, then drains and closes every endpoint, unsubscribes from discovery', async () => {
     const { balancer, discover, events, insert } = make();
     const a = new CountingEndpoint('10.0.0.1:50051');
     const b = new CountingEndpoint('10.0.0.2:50051', 'connecting');
@@ -790,9 +791,13 @@ describe('close', () => {
     insert(incoming, 'a');
     const inFlight = balancer.call('x', background);
     a.setReadiness('connecting'); // incoming now replaces a; a drains
-    const waiting = balancer.call('y', background);
-    const closed = balancer.close();
-    await expect(waiting).rejects.toBeInstanceOf(ClosedError);
+    const waiting = balancer.call('y', background).catch((e: unknown) => e);
+    const closed = balancer.close({ graceMs: 100 });
+    await expect(balancer.call('new', background)).rejects.toBeInstanceOf(ClosedError);
+    // discovery is still followed while a call waits for an endpoint
+    expect(discover.observed).toBe(true);
+    expect(await waiting).toBeInstanceOf(GraceExpiredError);
+    await tick();
     expect(discover.observed).toBe(false);
     a.release();
     await expect(inFlight).resolves.toBe('10.0.0.1:50051:x');
@@ -846,5 +851,40 @@ describe('options', () => {
     expect(events.filter((e) => e.type === 'discovery-error')).toHaveLength(2);
     expect(balancer.counts().known).toBe(0);
     expect(balancer.readiness).toBe('connecting');
+  });
+});
+
+describe('close is graceful for the calls waiting for an endpoint', () => {
+  test('new calls are refused at once; a waiting call goes on and reaches an endpoint discovered after close()', async () => {
+    const { balancer, insert } = make('p2c', { failFastMs: 10_000 });
+    const waiting = balancer.call('early', background);
+    await tick();
+    expect(balancer.stats().waiting).toBe(1);
+    const closed = balancer.close({ graceMs: 5_000 });
+    await expect(balancer.call('late', background)).rejects.toBeInstanceOf(ClosedError);
+    const ep = new CountingEndpoint('10.0.0.1:50051');
+    insert(ep);
+    await expect(waiting).resolves.toBe('10.0.0.1:50051:early');
+    await closed;
+    expect(balancer.readiness).toBe('closed');
+    expect(ep.closing).toBe(true);
+  });
+
+  test('when the grace time runs out the calls still waiting fail with GraceExpiredError; no timer is left', async () => {
+    const before = activeHandles();
+    const { balancer } = make('p2c', { failFastMs: 10_000 });
+    const waiting = Array.from({ length: 3 }, () => balancer.call('w', background).catch((e: unknown) => e));
+    await tick();
+    await balancer.close({ graceMs: 100 });
+    for (const err of await Promise.all(waiting)) {
+      expect(err).toBeInstanceOf(GraceExpiredError);
+      expect(err).toMatchObject({
+        code: Status.UNAVAILABLE,
+        retryable: false,
+        message: 'balancer for target "echo.test" closed: the 100 ms grace time ran out',
+      });
+    }
+    expect(balancer.stats().waiting).toBe(0);
+    await expectNoLeaks(before, { settleMs: 500 });
   });
 });

@@ -18,15 +18,23 @@ import {
   type CallContext,
   type Change,
   ClosedError,
+  type CloseOptions,
   type Discover,
   type Endpoint,
   EndpointPicked,
+  GraceExpiredError,
   type Readiness,
   type Service,
   abortReason,
   toGrpcTowerError,
 } from '@grpc-tower/core';
-import { EventStream, discoveryEventsOf, discoveryStatusOf, failureOrigin } from '@grpc-tower/core/internal';
+import {
+  DEFAULT_CLOSE_GRACE_MS,
+  EventStream,
+  discoveryEventsOf,
+  discoveryStatusOf,
+  failureOrigin,
+} from '@grpc-tower/core/internal';
 import {
   BehaviorSubject,
   type Observable,
@@ -121,7 +129,10 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   #discoveryError: unknown;
   /** The failure the source reports on its `events$` now (until it works again). */
   #discoveryFailure: unknown;
+  /** Set once the calls waiting at `close()` are over: discovery and the endpoints then close. */
   #closing: Promise<void> | undefined;
+  /** The whole `close()`: new calls are refused from its start. */
+  #close: Promise<void> | undefined;
 
   /**
    * The aggregate readiness, emitted on subscribe and on every change;
@@ -270,22 +281,31 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
    * Sends the call to a ready endpoint. With none ready, waits for one until
    * `failFastMs` ({@link NoReadyEndpointError}), the call's deadline
    * ({@link NoReadyEndpointDeadlineError}) or its cancellation, whichever
-   * comes first. When no endpoint can take it (none is ready or connecting
-   * and endpoints are known, or none is and discovery is failing), the call
-   * fails at once, as do the calls waiting when that happens:
+   * comes first. When every endpoint failed and waits out its reconnect
+   * backoff, each is asked to connect now (`Endpoint.reconnect`, once per
+   * endpoint, shared by the calls that wait meanwhile) and counts as
+   * connecting until that attempt ends. When no endpoint can take it (none
+   * is ready or connecting and endpoints are known, or none is and
+   * discovery is failing), the call fails at once, as do the calls waiting
+   * when that happens:
    * {@link NoReadyEndpointError} naming the endpoints' last errors or the
    * discovery failure, marked not to be retried. Honours `AvoidEndpoints` and reports
    * each pick through `EndpointPicked`. Errors
    * from the endpoint keep (or gain) its address as `endpoint`.
    */
   call(req: Req, ctx: CallContext): Promise<Res> {
-    if (this.#closing !== undefined) {
+    if (this.#close !== undefined) {
       return Promise.reject(new ClosedError(`balancer for target "${this.#options.target}" is closed`));
     }
     if (ctx.aborted) return Promise.reject(abortReason(ctx.signal));
     const avoid = ctx.get(AvoidEndpoints);
     const slot = this.#picker.pick(this.#ready, avoid);
     if (slot !== undefined) return this.#dispatch(slot, req, ctx);
+    // every endpoint failed and waits out its backoff: each connects now, and the call waits for that
+    const set = this.#set;
+    if (this.#ready.size === 0 && set.count('connecting') === 0 && set.reconnect()) {
+      return this.#waiters.wait(req, ctx, avoid);
+    }
     if (this.#hopeless()) {
       const err = this.#gaveUp(false, 0, undefined);
       // settled on a later turn of the event loop: a caller that calls again
@@ -297,9 +317,10 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
 
   /**
    * Whether no endpoint can take a call now, so waiting would only delay
-   * the failure: none is ready or connecting and either endpoints are known
-   * (each failed to connect, or is held out by a health check or outlier
-   * detection) or none is and discovery is failing. grpc-js fails a call
+   * the failure: none is ready or connecting (a failed one in a connection
+   * attempt a call asked for counts as connecting) and either endpoints are
+   * known (each failed to connect, or is held out by a health check or
+   * outlier detection) or none is and discovery is failing. grpc-js fails a call
    * in TRANSIENT_FAILURE at once in the same way. Never with `waitForReady`.
    * An empty set while discovery works is not hopeless: an endpoint may be
    * inserted any moment (a rolling deploy), so calls wait up to `failFastMs`.
@@ -308,7 +329,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     if (this.#options.waitForReady || this.#closing !== undefined) return false;
     const set = this.#set;
     if (this.#ready.size > 0 || set.count('connecting') > 0) return false;
-    if (set.active.size > 0) return true;
+    if (set.active.size > 0) return !set.reconnecting();
     return this.#discoveryFailure !== undefined || this.#discoveryError !== undefined;
   }
 
@@ -435,28 +456,58 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   }
 
   /**
-   * Stops following discovery, fails waiting calls with `ClosedError`, and
-   * closes every endpoint, which drains their calls in flight (at most
-   * `graceMs`, default each endpoint's own grace). Resolves when all have
-   * closed; close failures go to `events$`, never thrown. Idempotent.
+   * Closes gracefully: new calls are refused at once (`ClosedError`); the
+   * calls waiting for a ready endpoint go on waiting, with discovery still
+   * followed, for at most `graceMs` (default 30 s), those left then failing
+   * with `GraceExpiredError`; then the balancer stops following discovery
+   * and closes every endpoint, which drains its calls in flight (for at
+   * most `graceMs`, default each endpoint's own grace). Resolves when all
+   * have closed; close failures go to `events$`, never thrown. Idempotent.
+   *
+   * A stack or channel over the balancer closes it only once its own calls
+   * have ended, so their retries still find it open.
+   *
+   * @example
+   * ```ts
+   * await balancer.close({ graceMs: 10_000 });
+   * ```
    */
-  close(options: { graceMs?: number } = {}): Promise<void> {
-    if (this.#closing !== undefined) return this.#closing;
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#close !== undefined) return this.#close;
     const graceMs = options.graceMs ?? this.#options.drainGraceMs;
-    this.#closing = (async () => {
-      this.#discovery?.unsubscribe();
-      this.#discovery = undefined;
-      this.#discoveryStatus?.unsubscribe();
-      this.#discoveryStatus = undefined;
-      this.#waiters.failAll(new ClosedError(`balancer for target "${this.#options.target}" closed`));
-      const drained = this.#set.close(graceMs);
-      this.#readiness.next('closed');
-      await drained;
-      this.#readiness.complete();
-      this.#done.next();
-      this.#done.complete();
-      this.#events.complete();
+    if (this.#waiters.size === 0) {
+      // nothing waits: discovery and the endpoints close now
+      this.#closing = this.#shut(graceMs);
+      this.#close = this.#closing;
+      return this.#close;
+    }
+    const target = this.#options.target;
+    this.#close = (async () => {
+      const started = Date.now();
+      await this.#waiters.drain(
+        graceMs ?? DEFAULT_CLOSE_GRACE_MS,
+        (ms) => new GraceExpiredError(`balancer for target "${target}"`, ms),
+      );
+      // the endpoints get what is left of the grace
+      const left = graceMs === undefined ? undefined : Math.max(0, graceMs - (Date.now() - started));
+      this.#closing = this.#shut(left);
+      await this.#closing;
     })();
-    return this.#closing;
+    return this.#close;
+  }
+
+  async #shut(graceMs: number | undefined): Promise<void> {
+    this.#discovery?.unsubscribe();
+    this.#discovery = undefined;
+    this.#discoveryStatus?.unsubscribe();
+    this.#discoveryStatus = undefined;
+    this.#waiters.failAll(new ClosedError(`balancer for target "${this.#options.target}" closed`));
+    const drained = this.#set.close(graceMs);
+    this.#readiness.next('closed');
+    await drained;
+    this.#readiness.complete();
+    this.#done.next();
+    this.#done.complete();
+    this.#events.complete();
   }
 }

@@ -113,6 +113,8 @@ export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate {
   closing: Promise<void> | undefined;
   /** While incoming: the bound of the wait for it to be ready. */
   replaceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The connection attempt {@link EndpointSet.reconnect} asked it for, until it ends. */
+  reconnect: Promise<void> | undefined;
 
   constructor(
     readonly key: K,
@@ -211,25 +213,82 @@ export class EndpointSet<K, Req, Res> {
     return this.#counts[r];
   }
 
-  /** The active endpoints by readiness. O(n) when some failed, to tell the ejected apart. */
+  /**
+   * The active endpoints by readiness; a failed one in a connection attempt
+   * {@link EndpointSet.reconnect} asked for counts as connecting. O(n) when
+   * some failed, to tell the ejected and the reconnecting apart.
+   */
   counts(): EndpointCounts {
     const c = this.#counts;
     // held out while connected: a health check or outlier detection (off the pick path)
     let ejected = 0;
+    let reconnecting = 0;
     if (c.failed > 0) {
       for (const s of this.#active.values()) {
+        if (s.readiness !== 'failed') continue;
         const ep = s.endpoint;
-        if (s.readiness === 'failed' && ep.connected === true && ep.readiness !== 'ready') ejected++;
+        if (ep.connected === true && ep.readiness !== 'ready') ejected++;
+        else if (s.reconnect !== undefined) reconnecting++;
       }
     }
     return {
       known: this.#active.size,
       ready: c.ready,
-      connecting: c.connecting,
-      failed: c.failed - ejected,
+      connecting: c.connecting + reconnecting,
+      failed: c.failed - ejected - reconnecting,
       ejected,
       closed: c.closed,
     };
+  }
+
+  /**
+   * Whether a failed active endpoint is in a connection attempt that
+   * {@link EndpointSet.reconnect} asked for. O(n); for when none is ready
+   * or connecting.
+   */
+  reconnecting(): boolean {
+    for (const s of this.#active.values()) {
+      if (s.readiness === 'failed' && s.reconnect !== undefined) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Asks every failed active endpoint that is in no such attempt yet to
+   * connect now (`Endpoint.reconnect`), once per endpoint: the attempt is
+   * shared by every call that waits meanwhile, and its end is reported
+   * through `changed`. Returns whether one started. O(n); for when none is
+   * ready or connecting. An endpoint whose `reconnect` throws is reported as
+   * an `endpoint-error` and left as it is.
+   */
+  reconnect(): boolean {
+    let started = false;
+    for (const slot of this.#active.values()) {
+      if (slot.readiness !== 'failed' || slot.reconnect !== undefined) continue;
+      const endpoint = slot.endpoint;
+      if (typeof endpoint.reconnect !== 'function') continue;
+      let attempt: Promise<void> | undefined;
+      try {
+        attempt = endpoint.reconnect();
+      } catch (error) {
+        this.#events.emit(() => ({ type: 'endpoint-error', key: slot.key, address: slot.address, error }));
+        continue;
+      }
+      if (attempt === undefined) continue;
+      started = true;
+      this.#events.emit(() => ({ type: 'reconnect', key: slot.key, address: slot.address }));
+      const ended = (): void => this.#reconnected(slot, tracked);
+      const tracked: Promise<void> = Promise.resolve(attempt).then(ended, ended);
+      slot.reconnect = tracked;
+    }
+    return started;
+  }
+
+  /** The attempt `reconnect` asked `slot` for has ended. */
+  #reconnected(slot: Slot<K, Req, Res>, attempt: Promise<void>): void {
+    if (slot.reconnect !== attempt) return;
+    slot.reconnect = undefined;
+    if (slot.role === 'active') this.#hooks.changed();
   }
 
   /**

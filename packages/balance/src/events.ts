@@ -1,6 +1,6 @@
 /**
  * The events a balancer reports on `events$`: membership (insert, replace,
- * remove), endpoint readiness and closing, discovery failures, panic
+ * remove), endpoint readiness, reconnects asked for and closing, discovery failures, panic
  * mode and zone-aware routing. They are built only while somebody
  * subscribes.
  *
@@ -29,6 +29,8 @@ export type BalancerEvent<K> =
   | { readonly type: 'replace'; readonly key: K; readonly address: string; readonly previous: string }
   | { readonly type: 'remove'; readonly key: K; readonly address: string }
   | { readonly type: 'readiness'; readonly key: K; readonly address: string; readonly readiness: Readiness }
+  /** A call found every endpoint failed: this one was asked to connect now (`Endpoint.reconnect`). */
+  | { readonly type: 'reconnect'; readonly key: K; readonly address: string }
   | { readonly type: 'closed'; readonly key: K; readonly address: string }
   | { readonly type: 'close-error'; readonly key: K; readonly address: string; readonly error: unknown }
   | { readonly type: 'endpoint-error'; readonly key: K; readonly address: string; readonly error: unknown }

@@ -14,7 +14,7 @@
  * @module
  */
 import { type CallContext, DeadlineExceededError, abortReason } from '@grpc-tower/core';
-import { MAX_TIMER_MS } from '@grpc-tower/core/internal';
+import { Grace, MAX_TIMER_MS } from '@grpc-tower/core/internal';
 
 /**
  * @internal What the waiting calls need from their balancer.
@@ -70,6 +70,8 @@ export class Waiters<T, Req, Res> {
   readonly #failFastMs: number;
   readonly #waitForReady: boolean;
   #wakeScheduled = false;
+  /** While the balancer closes with calls waiting: told when the last one leaves. */
+  #grace: Grace | undefined;
 
   constructor(host: WaitHost<T, Req, Res>, options: { failFastMs: number; waitForReady: boolean }) {
     this.#host = host;
@@ -94,6 +96,7 @@ export class Waiters<T, Req, Res> {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const cleanup = (): void => {
         this.#queue.delete(waiter);
+        if (this.#queue.size === 0) this.#grace?.ended();
         if (timer !== undefined) clearTimeout(timer);
         timer = undefined;
         ctx.signal.removeEventListener('abort', onAbort);
@@ -154,7 +157,21 @@ export class Waiters<T, Req, Res> {
     for (const waiter of [...this.#queue]) waiter.giveUp();
   }
 
-  /** Fails every waiting call with `err` (the balancer closed). */
+  /**
+   * Lets the waiting calls go on waiting (for an endpoint, within their
+   * own fail-fast time and deadline) for at most `graceMs`, then fails
+   * those left with `expired(graceMs)`. Resolves when none is left.
+   */
+  async drain(graceMs: number, expired: (graceMs: number) => Error): Promise<void> {
+    if (this.#queue.size === 0) return;
+    const grace = new Grace();
+    this.#grace = grace;
+    const inTime = await grace.wait(graceMs);
+    this.#grace = undefined;
+    if (!inTime) this.failAll(expired(grace.graceMs));
+  }
+
+  /** Fails every waiting call with `err`. */
   failAll(err: unknown): void {
     for (const waiter of [...this.#queue]) waiter.fail(err);
   }

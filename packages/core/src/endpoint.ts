@@ -76,6 +76,29 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
    */
   readonly forZones?: readonly string[] | undefined;
   /**
+   * Starts a connection attempt now, when the endpoint's connection failed
+   * and it is waiting out its reconnect backoff. Optional. Returns a
+   * promise that resolves (never rejects) when that attempt ends, connected
+   * or failed, or `undefined` when there is nothing to start: the endpoint
+   * is not failed (ready, connecting, closed), is held out with its
+   * connection up (a health check, outlier detection), or already made
+   * such an attempt within its current backoff interval, so that a stream
+   * of calls to a dead server does not become a stream of connections.
+   * Idempotent: while the attempt runs it returns that attempt's promise.
+   * The backoff schedule resumes after the attempt.
+   *
+   * A balancer calls it when a call finds every endpoint failed (a client
+   * built before its servers were up, whose endpoints sit in backoff), and
+   * counts the endpoint as connecting until the promise resolves.
+   *
+   * @example
+   * ```ts
+   * const attempt = endpoint.reconnect?.();
+   * if (attempt !== undefined) await attempt; // then read endpoint.readiness
+   * ```
+   */
+  reconnect?(): Promise<void> | undefined;
+  /**
    * Stops taking new calls, waits for the calls in flight (at most
    * `graceMs`, then cancels them), then releases every resource.
    */

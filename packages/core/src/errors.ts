@@ -134,6 +134,35 @@ export class ClosedError extends GrpcTowerError {
 }
 
 /**
+ * A call still in flight when the grace time of a graceful close ran out
+ * (`close()` of a channel, stack, balancer or dispatcher), ended by the
+ * close. UNAVAILABLE, and never retried: whatever closed has stopped
+ * taking calls.
+ *
+ * @example
+ * ```ts
+ * throw new GraceExpiredError('channel dns:///orders:50051', 30_000);
+ * // message: "channel dns:///orders:50051 closed: the 30000 ms grace time ran out"
+ * ```
+ */
+export class GraceExpiredError extends GrpcTowerError {
+  /** The grace time that ran out, in ms. */
+  readonly graceMs: number;
+
+  /**
+   * @param what - what closed, such as `'channel dns:///orders:50051'`
+   * @param graceMs - its grace time, in ms
+   */
+  constructor(what: string, graceMs: number, options: Omit<ErrorOptions, 'retryable'> = {}) {
+    super(Status.UNAVAILABLE, `${what} closed: the ${graceMs} ms grace time ran out`, {
+      ...options,
+      retryable: false,
+    });
+    this.graceMs = graceMs;
+  }
+}
+
+/**
  * A load-shedding layer refused the call because the inner service was not
  * ready to take it.
  *

@@ -20,6 +20,7 @@ export {
   DeadlineExceededError,
   CancelledError,
   ClosedError,
+  GraceExpiredError,
   OverloadedError,
   ResourceExhaustedError,
   UnavailableError,
@@ -72,7 +73,7 @@ export {
   type AddressParse,
   type HostPort,
 } from './address.js';
-export { hasLifecycle, stackOf, type Stack, type Lifecycle } from './stack.js';
+export { hasLifecycle, stackOf, type Stack, type Lifecycle, type CloseOptions } from './stack.js';
 export {
   timeout,
   attemptTimeout,

@@ -12,7 +12,29 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
 import type { CallContext } from './context.js';
 import type { Readiness } from './endpoint.js';
+import { ClosedError, GraceExpiredError } from './errors.js';
+import { DEFAULT_CLOSE_GRACE_MS, Grace, graceOf } from './internal/grace.js';
 import type { Service } from './service.js';
+
+/**
+ * Options of a graceful close (`close()` of a channel, a {@link Stack}, a
+ * balancer, an endpoint or `towerDispatcher`).
+ *
+ * @example
+ * ```ts
+ * const options: CloseOptions = { graceMs: 10_000 };
+ * await stack.close(options); // calls in flight get at most 10 s more
+ * ```
+ */
+export interface CloseOptions {
+  /**
+   * How long the calls already started may go on, in ms (a finite number
+   * from 0 to 2^31 - 1); when it runs out, those left end UNAVAILABLE
+   * (`GraceExpiredError` where the closing part owns the call). 0 ends them
+   * at once. Default: the closing part's own (30 s unless configured).
+   */
+  readonly graceMs?: number;
+}
 
 /**
  * Readiness and lifecycle: whether calls can go out now, and how to
@@ -36,12 +58,21 @@ export interface Lifecycle {
    * Idempotent; never rejects for a part that failed to close (that is
    * reported on the part's own events).
    */
-  close(options?: { graceMs?: number }): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
 }
 
 /**
  * A service with readiness and lifecycle: what `ServiceBuilder.service()`
  * returns and what `createChannel` runs.
+ *
+ * Its `close()` is graceful: from the moment it is called, new calls are
+ * refused at once (`ClosedError`, UNAVAILABLE, "… is closing"), while the
+ * calls already started go on (waiting for an endpoint, retrying after a
+ * backoff, streaming) for at most the grace time (`graceMs`, default
+ * 30 s); then the innermost service closes with what is left of the grace,
+ * which drains the streams its endpoints still carry. A call still
+ * unsettled when the grace runs out fails with `GraceExpiredError`. The
+ * promise resolves when everything is released.
  *
  * @example
  * ```ts
@@ -76,22 +107,22 @@ export function hasLifecycle(x: unknown): x is Lifecycle {
 class PlainLifecycle implements Lifecycle {
   readonly #state = new BehaviorSubject<Readiness>('ready');
   readonly readiness$: Observable<Readiness> = this.#state.asObservable();
-  readonly #close: (() => unknown) | undefined;
+  readonly #close: ((options?: CloseOptions) => unknown) | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(inner: object) {
     const close = (inner as { close?: unknown }).close;
-    this.#close = typeof close === 'function' ? () => close.call(inner) : undefined;
+    this.#close = typeof close === 'function' ? (options) => close.call(inner, options) : undefined;
   }
 
   get readiness(): Readiness {
     return this.#state.value;
   }
 
-  close(): Promise<void> {
+  close(options?: CloseOptions): Promise<void> {
     this.#closing ??= (async () => {
       try {
-        await this.#close?.();
+        await this.#close?.(options);
       } finally {
         this.#state.next('closed');
         this.#state.complete();
@@ -103,12 +134,18 @@ class PlainLifecycle implements Lifecycle {
 
 /** A stack: the outermost `call`, the innermost lifecycle. */
 class ComposedStack<Req, Res> implements Stack<Req, Res> {
-  readonly call: (req: Req, ctx: CallContext) => Promise<Res>;
+  /** The outermost service's call, bound once: what a caller that counts its own calls runs. */
+  readonly untracked: (req: Req, ctx: CallContext) => Promise<Res>;
   readonly #lifecycle: Lifecycle;
+  /** Calls started through {@link ComposedStack.call} and not settled. */
+  #active = 0;
+  #grace: Grace | undefined;
+  #closing: Promise<void> | undefined;
+  /** Set when the grace ran out: the error the calls still unsettled end with. */
+  #expired: { what: string; graceMs: number } | undefined;
 
   constructor(outer: Service<Req, Res>, lifecycle: Lifecycle) {
-    // bound once: the stack adds no frame to a call
-    this.call = outer.call.bind(outer);
+    this.untracked = outer.call.bind(outer);
     this.#lifecycle = lifecycle;
   }
 
@@ -120,9 +157,87 @@ class ComposedStack<Req, Res> implements Stack<Req, Res> {
     return this.#lifecycle.readiness$;
   }
 
-  close(options?: { graceMs?: number }): Promise<void> {
-    return this.#lifecycle.close(options);
+  /** Counts the call while it runs, so that `close()` knows when the last one has settled. */
+  call(req: Req, ctx: CallContext): Promise<Res> {
+    if (this.#closing !== undefined) {
+      return Promise.reject(new ClosedError(`${this.#what()} is ${this.#grace ? 'closing' : 'closed'}`));
+    }
+    this.#active++;
+    let promise: Promise<Res>;
+    try {
+      promise = this.untracked(req, ctx);
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    return promise.then(this.#settled, this.#failed);
   }
+
+  // made once per stack: a call adds one promise, no closure
+  readonly #settled = (res: Res): Res => {
+    this.#left();
+    return res;
+  };
+
+  readonly #failed = (err: unknown): never => {
+    this.#left();
+    const expired = this.#expired;
+    throw expired === undefined ? err : new GraceExpiredError(expired.what, expired.graceMs, { cause: err });
+  };
+
+  #left(): void {
+    if (--this.#active === 0) this.#grace?.ended();
+  }
+
+  close(options?: CloseOptions): Promise<void> {
+    const graceMs = graceOf('Stack.close', 'graceMs', options?.graceMs, DEFAULT_CLOSE_GRACE_MS);
+    if (this.#closing !== undefined) {
+      // a second close may shorten the grace
+      if (this.#grace !== undefined) void this.#grace.wait(graceMs);
+      return this.#closing;
+    }
+    this.#closing = this.#drainThenClose(graceMs);
+    return this.#closing;
+  }
+
+  async #drainThenClose(graceMs: number): Promise<void> {
+    let left = graceMs;
+    if (this.#active > 0) {
+      const grace = new Grace();
+      this.#grace = grace;
+      if (!(await grace.wait(graceMs))) {
+        this.#expired = { what: this.#what(), graceMs: grace.graceMs };
+      }
+      left = grace.remainingMs();
+      this.#grace = undefined;
+    }
+    // the calls have settled: what the endpoints still carry (streams) drains for the rest of the grace
+    await this.#lifecycle.close({ graceMs: left });
+  }
+
+  #what(): string {
+    const target = (this.#lifecycle as { target?: unknown }).target;
+    return typeof target === 'string' ? `stack for target "${target}"` : 'stack';
+  }
+}
+
+/**
+ * The call of `service` that adds nothing of its own: a {@link Stack}'s
+ * outermost call without the stack's count of calls in flight, for a caller
+ * that counts its calls itself and closes the stack only once they have
+ * ended (`createChannel`, `towerDispatcher`); any other service's own
+ * `call`, bound.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const call = untrackedCall(stack);
+ * const res = await call(req, ctx);
+ * ```
+ */
+export function untrackedCall<Req, Res>(
+  service: Service<Req, Res>,
+): (req: Req, ctx: CallContext) => Promise<Res> {
+  return service instanceof ComposedStack ? service.untracked : service.call.bind(service);
 }
 
 /**

@@ -99,7 +99,15 @@ export interface TowerOptions {
    * does not honour, and does not compress or take call credentials yet).
    */
   readonly transport?: 'grpc-js' | 'native';
-  /** How long a removed or closed endpoint lets its calls finish, in ms; default 30 000. */
+  /**
+   * The grace time, in ms: how long the calls in flight may go on after
+   * `close()` (streams, calls waiting for an endpoint and retries waiting
+   * out their backoff included) before those left end UNAVAILABLE
+   * ("channel … closed: the 30000 ms grace time ran out"), and how long an
+   * endpoint that discovery removed lets its calls finish. Default 30 000,
+   * Kubernetes' default termination grace. `close({ graceMs })` overrides
+   * it for one close.
+   */
   readonly closeGraceMs?: number;
   /** Options of the DNS source of a `dns:` target (interval, families, TTLs…); the server comes from the target. */
   readonly dns?: Omit<DnsOptions, 'servers'>;
@@ -254,9 +262,11 @@ function sourceOf(target: Target, options: TowerOptions): Discover<string, Disco
  * `credentials` are required, as in grpc-js's client constructor, and are
  * used for every endpoint: grpc-js ignores the credentials given to a client
  * whose `channelOverride` is set, so these are the ones that count. The
- * channel reports the balancer's readiness as its connectivity state;
- * `close()` drains and closes everything it holds (endpoints, DNS polling,
- * health watches, the outlier detector's timer).
+ * channel reports the balancer's readiness as its connectivity state.
+ * `close()` is graceful: it returns at once, refuses new calls, lets the
+ * calls in flight finish within `closeGraceMs` (30 s), then closes
+ * everything it holds (endpoints, DNS polling, health watches, the outlier
+ * detector's timer); `closeGracefully()` resolves when all is released.
  *
  * Throws `InvalidTargetError` for a target it cannot use and `ConfigError`
  * for a bad option, naming the option.
@@ -380,6 +390,7 @@ function build(
     target: parsed.canonical,
     ...(options.services === undefined ? {} : { services: options.services }),
     ...(options.replay === undefined ? {} : { replay: options.replay }),
+    ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
   });
 }
 

@@ -506,13 +506,94 @@ describe('interceptors, credentials and connectivity', () => {
 });
 
 describe('close', () => {
-  test('closing the channel ends calls in flight with UNAVAILABLE and refuses new ones', async () => {
-    const { client, channel } = await setup(1);
-    const inflight = Array.from({ length: 5 }, () => unary(client, { delayMs: 5_000 }).catch((e) => e.code));
-    await new Promise((r) => setTimeout(r, 100));
-    await channel.closeAsync();
-    expect(await Promise.all(inflight)).toEqual(Array(5).fill(Status.UNAVAILABLE));
-    await expect(unary(client, {})).rejects.toMatchObject({ code: Status.UNAVAILABLE });
+  test('close() returns at once, refuses new calls at once, and lets calls in flight finish: unary and a server stream', async () => {
+    const { client, channel, endpoints } = await setup(1);
+    const inflight = Array.from({ length: 5 }, (_, i) => unary(client, { delayMs: 400, message: String(i) }));
+    const stream = collect<Reply>(client.ServerStream({ message: 's', count: 4, delayMs: 100 }));
+    await expect.poll(() => (endpoints[0] as GrpcEndpoint).pending).toBe(6);
+    const order: string[] = [];
+    channel.close();
+    order.push('close returned');
+    expect(channel.activeCalls).toBe(6);
+    expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.SHUTDOWN);
+    const refused = await unary(client, {}).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    order.push('new call refused');
+    expect(refused?.code).toBe(Status.UNAVAILABLE);
+    expect(refused?.details).toBe('channel echo.test is closing');
+    const replies = await Promise.all(inflight);
+    order.push('calls in flight ended');
+    expect(replies.map((r) => r.reply.message)).toEqual(['0', '1', '2', '3', '4']);
+    expect((await stream).map((r: Reply) => r.index)).toEqual([0, 1, 2, 3]);
+    await channel.closeGracefully();
+    expect(endpoints[0]?.readiness).toBe('closed');
+    expect(order).toEqual(['close returned', 'new call refused', 'calls in flight ended']);
+    const afterwards = await unary(client, {}).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(afterwards?.details).toBe('channel echo.test is closed');
+  });
+
+  test('when the grace time runs out the calls left end UNAVAILABLE saying so; a second close can shorten it', async () => {
+    const { client, channel, endpoints } = await setup(1);
+    const slow = Array.from({ length: 3 }, () =>
+      unary(client, { delayMs: 10_000 }).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      ),
+    );
+    const quick = unary(client, { delayMs: 50, message: 'quick' });
+    const stream = collect<Reply>(client.ServerStream({ count: 100, delayMs: 100 })).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    await expect.poll(() => (endpoints[0] as GrpcEndpoint).pending).toBe(5);
+    const closed = channel.closeGracefully({ graceMs: 200 });
+    expect((await quick).reply.message).toBe('quick');
+    const errors = await Promise.all([...slow, stream]);
+    for (const e of errors) {
+      expect(e?.code).toBe(Status.UNAVAILABLE);
+      expect(e?.details).toBe('channel echo.test closed: the 200 ms grace time ran out');
+    }
+    await closed;
+    expect(channel.activeCalls).toBe(0);
+    expect(endpoints[0]?.readiness).toBe('closed');
+
+    // close({ graceMs: 0 }) after a longer close ends what is left at once
+    const next = await setup(1);
+    const cut = unary(next.client, { delayMs: 10_000 }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    await expect.poll(() => next.channel.activeCalls).toBe(1);
+    next.channel.close({ graceMs: 60_000 });
+    next.channel.close({ graceMs: 0 });
+    expect((await cut)?.details).toMatch(/channel echo.test closed: the \d+ ms grace time ran out/);
+    await next.channel.closeGracefully();
+  });
+
+  test('a bad grace time is refused with a named error', async () => {
+    const { channel } = await setup(1);
+    await expect(channel.closeGracefully({ graceMs: -1 })).rejects.toThrow(
+      /TowerChannel\.close: option "graceMs" must be a finite number/,
+    );
+    expect(() => channel.close({ graceMs: Number.NaN })).toThrow(ConfigError);
+    expect(() => createChannel(readyRoundRobin([]), { target: 'x', closeGraceMs: Infinity })).toThrow(
+      /createChannel: option "closeGraceMs"/,
+    );
+  });
+
+  test('closing with no call in flight leaves nothing behind, and no timer of the close', async () => {
+    const before = activeHandles();
+    const { client, channel, servers } = await setup(1);
+    await unary(client, {});
+    client.close();
+    await channel.closeGracefully();
+    await Promise.all(servers.map((s) => s.stop(100)));
+    await expectNoLeaks(before, { settleMs: 2_000 });
   });
 
   test('closing an endpoint drains: calls in flight finish, new calls are refused', async () => {

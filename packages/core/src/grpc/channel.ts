@@ -21,6 +21,13 @@
  * A unary or client-streaming response comes back from the stack complete
  * (`GrpcResponse.unary`) and is handed to the client as it is.
  *
+ * `close()` is graceful, as grpc-js's is: it returns at once, new calls
+ * fail at once (UNAVAILABLE, "channel … is closing"), and the calls
+ * already started go on, through the stack that stays open for them
+ * (retries, calls waiting for an endpoint, streams), until the last one
+ * ends or the grace time runs out; then the stack closes. The channel
+ * counts its calls anyway (`activeCalls`), so this costs a call nothing.
+ *
  * @module
  */
 import type { Subscription } from 'rxjs';
@@ -30,11 +37,13 @@ import {
   CancelledError,
   ConfigError,
   DeadlineExceededError,
+  GraceExpiredError,
   GrpcTowerError,
   toGrpcTowerError,
 } from '../errors.js';
 import type { Service } from '../service.js';
-import { type Lifecycle, hasLifecycle } from '../stack.js';
+import { DEFAULT_CLOSE_GRACE_MS, Grace, graceOf } from '../internal/grace.js';
+import { type CloseOptions, type Lifecycle, hasLifecycle, untrackedCall } from '../stack.js';
 import { Status, type StatusCode } from '../status.js';
 import {
   type Call,
@@ -76,6 +85,13 @@ export interface CreateChannelOptions {
   readonly services?: readonly ServiceDefinition[];
   /** Request replay limits (gRPC A6): per call 1 MiB, per channel 16 MiB by default. */
   readonly replay?: { readonly perCallBytes?: number; readonly perChannelBytes?: number };
+  /**
+   * How long the calls in flight may go on after `close()`, in ms, before
+   * those left end with `GraceExpiredError` (UNAVAILABLE); default 30 000
+   * (Kubernetes' default termination grace). `close({ graceMs })`
+   * overrides it for one close.
+   */
+  readonly closeGraceMs?: number;
 }
 
 let callNumber = 0;
@@ -85,8 +101,9 @@ let channelNumber = 0;
  * Creates a grpc-js `ChannelInterface` over `stack`. Its connectivity
  * state is the stack's readiness (`ready` → READY, `connecting` →
  * CONNECTING, `failed` → TRANSIENT_FAILURE, `closed` → SHUTDOWN); a stack
- * without readiness is always READY. `close()` cancels the calls in flight
- * and closes the stack, which closes everything it holds. A client over it
+ * without readiness is always READY. `close()` refuses new calls at once,
+ * lets the calls in flight finish within the grace time (`closeGraceMs`),
+ * then closes the stack, which closes everything it holds. A client over it
  * ignores its own channel credentials (grpc-js does with `channelOverride`):
  * the calls use those of the endpoints (`grpcEndpoint`'s `credentials`).
  *
@@ -149,7 +166,7 @@ const stateOf = (r: Readiness): ConnectivityState => {
  * ```
  */
 export class TowerChannel implements ChannelInterface {
-  readonly #stack: Service<GrpcRequest, GrpcResponse>;
+  readonly #call: (req: GrpcRequest, ctx: CallContext) => Promise<GrpcResponse>;
   readonly #target: string;
   readonly #kinds = new Map<string, CallKind>();
   readonly #readiness: ReadinessSource | undefined;
@@ -159,7 +176,10 @@ export class TowerChannel implements ChannelInterface {
   readonly #calls = new Set<TowerCall>();
   readonly #watchers = new Set<() => void>();
   readonly #id = ++channelNumber;
-  #closed = false;
+  readonly #graceMs: number;
+  /** Why a new call is refused: `undefined` while open, then "… is closing", then "… is closed". */
+  #refusal: string | undefined;
+  #grace: Grace | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(stack: Service<GrpcRequest, GrpcResponse>, options: CreateChannelOptions) {
@@ -184,8 +204,10 @@ export class TowerChannel implements ChannelInterface {
     if (!Array.isArray(services) || !services.every(isServiceDefinition)) {
       throw new ConfigError('createChannel', 'services', services, 'an array of service definitions');
     }
-    this.#stack = stack;
+    // the channel counts its calls itself: the stack need not count them again
+    this.#call = untrackedCall(stack);
     this.#target = options.target;
+    this.#graceMs = graceOf('createChannel', 'closeGraceMs', options.closeGraceMs, DEFAULT_CLOSE_GRACE_MS);
     this.#lifecycle = hasLifecycle(stack) ? stack : undefined;
     this.#readiness = this.#lifecycle ?? (hasReadiness(stack) ? stack : undefined);
     const perCall = options.replay?.perCallBytes ?? 1024 * 1024;
@@ -223,7 +245,7 @@ export class TowerChannel implements ChannelInterface {
   }
 
   getConnectivityState(_tryToConnect: boolean): ConnectivityState {
-    if (this.#closed) return ConnectivityState.SHUTDOWN;
+    if (this.#refusal !== undefined) return ConnectivityState.SHUTDOWN;
     return this.#readiness === undefined ? ConnectivityState.READY : stateOf(this.#readiness.readiness);
   }
 
@@ -286,14 +308,14 @@ export class TowerChannel implements ChannelInterface {
     }
     const call = new TowerCall({
       channel: this,
-      stack: this.#stack,
+      call: this.#call,
       method,
       kind: this.#kinds.get(method),
       deadline: Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms,
       host: host ?? undefined,
       target: this.#target,
       messages: new RequestMessages({ perCallBytes: this.#perCallBytes, budget: this.#budget }),
-      closed: this.#closed,
+      refusal: this.#refusal,
     });
     if (parentCall && flags & Propagate.CANCELLATION) {
       call.followParent(parentCall);
@@ -304,56 +326,122 @@ export class TowerChannel implements ChannelInterface {
   /** @internal */
   track(call: TowerCall, active: boolean): void {
     if (active) this.#calls.add(call);
-    else this.#calls.delete(call);
+    else {
+      this.#calls.delete(call);
+      if (this.#calls.size === 0) this.#grace?.ended();
+    }
   }
 
   /**
-   * Cancels the calls in flight, closes the stack (and so everything it
-   * holds: the balancer, its discovery subscription, endpoints, health
-   * watches), and makes new calls fail with UNAVAILABLE. Returns at once;
-   * {@link closeAsync} waits until the stack has closed.
+   * Closes gracefully and returns at once, as grpc-js's `close()` does:
+   * from now on new calls fail at once (UNAVAILABLE, "channel … is
+   * closing") and the connectivity state is SHUTDOWN; the calls already
+   * started go on (streams, calls waiting for an endpoint, retries waiting
+   * out their backoff) until the last one ends or the grace time
+   * (`graceMs`, default the channel's `closeGraceMs`, 30 s) runs out, when
+   * those left end UNAVAILABLE with `GraceExpiredError`'s message ("channel
+   * … closed: the 30000 ms grace time ran out"). Then the stack closes (and
+   * so everything it holds: the balancer, its discovery subscription,
+   * endpoints, health watches). No timer of the close outlives the last
+   * call, so a process whose only work was those calls exits when they end.
+   * A second call may shorten the grace (`close({ graceMs: 0 })` ends the
+   * calls left at once), never lengthen it. {@link closeGracefully} does the
+   * same and resolves when everything is released.
+   *
+   * Throws `ConfigError` for a `graceMs` that is not a finite number from 0
+   * to 2^31 - 1.
+   *
+   * @example
+   * ```ts
+   * process.once('SIGTERM', () => client.close()); // grpc-js's Client.close() calls channel.close()
+   * channel.close({ graceMs: 0 }); // or: end every call now
+   * ```
    */
-  close(): void {
-    this.closeAsync().catch((err: unknown) => {
+  close(options?: CloseOptions): void {
+    graceOf('TowerChannel.close', 'graceMs', options?.graceMs, this.#graceMs);
+    this.closeGracefully(options).catch((err: unknown) => {
       process.emitWarning(err instanceof Error ? err : String(err), { code: 'GRPC_TOWER_CLOSE' });
     });
   }
 
   /**
-   * Like {@link close}, and resolves when the stack has closed. Rejects
-   * when the stack's `close()` does (a `close()` from `close()` reports
-   * that on the process's `warning` event instead).
+   * Like {@link close}, and resolves when everything is released: the
+   * calls have ended (or were ended when the grace ran out), the stack has
+   * closed, its sockets and timers are gone. Rejects with `ConfigError` for
+   * a bad `graceMs`, and with an INTERNAL error when the stack's `close()`
+   * rejects (`close()` reports that on the process's `warning` event
+   * instead).
+   *
+   * @example
+   * ```ts
+   * process.once('SIGTERM', async () => {
+   *   await channel.closeGracefully({ graceMs: 20_000 });
+   *   await server.tryShutdown?.(); // then the rest of the process
+   * });
+   * ```
    */
-  closeAsync(): Promise<void> {
-    this.#closing ??= this.#close();
+  closeGracefully(options?: CloseOptions): Promise<void> {
+    let graceMs: number;
+    try {
+      graceMs = graceOf('TowerChannel.close', 'graceMs', options?.graceMs, this.#graceMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#closing === undefined) this.#closing = this.#close(graceMs);
+    else if (this.#grace !== undefined) void this.#grace.wait(graceMs);
     return this.#closing;
   }
 
-  async #close(): Promise<void> {
-    this.#closed = true;
-    for (const call of [...this.#calls])
-      call.cancelWithStatus(Status.UNAVAILABLE, `channel ${this.#target} closed`);
+  /**
+   * The same as {@link closeGracefully} (its earlier name).
+   *
+   * @example
+   * ```ts
+   * await channel.closeAsync();
+   * ```
+   */
+  closeAsync(options?: CloseOptions): Promise<void> {
+    return this.closeGracefully(options);
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    this.#refusal = `channel ${this.#target} is closing`;
     for (const w of [...this.#watchers]) w();
+    let left = graceMs;
+    if (this.#calls.size > 0) {
+      const grace = new Grace();
+      this.#grace = grace;
+      if (!(await grace.wait(graceMs))) {
+        const what = `channel ${this.#target}`;
+        for (const call of [...this.#calls]) call.endWith(new GraceExpiredError(what, grace.graceMs));
+      }
+      left = grace.remainingMs();
+      this.#grace = undefined;
+    }
     try {
-      await this.#lifecycle?.close();
+      // every call has ended: what the endpoints may still hold drains for the rest of the grace
+      await this.#lifecycle?.close({ graceMs: left });
     } catch (err) {
       throw new GrpcTowerError(Status.INTERNAL, `channel ${this.#target}: the stack failed to close`, {
         cause: err,
       });
+    } finally {
+      this.#refusal = `channel ${this.#target} is closed`;
     }
   }
 }
 
 interface TowerCallInit {
   channel: TowerChannel;
-  stack: Service<GrpcRequest, GrpcResponse>;
+  call: (req: GrpcRequest, ctx: CallContext) => Promise<GrpcResponse>;
   method: string;
   kind: CallKind | undefined;
   deadline: number;
   host: string | undefined;
   target: string;
   messages: RequestMessages;
-  closed: boolean;
+  /** Set when the channel is closing or closed: the call fails at start with this. */
+  refusal: string | undefined;
 }
 
 /** One client call: grpc-js's low-level `Call`, driven through the stack. */
@@ -403,12 +491,8 @@ class TowerCall implements Call {
   start(metadata: Metadata, listener: InterceptingListener): void {
     this.#listener = listener;
     const init = this.#init;
-    if (init.closed) {
-      this.#finish({
-        code: Status.UNAVAILABLE,
-        details: `channel ${init.target} is closed`,
-        metadata: new Metadata(),
-      });
+    if (init.refusal !== undefined) {
+      this.#finish({ code: Status.UNAVAILABLE, details: init.refusal, metadata: new Metadata() });
       return;
     }
     // one pass over what is set (metadata.get() would normalise and check each key)
@@ -436,7 +520,7 @@ class TowerCall implements Call {
     };
     let promise: Promise<GrpcResponse>;
     try {
-      promise = Promise.resolve(init.stack.call(req, ctx));
+      promise = Promise.resolve(init.call(req, ctx));
     } catch (err) {
       promise = Promise.reject(err);
     }
@@ -546,15 +630,21 @@ class TowerCall implements Call {
   cancelWithStatus(status: number, details: string): void {
     if (this.#finished) return;
     const code = status as StatusCode;
-    const reason =
+    this.endWith(
       code === Status.DEADLINE_EXCEEDED
         ? new DeadlineExceededError(details)
         : code === Status.CANCELLED
           ? new CancelledError(details)
-          : new GrpcTowerError(code, details);
+          : new GrpcTowerError(code, details),
+    );
+  }
+
+  /** Ends the call with `reason`: its context aborts (stopping the stack's work), its stream is reset. */
+  endWith(reason: GrpcTowerError): void {
+    if (this.#finished) return;
     this.#control.abort(reason);
     if (this.#response !== undefined && this.#unary === undefined)
-      this.#response.stream.cancel(code, details);
-    this.#finish({ code, details, metadata: new Metadata() });
+      this.#response.stream.cancel(reason.code, reason.message);
+    this.#finish({ code: reason.code, details: reason.message, metadata: new Metadata() });
   }
 }

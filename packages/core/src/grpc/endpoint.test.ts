@@ -1,22 +1,12 @@
 // Why an endpoint is not ready: grpcEndpoint learns grpc-js's last
 // connection error and publishes `failed` together with it. Real sockets on
 // loopback: a port nobody listens on, and a real grpc-js echo server.
-import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { insecure, pickHosts, startEchoServer } from '@grpc-tower/testing';
+import { closedPort, insecure, pickHosts, startEchoServer } from '@grpc-tower/testing';
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, test } from 'vitest';
 import { ConfigError } from '../errors.js';
 import { GrpcEndpoint, connectionErrorOf, grpcEndpoint } from './endpoint.js';
-
-/** A port on `host` that nothing listens on (bound, read, released). */
-async function closedPort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('connectionErrorOf', () => {
   test('the failure time grpc-js 1.12 appends is left out', () => {

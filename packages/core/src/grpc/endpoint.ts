@@ -126,6 +126,33 @@ export function timeoutHeader(ms: number): string {
   return `${Math.min(99_999_999, Math.ceil(t / 3_600_000))}H`;
 }
 
+/** grpc-js's reconnect backoff (1.14, `backoff-timeout.js`): its defaults and its multiplier. */
+const GRPC_INITIAL_BACKOFF_MS = 1_000;
+const GRPC_MAX_BACKOFF_MS = 120_000;
+const GRPC_BACKOFF_MULTIPLIER = 1.6;
+
+/** A backoff option of grpc-js's when it is a number > 0, else grpc-js's default. */
+function backoffOption(options: ChannelOptions, key: string, fallback: number): number {
+  const value = options[key];
+  return typeof value === 'number' && value > 0 ? value : fallback;
+}
+
+/**
+ * The backoff interval that follows the one a schedule (first wait
+ * `initialMs`, growing by grpc-js's multiplier up to `maxMs`) is in,
+ * `elapsedMs` after its first failure: what a connection attempt made now,
+ * in place of the next scheduled one, is followed by.
+ */
+function backoffAfter(initialMs: number, maxMs: number, elapsedMs: number): number {
+  let interval = Math.min(initialMs, maxMs);
+  let ends = interval;
+  while (ends <= elapsedMs && interval < maxMs) {
+    interval = Math.min(interval * GRPC_BACKOFF_MULTIPLIER, maxMs);
+    ends += interval;
+  }
+  return Math.min(interval * GRPC_BACKOFF_MULTIPLIER, maxMs);
+}
+
 /** The method a connection-error probe names; grpc-js fails it locally (see `#probe`). */
 const PROBE_METHOD = '/grpc.tower.ConnectionProbe/LastError';
 /** How long a probe may wait for grpc-js's pick before it is cancelled, in ms. */
@@ -241,14 +268,32 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   readonly zone: string | undefined;
   /** The topology hints it was given (see {@link GrpcEndpointOptions.forZones}), or `undefined`. */
   readonly forZones: readonly string[] | undefined;
-  readonly #channel: Channel;
+  /** The grpc-js channel new calls go to; replaced by {@link GrpcEndpoint.reconnect}. */
+  #channel: Channel;
+  /** Channels replaced while calls still ran on them; each closes after its last call. */
+  readonly #oldChannels = new Set<Channel>();
+  readonly #target: string;
+  readonly #credentials: ChannelCredentials;
+  readonly #channelOptions: ChannelOptions;
+  /** grpc-js's first reconnect wait and its cap, as configured. */
+  readonly #initialBackoffMs: number;
+  readonly #maxBackoffMs: number;
+  /** The first reconnect wait of the current channel (larger than configured after a reconnect). */
+  #channelBackoffMs: number;
+  /** Whether the current channel was made by {@link GrpcEndpoint.reconnect}. */
+  #reconnected = false;
+  /** Whether the current channel has been READY. */
+  #channelWasReady = false;
+  /** When the current channel's connection failed (`performance.now()`), while it is failed. */
+  #failedAt: number | undefined;
+  /** The connection attempt `reconnect()` started, until it ends. */
+  #reconnecting: { readonly promise: Promise<void>; readonly end: () => void } | undefined;
   readonly #secure: boolean;
   readonly #graceMs: number;
   readonly #readiness: BehaviorSubject<Readiness>;
   readonly #attempts = new Set<Attempt>();
   #closing: Promise<void> | undefined;
   #lastError: string | undefined;
-  #probing = false;
   #drained: (() => void) | undefined;
 
   constructor(address: string, options: GrpcEndpointOptions) {
@@ -283,8 +328,21 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       channelOptions['grpc.default_authority'] = options.authority;
       if (this.#secure) channelOptions['grpc.ssl_target_name_override'] = options.authority;
     }
+    this.#target = grpcTarget(hp);
+    this.#credentials = creds;
+    this.#channelOptions = channelOptions;
+    this.#initialBackoffMs = backoffOption(
+      channelOptions,
+      'grpc.initial_reconnect_backoff_ms',
+      GRPC_INITIAL_BACKOFF_MS,
+    );
+    this.#maxBackoffMs = Math.max(
+      this.#initialBackoffMs,
+      backoffOption(channelOptions, 'grpc.max_reconnect_backoff_ms', GRPC_MAX_BACKOFF_MS),
+    );
+    this.#channelBackoffMs = this.#initialBackoffMs;
     try {
-      this.#channel = new Channel(grpcTarget(hp), creds, channelOptions);
+      this.#channel = new Channel(this.#target, creds, channelOptions);
     } catch (err) {
       // grpc-js checks some options itself (a service config that does not parse, say)
       const reason = err instanceof Error ? err.message : String(err);
@@ -297,7 +355,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     }
     this.#readiness = new BehaviorSubject<Readiness>('connecting');
     this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
-    this.#watch();
+    this.#watch(this.#channel);
   }
 
   /** Emits the current readiness on subscribe, then each change; completes on close. */
@@ -325,22 +383,106 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     return this.#secure;
   }
 
-  #watch(): void {
+  /**
+   * Starts a connection attempt now when the connection failed and the
+   * endpoint waits out grpc-js's reconnect backoff (see
+   * `Endpoint.reconnect`); resolves when it ends.
+   *
+   * grpc-js (1.14) offers no public way to cut its backoff short: the
+   * `Channel` has no `resetBackoff`; `getConnectivityState(true)` only
+   * leaves IDLE, and a channel whose connection failed stays in
+   * TRANSIENT_FAILURE (pick_first's sticky failure) while its subchannel
+   * waits out the backoff, for which `startConnecting()` only asks to
+   * connect once the wait ends. So the endpoint replaces its grpc-js
+   * channel with a new one, which connects at once: the old one closes
+   * (after the calls still on it end, if any), and the new one's first
+   * backoff wait is the interval the old schedule would have moved to, so
+   * the schedule resumes instead of restarting at its first wait (a
+   * channel made that way is replaced again, with the configured first
+   * wait, when its connection is later lost). One such attempt per backoff
+   * interval: after one failed, `undefined` until the new channel's own
+   * first retry is due.
+   *
+   * @example
+   * ```ts
+   * if (ep.readiness === 'failed') await ep.reconnect();
+   * ```
+   */
+  reconnect(): Promise<void> | undefined {
+    if (this.#reconnecting !== undefined) return this.#reconnecting.promise;
+    const failedAt = this.#failedAt;
+    if (this.#closing !== undefined || this.#readiness.value !== 'failed' || failedAt === undefined) {
+      return undefined;
+    }
+    const elapsed = performance.now() - failedAt;
+    if (this.#reconnected && elapsed < this.#channelBackoffMs) return undefined;
+    let end!: () => void;
+    const promise = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    this.#reconnecting = { promise, end };
+    this.#replaceChannel(backoffAfter(this.#channelBackoffMs, this.#maxBackoffMs, elapsed), true);
+    return promise;
+  }
+
+  /**
+   * Moves new calls to a new grpc-js channel whose first reconnect wait is
+   * `backoffMs`, and closes the current one once no call runs on it
+   * (grpc-js lets started calls finish on a closed channel, but a call that
+   * re-opens a stream grpc-js failed to start needs its channel open).
+   */
+  #replaceChannel(backoffMs: number, reconnected: boolean): void {
+    const old = this.#channel;
+    this.#channel = new Channel(this.#target, this.#credentials, {
+      ...this.#channelOptions,
+      'grpc.initial_reconnect_backoff_ms': backoffMs,
+    });
+    this.#channelBackoffMs = backoffMs;
+    this.#reconnected = reconnected;
+    this.#channelWasReady = false;
+    this.#failedAt = undefined;
+    if (this.#usesChannel(old)) this.#oldChannels.add(old);
+    else old.close();
+    this.#watch(this.#channel);
+  }
+
+  /** Whether a call of this endpoint runs on `channel`. O(calls in flight). */
+  #usesChannel(channel: Channel): boolean {
+    for (const a of this.#attempts) if (a.channel === channel) return true;
+    return false;
+  }
+
+  #watch(channel: Channel): void {
+    // a replaced channel's last change (its close) is not this endpoint's
+    if (channel !== this.#channel) return;
     // Only ask a live channel to connect: grpc-js (1.14) restarts the
     // resolver of a closed channel on getConnectivityState(true), and the
     // connection that opens is never closed.
-    const current = this.#channel.getConnectivityState(false);
-    const state = current === ConnectivityState.SHUTDOWN ? current : this.#channel.getConnectivityState(true);
+    const current = channel.getConnectivityState(false);
+    if (
+      current === ConnectivityState.IDLE &&
+      this.#channelWasReady &&
+      this.#channelBackoffMs !== this.#initialBackoffMs &&
+      this.#closing === undefined
+    ) {
+      // the connection a reconnect made was lost: reconnect on a channel
+      // whose backoff starts again at the configured first wait
+      this.#replaceChannel(this.#initialBackoffMs, false);
+      return;
+    }
+    const state = current === ConnectivityState.SHUTDOWN ? current : channel.getConnectivityState(true);
     // a failure is published with its reason: once the probe has learnt it (a ms or two)
     if (state === ConnectivityState.TRANSIENT_FAILURE && this.#readiness.value !== 'failed') {
-      this.#probe(() => this.#publish(this.#channel.getConnectivityState(false)));
+      this.#probe(channel, () => {
+        if (channel === this.#channel) this.#publish(channel.getConnectivityState(false));
+      });
     } else {
       this.#publish(state);
     }
     if (state === ConnectivityState.SHUTDOWN) return;
     // IDLE (after a lost connection or an idle timeout) was kicked back to
     // CONNECTING by getConnectivityState(true) above; watch the next change.
-    this.#channel.watchConnectivityState(state, Number.POSITIVE_INFINITY, () => this.#watch());
+    channel.watchConnectivityState(state, Number.POSITIVE_INFINITY, () => this.#watch(channel));
   }
 
   /**
@@ -352,22 +494,23 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
    * up within the few ms the pick takes, the probe is cancelled after
    * {@link PROBE_CANCEL_MS}, and a server that saw it answers UNIMPLEMENTED.
    */
-  #probe(then: () => void): void {
-    if (this.#probing) return;
-    this.#probing = true;
+  #probe(channel: Channel, then: () => void): void {
     let call: Call | undefined;
     const timer = setTimeout(() => call?.cancelWithStatus(Status.CANCELLED, 'probe done'), PROBE_CANCEL_MS);
     timer.unref?.();
     const done = (status: StatusObject): void => {
       clearTimeout(timer);
-      this.#probing = false;
-      if (status.code === Status.UNAVAILABLE && status.details.startsWith('No connection established')) {
+      if (
+        channel === this.#channel &&
+        status.code === Status.UNAVAILABLE &&
+        status.details.startsWith('No connection established')
+      ) {
         this.#lastError = connectionErrorOf(status.details);
       }
       then();
     };
     try {
-      call = this.#channel.createCall(PROBE_METHOD, Number.POSITIVE_INFINITY, null, null, 0);
+      call = channel.createCall(PROBE_METHOD, Number.POSITIVE_INFINITY, null, null, 0);
       call.start(new Metadata(), {
         onReceiveMetadata: () => {},
         onReceiveMessage: () => {},
@@ -377,16 +520,34 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     } catch {
       // a channel closed under the probe: nothing to learn
       clearTimeout(timer);
-      this.#probing = false;
       then();
     }
   }
 
-  /** Publishes the readiness of `state`, unless the endpoint has closed. */
+  /**
+   * Publishes the readiness of `state`, unless the endpoint has closed; a
+   * connection attempt `reconnect()` started ends at READY, TRANSIENT_FAILURE
+   * (once its reason is known) or SHUTDOWN.
+   */
   #publish(state: ConnectivityState): void {
     const readiness = readinessOf(state);
-    if (this.#readiness.closed || this.#readiness.value === 'closed') return;
-    if (this.#readiness.value !== readiness) this.#readiness.next(readiness);
+    if (readiness === 'failed') this.#failedAt ??= performance.now();
+    else if (readiness === 'ready') {
+      this.#failedAt = undefined;
+      this.#channelWasReady = true;
+    }
+    if (
+      !this.#readiness.closed &&
+      this.#readiness.value !== 'closed' &&
+      this.#readiness.value !== readiness
+    ) {
+      this.#readiness.next(readiness);
+    }
+    if (readiness !== 'connecting' && this.#reconnecting !== undefined) {
+      const { end } = this.#reconnecting;
+      this.#reconnecting = undefined;
+      end();
+    }
   }
 
   call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
@@ -414,6 +575,11 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
 
   #finished(attempt: Attempt): void {
     this.#attempts.delete(attempt);
+    const channel = attempt.channel;
+    if (channel !== undefined && this.#oldChannels.has(channel) && !this.#usesChannel(channel)) {
+      this.#oldChannels.delete(channel);
+      channel.close();
+    }
     if (this.#attempts.size === 0) this.#drained?.();
   }
 
@@ -445,6 +611,8 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
         });
       }
       this.#drained = undefined;
+      for (const old of this.#oldChannels) old.close();
+      this.#oldChannels.clear();
       this.#channel.close();
       if (!this.#readiness.closed) {
         if (this.#readiness.value !== 'closed') this.#readiness.next('closed');
@@ -508,6 +676,11 @@ class Attempt implements ResponseStream {
     this.#reject = reject;
     this.#onFinished = onFinished;
     this.#commitAt = commitPoint(req.kind);
+  }
+
+  /** The grpc-js channel the attempt runs on, once begun. */
+  get channel(): Channel | undefined {
+    return this.#channel;
   }
 
   begin(channel: Channel): void {

@@ -184,3 +184,55 @@ describe('http2Endpoint zone and forZones', () => {
     );
   });
 });
+
+describe('http2Endpoint reconnect', () => {
+  // a backoff of a minute: only reconnect() can connect within the test
+  const slow = { scheme: 'http', initialBackoffMs: 60_000, maxBackoffMs: 120_000 } as const;
+
+  /** An endpoint whose server has gone: failed, waiting out its backoff. */
+  async function failedEndpoint() {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    await srv.stop();
+    const ep = http2Endpoint(srv.address, slow);
+    cleanups.push(() => ep.close());
+    await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'failed')));
+    return { ep, host: host!, srv };
+  }
+
+  test('refused: one attempt, shared, ends failed; none more until the scheduled one has run', async () => {
+    const { ep, srv } = await failedEndpoint();
+    const attempt = ep.reconnect();
+    expect(attempt).toBeInstanceOf(Promise);
+    expect(ep.reconnect()).toBe(attempt);
+    await attempt;
+    expect(ep.readiness).toBe('failed');
+    expect(ep.lastError).toBe(`connect ECONNREFUSED ${srv.address}`);
+    expect(ep.reconnect()).toBeUndefined();
+  });
+
+  test('a server that came up meanwhile: the attempt connects', async () => {
+    const { ep, host, srv } = await failedEndpoint();
+    await startServer(host, srv.port);
+    await ep.reconnect();
+    expect(ep.readiness).toBe('ready');
+    expect(ep.reconnect()).toBeUndefined();
+    expect((await ep.call({ path: '/up' }, background)).status).toBe(200);
+  });
+
+  test('nothing to start while connected or once closed; close ends an attempt', async () => {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    const up = http2Endpoint(srv.address, slow);
+    await ready(up);
+    expect(up.reconnect()).toBeUndefined();
+    await up.close();
+    expect(up.reconnect()).toBeUndefined();
+    const { ep: down } = await failedEndpoint();
+    const attempt = down.reconnect();
+    expect(attempt).toBeInstanceOf(Promise);
+    await down.close();
+    await attempt;
+    expect(down.readiness).toBe('closed');
+  });
+});

@@ -286,6 +286,10 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   #session: http2.ClientHttp2Session | undefined;
   #backoff: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The attempt `reconnect()` started, until it ends. */
+  #reconnecting: { readonly promise: Promise<void>; readonly end: () => void } | undefined;
+  /** Whether `reconnect()` took the place of a scheduled attempt since the last one ran. */
+  #reconnected = false;
   #lastError: string | undefined;
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
@@ -356,6 +360,40 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     if (!this.#state.closed && this.#state.value !== r) this.#state.next(r);
   }
 
+  /**
+   * Starts a connection attempt now when the last one failed and the
+   * endpoint waits out its backoff (see `Endpoint.reconnect`); resolves
+   * when it ends. The attempt takes the place of the scheduled one, so the
+   * schedule goes on from there; after it fails, `undefined` until the
+   * next scheduled attempt has run.
+   *
+   * @example
+   * ```ts
+   * if (ep.readiness === 'failed') await ep.reconnect();
+   * ```
+   */
+  reconnect(): Promise<void> | undefined {
+    if (this.#reconnecting !== undefined) return this.#reconnecting.promise;
+    const timer = this.#timer;
+    if (this.#closing !== undefined || timer === undefined || this.#reconnected) return undefined;
+    clearTimeout(timer);
+    let end!: () => void;
+    const promise = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    this.#reconnecting = { promise, end };
+    this.#reconnected = true;
+    this.#connect();
+    return promise;
+  }
+
+  /** The attempt `reconnect()` started has ended (connected, failed, or the endpoint closed). */
+  #reconnectEnded(): void {
+    const attempt = this.#reconnecting;
+    this.#reconnecting = undefined;
+    attempt?.end();
+  }
+
   #connect(): void {
     this.#timer = undefined;
     if (this.#closing !== undefined) return;
@@ -369,7 +407,9 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     session.on('connect', () => {
       if (this.#session !== session) return;
       this.#backoff = this.#initialBackoff;
+      this.#reconnected = false;
       this.#set('ready');
+      this.#reconnectEnded();
     });
     session.on('goaway', () => this.#retire(session, false));
     session.on('error', (err: Error) => {
@@ -401,8 +441,12 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     this.#set('failed');
     const delay = this.#backoff * (0.8 + Math.random() * 0.4);
     this.#backoff = Math.min(this.#maxBackoff, this.#backoff * 2);
-    this.#timer = setTimeout(() => this.#connect(), delay);
+    this.#timer = setTimeout(() => {
+      this.#reconnected = false;
+      this.#connect();
+    }, delay);
     this.#timer.unref();
+    this.#reconnectEnded();
   }
 
   call(req: Http2Request, ctx: CallContext): Promise<Http2Response> {
@@ -486,6 +530,8 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     const grace = options.graceMs ?? this.#grace;
     this.#closing = (async () => {
       if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#reconnectEnded();
       if (this.#streams.size > 0) {
         await new Promise<void>((resolve) => {
           const t = setTimeout(() => {

@@ -36,3 +36,5 @@ export {
 } from './discovery.js';
 /** The owner of a whole call's deadline and cancellation, for a caller that starts calls itself (the undici dispatcher). */
 export { CallControl } from '../context.js';
+export { Grace, graceOf, DEFAULT_CLOSE_GRACE_MS } from './grace.js';
+export { untrackedCall } from '../stack.js';

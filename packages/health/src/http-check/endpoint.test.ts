@@ -265,6 +265,32 @@ describe('httpHealthChecked: failures without an answer', () => {
   });
 });
 
+describe('httpHealthChecked: reconnect', () => {
+  test("reconnect() starts the inner endpoint's attempt now; once connected it is ready after its first check", async () => {
+    const s = await server('s0');
+    const { host, port } = s;
+    // a backoff of a minute: only reconnect() can bring the connection back within the test
+    const slow = http2Endpoint(s.address, {
+      scheme: 'http',
+      initialBackoffMs: 60_000,
+      maxBackoffMs: 120_000,
+    });
+    const { ep } = checked(slow);
+    await next(ep.readiness$, (r) => r === 'ready');
+    expect(ep.reconnect()).toBeUndefined(); // connected: nothing to start
+    await s.stop();
+    await next(ep.readiness$, (r) => r === 'failed');
+    const again = await server('again', { host, port });
+    const attempt = ep.reconnect();
+    expect(attempt).toBeInstanceOf(Promise);
+    expect(ep.reconnect()).toBe(attempt); // the inner endpoint's one attempt
+    await attempt;
+    expect(slow.readiness).toBe('ready');
+    await next(ep.readiness$, (r) => r === 'ready');
+    expect(again.seen[0]?.path).toBe('/healthz');
+  });
+});
+
 describe('httpHealthChecked: lifecycle', () => {
   test('the check in flight is not counted in pending; close() aborts it, closes the endpoint, and leaves nothing alive', async () => {
     const s = await server('s0');

@@ -214,6 +214,21 @@ export class HttpHealthCheckedEndpoint implements Endpoint<Http2Request, Http2Re
     return this.inner.forZones;
   }
 
+  /**
+   * Starts the inner endpoint's connection attempt now, when its
+   * connection failed and it waits out its backoff (`Endpoint.reconnect`);
+   * `undefined` when it has none to start. Once connected, the endpoint is
+   * `connecting` until the first check answers.
+   *
+   * @example
+   * ```ts
+   * await ep.reconnect();
+   * ```
+   */
+  reconnect(): Promise<void> | undefined {
+    return this.inner.reconnect?.();
+  }
+
   call(req: Http2Request, ctx: CallContext): Promise<Http2Response> {
     return this.inner.call(req, ctx);
   }

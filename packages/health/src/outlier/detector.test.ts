@@ -45,6 +45,32 @@ async function calls(ep: Ep, n: number): Promise<number[]> {
 
 const ejections = (events: HealthEvent[]) => events.filter((e): e is EndpointEjected => e.type === 'ejected');
 
+describe('outlierDetection: reconnect', () => {
+  test("forwards to the inner endpoint's reconnect, except while ejected", async () => {
+    const {
+      servers: [a],
+      detector,
+      eps: [ep],
+    } = await setup(3, { baseEjectionTimeMs: 1_000 });
+    expect(ep!.reconnect()).toBeUndefined(); // connected: nothing to start
+    const returned = next(detector.events$, (e) => e.type === 'returned');
+    a!.failNext(100, Status.UNAVAILABLE);
+    await calls(ep!, 5);
+    expect(ep!.ejected).toBe(true);
+    a!.kill();
+    await next(ep!.inner.readiness$, (r) => r === 'failed');
+    // a new connection would not end the ejection
+    expect(ep!.ejected).toBe(true);
+    expect(ep!.reconnect()).toBeUndefined();
+    await returned;
+    expect(ep!.readiness).toBe('failed'); // the connection's state now
+    const attempt = ep!.reconnect();
+    expect(attempt).toBeInstanceOf(Promise);
+    await attempt; // refused: nothing listens any more
+    expect(ep!.inner.lastError).toContain('ECONNREFUSED');
+  });
+});
+
 describe('outlierDetection: consecutive failures', () => {
   test('5 failures in a row eject; the endpoint returns after the base time, and stays out longer the second time', async () => {
     const {

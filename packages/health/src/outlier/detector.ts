@@ -614,6 +614,21 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
     return this.ejected ? `ejected by outlier detection (${this.#tracker.reason()})` : this.inner.lastError;
   }
 
+  /**
+   * Starts the inner endpoint's connection attempt now, when its
+   * connection failed and it waits out its backoff (`Endpoint.reconnect`);
+   * `undefined` while ejected (a new connection would not bring it back
+   * before the ejection ends) or when the inner endpoint has none to start.
+   *
+   * @example
+   * ```ts
+   * await ep.reconnect();
+   * ```
+   */
+  reconnect(): Promise<void> | undefined {
+    return this.ejected ? undefined : this.inner.reconnect?.();
+  }
+
   call(req: Req, ctx: CallContext): Promise<Res> {
     const started = clock();
     let result: Promise<Res>;

@@ -26,14 +26,25 @@ import {
   p2c,
 } from '@grpc-tower/balance';
 import {
+  type CloseOptions,
   ConfigError,
   type Endpoint,
+  GraceExpiredError,
   type Layer,
   type Readiness,
+  type Service,
   ServiceBuilder,
   type Stack,
 } from '@grpc-tower/core';
-import { type OptionChecks, TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
+import {
+  DEFAULT_CLOSE_GRACE_MS,
+  Grace,
+  type OptionChecks,
+  TIMER_RULE,
+  graceOf,
+  optionChecks,
+  untrackedCall,
+} from '@grpc-tower/core/internal';
 import {
   type Http2EndpointOptions,
   type Http2Request,
@@ -113,7 +124,15 @@ export interface TowerDispatcherOptions {
    * origin's host (an IP origin sends none); `servername` here overrides it.
    */
   readonly connectOptions?: SecureClientSessionOptions;
-  /** How long a removed or closed server lets its requests finish, in ms; default 30 000. */
+  /**
+   * The grace time, in ms: how long the requests in flight may go on after
+   * `close()` (waiting for a server, retrying, streaming their body) before
+   * those left are aborted with `GraceExpiredError` (UNAVAILABLE, "…
+   * closed: the 30000 ms grace time ran out"), and how long a server that
+   * discovery removed lets its requests finish. Default 30 000, Kubernetes'
+   * default termination grace. `close({ graceMs })` overrides it for one
+   * close; `destroy()` aborts at once.
+   */
   readonly closeGraceMs?: number;
   /** Options of `connect` (how long a replaced endpoint may take to become ready…). */
   readonly connect?: ConnectOptions;
@@ -288,6 +307,7 @@ interface Settings {
   readonly bodyTimeout: number;
   readonly replayBytes: number;
   readonly timeoutMs: number | undefined;
+  readonly closeGraceMs: number;
 }
 
 interface Parts {
@@ -347,7 +367,10 @@ export class TowerDispatcher extends Dispatcher {
   readonly #parts: Parts;
   readonly #settings: Settings;
   readonly #inFlight = new Set<Exchange>();
-  readonly #settle = new Set<() => void>();
+  /** The stack's outermost service: the dispatcher counts its requests itself. */
+  readonly #service: Service<Http2Request, Http2Response>;
+  /** While `close()` waits for the requests in flight. */
+  #grace: Grace | undefined;
   #closed = false;
   #destroyed = false;
   #closing: Promise<void> | undefined;
@@ -360,6 +383,7 @@ export class TowerDispatcher extends Dispatcher {
     this.#authority = origin.authority;
     this.#parts = parts;
     this.#settings = settings;
+    this.#service = { call: untrackedCall(parts.stack) };
   }
 
   /** The stack's readiness: `ready` while a server is, `connecting`, `failed` when all failed, `closed`. */
@@ -453,24 +477,51 @@ export class TowerDispatcher extends Dispatcher {
   }
 
   /**
-   * Closes gracefully: refuses new requests, waits for those in flight to
-   * end, then closes the stack (stops discovery, closes every server's
-   * session, stops the health checks and the outlier detector's timer).
-   * With a callback, calls it instead of returning a promise.
+   * Closes gracefully, as undici's dispatchers do: new requests are refused
+   * at once (undici's `ClientClosedError`) and the promise resolves once
+   * the requests in flight have ended (their bodies read or abandoned) and
+   * the stack has closed (discovery stopped, every server's session closed,
+   * the health checks and the outlier detector's timer stopped). The wait
+   * is bounded by the grace time: `graceMs`, default the `closeGraceMs`
+   * option (30 s); the requests still in flight then are aborted with
+   * `GraceExpiredError` (their HTTP/2 streams reset). A second call may
+   * shorten the grace, never lengthen it. No timer of the close outlives
+   * the last request. With a callback, calls it instead of returning a
+   * promise. Throws `ConfigError` for a bad `graceMs`.
+   *
+   * @example
+   * ```ts
+   * process.once('SIGTERM', () => dispatcher.close({ graceMs: 20_000 }));
+   * ```
    */
   override close(): Promise<void>;
   override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | undefined {
+  override close(options: CloseOptions): Promise<void>;
+  override close(arg?: (() => void) | CloseOptions): Promise<void> | undefined {
+    const callback = typeof arg === 'function' ? arg : undefined;
+    const options = typeof arg === 'object' && arg !== null ? arg : undefined;
+    const graceMs = graceOf(`${WHERE}.close`, 'graceMs', options?.graceMs, this.#settings.closeGraceMs);
     this.#closed = true;
-    this.#closing ??= (async () => {
-      while (this.#inFlight.size > 0) {
-        await new Promise<void>((resolve) => this.#settle.add(resolve));
-      }
-      await this.#stop();
-    })();
+    if (this.#closing === undefined) this.#closing = this.#drainThenStop(graceMs);
+    else if (this.#grace !== undefined) void this.#grace.wait(graceMs);
     if (callback === undefined) return this.#closing;
     this.#closing.then(() => callback());
     return undefined;
+  }
+
+  async #drainThenStop(graceMs: number): Promise<void> {
+    let left = graceMs;
+    if (this.#inFlight.size > 0) {
+      const grace = new Grace();
+      this.#grace = grace;
+      if (!(await grace.wait(graceMs))) {
+        const reason = new GraceExpiredError(`${WHERE} for ${this.origin}`, grace.graceMs);
+        for (const exchange of [...this.#inFlight]) exchange.abort(reason);
+      }
+      left = grace.remainingMs();
+      this.#grace = undefined;
+    }
+    await this.#stop(left);
   }
 
   /**
@@ -516,7 +567,7 @@ export class TowerDispatcher extends Dispatcher {
   #exchangeSettings(opts: Dispatcher.DispatchOptions): ExchangeSettings {
     if (opts.headersTimeout == null && opts.bodyTimeout == null) {
       this.#defaultExchange ??= {
-        service: this.#parts.stack,
+        service: this.#service,
         headersTimeout: this.#settings.headersTimeout,
         bodyTimeout: this.#settings.bodyTimeout,
         timeoutMs: this.#settings.timeoutMs,
@@ -525,7 +576,7 @@ export class TowerDispatcher extends Dispatcher {
       return this.#defaultExchange;
     }
     return {
-      service: this.#parts.stack,
+      service: this.#service,
       headersTimeout: timeoutOf('headersTimeout', opts.headersTimeout, this.#settings.headersTimeout),
       bodyTimeout: timeoutOf('bodyTimeout', opts.bodyTimeout, this.#settings.bodyTimeout),
       timeoutMs: this.#settings.timeoutMs,
@@ -535,10 +586,7 @@ export class TowerDispatcher extends Dispatcher {
 
   readonly #done = (exchange: Exchange): void => {
     this.#inFlight.delete(exchange);
-    if (this.#inFlight.size > 0) return;
-    const waiting = [...this.#settle];
-    this.#settle.clear();
-    for (const resolve of waiting) resolve();
+    if (this.#inFlight.size === 0) this.#grace?.ended();
   };
 
   /** Gives the handler `err` for a request that was never sent; returns `false`, as undici's dispatchers do. */
@@ -573,7 +621,6 @@ function checkOptions(options: TowerDispatcherOptions): Settings {
       throw check.error(name, value, 'options (an object), or false for none');
     }
   }
-  if (options.closeGraceMs !== undefined) check.number('closeGraceMs', options.closeGraceMs, TIMER_RULE);
   checkLayers(check, options.layers);
   return {
     fallback: options.fallback,
@@ -582,6 +629,7 @@ function checkOptions(options: TowerDispatcherOptions): Settings {
     replayBytes: check.number('replayBytes', options.replayBytes, { min: 0 }, DEFAULT_REPLAY_BYTES),
     timeoutMs:
       options.timeoutMs === undefined ? undefined : check.number('timeoutMs', options.timeoutMs, TIMER_RULE),
+    closeGraceMs: check.number('closeGraceMs', options.closeGraceMs, TIMER_RULE, DEFAULT_CLOSE_GRACE_MS),
   };
 }
 
