@@ -200,6 +200,10 @@ export class Http2Connection {
   #socket: net.Socket | undefined;
   #attempt = 0;
   #keepaliveMs: number | undefined;
+  /** The attempt `connectNow` started, until it ends. */
+  #early: { readonly promise: Promise<void>; readonly end: () => void } | undefined;
+  /** Whether `connectNow` started an attempt in the current backoff interval. */
+  #earlyUsed = false;
   /** Called on every state change (cheaper than a subscription for the one owner). */
   onState: ((state: ConnectionState) => void) | undefined;
 
@@ -263,14 +267,25 @@ export class Http2Connection {
 
   /**
    * Starts a connection attempt at once when the connection has failed and
-   * waits for its backoff; does nothing while an attempt runs, when ready,
-   * or once closed.
+   * waits out its backoff. Returns a promise that resolves when that
+   * attempt ends (ready, failed or closed), or `undefined` when there is
+   * nothing to start: not failed, or such an attempt was already made in
+   * this backoff interval (so that calls to a dead server do not become a
+   * stream of connections). While the attempt runs, returns its promise.
    */
-  connectNow(): void {
-    if (this.#state !== 'failed') return;
+  connectNow(): Promise<void> | undefined {
+    if (this.#early !== undefined) return this.#early.promise;
+    if (this.#state !== 'failed' || this.#earlyUsed) return undefined;
+    this.#earlyUsed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    let end!: () => void;
+    const promise = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    this.#early = { promise, end };
     this.#connect();
+    return promise;
   }
 
   /**
@@ -316,6 +331,11 @@ export class Http2Connection {
     if (this.#state === state && reason === undefined) return;
     const changed = this.#state !== state;
     this.#state = state;
+    if (state === 'ready') this.#earlyUsed = false;
+    if (state !== 'connecting' && this.#early !== undefined) {
+      this.#early.end();
+      this.#early = undefined;
+    }
     if (changed) this.onState?.(state);
     if (this.#events.observed) {
       this.#events.next(
@@ -468,6 +488,8 @@ export class Http2Connection {
     const delay = this.#backoff.next();
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      // a new interval: connectNow may cut the next wait short again
+      this.#earlyUsed = false;
       this.#connect();
     }, delay);
   }

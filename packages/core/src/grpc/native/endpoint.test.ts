@@ -397,7 +397,7 @@ describe('a raw HTTP/2 peer', () => {
     expect(ep.readiness).toBe('connecting');
   });
 
-  test('connectNow cuts a reconnect backoff short, once per attempt', async () => {
+  test('reconnect cuts a reconnect backoff short: one attempt per backoff interval, idempotent while it runs', async () => {
     const [host] = pickHosts(1) as [string];
     const probe = await startRawPeer(host, {});
     const address = probe.address;
@@ -406,11 +406,15 @@ describe('a raw HTTP/2 peer', () => {
     const states: string[] = [];
     const sub = ep.events$.subscribe((e) => (e.kind === 'state' ? states.push(e.state) : 0));
     await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'failed')));
-    // a minute of backoff ahead; connectNow starts the next attempt at once
-    ep.connectNow();
-    ep.connectNow();
+    // a minute of backoff ahead; reconnect starts the next attempt at once
+    const attempt = ep.reconnect();
+    expect(attempt).toBeInstanceOf(Promise);
+    expect(ep.reconnect()).toBe(attempt);
     expect(ep.readiness).toBe('connecting');
-    await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'failed')));
+    await attempt;
+    expect(ep.readiness).toBe('failed');
+    // that interval's early attempt is spent: calls to a dead server do not become a stream of connections
+    expect(ep.reconnect()).toBeUndefined();
     expect(states).toEqual(['failed', 'connecting', 'failed']);
     sub.unsubscribe();
   });
@@ -518,10 +522,9 @@ describe('grpc-js servers', () => {
     // a call on a failed endpoint is never sent
     const refused = failure(await call(ep, '/grpctower.testing.Echo/Unary', { messages: [echo({})] }));
     expect(refused.delivery).toBe('not-sent');
-    // connectNow is idempotent while an attempt runs
-    ep.connectNow();
-    ep.connectNow();
-    expect(ep.readiness).toBe('connecting');
+    // the endpoint is in backoff (50 ms here) or already trying again: reconnect starts at most one attempt
+    const attempt = ep.reconnect();
+    if (attempt !== undefined) expect(ep.reconnect()).toBe(attempt);
   });
 
   test('keepalive finds a server that stopped answering (SIGSTOP): the call in flight fails as lost', async () => {

@@ -180,12 +180,15 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   }
 
   /**
-   * Starts a connection attempt at once when the endpoint has failed and
-   * waits out its reconnect backoff; does nothing while an attempt runs,
-   * when ready, or once closed.
+   * Starts a connection attempt now, when the endpoint's connection failed
+   * and it is waiting out its reconnect backoff (see `Endpoint.reconnect`):
+   * resolves when that attempt ends; `undefined` when there is nothing to
+   * start (not failed, closing, or an attempt already made in this backoff
+   * interval). While the attempt runs, returns its promise.
    */
-  connectNow(): void {
-    this.#connection.connectNow();
+  reconnect(): Promise<void> | undefined {
+    if (this.#closing !== undefined) return undefined;
+    return this.#connection.connectNow();
   }
 
   call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
