@@ -11,22 +11,11 @@ import type { CallContext } from '../../context.js';
 import { ClosedError, type Delivery, GrpcTowerError } from '../../errors.js';
 import { Status, type StatusCode } from '../../status.js';
 import type { SessionInfo, StreamOpener } from '../../transport/connection.js';
-import {
-  type CommitAt,
-  CompleteResponse,
-  PREVIOUS_ATTEMPTS_HEADER,
-  commitPoint,
-  timeoutHeader,
-} from '../endpoint.js';
+import { PREVIOUS_ATTEMPTS_HEADER, timeoutHeader } from '../endpoint.js';
 import { Metadata, type StatusObject } from '../grpc-js.js';
 import type { MessageReader } from '../messages.js';
-import {
-  GrpcStatusError,
-  type GrpcRequest,
-  type GrpcResponse,
-  type ResponseListener,
-  type ResponseStream,
-} from '../types.js';
+import { ResponseHalf, type ResponseWire } from '../response.js';
+import type { GrpcRequest, GrpcResponse } from '../types.js';
 import type { NativeGrpcEndpoint } from './endpoint.js';
 import {
   ACCEPT_ENCODING,
@@ -37,6 +26,7 @@ import {
   statusOfHeaders,
   statusOfReset,
 } from './wire.js';
+
 /** How many times one attempt re-opens a stream that never reached the server application. */
 const MAX_RESTARTS = 3;
 
@@ -67,35 +57,24 @@ function onError(): void {
 const END_STREAM = 0x1;
 
 /** One call on one native endpoint. */
-export class NativeAttempt implements ResponseStream, StreamOpener {
+export class NativeAttempt implements ResponseWire, StreamOpener {
   readonly #endpoint: NativeGrpcEndpoint;
   readonly #req: GrpcRequest;
   readonly #ctx: CallContext;
-  readonly #resolve: (res: GrpcResponse) => void;
-  readonly #reject: (err: unknown) => void;
-  readonly #commitAt: CommitAt;
+  /** The response side: headers, messages, commit, the consumer. */
+  readonly #res: ResponseHalf;
   #stream: http2.ClientHttp2Stream | undefined;
   #session: SessionInfo | undefined;
   #reader: MessageReader | undefined;
   #decoder: MessageDecoder | undefined;
   #offAbort: (() => void) | undefined;
   #httpStatus: number | undefined;
-  #headers: Metadata | undefined;
   #trailers: StatusObject | undefined;
-  readonly #queue: Buffer[] = [];
-  #committed = false;
-  #status: StatusObject | undefined;
-  #statusDelivered = false;
-  #consumer: ResponseListener | undefined;
-  #consumerReads = 0;
   #writing = false;
   #halfClosed = false;
   /** Whether the server ended the response (its trailers read). */
   #serverEnded = false;
   #restarts = 0;
-  #receivedBytes = 0;
-  #resolveDone: ((s: StatusObject) => void) | undefined;
-  #done: Promise<StatusObject> | undefined;
 
   constructor(
     endpoint: NativeGrpcEndpoint,
@@ -107,9 +86,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
     this.#endpoint = endpoint;
     this.#req = req;
     this.#ctx = ctx;
-    this.#resolve = resolve;
-    this.#reject = reject;
-    this.#commitAt = commitPoint(req.kind);
+    this.#res = new ResponseHalf(endpoint.address, req, ctx, resolve, reject, this);
   }
 
   begin(): void {
@@ -129,7 +106,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
           details: 'request messages can no longer be replayed',
           metadata: new Metadata(),
         },
-        'not-sent',
+        undefined,
         new ClosedError('request messages can no longer be replayed', {
           endpoint: endpoint.address,
           cause: err,
@@ -158,7 +135,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
   // StreamOpener
 
   opened(stream: http2.ClientHttp2Stream, session: SessionInfo): void {
-    if (this.#status !== undefined) {
+    if (this.#res.status !== undefined) {
       // cancelled while it waited for the connection
       stream.close(http2.constants.NGHTTP2_CANCEL);
       return;
@@ -178,7 +155,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
   }
 
   notSent(reason: string): void {
-    if (this.#status !== undefined) return;
+    if (this.#res.status !== undefined) return;
     this.#finish({ code: Status.UNAVAILABLE, details: reason, metadata: new Metadata() }, 'not-sent');
   }
 
@@ -188,7 +165,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
     const stream = this.#stream;
     const reader = this.#reader;
     if (stream === undefined || reader === undefined) return;
-    while (!this.#halfClosed && this.#status === undefined) {
+    while (!this.#halfClosed && this.#res.status === undefined) {
       if (this.#writing) {
         if (!reader.endsAfterCurrent()) return;
         this.#halfClosed = true;
@@ -257,32 +234,23 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
       this.#fatal(Status.INTERNAL, 'response headers that are not valid gRPC metadata');
       return;
     }
-    this.#headers = metadata;
     const encoding = headers['grpc-encoding'];
     if (encoding !== undefined) (this.#decoder as MessageDecoder).encoding = String(encoding);
-    if (this.#committed) return;
-    if (this.#commitAt === 'headers' || (this.#commitAt === 'auto' && !this.#req.messages.ended))
-      this.#commit();
+    this.#res.onHeaders(metadata);
   }
 
   /** @internal */
   onData(stream: http2.ClientHttp2Stream, chunk: Buffer): void {
-    if (stream !== this.#stream || this.#status !== undefined || this.#httpStatus !== 200) return;
+    if (stream !== this.#stream || this.#res.status !== undefined || this.#httpStatus !== 200) return;
     const failure = (this.#decoder as MessageDecoder).push(chunk, (message) => this.#onMessage(message));
     if (failure !== undefined) this.#fatal(failure.code, failure.details);
   }
 
   /** Takes one message; false to stop decoding (the call ended). */
   #onMessage(message: Buffer): boolean {
-    if (this.#status !== undefined) return false;
-    this.#receivedBytes += message.length;
-    this.#queue.push(message);
-    if (!this.#committed) {
-      if (this.#commitAt !== 'status') this.#commit();
-      return true;
-    }
-    this.#deliver();
-    return this.#status === undefined;
+    if (this.#res.status !== undefined) return false;
+    this.#res.onMessage(message);
+    return this.#res.status === undefined;
   }
 
   /** @internal */
@@ -301,7 +269,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
    * server answers a stream before the request's end.
    */
   onEnd(stream: http2.ClientHttp2Stream): void {
-    if (stream !== this.#stream || this.#status !== undefined || this.#trailers === undefined) return;
+    if (stream !== this.#stream || this.#res.status !== undefined || this.#trailers === undefined) return;
     // end this side too, gracefully (a reset here races the stream's close on the server)
     this.#serverEnded = true;
     if (!stream.writableEnded && !stream.destroyed) stream.end();
@@ -321,7 +289,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
 
   /** @internal The stream closed: the status is known now. */
   onClose(stream: http2.ClientHttp2Stream): void {
-    if (stream !== this.#stream || this.#status !== undefined) return;
+    if (stream !== this.#stream || this.#res.status !== undefined) return;
     const trailers = this.#trailers;
     const httpStatus = this.#httpStatus;
     if (trailers !== undefined && stream.rstCode === 0) {
@@ -377,7 +345,7 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
   }
 
   #onAbort(): void {
-    if (this.#status !== undefined) return;
+    if (this.#res.status !== undefined) return;
     const reason = this.#ctx.reason();
     const code = reason instanceof GrpcTowerError ? reason.code : Status.CANCELLED;
     this.#finish({ code, details: reason.message, metadata: new Metadata() });
@@ -388,8 +356,8 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
     if (
       delivery === undefined ||
       delivery === 'lost' ||
-      this.#committed ||
-      this.#headers !== undefined ||
+      this.#res.committed ||
+      this.#res.headers !== undefined ||
       this.#restarts >= MAX_RESTARTS ||
       this.#ctx.aborted ||
       this.#endpoint.connection.state === 'closed' ||
@@ -407,15 +375,14 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
     this.#writing = false;
     this.#halfClosed = false;
     this.#serverEnded = false;
-    this.#queue.length = 0;
-    this.#receivedBytes = 0;
+    this.#res.reset();
     this.#open();
     return true;
   }
 
   /** Sets the final status (once), resets the stream when it is still open, and settles. */
   #finish(status: StatusObject, delivery?: Delivery, error?: unknown): void {
-    if (this.#status !== undefined) return;
+    if (this.#res.status !== undefined) return;
     const stream = this.#stream;
     if (stream === undefined) {
       // still waiting for the connection: no stream to open later
@@ -425,115 +392,30 @@ export class NativeAttempt implements ResponseStream, StreamOpener {
       stream.close(http2.constants.NGHTTP2_CANCEL);
     }
     if (this.#restart(delivery)) return;
-    this.#status = status;
     this.#offAbort?.();
     this.#offAbort = undefined;
     this.#reader?.close();
-    this.#resolveDone?.(status);
     this.#endpoint.finished(this);
-    if (this.#committed) {
-      if (status.code !== Status.OK) this.#queue.length = 0;
-      this.#deliver();
-      return;
-    }
-    if (status.code === Status.OK) {
-      this.#commit();
-      return;
-    }
-    if (this.#ctx.aborted) {
-      this.#reject(this.#ctx.reason());
-      return;
-    }
-    this.#ctx.note('endpoint');
-    const address = this.#endpoint.address;
-    const serverResponded = this.#headers !== undefined || status.metadata.get('content-type').length > 0;
-    this.#reject(
-      error ??
-        new GrpcStatusError(status, {
-          endpoint: address,
-          serverResponded,
-          ...(delivery === undefined ? {} : { delivery }),
-        }),
-    );
+    this.#res.onStatus(status, delivery, error);
   }
 
-  #commit(): void {
-    this.#committed = true;
-    this.#req.messages.commit();
-    const headers = this.#headers ?? new Metadata();
-    const status = this.#status;
-    const address = this.#endpoint.address;
-    if (status !== undefined) {
-      this.#resolve(new CompleteResponse(address, headers, { messages: this.#queue, status }));
-      return;
-    }
-    this.#ctx.note('response', address);
-    const attempt = this;
-    this.#resolve({
-      endpoint: address,
-      headers,
-      stream: this,
-      done: this.done,
-      get receivedBytes() {
-        return attempt.#receivedBytes;
-      },
-    });
-  }
+  // what the response side asks of the stream
 
-  /** Settles with the final status. */
-  get done(): Promise<StatusObject> {
-    if (this.#done === undefined) {
-      const status = this.#status;
-      this.#done =
-        status === undefined
-          ? new Promise((r) => {
-              this.#resolveDone = r;
-            })
-          : Promise.resolve(status);
-    }
-    return this.#done;
-  }
-
-  #deliver(): void {
-    const consumer = this.#consumer;
+  /** @internal The consumer wants more: let HTTP/2 flow control open again. */
+  more(): void {
     const stream = this.#stream;
-    if (consumer === undefined) {
-      // nobody reads yet: hold the server back once a message waits
-      if (this.#queue.length > 0 && stream !== undefined && !stream.isPaused()) stream.pause();
-      return;
-    }
-    while (this.#consumerReads > 0 && this.#queue.length > 0) {
-      this.#consumerReads--;
-      consumer.onMessage(this.#queue.shift() as Buffer);
-    }
-    if (this.#queue.length > 0) {
-      if (stream !== undefined && !stream.isPaused()) stream.pause();
-      return;
-    }
-    if (this.#status !== undefined) {
-      if (!this.#statusDelivered) {
-        this.#statusDelivered = true;
-        consumer.onStatus(this.#status);
-      }
-    } else if (stream?.isPaused() === true) {
-      stream.resume();
-    }
+    if (stream?.isPaused() === true) stream.resume();
   }
 
-  // ResponseStream, used once committed
-
-  start(listener: ResponseListener): void {
-    this.#consumer = listener;
-    this.#deliver();
+  /** @internal Messages wait unread: hold the server back (flow control). */
+  hold(): void {
+    const stream = this.#stream;
+    if (stream !== undefined && !stream.isPaused()) stream.pause();
   }
 
-  read(): void {
-    this.#consumerReads++;
-    this.#deliver();
-  }
-
+  /** @internal The call is cancelled (by its consumer, or a closing endpoint). */
   cancel(code: StatusCode, details: string): void {
-    if (this.#status !== undefined) return;
+    if (this.#res.status !== undefined) return;
     this.#finish({ code, details, metadata: new Metadata() });
   }
 }
