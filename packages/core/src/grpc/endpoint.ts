@@ -49,7 +49,7 @@ import { ClosedError, ConfigError, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
 import { checkForZones, checkWeight, checkZone } from '../endpoint.js';
-import { formatAddress, grpcTarget, parseAddress } from './address.js';
+import { type HostPort, formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
 import { ResponseHalf, type ResponseWire } from './response.js';
 import type { GrpcRequest, GrpcResponse } from './types.js';
@@ -89,6 +89,62 @@ export interface GrpcEndpointOptions {
 const CREDENTIALS_EXPECTED =
   'grpc-js ChannelCredentials: grpc.credentials.createSsl(…) for TLS, ' +
   'or grpc.credentials.createInsecure() to choose plaintext';
+
+/**
+ * The options both gRPC endpoints check alike, checked for `where` (the
+ * function the user called).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const { address, secure } = checkEndpointOptions('grpcEndpoint', '127.0.0.2:50051', options);
+ * ```
+ */
+export function checkEndpointOptions(
+  where: string,
+  address: string,
+  options: GrpcEndpointOptions,
+): {
+  readonly host: HostPort;
+  readonly address: string;
+  readonly graceMs: number;
+  readonly weight: number | undefined;
+  readonly zone: string | undefined;
+  readonly forZones: readonly string[] | undefined;
+  readonly credentials: ChannelCredentials;
+  readonly secure: boolean;
+  readonly authority: string | undefined;
+} {
+  // no options at all: what is missing is the credentials
+  if (options === undefined) throw new ConfigError(where, 'credentials', undefined, CREDENTIALS_EXPECTED);
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError(where, 'options', options, 'an object');
+  }
+  const host = parseAddress(address, where);
+  const graceMs = options.closeGraceMs ?? 30_000;
+  if (!Number.isFinite(graceMs) || graceMs < 0) {
+    throw new ConfigError(where, 'closeGraceMs', graceMs, 'a finite number >= 0');
+  }
+  const credentials = options.credentials;
+  if (typeof (credentials as { _isSecure?: unknown } | null | undefined)?._isSecure !== 'function') {
+    throw new ConfigError(where, 'credentials', credentials, CREDENTIALS_EXPECTED);
+  }
+  const authority = options.authority;
+  if (authority !== undefined && (typeof authority !== 'string' || authority.length === 0)) {
+    throw new ConfigError(where, 'authority', authority, 'a non-empty host name');
+  }
+  return {
+    host,
+    address: formatAddress(host.host, host.port),
+    graceMs,
+    weight: checkWeight(where, options.weight),
+    zone: checkZone(where, options.zone),
+    forZones: checkForZones(where, options.forZones),
+    credentials,
+    secure: credentials._isSecure(),
+    authority,
+  };
+}
 
 /** The grpc-js channel options every endpoint sets (see the module documentation). */
 const baseChannelOptions: ChannelOptions = {
@@ -290,36 +346,15 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   #drained: (() => void) | undefined;
 
   constructor(address: string, options: GrpcEndpointOptions) {
-    if (options === undefined) {
-      // no options at all: what is missing is the credentials
-      throw new ConfigError('grpcEndpoint', 'credentials', undefined, CREDENTIALS_EXPECTED);
-    }
-    if (typeof options !== 'object' || options === null) {
-      throw new ConfigError('grpcEndpoint', 'options', options, 'an object');
-    }
-    const hp = parseAddress(address, 'grpcEndpoint');
-    this.address = formatAddress(hp.host, hp.port);
-    const graceMs = options.closeGraceMs ?? 30_000;
-    if (!Number.isFinite(graceMs) || graceMs < 0) {
-      throw new ConfigError('grpcEndpoint', 'closeGraceMs', graceMs, 'a finite number >= 0');
-    }
-    this.#graceMs = graceMs;
-    this.weight = checkWeight('grpcEndpoint', options.weight);
-    this.zone = checkZone('grpcEndpoint', options.zone);
-    this.forZones = checkForZones('grpcEndpoint', options.forZones);
-    const creds = options.credentials;
-    if (typeof (creds as { _isSecure?: unknown } | null | undefined)?._isSecure !== 'function') {
-      throw new ConfigError('grpcEndpoint', 'credentials', creds, CREDENTIALS_EXPECTED);
-    }
-    this.#secure = creds._isSecure();
+    const checked = checkEndpointOptions('grpcEndpoint', address, options);
+    const { host: hp, credentials: creds } = checked;
+    ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
+    ({ graceMs: this.#graceMs, secure: this.#secure } = checked);
     checkChannelOptions(options.channelOptions);
     const channelOptions: ChannelOptions = { ...baseChannelOptions, ...options.channelOptions };
-    if (options.authority !== undefined) {
-      if (typeof options.authority !== 'string' || options.authority.length === 0) {
-        throw new ConfigError('grpcEndpoint', 'authority', options.authority, 'a non-empty host name');
-      }
-      channelOptions['grpc.default_authority'] = options.authority;
-      if (this.#secure) channelOptions['grpc.ssl_target_name_override'] = options.authority;
+    if (checked.authority !== undefined) {
+      channelOptions['grpc.default_authority'] = checked.authority;
+      if (this.#secure) channelOptions['grpc.ssl_target_name_override'] = checked.authority;
     }
     this.#target = grpcTarget(hp);
     this.#credentials = creds;

@@ -24,14 +24,12 @@
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import type { CallContext } from '../../context.js';
 import type { Endpoint, Readiness } from '../../endpoint.js';
-import { checkForZones, checkWeight, checkZone } from '../../endpoint.js';
 import { ClosedError, ConfigError, GrpcTowerError } from '../../errors.js';
 import { Status } from '../../status.js';
 import type { ConnectionEvent, ConnectionState, SecureUpgrade } from '../../transport/connection.js';
 import { Http2Connection } from '../../transport/connection.js';
 import { secureUpgrade } from '../../transport/tls.js';
-import { formatAddress, parseAddress } from '../address.js';
-import type { GrpcEndpointOptions } from '../endpoint.js';
+import { type GrpcEndpointOptions, checkEndpointOptions } from '../endpoint.js';
 import type { ChannelCredentials, Metadata } from '../grpc-js.js';
 import type { GrpcRequest, GrpcResponse } from '../types.js';
 import { NativeAttempt } from './attempt.js';
@@ -40,10 +38,6 @@ import { RESERVED_HEADERS } from './wire.js';
 
 /** Options of {@link nativeGrpcEndpoint}: those of `grpcEndpoint`. */
 export type NativeGrpcEndpointOptions = GrpcEndpointOptions;
-
-const CREDENTIALS_EXPECTED =
-  'grpc-js ChannelCredentials: grpc.credentials.createSsl(…) for TLS, ' +
-  'or grpc.credentials.createInsecure() to choose plaintext';
 
 const readinessOf = (state: ConnectionState): Readiness => (state === 'connecting' ? 'connecting' : state);
 
@@ -93,34 +87,13 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
 
   constructor(address: string, options: NativeGrpcEndpointOptions) {
     const where = 'nativeGrpcEndpoint';
-    if (options === undefined) throw new ConfigError(where, 'credentials', undefined, CREDENTIALS_EXPECTED);
-    if (typeof options !== 'object' || options === null) {
-      throw new ConfigError(where, 'options', options, 'an object');
-    }
-    const hp = parseAddress(address, where);
-    this.address = formatAddress(hp.host, hp.port);
-    const graceMs = options.closeGraceMs ?? 30_000;
-    if (!Number.isFinite(graceMs) || graceMs < 0) {
-      throw new ConfigError(where, 'closeGraceMs', graceMs, 'a finite number >= 0');
-    }
-    this.#graceMs = graceMs;
-    this.weight = checkWeight(where, options.weight);
-    this.zone = checkZone(where, options.zone);
-    this.forZones = checkForZones(where, options.forZones);
-    const creds = options.credentials;
-    if (typeof (creds as { _isSecure?: unknown } | null | undefined)?._isSecure !== 'function') {
-      throw new ConfigError(where, 'credentials', creds, CREDENTIALS_EXPECTED);
-    }
-    this.secure = creds._isSecure();
+    const checked = checkEndpointOptions(where, address, options);
+    const { host: hp, credentials: creds } = checked;
+    ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
+    ({ graceMs: this.#graceMs, secure: this.secure } = checked);
     this.settings = nativeSettings(where, options.channelOptions);
-    if (
-      options.authority !== undefined &&
-      (typeof options.authority !== 'string' || options.authority.length === 0)
-    ) {
-      throw new ConfigError(where, 'authority', options.authority, 'a non-empty host name');
-    }
-    this.authority = options.authority ?? this.settings.authority ?? this.address;
-    const serverName = options.authority ?? this.settings.serverNameOverride;
+    this.authority = checked.authority ?? this.settings.authority ?? this.address;
+    const serverName = checked.authority ?? this.settings.serverNameOverride;
     const s = this.settings;
     this.#connection = new Http2Connection({
       host: hp.host,
