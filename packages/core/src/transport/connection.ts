@@ -150,7 +150,7 @@ class SessionRecord implements SessionInfo {
   readonly session: http2.ClientHttp2Session;
   goawayLastStreamId: number | undefined;
   ready = false;
-  /** Streams opened on it and not yet closed. */
+  /** Streams opened on it and not yet closed (counted only with keepalive on). */
   streams = 0;
   pingTimer: NodeJS.Timeout | undefined;
   pingTimeout: NodeJS.Timeout | undefined;
@@ -319,11 +319,14 @@ export class Http2Connection {
       opener.notSent(`could not open an HTTP/2 stream to ${this.address}: ${(err as Error).message}`);
       return;
     }
-    record.streams++;
-    if (record.streams === 1) this.#scheduleKeepalive(record);
-    stream.once('close', () => {
-      record.streams--;
-    });
+    // open streams are counted only for keepalive, which pings while there are some
+    if (this.#keepaliveMs !== undefined) {
+      record.streams++;
+      if (record.streams === 1) this.#scheduleKeepalive(record);
+      stream.once('close', () => {
+        record.streams--;
+      });
+    }
     opener.opened(stream, record);
   }
 
