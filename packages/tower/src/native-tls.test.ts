@@ -5,6 +5,7 @@
 import * as tls from 'node:tls';
 import {
   type EchoServer,
+  GeneratedEchoRequest,
   activeHandles,
   expectNoLeaks,
   pickHosts,
@@ -14,7 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as oldest from 'grpc-js-oldest';
 import { firstValueFrom, filter } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { background } from '@grpc-tower/core';
+import { Status, background } from '@grpc-tower/core';
 import { grpcRequest } from '../../core/src/grpc/test/request.js';
 import { type GrpcResponse, type NativeGrpcEndpoint, nativeGrpcEndpoint } from '@grpc-tower/core/grpc';
 import { makeCerts } from '../../../reliability/src/support/certs.js';
@@ -164,6 +165,40 @@ describe.each([
     } finally {
       await rogue.stop(0);
     }
+  });
+
+  test("call credentials: the channel credentials' and the call's own reach the server; a failing one is named", async () => {
+    const Md = (credentials === grpc.credentials ? grpc.Metadata : oldest.Metadata) as typeof grpc.Metadata;
+    const generator = (key: string, value: string) =>
+      credentials.createFromMetadataGenerator((params, callback) => {
+        const md = new Md();
+        md.set(key, value);
+        if (key === 'x-call-token') md.set('x-service-url', params.service_url);
+        callback(null, md);
+      });
+    const composed = credentials.createSsl(certs.ca).compose(generator('x-channel-token', 'c'));
+    const echoMetadata = Buffer.from(
+      GeneratedEchoRequest.encode(GeneratedEchoRequest.fromPartial({ echoMetadata: true })).finish(),
+    );
+    await withEndpoint(server.address, { credentials: composed, authority: NAME }, async (ep) => {
+      const res = await ep.call(
+        { ...grpcRequest(ECHO, { messages: [echoMetadata] }), credentials: generator('x-call-token', 'k') },
+        background,
+      );
+      expect(res.headers.get('x-channel-token')).toEqual(['c']);
+      expect(res.headers.get('x-call-token')).toEqual(['k']);
+      expect(res.headers.get('x-service-url')).toEqual([`https://${NAME}/grpctower.testing.Echo`]);
+      const failing = credentials.createFromMetadataGenerator((_params, callback) =>
+        callback(new Error('no token today')),
+      );
+      const before = server.calls.total;
+      const err = (await ep
+        .call({ ...grpcRequest(ECHO), credentials: failing }, background)
+        .catch((e: unknown) => e)) as { code: number; details: string };
+      expect(err.code).toBe(Status.UNAVAILABLE);
+      expect(err.details).toBe('Getting metadata from plugin failed with error: no token today');
+      expect(server.calls.total).toBe(before);
+    });
   });
 
   test("the credentials' checkServerIdentity is honoured", async () => {

@@ -16,6 +16,7 @@ import { Metadata, type StatusObject } from '../grpc-js.js';
 import type { MessageReader } from '../messages.js';
 import { ResponseHalf, type ResponseWire } from '../response.js';
 import type { GrpcRequest, GrpcResponse } from '../types.js';
+import { addCallMetadata, callCredentialsOf } from './call-credentials.js';
 import type { NativeGrpcEndpoint } from './endpoint.js';
 import {
   ACCEPT_ENCODING,
@@ -129,7 +130,18 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     if (this.#req.attempt > 0) headers[PREVIOUS_ATTEMPTS_HEADER] = String(this.#req.attempt);
     const connection = endpoint.connection;
     this.#ctx.note(connection.state === 'ready' ? 'in-flight' : 'connecting', endpoint.address);
-    connection.request(headers, this);
+    const creds = callCredentialsOf(endpoint.callCredentials, this.#req.credentials);
+    if (creds === undefined) {
+      connection.request(headers, this);
+      return;
+    }
+    // the credentials' metadata first (a token fetched, say), then the stream
+    const authority = headers[':authority'] as string;
+    void addCallMetadata(creds, authority, this.#req.method, headers).then((failure) => {
+      if (this.#res.status !== undefined) return;
+      if (failure === undefined) connection.request(headers, this);
+      else this.#finish({ ...failure, metadata: new Metadata() });
+    });
   }
 
   // StreamOpener

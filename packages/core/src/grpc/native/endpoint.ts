@@ -16,8 +16,8 @@
  * it elsewhere.
  *
  * Not yet done here (use the grpc-js transport for these): compressing requests
- * (responses in gzip or deflate are decompressed),
- * call credentials, an HTTP CONNECT proxy, an idle timeout.
+ * (responses in gzip or deflate are decompressed), an HTTP CONNECT proxy, an
+ * idle timeout.
  *
  * @module
  */
@@ -30,7 +30,8 @@ import type { ConnectionEvent, ConnectionState, SecureUpgrade } from '../../tran
 import { Http2Connection } from '../../transport/connection.js';
 import { secureUpgrade } from '../../transport/tls.js';
 import { type GrpcEndpointOptions, checkEndpointOptions } from '../endpoint.js';
-import type { ChannelCredentials, Metadata } from '../grpc-js.js';
+import type { CallCredentials, ChannelCredentials, Metadata } from '../grpc-js.js';
+import { channelCallCredentials } from './call-credentials.js';
 import type { GrpcRequest, GrpcResponse } from '../types.js';
 import { NativeAttempt } from './attempt.js';
 import { type NativeSettings, nativeSettings } from './options.js';
@@ -78,6 +79,8 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   readonly settings: NativeSettings;
   /** @internal The `:authority` of its calls. */
   readonly authority: string;
+  /** @internal The call credentials composed into its channel credentials, if any. */
+  readonly callCredentials: CallCredentials | undefined;
   readonly #connection: Http2Connection;
   readonly #graceMs: number;
   readonly #readiness: BehaviorSubject<Readiness>;
@@ -92,6 +95,7 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
     ({ graceMs: this.#graceMs, secure: this.secure } = checked);
     this.settings = nativeSettings(where, options.channelOptions);
+    this.callCredentials = this.secure ? channelCallCredentials(creds) : undefined;
     this.authority = checked.authority ?? this.settings.authority ?? this.address;
     const serverName = checked.authority ?? this.settings.serverNameOverride;
     const s = this.settings;
@@ -171,13 +175,11 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       );
     }
     if (ctx.aborted) return Promise.reject(ctx.reason());
-    if (req.credentials !== undefined) {
+    if (req.credentials !== undefined && !this.secure) {
       return Promise.reject(
         new GrpcTowerError(
           Status.UNAUTHENTICATED,
-          this.secure
-            ? `call credentials are not supported by the native transport yet (endpoint ${this.address}; use the grpc-js transport)`
-            : `call credentials refused: endpoint ${this.address} is not secure (use TLS credentials)`,
+          `call credentials refused: endpoint ${this.address} is not secure (use TLS credentials)`,
           { endpoint: this.address, delivery: 'not-sent' },
         ),
       );
