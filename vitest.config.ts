@@ -1,5 +1,15 @@
 import { defineConfig } from 'vitest/config';
 
+// undici 8 and @kubernetes/client-node 2 (the optional peers' current majors) need Node.js 22;
+// said once (the test processes read this file too, and inherit the variable)
+if (Number(process.versions.node.split('.')[0]) < 22 && process.env.GRPC_TOWER_NODE_WARNED === undefined) {
+  process.env.GRPC_TOWER_NODE_WARNED = '1';
+  console.warn(
+    `Node.js ${process.version} is not supported (22, 24 and 26 are): the undici and Kubernetes tests ` +
+      'cannot load undici on it. Run on 24 with: npm run with-node -- npx vitest run <paths>',
+  );
+}
+
 const project = (name: string, root: string) => ({
   extends: true as const,
   test: { name, root, include: ['src/**/*.test.ts', 'test/**/*.test.ts'] },

@@ -1,7 +1,7 @@
 /**
  * The OpenTelemetry SDK as the bench runs it under the telemetry rows:
  * sdk-metrics with an in-memory (pull) reader, collected between runs as a
- * Prometheus scrape would, and sdk-trace-base with a batch span processor
+ * Prometheus scrape would, and sdk-trace with a batch span processor
  * into an in-process exporter that counts the spans and lets them go (as a
  * network exporter lets them go once sent; the SDK's InMemorySpanExporter
  * keeps every span, and the bench would then measure the garbage collector
@@ -16,13 +16,13 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { ExportResult } from '@opentelemetry/core';
 import { PullReader } from '../../packages/telemetry/src/test/reader.js';
 import {
-  BasicTracerProvider,
   BatchSpanProcessor,
   ParentBasedSampler,
   type ReadableSpan,
   type SpanExporter,
   TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
+  TracerProvider,
+} from '@opentelemetry/sdk-trace';
 
 /** Counts the spans it is given and keeps none. */
 class CountingExporter implements SpanExporter {
@@ -69,8 +69,12 @@ export function startBenchSdk(options: BenchSdkOptions = {}): BenchSdk {
   const reader = new PullReader(callMetrics === undefined ? {} : { metricProducers: [callMetrics] });
   const meterProvider = new MeterProvider({ readers: [reader] });
   const spans = new CountingExporter();
-  const processor = new BatchSpanProcessor(spans, { maxQueueSize: 8_192, maxExportBatchSize: 1_024 });
-  const tracerProvider = new BasicTracerProvider({
+  const processor = new BatchSpanProcessor({
+    exporter: spans,
+    maxQueueSize: 8_192,
+    maxExportBatchSize: 1_024,
+  });
+  const tracerProvider = new TracerProvider({
     spanProcessors: [processor],
     ...(options.sampleRatio === undefined
       ? {}

@@ -11,7 +11,7 @@ import { SpanKind, type TextMapGetter, context, metrics, propagation, trace } fr
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type SpanExporter, TracerProvider } from '@opentelemetry/sdk-trace';
 import { towerChannel } from 'grpc-tower';
 
 declare const OrdersService: grpc.ServiceDefinition;
@@ -45,9 +45,11 @@ export function cheapChannel(): grpc.ChannelInterface {
 // #endregion producer
 
 // #region tracing
-export function startTracing(spanExporter: SpanExporter): BasicTracerProvider {
+export function startTracing(spanExporter: SpanExporter): TracerProvider {
   // spanExporter: OTLP, Zipkin, the console… any SpanExporter; the batch processor exports off the call path
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spanExporter)] });
+  const tracerProvider = new TracerProvider({
+    spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter })],
+  });
   trace.setGlobalTracerProvider(tracerProvider);
   // writes `traceparent` into each attempt's metadata; with no propagator registered nothing is sent
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
@@ -68,7 +70,7 @@ export function oneLine(spanExporter: SpanExporter): grpc.ChannelInterface {
   return channel;
 }
 
-export function options(meterProvider: MeterProvider, tracerProvider: BasicTracerProvider): void {
+export function options(meterProvider: MeterProvider, tracerProvider: TracerProvider): void {
   // #region options
   const own = telemetry({
     meterProvider, // instead of the global providers: where the metrics…

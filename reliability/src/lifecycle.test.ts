@@ -18,7 +18,7 @@ import { retry, retryBudget } from '@grpc-tower/retry';
 import { callMetricsProducer, telemetry } from '@grpc-tower/telemetry';
 import { createEchoClient, insecure, trackResources } from '@grpc-tower/testing';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, InMemorySpanExporter, TracerProvider } from '@opentelemetry/sdk-trace';
 import { towerChannel } from 'grpc-tower';
 import { afterEach, expect, test } from 'vitest';
 import { PullReader } from '../../packages/telemetry/src/test/reader.js';
@@ -145,7 +145,9 @@ test('towerChannel with telemetry into the SDK: closing the channel releases eve
   const reader = new PullReader({ metricProducers: [callMetrics] });
   const meterProvider = new MeterProvider({ readers: [reader] });
   const spans = new InMemorySpanExporter();
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spans)] });
+  const tracerProvider = new TracerProvider({
+    spanProcessors: [new BatchSpanProcessor({ exporter: spans })],
+  });
   const channel = towerChannel('dns:///echo.lifecycle:1', insecure, {
     discovery: registry.source(100),
     telemetry: telemetry({ meterProvider, tracerProvider, callMetrics }),

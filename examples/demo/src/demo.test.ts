@@ -72,8 +72,40 @@ function expectMeasured(summary: DemoSummary): void {
   }
 }
 
-/** The chart: a document in `dir` with one series per server for each client. */
-async function expectChart(result: DemoResult, dir: string): Promise<void> {
+/** One client's line in the chart's p99 latency panel. */
+interface LatencySeries {
+  readonly client: string;
+  readonly points: readonly { readonly startMs: number; readonly p99Ms: number }[];
+}
+
+/** The p99 latency panel of a chart, read from its SVG: its bucket width and one series per client. */
+function latencyPanel(svg: string): { bucketMs: number; series: LatencySeries[] } {
+  const panel = /<g class="panel" id="latency-p99" data-bucket-ms="(\d+)">([\s\S]*?)\n<\/g>\n<\/svg>/.exec(
+    svg,
+  );
+  expect(panel, 'the chart has a latency panel').not.toBeNull();
+  const series = [
+    ...(panel?.[2] ?? '').matchAll(/<g class="latency-series" data-client="([^"]+)" data-points="([^"]*)">/g),
+  ].map((m) => ({
+    client: m[1] ?? '',
+    points: (m[2] ?? '')
+      .split(' ')
+      .filter((p) => p.length > 0)
+      .map((p) => {
+        const [startMs, p99Ms] = p.split(',').map(Number);
+        return { startMs: startMs ?? Number.NaN, p99Ms: p99Ms ?? Number.NaN };
+      }),
+  }));
+  return { bucketMs: Number(panel?.[1]), series };
+}
+
+/**
+ * The chart: a document in `dir` with one series per server for each client,
+ * and a latency panel with one series per client, whose points are the p99
+ * latencies the summary measured per bucket (plausible ones: no faster than
+ * the servers answer, no slower than the call deadline).
+ */
+async function expectChart(result: DemoResult, dir: string): Promise<LatencySeries[]> {
   const summary = result.summary;
   const svg = await readFile(result.chartPath, 'utf8');
   expect(result.chartPath.startsWith(dir)).toBe(true);
@@ -85,6 +117,23 @@ async function expectChart(result: DemoResult, dir: string): Promise<void> {
       .map((m) => m[2]);
     expect(series).toEqual(SERVERS);
   }
+  const latency = latencyPanel(svg);
+  expect(latency.bucketMs).toBe(summary.bucketMs);
+  expect(latency.series.map((s) => s.client)).toEqual(summary.clients.map((c) => c.label));
+  for (const [i, client] of summary.clients.entries()) {
+    const points = latency.series[i]?.points ?? [];
+    const measured = client.timeline.filter((b) => b.p99Ms !== null);
+    // every bucket with an answered call, but a last partial one the chart may leave out
+    expect(points.length).toBeGreaterThanOrEqual(measured.length - 1);
+    for (const p of points) {
+      expect(measured.find((b) => b.startMs === p.startMs)?.p99Ms, `${client.label} at ${p.startMs} ms`).toBe(
+        p.p99Ms,
+      );
+      expect(p.p99Ms).toBeGreaterThanOrEqual(summary.settings.serverLatencyMs);
+      expect(p.p99Ms).toBeLessThanOrEqual(summary.settings.callDeadlineMs + summary.bucketMs);
+    }
+  }
+  return latency.series;
 }
 
 test('the quick story runs both clients and writes a measured, well-formed summary and chart', async () => {
@@ -127,7 +176,31 @@ test('the quick story runs both clients and writes a measured, well-formed summa
   // and moved traffic away from the slow server
   expect(tower?.bShareWhileSlow).toBeLessThan(0.5);
 
-  await expectChart(result, dir);
+  // the latency panel shows the slow phase: grpc-js round_robin's p99 takes B's latency, and in
+  // some of its buckets grpc-tower's p99 is below grpc-js's
+  const [towerLatency, grpcLatency] = await expectChart(result, dir);
+  const slow = summary.phases.find((p) => p.name === 'slow');
+  const inSlow = (s: LatencySeries | undefined) =>
+    new Map(
+      (s?.points ?? [])
+        .filter(
+          (p) =>
+            slow !== undefined && p.startMs >= slow.startMs && p.startMs + summary.bucketMs <= slow.endMs,
+        )
+        .map((p) => [p.startMs, p.p99Ms]),
+    );
+  const towerSlow = inSlow(towerLatency);
+  const grpcSlow = inSlow(grpcLatency);
+  expect(towerSlow.size).toBeGreaterThan(0);
+  expect(grpcSlow.size).toBeGreaterThan(0);
+  expect(Math.max(...grpcSlow.values())).toBeGreaterThanOrEqual(summary.settings.slowLatencyMs);
+  const below = [...towerSlow].filter(([at, p99]) => p99 < (grpcSlow.get(at) ?? Number.NEGATIVE_INFINITY));
+  console.info(
+    `p99 per bucket while B was slow, grpc-tower / grpc-js (ms): ${[...towerSlow]
+      .map(([at, p99]) => `${p99}/${grpcSlow.get(at) ?? '-'}`)
+      .join(' ')}; grpc-tower below in ${below.length} of ${towerSlow.size}`,
+  );
+  expect(below.length).toBeGreaterThan(0);
 
   // the metrics page: printed at the start, read while the demo ran, closed at the end
   expect(pageUrl).toBe(summary.metrics.url);

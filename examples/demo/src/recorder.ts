@@ -40,6 +40,8 @@ export interface PhaseCounts {
 export interface Bucket {
   readonly perServer: Map<string, number>;
   errors: number;
+  /** The latencies of the calls that succeeded in it, ms. */
+  readonly latencies: number[];
 }
 
 /** Counts of the live view's window for one server. */
@@ -90,7 +92,8 @@ export class Recorder {
       this.phases.set(o.phase, phase);
     }
     const index = Math.max(0, Math.floor(o.endMs / this.bucketMs));
-    while (this.buckets.length <= index) this.buckets.push({ perServer: new Map(), errors: 0 });
+    while (this.buckets.length <= index)
+      this.buckets.push({ perServer: new Map(), errors: 0, latencies: [] });
     const bucket = this.buckets[index] as Bucket;
     const latency = o.endMs - o.startMs;
     if (o.server !== undefined) {
@@ -99,6 +102,7 @@ export class Recorder {
       phase.perServer.set(o.server, (phase.perServer.get(o.server) ?? 0) + 1);
       phase.latencies.push(latency);
       bucket.perServer.set(o.server, (bucket.perServer.get(o.server) ?? 0) + 1);
+      bucket.latencies.push(latency);
       const w = this.#windowOf(o.server);
       w.calls++;
       w.latencies.push(latency);

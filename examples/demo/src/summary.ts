@@ -52,11 +52,15 @@ export interface ClientResult {
   readonly bShareWhileSlow: number;
   /** p99 latency of the slow phase, ms (null when no call succeeded). */
   readonly slowP99Ms: number | null;
-  /** Calls answered per server and failures, per time bucket (for the chart). */
+  /**
+   * Calls answered per server, failures, and the p99 latency of the calls
+   * that succeeded (ms, null when none did), per time bucket (for the chart).
+   */
   readonly timeline: readonly {
     readonly startMs: number;
     readonly perServer: Readonly<Record<string, number>>;
     readonly errors: number;
+    readonly p99Ms: number | null;
   }[];
 }
 
@@ -251,7 +255,12 @@ export function clientResult(
     timeline: recorder.buckets.map((b, i) => {
       const perServer: Record<string, number> = {};
       for (const s of servers) perServer[s] = b.perServer.get(s) ?? 0;
-      return { startMs: i * recorder.bucketMs, perServer, errors: b.errors };
+      return {
+        startMs: i * recorder.bucketMs,
+        perServer,
+        errors: b.errors,
+        p99Ms: round(percentile(b.latencies, 99)),
+      };
     }),
   };
 }

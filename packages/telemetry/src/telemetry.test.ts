@@ -1,6 +1,6 @@
 // Telemetry against real peers: grpc-js servers on distinct 127.0.0.x hosts,
 // the one-call channel and a stack built layer by layer, and the real
-// OpenTelemetry SDK (sdk-metrics with an in-memory reader, sdk-trace-base
+// OpenTelemetry SDK (sdk-metrics with an in-memory reader, sdk-trace
 // with the in-memory span exporter, the W3C propagator of @opentelemetry/core).
 import * as grpc from '@grpc/grpc-js';
 import { p2c } from '@grpc-tower/balance';
@@ -19,7 +19,7 @@ import {
   startEchoServer,
 } from '@grpc-tower/testing';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { AlwaysOffSampler, BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { AlwaysOffSampler, type ReadableSpan, TracerProvider } from '@opentelemetry/sdk-trace';
 import { towerChannel } from 'grpc-tower';
 import { Subject } from 'rxjs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
@@ -642,7 +642,7 @@ describe.each(['meter', 'producer'] as const)('with the SDK, per-call metrics th
 
   test('a call the sampler drops records no span and still tells the server, as not sampled', async () => {
     const { address, seen } = await traceparentServer();
-    const dropping = new BasicTracerProvider({ sampler: new AlwaysOffSampler() });
+    const dropping = new TracerProvider({ sampler: new AlwaysOffSampler() });
     const { client } = channelOver([address], {}, withSdk({ tracerProvider: dropping }));
     expect((await unary(client, request({ message: 's' }))).error).toBeUndefined();
     expect(sdk.spans.getFinishedSpans()).toEqual([]);

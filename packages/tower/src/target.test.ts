@@ -70,6 +70,7 @@ describe('parseTarget: bad targets name the part that is wrong and quote the tar
     ],
     ['unix:///tmp/orders.sock', 'scheme', /unknown scheme "unix"/],
     ['consul:///orders', 'scheme', /pass your own source as the "discovery" option/],
+    ['consul://10.0.0.5:8500,10.0.0.6:8500/orders', 'scheme', /unknown scheme "consul"/],
     // etcd: members and a prefix
     [
       'etcd:///services/orders/',
@@ -150,6 +151,24 @@ describe('parseTarget: bad targets name the part that is wrong and quote the tar
     ],
     ['ipv6:[::1]:1,10.0.0.7:1', 'host', /"10.0.0.7:1" is not an IPv6 address/],
     ['ipv4:[::1]:50051', 'host', /is not an IPv4 address/],
+    // a list of addresses without the ipv4: or ipv6: scheme
+    [
+      '127.0.0.11:50551,127.0.0.12:50551',
+      'scheme',
+      /"127.0.0.11:50551,127.0.0.12:50551" is a list of addresses, which needs the ipv4: \(or ipv6:\) scheme: write "ipv4:127.0.0.11:50551,127.0.0.12:50551"$/,
+    ],
+    [
+      'dns:///10.0.0.7:50051,10.0.0.8:50051',
+      'scheme',
+      /needs the ipv4: \(or ipv6:\) scheme: write "ipv4:10.0.0.7:50051,10.0.0.8:50051"$/,
+    ],
+    ['[fd00::7]:50051,[fd00::8]:50051', 'scheme', /write "ipv6:\[fd00::7\]:50051,\[fd00::8\]:50051"$/],
+    [
+      'orders-1:50051,orders-2:50051',
+      'scheme',
+      /is a list of addresses, which needs the ipv4: \(or ipv6:\) scheme: the entries must then be IP addresses .*use one DNS name that resolves to all of them/,
+    ],
+    ['10.0.0.7:50051,[fd00::8]:50051', 'scheme', /the entries must then be IP addresses/],
     // not a target at all
     ['', 'target', /expected a non-empty string/],
     ['dns:/// orders:50051', 'target', /contains white space/],

@@ -9,7 +9,8 @@
  *   server named in the authority (an IP address, port 53 when none is
  *   written; IPv6 in brackets);
  * - `ipv4:10.0.0.7:50051,10.0.0.8:50051` and `ipv6:[::1]:50051,[::2]:50051`:
- *   a fixed list of addresses, no lookup;
+ *   a fixed list of addresses, no lookup (only these schemes list: a list
+ *   written without one is refused with an error saying so);
  * - `etcd://10.0.0.5:2379,10.0.0.6:2379/services/orders/`: the addresses
  *   registered under a key prefix in etcd (list, then watch), from the etcd
  *   members named in the authority (plain HTTP; for TLS or auth, pass your
@@ -158,12 +159,18 @@ export function parseTarget(target: string): Target {
     throw new InvalidTargetError(target, 'target', 'contains white space');
   }
   const scheme = SCHEME.exec(target);
+  const name = (scheme?.[1] ?? '').toLowerCase();
+  const rest = scheme?.[2] ?? '';
+  // `10.0.0.7:50051,10.0.0.8:50051`, or `orders:1,orders:2` (read as scheme `orders`;
+  // `consul://a,b/orders` is a URI of an unknown scheme)
+  const known = (TARGET_SCHEMES as readonly string[]).includes(name);
+  if (target.includes(',') && (scheme === null || (!known && !rest.startsWith('/')))) {
+    throw listWithoutScheme(target, target);
+  }
   if (scheme === null) return dnsTarget(target, target, undefined);
-  const name = (scheme[1] ?? '').toLowerCase();
-  const rest = scheme[2] ?? '';
   // `orders.internal:50051` reads as scheme `orders.internal`: a name that
   // is no scheme, followed by a port, is a bare host:port, as grpc-js takes it
-  if (!(TARGET_SCHEMES as readonly string[]).includes(name) && /^\d*$/.test(rest)) {
+  if (!known && /^\d*$/.test(rest)) {
     return dnsTarget(target, target, undefined);
   }
   switch (name) {
@@ -246,6 +253,7 @@ function portOf(target: string, text: string, what: string): number {
 
 /** `host:port` after the scheme and authority. */
 function dnsTarget(target: string, hostPort: string, server: string | undefined): DnsTarget {
+  if (hostPort.includes(',')) throw listWithoutScheme(target, hostPort);
   const hp = hostPortOf(target, hostPort, target === hostPort ? target : `dns:///${hostPort}`);
   const address = formatAddress(hp.host, hp.port);
   const canonical = server === undefined ? `dns:///${address}` : `dns://${server}/${address}`;
@@ -276,6 +284,33 @@ function hostPortOf(target: string, text: string, example: string): { host: stri
     throw new InvalidTargetError(target, 'port', `in "${text}", ${parsed.reason}`);
   }
   throw new InvalidTargetError(target, 'host', `"${text}": ${parsed.reason}`);
+}
+
+/**
+ * The error for a comma-separated `list` in a target that names one host
+ * (a bare `host:port` or `dns:`): only the `ipv4:` and `ipv6:` schemes list
+ * addresses. Names the scheme to write when every entry is an address of
+ * one family.
+ */
+function listWithoutScheme(target: string, list: string): InvalidTargetError {
+  const families = new Set(
+    list.split(',').map((entry) => {
+      const parsed = tryParseAddress(entry);
+      return parsed.ok ? isIP(parsed.address.host) : 0;
+    }),
+  );
+  const family = families.size === 1 ? [...families][0] : 0;
+  const advice =
+    family === 4 || family === 6
+      ? `write "ipv${family}:${list}"`
+      : 'the entries must then be IP addresses with ports, such as "ipv4:10.0.0.7:50051,10.0.0.8:50051"; ' +
+        'for host names, use one DNS name that resolves to all of them, or pass your own source as the ' +
+        '"discovery" option';
+  return new InvalidTargetError(
+    target,
+    'scheme',
+    `"${list}" is a list of addresses, which needs the ipv4: (or ipv6:) scheme: ${advice}`,
+  );
 }
 
 /** `ipv4:a:p,b:p` or `ipv6:[a]:p,[b]:p`. */

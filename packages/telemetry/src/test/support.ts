@@ -1,6 +1,6 @@
 /**
  * The real OpenTelemetry SDK for the tests: a `MeterProvider` whose reader
- * keeps what it collects in memory, a `BasicTracerProvider` with the
+ * keeps what it collects in memory, a `TracerProvider` with the
  * in-memory span exporter, and the W3C trace-context propagator; plus
  * helpers that find a metric's points by name and labels.
  *
@@ -8,11 +8,7 @@
  */
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { type DataPoint, type Histogram, MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { expect } from 'vitest';
 import { type CallMetricsProducer, callMetricsProducer } from '../producer.js';
 import { PullReader } from './reader.js';
@@ -22,7 +18,7 @@ export interface Sdk {
   /** The producer the per-call metrics go to, when they are aggregated by the package. */
   readonly callMetrics: CallMetricsProducer | undefined;
   readonly meterProvider: MeterProvider;
-  readonly tracerProvider: BasicTracerProvider;
+  readonly tracerProvider: TracerProvider;
   readonly spans: InMemorySpanExporter;
   readonly propagator: W3CTraceContextPropagator;
   /** Collects now; every metric by name. */
@@ -39,7 +35,9 @@ export function startSdk(mode: 'meter' | 'producer' = 'meter'): Sdk {
   const reader = new PullReader(callMetrics === undefined ? {} : { metricProducers: [callMetrics] });
   const meterProvider = new MeterProvider({ readers: [reader] });
   const spans = new InMemorySpanExporter();
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+  const tracerProvider = new TracerProvider({
+    spanProcessors: [new SimpleSpanProcessor({ exporter: spans })],
+  });
   return {
     callMetrics,
     meterProvider,

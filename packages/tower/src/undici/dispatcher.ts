@@ -79,7 +79,7 @@ import {
 } from '@grpc-tower/retry';
 import type { Observable } from 'rxjs';
 import { Dispatcher, errors } from 'undici';
-import { Exchange, type ExchangeSettings } from './exchange.js';
+import { type AnyDispatchHandler, Exchange, type ExchangeSettings } from './exchange.js';
 import { toHttp2Request } from './request.js';
 import { endpointOptionsFor } from '../endpoint-options.js';
 
@@ -434,7 +434,8 @@ export class TowerDispatcher extends Dispatcher {
    * request was taken, `false` when it was refused at once (the handler
    * then got the error).
    */
-  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  override dispatch(opts: Dispatcher.DispatchOptions, dispatchHandler: Dispatcher.DispatchHandler): boolean {
+    const handler: AnyDispatchHandler = dispatchHandler;
     if (typeof handler !== 'object' || handler === null) {
       throw new errors.InvalidArgumentError('handler must be an object');
     }
@@ -590,7 +591,7 @@ export class TowerDispatcher extends Dispatcher {
   };
 
   /** Gives the handler `err` for a request that was never sent; returns `false`, as undici's dispatchers do. */
-  #refuse(opts: unknown, handler: Dispatcher.DispatchHandler, err: Error): boolean {
+  #refuse(opts: unknown, handler: AnyDispatchHandler, err: Error): boolean {
     const body = typeof opts === 'object' && opts !== null ? (opts as { body?: unknown }).body : undefined;
     const settings: ExchangeSettings = { ...REFUSED, service: this.#parts.stack };
     new Exchange({ path: '/' }, handler, settings, body).refuse(err);

@@ -110,11 +110,24 @@ function unwatchCoarse(exchange: Exchange): void {
 }
 
 /**
+ * A handler of either form: undici 8's types declare only the newer
+ * callbacks, undici 7's both; callers of undici 7 (and code written for it)
+ * may still pass the older ones, so they are declared here.
+ */
+export type AnyDispatchHandler = Dispatcher.DispatchHandler & {
+  onConnect?(abort: (err?: Error) => void, context?: unknown): void;
+  onHeaders?(status: number, headers: Buffer[], resume: () => void, statusText: string): boolean;
+  onData?(chunk: Buffer): boolean;
+  onComplete?(trailers: string[] | null): void;
+  onError?(err: Error): void;
+};
+
+/**
  * One request in flight (see the module documentation). Made by the
  * dispatcher; the handler sees it as its controller.
  */
 export class Exchange implements Dispatcher.DispatchController {
-  readonly #handler: Dispatcher.DispatchHandler;
+  readonly #handler: AnyDispatchHandler;
   /** Whether the handler is of undici's older form (no `onRequestStart`). */
   readonly #legacy: boolean;
   readonly #request: Http2Request;
@@ -143,12 +156,7 @@ export class Exchange implements Dispatcher.DispatchController {
   /** The body source, ended when the request is over before reading it all. */
   readonly #body: unknown;
 
-  constructor(
-    request: Http2Request,
-    handler: Dispatcher.DispatchHandler,
-    settings: ExchangeSettings,
-    body: unknown,
-  ) {
+  constructor(request: Http2Request, handler: AnyDispatchHandler, settings: ExchangeSettings, body: unknown) {
     this.#request = request;
     this.#handler = handler;
     this.#legacy = typeof handler.onRequestStart !== 'function';
@@ -199,11 +207,7 @@ export class Exchange implements Dispatcher.DispatchController {
     control.start();
     this.#phase = 'waiting';
     try {
-      // undici passes a context to onConnect too, which its types leave out
-      const onConnect = this.#handler.onConnect as
-        | ((abort: (err?: Error) => void, context: ExchangeContext) => void)
-        | undefined;
-      if (this.#legacy) onConnect?.call(this.#handler, (err?: Error) => this.abort(err), this.#context);
+      if (this.#legacy) this.#handler.onConnect?.((err?: Error) => this.abort(err), this.#context);
       else this.#handler.onRequestStart?.(this, this.#context);
     } catch (err) {
       this.abort(err instanceof Error ? err : new Error(String(err)));

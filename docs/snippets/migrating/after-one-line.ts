@@ -1,0 +1,6 @@
+import * as grpc from '@grpc/grpc-js';
+import { towerClientOptions } from 'grpc-tower';
+
+const target = 'dns:///orders.internal:50051';
+const credentials = grpc.credentials.createSsl(caCertificate);
+export const client = new OrdersClient(target, credentials, towerClientOptions(target, credentials));
