@@ -106,7 +106,7 @@ export function secureUpgrade(
             reject(err);
           }
         });
-        secured.once('error', reject);
+        secured.on('error', reject);
       });
   }
   throw new Error('these ChannelCredentials expose neither _createSecureConnector nor _getConnectionOptions');

@@ -178,6 +178,11 @@ describe('a raw HTTP/2 peer', () => {
         // destroyed with an error: RST_STREAM INTERNAL_ERROR, no END_STREAM
         setTimeout(() => stream.destroy(new Error('peer failure')), 5);
       },
+      // response headers past the 64 KiB node (nghttp2) takes by default
+      '/m/huge-headers': (stream) => {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-big': 'x'.repeat(100_000) });
+        stream.end();
+      },
       '/m/no-trailers': (stream) => {
         stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
         stream.end(grpcFrame(Buffer.from('a')));
@@ -194,6 +199,7 @@ describe('a raw HTTP/2 peer', () => {
       ['/m/calm', Status.RESOURCE_EXHAUSTED, 'ENHANCE_YOUR_CALM'],
       ['/m/reset-after-headers', Status.INTERNAL, 'RST_STREAM with code 2'],
       ['/m/no-trailers', Status.INTERNAL, 'call ended without a gRPC status'],
+      ['/m/huge-headers', Status.INTERNAL, 'RST_STREAM'],
     ] as const;
     for (const [path, code, text] of cases) {
       const err = failure(await call(ep, path));
