@@ -96,7 +96,7 @@ export interface TowerOptions {
    * How endpoints speak gRPC: `'grpc-js'` (default), a grpc-js channel per
    * endpoint, or `'native'` (opt-in), gRPC over the endpoint's own HTTP/2
    * connection (`nativeGrpcEndpoint`; it refuses the channel options it
-   * does not honour, and does not compress requests or use a proxy yet).
+   * does not honour, and does not compress requests yet).
    */
   readonly transport?: 'grpc-js' | 'native';
   /**

@@ -35,6 +35,7 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Observable, Subject } from 'rxjs';
 import { ReconnectBackoff, type ReconnectBackoffOptions } from './backoff.js';
+import { type HttpProxy, openTunnel } from './proxy.js';
 
 /**
  * Where a connection is:
@@ -129,6 +130,8 @@ export interface Http2ConnectionOptions {
   readonly address: string;
   /** The TLS upgrade; plaintext without it. */
   readonly secure?: SecureUpgrade | undefined;
+  /** An HTTP CONNECT proxy to tunnel through (see `proxy.ts`). */
+  readonly proxy?: HttpProxy | undefined;
   /** Reconnect backoff. */
   readonly backoff?: ReconnectBackoffOptions | undefined;
   /** How long one connection attempt may take, in ms; default 20,000 (gRPC's minimum connect timeout). */
@@ -354,7 +357,12 @@ export class Http2Connection {
     this.#setState('connecting', reason);
     const attempt = ++this.#attempt;
     const options = this.#options;
-    const socket = net.connect({ host: options.host, port: options.port, noDelay: true });
+    const proxy = options.proxy;
+    const socket = net.connect({
+      host: proxy?.host ?? options.host,
+      port: proxy?.port ?? options.port,
+      noDelay: true,
+    });
     this.#socket = socket;
     const timeoutMs = options.connectTimeoutMs ?? 20_000;
     const timer = setTimeout(
@@ -372,16 +380,21 @@ export class Http2Connection {
       this.#failed(err.message);
     };
     socket.on('error', fail);
-    socket.once('connect', () => {
-      const upgrade = options.secure;
-      if (upgrade === undefined) {
+    const failed = (err: unknown): void => fail(err instanceof Error ? err : new Error(String(err)));
+    const upgrade = (): void => {
+      const secure = options.secure;
+      if (secure === undefined) {
         this.#startSession(attempt, socket, socket, timer, timeoutMs);
         return;
       }
-      upgrade(socket).then(
+      secure(socket).then(
         (secured) => this.#startSession(attempt, socket, secured, timer, timeoutMs),
-        (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
+        failed,
       );
+    };
+    socket.once('connect', () => {
+      if (proxy === undefined) upgrade();
+      else openTunnel(socket, this.address, proxy).then(upgrade, failed);
     });
   }
 

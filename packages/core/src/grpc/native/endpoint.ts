@@ -15,9 +15,12 @@
  * that the failure goes up with its delivery, and the retry layer may send
  * it elsewhere.
  *
+ * An HTTP CONNECT proxy named by the environment is used as grpc-js uses
+ * it (`grpc_proxy`, `https_proxy`, `http_proxy`, `no_grpc_proxy`,
+ * `no_proxy`; `grpc.enable_http_proxy: 0` turns it off).
+ *
  * Not yet done here (use the grpc-js transport for these): compressing requests
- * (responses in gzip or deflate are decompressed), an HTTP CONNECT proxy, an
- * idle timeout.
+ * (responses in gzip or deflate are decompressed), an idle timeout.
  *
  * @module
  */
@@ -28,6 +31,7 @@ import { ClosedError, ConfigError, GrpcTowerError } from '../../errors.js';
 import { Status } from '../../status.js';
 import type { ConnectionEvent, ConnectionState, SecureUpgrade } from '../../transport/connection.js';
 import { Http2Connection } from '../../transport/connection.js';
+import { proxyFor } from '../../transport/proxy.js';
 import { secureUpgrade } from '../../transport/tls.js';
 import { type GrpcEndpointOptions, checkEndpointOptions } from '../endpoint.js';
 import type { CallCredentials, ChannelCredentials, Metadata } from '../grpc-js.js';
@@ -104,6 +108,7 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       port: hp.port,
       address: this.address,
       secure: this.secure ? upgradeOf(creds, hp.host, serverName) : undefined,
+      proxy: s.httpProxy ? proxyFor(hp.host) : undefined,
       backoff: {
         ...(s.initialBackoffMs === undefined ? {} : { initialMs: s.initialBackoffMs }),
         ...(s.maxBackoffMs === undefined ? {} : { maxMs: s.maxBackoffMs }),

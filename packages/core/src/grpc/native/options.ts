@@ -33,6 +33,8 @@ export interface NativeSettings {
   readonly keepalivePermitWithoutCalls: boolean;
   readonly maxSessionMemory: number | undefined;
   readonly flowControlWindow: number | undefined;
+  /** Whether a proxy from the environment is used (`grpc.enable_http_proxy`, default 1). */
+  readonly httpProxy: boolean;
 }
 
 /**
@@ -61,8 +63,6 @@ const REFUSED: Readonly<Record<string, string>> = {
   'grpc.service_config':
     'grpc-tower applies timeouts and retries in its own layers (a service config would be lost)',
   'grpc.lb_policy_name': 'grpc-tower balances across endpoints itself; each endpoint is one connection',
-  'grpc.enable_http_proxy':
-    'the native transport does not connect through an HTTP proxy yet (use the grpc-js transport)',
   'grpc.default_compression_algorithm':
     'the native transport does not compress yet (use the grpc-js transport)',
   'grpc.default_compression_level': 'the native transport does not compress yet (use the grpc-js transport)',
@@ -124,6 +124,7 @@ export function nativeSettings(where: string, options: ChannelOptions | undefine
     'grpc.keepalive_permit_without_calls',
     'grpc-node.max_session_memory',
     'grpc-node.flow_control_window',
+    'grpc.enable_http_proxy',
   ]);
   for (const [key, value] of Object.entries(o)) {
     if (known.has(key)) continue;
@@ -146,6 +147,8 @@ export function nativeSettings(where: string, options: ChannelOptions | undefine
   const permit = o['grpc.keepalive_permit_without_calls'];
   if (permit !== undefined && permit !== 0 && permit !== 1)
     bad('grpc.keepalive_permit_without_calls', '0 or 1');
+  const proxy = o['grpc.enable_http_proxy'];
+  if (proxy !== undefined && proxy !== 0 && proxy !== 1) bad('grpc.enable_http_proxy', '0 or 1');
   const memory = o['grpc-node.max_session_memory'];
   if (memory !== undefined && !integerIn(memory, 1, 1 << 20))
     bad('grpc-node.max_session_memory', 'a whole number of MB from 1');
@@ -166,5 +169,6 @@ export function nativeSettings(where: string, options: ChannelOptions | undefine
     keepalivePermitWithoutCalls: permit === 1,
     maxSessionMemory: memory as number | undefined,
     flowControlWindow: window as number | undefined,
+    httpProxy: proxy !== 0,
   };
 }
