@@ -41,7 +41,19 @@ import { NativeAttempt } from './attempt.js';
 import { type NativeSettings, nativeSettings } from './options.js';
 import { RESERVED_HEADERS } from './wire.js';
 
-/** Options of {@link nativeGrpcEndpoint}: those of `grpcEndpoint`. */
+/**
+ * Options of {@link nativeGrpcEndpoint}: those of `grpcEndpoint`; its
+ * `channelOptions` are checked against what this transport honours.
+ *
+ * @example
+ * ```ts
+ * const options: NativeGrpcEndpointOptions = {
+ *   credentials: grpc.credentials.createSsl(ca),
+ *   authority: 'orders.internal',
+ *   channelOptions: { 'grpc.keepalive_time_ms': 30_000 },
+ * };
+ * ```
+ */
 export type NativeGrpcEndpointOptions = GrpcEndpointOptions;
 
 const readinessOf = (state: ConnectionState): Readiness => (state === 'connecting' ? 'connecting' : state);
