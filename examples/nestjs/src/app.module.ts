@@ -16,7 +16,6 @@ export class AppModule {
    * `dns:///echo.internal:50051` or `ipv4:10.0.0.1:50051,10.0.0.2:50051`.
    */
   static forTarget(target: string): DynamicModule {
-    // #region clients-module
     const echoClient = ClientsModule.register([
       {
         name: ECHO_CLIENT,
@@ -30,7 +29,6 @@ export class AppModule {
         },
       },
     ]);
-    // #endregion clients-module
     return { module: AppModule, imports: [echoClient], controllers: [EchoController] };
   }
 }
