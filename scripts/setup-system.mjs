@@ -3,7 +3,8 @@
 // dnsmasq (a real DNS server) and etcd (a real registry), from Debian's
 // packages, and nginx (the gRPC proxy that the benchmark suite, whose smoke
 // test runs with the tests, compares against), and kubectl (the second real
-// client of the tests' stand-in Kubernetes API server). Installs them with apt-get
+// client of the tests' stand-in Kubernetes API server), tinyproxy (an HTTP CONNECT proxy)
+// and Python's grpcio (a gRPC C-core server) for the native transport's tests. Installs them with apt-get
 // when missing and allowed; otherwise says exactly what to install and exits
 // non-zero.
 import { spawnSync } from 'node:child_process';
@@ -17,10 +18,18 @@ const needs = [
   { bin: 'openssl', pkg: 'openssl', paths: ['/usr/bin/openssl'] },
   // the second real client that checks the stand-in Kubernetes API server
   { bin: 'kubectl', pkg: 'kubernetes-client', paths: ['/usr/bin/kubectl', '/usr/local/bin/kubectl'] },
+  // an HTTP CONNECT proxy, for the native transport's proxy support (grpc_proxy, https_proxy, http_proxy)
+  { bin: 'tinyproxy', pkg: 'tinyproxy', paths: ['/usr/bin/tinyproxy', '/usr/sbin/tinyproxy'] },
+  // a gRPC C-core server (Debian's Python grpcio, for Debian's /usr/bin/python3), a second server for the native transport
+  { bin: 'python3 grpcio', pkg: 'python3-grpcio', paths: [], present: () => pythonHas('grpc') },
 ];
 
 const onPath = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
-const missing = needs.filter((n) => !n.paths.some((p) => existsSync(p)) && !onPath(n.bin));
+const pythonHas = (module) =>
+  spawnSync('/usr/bin/python3', ['-c', `import ${module}`], { stdio: 'ignore' }).status === 0;
+const missing = needs.filter((n) =>
+  n.present === undefined ? !n.paths.some((p) => existsSync(p)) && !onPath(n.bin) : !n.present(),
+);
 if (missing.length === 0) process.exit(0);
 
 const pkgs = missing.map((m) => m.pkg);

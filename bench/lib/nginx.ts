@@ -56,6 +56,8 @@ export interface NginxOptions {
   readonly upstreams: readonly string[];
   /** Idle keepalive connections kept to the upstreams; default 64. */
   readonly keepalive?: number;
+  /** Streams a client connection may carry before nginx ends it with GOAWAY; default 10,000,000. */
+  readonly keepaliveRequests?: number;
 }
 
 /**
@@ -99,7 +101,7 @@ http {
   uwsgi_temp_path ${join(dir, 'uwsgi')};
   scgi_temp_path ${join(dir, 'scgi')};
   # nginx closes a client connection after 1000 requests by default (GOAWAY)
-  keepalive_requests 10000000;
+  keepalive_requests ${options.keepaliveRequests ?? 10_000_000};
   keepalive_timeout 300s;
   http2_max_concurrent_streams 1024;
   upstream echo {

@@ -22,7 +22,11 @@
 //   nestjs  a project as `nest new` (NestJS 11) makes one: CommonJS, Jest
 //           30 with ts-jest and the starter's Jest configuration, with the
 //           module and controller of examples/nestjs and a spec over them,
-//           which Jest's CommonJS runtime must load with no configuration.
+//           which Jest's CommonJS runtime must load with no configuration;
+//   peers   an ES module project with the optional peers at the majors the
+//           repository tests (OpenTelemetry SDK, undici,
+//           @kubernetes/client-node) and @grpc-tower/telemetry: each subpath
+//           that needs one is used against a real peer.
 // Each of the first four runs calls through the grpc-tower channel against two grpc-js
 // servers, child processes on their own 127.0.0.x addresses, SIGKILLs one
 // while calls are in flight on it, and must see no call fail; once it has
@@ -615,4 +619,47 @@ describe('a NestJS 11 project made as nest new makes one, with the module and co
     expect(result.numPassedTests).toBe(3);
     expect(outcome.code, outcome.output).toBe(0);
   }, 200_000);
+});
+
+/** The major of a package installed in `dir`. */
+const installedMajor = (dir: string, pkg: string): number =>
+  Number(
+    JSON.parse(readFileSync(join(dir, 'node_modules', pkg, 'package.json'), 'utf8')).version.split('.')[0],
+  );
+
+describe('the optional peers at the majors the repository tests (OpenTelemetry SDK, undici, @kubernetes/client-node), from the tarballs', () => {
+  let dir: string;
+
+  test('installs them beside the tarballs and @grpc-tower/telemetry', async () => {
+    const { stdout } = await run(
+      'npm',
+      ['pack', '--json', '--pack-destination', join(work, 'tarballs'), '--workspace=packages/telemetry'],
+      repo,
+    );
+    const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Packed[];
+    expect(packed?.name).toBe('@grpc-tower/telemetry');
+    const peers = ['undici', '@kubernetes/client-node', '@opentelemetry/api', '@opentelemetry/sdk-metrics'];
+    const dependencies: Record<string, string> = {
+      '@grpc/grpc-js': versions.grpc,
+      rxjs: versions.rxjs,
+      '@grpc-tower/telemetry': `file:../tarballs/${packed?.filename}`,
+    };
+    for (const pkg of peers) dependencies[pkg] = locked(pkg);
+    dir = await installFromRegistry('peers', { type: 'module' }, dependencies, {});
+    // the majors the repository's own tests run on
+    for (const pkg of peers) expect(installedMajor(dir, pkg), pkg).toBe(Number(locked(pkg).split('.')[0]));
+    cpSync(join(fixtures, 'server.cjs'), join(dir, 'server.cjs'));
+    cpSync(join(fixtures, 'peers', 'main.mjs'), join(dir, 'main.mjs'));
+  }, 300_000);
+
+  test('telemetry records calls into the SDK, fetch goes through towerDispatcher, kubernetes() takes the application KubeConfig', async () => {
+    const server = await startServer(dir, 'a', '127.0.0.52');
+    const r = await runClient(dir, 'main.mjs', [server.address]);
+    expect({ code: r.code, signal: r.signal }, r.stderr).toEqual({ code: 0, signal: null });
+    const seen = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}');
+    expect(seen.otel).toEqual({ callDuration: true, calls: 3 });
+    expect(seen.undici).toEqual({ status: 200, body: 'hello /peers' });
+    expect(seen.kubernetes.failed).toMatch(/ECONNREFUSED|connect/i);
+    expect(server.received.filter((m) => m.startsWith('otel-'))).toHaveLength(3);
+  }, 120_000);
 });

@@ -20,7 +20,30 @@ export interface ErrorOptions {
    * take it: the next attempt would meet the same pool).
    */
   readonly retryable?: false | undefined;
+  /** What the transport knows of how far the attempt got (see {@link Delivery}). */
+  readonly delivery?: Delivery | undefined;
 }
+
+/**
+ * How far a failed attempt got, as the transport that ran it knows it:
+ * - `not-sent`: no byte of the request left this process (no connection,
+ *   or the stream could not be opened);
+ * - `refused`: the server reset the stream with REFUSED_STREAM before its
+ *   application saw it;
+ * - `goaway`: the server's GOAWAY named a last stream below this one, so
+ *   its application never saw it;
+ * - `lost`: the connection ended after the request was sent: the method
+ *   may have run.
+ *
+ * The first three are safe to send again anywhere (the server application
+ * never saw the call); `lost` is not.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof GrpcTowerError && err.delivery !== undefined && err.delivery !== 'lost') resend();
+ * ```
+ */
+export type Delivery = 'not-sent' | 'refused' | 'goaway' | 'lost';
 
 /**
  * The base class of every grpc-tower error.
@@ -43,12 +66,18 @@ export class GrpcTowerError extends Error {
    * retry policy.
    */
   readonly retryable: false | undefined;
+  /**
+   * How far the attempt got, when its transport knows (see {@link Delivery});
+   * `undefined` when it does not say (the grpc-js endpoint, a layer's error).
+   */
+  readonly delivery: Delivery | undefined;
 
   constructor(code: StatusCode, message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.endpoint = options.endpoint;
     this.retryable = options.retryable === false ? false : undefined;
+    this.delivery = options.delivery;
   }
 
   override get name(): string {

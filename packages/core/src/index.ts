@@ -26,6 +26,7 @@ export {
   UnavailableError,
   ConfigError,
   toGrpcTowerError,
+  type Delivery,
   type ErrorOptions,
 } from './errors.js';
 export {

@@ -46,6 +46,11 @@ export interface EchoServerOptions {
   readonly health?: boolean;
   /** Server credentials; default insecure. */
   readonly credentials?: grpc.ServerCredentials;
+  /**
+   * Extra grpc-js server options (`grpc.max_concurrent_streams`,
+   * `grpc.max_connection_age_ms`…), over the 64 MiB message limits.
+   */
+  readonly serverOptions?: grpc.ServerOptions;
 }
 
 /**
@@ -511,6 +516,7 @@ export async function startEchoServer(options: EchoServerOptions = {}): Promise<
   const grpcServer = new grpc.Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    ...options.serverOptions,
   });
   grpcServer.addService(loadEchoPackage().EchoService, echoHandlers(controls));
 

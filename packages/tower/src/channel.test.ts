@@ -26,7 +26,7 @@ import {
   startEtcd,
 } from '../../discover/src/test-support/index.js';
 import { makeCerts } from '../../../reliability/src/support/certs.js';
-import { towerChannel, towerClientOptions } from './channel.js';
+import { towerChannel, towerClientOptions } from './test/transport.js';
 import { InvalidTargetError } from './target.js';
 
 const insecure = grpc.credentials.createInsecure();

@@ -24,7 +24,7 @@ import {
   isHost,
   timeout,
 } from '@grpc-tower/core';
-import { TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
+import { TIMER_RULE, nativeSettings, optionChecks } from '@grpc-tower/core/internal';
 import type { CallContext, Readiness } from '@grpc-tower/core';
 import {
   type CreateChannelOptions,
@@ -34,6 +34,7 @@ import {
   type TowerChannel,
   createChannel,
   grpcEndpoint,
+  nativeGrpcEndpoint,
 } from '@grpc-tower/core/grpc';
 import {
   type ConnectOptions,
@@ -92,6 +93,13 @@ export interface TowerOptions {
   readonly authority?: string;
   /** grpc-js channel options of every endpoint (message size limits, keepalive…). */
   readonly channelOptions?: ChannelOptions;
+  /**
+   * How endpoints speak gRPC: `'grpc-js'` (default), a grpc-js channel per
+   * endpoint, or `'native'` (opt-in), gRPC over the endpoint's own HTTP/2
+   * connection (`nativeGrpcEndpoint`; it refuses the channel options it
+   * does not honour, and does not compress requests yet).
+   */
+  readonly transport?: 'grpc-js' | 'native';
   /**
    * The grace time, in ms: how long the calls in flight may go on after
    * `close()` (streams, calls waiting for an endpoint and retries waiting
@@ -346,12 +354,13 @@ function build(
   { health, detector, retries, deadline, telemetry }: Parts,
 ): TowerChannel {
   const source = sourceOf(parsed, options);
+  const makeEndpoint = options.transport === 'native' ? nativeGrpcEndpoint : grpcEndpoint;
   // before the balancer subscribes: a static list reports its one resolution then
   telemetry?.observe({ discovery: source });
   const endpoints = connect(
     source,
     (a: DiscoveredAddress): Endpoint<GrpcRequest, GrpcResponse> => {
-      const ep = grpcEndpoint(a.address, endpointOptionsFor(endpointOptions, a));
+      const ep = makeEndpoint(a.address, endpointOptionsFor(endpointOptions, a));
       telemetry?.endpoint(ep);
       const checked = health === undefined ? ep : health(ep);
       return detector === undefined ? checked : detector.wrap(checked);
@@ -443,6 +452,10 @@ function checkEndpointOptions(options: TowerOptions): void {
     throw check.error('authority', options.authority, 'a host name (or IP address)');
   }
   if (options.channelOptions !== undefined) check.object('channelOptions', options.channelOptions);
+  if (options.transport !== undefined && options.transport !== 'grpc-js' && options.transport !== 'native') {
+    throw check.error('transport', options.transport, "'grpc-js' or 'native'");
+  }
+  if (options.transport === 'native') nativeSettings(WHERE, options.channelOptions);
 }
 
 function checkLayers(layers: TowerOptions['layers']): void {

@@ -21,7 +21,8 @@ import {
 } from '@grpc-tower/testing';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type TowerOptions, towerChannel } from './channel.js';
+import type { TowerOptions } from './channel.js';
+import { towerChannel } from './test/transport.js';
 import { runCloseChild } from './test/run-close-child.js';
 
 const insecure = grpc.credentials.createInsecure();

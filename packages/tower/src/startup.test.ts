@@ -21,7 +21,8 @@ import {
 import type { Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { startDnsmasq } from '../../discover/src/test-support/index.js';
-import { type TowerOptions, type TowerTelemetry, towerClientOptions } from './channel.js';
+import type { TowerOptions, TowerTelemetry } from './channel.js';
+import { towerClientOptions } from './test/transport.js';
 
 const insecure = grpc.credentials.createInsecure();
 const { EchoService } = loadEchoPackage();

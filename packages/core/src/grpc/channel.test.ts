@@ -17,7 +17,8 @@ import { timeout } from '../layers/timeout/layer.js';
 import { type Service, ServiceBuilder } from '../service.js';
 import { Status } from '../status.js';
 import { createChannel } from './channel.js';
-import { type GrpcEndpoint, grpcEndpoint } from './endpoint.js';
+import type { GrpcEndpoint } from './endpoint.js';
+import { grpcEndpoint } from './test/transport.js';
 import { ENDPOINT_METADATA_KEY, type GrpcRequest, type GrpcResponse } from './types.js';
 import { readyRoundRobin } from './test/picker.js';
 

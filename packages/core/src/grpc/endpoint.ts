@@ -49,17 +49,10 @@ import { ClosedError, ConfigError, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
 import { checkForZones, checkWeight, checkZone } from '../endpoint.js';
-import { formatAddress, grpcTarget, parseAddress } from './address.js';
+import { type HostPort, formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
-import {
-  type CallKind,
-  GrpcStatusError,
-  type GrpcRequest,
-  type GrpcResponse,
-  type ResponseListener,
-  type ResponseStream,
-  type UnaryResult,
-} from './types.js';
+import { ResponseHalf, type ResponseWire } from './response.js';
+import type { GrpcRequest, GrpcResponse } from './types.js';
 
 /** Options of {@link grpcEndpoint}. */
 export interface GrpcEndpointOptions {
@@ -97,6 +90,62 @@ const CREDENTIALS_EXPECTED =
   'grpc-js ChannelCredentials: grpc.credentials.createSsl(…) for TLS, ' +
   'or grpc.credentials.createInsecure() to choose plaintext';
 
+/**
+ * The options both gRPC endpoints check alike, checked for `where` (the
+ * function the user called).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const { address, secure } = checkEndpointOptions('grpcEndpoint', '127.0.0.2:50051', options);
+ * ```
+ */
+export function checkEndpointOptions(
+  where: string,
+  address: string,
+  options: GrpcEndpointOptions,
+): {
+  readonly host: HostPort;
+  readonly address: string;
+  readonly graceMs: number;
+  readonly weight: number | undefined;
+  readonly zone: string | undefined;
+  readonly forZones: readonly string[] | undefined;
+  readonly credentials: ChannelCredentials;
+  readonly secure: boolean;
+  readonly authority: string | undefined;
+} {
+  // no options at all: what is missing is the credentials
+  if (options === undefined) throw new ConfigError(where, 'credentials', undefined, CREDENTIALS_EXPECTED);
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError(where, 'options', options, 'an object');
+  }
+  const host = parseAddress(address, where);
+  const graceMs = options.closeGraceMs ?? 30_000;
+  if (!Number.isFinite(graceMs) || graceMs < 0) {
+    throw new ConfigError(where, 'closeGraceMs', graceMs, 'a finite number >= 0');
+  }
+  const credentials = options.credentials;
+  if (typeof (credentials as { _isSecure?: unknown } | null | undefined)?._isSecure !== 'function') {
+    throw new ConfigError(where, 'credentials', credentials, CREDENTIALS_EXPECTED);
+  }
+  const authority = options.authority;
+  if (authority !== undefined && (typeof authority !== 'string' || authority.length === 0)) {
+    throw new ConfigError(where, 'authority', authority, 'a non-empty host name');
+  }
+  return {
+    host,
+    address: formatAddress(host.host, host.port),
+    graceMs,
+    weight: checkWeight(where, options.weight),
+    zone: checkZone(where, options.zone),
+    forZones: checkForZones(where, options.forZones),
+    credentials,
+    secure: credentials._isSecure(),
+    authority,
+  };
+}
+
 /** The grpc-js channel options every endpoint sets (see the module documentation). */
 const baseChannelOptions: ChannelOptions = {
   'grpc.use_local_subchannel_pool': 1,
@@ -105,7 +154,7 @@ const baseChannelOptions: ChannelOptions = {
 };
 
 /** gRPC A6's request header: how many attempts of this call came before. */
-const PREVIOUS_ATTEMPTS_HEADER = 'grpc-previous-rpc-attempts';
+export const PREVIOUS_ATTEMPTS_HEADER = 'grpc-previous-rpc-attempts';
 
 /**
  * How grpc-js (1.14) words the status of a stream it could not open on the
@@ -118,7 +167,7 @@ const NOT_STARTED = /^Failed to start HTTP\/2 stream/;
 const MAX_RESTARTS = 3;
 
 /** The `grpc-timeout` header value for `ms` milliseconds (gRPC over HTTP/2: at most 8 digits). */
-function timeoutHeader(ms: number): string {
+export function timeoutHeader(ms: number): string {
   const t = Math.max(0, Math.ceil(ms));
   if (t < 1e8) return `${t}m`;
   if (t < 1e11) return `${Math.ceil(t / 1_000)}S`;
@@ -297,36 +346,15 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   #drained: (() => void) | undefined;
 
   constructor(address: string, options: GrpcEndpointOptions) {
-    if (options === undefined) {
-      // no options at all: what is missing is the credentials
-      throw new ConfigError('grpcEndpoint', 'credentials', undefined, CREDENTIALS_EXPECTED);
-    }
-    if (typeof options !== 'object' || options === null) {
-      throw new ConfigError('grpcEndpoint', 'options', options, 'an object');
-    }
-    const hp = parseAddress(address, 'grpcEndpoint');
-    this.address = formatAddress(hp.host, hp.port);
-    const graceMs = options.closeGraceMs ?? 30_000;
-    if (!Number.isFinite(graceMs) || graceMs < 0) {
-      throw new ConfigError('grpcEndpoint', 'closeGraceMs', graceMs, 'a finite number >= 0');
-    }
-    this.#graceMs = graceMs;
-    this.weight = checkWeight('grpcEndpoint', options.weight);
-    this.zone = checkZone('grpcEndpoint', options.zone);
-    this.forZones = checkForZones('grpcEndpoint', options.forZones);
-    const creds = options.credentials;
-    if (typeof (creds as { _isSecure?: unknown } | null | undefined)?._isSecure !== 'function') {
-      throw new ConfigError('grpcEndpoint', 'credentials', creds, CREDENTIALS_EXPECTED);
-    }
-    this.#secure = creds._isSecure();
+    const checked = checkEndpointOptions('grpcEndpoint', address, options);
+    const { host: hp, credentials: creds } = checked;
+    ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
+    ({ graceMs: this.#graceMs, secure: this.#secure } = checked);
     checkChannelOptions(options.channelOptions);
     const channelOptions: ChannelOptions = { ...baseChannelOptions, ...options.channelOptions };
-    if (options.authority !== undefined) {
-      if (typeof options.authority !== 'string' || options.authority.length === 0) {
-        throw new ConfigError('grpcEndpoint', 'authority', options.authority, 'a non-empty host name');
-      }
-      channelOptions['grpc.default_authority'] = options.authority;
-      if (this.#secure) channelOptions['grpc.ssl_target_name_override'] = options.authority;
+    if (checked.authority !== undefined) {
+      channelOptions['grpc.default_authority'] = checked.authority;
+      if (this.#secure) channelOptions['grpc.ssl_target_name_override'] = checked.authority;
     }
     this.#target = grpcTarget(hp);
     this.#credentials = creds;
@@ -623,43 +651,22 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   }
 }
 
-type CommitAt = 'status' | 'headers' | 'auto';
-
-const commitPoint = (kind: CallKind | undefined): CommitAt => {
-  if (kind === 'unary' || kind === 'clientStream') return 'status';
-  if (kind === 'serverStream' || kind === 'bidi') return 'headers';
-  return 'auto';
-};
-
 /** One call on one endpoint. */
-class Attempt implements ResponseStream {
+class Attempt implements ResponseWire {
   readonly #address: string;
   readonly #req: GrpcRequest;
   readonly #ctx: CallContext;
-  readonly #resolve: (res: GrpcResponse) => void;
-  readonly #reject: (err: unknown) => void;
   readonly #onFinished: (a: Attempt) => void;
-  readonly #commitAt: CommitAt;
+  /** The response side: headers, messages, commit, the consumer. */
+  readonly #res: ResponseHalf;
   #channel: Channel | undefined;
   #inner: Call | undefined;
   #reader: MessageReader | undefined;
   #offAbort: (() => void) | undefined;
-  #headers: Metadata | undefined;
-  readonly #queue: Buffer[] = [];
-  #committed = false;
-  #settled = false;
-  #status: StatusObject | undefined;
-  #statusDelivered = false;
-  #consumer: ResponseListener | undefined;
-  #consumerReads = 0;
   #innerReadOutstanding = false;
   #writing = false;
   #halfClosed = false;
   #restarts = 0;
-  /** Bytes of response messages received on this attempt. */
-  #receivedBytes = 0;
-  #resolveDone: ((s: StatusObject) => void) | undefined;
-  #done: Promise<StatusObject> | undefined;
 
   constructor(
     address: string,
@@ -672,10 +679,8 @@ class Attempt implements ResponseStream {
     this.#address = address;
     this.#req = req;
     this.#ctx = ctx;
-    this.#resolve = resolve;
-    this.#reject = reject;
     this.#onFinished = onFinished;
-    this.#commitAt = commitPoint(req.kind);
+    this.#res = new ResponseHalf(address, req, ctx, resolve, reject, this);
   }
 
   /** The grpc-js channel the attempt runs on, once begun. */
@@ -728,11 +733,9 @@ class Attempt implements ResponseStream {
   }
 
   #fail(err: unknown): void {
-    this.#settled = true;
-    this.#status = { code: Status.UNAVAILABLE, details: String(err), metadata: new Metadata() };
-    this.#resolveDone?.(this.#status);
+    const status = { code: Status.UNAVAILABLE, details: String(err), metadata: new Metadata() };
     this.#onFinished(this);
-    this.#reject(err);
+    this.#res.onStatus(status, undefined, err);
   }
 
   #pump(): void {
@@ -743,7 +746,7 @@ class Attempt implements ResponseStream {
     // backpressure), but the half-close goes out right behind the last
     // message: waiting for that write to finish would cost a unary call an
     // extra HTTP/2 frame and event-loop turn.
-    while (!this.#halfClosed && this.#status === undefined) {
+    while (!this.#halfClosed && this.#res.status === undefined) {
       if (this.#writing) {
         if (!reader.endsAfterCurrent()) return;
         this.#halfClosed = true;
@@ -776,7 +779,7 @@ class Attempt implements ResponseStream {
   }
 
   #onAbort(): void {
-    if (this.#status !== undefined) return;
+    if (this.#res.status !== undefined) return;
     const reason = this.#ctx.reason();
     const code = reason instanceof GrpcTowerError ? reason.code : Status.CANCELLED;
     this.#inner?.cancelWithStatus(code, reason.message);
@@ -787,29 +790,14 @@ class Attempt implements ResponseStream {
 
   /** @internal */
   onReceiveMetadata(md: Metadata): void {
-    this.#headers = md;
-    if (this.#committed) return;
-    if (this.#commitAt === 'headers' || (this.#commitAt === 'auto' && !this.#req.messages.ended))
-      this.#commit();
+    this.#res.onHeaders(md);
   }
 
   /** @internal */
   onReceiveMessage(msg: Buffer): void {
-    const inner = this.#inner as Call;
     this.#innerReadOutstanding = false;
-    this.#receivedBytes += msg.length;
-    this.#queue.push(msg);
-    if (!this.#committed) {
-      if (this.#commitAt === 'status') {
-        // hold the response until its status: keep draining
-        this.#innerReadOutstanding = true;
-        inner.startRead();
-        return;
-      }
-      this.#commit();
-      return;
-    }
-    this.#deliver();
+    // a response held until its status keeps draining
+    if (this.#res.onMessage(msg)) this.more();
   }
 
   /**
@@ -819,8 +807,8 @@ class Attempt implements ResponseStream {
    */
   #restart(status: StatusObject): boolean {
     if (
-      this.#committed ||
-      this.#headers !== undefined ||
+      this.#res.committed ||
+      this.#res.headers !== undefined ||
       this.#restarts >= MAX_RESTARTS ||
       this.#ctx.aborted ||
       !NOT_STARTED.test(status.details)
@@ -833,8 +821,7 @@ class Attempt implements ResponseStream {
     this.#inner = undefined;
     this.#writing = false;
     this.#halfClosed = false;
-    this.#queue.length = 0;
-    this.#receivedBytes = 0;
+    this.#res.reset();
     if (!this.#open()) {
       this.#offAbort?.();
       return true;
@@ -844,103 +831,30 @@ class Attempt implements ResponseStream {
 
   /** @internal */
   onReceiveStatus(status: StatusObject): void {
-    if (this.#status !== undefined) return;
+    if (this.#res.status !== undefined) return;
     if (this.#restart(status)) return;
-    this.#status = status;
     this.#offAbort?.();
     this.#offAbort = undefined;
     this.#reader?.close();
-    this.#resolveDone?.(status);
     this.#onFinished(this);
-    if (!this.#committed) {
-      if (status.code === Status.OK) {
-        this.#commit();
-        return;
-      }
-      this.#settled = true;
-      if (this.#ctx.aborted) {
-        this.#reject(this.#ctx.reason());
-      } else {
-        this.#ctx.note('endpoint');
-        const serverResponded = this.#headers !== undefined || status.metadata.get('content-type').length > 0;
-        this.#reject(new GrpcStatusError(status, { endpoint: this.#address, serverResponded }));
-      }
-      return;
-    }
-    this.#deliver();
+    this.#res.onStatus(status);
   }
 
-  #commit(): void {
-    this.#committed = true;
-    this.#settled = true;
-    this.#req.messages.commit();
-    const headers = this.#headers ?? new Metadata();
-    const status = this.#status;
-    if (status !== undefined) {
-      // the whole response is here: hand it over as a value
-      this.#resolve(new CompleteResponse(this.#address, headers, { messages: this.#queue, status }));
-      return;
-    }
-    this.#ctx.note('response', this.#address);
-    const attempt = this;
-    this.#resolve({
-      endpoint: this.#address,
-      headers,
-      stream: this,
-      done: this.done,
-      get receivedBytes() {
-        return attempt.#receivedBytes;
-      },
-    });
+  // what the response side asks of the grpc-js call
+
+  /** @internal */
+  more(): void {
+    if (this.#innerReadOutstanding) return;
+    this.#innerReadOutstanding = true;
+    this.#inner?.startRead();
   }
 
-  /** Settles with the final status. */
-  get done(): Promise<StatusObject> {
-    if (this.#done === undefined) {
-      const status = this.#status;
-      this.#done =
-        status === undefined
-          ? new Promise((r) => {
-              this.#resolveDone = r;
-            })
-          : Promise.resolve(status);
-    }
-    return this.#done;
-  }
+  /** @internal grpc-js hands over one message per read: nothing to hold. */
+  hold(): void {}
 
-  #deliver(): void {
-    const consumer = this.#consumer;
-    if (consumer === undefined) return;
-    while (this.#consumerReads > 0 && this.#queue.length > 0) {
-      this.#consumerReads--;
-      consumer.onMessage(this.#queue.shift() as Buffer);
-    }
-    if (this.#queue.length === 0) {
-      if (this.#status !== undefined) {
-        if (!this.#statusDelivered) {
-          this.#statusDelivered = true;
-          consumer.onStatus(this.#status);
-        }
-      } else if (this.#consumerReads > 0 && !this.#innerReadOutstanding) {
-        this.#innerReadOutstanding = true;
-        this.#inner?.startRead();
-      }
-    }
-  }
-
-  // ResponseStream, used once committed
-  start(listener: ResponseListener): void {
-    this.#consumer = listener;
-    this.#deliver();
-  }
-
-  read(): void {
-    this.#consumerReads++;
-    this.#deliver();
-  }
-
+  /** @internal */
   cancel(code: StatusCode, details: string): void {
-    if (this.#status !== undefined) return;
+    if (this.#res.status !== undefined) return;
     if (this.#inner === undefined) {
       this.#fail(new GrpcTowerError(code, details, { endpoint: this.#address }));
       return;
@@ -949,7 +863,7 @@ class Attempt implements ResponseStream {
   }
 
   get settled(): boolean {
-    return this.#settled;
+    return this.#res.settled;
   }
 }
 
@@ -959,71 +873,4 @@ class Attempt implements ResponseStream {
  */
 function writtenCallback(attempt: Attempt, inner: Call, index: number): () => void {
   return () => attempt.written(inner, index);
-}
-
-/**
- * A response that committed at its status: the messages and the status as
- * a value. Its `stream` and `done`, for consumers that read every response
- * the same way, are built only when asked for.
- */
-class CompleteResponse implements GrpcResponse {
-  readonly endpoint: string;
-  readonly headers: Metadata;
-  readonly unary: UnaryResult;
-  #stream: ResponseStream | undefined;
-  #done: Promise<StatusObject> | undefined;
-
-  constructor(endpoint: string, headers: Metadata, unary: UnaryResult) {
-    this.endpoint = endpoint;
-    this.headers = headers;
-    this.unary = unary;
-  }
-
-  get stream(): ResponseStream {
-    this.#stream ??= replayStream(this.unary);
-    return this.#stream;
-  }
-
-  get done(): Promise<StatusObject> {
-    this.#done ??= Promise.resolve(this.unary.status);
-    return this.#done;
-  }
-
-  get receivedBytes(): number {
-    let bytes = 0;
-    for (const m of this.unary.messages) bytes += m.length;
-    return bytes;
-  }
-}
-
-/** A {@link ResponseStream} over a complete response (flow control kept: one message per read). */
-function replayStream(unary: UnaryResult): ResponseStream {
-  let listener: ResponseListener | undefined;
-  let reads = 0;
-  let next = 0;
-  let ended = false;
-  const deliver = (): void => {
-    if (listener === undefined || ended) return;
-    while (reads > 0 && next < unary.messages.length) {
-      reads--;
-      listener.onMessage(unary.messages[next++] as Buffer);
-    }
-    if (next >= unary.messages.length && !ended) {
-      ended = true;
-      listener.onStatus(unary.status);
-    }
-  };
-  return {
-    start(l) {
-      listener = l;
-      deliver();
-    },
-    read() {
-      reads++;
-      deliver();
-    },
-    cancel() {
-      // complete already: nothing runs on the server
-    },
-  };
 }

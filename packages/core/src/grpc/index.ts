@@ -18,6 +18,12 @@
 export { createChannel, TowerChannel, type CreateChannelOptions } from './channel.js';
 export { grpcEndpoint, GrpcEndpoint, type GrpcEndpointOptions } from './endpoint.js';
 export {
+  nativeGrpcEndpoint,
+  NativeGrpcEndpoint,
+  type NativeGrpcEndpointOptions,
+} from './native/endpoint.js';
+export type { ConnectionEvent, ConnectionState } from '../transport/connection.js';
+export {
   GrpcStatusError,
   ENDPOINT_METADATA_KEY,
   type CallKind,

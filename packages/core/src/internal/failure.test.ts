@@ -27,6 +27,25 @@ const status = (code: number, details: string, serverResponded: boolean) =>
 
 describe('failureOrigin', () => {
   test.each([
+    ['not-sent', 'local'],
+    ['refused', 'local'],
+    ['goaway', 'local'],
+    ['lost', 'connection'],
+  ] as const)("the transport's delivery %s is read before any text: %s", (delivery, origin) => {
+    // details worded to mislead a text match the other way
+    const err = new GrpcStatusError(
+      {
+        code: Status.UNAVAILABLE,
+        details: delivery === 'lost' ? 'Stream refused by server' : 'Connection dropped',
+        metadata: new Metadata(),
+      },
+      { endpoint: 'a:1', serverResponded: false, delivery },
+    );
+    expect(failureOrigin(err, false)).toBe(origin);
+    expect(failureOrigin(new UnavailableError('x', { delivery }), false)).toBe(origin);
+  });
+
+  test.each([
     ['a status the server sent', status(Status.INTERNAL, 'boom', true), 'server'],
     ['UNAVAILABLE the server sent', status(Status.UNAVAILABLE, 'shutting down', true), 'server'],
     ['no connection', status(Status.UNAVAILABLE, 'No connection established', false), 'connection'],

@@ -83,8 +83,12 @@ export function failureOrigin(failure: unknown, stopped: boolean): FailureOrigin
   if (code === Status.DEADLINE_EXCEEDED) return 'deadline';
   if (code === Status.CANCELLED || failure instanceof CancelledError) return 'caller';
   if (stopped) return 'caller';
+  if (failure instanceof GrpcStatusError && failure.serverResponded) return 'server';
+  // the transport's own account of how far the attempt got, when it gives one
+  const delivery = failure instanceof GrpcTowerError ? failure.delivery : undefined;
+  if (delivery !== undefined) return delivery === 'lost' ? 'connection' : 'local';
   if (failure instanceof GrpcStatusError) {
-    if (failure.serverResponded) return 'server';
+    // the grpc-js endpoint says it only in words
     const details = failure.details;
     if (NOT_STARTED.test(details) || CREDENTIALS.test(details)) return 'local';
     if (code === Status.UNAVAILABLE || RESET.test(details)) return 'connection';

@@ -9,6 +9,7 @@
 export { EventStream, Counters } from './events.js';
 export { isEndpoint } from './endpoint.js';
 export { MAX_TIMER_MS } from './timers.js';
+export { nativeSettings, type NativeSettings } from '../grpc/native/options.js';
 export {
   failureOrigin,
   deadlineHadFairChance,

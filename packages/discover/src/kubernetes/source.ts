@@ -206,7 +206,19 @@ export function kubernetes(options: KubernetesOptions): DiscoverySource {
   );
 }
 
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/**
+ * An error's message, with its cause's when the message alone does not say
+ * what failed: the client's fetch fails with "fetch failed", and only its
+ * cause names the connection error (`connect ECONNREFUSED 10.0.0.1:6443`).
+ */
+function message(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause: unknown = err.cause;
+  if (!(cause instanceof Error) || cause.message === '' || err.message.includes(cause.message)) {
+    return err.message;
+  }
+  return `${err.message} (${cause.message})`;
+}
 
 /** The HTTP status of a failed request of the client, when it has one. */
 function statusOf(err: unknown): number | undefined {

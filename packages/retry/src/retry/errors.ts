@@ -91,6 +91,8 @@ const NEVER_REACHED = [/^No connection established/, /^Stream refused by server$
  * so re-sending it cannot run the method twice. True for:
  * - a `ClosedError` from an endpoint that is draining or closed (it refused
  *   the call before opening a stream);
+ * - an error whose transport says so (`delivery` `not-sent`, `refused` or
+ *   `goaway`; `lost` is false), which is read before any text;
  * - a `GrpcStatusError` with code UNAVAILABLE, `serverResponded === false`
  *   (no response headers, no trailers-only response) and grpc-js details
  *   saying that no connection existed or that the stream was refused.
@@ -112,6 +114,8 @@ const NEVER_REACHED = [/^No connection established/, /^Stream refused by server$
  */
 export function neverReachedServer(err: unknown): boolean {
   if (err instanceof ClosedError) return true;
+  // the transport's own account, when it gives one (the native endpoint)
+  if (err instanceof GrpcTowerError && err.delivery !== undefined) return err.delivery !== 'lost';
   if (!(err instanceof GrpcStatusError)) return false;
   if (err.code !== Status.UNAVAILABLE || err.serverResponded) return false;
   return NEVER_REACHED.some((re) => re.test(err.details));

@@ -1,0 +1,438 @@
+/**
+ * One call on one native endpoint: the request headers and messages out,
+ * the response read, checked and classified, and the `GrpcResponse` of the
+ * contract `grpcEndpoint` keeps (see `endpoint.ts`).
+ *
+ * @internal
+ * @module
+ */
+import * as http2 from 'node:http2';
+import type { CallContext } from '../../context.js';
+import { ClosedError, type Delivery, GrpcTowerError } from '../../errors.js';
+import { Status, type StatusCode } from '../../status.js';
+import type { SessionInfo, StreamOpener } from '../../transport/connection.js';
+import { PREVIOUS_ATTEMPTS_HEADER, timeoutHeader } from '../endpoint.js';
+import { Metadata, type StatusObject } from '../grpc-js.js';
+import type { MessageReader } from '../messages.js';
+import { ResponseHalf, type ResponseWire } from '../response.js';
+import type { GrpcRequest, GrpcResponse } from '../types.js';
+import { addCallMetadata, callCredentialsOf } from './call-credentials.js';
+import type { NativeGrpcEndpoint } from './endpoint.js';
+import {
+  ACCEPT_ENCODING,
+  MessageDecoder,
+  codeOfHttpStatus,
+  frameMessage,
+  metadataOf,
+  statusOfHeaders,
+  statusOfReset,
+} from './wire.js';
+
+/** How many times one attempt re-opens a stream that never reached the server application. */
+const MAX_RESTARTS = 3;
+
+const ATTEMPT = Symbol('nativeAttempt');
+type TaggedStream = http2.ClientHttp2Stream & { [ATTEMPT]: NativeAttempt };
+
+// stream listeners shared by every attempt (no closures per call)
+// (an attempt that restarted ignores its earlier stream)
+function onResponse(this: TaggedStream, headers: http2.IncomingHttpHeaders, flags: number): void {
+  this[ATTEMPT].onResponse(this, headers, flags);
+}
+function onData(this: TaggedStream, chunk: Buffer): void {
+  this[ATTEMPT].onData(this, chunk);
+}
+function onTrailers(this: TaggedStream, headers: http2.IncomingHttpHeaders): void {
+  this[ATTEMPT].onTrailers(this, headers);
+}
+function onEnd(this: TaggedStream): void {
+  this[ATTEMPT].onEnd(this);
+}
+function onClose(this: TaggedStream): void {
+  this[ATTEMPT].onClose(this);
+}
+function onError(): void {
+  // reported by 'close' (the stream's rstCode and the session's fate)
+}
+
+const END_STREAM = 0x1;
+
+/** One call on one native endpoint. */
+export class NativeAttempt implements ResponseWire, StreamOpener {
+  readonly #endpoint: NativeGrpcEndpoint;
+  readonly #req: GrpcRequest;
+  readonly #ctx: CallContext;
+  /** The response side: headers, messages, commit, the consumer. */
+  readonly #res: ResponseHalf;
+  #stream: http2.ClientHttp2Stream | undefined;
+  #session: SessionInfo | undefined;
+  #reader: MessageReader | undefined;
+  #decoder: MessageDecoder | undefined;
+  #offAbort: (() => void) | undefined;
+  #httpStatus: number | undefined;
+  #trailers: StatusObject | undefined;
+  #writing = false;
+  #halfClosed = false;
+  /** Whether the server ended the response (its trailers read). */
+  #serverEnded = false;
+  #restarts = 0;
+
+  constructor(
+    endpoint: NativeGrpcEndpoint,
+    req: GrpcRequest,
+    ctx: CallContext,
+    resolve: (res: GrpcResponse) => void,
+    reject: (err: unknown) => void,
+  ) {
+    this.#endpoint = endpoint;
+    this.#req = req;
+    this.#ctx = ctx;
+    this.#res = new ResponseHalf(endpoint.address, req, ctx, resolve, reject, this);
+  }
+
+  begin(): void {
+    this.#offAbort = this.#ctx.onAbort(() => this.#onAbort());
+    this.#open();
+  }
+
+  #open(): void {
+    const endpoint = this.#endpoint;
+    let reader: MessageReader;
+    try {
+      reader = this.#req.messages.reader();
+    } catch (err) {
+      this.#finish(
+        {
+          code: Status.UNAVAILABLE,
+          details: 'request messages can no longer be replayed',
+          metadata: new Metadata(),
+        },
+        undefined,
+        new ClosedError('request messages can no longer be replayed', {
+          endpoint: endpoint.address,
+          cause: err,
+        }),
+      );
+      return;
+    }
+    this.#reader = reader;
+    const headers: http2.OutgoingHttpHeaders = this.#req.metadata.toHttp2Headers();
+    headers[':method'] = 'POST';
+    headers[':scheme'] = endpoint.secure ? 'https' : 'http';
+    headers[':path'] = this.#req.method;
+    headers[':authority'] = this.#req.host ?? endpoint.authority;
+    headers['content-type'] = 'application/grpc';
+    headers.te = 'trailers';
+    headers['user-agent'] = endpoint.settings.userAgent;
+    headers['grpc-accept-encoding'] = ACCEPT_ENCODING;
+    const deadline = this.#ctx.deadline;
+    if (deadline !== Number.POSITIVE_INFINITY) headers['grpc-timeout'] = timeoutHeader(deadline - Date.now());
+    if (this.#req.attempt > 0) headers[PREVIOUS_ATTEMPTS_HEADER] = String(this.#req.attempt);
+    const connection = endpoint.connection;
+    this.#ctx.note(connection.state === 'ready' ? 'in-flight' : 'connecting', endpoint.address);
+    const creds = callCredentialsOf(endpoint.callCredentials, this.#req.credentials);
+    if (creds === undefined) {
+      connection.request(headers, this);
+      return;
+    }
+    // the credentials' metadata first (a token fetched, say), then the stream
+    const authority = headers[':authority'] as string;
+    void addCallMetadata(creds, authority, this.#req.method, headers).then((failure) => {
+      if (this.#res.status !== undefined) return;
+      if (failure === undefined) connection.request(headers, this);
+      else this.#finish({ ...failure, metadata: new Metadata() });
+    });
+  }
+
+  // StreamOpener
+
+  opened(stream: http2.ClientHttp2Stream, session: SessionInfo): void {
+    if (this.#res.status !== undefined) {
+      // cancelled while it waited for the connection
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
+    this.#stream = stream;
+    this.#session = session;
+    this.#decoder = new MessageDecoder(this.#endpoint.settings.maxReceiveBytes);
+    (stream as TaggedStream)[ATTEMPT] = this;
+    stream.on('response', onResponse);
+    stream.on('data', onData);
+    stream.on('trailers', onTrailers);
+    stream.on('end', onEnd);
+    stream.on('close', onClose);
+    stream.on('error', onError);
+    this.#reader?.onAvailable(() => this.#pump());
+    this.#pump();
+  }
+
+  notSent(reason: string): void {
+    if (this.#res.status !== undefined) return;
+    this.#finish({ code: Status.UNAVAILABLE, details: reason, metadata: new Metadata() }, 'not-sent');
+  }
+
+  // sending
+
+  #pump(): void {
+    const stream = this.#stream;
+    const reader = this.#reader;
+    if (stream === undefined || reader === undefined) return;
+    while (!this.#halfClosed && this.#res.status === undefined) {
+      if (this.#writing) {
+        if (!reader.endsAfterCurrent()) return;
+        this.#halfClosed = true;
+        stream.end();
+        return;
+      }
+      const next = reader.next();
+      if (next.kind === 'pending') return;
+      if (next.kind === 'end') {
+        this.#halfClosed = true;
+        stream.end();
+        return;
+      }
+      const data = next.message.data;
+      const max = this.#endpoint.settings.maxSendBytes;
+      if (data.length > max) {
+        // the stream has started: a local failure, not one to send again
+        this.#fatal(
+          Status.RESOURCE_EXHAUSTED,
+          `request message larger than the send limit (${data.length} vs. ${max} bytes)`,
+        );
+        return;
+      }
+      this.#writing = true;
+      const framed = frameMessage(data);
+      const callback = writtenCallback(this, stream, next.index);
+      // the last message carries the end of the request (one DATA frame for a unary call)
+      const last = reader.endsAfterCurrent();
+      if (last) this.#halfClosed = true;
+      if (Array.isArray(framed)) {
+        stream.write(framed[0]);
+        if (last) stream.end(framed[1], callback);
+        else stream.write(framed[1], callback);
+      } else if (last) {
+        stream.end(framed, callback);
+      } else {
+        stream.write(framed, callback);
+      }
+    }
+  }
+
+  /** @internal The stream wrote message `index`. */
+  written(stream: http2.ClientHttp2Stream, index: number): void {
+    if (this.#stream !== stream) return; // a restarted attempt's late callback
+    this.#writing = false;
+    this.#reader?.written(index);
+    this.#pump();
+  }
+
+  // receiving
+
+  /** @internal */
+  onResponse(stream: http2.ClientHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
+    if (stream !== this.#stream) return;
+    const status = Number(headers[':status']);
+    this.#httpStatus = status;
+    if ((flags & END_STREAM) !== 0) {
+      // trailers-only: the status is in these headers
+      this.#trailers = statusOfHeaders(headers);
+      return;
+    }
+    // a response that is not gRPC's (a proxy's error page) is read to its end, then mapped
+    if (status !== 200) return;
+    const metadata = metadataOf(headers);
+    if (metadata === undefined) {
+      this.#fatal(Status.INTERNAL, 'response headers that are not valid gRPC metadata');
+      return;
+    }
+    const encoding = headers['grpc-encoding'];
+    if (encoding !== undefined) (this.#decoder as MessageDecoder).encoding = String(encoding);
+    this.#res.onHeaders(metadata);
+  }
+
+  /** @internal */
+  onData(stream: http2.ClientHttp2Stream, chunk: Buffer): void {
+    if (stream !== this.#stream || this.#res.status !== undefined || this.#httpStatus !== 200) return;
+    const failure = (this.#decoder as MessageDecoder).push(chunk, (message) => this.#onMessage(message));
+    if (failure !== undefined) this.#fatal(failure.code, failure.details);
+  }
+
+  /** Takes one message; false to stop decoding (the call ended). */
+  #onMessage(message: Buffer): boolean {
+    if (this.#res.status !== undefined) return false;
+    this.#res.onMessage(message);
+    return this.#res.status === undefined;
+  }
+
+  /** @internal */
+  onTrailers(stream: http2.ClientHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    if (stream !== this.#stream) return;
+    this.#trailers = statusOfHeaders(headers) ?? {
+      code: this.#httpStatus === 200 ? Status.UNKNOWN : codeOfHttpStatus(this.#httpStatus ?? 0),
+      details: 'response trailers without grpc-status',
+      metadata: metadataOf(headers) ?? new Metadata(),
+    };
+  }
+
+  /**
+   * @internal The response ended (its DATA and trailers read): with a
+   * status, the call is over even while this side still sends, as when a
+   * server answers a stream before the request's end.
+   */
+  onEnd(stream: http2.ClientHttp2Stream): void {
+    if (stream !== this.#stream || this.#res.status !== undefined || this.#trailers === undefined) return;
+    // end this side too, gracefully (a reset here races the stream's close on the server)
+    this.#serverEnded = true;
+    if (!stream.writableEnded && !stream.destroyed) stream.end();
+    this.#finishWithTrailers(this.#trailers);
+  }
+
+  #finishWithTrailers(trailers: StatusObject): void {
+    if (this.#decoder?.partial === true) {
+      this.#fatal(
+        Status.INTERNAL,
+        `the response ended inside a message (${this.#decoder.describePartial()})`,
+      );
+      return;
+    }
+    this.#finish(trailers);
+  }
+
+  /** @internal The stream closed: the status is known now. */
+  onClose(stream: http2.ClientHttp2Stream): void {
+    if (stream !== this.#stream || this.#res.status !== undefined) return;
+    const trailers = this.#trailers;
+    const httpStatus = this.#httpStatus;
+    if (trailers !== undefined && stream.rstCode === 0) {
+      this.#finishWithTrailers(trailers);
+      return;
+    }
+    if (httpStatus !== undefined && httpStatus !== 200 && stream.rstCode === 0) {
+      this.#finish({
+        code: codeOfHttpStatus(httpStatus),
+        details: `Received HTTP status code ${httpStatus} without a gRPC status`,
+        metadata: new Metadata(),
+      });
+      return;
+    }
+    const session = this.#session as SessionInfo;
+    const id = stream.id ?? 0;
+    const beyondGoaway = session.goawayLastStreamId !== undefined && id > session.goawayLastStreamId;
+    const answered = httpStatus !== undefined;
+    const rst = stream.rstCode;
+    if (rst === 7 && !answered) {
+      this.#finish({ ...statusOfReset(rst), metadata: new Metadata() }, beyondGoaway ? 'goaway' : 'refused');
+      return;
+    }
+    if (!answered && beyondGoaway) {
+      this.#finish(
+        {
+          code: Status.UNAVAILABLE,
+          details: 'the server went away (GOAWAY) before accepting the stream',
+          metadata: new Metadata(),
+        },
+        'goaway',
+      );
+      return;
+    }
+    if (session.lost) {
+      // the connection ended under an accepted stream: it may have run
+      this.#finish(
+        {
+          code: Status.UNAVAILABLE,
+          details: `Connection dropped${this.#endpoint.lastError === undefined ? '' : ` (${this.#endpoint.lastError})`}`,
+          metadata: new Metadata(),
+        },
+        'lost',
+      );
+      return;
+    }
+    this.#finish({ ...statusOfReset(rst), metadata: new Metadata() });
+  }
+
+  /** Ends the call with a status of this side's making (the stream is reset). */
+  #fatal(code: StatusCode, details: string): void {
+    this.#finish({ code, details, metadata: new Metadata() });
+  }
+
+  #onAbort(): void {
+    if (this.#res.status !== undefined) return;
+    const reason = this.#ctx.reason();
+    const code = reason instanceof GrpcTowerError ? reason.code : Status.CANCELLED;
+    this.#finish({ code, details: reason.message, metadata: new Metadata() });
+  }
+
+  /** Whether `delivery` lets the attempt open its stream again here (see the module documentation). */
+  #restart(delivery: Delivery | undefined): boolean {
+    if (
+      delivery === undefined ||
+      delivery === 'lost' ||
+      this.#res.committed ||
+      this.#res.headers !== undefined ||
+      this.#restarts >= MAX_RESTARTS ||
+      this.#ctx.aborted ||
+      this.#endpoint.connection.state === 'closed' ||
+      this.#endpoint.connection.state === 'failed'
+    ) {
+      return false;
+    }
+    this.#restarts++;
+    this.#reader?.close();
+    this.#reader = undefined;
+    this.#stream = undefined;
+    this.#session = undefined;
+    this.#httpStatus = undefined;
+    this.#trailers = undefined;
+    this.#writing = false;
+    this.#halfClosed = false;
+    this.#serverEnded = false;
+    this.#res.reset();
+    this.#open();
+    return true;
+  }
+
+  /** Sets the final status (once), resets the stream when it is still open, and settles. */
+  #finish(status: StatusObject, delivery?: Delivery, error?: unknown): void {
+    if (this.#res.status !== undefined) return;
+    const stream = this.#stream;
+    if (stream === undefined) {
+      // still waiting for the connection: no stream to open later
+      this.#endpoint.connection.withdraw(this);
+    } else if (!stream.closed && !stream.destroyed && !this.#serverEnded) {
+      // this side ends a call the server has not: RST_STREAM CANCEL
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    if (this.#restart(delivery)) return;
+    this.#offAbort?.();
+    this.#offAbort = undefined;
+    this.#reader?.close();
+    this.#endpoint.finished(this);
+    this.#res.onStatus(status, delivery, error);
+  }
+
+  // what the response side asks of the stream
+
+  /** @internal The consumer wants more: let HTTP/2 flow control open again. */
+  more(): void {
+    const stream = this.#stream;
+    if (stream?.isPaused() === true) stream.resume();
+  }
+
+  /** @internal Messages wait unread: hold the server back (flow control). */
+  hold(): void {
+    const stream = this.#stream;
+    if (stream !== undefined && !stream.isPaused()) stream.pause();
+  }
+
+  /** @internal The call is cancelled (by its consumer, or a closing endpoint). */
+  cancel(code: StatusCode, details: string): void {
+    if (this.#res.status !== undefined) return;
+    this.#finish({ code, details, metadata: new Metadata() });
+  }
+}
+
+/** The callback of message `index`'s write on `stream` (called detached, so a closure). */
+function writtenCallback(attempt: NativeAttempt, stream: http2.ClientHttp2Stream, index: number): () => void {
+  return () => attempt.written(stream, index);
+}

@@ -1,0 +1,278 @@
+/**
+ * The native gRPC endpoint: gRPC spoken straight over one
+ * {@link Http2Connection}, without a grpc-js `Channel` underneath. It keeps
+ * the contract of `grpcEndpoint` (the same `GrpcRequest` in, the same
+ * `GrpcResponse` out, the same commit points, deadlines through the call's
+ * context and the `grpc-timeout` header, the replay buffer read once per
+ * attempt), and adds what a grpc-js channel cannot say: every failure below
+ * gRPC carries its {@link Delivery} (not sent, refused, beyond a GOAWAY,
+ * lost after sending), and the connection's state changes and GOAWAYs are
+ * events.
+ *
+ * A stream that never reached the server application (not sent, refused,
+ * beyond a GOAWAY) is opened again at once on this endpoint's connection, up
+ * to three times, as grpc-js does for a stream it could not start; after
+ * that the failure goes up with its delivery, and the retry layer may send
+ * it elsewhere.
+ *
+ * An HTTP CONNECT proxy named by the environment is used as grpc-js uses
+ * it (`grpc_proxy`, `https_proxy`, `http_proxy`, `no_grpc_proxy`,
+ * `no_proxy`; `grpc.enable_http_proxy: 0` turns it off).
+ *
+ * Not yet done here (use the grpc-js transport for these): compressing requests
+ * (responses in gzip or deflate are decompressed), an idle timeout.
+ *
+ * @module
+ */
+import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
+import type { CallContext } from '../../context.js';
+import type { Endpoint, Readiness } from '../../endpoint.js';
+import { ClosedError, ConfigError, GrpcTowerError } from '../../errors.js';
+import { Status } from '../../status.js';
+import type { ConnectionEvent, ConnectionState, SecureUpgrade } from '../../transport/connection.js';
+import { Http2Connection } from '../../transport/connection.js';
+import { proxyFor } from '../../transport/proxy.js';
+import { secureUpgrade } from '../../transport/tls.js';
+import { type GrpcEndpointOptions, checkEndpointOptions } from '../endpoint.js';
+import type { CallCredentials, ChannelCredentials, Metadata } from '../grpc-js.js';
+import { channelCallCredentials } from './call-credentials.js';
+import type { GrpcRequest, GrpcResponse } from '../types.js';
+import { NativeAttempt } from './attempt.js';
+import { type NativeSettings, nativeSettings } from './options.js';
+import { RESERVED_HEADERS } from './wire.js';
+
+/**
+ * Options of {@link nativeGrpcEndpoint}: those of `grpcEndpoint`; its
+ * `channelOptions` are checked against what this transport honours.
+ *
+ * @example
+ * ```ts
+ * const options: NativeGrpcEndpointOptions = {
+ *   credentials: grpc.credentials.createSsl(ca),
+ *   authority: 'orders.internal',
+ *   channelOptions: { 'grpc.keepalive_time_ms': 30_000 },
+ * };
+ * ```
+ */
+export type NativeGrpcEndpointOptions = GrpcEndpointOptions;
+
+const readinessOf = (state: ConnectionState): Readiness => (state === 'connecting' ? 'connecting' : state);
+
+/**
+ * Creates an endpoint that speaks gRPC over its own HTTP/2 connection
+ * (see the module documentation). Opt-in: `grpcEndpoint` still uses grpc-js.
+ *
+ * @example
+ * ```ts
+ * const endpoint = nativeGrpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
+ * const channel = createChannel(endpoint, { target: 'echo' });
+ * ```
+ */
+export function nativeGrpcEndpoint(address: string, options: NativeGrpcEndpointOptions): NativeGrpcEndpoint {
+  return new NativeGrpcEndpoint(address, options);
+}
+
+/**
+ * The endpoint class behind {@link nativeGrpcEndpoint}.
+ *
+ * @example
+ * ```ts
+ * const endpoint = new NativeGrpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
+ * endpoint.events$.subscribe((e) => console.log(e.kind));
+ * ```
+ */
+export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
+  readonly address: string;
+  /** Its weight (see `GrpcEndpointOptions.weight`), or `undefined`. */
+  readonly weight: number | undefined;
+  /** Its zone (see `GrpcEndpointOptions.zone`), or `undefined`. */
+  readonly zone: string | undefined;
+  /** Its topology hints (see `GrpcEndpointOptions.forZones`), or `undefined`. */
+  readonly forZones: readonly string[] | undefined;
+  /** Whether the connection uses TLS. */
+  readonly secure: boolean;
+  /** @internal */
+  readonly settings: NativeSettings;
+  /** @internal The `:authority` of its calls. */
+  readonly authority: string;
+  /** @internal The call credentials composed into its channel credentials, if any. */
+  readonly callCredentials: CallCredentials | undefined;
+  readonly #connection: Http2Connection;
+  readonly #graceMs: number;
+  readonly #readiness: BehaviorSubject<Readiness>;
+  readonly #attempts = new Set<NativeAttempt>();
+  #closing: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+
+  constructor(address: string, options: NativeGrpcEndpointOptions) {
+    const where = 'nativeGrpcEndpoint';
+    const checked = checkEndpointOptions(where, address, options);
+    const { host: hp, credentials: creds } = checked;
+    ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
+    ({ graceMs: this.#graceMs, secure: this.secure } = checked);
+    this.settings = nativeSettings(where, options.channelOptions);
+    this.callCredentials = this.secure ? channelCallCredentials(creds) : undefined;
+    this.authority = checked.authority ?? this.settings.authority ?? this.address;
+    const serverName = checked.authority ?? this.settings.serverNameOverride;
+    const s = this.settings;
+    this.#connection = new Http2Connection({
+      host: hp.host,
+      port: hp.port,
+      address: this.address,
+      secure: this.secure ? upgradeOf(creds, hp.host, serverName) : undefined,
+      proxy: s.httpProxy ? proxyFor(hp.host) : undefined,
+      backoff: {
+        ...(s.initialBackoffMs === undefined ? {} : { initialMs: s.initialBackoffMs }),
+        ...(s.maxBackoffMs === undefined ? {} : { maxMs: s.maxBackoffMs }),
+      },
+      keepaliveTimeMs: s.keepaliveTimeMs,
+      keepaliveTimeoutMs: s.keepaliveTimeoutMs,
+      keepalivePermitWithoutCalls: s.keepalivePermitWithoutCalls,
+      maxSessionMemory: s.maxSessionMemory,
+      flowControlWindow: s.flowControlWindow,
+    });
+    this.#readiness = new BehaviorSubject<Readiness>(readinessOf(this.#connection.state));
+    this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
+    this.events$ = this.#connection.events$;
+    this.#connection.onState = (state) => {
+      if (this.#readiness.closed) return;
+      const readiness = readinessOf(state);
+      if (this.#readiness.value !== readiness) this.#readiness.next(readiness);
+    };
+  }
+
+  /** Emits the current readiness on subscribe, then each change; completes on close. */
+  readonly readiness$: Observable<Readiness>;
+
+  /**
+   * The connection's state changes (with the reason of a failure), its
+   * GOAWAYs and its keepalive timeouts; completes on close.
+   */
+  readonly events$: Observable<ConnectionEvent>;
+
+  get readiness(): Readiness {
+    return this.#readiness.value;
+  }
+
+  get pending(): number {
+    return this.#attempts.size;
+  }
+
+  /** Whether the connection is up (a health check may still hold the endpoint out). */
+  get connected(): boolean {
+    return this.#connection.state === 'ready';
+  }
+
+  /** The last connection error, such as `connect ECONNREFUSED 127.0.0.9:50051`; kept after recovery. */
+  get lastError(): string | undefined {
+    return this.#connection.lastError;
+  }
+
+  /** @internal The connection its calls go over. */
+  get connection(): Http2Connection {
+    return this.#connection;
+  }
+
+  /**
+   * Starts a connection attempt now, when the endpoint's connection failed
+   * and it is waiting out its reconnect backoff (see `Endpoint.reconnect`):
+   * resolves when that attempt ends; `undefined` when there is nothing to
+   * start (not failed, closing, or an attempt already made in this backoff
+   * interval). While the attempt runs, returns its promise.
+   */
+  reconnect(): Promise<void> | undefined {
+    if (this.#closing !== undefined) return undefined;
+    return this.#connection.connectNow();
+  }
+
+  call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
+    if (this.#closing !== undefined) {
+      return Promise.reject(
+        new ClosedError(`endpoint ${this.address} is closed or draining`, { endpoint: this.address }),
+      );
+    }
+    if (ctx.aborted) return Promise.reject(ctx.reason());
+    if (req.credentials !== undefined && !this.secure) {
+      return Promise.reject(
+        new GrpcTowerError(
+          Status.UNAUTHENTICATED,
+          `call credentials refused: endpoint ${this.address} is not secure (use TLS credentials)`,
+          { endpoint: this.address, delivery: 'not-sent' },
+        ),
+      );
+    }
+    const reserved = reservedKey(req.metadata);
+    if (reserved !== undefined) {
+      return Promise.reject(
+        new GrpcTowerError(
+          Status.INTERNAL,
+          `metadata "${reserved}" is a header the transport sets itself and cannot be sent as metadata`,
+          { endpoint: this.address, delivery: 'not-sent' },
+        ),
+      );
+    }
+    return new Promise<GrpcResponse>((resolve, reject) => {
+      const attempt = new NativeAttempt(this, req, ctx, resolve, reject);
+      this.#attempts.add(attempt);
+      attempt.begin();
+    });
+  }
+
+  /** @internal An attempt settled its status. */
+  finished(attempt: NativeAttempt): void {
+    this.#attempts.delete(attempt);
+    if (this.#attempts.size === 0) this.#drained?.();
+  }
+
+  close(options: { graceMs?: number } = {}): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    const graceMs = options.graceMs ?? this.#graceMs;
+    this.#closing = (async () => {
+      if (this.#attempts.size > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            for (const a of [...this.#attempts]) {
+              a.cancel(
+                Status.UNAVAILABLE,
+                `endpoint ${this.address} closed after a ${graceMs} ms grace period`,
+              );
+            }
+            resolve();
+          }, graceMs);
+          this.#drained = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      this.#drained = undefined;
+      this.#connection.close(true);
+      if (!this.#readiness.closed) {
+        if (this.#readiness.value !== 'closed') this.#readiness.next('closed');
+        this.#readiness.complete();
+      }
+    })();
+    return this.#closing;
+  }
+}
+
+/** The TLS upgrade of `creds`, or a ConfigError naming what grpc-js lacks. */
+function upgradeOf(creds: ChannelCredentials, host: string, serverName: string | undefined): SecureUpgrade {
+  try {
+    return secureUpgrade(creds, host, serverName);
+  } catch (err) {
+    throw new ConfigError(
+      'nativeGrpcEndpoint',
+      'credentials',
+      creds,
+      `TLS credentials grpc-js can hand over (${(err as Error).message})`,
+    );
+  }
+}
+
+/** The first metadata key the transport reserves for itself, if any. */
+function reservedKey(metadata: Metadata): string | undefined {
+  const map = metadata.getMap();
+  for (const key in map) if (RESERVED_HEADERS.has(key)) return key;
+  return undefined;
+}

@@ -1,0 +1,571 @@
+/**
+ * One HTTP/2 connection to one address: the part of a client transport
+ * that owns sessions, so the protocols above it only open streams.
+ *
+ * - **Connect**: a TCP socket with Nagle off, optionally upgraded by a
+ *   {@link SecureUpgrade} (TLS), then an HTTP/2 session over it. The
+ *   connection is `ready` only once the server's first SETTINGS frame has
+ *   arrived: until then its `max_concurrent_streams` is unknown, and a
+ *   stream opened early may be refused by a server with a small limit.
+ *   Streams asked for while connecting wait for that moment; once the
+ *   server's limit is known, nghttp2 holds streams beyond it until others
+ *   finish, so a full server delays streams instead of refusing them.
+ * - **Backoff**: a failed attempt waits (gRPC's connection backoff, see
+ *   `backoff.ts`) and tries again; {@link Http2Connection.connectNow} cuts
+ *   the wait short. A session that was ready and ends (GOAWAY, lost socket)
+ *   is replaced at once.
+ * - **GOAWAY**: the session takes no new streams; its streams the server
+ *   accepted finish on it, and those it did not are closed by nghttp2 with
+ *   REFUSED_STREAM. New streams go to a new session. Every session's
+ *   GOAWAY is on {@link SessionInfo}, so a stream can tell "the server never
+ *   took me" from "the connection was lost under me".
+ * - **Keepalive** (gRPC A8): with `keepaliveTimeMs`, a PING after that long
+ *   without one, while streams are open (or always, with
+ *   `keepalivePermitWithoutCalls`); no answer within `keepaliveTimeoutMs`
+ *   ends the session. A GOAWAY `ENHANCE_YOUR_CALM` with `too_many_pings`
+ *   doubles the interval for the rest of the connection's life.
+ * - **Events**: state changes, GOAWAYs and keepalive timeouts on
+ *   {@link Http2Connection.events$}.
+ *
+ * @internal
+ * @module
+ */
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { type Observable, Subject } from 'rxjs';
+import { ReconnectBackoff, type ReconnectBackoffOptions } from './backoff.js';
+import { type HttpProxy, openTunnel } from './proxy.js';
+
+/**
+ * Where a connection is:
+ * - `connecting`: a socket or session is being set up (or none was asked for yet);
+ * - `ready`: a session has the server's SETTINGS and takes streams;
+ * - `failed`: the last attempt failed; the next waits for the backoff;
+ * - `closed`: closed for good.
+ *
+ * @example
+ * ```ts
+ * endpoint.events$.subscribe((e) => {
+ *   if (e.kind === 'state' && e.state === 'failed') console.log(e.reason);
+ * });
+ * ```
+ */
+export type ConnectionState = 'connecting' | 'ready' | 'failed' | 'closed';
+
+/**
+ * What a connection reports as it happens (what `GRPC_TRACE` would show a
+ * grpc-js user).
+ *
+ * @example
+ * ```ts
+ * connection.events$.subscribe((e) => { if (e.kind === 'goaway') console.log(e.code, e.debug); });
+ * ```
+ */
+export type ConnectionEvent =
+  | {
+      readonly kind: 'state';
+      readonly address: string;
+      readonly state: ConnectionState;
+      /** Why, for `failed` (and for a `connecting` after a lost session). */
+      readonly reason?: string;
+    }
+  | {
+      readonly kind: 'goaway';
+      readonly address: string;
+      /** The HTTP/2 error code (0 is a graceful GOAWAY). */
+      readonly code: number;
+      readonly lastStreamId: number;
+      /** The opaque data, as text (`too_many_pings`, `max_age`…). */
+      readonly debug: string;
+    }
+  | { readonly kind: 'keepalive-timeout'; readonly address: string; readonly timeoutMs: number };
+
+/**
+ * What a stream can learn of the session it was opened on, once it ends.
+ *
+ * @internal
+ */
+export interface SessionInfo {
+  /** The last stream id of the GOAWAY the session got, if it got one. */
+  readonly goawayLastStreamId: number | undefined;
+  /**
+   * Whether the session was torn down under its streams (socket error or
+   * close, keepalive timeout, a GOAWAY with an error code) rather than
+   * closed gracefully once they finished.
+   */
+  readonly lost: boolean;
+}
+
+/**
+ * A stream request handed to {@link Http2Connection.request}: exactly one of
+ * its two methods is called.
+ *
+ * @internal
+ */
+export interface StreamOpener {
+  /** The stream was opened on a ready session. */
+  opened(stream: http2.ClientHttp2Stream, session: SessionInfo): void;
+  /** No stream could be opened: nothing was sent. */
+  notSent(reason: string): void;
+}
+
+/**
+ * Turns a connected TCP socket into the socket the session runs over (TLS).
+ *
+ * @internal
+ */
+export type SecureUpgrade = (socket: net.Socket) => Promise<Duplex>;
+
+/**
+ * Options of {@link Http2Connection}.
+ *
+ * @internal
+ */
+export interface Http2ConnectionOptions {
+  /** `host` and `port` to connect to. */
+  readonly host: string;
+  readonly port: number;
+  /** The address, as reported in events (`host:port`). */
+  readonly address: string;
+  /** The TLS upgrade; plaintext without it. */
+  readonly secure?: SecureUpgrade | undefined;
+  /** An HTTP CONNECT proxy to tunnel through (see `proxy.ts`). */
+  readonly proxy?: HttpProxy | undefined;
+  /** Reconnect backoff. */
+  readonly backoff?: ReconnectBackoffOptions | undefined;
+  /** How long one connection attempt may take, in ms; default 20,000 (gRPC's minimum connect timeout). */
+  readonly connectTimeoutMs?: number | undefined;
+  /** Keepalive PING interval, in ms; off when absent. */
+  readonly keepaliveTimeMs?: number | undefined;
+  /** How long a keepalive PING may go unanswered, in ms; default 20,000. */
+  readonly keepaliveTimeoutMs?: number | undefined;
+  /** Ping also while no stream is open. */
+  readonly keepalivePermitWithoutCalls?: boolean | undefined;
+  /** nghttp2's memory cap per session, in MB (`maxSessionMemory`). */
+  readonly maxSessionMemory?: number | undefined;
+  /** The stream and connection flow-control window this side offers, in bytes. */
+  readonly flowControlWindow?: number | undefined;
+}
+
+/** One session and what its streams may ask of it later. */
+class SessionRecord implements SessionInfo {
+  readonly session: http2.ClientHttp2Session;
+  goawayLastStreamId: number | undefined;
+  ready = false;
+  /** Streams opened on it and not yet closed (counted only with keepalive on). */
+  streams = 0;
+  pingTimer: NodeJS.Timeout | undefined;
+  pingTimeout: NodeJS.Timeout | undefined;
+
+  constructor(session: http2.ClientHttp2Session) {
+    this.session = session;
+  }
+
+  get lost(): boolean {
+    return this.session.destroyed;
+  }
+
+  get usable(): boolean {
+    return (
+      this.ready && this.goawayLastStreamId === undefined && !this.session.closed && !this.session.destroyed
+    );
+  }
+}
+
+const { NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
+
+/**
+ * An HTTP/2 connection to one address (see the module documentation).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const conn = new Http2Connection({ host: '127.0.0.2', port: 50051, address: '127.0.0.2:50051' });
+ * conn.request({ ':method': 'POST', ':path': '/pkg.S/M' }, {
+ *   opened(stream) { stream.end(); },
+ *   notSent(reason) { console.log(reason); },
+ * });
+ * ```
+ */
+export class Http2Connection {
+  readonly address: string;
+  readonly #options: Http2ConnectionOptions;
+  readonly #backoff: ReconnectBackoff;
+  readonly #events = new Subject<ConnectionEvent>();
+  readonly #waiting: { headers: http2.OutgoingHttpHeaders; opener: StreamOpener }[] = [];
+  /** Sessions not yet closed, the current one last. */
+  readonly #sessions = new Set<SessionRecord>();
+  #current: SessionRecord | undefined;
+  #state: ConnectionState = 'connecting';
+  #lastError: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #socket: net.Socket | undefined;
+  #attempt = 0;
+  #keepaliveMs: number | undefined;
+  /** The attempt `connectNow` started, until it ends. */
+  #early: { readonly promise: Promise<void>; readonly end: () => void } | undefined;
+  /** Whether `connectNow` started an attempt in the current backoff interval. */
+  #earlyUsed = false;
+  /** Called on every state change (cheaper than a subscription for the one owner). */
+  onState: ((state: ConnectionState) => void) | undefined;
+
+  constructor(options: Http2ConnectionOptions) {
+    this.address = options.address;
+    this.#options = options;
+    this.#backoff = new ReconnectBackoff(options.backoff);
+    this.#keepaliveMs = options.keepaliveTimeMs;
+    this.events$ = this.#events.asObservable();
+    this.#connect();
+  }
+
+  /** State changes, GOAWAYs and keepalive timeouts; completes on close. */
+  readonly events$: Observable<ConnectionEvent>;
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Why the last connection attempt failed or the last session ended, if it did. */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  /** The keepalive interval in force (doubled by each `too_many_pings`), in ms. */
+  get keepaliveTimeMs(): number | undefined {
+    return this.#keepaliveMs;
+  }
+
+  /**
+   * Opens a stream: at once when ready, once ready when connecting, never
+   * when the connection has failed or closed (`opener.notSent`).
+   */
+  request(headers: http2.OutgoingHttpHeaders, opener: StreamOpener): void {
+    const current = this.#current;
+    if (current?.usable === true) {
+      this.#open(current, headers, opener);
+      return;
+    }
+    if (this.#state === 'connecting') {
+      this.#waiting.push({ headers, opener });
+      return;
+    }
+    opener.notSent(
+      this.#state === 'closed'
+        ? `connection to ${this.address} is closed`
+        : `no connection to ${this.address}: ${this.#lastError ?? 'not connected'}`,
+    );
+  }
+
+  /** Takes back a stream asked for and still waiting for the connection (its call ended first). */
+  withdraw(opener: StreamOpener): void {
+    const i = this.#waiting.findIndex((w) => w.opener === opener);
+    if (i >= 0) this.#waiting.splice(i, 1);
+  }
+
+  /** Streams waiting for the connection to be ready. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /**
+   * Starts a connection attempt at once when the connection has failed and
+   * waits out its backoff. Returns a promise that resolves when that
+   * attempt ends (ready, failed or closed), or `undefined` when there is
+   * nothing to start: not failed, or such an attempt was already made in
+   * this backoff interval (so that calls to a dead server do not become a
+   * stream of connections). While the attempt runs, returns its promise.
+   */
+  connectNow(): Promise<void> | undefined {
+    if (this.#early !== undefined) return this.#early.promise;
+    if (this.#state !== 'failed' || this.#earlyUsed) return undefined;
+    this.#earlyUsed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    let end!: () => void;
+    const promise = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    this.#early = { promise, end };
+    this.#connect();
+    return promise;
+  }
+
+  /**
+   * Closes the connection: waiting streams are not sent; open streams
+   * finish on their sessions, which then close (`destroy` ends them now).
+   */
+  close(destroy = false): void {
+    if (this.#state === 'closed') return;
+    this.#setState('closed');
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#socket?.destroy();
+    this.#socket = undefined;
+    this.#current = undefined;
+    this.#failWaiting(`connection to ${this.address} is closed`);
+    for (const record of [...this.#sessions]) {
+      this.#stopKeepalive(record);
+      if (destroy) record.session.destroy();
+      else record.session.close();
+    }
+    this.#events.complete();
+  }
+
+  #open(record: SessionRecord, headers: http2.OutgoingHttpHeaders, opener: StreamOpener): void {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = record.session.request(headers, { endStream: false });
+    } catch (err) {
+      // the session went away in between: nothing left this process
+      this.#retire(record, `session refused a new stream: ${(err as Error).message}`);
+      opener.notSent(`could not open an HTTP/2 stream to ${this.address}: ${(err as Error).message}`);
+      return;
+    }
+    // open streams are counted only for keepalive, which pings while there are some
+    if (this.#keepaliveMs !== undefined) {
+      record.streams++;
+      if (record.streams === 1) this.#scheduleKeepalive(record);
+      stream.once('close', () => {
+        record.streams--;
+      });
+    }
+    opener.opened(stream, record);
+  }
+
+  #setState(state: ConnectionState, reason?: string): void {
+    if (this.#state === state && reason === undefined) return;
+    const changed = this.#state !== state;
+    this.#state = state;
+    if (state === 'ready') this.#earlyUsed = false;
+    if (state !== 'connecting' && this.#early !== undefined) {
+      this.#early.end();
+      this.#early = undefined;
+    }
+    if (changed) this.onState?.(state);
+    if (this.#events.observed) {
+      this.#events.next(
+        reason === undefined
+          ? { kind: 'state', address: this.address, state }
+          : { kind: 'state', address: this.address, state, reason },
+      );
+    }
+  }
+
+  #connect(reason?: string): void {
+    if (this.#state === 'closed') return;
+    this.#setState('connecting', reason);
+    const attempt = ++this.#attempt;
+    const options = this.#options;
+    const proxy = options.proxy;
+    const socket = net.connect({
+      host: proxy?.host ?? options.host,
+      port: proxy?.port ?? options.port,
+      noDelay: true,
+    });
+    this.#socket = socket;
+    const timeoutMs = options.connectTimeoutMs ?? 20_000;
+    const timer = setTimeout(
+      () => fail(new Error(`connection attempt timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    // Until the session exists, a failure is this attempt's; after, the
+    // session's events report it (the socket is destroyed either way).
+    const fail = (err: Error): void => {
+      socket.destroy();
+      if (this.#socket !== socket) return;
+      clearTimeout(timer);
+      this.#socket = undefined;
+      if (attempt !== this.#attempt || this.#state === 'closed') return;
+      this.#failed(err.message);
+    };
+    socket.on('error', fail);
+    const failed = (err: unknown): void => fail(err instanceof Error ? err : new Error(String(err)));
+    const upgrade = (): void => {
+      const secure = options.secure;
+      if (secure === undefined) {
+        this.#startSession(attempt, socket, socket, timer, timeoutMs);
+        return;
+      }
+      secure(socket).then(
+        (secured) => this.#startSession(attempt, socket, secured, timer, timeoutMs),
+        failed,
+      );
+    };
+    socket.once('connect', () => {
+      if (proxy === undefined) upgrade();
+      else openTunnel(socket, this.address, proxy).then(upgrade, failed);
+    });
+  }
+
+  #startSession(
+    attempt: number,
+    tcp: net.Socket,
+    socket: Duplex,
+    connectTimer: NodeJS.Timeout,
+    timeoutMs: number,
+  ): void {
+    clearTimeout(connectTimer);
+    if (attempt !== this.#attempt || this.#state === 'closed' || this.#socket === undefined) {
+      socket.destroy();
+      tcp.destroy();
+      return;
+    }
+    this.#socket = undefined;
+    const options = this.#options;
+    const window = options.flowControlWindow;
+    const scheme = options.secure === undefined ? 'http' : 'https';
+    const session = http2.connect(`${scheme}://${this.address}`, {
+      createConnection: () => socket,
+      maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
+      ...(options.maxSessionMemory === undefined ? {} : { maxSessionMemory: options.maxSessionMemory }),
+      settings: {
+        enablePush: false,
+        ...(window === undefined ? {} : { initialWindowSize: window }),
+      },
+    });
+    const record = new SessionRecord(session);
+    // The end of the session, once, whichever way it is learnt: node's
+    // session does not always hear of its socket's failure (a TLS alert
+    // after the handshake, such as a refused client certificate), nor emit
+    // its own events once destroyed before it was set up.
+    let over = false;
+    const ended = (reason: string): void => {
+      if (!session.destroyed) session.destroy();
+      socket.destroy();
+      tcp.destroy();
+      if (over) return;
+      over = true;
+      clearTimeout(timer);
+      this.#stopKeepalive(record);
+      this.#sessions.delete(record);
+      this.#retire(record, reason);
+    };
+    const timer = setTimeout(
+      () => ended(`no SETTINGS frame from the server within ${timeoutMs} ms`),
+      timeoutMs,
+    );
+    socket.on('error', (err: Error) => ended(err.message));
+    const closed = (): void =>
+      ended(record.ready ? 'connection closed' : 'connection closed before the server sent its SETTINGS');
+    socket.on('close', closed);
+    this.#sessions.add(record);
+    this.#current = record;
+    session.once('remoteSettings', () => {
+      clearTimeout(timer);
+      if (this.#current !== record || this.#state === 'closed') return;
+      if (window !== undefined) session.setLocalWindowSize(window);
+      record.ready = true;
+      this.#backoff.reset();
+      this.#setState('ready');
+      this.#flushWaiting(record);
+      this.#scheduleKeepalive(record);
+    });
+    session.on('goaway', (code: number, lastStreamId: number, data?: Buffer) => {
+      record.goawayLastStreamId = lastStreamId;
+      const debug = data === undefined ? '' : data.toString('utf8');
+      if (
+        code === NGHTTP2_ENHANCE_YOUR_CALM &&
+        debug === 'too_many_pings' &&
+        this.#keepaliveMs !== undefined
+      ) {
+        this.#keepaliveMs = Math.min(this.#keepaliveMs * 2, 2_147_483_647);
+      }
+      if (this.#events.observed) {
+        this.#events.next({ kind: 'goaway', address: this.address, code, lastStreamId, debug });
+      }
+      this.#retire(record, `server sent GOAWAY (code ${code}${debug === '' ? '' : `, ${debug}`})`);
+    });
+    session.on('error', (err: Error) => this.#retire(record, err.message));
+    session.on('close', closed);
+    // a session that never gets anything: the socket's end closes it (and 'close' above)
+    session.on('frameError', () => {});
+  }
+
+  /** Stops using `record` for new streams; replaces it when it was the current one. */
+  #retire(record: SessionRecord, reason: string): void {
+    const wasCurrent = this.#current === record;
+    if (wasCurrent) this.#current = undefined;
+    if (!record.session.closed && !record.session.destroyed) record.session.close();
+    if (!wasCurrent || this.#state === 'closed') return;
+    if (record.ready) {
+      // a working connection ended: connect again at once
+      this.#lastError = reason;
+      this.#connect(reason);
+    } else {
+      this.#failed(reason);
+    }
+  }
+
+  #failed(reason: string): void {
+    this.#lastError = reason;
+    this.#setState('failed', reason);
+    this.#failWaiting(`no connection to ${this.address}: ${reason}`);
+    const delay = this.#backoff.next();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      // a new interval: connectNow may cut the next wait short again
+      this.#earlyUsed = false;
+      this.#connect();
+    }, delay);
+  }
+
+  #flushWaiting(record: SessionRecord): void {
+    const waiting = this.#waiting.splice(0);
+    for (const { headers, opener } of waiting) {
+      if (record.usable) this.#open(record, headers, opener);
+      else this.request(headers, opener);
+    }
+  }
+
+  #failWaiting(reason: string): void {
+    for (const { opener } of this.#waiting.splice(0)) opener.notSent(reason);
+  }
+
+  #scheduleKeepalive(record: SessionRecord): void {
+    const intervalMs = this.#keepaliveMs;
+    if (intervalMs === undefined || record.pingTimer !== undefined || record.pingTimeout !== undefined)
+      return;
+    if (!record.ready || (record.streams === 0 && this.#options.keepalivePermitWithoutCalls !== true)) return;
+    record.pingTimer = setTimeout(() => {
+      record.pingTimer = undefined;
+      this.#ping(record);
+    }, intervalMs);
+    record.pingTimer.unref?.();
+  }
+
+  #ping(record: SessionRecord): void {
+    const session = record.session;
+    if (session.closed || session.destroyed) return;
+    if (record.streams === 0 && this.#options.keepalivePermitWithoutCalls !== true) return;
+    const timeoutMs = this.#options.keepaliveTimeoutMs ?? 20_000;
+    record.pingTimeout = setTimeout(() => {
+      record.pingTimeout = undefined;
+      if (this.#events.observed) {
+        this.#events.next({ kind: 'keepalive-timeout', address: this.address, timeoutMs });
+      }
+      session.destroy();
+    }, timeoutMs);
+    let sent = false;
+    try {
+      sent = session.ping((err) => {
+        if (record.pingTimeout !== undefined) clearTimeout(record.pingTimeout);
+        record.pingTimeout = undefined;
+        if (err === null) this.#scheduleKeepalive(record);
+      });
+    } catch {
+      sent = false;
+    }
+    if (!sent) {
+      clearTimeout(record.pingTimeout);
+      record.pingTimeout = undefined;
+    }
+  }
+
+  #stopKeepalive(record: SessionRecord): void {
+    if (record.pingTimer !== undefined) clearTimeout(record.pingTimer);
+    if (record.pingTimeout !== undefined) clearTimeout(record.pingTimeout);
+    record.pingTimer = undefined;
+    record.pingTimeout = undefined;
+  }
+}

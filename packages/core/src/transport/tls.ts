@@ -1,0 +1,115 @@
+/**
+ * TLS from the grpc-js `ChannelCredentials` users already pass. grpc-js
+ * keeps a credential's TLS settings behind internal members that changed
+ * between the releases grpc-tower supports: from 1.13 on,
+ * `_createSecureConnector(target, options)` returns a connector that
+ * upgrades a socket; 1.12 has `_getConnectionOptions()`, the options for
+ * `tls.connect`. Either way the connection offers ALPN `h2` only, names the
+ * server (SNI) by the override or the host, checks the certificate against
+ * that name (or the credential's own `checkServerIdentity`), and fails
+ * (never falls back to plaintext) when the server does not speak `h2`.
+ *
+ * @internal
+ * @module
+ */
+import type * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import * as tls from 'node:tls';
+import type { ChannelCredentials } from '../grpc/grpc-js.js';
+import type { SecureUpgrade } from './connection.js';
+
+/** grpc-js ≥ 1.13's connector (internal to grpc-js). */
+interface SecureConnector {
+  connect(socket: net.Socket): Promise<{ socket: Duplex; secure: boolean }>;
+  destroy(): void;
+}
+
+/** The internal members of a grpc-js credential this module reads. */
+interface CredentialInternals {
+  _createSecureConnector?: (
+    target: { scheme?: string; authority?: string; path: string },
+    options: Record<string, unknown>,
+  ) => SecureConnector;
+  _getConnectionOptions?: () => tls.ConnectionOptions | null;
+}
+
+/** The socket a TLS handshake produced, checked for ALPN `h2`. */
+function checkAlpn(socket: Duplex): Duplex {
+  if (socket instanceof tls.TLSSocket && socket.alpnProtocol !== 'h2') {
+    socket.destroy();
+    throw new Error(
+      `TLS server did not negotiate ALPN "h2" (got ${socket.alpnProtocol === false ? 'none' : String(socket.alpnProtocol)})`,
+    );
+  }
+  return socket;
+}
+
+/**
+ * The TLS upgrade of a secure grpc-js credential for a connection to
+ * `host`, with `serverName` (the authority or `ssl_target_name_override`)
+ * as the name the certificate must carry.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const upgrade = secureUpgrade(grpc.credentials.createSsl(ca), '10.0.0.7', 'orders.internal');
+ * ```
+ */
+export function secureUpgrade(
+  creds: ChannelCredentials,
+  host: string,
+  serverName: string | undefined,
+): SecureUpgrade {
+  const internals = creds as unknown as CredentialInternals;
+  if (typeof internals._createSecureConnector === 'function') {
+    const options: Record<string, unknown> =
+      serverName === undefined ? {} : { 'grpc.ssl_target_name_override': serverName };
+    return async (socket) => {
+      const connector = (
+        internals._createSecureConnector as NonNullable<CredentialInternals['_createSecureConnector']>
+      )({ scheme: 'dns', path: host }, options);
+      try {
+        const result = await connector.connect(socket);
+        return checkAlpn(result.socket);
+      } finally {
+        connector.destroy();
+      }
+    };
+  }
+  if (typeof internals._getConnectionOptions === 'function') {
+    const getOptions = internals._getConnectionOptions.bind(creds);
+    return (socket) =>
+      new Promise<Duplex>((resolve, reject) => {
+        const base = getOptions();
+        if (base === null) {
+          reject(new Error('the TLS credentials have no certificates yet'));
+          return;
+        }
+        const name = serverName ?? host;
+        const check = base.checkServerIdentity ?? tls.checkServerIdentity;
+        const secured = tls.connect({
+          ...base,
+          socket,
+          ALPNProtocols: ['h2'],
+          ...(isIp(name) ? {} : { servername: name }),
+          checkServerIdentity: (_host, cert) => check(name, cert),
+        });
+        secured.once('secureConnect', () => {
+          if ((base.rejectUnauthorized ?? true) && !secured.authorized) {
+            secured.destroy();
+            reject(secured.authorizationError);
+            return;
+          }
+          try {
+            resolve(checkAlpn(secured));
+          } catch (err) {
+            reject(err);
+          }
+        });
+        secured.on('error', reject);
+      });
+  }
+  throw new Error('these ChannelCredentials expose neither _createSecureConnector nor _getConnectionOptions');
+}
+
+const isIp = (name: string): boolean => /^[\d.]+$/.test(name) || name.includes(':');

@@ -1,0 +1,77 @@
+"""A gRPC C-core server (Python grpcio) for the native transport's tests.
+
+Started as `/usr/bin/python3 echo_server.py HOST`; prints `PORT <n>` once
+it listens, and serves `/ccore.Test/*` with raw bytes (no protobuf):
+
+- Echo: the request back, with every `x-` request header as a response header;
+- Stream: the request back 5 times (server streaming);
+- Fail: INVALID_ARGUMENT, details `bad ✓ input`, a `x-t-bin` trailer and
+  `grpc-status-details-bin`;
+- Sleep: waits 3 s (or until cancelled), then answers.
+
+Responses are gzip-compressed for clients that accept gzip. Pings without
+data more often than every 60 s count as strikes: after one, the server
+sends GOAWAY ENHANCE_YOUR_CALM `too_many_pings`.
+"""
+import sys
+import threading
+from concurrent import futures
+
+import grpc
+
+
+def echo(request, context):
+    context.send_initial_metadata(
+        [(k, v) for k, v in context.invocation_metadata() if k.startswith("x-")]
+    )
+    return request
+
+
+def stream(request, context):
+    for _ in range(5):
+        yield request
+
+
+def fail(request, context):
+    context.set_trailing_metadata(
+        (("x-t-bin", b"\x01\x02\x03"), ("grpc-status-details-bin", b"\x08\x03\x12\x03bad"))
+    )
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad \u2713 input")
+
+
+def sleep(request, context):
+    done = threading.Event()
+    context.add_callback(done.set)
+    done.wait(3)
+    return request
+
+
+HANDLERS = {
+    "Echo": grpc.unary_unary_rpc_method_handler(echo),
+    "Stream": grpc.unary_stream_rpc_method_handler(stream),
+    "Fail": grpc.unary_unary_rpc_method_handler(fail),
+    "Sleep": grpc.unary_unary_rpc_method_handler(sleep),
+}
+
+
+def main():
+    host = sys.argv[1]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=16),
+        compression=grpc.Compression.Gzip,
+        options=[
+            ("grpc.http2.min_ping_interval_without_data_ms", 60000),
+            ("grpc.http2.max_ping_strikes", 1),
+        ],
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("ccore.Test", HANDLERS),))
+    port = server.add_insecure_port(f"{host}:0")
+    server.start()
+    print(f"PORT {port}", flush=True)
+    # until stdin closes (the test ends) or the process is killed
+    sys.stdin.read()
+    server.stop(0)
+
+
+if __name__ == "__main__":
+    main()
