@@ -45,7 +45,7 @@ import {
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import type { CallContext } from '../context.js';
 import type { Endpoint, Readiness } from '../endpoint.js';
-import { ClosedError, ConfigError, GrpcTowerError } from '../errors.js';
+import { ClosedError, ConfigError, type Delivery, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
 import { checkForZones, checkWeight, checkZone } from '../endpoint.js';
@@ -157,11 +157,46 @@ const baseChannelOptions: ChannelOptions = {
 export const PREVIOUS_ATTEMPTS_HEADER = 'grpc-previous-rpc-attempts';
 
 /**
- * How grpc-js (1.14) words the status of a stream it could not open on the
- * picked connection (`session.request` threw: the connection got a GOAWAY
- * or closed in between). The call never left the client.
+ * What a status grpc-js made up (no response from the server) says of how
+ * far the attempt got, read from grpc-js's wording (1.12 to 1.14), since
+ * grpc-js keeps its own account (`NOT_STARTED`, `REFUSED`, `DROP`,
+ * `PROCESSED`) from a `Channel`'s caller. The only place that reads its
+ * words; `restart` marks a stream grpc-js could not open on the picked
+ * connection (`session.request` threw: the connection got a GOAWAY or
+ * closed in between), which the attempt opens again itself.
+ *
+ * - `Failed to start HTTP/2 stream…`, `Getting metadata from plugin
+ *   failed…` (call credentials of this process): `not-sent`;
+ * - `No connection established…` (connect failed; no stream was opened):
+ *   `unconnected`;
+ * - `Stream refused by server` (RST_STREAM REFUSED_STREAM, which is also
+ *   how a stream beyond a GOAWAY's last stream is refused): `refused`;
+ * - `Connection dropped…`, `Received RST_STREAM…`: `lost` (the method may
+ *   have run; grpc-js 1.14 also reports a GOAWAY followed by the
+ *   connection closing before the stream was accepted this way, so that
+ *   takes the safe side);
+ * - anything else: not known (`undefined`).
+ *
+ * A wording a future grpc-js changes falls to `undefined`: such a failure
+ * is then never sent again transparently, the safe direction.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * grpcJsDelivery('Stream refused by server'); // { delivery: 'refused', restart: false }
+ * ```
  */
-const NOT_STARTED = /^Failed to start HTTP\/2 stream/;
+export function grpcJsDelivery(details: string): { delivery: Delivery; restart: boolean } | undefined {
+  if (details.startsWith('Failed to start HTTP/2 stream')) return { delivery: 'not-sent', restart: true };
+  if (details.startsWith('Getting metadata from plugin failed'))
+    return { delivery: 'not-sent', restart: false };
+  if (details.startsWith('No connection established')) return { delivery: 'unconnected', restart: false };
+  if (details === 'Stream refused by server') return { delivery: 'refused', restart: false };
+  if (details.startsWith('Connection dropped') || details.startsWith('Received RST_STREAM')) {
+    return { delivery: 'lost', restart: false };
+  }
+  return undefined;
+}
 
 /** How many times one attempt re-opens a stream that grpc-js failed to start. */
 const MAX_RESTARTS = 3;
@@ -531,7 +566,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       if (
         channel === this.#channel &&
         status.code === Status.UNAVAILABLE &&
-        status.details.startsWith('No connection established')
+        grpcJsDelivery(status.details)?.delivery === 'unconnected'
       ) {
         this.#lastError = connectionErrorOf(status.details);
       }
@@ -801,17 +836,18 @@ class Attempt implements ResponseWire {
   }
 
   /**
-   * Whether `status` is grpc-js failing to open the stream on a connection
-   * that was going away: the call never left the client, so it is opened
-   * again at once (grpc-js did this itself with its retries on).
+   * Whether the attempt opens its stream again, after grpc-js failed to
+   * open it on a connection that was going away (`restart`, see
+   * {@link grpcJsDelivery}): the call never left the client, so it is
+   * opened again at once (grpc-js did this itself with its retries on).
    */
-  #restart(status: StatusObject): boolean {
+  #restart(restart: boolean): boolean {
     if (
+      !restart ||
       this.#res.committed ||
       this.#res.headers !== undefined ||
       this.#restarts >= MAX_RESTARTS ||
-      this.#ctx.aborted ||
-      !NOT_STARTED.test(status.details)
+      this.#ctx.aborted
     ) {
       return false;
     }
@@ -832,12 +868,15 @@ class Attempt implements ResponseWire {
   /** @internal */
   onReceiveStatus(status: StatusObject): void {
     if (this.#res.status !== undefined) return;
-    if (this.#restart(status)) return;
+    // a status without a response is grpc-js's own: its words say how far the attempt got
+    const made =
+      status.code === Status.OK || this.#res.responded(status) ? undefined : grpcJsDelivery(status.details);
+    if (this.#restart(made?.restart === true)) return;
     this.#offAbort?.();
     this.#offAbort = undefined;
     this.#reader?.close();
     this.#onFinished(this);
-    this.#res.onStatus(status);
+    this.#res.onStatus(status, made?.delivery);
   }
 
   // what the response side asks of the grpc-js call

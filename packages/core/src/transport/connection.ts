@@ -106,8 +106,13 @@ export interface SessionInfo {
 export interface StreamOpener {
   /** The stream was opened on a ready session. */
   opened(stream: http2.ClientHttp2Stream, session: SessionInfo): void;
-  /** No stream could be opened: nothing was sent. */
-  notSent(reason: string): void;
+  /**
+   * No stream could be opened: nothing was sent. `unconnected` is true when
+   * that is because the connection failed (it could not connect), false
+   * when for a reason of this process (the connection was closed here, or
+   * the session refused a new stream).
+   */
+  notSent(reason: string, unconnected: boolean): void;
 }
 
 /**
@@ -250,11 +255,8 @@ export class Http2Connection {
       this.#waiting.push({ headers, opener });
       return;
     }
-    opener.notSent(
-      this.#state === 'closed'
-        ? `connection to ${this.address} is closed`
-        : `no connection to ${this.address}: ${this.#lastError ?? 'not connected'}`,
-    );
+    if (this.#state === 'closed') opener.notSent(`connection to ${this.address} is closed`, false);
+    else opener.notSent(`no connection to ${this.address}: ${this.#lastError ?? 'not connected'}`, true);
   }
 
   /** Takes back a stream asked for and still waiting for the connection (its call ended first). */
@@ -303,7 +305,7 @@ export class Http2Connection {
     this.#socket?.destroy();
     this.#socket = undefined;
     this.#current = undefined;
-    this.#failWaiting(`connection to ${this.address} is closed`);
+    this.#failWaiting(`connection to ${this.address} is closed`, false);
     for (const record of [...this.#sessions]) {
       this.#stopKeepalive(record);
       if (destroy) record.session.destroy();
@@ -319,7 +321,7 @@ export class Http2Connection {
     } catch (err) {
       // the session went away in between: nothing left this process
       this.#retire(record, `session refused a new stream: ${(err as Error).message}`);
-      opener.notSent(`could not open an HTTP/2 stream to ${this.address}: ${(err as Error).message}`);
+      opener.notSent(`could not open an HTTP/2 stream to ${this.address}: ${(err as Error).message}`, false);
       return;
     }
     // open streams are counted only for keepalive, which pings while there are some
@@ -500,7 +502,7 @@ export class Http2Connection {
   #failed(reason: string): void {
     this.#lastError = reason;
     this.#setState('failed', reason);
-    this.#failWaiting(`no connection to ${this.address}: ${reason}`);
+    this.#failWaiting(`no connection to ${this.address}: ${reason}`, true);
     const delay = this.#backoff.next();
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
@@ -518,8 +520,8 @@ export class Http2Connection {
     }
   }
 
-  #failWaiting(reason: string): void {
-    for (const { opener } of this.#waiting.splice(0)) opener.notSent(reason);
+  #failWaiting(reason: string, unconnected: boolean): void {
+    for (const { opener } of this.#waiting.splice(0)) opener.notSent(reason, unconnected);
   }
 
   #scheduleKeepalive(record: SessionRecord): void {

@@ -140,7 +140,8 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     void addCallMetadata(creds, authority, this.#req.method, headers).then((failure) => {
       if (this.#res.status !== undefined) return;
       if (failure === undefined) connection.request(headers, this);
-      else this.#finish({ ...failure, metadata: new Metadata() });
+      // nothing was sent, but opening the stream again would meet the same credentials
+      else this.#finish({ ...failure, metadata: new Metadata() }, 'not-sent', undefined, false);
     });
   }
 
@@ -166,9 +167,12 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     this.#pump();
   }
 
-  notSent(reason: string): void {
+  notSent(reason: string, unconnected: boolean): void {
     if (this.#res.status !== undefined) return;
-    this.#finish({ code: Status.UNAVAILABLE, details: reason, metadata: new Metadata() }, 'not-sent');
+    this.#finish(
+      { code: Status.UNAVAILABLE, details: reason, metadata: new Metadata() },
+      unconnected ? 'unconnected' : 'not-sent',
+    );
   }
 
   // sending
@@ -348,7 +352,8 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
       );
       return;
     }
-    this.#finish({ ...statusOfReset(rst), metadata: new Metadata() });
+    // the peer reset an accepted stream without a status: it may have run
+    this.#finish({ ...statusOfReset(rst), metadata: new Metadata() }, 'lost');
   }
 
   /** Ends the call with a status of this side's making (the stream is reset). */
@@ -392,8 +397,12 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     return true;
   }
 
-  /** Sets the final status (once), resets the stream when it is still open, and settles. */
-  #finish(status: StatusObject, delivery?: Delivery, error?: unknown): void {
+  /**
+   * Sets the final status (once), resets the stream when it is still open,
+   * and settles; or opens the stream again when `delivery` allows it and
+   * `restartable` is not false.
+   */
+  #finish(status: StatusObject, delivery?: Delivery, error?: unknown, restartable = true): void {
     if (this.#res.status !== undefined) return;
     const stream = this.#stream;
     if (stream === undefined) {
@@ -403,7 +412,7 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
       // this side ends a call the server has not: RST_STREAM CANCEL
       stream.close(http2.constants.NGHTTP2_CANCEL);
     }
-    if (this.#restart(delivery)) return;
+    if (restartable && this.#restart(delivery)) return;
     this.#offAbort?.();
     this.#offAbort = undefined;
     this.#reader?.close();

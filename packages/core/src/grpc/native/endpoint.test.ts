@@ -527,7 +527,7 @@ describe('grpc-js servers', () => {
     expect(ep.lastError).toMatch(/ECONNREFUSED|ECONNRESET|closed before the server sent its SETTINGS/);
     // a call on a failed endpoint is never sent
     const refused = failure(await call(ep, '/grpctower.testing.Echo/Unary', { messages: [echo({})] }));
-    expect(refused.delivery).toBe('not-sent');
+    expect(refused.delivery).toBe('unconnected');
     // the endpoint is in backoff (50 ms here) or already trying again: reconnect starts at most one attempt
     const attempt = ep.reconnect();
     if (attempt !== undefined) expect(ep.reconnect()).toBe(attempt);
