@@ -19,8 +19,11 @@
  * it (`grpc_proxy`, `https_proxy`, `http_proxy`, `no_grpc_proxy`,
  * `no_proxy`; `grpc.enable_http_proxy: 0` turns it off).
  *
- * Not yet done here (use the grpc-js transport for these): compressing requests
- * (responses in gzip or deflate are decompressed), an idle timeout.
+ * Requests are compressed as `grpc.default_compression_algorithm` says
+ * (gzip or deflate; `grpc-encoding` on the request, the compressed flag on
+ * each message but one written with grpc-js's `NoCompress` flag), until a
+ * response's `grpc-accept-encoding` shows the server does not take that
+ * encoding; responses in gzip or deflate are decompressed.
  *
  * @module
  */
@@ -103,6 +106,8 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   readonly #attempts = new Set<NativeAttempt>();
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
+  /** The compression of its requests: the configured one until the server says it does not take it. */
+  #compression: 'gzip' | 'deflate' | undefined;
 
   constructor(address: string, options: NativeGrpcEndpointOptions) {
     const where = 'nativeGrpcEndpoint';
@@ -111,6 +116,8 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
     ({ graceMs: this.#graceMs, secure: this.secure } = checked);
     this.settings = nativeSettings(where, options.channelOptions);
+    const compression = this.settings.compression;
+    this.#compression = compression === 'identity' ? undefined : compression;
     this.callCredentials = this.secure ? channelCallCredentials(creds) : undefined;
     this.authority = checked.authority ?? this.settings.authority ?? this.address;
     const serverName = checked.authority ?? this.settings.serverNameOverride;
@@ -216,6 +223,22 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       this.#attempts.add(attempt);
       attempt.begin();
     });
+  }
+
+  /** @internal How its requests are compressed (`grpc-encoding`), if they are. */
+  get compression(): 'gzip' | 'deflate' | undefined {
+    return this.#compression;
+  }
+
+  /**
+   * @internal A response named the encodings its server takes
+   * (`grpc-accept-encoding`): requests go uncompressed from now on when the
+   * configured one is not among them, as grpc-js does.
+   */
+  serverAccepts(header: string): void {
+    const compression = this.#compression;
+    if (compression === undefined) return;
+    if (!header.split(',').some((e) => e.trim() === compression)) this.#compression = undefined;
   }
 
   /** @internal An attempt settled its status. */
