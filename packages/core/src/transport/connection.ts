@@ -24,6 +24,9 @@
  *   `keepalivePermitWithoutCalls`); no answer within `keepaliveTimeoutMs`
  *   ends the session. A GOAWAY `ENHANCE_YOUR_CALM` with `too_many_pings`
  *   doubles the interval for the rest of the connection's life.
+ * - **Idle timeout**: with `idleTimeoutMs`, a connection without a stream
+ *   for that long closes its session and is `idle`; the next stream asked
+ *   for connects again (and waits for it).
  * - **Events**: state changes, GOAWAYs and keepalive timeouts on
  *   {@link Http2Connection.events$}.
  *
@@ -42,6 +45,7 @@ import { type HttpProxy, openTunnel } from './proxy.js';
  * - `connecting`: a socket or session is being set up (or none was asked for yet);
  * - `ready`: a session has the server's SETTINGS and takes streams;
  * - `failed`: the last attempt failed; the next waits for the backoff;
+ * - `idle`: its session was closed after the idle timeout; the next stream connects again;
  * - `closed`: closed for good.
  *
  * @example
@@ -51,7 +55,7 @@ import { type HttpProxy, openTunnel } from './proxy.js';
  * });
  * ```
  */
-export type ConnectionState = 'connecting' | 'ready' | 'failed' | 'closed';
+export type ConnectionState = 'connecting' | 'ready' | 'failed' | 'idle' | 'closed';
 
 /**
  * What a connection reports as it happens (what `GRPC_TRACE` would show a
@@ -67,7 +71,7 @@ export type ConnectionEvent =
       readonly kind: 'state';
       readonly address: string;
       readonly state: ConnectionState;
-      /** Why, for `failed` (and for a `connecting` after a lost session). */
+      /** Why, for `failed` and `idle` (and for a `connecting` after a lost session). */
       readonly reason?: string;
     }
   | {
@@ -151,6 +155,8 @@ export interface Http2ConnectionOptions {
   readonly maxSessionMemory?: number | undefined;
   /** The stream and connection flow-control window this side offers, in bytes. */
   readonly flowControlWindow?: number | undefined;
+  /** Close the session after this long without a stream (see the module documentation); never when absent. */
+  readonly idleTimeoutMs?: number | undefined;
 }
 
 /** One session and what its streams may ask of it later. */
@@ -212,6 +218,9 @@ export class Http2Connection {
   #early: { readonly promise: Promise<void>; readonly end: () => void } | undefined;
   /** Whether `connectNow` started an attempt in the current backoff interval. */
   #earlyUsed = false;
+  /** Streams open, counted only with an idle timeout. */
+  #active = 0;
+  #idleTimer: NodeJS.Timeout | undefined;
   /** Called on every state change (cheaper than a subscription for the one owner). */
   onState: ((state: ConnectionState) => void) | undefined;
 
@@ -251,6 +260,7 @@ export class Http2Connection {
       this.#open(current, headers, opener);
       return;
     }
+    if (this.#state === 'idle') this.#connect();
     if (this.#state === 'connecting') {
       this.#waiting.push({ headers, opener });
       return;
@@ -302,6 +312,8 @@ export class Http2Connection {
     this.#setState('closed');
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#socket?.destroy();
     this.#socket = undefined;
     this.#current = undefined;
@@ -323,6 +335,14 @@ export class Http2Connection {
       this.#retire(record, `session refused a new stream: ${(err as Error).message}`);
       opener.notSent(`could not open an HTTP/2 stream to ${this.address}: ${(err as Error).message}`, false);
       return;
+    }
+    if (this.#options.idleTimeoutMs !== undefined) {
+      this.#active++;
+      if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
+      stream.once('close', () => {
+        if (--this.#active === 0) this.#armIdle();
+      });
     }
     // open streams are counted only for keepalive, which pings while there are some
     if (this.#keepaliveMs !== undefined) {
@@ -462,6 +482,7 @@ export class Http2Connection {
       this.#setState('ready');
       this.#flushWaiting(record);
       this.#scheduleKeepalive(record);
+      this.#armIdle();
     });
     session.on('goaway', (code: number, lastStreamId: number, data?: Buffer) => {
       record.goawayLastStreamId = lastStreamId;
@@ -518,6 +539,27 @@ export class Http2Connection {
       if (record.usable) this.#open(record, headers, opener);
       else this.request(headers, opener);
     }
+  }
+
+  /** Starts the idle timeout when there is one and no stream is open or waiting. */
+  #armIdle(): void {
+    const idleMs = this.#options.idleTimeoutMs;
+    if (idleMs === undefined || !this.#unused()) return;
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      const record = this.#current;
+      if (!this.#unused() || record === undefined) return;
+      // no longer current, so its end starts no new connection
+      this.#current = undefined;
+      this.#setState('idle', `no call for ${idleMs} ms`);
+      record.session.close();
+    }, idleMs);
+  }
+
+  /** Ready, with no stream open or waiting. */
+  #unused(): boolean {
+    return this.#active === 0 && this.#waiting.length === 0 && this.#state === 'ready';
   }
 
   #failWaiting(reason: string, unconnected: boolean): void {

@@ -740,3 +740,66 @@ describe('request compression', () => {
     expect(server.calls.total).toBe(2);
   });
 });
+
+describe('idle timeout', () => {
+  test('a connection without a call for grpc.client_idle_timeout_ms closes; the endpoint stays ready and the next call connects again', async () => {
+    const [host] = pickHosts(1) as [string];
+    const server = await startEchoServer({ host });
+    cleanups.push(() => server.stop(0));
+    // count the TCP connections the server accepts
+    let accepted = 0;
+    const tap = await startTcpTap(host, server.address, () => accepted++);
+    cleanups.push(() => tap.close());
+    const ep = endpoint(tap.address, { 'grpc.client_idle_timeout_ms': 1_000 });
+    const states: string[] = [];
+    const sub = ep.events$.subscribe((e) => (e.kind === 'state' ? states.push(e.state) : 0));
+    cleanups.push(() => sub.unsubscribe());
+    const idle = () =>
+      firstValueFrom(ep.events$.pipe(filter((e) => e.kind === 'state' && e.state === 'idle')));
+    await ready(ep);
+    // a call longer than the timeout keeps the connection: it idles only after the call ends
+    const slow = call(ep, '/grpctower.testing.Echo/Unary', { messages: [echo({ delayMs: 1_500 })] });
+    const firstIdle = idle();
+    expect(await slow).not.toBeInstanceOf(Error);
+    expect(states).not.toContain('idle');
+    await firstIdle;
+    expect(ep.readiness).toBe('ready');
+    expect(ep.connected).toBe(false);
+    expect(accepted).toBe(1);
+    const again = await call(ep, '/grpctower.testing.Echo/Unary', { messages: [echo({ message: 'back' })] });
+    expect(again).not.toBeInstanceOf(Error);
+    expect(accepted).toBe(2);
+    expect(server.calls.total).toBe(2);
+    await idle();
+    expect(states).toEqual(['ready', 'idle', 'connecting', 'ready', 'idle']);
+  });
+});
+
+/** A TCP relay to `target` on `host` that reports each connection it accepts. */
+async function startTcpTap(host: string, target: string, onConnection: () => void) {
+  const [targetHost, targetPort] = [
+    target.slice(0, target.lastIndexOf(':')),
+    Number(target.slice(target.lastIndexOf(':') + 1)),
+  ];
+  const sockets = new Set<net.Socket>();
+  const relay = net.createServer((client) => {
+    onConnection();
+    const upstream = net.connect({ host: targetHost, port: targetPort });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, host, resolve));
+  const { port } = relay.address() as net.AddressInfo;
+  return {
+    address: `${host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        relay.close(() => resolve());
+      }),
+  };
+}

@@ -25,6 +25,12 @@
  * response's `grpc-accept-encoding` shows the server does not take that
  * encoding; responses in gzip or deflate are decompressed.
  *
+ * With `grpc.client_idle_timeout_ms` (at least 1 s, as grpc-js), a
+ * connection without a call for that long closes its session; the endpoint
+ * stays `ready` (a call connects again, and waits for it). Without it the
+ * connection stays open: grpc-js's channels idle after 30 minutes by
+ * default, but a grpc-js endpoint reconnects at once when they do.
+ *
  * @module
  */
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
@@ -59,7 +65,8 @@ import { RESERVED_HEADERS } from './wire.js';
  */
 export type NativeGrpcEndpointOptions = GrpcEndpointOptions;
 
-const readinessOf = (state: ConnectionState): Readiness => (state === 'connecting' ? 'connecting' : state);
+/** An idle connection takes calls (the first one connects again): `ready`. */
+const readinessOf = (state: ConnectionState): Readiness => (state === 'idle' ? 'ready' : state);
 
 /**
  * Creates an endpoint that speaks gRPC over its own HTTP/2 connection
@@ -137,6 +144,7 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       keepalivePermitWithoutCalls: s.keepalivePermitWithoutCalls,
       maxSessionMemory: s.maxSessionMemory,
       flowControlWindow: s.flowControlWindow,
+      idleTimeoutMs: s.idleTimeoutMs,
     });
     this.#readiness = new BehaviorSubject<Readiness>(readinessOf(this.#connection.state));
     this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
