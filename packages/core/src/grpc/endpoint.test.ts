@@ -14,7 +14,12 @@ import { describe, expect, test } from 'vitest';
 import { newContext } from '../context.js';
 import { ConfigError } from '../errors.js';
 import { Status } from '../status.js';
-import { GrpcEndpoint, connectionErrorOf, grpcEndpoint, grpcJsDelivery } from './endpoint.js';
+import {
+  GrpcEndpoint,
+  connectionErrorOf,
+  grpcJsEndpoint as grpcEndpoint,
+  grpcJsDelivery,
+} from './endpoint.js';
 import { grpcRequest } from './test/request.js';
 import { GrpcStatusError } from './types.js';
 

@@ -48,6 +48,7 @@ import type { Endpoint, Readiness } from '../endpoint.js';
 import { ClosedError, ConfigError, type Delivery, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
+import { readableTlsError } from '../transport/tls.js';
 import { checkForZones, checkWeight, checkZone } from '../endpoint.js';
 import { type HostPort, formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
@@ -83,7 +84,26 @@ export interface GrpcEndpointOptions {
   readonly zone?: string | undefined;
   /** Topology hints: the zones whose clients it is meant for (non-empty strings). See `Endpoint.forZones`. */
   readonly forZones?: readonly string[] | undefined;
+  /**
+   * How `grpcEndpoint` speaks gRPC: `'native'` (default), over its own
+   * HTTP/2 connection (`NativeGrpcEndpoint`), or `'grpc-js'`, through a
+   * grpc-js channel of its own (`GrpcEndpoint`), the way back for what the
+   * native transport does not do: a grpc-js channel option it refuses (its
+   * error names it), grpc-js's own tracing (`GRPC_TRACE`), or behaviour
+   * that must match a plain grpc-js client exactly.
+   */
+  readonly transport?: GrpcTransport | undefined;
 }
+
+/**
+ * The two ways an endpoint speaks gRPC (see {@link GrpcEndpointOptions.transport}).
+ *
+ * @example
+ * ```ts
+ * const transport: GrpcTransport = process.env.GRPC_TRANSPORT === 'grpc-js' ? 'grpc-js' : 'native';
+ * ```
+ */
+export type GrpcTransport = 'native' | 'grpc-js';
 
 /** What a missing or wrong `credentials` option is told to be. */
 const CREDENTIALS_EXPECTED =
@@ -258,9 +278,7 @@ export function connectionErrorOf(details: string): string {
   if (reason.startsWith('Error: ')) reason = reason.slice('Error: '.length);
   // grpc-js before 1.13 appends the time of the failure: `… (2026-12-02T16:00:00.000Z)`
   reason = reason.replace(/ \(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\)$/, '');
-  // OpenSSL's `807C…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:file.c:350:`
-  const openssl = /^[0-9A-F]+:error:[0-9A-F]+:([^:]+):([^:]+):([^:]+):/.exec(reason);
-  if (openssl !== null) reason = `TLS error: ${openssl[3]} (${openssl[1]}:${openssl[2]})`;
+  reason = readableTlsError(reason);
   return reason.length > 0 ? reason : details;
 }
 
@@ -320,24 +338,22 @@ function checkChannelOptions(channelOptions: unknown): void {
 }
 
 /**
- * Creates an endpoint for `address` (`host:port`, IPv6 as `[::1]:50051`).
- * It starts connecting at once and reconnects with grpc-js's backoff.
+ * Creates a grpc-js endpoint for `address` (`host:port`, IPv6 as
+ * `[::1]:50051`): what `grpcEndpoint` makes with `transport: 'grpc-js'`. It
+ * starts connecting at once and reconnects with grpc-js's backoff.
  *
+ * @internal
  * @example
  * ```ts
- * const ep = grpcEndpoint('10.0.0.7:50051', {
- *   credentials: grpc.credentials.createSsl(ca),
- *   authority: 'orders.internal',
- * });
- * const local = grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
+ * const ep = grpcJsEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
  * ```
  */
-export function grpcEndpoint(address: string, options: GrpcEndpointOptions): GrpcEndpoint {
+export function grpcJsEndpoint(address: string, options: GrpcEndpointOptions): GrpcEndpoint {
   return new GrpcEndpoint(address, options);
 }
 
 /**
- * The endpoint class behind {@link grpcEndpoint}.
+ * The endpoint class behind `grpcEndpoint(address, { transport: 'grpc-js', … })`.
  *
  * @example
  * ```ts

@@ -39,6 +39,7 @@ import type { Duplex } from 'node:stream';
 import { type Observable, Subject } from 'rxjs';
 import { ReconnectBackoff, type ReconnectBackoffOptions } from './backoff.js';
 import { type HttpProxy, openTunnel } from './proxy.js';
+import { readableTlsError } from './tls.js';
 
 /**
  * Where a connection is:
@@ -391,6 +392,10 @@ export class Http2Connection {
       () => fail(new Error(`connection attempt timed out after ${timeoutMs} ms`)),
       timeoutMs,
     );
+    // a socket destroyed by close() ends its attempt without an error
+    socket.once('close', () => {
+      if (this.#state === 'closed') clearTimeout(timer);
+    });
     // Until the session exists, a failure is this attempt's; after, the
     // session's events report it (the socket is destroyed either way).
     const fail = (err: Error): void => {
@@ -513,14 +518,15 @@ export class Http2Connection {
     if (!wasCurrent || this.#state === 'closed') return;
     if (record.ready) {
       // a working connection ended: connect again at once
-      this.#lastError = reason;
-      this.#connect(reason);
+      this.#lastError = readableTlsError(reason);
+      this.#connect(this.#lastError);
     } else {
       this.#failed(reason);
     }
   }
 
-  #failed(reason: string): void {
+  #failed(failure: string): void {
+    const reason = readableTlsError(failure);
     this.#lastError = reason;
     this.#setState('failed', reason);
     this.#failWaiting(`no connection to ${this.address}: ${reason}`, true);

@@ -70,7 +70,7 @@ const readinessOf = (state: ConnectionState): Readiness => (state === 'idle' ? '
 
 /**
  * Creates an endpoint that speaks gRPC over its own HTTP/2 connection
- * (see the module documentation). Opt-in: `grpcEndpoint` still uses grpc-js.
+ * (see the module documentation): what `grpcEndpoint` makes by default.
  *
  * @example
  * ```ts
@@ -116,8 +116,8 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   /** The compression of its requests: the configured one until the server says it does not take it. */
   #compression: 'gzip' | 'deflate' | undefined;
 
-  constructor(address: string, options: NativeGrpcEndpointOptions) {
-    const where = 'nativeGrpcEndpoint';
+  /** `where` names the function the user called, for the errors of bad options. */
+  constructor(address: string, options: NativeGrpcEndpointOptions, where = 'nativeGrpcEndpoint') {
     const checked = checkEndpointOptions(where, address, options);
     const { host: hp, credentials: creds } = checked;
     ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
@@ -133,7 +133,7 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       host: hp.host,
       port: hp.port,
       address: this.address,
-      secure: this.secure ? upgradeOf(creds, hp.host, serverName) : undefined,
+      secure: this.secure ? upgradeOf(where, creds, hp.host, serverName) : undefined,
       proxy: s.httpProxy ? proxyFor(hp.host) : undefined,
       backoff: {
         ...(s.initialBackoffMs === undefined ? {} : { initialMs: s.initialBackoffMs }),
@@ -212,7 +212,8 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
         new GrpcTowerError(
           Status.UNAUTHENTICATED,
           `call credentials refused: endpoint ${this.address} is not secure (use TLS credentials)`,
-          { endpoint: this.address, delivery: 'not-sent' },
+          // as the grpc-js endpoint refuses it: a refusal of this call, never re-sent elsewhere
+          { endpoint: this.address },
         ),
       );
     }
@@ -288,12 +289,17 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
 }
 
 /** The TLS upgrade of `creds`, or a ConfigError naming what grpc-js lacks. */
-function upgradeOf(creds: ChannelCredentials, host: string, serverName: string | undefined): SecureUpgrade {
+function upgradeOf(
+  where: string,
+  creds: ChannelCredentials,
+  host: string,
+  serverName: string | undefined,
+): SecureUpgrade {
   try {
     return secureUpgrade(creds, host, serverName);
   } catch (err) {
     throw new ConfigError(
-      'nativeGrpcEndpoint',
+      where,
       'credentials',
       creds,
       `TLS credentials grpc-js can hand over (${(err as Error).message})`,
