@@ -19,13 +19,8 @@
  */
 import { type Balancer, type LoadMetric, p2c, peakEwma, roundRobin } from '@grpc-tower/balance';
 import { type Endpoint, type Service, ServiceBuilder, timeout } from '@grpc-tower/core';
-import {
-  type GrpcRequest,
-  type GrpcResponse,
-  type GrpcTransport,
-  createChannel,
-  grpcEndpoint,
-} from '@grpc-tower/core/grpc';
+import type { GrpcTransport, TowerChannel } from '@grpc-tower/core/grpc';
+import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
 import { type Discover, type DiscoveredAddress, connect, staticList } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
@@ -104,6 +99,16 @@ export function towerClient(name: string, address: string, transport: GrpcTransp
     services: [loadEchoPackage().EchoService],
     transport,
   });
+  return clientOf(name, address, channel);
+}
+
+/** An echo client over `channel`; closing it closes the channel, then runs `after`. */
+function clientOf(
+  name: string,
+  address: string,
+  channel: TowerChannel,
+  after: () => void = () => undefined,
+): Contender {
   const client = createEchoClient(address, { channelOverride: channel });
   return {
     name,
@@ -111,6 +116,7 @@ export function towerClient(name: string, address: string, transport: GrpcTransp
     close: async () => {
       client.close();
       await channel.closeAsync();
+      after();
     },
   };
 }
@@ -126,16 +132,7 @@ function channelOver(
     target: address,
     services: [loadEchoPackage().EchoService],
   });
-  const client = createEchoClient(address, { channelOverride: channel });
-  return {
-    name,
-    client,
-    close: async () => {
-      client.close();
-      await channel.closeAsync();
-      after();
-    },
-  };
+  return clientOf(name, address, channel, after);
 }
 
 /** Which balancer a {@link balancedChannel} uses. */
