@@ -117,13 +117,14 @@ const CREDENTIALS_EXPECTED =
  * @internal
  * @example
  * ```ts
- * const { address, secure } = checkEndpointOptions('grpcEndpoint', '127.0.0.2:50051', options);
+ * const { address, secure } = checkEndpointOptions('grpcEndpoint', '127.0.0.2:50051', options, 'grpc-js');
  * ```
  */
 export function checkEndpointOptions(
   where: string,
   address: string,
   options: GrpcEndpointOptions,
+  transport: GrpcTransport,
 ): {
   readonly host: HostPort;
   readonly address: string;
@@ -141,6 +142,15 @@ export function checkEndpointOptions(
     throw new ConfigError(where, 'options', options, 'an object');
   }
   const host = parseAddress(address, where);
+  if (options.transport !== undefined && options.transport !== transport) {
+    // the class of one transport, asked for the other
+    throw new ConfigError(
+      where,
+      'transport',
+      options.transport,
+      `'${transport}' or nothing here (grpcEndpoint makes either transport's endpoint)`,
+    );
+  }
   const graceMs = options.closeGraceMs ?? 30_000;
   if (!Number.isFinite(graceMs) || graceMs < 0) {
     throw new ConfigError(where, 'closeGraceMs', graceMs, 'a finite number >= 0');
@@ -397,7 +407,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   #drained: (() => void) | undefined;
 
   constructor(address: string, options: GrpcEndpointOptions) {
-    const checked = checkEndpointOptions('grpcEndpoint', address, options);
+    const checked = checkEndpointOptions('grpcEndpoint', address, options, 'grpc-js');
     const { host: hp, credentials: creds } = checked;
     ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
     ({ graceMs: this.#graceMs, secure: this.#secure } = checked);

@@ -118,7 +118,7 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
 
   /** `where` names the function the user called, for the errors of bad options. */
   constructor(address: string, options: NativeGrpcEndpointOptions, where = 'nativeGrpcEndpoint') {
-    const checked = checkEndpointOptions(where, address, options);
+    const checked = checkEndpointOptions(where, address, options, 'native');
     const { host: hp, credentials: creds } = checked;
     ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
     ({ graceMs: this.#graceMs, secure: this.secure } = checked);
