@@ -21,6 +21,7 @@ export const SCENARIO_NAMES = [
   'scale',
   'subsetting',
   'http2',
+  'transport',
 ] as const;
 
 /**

@@ -25,6 +25,7 @@ export const HOSTS = {
   nginx: '127.0.0.252',
   evenShares: ['127.0.0.236', '127.0.0.237', '127.0.0.238'],
   http2: ['127.0.0.253'],
+  transport: ['127.0.0.254'],
 } as const;
 
 /**

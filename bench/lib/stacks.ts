@@ -4,7 +4,9 @@
  *
  * - {@link plainClient}: grpc-js alone, for a single address or a target
  *   with grpc-js's `round_robin`;
- * - {@link bareChannel}: `createChannel` over one `grpcEndpoint`, no layer;
+ * - {@link bareChannel}: `createChannel` over one `grpcEndpoint`, no layer
+ *   (native transport, or grpc-js by name);
+ * - {@link towerClient}: `towerChannel`, the full default stack in one call;
  * - {@link balancedChannel}: discovery → `connect` → a balancer →
  *   `createChannel`, no other layer (to compare balancing policies alone);
  * - {@link fullStack}: the stack a user is told to run — discovery →
@@ -17,12 +19,14 @@
  */
 import { type Balancer, type LoadMetric, p2c, peakEwma, roundRobin } from '@grpc-tower/balance';
 import { type Endpoint, type Service, ServiceBuilder, timeout } from '@grpc-tower/core';
+import type { GrpcTransport, TowerChannel } from '@grpc-tower/core/grpc';
 import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
 import { type Discover, type DiscoveredAddress, connect, staticList } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
 import type { Telemetry } from '@grpc-tower/telemetry';
 import { type EchoProtoClient, createEchoClient, insecure, loadEchoPackage } from '@grpc-tower/testing';
+import { towerChannel } from 'grpc-tower';
 
 /**
  * One client under test.
@@ -68,16 +72,53 @@ export function plainClient(name: string, target: string, options: { roundRobin?
 }
 
 /**
- * `createChannel` over a single `grpcEndpoint`: the cost of the channel
- * itself.
+ * `createChannel` over a single `grpcEndpoint` (over `transport`, native by
+ * default): the cost of the channel itself.
  *
  * @example
  * ```ts
  * const bare = bareChannel('createChannel (bare)', server.address);
+ * const viaGrpcJs = bareChannel('createChannel (bare, grpc-js endpoint)', server.address, 'grpc-js');
  * ```
  */
-export function bareChannel(name: string, address: string): Contender {
-  return channelOver(name, address, grpcEndpoint(address, { credentials: insecure }));
+export function bareChannel(name: string, address: string, transport: GrpcTransport = 'native'): Contender {
+  return channelOver(name, address, grpcEndpoint(address, { credentials: insecure, transport }));
+}
+
+/**
+ * `towerChannel` for one address (`ipv4:` target), with its defaults: the
+ * full stack a user gets in one call, over `transport` (native by default).
+ *
+ * @example
+ * ```ts
+ * const tower = towerClient('towerChannel', server.address);
+ * ```
+ */
+export function towerClient(name: string, address: string, transport: GrpcTransport = 'native'): Contender {
+  const channel = towerChannel(`ipv4:${address}`, insecure, {
+    services: [loadEchoPackage().EchoService],
+    transport,
+  });
+  return clientOf(name, address, channel);
+}
+
+/** An echo client over `channel`; closing it closes the channel, then runs `after`. */
+function clientOf(
+  name: string,
+  address: string,
+  channel: TowerChannel,
+  after: () => void = () => undefined,
+): Contender {
+  const client = createEchoClient(address, { channelOverride: channel });
+  return {
+    name,
+    client,
+    close: async () => {
+      client.close();
+      await channel.closeAsync();
+      after();
+    },
+  };
 }
 
 /** A client over `createChannel(stack)`; `after` runs once the channel has closed. */
@@ -91,16 +132,7 @@ function channelOver(
     target: address,
     services: [loadEchoPackage().EchoService],
   });
-  const client = createEchoClient(address, { channelOverride: channel });
-  return {
-    name,
-    client,
-    close: async () => {
-      client.close();
-      await channel.closeAsync();
-      after();
-    },
-  };
+  return clientOf(name, address, channel, after);
 }
 
 /** Which balancer a {@link balancedChannel} uses. */
@@ -183,14 +215,21 @@ export const FULL_STACK = {
 export function fullStack(
   name: string,
   addresses: Discover<string, DiscoveredAddress>,
-  options: { readonly target?: string; readonly load?: LoadMetric; readonly telemetry?: Telemetry } = {},
+  options: {
+    readonly target?: string;
+    readonly load?: LoadMetric;
+    readonly telemetry?: Telemetry;
+    /** The endpoints' transport; native (`grpcEndpoint`'s default) unless said. */
+    readonly transport?: GrpcTransport;
+  } = {},
 ): Contender {
   const target = options.target ?? 'bench';
+  const transport = options.transport ?? 'native';
   const health = healthChecked();
   const detector = outlierDetection();
   const ins = options.telemetry?.instrument(target);
   const endpoints = connect(addresses, (a) => {
-    const ep = grpcEndpoint(a.address, { credentials: insecure });
+    const ep = grpcEndpoint(a.address, { credentials: insecure, transport });
     ins?.endpoint(ep);
     return detector.wrap(health(ep));
   });

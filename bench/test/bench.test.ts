@@ -107,6 +107,9 @@ test('the quick suite completes and writes every scenario with numbers, targets 
       'churn-time-to-c',
       'http2-dispatcher-throughput',
       'http2-stack-throughput',
+      'transport-stream-throughput',
+      'transport-1mib-throughput',
+      'transport-idle-heap',
     ]),
   );
 

@@ -17,7 +17,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import {
-  type GrpcEndpoint,
+  type NativeGrpcEndpoint,
   type GrpcRequest,
   type GrpcResponse,
   createChannel,
@@ -57,7 +57,7 @@ const servers = await Promise.all(
   ),
 );
 
-type Discovery = Subject<Change<string, GrpcEndpoint>>;
+type Discovery = Subject<Change<string, NativeGrpcEndpoint>>;
 type GrpcBalancer = Balancer<GrpcRequest, GrpcResponse, string>;
 
 interface Candidate {

@@ -6,7 +6,12 @@
 // servers where the guarantee is about real connections; counting endpoints
 // (test/counting-endpoint.ts) where the test must drive readiness by hand.
 import { background } from '@grpc-tower/core';
-import { type GrpcEndpoint, type GrpcRequest, type GrpcResponse, grpcEndpoint } from '@grpc-tower/core/grpc';
+import {
+  type NativeGrpcEndpoint,
+  type GrpcRequest,
+  type GrpcResponse,
+  grpcEndpoint,
+} from '@grpc-tower/core/grpc';
 import { type Change, type DiscoveredAddress, connect } from '@grpc-tower/discover';
 import {
   type EchoServer,
@@ -53,7 +58,7 @@ describe('over real servers', () => {
   });
 
   function balance(up: Subject<C>, options: BalancerOptions = {}) {
-    const made: GrpcEndpoint[] = [];
+    const made: NativeGrpcEndpoint[] = [];
     const endpoints = connect(up, (a) => {
       const ep = grpcEndpoint(a.address, { credentials: insecure, closeGraceMs: 100 });
       made.push(ep);
@@ -73,7 +78,7 @@ describe('over real servers', () => {
     up.next(ins(a, 1)); // an equal value: nothing new
     expect(made).toHaveLength(1);
     up.next(ins(a, 2));
-    const [first, second] = made as [GrpcEndpoint, GrpcEndpoint];
+    const [first, second] = made as [NativeGrpcEndpoint, NativeGrpcEndpoint];
     expect(second.readiness).not.toBe('ready'); // still connecting: the old one keeps serving
     expect(first.readiness).toBe('ready');
     expect(balancer.stats().endpoints.map((e) => e.role)).toEqual(['active', 'incoming']);
@@ -91,7 +96,7 @@ describe('over real servers', () => {
     await vi.waitFor(() => expect(balancer.counts().ready).toBe(2));
     up.next({ type: 'remove', key: a });
     up.next({ type: 'remove', key: '127.0.0.99:1' });
-    const [epA, epB] = made as [GrpcEndpoint, GrpcEndpoint];
+    const [epA, epB] = made as [NativeGrpcEndpoint, NativeGrpcEndpoint];
     await vi.waitFor(() => expect(epA.readiness).toBe('closed'));
     expect(epB.readiness).toBe('ready');
     expect(balancer.counts()).toMatchObject({ known: 1, ready: 1 });

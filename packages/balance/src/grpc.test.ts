@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type Endpoint, type Readiness, statusName } from '@grpc-tower/core';
 import {
   ENDPOINT_METADATA_KEY,
-  type GrpcEndpoint,
+  type NativeGrpcEndpoint,
   type GrpcRequest,
   type GrpcResponse,
   grpcEndpoint,
@@ -30,7 +30,7 @@ import { roundRobin } from './round-robin.js';
 import { echoClient, load, trackCleanups, unary, until } from './test/grpc-calls.js';
 
 type GrpcBalancer = Balancer<GrpcRequest, GrpcResponse, string>;
-type Discovery = Subject<Change<string, GrpcEndpoint>>;
+type Discovery = Subject<Change<string, NativeGrpcEndpoint>>;
 
 const TARGET = 'echo.test';
 
@@ -59,7 +59,7 @@ function insertAll(
   discover: Discovery,
   addresses: readonly string[],
   options: { fast?: boolean } = {},
-): GrpcEndpoint[] {
+): NativeGrpcEndpoint[] {
   return addresses.map((address) => {
     const endpoint = grpcEndpoint(address, {
       credentials: insecure,

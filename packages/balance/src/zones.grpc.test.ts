@@ -6,7 +6,12 @@
 // else draws from it in a different order from run to run (no retries, no
 // waiting), so the shares measured are the same on every run.
 import * as grpc from '@grpc/grpc-js';
-import { type GrpcEndpoint, type GrpcRequest, type GrpcResponse, grpcEndpoint } from '@grpc-tower/core/grpc';
+import {
+  type NativeGrpcEndpoint,
+  type GrpcRequest,
+  type GrpcResponse,
+  grpcEndpoint,
+} from '@grpc-tower/core/grpc';
 import type { Change } from '@grpc-tower/discover';
 import {
   type EchoProtoClient,
@@ -48,7 +53,7 @@ async function fleet(
   );
   // stopping twice is harmless: a test stops some of them itself
   cleanups.push(() => Promise.all(servers.map((s) => s.stop(100))));
-  const discover = new Subject<Change<string, GrpcEndpoint>>();
+  const discover = new Subject<Change<string, NativeGrpcEndpoint>>();
   const balancer: GrpcBalancer = p2c(discover, { target: TARGET, random: seededRandom(42), ...options });
   const client = echoClient(balancer, TARGET, cleanups);
   for (const s of servers) {

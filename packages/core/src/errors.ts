@@ -26,24 +26,31 @@ export interface ErrorOptions {
 
 /**
  * How far a failed attempt got, as the transport that ran it knows it:
- * - `not-sent`: no byte of the request left this process (no connection,
- *   or the stream could not be opened);
+ * - `not-sent`: no byte of the request left this process, for a reason of
+ *   this process (the stream could not be opened, call credentials failed,
+ *   the endpoint was closed);
+ * - `unconnected`: no byte of the request left this process because the
+ *   endpoint had no connection (it could not connect): nothing was sent,
+ *   but the failure is the connection's;
  * - `refused`: the server reset the stream with REFUSED_STREAM before its
  *   application saw it;
  * - `goaway`: the server's GOAWAY named a last stream below this one, so
  *   its application never saw it;
- * - `lost`: the connection ended after the request was sent: the method
- *   may have run.
+ * - `lost`: the stream or its connection ended after the request was sent,
+ *   without a gRPC status (the connection dropped, the peer reset the
+ *   stream): the method may have run.
  *
- * The first three are safe to send again anywhere (the server application
- * never saw the call); `lost` is not.
+ * All but `lost` are safe to send again anywhere (the server application
+ * never saw the call); `lost` is not. `unconnected` and `lost` count
+ * against the endpoint where a layer judges endpoints by their failures;
+ * the others do not.
  *
  * @example
  * ```ts
  * if (err instanceof GrpcTowerError && err.delivery !== undefined && err.delivery !== 'lost') resend();
  * ```
  */
-export type Delivery = 'not-sent' | 'refused' | 'goaway' | 'lost';
+export type Delivery = 'not-sent' | 'unconnected' | 'refused' | 'goaway' | 'lost';
 
 /**
  * The base class of every grpc-tower error.
@@ -68,7 +75,8 @@ export class GrpcTowerError extends Error {
   readonly retryable: false | undefined;
   /**
    * How far the attempt got, when its transport knows (see {@link Delivery});
-   * `undefined` when it does not say (the grpc-js endpoint, a layer's error).
+   * `undefined` when it does not say (a status the server sent, a layer's
+   * error, a status the transport made up for a reason of its own).
    */
   readonly delivery: Delivery | undefined;
 

@@ -1,6 +1,6 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Endpoint, Readiness } from '@grpc-tower/core';
-import { type GrpcEndpoint, grpcEndpoint } from '@grpc-tower/core/grpc';
+import { type NativeGrpcEndpoint, grpcEndpoint } from '@grpc-tower/core/grpc';
 import { insecure } from '@grpc-tower/testing';
 import { BehaviorSubject, Subject, type Subscription, filter, firstValueFrom } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -40,7 +40,7 @@ afterAll(async () => {
 });
 
 const open: Recording<unknown>[] = [];
-const created: GrpcEndpoint[] = [];
+const created: NativeGrpcEndpoint[] = [];
 afterEach(async () => {
   for (const r of open.splice(0)) r.stop();
   await Promise.all(created.splice(0).map((e) => e.close({ graceMs: 0 })));
@@ -49,12 +49,12 @@ function rec<V>(r: Recording<V>): Recording<V> {
   open.push(r as Recording<unknown>);
   return r;
 }
-const make = (a: DiscoveredAddress): GrpcEndpoint => {
+const make = (a: DiscoveredAddress): NativeGrpcEndpoint => {
   const ep = grpcEndpoint(a.address, { credentials: insecure, closeGraceMs: 100 });
   created.push(ep);
   return ep;
 };
-const readinessOf = (ep: GrpcEndpoint, want: Readiness) =>
+const readinessOf = (ep: NativeGrpcEndpoint, want: Readiness) =>
   firstValueFrom(ep.readiness$.pipe(filter((r) => r === want)), { defaultValue: 'completed' as const });
 
 describe('connect', () => {

@@ -36,6 +36,10 @@ import {
   grpcEndpoint,
   nativeGrpcEndpoint,
 } from '@grpc-tower/core/grpc';
+
+/** A grpc-js endpoint (`transport: 'grpc-js'`). */
+const grpcJsEndpoint = (address: string, options: GrpcEndpointOptions) =>
+  grpcEndpoint(address, { ...options, transport: 'grpc-js' });
 import {
   type ConnectOptions,
   type DiscoveredAddress,
@@ -94,10 +98,12 @@ export interface TowerOptions {
   /** grpc-js channel options of every endpoint (message size limits, keepalive…). */
   readonly channelOptions?: ChannelOptions;
   /**
-   * How endpoints speak gRPC: `'grpc-js'` (default), a grpc-js channel per
-   * endpoint, or `'native'` (opt-in), gRPC over the endpoint's own HTTP/2
-   * connection (`nativeGrpcEndpoint`; it refuses the channel options it
-   * does not honour, and does not compress requests yet).
+   * How endpoints speak gRPC: `'native'` (default), over each endpoint's
+   * own HTTP/2 connection (it refuses, by name, the channel options it
+   * does not honour), or `'grpc-js'`, a grpc-js channel per endpoint: the
+   * way back for a channel option only grpc-js takes, grpc-js's own
+   * tracing (`GRPC_TRACE`), or behaviour that must match a plain grpc-js
+   * client exactly. See `GrpcEndpointOptions.transport`.
    */
   readonly transport?: 'grpc-js' | 'native';
   /**
@@ -354,7 +360,7 @@ function build(
   { health, detector, retries, deadline, telemetry }: Parts,
 ): TowerChannel {
   const source = sourceOf(parsed, options);
-  const makeEndpoint = options.transport === 'native' ? nativeGrpcEndpoint : grpcEndpoint;
+  const makeEndpoint = options.transport === 'grpc-js' ? grpcJsEndpoint : nativeGrpcEndpoint;
   // before the balancer subscribes: a static list reports its one resolution then
   telemetry?.observe({ discovery: source });
   const endpoints = connect(
@@ -455,7 +461,7 @@ function checkEndpointOptions(options: TowerOptions): void {
   if (options.transport !== undefined && options.transport !== 'grpc-js' && options.transport !== 'native') {
     throw check.error('transport', options.transport, "'grpc-js' or 'native'");
   }
-  if (options.transport === 'native') nativeSettings(WHERE, options.channelOptions);
+  if (options.transport !== 'grpc-js') nativeSettings(WHERE, options.channelOptions);
 }
 
 function checkLayers(layers: TowerOptions['layers']): void {

@@ -85,6 +85,21 @@ describe('a C-core server', () => {
     expect(got).toEqual(Array.from({ length: 5 }, () => Buffer.from('s')));
   });
 
+  test.each([
+    [1, 'deflate'],
+    [2, 'gzip'],
+  ])('requests compressed with algorithm %s (%s) are taken and echoed', async (algorithm) => {
+    const ep = endpoint({ 'grpc.default_compression_algorithm': algorithm });
+    const body = Buffer.from('compressed from node '.repeat(200));
+    for (let i = 0; i < 2; i++) {
+      const res = (await call(ep, 'Echo', { messages: [body] })) as GrpcResponse;
+      expect(res).not.toBeInstanceOf(Error);
+      expect(res.unary?.messages).toEqual([body]);
+    }
+    // C-core takes both encodings: the second call was compressed too
+    expect(ep.compression).toBe(algorithm === 1 ? 'deflate' : 'gzip');
+  });
+
   test('a status with Unicode details, a binary trailer and status details', async () => {
     const err = (await call(endpoint(), 'Fail')) as GrpcStatusError;
     expect(err).toBeInstanceOf(GrpcStatusError);

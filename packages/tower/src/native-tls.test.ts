@@ -141,7 +141,7 @@ describe.each([
     await withEndpoint(address(), { credentials: credentials.createSsl(certs.ca), authority }, async (ep) => {
       expect(await outcome(ep)).toMatch(reason);
       const err = (await unary(ep).catch((e: unknown) => e)) as { delivery?: string };
-      expect(err.delivery).toBe('not-sent');
+      expect(err.delivery).toBe('unconnected');
     });
     expect(plain.calls.total).toBe(0);
   });

@@ -133,7 +133,8 @@ describe('towerChannel over the native transport', () => {
   test('a channel option the native transport does not honour is refused when the channel is made', () => {
     for (const [key, value] of [
       ['grpc.service_config', '{}'],
-      ['grpc.default_compression_algorithm', 2],
+      ['grpc.default_compression_algorithm', 3],
+      ['grpc.default_compression_level', 2],
       ['grpc.not_an_option', 1],
     ] as const) {
       let err: unknown;

@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { describe, expectTypeOf, test } from 'vitest';
-import { GrpcEndpoint, type GrpcEndpointOptions, grpcEndpoint } from './endpoint.js';
+import { GrpcEndpoint, type GrpcEndpointOptions } from './endpoint.js';
+import { grpcEndpoint } from './grpc-endpoint.js';
+import type { NativeGrpcEndpoint } from './native/endpoint.js';
 
 // Type-level only: nothing here runs, so no channel is opened.
 describe('grpcEndpoint credentials types', () => {
@@ -25,12 +27,29 @@ describe('grpcEndpoint credentials types', () => {
   });
 
   test('explicit credentials type-check, plaintext or TLS', () => {
-    expectTypeOf(grpcEndpoint).parameter(1).toEqualTypeOf<GrpcEndpointOptions>();
+    // the last (widest) signature
+    expectTypeOf<Parameters<typeof grpcEndpoint>[1]>().toEqualTypeOf<GrpcEndpointOptions>();
     expectTypeOf(
       grpcEndpoint('127.0.0.1:1', { credentials: grpc.credentials.createInsecure() }),
-    ).toEqualTypeOf<GrpcEndpoint>();
+    ).toEqualTypeOf<NativeGrpcEndpoint>();
     expectTypeOf(
       grpcEndpoint('127.0.0.1:1', { credentials: grpc.credentials.createSsl() }),
+    ).toEqualTypeOf<NativeGrpcEndpoint>();
+  });
+
+  test('the transport picks the class: native by default, grpc-js by name', () => {
+    const credentials = grpc.credentials.createInsecure();
+    expectTypeOf(
+      grpcEndpoint('127.0.0.1:1', { credentials, transport: 'native' }),
+    ).toEqualTypeOf<NativeGrpcEndpoint>();
+    expectTypeOf(
+      grpcEndpoint('127.0.0.1:1', { credentials, transport: 'grpc-js' }),
     ).toEqualTypeOf<GrpcEndpoint>();
+    const either = (process.env.T === 'grpc-js' ? 'grpc-js' : 'native') as 'grpc-js' | 'native';
+    expectTypeOf(grpcEndpoint('127.0.0.1:1', { credentials, transport: either })).toEqualTypeOf<
+      GrpcEndpoint | NativeGrpcEndpoint
+    >();
+    // @ts-expect-error: only the two transports
+    grpcEndpoint('127.0.0.1:1', { credentials, transport: 'quic' });
   });
 });

@@ -2,11 +2,26 @@
 // connection error and publishes `failed` together with it. Real sockets on
 // loopback: a port nobody listens on, and a real grpc-js echo server.
 import * as grpc from '@grpc/grpc-js';
-import { closedPort, insecure, pickHosts, startEchoServer } from '@grpc-tower/testing';
+import {
+  GeneratedEchoRequest as EchoRequest,
+  closedPort,
+  insecure,
+  pickHosts,
+  startEchoServer,
+} from '@grpc-tower/testing';
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, test } from 'vitest';
+import { newContext } from '../context.js';
 import { ConfigError } from '../errors.js';
-import { GrpcEndpoint, connectionErrorOf, grpcEndpoint } from './endpoint.js';
+import { Status } from '../status.js';
+import {
+  GrpcEndpoint,
+  connectionErrorOf,
+  grpcJsEndpoint as grpcEndpoint,
+  grpcJsDelivery,
+} from './endpoint.js';
+import { grpcRequest } from './test/request.js';
+import { GrpcStatusError } from './types.js';
 
 describe('connectionErrorOf', () => {
   test('the failure time grpc-js 1.12 appends is left out', () => {
@@ -187,5 +202,63 @@ describe('zone and forZones', () => {
     expect(() =>
       grpcEndpoint('127.0.0.1:1', { credentials: insecure, forZones: forZones as string[] }),
     ).toThrow(/grpcEndpoint: option "forZones" must be an array of non-empty strings/);
+  });
+});
+
+describe("grpc-js's words turned into the delivery fact", () => {
+  test.each([
+    ['Failed to start HTTP/2 stream with error x', { delivery: 'not-sent', restart: true }],
+    ['Getting metadata from plugin failed with error: x', { delivery: 'not-sent', restart: false }],
+    ['No connection established. Last error: x', { delivery: 'unconnected', restart: false }],
+    ['Stream refused by server', { delivery: 'refused', restart: false }],
+    ['Connection dropped', { delivery: 'lost', restart: false }],
+    [
+      'Received RST_STREAM with code 2 triggered by internal client error',
+      { delivery: 'lost', restart: false },
+    ],
+    ['"authorization" metadata cannot have multiple values', undefined],
+    ['Stream refused by server, maybe', undefined],
+  ])('%s', (details, expected) => {
+    expect(grpcJsDelivery(details)).toEqual(expected);
+  });
+
+  /** One unary call of the echo service straight on `ep`; its error. */
+  const fail = async (ep: GrpcEndpoint, fields: { failCode?: number }): Promise<GrpcStatusError> => {
+    const scope = newContext({ timeoutMs: 5_000 });
+    try {
+      const body = Buffer.from(EchoRequest.encode(EchoRequest.fromPartial(fields)).finish());
+      const err = await ep
+        .call(grpcRequest('/grpctower.testing.Echo/Unary', { messages: [body] }), scope.context)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(err).toBeInstanceOf(GrpcStatusError);
+      return err as GrpcStatusError;
+    } finally {
+      scope.release();
+    }
+  };
+
+  test('a call on an endpoint that cannot connect is unconnected; a status the server sent has no delivery', async () => {
+    const [host, other] = pickHosts(2) as [string, string];
+    const port = await closedPort(host);
+    const down = grpcEndpoint(`${host}:${port}`, { credentials: insecure });
+    const server = await startEchoServer({ host: other });
+    const up = grpcEndpoint(server.address, { credentials: insecure });
+    try {
+      const unconnected = await fail(down, {});
+      expect(unconnected.code).toBe(Status.UNAVAILABLE);
+      expect(unconnected.serverResponded).toBe(false);
+      expect(unconnected.delivery).toBe('unconnected');
+      const sent = await fail(up, { failCode: Status.UNAVAILABLE });
+      expect(sent.code).toBe(Status.UNAVAILABLE);
+      expect(sent.serverResponded).toBe(true);
+      expect(sent.delivery).toBeUndefined();
+    } finally {
+      await down.close({ graceMs: 0 });
+      await up.close({ graceMs: 0 });
+      await server.stop(0);
+    }
   });
 });

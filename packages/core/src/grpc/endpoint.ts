@@ -45,9 +45,10 @@ import {
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import type { CallContext } from '../context.js';
 import type { Endpoint, Readiness } from '../endpoint.js';
-import { ClosedError, ConfigError, GrpcTowerError } from '../errors.js';
+import { ClosedError, ConfigError, type Delivery, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
+import { readableTlsError } from '../transport/tls.js';
 import { checkForZones, checkWeight, checkZone } from '../endpoint.js';
 import { type HostPort, formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
@@ -83,7 +84,26 @@ export interface GrpcEndpointOptions {
   readonly zone?: string | undefined;
   /** Topology hints: the zones whose clients it is meant for (non-empty strings). See `Endpoint.forZones`. */
   readonly forZones?: readonly string[] | undefined;
+  /**
+   * How `grpcEndpoint` speaks gRPC: `'native'` (default), over its own
+   * HTTP/2 connection (`NativeGrpcEndpoint`), or `'grpc-js'`, through a
+   * grpc-js channel of its own (`GrpcEndpoint`), the way back for what the
+   * native transport does not do: a grpc-js channel option it refuses (its
+   * error names it), grpc-js's own tracing (`GRPC_TRACE`), or behaviour
+   * that must match a plain grpc-js client exactly.
+   */
+  readonly transport?: GrpcTransport | undefined;
 }
+
+/**
+ * The two ways an endpoint speaks gRPC (see {@link GrpcEndpointOptions.transport}).
+ *
+ * @example
+ * ```ts
+ * const transport: GrpcTransport = process.env.GRPC_TRANSPORT === 'grpc-js' ? 'grpc-js' : 'native';
+ * ```
+ */
+export type GrpcTransport = 'native' | 'grpc-js';
 
 /** What a missing or wrong `credentials` option is told to be. */
 const CREDENTIALS_EXPECTED =
@@ -97,13 +117,14 @@ const CREDENTIALS_EXPECTED =
  * @internal
  * @example
  * ```ts
- * const { address, secure } = checkEndpointOptions('grpcEndpoint', '127.0.0.2:50051', options);
+ * const { address, secure } = checkEndpointOptions('grpcEndpoint', '127.0.0.2:50051', options, 'grpc-js');
  * ```
  */
 export function checkEndpointOptions(
   where: string,
   address: string,
   options: GrpcEndpointOptions,
+  transport: GrpcTransport,
 ): {
   readonly host: HostPort;
   readonly address: string;
@@ -121,6 +142,15 @@ export function checkEndpointOptions(
     throw new ConfigError(where, 'options', options, 'an object');
   }
   const host = parseAddress(address, where);
+  if (options.transport !== undefined && options.transport !== transport) {
+    // the class of one transport, asked for the other
+    throw new ConfigError(
+      where,
+      'transport',
+      options.transport,
+      `'${transport}' or nothing here (grpcEndpoint makes either transport's endpoint)`,
+    );
+  }
   const graceMs = options.closeGraceMs ?? 30_000;
   if (!Number.isFinite(graceMs) || graceMs < 0) {
     throw new ConfigError(where, 'closeGraceMs', graceMs, 'a finite number >= 0');
@@ -157,11 +187,46 @@ const baseChannelOptions: ChannelOptions = {
 export const PREVIOUS_ATTEMPTS_HEADER = 'grpc-previous-rpc-attempts';
 
 /**
- * How grpc-js (1.14) words the status of a stream it could not open on the
- * picked connection (`session.request` threw: the connection got a GOAWAY
- * or closed in between). The call never left the client.
+ * What a status grpc-js made up (no response from the server) says of how
+ * far the attempt got, read from grpc-js's wording (1.12 to 1.14), since
+ * grpc-js keeps its own account (`NOT_STARTED`, `REFUSED`, `DROP`,
+ * `PROCESSED`) from a `Channel`'s caller. The only place that reads its
+ * words; `restart` marks a stream grpc-js could not open on the picked
+ * connection (`session.request` threw: the connection got a GOAWAY or
+ * closed in between), which the attempt opens again itself.
+ *
+ * - `Failed to start HTTP/2 stream…`, `Getting metadata from plugin
+ *   failed…` (call credentials of this process): `not-sent`;
+ * - `No connection established…` (connect failed; no stream was opened):
+ *   `unconnected`;
+ * - `Stream refused by server` (RST_STREAM REFUSED_STREAM, which is also
+ *   how a stream beyond a GOAWAY's last stream is refused): `refused`;
+ * - `Connection dropped…`, `Received RST_STREAM…`: `lost` (the method may
+ *   have run; grpc-js 1.14 also reports a GOAWAY followed by the
+ *   connection closing before the stream was accepted this way, so that
+ *   takes the safe side);
+ * - anything else: not known (`undefined`).
+ *
+ * A wording a future grpc-js changes falls to `undefined`: such a failure
+ * is then never sent again transparently, the safe direction.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * grpcJsDelivery('Stream refused by server'); // { delivery: 'refused', restart: false }
+ * ```
  */
-const NOT_STARTED = /^Failed to start HTTP\/2 stream/;
+export function grpcJsDelivery(details: string): { delivery: Delivery; restart: boolean } | undefined {
+  if (details.startsWith('Failed to start HTTP/2 stream')) return { delivery: 'not-sent', restart: true };
+  if (details.startsWith('Getting metadata from plugin failed'))
+    return { delivery: 'not-sent', restart: false };
+  if (details.startsWith('No connection established')) return { delivery: 'unconnected', restart: false };
+  if (details === 'Stream refused by server') return { delivery: 'refused', restart: false };
+  if (details.startsWith('Connection dropped') || details.startsWith('Received RST_STREAM')) {
+    return { delivery: 'lost', restart: false };
+  }
+  return undefined;
+}
 
 /** How many times one attempt re-opens a stream that grpc-js failed to start. */
 const MAX_RESTARTS = 3;
@@ -223,9 +288,7 @@ export function connectionErrorOf(details: string): string {
   if (reason.startsWith('Error: ')) reason = reason.slice('Error: '.length);
   // grpc-js before 1.13 appends the time of the failure: `… (2026-12-02T16:00:00.000Z)`
   reason = reason.replace(/ \(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\)$/, '');
-  // OpenSSL's `807C…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:file.c:350:`
-  const openssl = /^[0-9A-F]+:error:[0-9A-F]+:([^:]+):([^:]+):([^:]+):/.exec(reason);
-  if (openssl !== null) reason = `TLS error: ${openssl[3]} (${openssl[1]}:${openssl[2]})`;
+  reason = readableTlsError(reason);
   return reason.length > 0 ? reason : details;
 }
 
@@ -285,24 +348,22 @@ function checkChannelOptions(channelOptions: unknown): void {
 }
 
 /**
- * Creates an endpoint for `address` (`host:port`, IPv6 as `[::1]:50051`).
- * It starts connecting at once and reconnects with grpc-js's backoff.
+ * Creates a grpc-js endpoint for `address` (`host:port`, IPv6 as
+ * `[::1]:50051`): what `grpcEndpoint` makes with `transport: 'grpc-js'`. It
+ * starts connecting at once and reconnects with grpc-js's backoff.
  *
+ * @internal
  * @example
  * ```ts
- * const ep = grpcEndpoint('10.0.0.7:50051', {
- *   credentials: grpc.credentials.createSsl(ca),
- *   authority: 'orders.internal',
- * });
- * const local = grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
+ * const ep = grpcJsEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
  * ```
  */
-export function grpcEndpoint(address: string, options: GrpcEndpointOptions): GrpcEndpoint {
+export function grpcJsEndpoint(address: string, options: GrpcEndpointOptions): GrpcEndpoint {
   return new GrpcEndpoint(address, options);
 }
 
 /**
- * The endpoint class behind {@link grpcEndpoint}.
+ * The endpoint class behind `grpcEndpoint(address, { transport: 'grpc-js', … })`.
  *
  * @example
  * ```ts
@@ -346,7 +407,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   #drained: (() => void) | undefined;
 
   constructor(address: string, options: GrpcEndpointOptions) {
-    const checked = checkEndpointOptions('grpcEndpoint', address, options);
+    const checked = checkEndpointOptions('grpcEndpoint', address, options, 'grpc-js');
     const { host: hp, credentials: creds } = checked;
     ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
     ({ graceMs: this.#graceMs, secure: this.#secure } = checked);
@@ -531,7 +592,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       if (
         channel === this.#channel &&
         status.code === Status.UNAVAILABLE &&
-        status.details.startsWith('No connection established')
+        grpcJsDelivery(status.details)?.delivery === 'unconnected'
       ) {
         this.#lastError = connectionErrorOf(status.details);
       }
@@ -801,17 +862,18 @@ class Attempt implements ResponseWire {
   }
 
   /**
-   * Whether `status` is grpc-js failing to open the stream on a connection
-   * that was going away: the call never left the client, so it is opened
-   * again at once (grpc-js did this itself with its retries on).
+   * Whether the attempt opens its stream again, after grpc-js failed to
+   * open it on a connection that was going away (`restart`, see
+   * {@link grpcJsDelivery}): the call never left the client, so it is
+   * opened again at once (grpc-js did this itself with its retries on).
    */
-  #restart(status: StatusObject): boolean {
+  #restart(restart: boolean): boolean {
     if (
+      !restart ||
       this.#res.committed ||
       this.#res.headers !== undefined ||
       this.#restarts >= MAX_RESTARTS ||
-      this.#ctx.aborted ||
-      !NOT_STARTED.test(status.details)
+      this.#ctx.aborted
     ) {
       return false;
     }
@@ -832,12 +894,15 @@ class Attempt implements ResponseWire {
   /** @internal */
   onReceiveStatus(status: StatusObject): void {
     if (this.#res.status !== undefined) return;
-    if (this.#restart(status)) return;
+    // a status without a response is grpc-js's own: its words say how far the attempt got
+    const made =
+      status.code === Status.OK || this.#res.responded(status) ? undefined : grpcJsDelivery(status.details);
+    if (this.#restart(made?.restart === true)) return;
     this.#offAbort?.();
     this.#offAbort = undefined;
     this.#reader?.close();
     this.#onFinished(this);
-    this.#res.onStatus(status);
+    this.#res.onStatus(status, made?.delivery);
   }
 
   // what the response side asks of the grpc-js call

@@ -16,7 +16,8 @@
  * @packageDocumentation
  */
 export { createChannel, TowerChannel, type CreateChannelOptions } from './channel.js';
-export { grpcEndpoint, GrpcEndpoint, type GrpcEndpointOptions } from './endpoint.js';
+export { GrpcEndpoint, type GrpcEndpointOptions, type GrpcTransport } from './endpoint.js';
+export { grpcEndpoint } from './grpc-endpoint.js';
 export {
   nativeGrpcEndpoint,
   NativeGrpcEndpoint,

@@ -16,7 +16,7 @@ import {
 import { filter, firstValueFrom } from 'rxjs';
 import { describe, expect, test } from 'vitest';
 import { createChannel } from './channel.js';
-import { type GrpcEndpoint, grpcEndpoint } from './endpoint.js';
+import { type GrpcEndpoint, grpcJsEndpoint as grpcEndpoint } from './endpoint.js';
 import { readyRoundRobin } from './test/picker.js';
 
 /** grpc-js would wait a minute before its own next attempt. */

@@ -140,7 +140,7 @@ export class ResponseHalf implements ResponseStream {
       return;
     }
     this.#ctx.note('endpoint');
-    const serverResponded = this.headers !== undefined || status.metadata.get('content-type').length > 0;
+    const serverResponded = this.responded(status);
     this.#reject(
       new GrpcStatusError(status, {
         endpoint: this.#address,
@@ -148,6 +148,14 @@ export class ResponseHalf implements ResponseStream {
         ...(delivery === undefined ? {} : { delivery }),
       }),
     );
+  }
+
+  /**
+   * Whether the server answered the attempt that ended with `status`: its
+   * response headers came, or `status` is a trailers-only response.
+   */
+  responded(status: StatusObject): boolean {
+    return this.headers !== undefined || status.metadata.get('content-type').length > 0;
   }
 
   /** Forgets what a failed stream received, before the attempt opens another. */

@@ -11,6 +11,7 @@ import {
   OverloadedError,
   UnavailableError,
 } from '../errors.js';
+import { grpcJsDelivery } from '../grpc/endpoint.js';
 import { GrpcStatusError } from '../grpc/types.js';
 import { Http2RequestError } from '../http2/endpoint.js';
 import { Status } from '../status.js';
@@ -24,10 +25,19 @@ import { optionChecks } from './options.js';
 
 const status = (code: number, details: string, serverResponded: boolean) =>
   new GrpcStatusError({ code, details, metadata: new Metadata() }, { endpoint: 'a:1', serverResponded });
+/** A status grpc-js made up, with the delivery the grpc-js endpoint reads from its words. */
+const grpcJs = (code: number, details: string) => {
+  const delivery = grpcJsDelivery(details)?.delivery;
+  return new GrpcStatusError(
+    { code, details, metadata: new Metadata() },
+    { endpoint: 'a:1', serverResponded: false, ...(delivery === undefined ? {} : { delivery }) },
+  );
+};
 
 describe('failureOrigin', () => {
   test.each([
     ['not-sent', 'local'],
+    ['unconnected', 'connection'],
     ['refused', 'local'],
     ['goaway', 'local'],
     ['lost', 'connection'],
@@ -36,7 +46,10 @@ describe('failureOrigin', () => {
     const err = new GrpcStatusError(
       {
         code: Status.UNAVAILABLE,
-        details: delivery === 'lost' ? 'Stream refused by server' : 'Connection dropped',
+        details:
+          delivery === 'lost' || delivery === 'unconnected'
+            ? 'Stream refused by server'
+            : 'Connection dropped',
         metadata: new Metadata(),
       },
       { endpoint: 'a:1', serverResponded: false, delivery },
@@ -48,23 +61,28 @@ describe('failureOrigin', () => {
   test.each([
     ['a status the server sent', status(Status.INTERNAL, 'boom', true), 'server'],
     ['UNAVAILABLE the server sent', status(Status.UNAVAILABLE, 'shutting down', true), 'server'],
-    ['no connection', status(Status.UNAVAILABLE, 'No connection established', false), 'connection'],
-    ['a dropped connection', status(Status.UNAVAILABLE, 'Connection dropped', false), 'connection'],
-    ['a reset stream', status(Status.INTERNAL, 'Received RST_STREAM with code 2', false), 'connection'],
+    ['no connection', grpcJs(Status.UNAVAILABLE, 'No connection established'), 'connection'],
+    ['a dropped connection', grpcJs(Status.UNAVAILABLE, 'Connection dropped'), 'connection'],
+    ['a reset stream', grpcJs(Status.INTERNAL, 'Received RST_STREAM with code 2'), 'connection'],
     [
       'a stream grpc-js could not start',
-      status(Status.INTERNAL, 'Failed to start HTTP/2 stream with error x', false),
+      grpcJs(Status.INTERNAL, 'Failed to start HTTP/2 stream with error x'),
       'local',
     ],
     [
       'call credentials that failed here',
-      status(Status.UNAVAILABLE, 'Getting metadata from plugin failed with error: x', false),
+      grpcJs(Status.UNAVAILABLE, 'Getting metadata from plugin failed with error: x'),
       'local',
     ],
     [
       'a status grpc-js made up',
-      status(Status.INTERNAL, '"authorization" metadata cannot have multiple values', false),
+      grpcJs(Status.INTERNAL, '"authorization" metadata cannot have multiple values'),
       'local',
+    ],
+    [
+      'an UNAVAILABLE without a response the transport did not account for (a proxy page)',
+      status(Status.UNAVAILABLE, 'Received HTTP status code 503', false),
+      'connection',
     ],
     [
       'a deadline the server enforced',

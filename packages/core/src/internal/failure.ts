@@ -32,18 +32,24 @@ import type { OptionChecks } from './options.js';
  *   `serverResponded`), or an error this module does not know, taken at its
  *   code (a custom endpoint's failure, a committed stream's final status);
  * - `connection`: the connection or the stream failed below gRPC (connect
- *   failure, reset, refused stream, GOAWAY, an HTTP/2 RST_STREAM);
+ *   failure, a dropped connection, an HTTP/2 RST_STREAM: the transport's
+ *   `delivery` `unconnected` or `lost`; an UNAVAILABLE it did not account
+ *   for);
  * - `deadline`: `DEADLINE_EXCEEDED`, from the call's own deadline timer or
  *   from the server enforcing the deadline the call sent it; it counts only
  *   when the endpoint had a fair chance ({@link deadlineHadFairChance});
  * - `caller`: the call was cancelled, or stopped by its caller or a layer
  *   above (a hedge that lost, a retry that gave up on the attempt);
  * - `local`: raised in this process before or instead of reaching the
- *   server: a request grpc-js could not start (a connection-specific
- *   header), a draining or closed endpoint, a refused option, a local limit,
- *   or an HTTP/2 request the server did not take (`refused`: REFUSED_STREAM,
- *   beyond a GOAWAY's last stream, never sent), which says nothing of the
- *   server's health: a server that sends GOAWAY to drain is doing its job.
+ *   server: a request the transport could not start (`delivery`
+ *   `not-sent`: a connection-specific header, call credentials that
+ *   failed), a draining or closed endpoint, a refused option, a local limit,
+ *   or a request the server did not take (`delivery` `refused` or `goaway`,
+ *   an HTTP/2 endpoint's `refused`), which says nothing of the server's
+ *   health: a server that sends GOAWAY to drain is doing its job.
+ *
+ * Only the transport's facts are read, never an error's wording: the
+ * grpc-js endpoint turns grpc-js's words into the same `delivery`.
  *
  * @internal
  * @example
@@ -52,13 +58,6 @@ import type { OptionChecks } from './options.js';
  * ```
  */
 export type FailureOrigin = 'server' | 'connection' | 'deadline' | 'caller' | 'local';
-
-/** grpc-js could not open the HTTP/2 stream: the request never left this process. */
-const NOT_STARTED = /^Failed to start HTTP\/2 stream/;
-/** grpc-js's own call credentials failed (a plugin of this process). */
-const CREDENTIALS = /^Getting metadata from plugin failed/;
-/** The peer's HTTP/2 layer reset the stream. */
-const RESET = /^Received RST_STREAM/;
 
 const codeOf = (failure: unknown): unknown =>
   typeof failure === 'object' && failure !== null ? (failure as { code?: unknown }).code : undefined;
@@ -86,15 +85,14 @@ export function failureOrigin(failure: unknown, stopped: boolean): FailureOrigin
   if (failure instanceof GrpcStatusError && failure.serverResponded) return 'server';
   // the transport's own account of how far the attempt got, when it gives one
   const delivery = failure instanceof GrpcTowerError ? failure.delivery : undefined;
-  if (delivery !== undefined) return delivery === 'lost' ? 'connection' : 'local';
+  if (delivery !== undefined)
+    return delivery === 'lost' || delivery === 'unconnected' ? 'connection' : 'local';
   if (failure instanceof GrpcStatusError) {
-    // the grpc-js endpoint says it only in words
-    const details = failure.details;
-    if (NOT_STARTED.test(details) || CREDENTIALS.test(details)) return 'local';
-    if (code === Status.UNAVAILABLE || RESET.test(details)) return 'connection';
-    // any other status grpc-js made up without a response ("authorization"
-    // metadata with several values, a message too large to send)
-    return 'local';
+    // a status without a response that the transport did not account for:
+    // UNAVAILABLE is the connection's (a proxy's 503 page), any other one
+    // was made up here ("authorization" metadata with several values, a
+    // message too large to send)
+    return code === Status.UNAVAILABLE ? 'connection' : 'local';
   }
   if (failure instanceof GrpcTowerError && (failure as { refused?: unknown }).refused === true)
     return 'local';

@@ -10,6 +10,7 @@ export { EventStream, Counters } from './events.js';
 export { isEndpoint } from './endpoint.js';
 export { MAX_TIMER_MS } from './timers.js';
 export { nativeSettings, type NativeSettings } from '../grpc/native/options.js';
+export { grpcJsDelivery } from '../grpc/endpoint.js';
 export {
   failureOrigin,
   deadlineHadFairChance,

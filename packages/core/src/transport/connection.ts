@@ -24,6 +24,9 @@
  *   `keepalivePermitWithoutCalls`); no answer within `keepaliveTimeoutMs`
  *   ends the session. A GOAWAY `ENHANCE_YOUR_CALM` with `too_many_pings`
  *   doubles the interval for the rest of the connection's life.
+ * - **Idle timeout**: with `idleTimeoutMs`, a connection without a stream
+ *   for that long closes its session and is `idle`; the next stream asked
+ *   for connects again (and waits for it).
  * - **Events**: state changes, GOAWAYs and keepalive timeouts on
  *   {@link Http2Connection.events$}.
  *
@@ -36,12 +39,14 @@ import type { Duplex } from 'node:stream';
 import { type Observable, Subject } from 'rxjs';
 import { ReconnectBackoff, type ReconnectBackoffOptions } from './backoff.js';
 import { type HttpProxy, openTunnel } from './proxy.js';
+import { readableTlsError } from './tls.js';
 
 /**
  * Where a connection is:
  * - `connecting`: a socket or session is being set up (or none was asked for yet);
  * - `ready`: a session has the server's SETTINGS and takes streams;
  * - `failed`: the last attempt failed; the next waits for the backoff;
+ * - `idle`: its session was closed after the idle timeout; the next stream connects again;
  * - `closed`: closed for good.
  *
  * @example
@@ -51,7 +56,7 @@ import { type HttpProxy, openTunnel } from './proxy.js';
  * });
  * ```
  */
-export type ConnectionState = 'connecting' | 'ready' | 'failed' | 'closed';
+export type ConnectionState = 'connecting' | 'ready' | 'failed' | 'idle' | 'closed';
 
 /**
  * What a connection reports as it happens (what `GRPC_TRACE` would show a
@@ -67,7 +72,7 @@ export type ConnectionEvent =
       readonly kind: 'state';
       readonly address: string;
       readonly state: ConnectionState;
-      /** Why, for `failed` (and for a `connecting` after a lost session). */
+      /** Why, for `failed` and `idle` (and for a `connecting` after a lost session). */
       readonly reason?: string;
     }
   | {
@@ -106,8 +111,13 @@ export interface SessionInfo {
 export interface StreamOpener {
   /** The stream was opened on a ready session. */
   opened(stream: http2.ClientHttp2Stream, session: SessionInfo): void;
-  /** No stream could be opened: nothing was sent. */
-  notSent(reason: string): void;
+  /**
+   * No stream could be opened: nothing was sent. `unconnected` is true when
+   * that is because the connection failed (it could not connect), false
+   * when for a reason of this process (the connection was closed here, or
+   * the session refused a new stream).
+   */
+  notSent(reason: string, unconnected: boolean): void;
 }
 
 /**
@@ -146,6 +156,8 @@ export interface Http2ConnectionOptions {
   readonly maxSessionMemory?: number | undefined;
   /** The stream and connection flow-control window this side offers, in bytes. */
   readonly flowControlWindow?: number | undefined;
+  /** Close the session after this long without a stream (see the module documentation); never when absent. */
+  readonly idleTimeoutMs?: number | undefined;
 }
 
 /** One session and what its streams may ask of it later. */
@@ -207,6 +219,9 @@ export class Http2Connection {
   #early: { readonly promise: Promise<void>; readonly end: () => void } | undefined;
   /** Whether `connectNow` started an attempt in the current backoff interval. */
   #earlyUsed = false;
+  /** Streams open, counted only with an idle timeout. */
+  #active = 0;
+  #idleTimer: NodeJS.Timeout | undefined;
   /** Called on every state change (cheaper than a subscription for the one owner). */
   onState: ((state: ConnectionState) => void) | undefined;
 
@@ -246,15 +261,13 @@ export class Http2Connection {
       this.#open(current, headers, opener);
       return;
     }
+    if (this.#state === 'idle') this.#connect();
     if (this.#state === 'connecting') {
       this.#waiting.push({ headers, opener });
       return;
     }
-    opener.notSent(
-      this.#state === 'closed'
-        ? `connection to ${this.address} is closed`
-        : `no connection to ${this.address}: ${this.#lastError ?? 'not connected'}`,
-    );
+    if (this.#state === 'closed') opener.notSent(`connection to ${this.address} is closed`, false);
+    else opener.notSent(`no connection to ${this.address}: ${this.#lastError ?? 'not connected'}`, true);
   }
 
   /** Takes back a stream asked for and still waiting for the connection (its call ended first). */
@@ -300,10 +313,12 @@ export class Http2Connection {
     this.#setState('closed');
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#socket?.destroy();
     this.#socket = undefined;
     this.#current = undefined;
-    this.#failWaiting(`connection to ${this.address} is closed`);
+    this.#failWaiting(`connection to ${this.address} is closed`, false);
     for (const record of [...this.#sessions]) {
       this.#stopKeepalive(record);
       if (destroy) record.session.destroy();
@@ -319,8 +334,16 @@ export class Http2Connection {
     } catch (err) {
       // the session went away in between: nothing left this process
       this.#retire(record, `session refused a new stream: ${(err as Error).message}`);
-      opener.notSent(`could not open an HTTP/2 stream to ${this.address}: ${(err as Error).message}`);
+      opener.notSent(`could not open an HTTP/2 stream to ${this.address}: ${(err as Error).message}`, false);
       return;
+    }
+    if (this.#options.idleTimeoutMs !== undefined) {
+      this.#active++;
+      if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
+      stream.once('close', () => {
+        if (--this.#active === 0) this.#armIdle();
+      });
     }
     // open streams are counted only for keepalive, which pings while there are some
     if (this.#keepaliveMs !== undefined) {
@@ -369,6 +392,10 @@ export class Http2Connection {
       () => fail(new Error(`connection attempt timed out after ${timeoutMs} ms`)),
       timeoutMs,
     );
+    // a socket destroyed by close() ends its attempt without an error
+    socket.once('close', () => {
+      if (this.#state === 'closed') clearTimeout(timer);
+    });
     // Until the session exists, a failure is this attempt's; after, the
     // session's events report it (the socket is destroyed either way).
     const fail = (err: Error): void => {
@@ -460,6 +487,7 @@ export class Http2Connection {
       this.#setState('ready');
       this.#flushWaiting(record);
       this.#scheduleKeepalive(record);
+      this.#armIdle();
     });
     session.on('goaway', (code: number, lastStreamId: number, data?: Buffer) => {
       record.goawayLastStreamId = lastStreamId;
@@ -490,17 +518,18 @@ export class Http2Connection {
     if (!wasCurrent || this.#state === 'closed') return;
     if (record.ready) {
       // a working connection ended: connect again at once
-      this.#lastError = reason;
-      this.#connect(reason);
+      this.#lastError = readableTlsError(reason);
+      this.#connect(this.#lastError);
     } else {
       this.#failed(reason);
     }
   }
 
-  #failed(reason: string): void {
+  #failed(failure: string): void {
+    const reason = readableTlsError(failure);
     this.#lastError = reason;
     this.#setState('failed', reason);
-    this.#failWaiting(`no connection to ${this.address}: ${reason}`);
+    this.#failWaiting(`no connection to ${this.address}: ${reason}`, true);
     const delay = this.#backoff.next();
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
@@ -518,8 +547,29 @@ export class Http2Connection {
     }
   }
 
-  #failWaiting(reason: string): void {
-    for (const { opener } of this.#waiting.splice(0)) opener.notSent(reason);
+  /** Starts the idle timeout when there is one and no stream is open or waiting. */
+  #armIdle(): void {
+    const idleMs = this.#options.idleTimeoutMs;
+    if (idleMs === undefined || !this.#unused()) return;
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      const record = this.#current;
+      if (!this.#unused() || record === undefined) return;
+      // no longer current, so its end starts no new connection
+      this.#current = undefined;
+      this.#setState('idle', `no call for ${idleMs} ms`);
+      record.session.close();
+    }, idleMs);
+  }
+
+  /** Ready, with no stream open or waiting. */
+  #unused(): boolean {
+    return this.#active === 0 && this.#waiting.length === 0 && this.#state === 'ready';
+  }
+
+  #failWaiting(reason: string, unconnected: boolean): void {
+    for (const { opener } of this.#waiting.splice(0)) opener.notSent(reason, unconnected);
   }
 
   #scheduleKeepalive(record: SessionRecord): void {

@@ -33,6 +33,23 @@ interface CredentialInternals {
   _getConnectionOptions?: () => tls.ConnectionOptions | null;
 }
 
+/**
+ * An OpenSSL error message made readable, as both gRPC endpoints report
+ * it: `807C…:error:0A00010B:SSL routines:ssl3_get_record:wrong version
+ * number:file.c:350:` becomes `TLS error: wrong version number (SSL
+ * routines:ssl3_get_record)`; any other message as it is.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * readableTlsError('connect ECONNREFUSED 127.0.0.9:50051'); // unchanged
+ * ```
+ */
+export function readableTlsError(message: string): string {
+  const openssl = /^[0-9A-F]+:error:[0-9A-F]+:([^:]+):([^:]+):([^:]+):/.exec(message);
+  return openssl === null ? message : `TLS error: ${openssl[3]} (${openssl[1]}:${openssl[2]})`;
+}
+
 /** The socket a TLS handshake produced, checked for ALPN `h2`. */
 function checkAlpn(socket: Duplex): Duplex {
   if (socket instanceof tls.TLSSocket && socket.alpnProtocol !== 'h2') {

@@ -3,7 +3,13 @@
 // a request refused in this process, and servers that really hang.
 import { p2c, pendingRequests } from '@grpc-tower/balance';
 import { ServiceBuilder, Status, newContext } from '@grpc-tower/core';
-import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
+import {
+  type GrpcRequest,
+  type GrpcResponse,
+  type GrpcTransport,
+  createChannel,
+  grpcEndpoint,
+} from '@grpc-tower/core/grpc';
 import { connect, staticList } from '@grpc-tower/discover';
 import {
   type EchoProtoClient,
@@ -27,14 +33,16 @@ afterEach(async () => {
 });
 
 /** Servers with one detector around an endpoint per server, all ready. */
-async function setup(n: number, options: OutlierDetectionOptions = {}) {
+async function setup(n: number, options: OutlierDetectionOptions = {}, transport: GrpcTransport = 'native') {
   const servers = await startServers(n, false);
   cleanup.push(() => Promise.all(servers.map((s) => s.stop(0))));
   const detector = outlierDetection({ baseEjectionTimeMs: 60_000, intervalMs: 600_000, ...options });
   cleanup.push(() => detector.close());
   const events: HealthEvent[] = [];
   detector.events$.subscribe((e) => events.push(e));
-  const eps = servers.map((s) => detector.wrap(grpcEndpoint(s.address, { credentials: insecure })));
+  const eps = servers.map((s) =>
+    detector.wrap(grpcEndpoint(s.address, { credentials: insecure, transport })),
+  );
   cleanup.push(() => Promise.all(eps.map((e) => e.close({ graceMs: 0 }))));
   await Promise.all(eps.map((ep) => next(ep.readiness$, (r) => r === 'ready')));
   return { servers, detector, events, eps };
@@ -165,25 +173,39 @@ describe('outlierDetection: a call refused in this process', () => {
     expect(await unary(client, 5_000)).toBe(Status.OK);
   });
 
-  test('the same header sent straight to an endpoint, which grpc-js cannot start, ejects nothing', async () => {
-    const {
-      detector,
-      events,
-      eps: [ep],
-    } = await setup(3, { consecutiveFailures: 2 });
-    for (let i = 0; i < 4; i++) {
-      const req = echoRequest('Unary', { message: 'x' });
-      req.metadata.set('connection', 'close');
-      const err = await ep!.call(req, newContext().context).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(err).toMatchObject({ code: Status.INTERNAL, serverResponded: false });
-      expect((err as Error).message).toMatch(/^Failed to start HTTP\/2 stream/);
-    }
-    expect(ejections(events)).toEqual([]);
-    expect(detector.stats().endpoints[0]).toMatchObject({ failures: 0, consecutiveFailures: 0 });
-    await next(ep!.readiness$, (r) => r === 'ready');
-    expect((await send(ep!)).code).toBe(Status.OK);
-  });
+  test.each([
+    // grpc-js opens no stream for it, and says so in its own words
+    ['grpc-js', { code: Status.INTERNAL, serverResponded: false }, /^Failed to start HTTP\/2 stream/],
+    // the native endpoint refuses it before asking for a stream
+    [
+      'native',
+      { code: Status.INTERNAL, delivery: 'not-sent' },
+      /metadata "connection" is a header the transport sets itself/,
+    ],
+  ] as const)(
+    'the same header sent straight to a %s endpoint, which cannot send it, ejects nothing',
+    async (transport, shape, message) => {
+      const {
+        servers: [server],
+        detector,
+        events,
+        eps: [ep],
+      } = await setup(3, { consecutiveFailures: 2 }, transport);
+      for (let i = 0; i < 4; i++) {
+        const req = echoRequest('Unary', { message: 'x' });
+        req.metadata.set('connection', 'close');
+        const err = await ep!.call(req, newContext().context).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).toMatchObject(shape);
+        expect((err as Error).message).toMatch(message);
+      }
+      expect(server!.calls.total).toBe(0);
+      expect(ejections(events)).toEqual([]);
+      expect(detector.stats().endpoints[0]).toMatchObject({ failures: 0, consecutiveFailures: 0 });
+      await next(ep!.readiness$, (r) => r === 'ready');
+      expect((await send(ep!)).code).toBe(Status.OK);
+    },
+  );
 });

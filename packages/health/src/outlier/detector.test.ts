@@ -2,7 +2,12 @@
 // with failNext and calls are sent straight to the wrapped endpoints, so
 // each server sees exactly the calls the test sends.
 import { ConfigError, Status, newContext } from '@grpc-tower/core';
-import { type GrpcEndpoint, type GrpcRequest, type GrpcResponse, grpcEndpoint } from '@grpc-tower/core/grpc';
+import {
+  type NativeGrpcEndpoint,
+  type GrpcRequest,
+  type GrpcResponse,
+  grpcEndpoint,
+} from '@grpc-tower/core/grpc';
 import { type EchoServer, insecure } from '@grpc-tower/testing';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { EndpointEjected, HealthEvent } from '../events.js';
@@ -404,7 +409,7 @@ describe('outlierDetection: lifecycle and options', () => {
     expect(events.at(-1)).toMatchObject({ type: 'returned', endpoint: a!.address });
     expect(completed).toBe(true);
     expect(() =>
-      detector.wrap(grpcEndpoint('127.0.0.1:1', { credentials: insecure }) as GrpcEndpoint),
+      detector.wrap(grpcEndpoint('127.0.0.1:1', { credentials: insecure }) as NativeGrpcEndpoint),
     ).toThrow(/closed/);
   });
 

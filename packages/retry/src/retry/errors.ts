@@ -70,42 +70,20 @@ export class RetryBudgetExhaustedError extends GrpcStatusError {
 }
 
 /**
- * The `details` texts with which grpc-js 1.14 reports a call that did not
- * reach the server application:
- * - `No connection established…`: the endpoint's channel had no connection
- *   (connect refused, unreachable, TLS handshake failed); no stream was
- *   opened (pick_first's transient-failure picker);
- * - `Stream refused by server`: the server reset the stream with
- *   RST_STREAM(REFUSED_STREAM) before handing it to the application. This is
- *   also how a stream that crossed a GOAWAY (id above the GOAWAY's last
- *   stream id) is refused.
- *
- * grpc-js knows the exact progress of an attempt (`NOT_STARTED`,
- * `REFUSED`, `DROP`, `PROCESSED`) but strips it from the status it hands to
- * a `Channel`'s caller, so the details text is all that is left.
- */
-const NEVER_REACHED = [/^No connection established/, /^Stream refused by server$/];
-
-/**
  * Whether `err` shows that the attempt never reached a server application,
  * so re-sending it cannot run the method twice. True for:
  * - a `ClosedError` from an endpoint that is draining or closed (it refused
  *   the call before opening a stream);
- * - an error whose transport says so (`delivery` `not-sent`, `refused` or
- *   `goaway`; `lost` is false), which is read before any text;
- * - a `GrpcStatusError` with code UNAVAILABLE, `serverResponded === false`
- *   (no response headers, no trailers-only response) and grpc-js details
- *   saying that no connection existed or that the stream was refused.
+ * - an error whose transport says so: `delivery` `not-sent`, `unconnected`,
+ *   `refused` or `goaway` (both gRPC endpoints set it; the grpc-js one
+ *   from grpc-js's wording: no connection, a stream refused by the server).
  *
- * False for everything else, notably for `Connection dropped`: a server
- * killed (or a connection reset) while the call was in flight yields the same
- * UNAVAILABLE without a response, but the method may already have run. Such
- * a failure is retried only by the ordinary rules (retryable code, counted
- * against `maxAttempts`, paid from the budget). A GOAWAY followed by closing
- * the connection before the stream was accepted looks exactly like that in
- * grpc-js 1.14, so it also takes the ordinary path. If a future grpc-js
- * words its details differently, the failures fall to the ordinary path:
- * the safe direction.
+ * False for everything else, notably for `delivery` `lost`: a server killed
+ * (or a connection reset) while the call was in flight leaves the call
+ * without a response, but the method may already have run. Such a failure
+ * is retried only by the ordinary rules (retryable code, counted against
+ * `maxAttempts`, paid from the budget). A failure whose transport does not
+ * say takes the ordinary path too: the safe direction.
  *
  * @example
  * ```ts
@@ -114,9 +92,5 @@ const NEVER_REACHED = [/^No connection established/, /^Stream refused by server$
  */
 export function neverReachedServer(err: unknown): boolean {
   if (err instanceof ClosedError) return true;
-  // the transport's own account, when it gives one (the native endpoint)
-  if (err instanceof GrpcTowerError && err.delivery !== undefined) return err.delivery !== 'lost';
-  if (!(err instanceof GrpcStatusError)) return false;
-  if (err.code !== Status.UNAVAILABLE || err.serverResponded) return false;
-  return NEVER_REACHED.some((re) => re.test(err.details));
+  return err instanceof GrpcTowerError && err.delivery !== undefined && err.delivery !== 'lost';
 }

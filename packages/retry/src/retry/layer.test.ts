@@ -424,31 +424,41 @@ describe('transparent retry', () => {
   /** A budget that never grants a retry. */
   const empty = () => retryBudget({ minPerSec: 0, percent: 0 });
 
-  test('a connect failure is re-sent at once on another endpoint, uncounted and not paid from the budget', async () => {
-    const [b] = await echoServers(1);
-    const [deadHost] = pickHosts(1);
-    const budget = empty();
-    const layer = retry({ ...fast, maxAttempts: 1, budget });
-    const seen = events(layer);
-    // the picker offers the dead endpoint first, as a balancer that has not seen it fail yet
-    const { client, endpoints } = await stackOver(
-      [`${deadHost}:1`, b!.address],
-      layer,
-      { mode: 'any' },
-      false,
-    );
-    await allReady([endpoints[1]!]);
-    await eventually(() => endpoints[0]!.readiness === 'failed', 'the dead endpoint to fail');
-    const r = await unary(client, { message: 't' });
-    expect(r.error).toBeUndefined();
-    expect(r.replies[0]?.server).toBe('a');
-    const failed = ofType(seen, 'attempt-failed');
-    expect(failed).toHaveLength(1);
-    expect(failed[0]?.endpoint).toBe(`${deadHost}:1`);
-    expect((failed[0]!.error as GrpcStatusError).details).toMatch(/^No connection established/);
-    expect(ofType(seen, 'retry')).toEqual([expect.objectContaining({ cause: 'transparent', delayMs: 0 })]);
-    expect(layer.stats()).toMatchObject({ transparentRetries: 1, retries: 0, budgetExhausted: 0 });
-  });
+  /** How each transport words a call on an endpoint that cannot connect. */
+  const noConnection = {
+    'grpc-js': /^No connection established/,
+    native: /^no connection to [^:]+:1: connect ECONNREFUSED/,
+  } as const;
+
+  test.each(['native', 'grpc-js'] as const)(
+    '%s: a connect failure is re-sent at once on another endpoint, uncounted and not paid from the budget',
+    async (transport) => {
+      const [b] = await echoServers(1);
+      const [deadHost] = pickHosts(1);
+      const budget = empty();
+      const layer = retry({ ...fast, maxAttempts: 1, budget });
+      const seen = events(layer);
+      // the picker offers the dead endpoint first, as a balancer that has not seen it fail yet
+      const { client, endpoints } = await stackOver(
+        [`${deadHost}:1`, b!.address],
+        layer,
+        { mode: 'any', transport },
+        false,
+      );
+      await allReady([endpoints[1]!]);
+      await eventually(() => endpoints[0]!.readiness === 'failed', 'the dead endpoint to fail');
+      const r = await unary(client, { message: 't' });
+      expect(r.error).toBeUndefined();
+      expect(r.replies[0]?.server).toBe('a');
+      const failed = ofType(seen, 'attempt-failed');
+      expect(failed).toHaveLength(1);
+      expect(failed[0]?.endpoint).toBe(`${deadHost}:1`);
+      expect((failed[0]!.error as GrpcStatusError).details).toMatch(noConnection[transport]);
+      expect((failed[0]!.error as GrpcStatusError).delivery).toBe('unconnected');
+      expect(ofType(seen, 'retry')).toEqual([expect.objectContaining({ cause: 'transparent', delayMs: 0 })]);
+      expect(layer.stats()).toMatchObject({ transparentRetries: 1, retries: 0, budgetExhausted: 0 });
+    },
+  );
 
   test('a stream refused with RST_STREAM(REFUSED_STREAM) is re-sent transparently', async () => {
     const [b] = await echoServers(1);
@@ -510,14 +520,14 @@ describe('transparent retry', () => {
     expect(new Set(server.peers).size).toBeGreaterThan(1);
   });
 
-  test('it happens once per call', async () => {
+  test.each(['native', 'grpc-js'] as const)('%s: it happens once per call', async (transport) => {
     const [b] = await echoServers(1);
     const [d1, d2] = pickHosts(2);
     const layer = retry({ ...fast, maxAttempts: 1 });
     const { client, endpoints } = await stackOver(
       [`${d1}:1`, `${d2}:1`, b!.address],
       layer,
-      { mode: 'any' },
+      { mode: 'any', transport },
       false,
     );
     await allReady([endpoints[2]!]);
@@ -527,7 +537,7 @@ describe('transparent retry', () => {
     );
     const r = await unary(client, {});
     expect(r.error?.code).toBe(Status.UNAVAILABLE);
-    expect(r.error?.details).toMatch(/No connection established/);
+    expect(r.error?.details).toMatch(noConnection[transport]);
     expect(layer.stats()).toMatchObject({ attempts: 2, transparentRetries: 1 });
     expect(b!.calls.total).toBe(0);
   });

@@ -65,7 +65,8 @@ function failure(o: Exclude<Outcome, { kind: 'ok' }>): GrpcStatusError {
   if (o.kind === 'refused') {
     return new GrpcStatusError(
       { code: Status.UNAVAILABLE, details: 'Stream refused by server', metadata },
-      { endpoint: 'fake:1', serverResponded: false },
+      // as both gRPC endpoints raise it: the transport's fact on the error
+      { endpoint: 'fake:1', serverResponded: false, delivery: 'refused' },
     );
   }
   if (o.pushback !== undefined) metadata.set('grpc-retry-pushback-ms', o.pushback);

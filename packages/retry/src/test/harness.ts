@@ -8,6 +8,8 @@ import {
   type GrpcEndpoint,
   type GrpcRequest,
   type GrpcResponse,
+  type GrpcTransport,
+  type NativeGrpcEndpoint,
   type TowerChannel,
   createChannel,
   grpcEndpoint,
@@ -23,7 +25,7 @@ import {
 import { type PickMode, type TestPicker, testPicker } from './picker.js';
 
 export interface Stack {
-  readonly endpoints: GrpcEndpoint[];
+  readonly endpoints: (NativeGrpcEndpoint | GrpcEndpoint)[];
   readonly picker: TestPicker;
   readonly channel: TowerChannel;
   readonly client: EchoProtoClient;
@@ -33,9 +35,17 @@ export interface Stack {
 export function buildStack(
   addresses: readonly string[],
   layer: (inner: Service<GrpcRequest, GrpcResponse>) => Service<GrpcRequest, GrpcResponse>,
-  options: { mode?: PickMode; replay?: { perCallBytes?: number; perChannelBytes?: number } } = {},
+  options: {
+    mode?: PickMode;
+    replay?: { perCallBytes?: number; perChannelBytes?: number };
+    /** The endpoints' transport; native by default, as `grpcEndpoint`'s. */
+    transport?: GrpcTransport;
+  } = {},
 ): Stack {
-  const endpoints = addresses.map((a) => grpcEndpoint(a, { credentials: insecure, closeGraceMs: 0 }));
+  const transport = options.transport ?? 'native';
+  const endpoints = addresses.map((a) =>
+    grpcEndpoint(a, { credentials: insecure, closeGraceMs: 0, transport }),
+  );
   const picker = testPicker(endpoints, options.mode);
   const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>().layer(layer).service(picker);
   const channel = createChannel(stack, {
@@ -57,7 +67,10 @@ export function buildStack(
 }
 
 /** Resolves once every endpoint is ready (bounded). */
-export async function allReady(endpoints: readonly GrpcEndpoint[], timeoutMs = 5_000): Promise<void> {
+export async function allReady(
+  endpoints: readonly (NativeGrpcEndpoint | GrpcEndpoint)[],
+  timeoutMs = 5_000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (endpoints.some((e) => e.readiness !== 'ready')) {
     if (Date.now() > until) {

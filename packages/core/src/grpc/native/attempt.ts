@@ -22,6 +22,7 @@ import {
   ACCEPT_ENCODING,
   MessageDecoder,
   codeOfHttpStatus,
+  compressMessage,
   frameMessage,
   metadataOf,
   statusOfHeaders,
@@ -56,6 +57,8 @@ function onError(): void {
 }
 
 const END_STREAM = 0x1;
+/** grpc-js's `WriteFlags.NoCompress`: this message is sent uncompressed. */
+const NO_COMPRESS = 0x2;
 
 /** One call on one native endpoint. */
 export class NativeAttempt implements ResponseWire, StreamOpener {
@@ -72,6 +75,10 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
   #httpStatus: number | undefined;
   #trailers: StatusObject | undefined;
   #writing = false;
+  /** Whether the message being written is being compressed (not handed to the stream yet). */
+  #compressing = false;
+  /** The `grpc-encoding` of the request, when its messages are compressed. */
+  #compression: 'gzip' | 'deflate' | undefined;
   #halfClosed = false;
   /** Whether the server ended the response (its trailers read). */
   #serverEnded = false;
@@ -125,6 +132,9 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     headers.te = 'trailers';
     headers['user-agent'] = endpoint.settings.userAgent;
     headers['grpc-accept-encoding'] = ACCEPT_ENCODING;
+    const compression = endpoint.compression;
+    this.#compression = compression;
+    if (compression !== undefined) headers['grpc-encoding'] = compression;
     const deadline = this.#ctx.deadline;
     if (deadline !== Number.POSITIVE_INFINITY) headers['grpc-timeout'] = timeoutHeader(deadline - Date.now());
     if (this.#req.attempt > 0) headers[PREVIOUS_ATTEMPTS_HEADER] = String(this.#req.attempt);
@@ -140,7 +150,8 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     void addCallMetadata(creds, authority, this.#req.method, headers).then((failure) => {
       if (this.#res.status !== undefined) return;
       if (failure === undefined) connection.request(headers, this);
-      else this.#finish({ ...failure, metadata: new Metadata() });
+      // nothing was sent, but opening the stream again would meet the same credentials
+      else this.#finish({ ...failure, metadata: new Metadata() }, 'not-sent', undefined, false);
     });
   }
 
@@ -166,9 +177,12 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     this.#pump();
   }
 
-  notSent(reason: string): void {
+  notSent(reason: string, unconnected: boolean): void {
     if (this.#res.status !== undefined) return;
-    this.#finish({ code: Status.UNAVAILABLE, details: reason, metadata: new Metadata() }, 'not-sent');
+    this.#finish(
+      { code: Status.UNAVAILABLE, details: reason, metadata: new Metadata() },
+      unconnected ? 'unconnected' : 'not-sent',
+    );
   }
 
   // sending
@@ -179,7 +193,8 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     if (stream === undefined || reader === undefined) return;
     while (!this.#halfClosed && this.#res.status === undefined) {
       if (this.#writing) {
-        if (!reader.endsAfterCurrent()) return;
+        // the end goes out behind the message being written, not before one being compressed
+        if (this.#compressing || !reader.endsAfterCurrent()) return;
         this.#halfClosed = true;
         stream.end();
         return;
@@ -202,20 +217,29 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
         return;
       }
       this.#writing = true;
-      const framed = frameMessage(data);
       const callback = writtenCallback(this, stream, next.index);
       // the last message carries the end of the request (one DATA frame for a unary call)
       const last = reader.endsAfterCurrent();
       if (last) this.#halfClosed = true;
-      if (Array.isArray(framed)) {
-        stream.write(framed[0]);
-        if (last) stream.end(framed[1], callback);
-        else stream.write(framed[1], callback);
-      } else if (last) {
-        stream.end(framed, callback);
-      } else {
-        stream.write(framed, callback);
+      const compression = this.#compression;
+      // a message written with grpc-js's NoCompress flag goes as it is
+      if (compression === undefined || ((next.message.flags ?? 0) & NO_COMPRESS) !== 0) {
+        writeFramed(stream, frameMessage(data), last, callback);
+        continue;
       }
+      this.#compressing = true;
+      compressMessage(compression, data, (err, packed) => {
+        if (this.#stream !== stream || this.#res.status !== undefined) return;
+        this.#compressing = false;
+        if (err !== null) {
+          this.#fatal(
+            Status.INTERNAL,
+            `could not compress a request message (${compression}): ${err.message}`,
+          );
+          return;
+        }
+        writeFramed(stream, frameMessage(packed, true), last, callback);
+      });
     }
   }
 
@@ -248,6 +272,8 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     }
     const encoding = headers['grpc-encoding'];
     if (encoding !== undefined) (this.#decoder as MessageDecoder).encoding = String(encoding);
+    const accepts = headers['grpc-accept-encoding'];
+    if (accepts !== undefined) this.#endpoint.serverAccepts(String(accepts));
     this.#res.onHeaders(metadata);
   }
 
@@ -348,7 +374,8 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
       );
       return;
     }
-    this.#finish({ ...statusOfReset(rst), metadata: new Metadata() });
+    // the peer reset an accepted stream without a status: it may have run
+    this.#finish({ ...statusOfReset(rst), metadata: new Metadata() }, 'lost');
   }
 
   /** Ends the call with a status of this side's making (the stream is reset). */
@@ -385,6 +412,7 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     this.#httpStatus = undefined;
     this.#trailers = undefined;
     this.#writing = false;
+    this.#compressing = false;
     this.#halfClosed = false;
     this.#serverEnded = false;
     this.#res.reset();
@@ -392,8 +420,12 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     return true;
   }
 
-  /** Sets the final status (once), resets the stream when it is still open, and settles. */
-  #finish(status: StatusObject, delivery?: Delivery, error?: unknown): void {
+  /**
+   * Sets the final status (once), resets the stream when it is still open,
+   * and settles; or opens the stream again when `delivery` allows it and
+   * `restartable` is not false.
+   */
+  #finish(status: StatusObject, delivery?: Delivery, error?: unknown, restartable = true): void {
     if (this.#res.status !== undefined) return;
     const stream = this.#stream;
     if (stream === undefined) {
@@ -403,7 +435,7 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
       // this side ends a call the server has not: RST_STREAM CANCEL
       stream.close(http2.constants.NGHTTP2_CANCEL);
     }
-    if (this.#restart(delivery)) return;
+    if (restartable && this.#restart(delivery)) return;
     this.#offAbort?.();
     this.#offAbort = undefined;
     this.#reader?.close();
@@ -429,6 +461,24 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
   cancel(code: StatusCode, details: string): void {
     if (this.#res.status !== undefined) return;
     this.#finish({ code, details, metadata: new Metadata() });
+  }
+}
+
+/** Writes one framed message, ending the request with it when it is the `last`. */
+function writeFramed(
+  stream: http2.ClientHttp2Stream,
+  framed: Buffer | [Buffer, Buffer],
+  last: boolean,
+  callback: () => void,
+): void {
+  if (Array.isArray(framed)) {
+    stream.write(framed[0]);
+    if (last) stream.end(framed[1], callback);
+    else stream.write(framed[1], callback);
+  } else if (last) {
+    stream.end(framed, callback);
+  } else {
+    stream.write(framed, callback);
   }
 }
 

@@ -6,6 +6,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as zlib from 'node:zlib';
 import {
+  GeneratedEchoReply,
   GeneratedEchoRequest,
   insecure,
   pickHosts,
@@ -527,7 +528,7 @@ describe('grpc-js servers', () => {
     expect(ep.lastError).toMatch(/ECONNREFUSED|ECONNRESET|closed before the server sent its SETTINGS/);
     // a call on a failed endpoint is never sent
     const refused = failure(await call(ep, '/grpctower.testing.Echo/Unary', { messages: [echo({})] }));
-    expect(refused.delivery).toBe('not-sent');
+    expect(refused.delivery).toBe('unconnected');
     // the endpoint is in backoff (50 ms here) or already trying again: reconnect starts at most one attempt
     const attempt = ep.reconnect();
     if (attempt !== undefined) expect(ep.reconnect()).toBe(attempt);
@@ -602,6 +603,9 @@ describe('options', () => {
     ['grpc.max_connection_age_ms', 1000, 'server option'],
     ['grpc.made_up_option', 1, 'not an option the native transport knows'],
     ['grpc.keepalive_time_ms', -5, 'whole number of ms'],
+    ['grpc.default_compression_algorithm', 3, '0 (identity), 1 (deflate) or 2 (gzip)'],
+    ['grpc.default_compression_level', 2, 'not applied'],
+    ['grpc.client_idle_timeout_ms', -1, 'whole number of ms'],
   ])('%s is refused with a ConfigError naming it', (key, value, why) => {
     let err: unknown;
     try {
@@ -627,3 +631,175 @@ describe('options', () => {
     await ep.close({ graceMs: 0 });
   });
 });
+
+describe('request compression', () => {
+  /** A peer whose `/z/echo` answers each request message, decompressed, with its compressed flag recorded. */
+  async function compressionPeer(host: string, accept?: string) {
+    const flags: number[] = [];
+    const encodings: (string | undefined)[] = [];
+    const peer = await startRawPeer(host, {
+      '/z/echo': (stream, headers) => {
+        const encoding = headers['grpc-encoding'] as string | undefined;
+        encodings.push(encoding);
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          const body = Buffer.concat(chunks);
+          const out: Buffer[] = [];
+          for (let at = 0; at < body.length; ) {
+            const flag = body[at] as number;
+            const length = body.readUInt32BE(at + 1);
+            const data = body.subarray(at + 5, at + 5 + length);
+            flags.push(flag);
+            const plain =
+              flag === 0 ? data : encoding === 'gzip' ? zlib.gunzipSync(data) : zlib.inflateSync(data);
+            out.push(grpcFrame(plain));
+            at += 5 + length;
+          }
+          respondGrpc(
+            stream,
+            out,
+            { 'grpc-status': '0' },
+            accept === undefined ? {} : { 'grpc-accept-encoding': accept },
+          );
+        });
+      },
+    });
+    cleanups.push(() => peer.close());
+    return { peer, flags, encodings };
+  }
+
+  test.each([
+    [1, 'deflate'],
+    [2, 'gzip'],
+  ] as const)(
+    'algorithm %s: grpc-encoding %s, each message flagged compressed but one written NoCompress',
+    async (algorithm, name) => {
+      const [host] = pickHosts(1) as [string];
+      const { peer, flags, encodings } = await compressionPeer(host);
+      const ep = endpoint(peer.address, { 'grpc.default_compression_algorithm': algorithm });
+      const big = Buffer.alloc(64 * 1024, 'a'); // framed as prefix + message, and compressible
+      const messages = new RequestMessages();
+      messages.push(Buffer.from('one'));
+      messages.push(Buffer.from('two'), 2); // grpc-js's WriteFlags.NoCompress
+      messages.push(big);
+      messages.end();
+      const scope = newContext({ timeoutMs: 5_000 });
+      const res = await ep.call({ ...grpcRequest('/z/echo', { kind: 'bidi' }), messages }, scope.context);
+      const got: Buffer[] = [];
+      res.stream.start({ onMessage: (m) => got.push(m), onStatus: () => {} });
+      for (let i = 0; i < 4; i++) res.stream.read();
+      expect((await res.done).code).toBe(Status.OK);
+      scope.release();
+      expect(got).toEqual([Buffer.from('one'), Buffer.from('two'), big]);
+      expect(encodings).toEqual([name]);
+      expect(flags).toEqual([1, 0, 1]);
+      expect(peer.requests.get('/z/echo')?.[0]?.['grpc-accept-encoding']).toBe('identity,deflate,gzip');
+    },
+  );
+
+  test('without the option nothing is compressed and no grpc-encoding is sent', async () => {
+    const [host] = pickHosts(1) as [string];
+    const { peer, flags, encodings } = await compressionPeer(host);
+    const ep = endpoint(peer.address);
+    const res = (await call(ep, '/z/echo', { messages: [Buffer.from('plain')] })) as GrpcResponse;
+    expect(res.unary?.messages).toEqual([Buffer.from('plain')]);
+    expect(encodings).toEqual([undefined]);
+    expect(flags).toEqual([0]);
+  });
+
+  test('a server whose grpc-accept-encoding leaves the encoding out gets the next calls uncompressed', async () => {
+    const [host] = pickHosts(1) as [string];
+    const { peer, flags, encodings } = await compressionPeer(host, 'identity,deflate');
+    const ep = endpoint(peer.address, { 'grpc.default_compression_algorithm': 2 });
+    for (const m of ['first', 'second']) {
+      const res = (await call(ep, '/z/echo', { messages: [Buffer.from(m)] })) as GrpcResponse;
+      expect(res.unary?.messages).toEqual([Buffer.from(m)]);
+    }
+    expect(encodings).toEqual(['gzip', undefined]);
+    expect(flags).toEqual([1, 0]);
+  });
+
+  test.each([1, 2])('a grpc-js server takes algorithm %s requests of every call shape', async (algorithm) => {
+    const [host] = pickHosts(1) as [string];
+    const server = await startEchoServer({ host });
+    cleanups.push(() => server.stop(0));
+    const ep = endpoint(server.address, { 'grpc.default_compression_algorithm': algorithm });
+    const text = 'compress me '.repeat(1_000);
+    const unary = (await call(ep, '/grpctower.testing.Echo/Unary', {
+      messages: [echo({ message: text })],
+    })) as GrpcResponse;
+    expect(unary).not.toBeInstanceOf(Error);
+    expect(GeneratedEchoReply.decode(unary.unary?.messages[0] as Buffer).message).toBe(text);
+    const collected = (await call(ep, '/grpctower.testing.Echo/ClientStream', {
+      kind: 'clientStream',
+      messages: [echo({ message: 'a' }), echo({ message: text })],
+    })) as GrpcResponse;
+    expect(collected).not.toBeInstanceOf(Error);
+    expect(GeneratedEchoReply.decode(collected.unary?.messages[0] as Buffer).received).toBe(2);
+    expect(server.calls.total).toBe(2);
+  });
+});
+
+describe('idle timeout', () => {
+  test('a connection without a call for grpc.client_idle_timeout_ms closes; the endpoint stays ready and the next call connects again', async () => {
+    const [host] = pickHosts(1) as [string];
+    const server = await startEchoServer({ host });
+    cleanups.push(() => server.stop(0));
+    // count the TCP connections the server accepts
+    let accepted = 0;
+    const tap = await startTcpTap(host, server.address, () => accepted++);
+    cleanups.push(() => tap.close());
+    const ep = endpoint(tap.address, { 'grpc.client_idle_timeout_ms': 1_000 });
+    const states: string[] = [];
+    const sub = ep.events$.subscribe((e) => (e.kind === 'state' ? states.push(e.state) : 0));
+    cleanups.push(() => sub.unsubscribe());
+    const idle = () =>
+      firstValueFrom(ep.events$.pipe(filter((e) => e.kind === 'state' && e.state === 'idle')));
+    await ready(ep);
+    // a call longer than the timeout keeps the connection: it idles only after the call ends
+    const slow = call(ep, '/grpctower.testing.Echo/Unary', { messages: [echo({ delayMs: 1_500 })] });
+    const firstIdle = idle();
+    expect(await slow).not.toBeInstanceOf(Error);
+    expect(states).not.toContain('idle');
+    await firstIdle;
+    expect(ep.readiness).toBe('ready');
+    expect(ep.connected).toBe(false);
+    expect(accepted).toBe(1);
+    const again = await call(ep, '/grpctower.testing.Echo/Unary', { messages: [echo({ message: 'back' })] });
+    expect(again).not.toBeInstanceOf(Error);
+    expect(accepted).toBe(2);
+    expect(server.calls.total).toBe(2);
+    await idle();
+    expect(states).toEqual(['ready', 'idle', 'connecting', 'ready', 'idle']);
+  });
+});
+
+/** A TCP relay to `target` on `host` that reports each connection it accepts. */
+async function startTcpTap(host: string, target: string, onConnection: () => void) {
+  const [targetHost, targetPort] = [
+    target.slice(0, target.lastIndexOf(':')),
+    Number(target.slice(target.lastIndexOf(':') + 1)),
+  ];
+  const sockets = new Set<net.Socket>();
+  const relay = net.createServer((client) => {
+    onConnection();
+    const upstream = net.connect({ host: targetHost, port: targetPort });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, host, resolve));
+  const { port } = relay.address() as net.AddressInfo;
+  return {
+    address: `${host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        relay.close(() => resolve());
+      }),
+  };
+}

@@ -19,8 +19,17 @@
  * it (`grpc_proxy`, `https_proxy`, `http_proxy`, `no_grpc_proxy`,
  * `no_proxy`; `grpc.enable_http_proxy: 0` turns it off).
  *
- * Not yet done here (use the grpc-js transport for these): compressing requests
- * (responses in gzip or deflate are decompressed), an idle timeout.
+ * Requests are compressed as `grpc.default_compression_algorithm` says
+ * (gzip or deflate; `grpc-encoding` on the request, the compressed flag on
+ * each message but one written with grpc-js's `NoCompress` flag), until a
+ * response's `grpc-accept-encoding` shows the server does not take that
+ * encoding; responses in gzip or deflate are decompressed.
+ *
+ * With `grpc.client_idle_timeout_ms` (at least 1 s, as grpc-js), a
+ * connection without a call for that long closes its session; the endpoint
+ * stays `ready` (a call connects again, and waits for it). Without it the
+ * connection stays open: grpc-js's channels idle after 30 minutes by
+ * default, but a grpc-js endpoint reconnects at once when they do.
  *
  * @module
  */
@@ -56,11 +65,12 @@ import { RESERVED_HEADERS } from './wire.js';
  */
 export type NativeGrpcEndpointOptions = GrpcEndpointOptions;
 
-const readinessOf = (state: ConnectionState): Readiness => (state === 'connecting' ? 'connecting' : state);
+/** An idle connection takes calls (the first one connects again): `ready`. */
+const readinessOf = (state: ConnectionState): Readiness => (state === 'idle' ? 'ready' : state);
 
 /**
  * Creates an endpoint that speaks gRPC over its own HTTP/2 connection
- * (see the module documentation). Opt-in: `grpcEndpoint` still uses grpc-js.
+ * (see the module documentation): what `grpcEndpoint` makes by default.
  *
  * @example
  * ```ts
@@ -103,14 +113,18 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   readonly #attempts = new Set<NativeAttempt>();
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
+  /** The compression of its requests: the configured one until the server says it does not take it. */
+  #compression: 'gzip' | 'deflate' | undefined;
 
-  constructor(address: string, options: NativeGrpcEndpointOptions) {
-    const where = 'nativeGrpcEndpoint';
-    const checked = checkEndpointOptions(where, address, options);
+  /** `where` names the function the user called, for the errors of bad options. */
+  constructor(address: string, options: NativeGrpcEndpointOptions, where = 'nativeGrpcEndpoint') {
+    const checked = checkEndpointOptions(where, address, options, 'native');
     const { host: hp, credentials: creds } = checked;
     ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
     ({ graceMs: this.#graceMs, secure: this.secure } = checked);
     this.settings = nativeSettings(where, options.channelOptions);
+    const compression = this.settings.compression;
+    this.#compression = compression === 'identity' ? undefined : compression;
     this.callCredentials = this.secure ? channelCallCredentials(creds) : undefined;
     this.authority = checked.authority ?? this.settings.authority ?? this.address;
     const serverName = checked.authority ?? this.settings.serverNameOverride;
@@ -119,7 +133,7 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       host: hp.host,
       port: hp.port,
       address: this.address,
-      secure: this.secure ? upgradeOf(creds, hp.host, serverName) : undefined,
+      secure: this.secure ? upgradeOf(where, creds, hp.host, serverName) : undefined,
       proxy: s.httpProxy ? proxyFor(hp.host) : undefined,
       backoff: {
         ...(s.initialBackoffMs === undefined ? {} : { initialMs: s.initialBackoffMs }),
@@ -130,6 +144,7 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       keepalivePermitWithoutCalls: s.keepalivePermitWithoutCalls,
       maxSessionMemory: s.maxSessionMemory,
       flowControlWindow: s.flowControlWindow,
+      idleTimeoutMs: s.idleTimeoutMs,
     });
     this.#readiness = new BehaviorSubject<Readiness>(readinessOf(this.#connection.state));
     this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
@@ -197,7 +212,8 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
         new GrpcTowerError(
           Status.UNAUTHENTICATED,
           `call credentials refused: endpoint ${this.address} is not secure (use TLS credentials)`,
-          { endpoint: this.address, delivery: 'not-sent' },
+          // as the grpc-js endpoint refuses it: a refusal of this call, never re-sent elsewhere
+          { endpoint: this.address },
         ),
       );
     }
@@ -216,6 +232,22 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       this.#attempts.add(attempt);
       attempt.begin();
     });
+  }
+
+  /** @internal How its requests are compressed (`grpc-encoding`), if they are. */
+  get compression(): 'gzip' | 'deflate' | undefined {
+    return this.#compression;
+  }
+
+  /**
+   * @internal A response named the encodings its server takes
+   * (`grpc-accept-encoding`): requests go uncompressed from now on when the
+   * configured one is not among them, as grpc-js does.
+   */
+  serverAccepts(header: string): void {
+    const compression = this.#compression;
+    if (compression === undefined) return;
+    if (!header.split(',').some((e) => e.trim() === compression)) this.#compression = undefined;
   }
 
   /** @internal An attempt settled its status. */
@@ -257,12 +289,17 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
 }
 
 /** The TLS upgrade of `creds`, or a ConfigError naming what grpc-js lacks. */
-function upgradeOf(creds: ChannelCredentials, host: string, serverName: string | undefined): SecureUpgrade {
+function upgradeOf(
+  where: string,
+  creds: ChannelCredentials,
+  host: string,
+  serverName: string | undefined,
+): SecureUpgrade {
   try {
     return secureUpgrade(creds, host, serverName);
   } catch (err) {
     throw new ConfigError(
-      'nativeGrpcEndpoint',
+      where,
       'credentials',
       creds,
       `TLS credentials grpc-js can hand over (${(err as Error).message})`,

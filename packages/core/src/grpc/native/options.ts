@@ -35,7 +35,30 @@ export interface NativeSettings {
   readonly flowControlWindow: number | undefined;
   /** Whether a proxy from the environment is used (`grpc.enable_http_proxy`, default 1). */
   readonly httpProxy: boolean;
+  /** How request messages are compressed (`grpc.default_compression_algorithm`: 0, 1 or 2). */
+  readonly compression: Compression;
+  /**
+   * Close the session after this long without a call, and connect again
+   * for the next one (`grpc.client_idle_timeout_ms`); `undefined` keeps it.
+   */
+  readonly idleTimeoutMs: number | undefined;
 }
+
+/**
+ * A request compression, by its `grpc-encoding` name.
+ *
+ * @example
+ * ```ts
+ * const c: Compression = nativeSettings('nativeGrpcEndpoint', { 'grpc.default_compression_algorithm': 2 }).compression; // 'gzip'
+ * ```
+ */
+export type Compression = 'identity' | 'deflate' | 'gzip';
+
+/** grpc-js's `compressionAlgorithms` numbers, by position. */
+const COMPRESSIONS: readonly Compression[] = ['identity', 'deflate', 'gzip'];
+
+/** grpc-js's least idle timeout: a smaller one is raised to it. */
+const MIN_IDLE_TIMEOUT_MS = 1_000;
 
 /**
  * The user agent the transport sends after any primary one and before any secondary one.
@@ -63,10 +86,8 @@ const REFUSED: Readonly<Record<string, string>> = {
   'grpc.service_config':
     'grpc-tower applies timeouts and retries in its own layers (a service config would be lost)',
   'grpc.lb_policy_name': 'grpc-tower balances across endpoints itself; each endpoint is one connection',
-  'grpc.default_compression_algorithm':
-    'the native transport does not compress yet (use the grpc-js transport)',
-  'grpc.default_compression_level': 'the native transport does not compress yet (use the grpc-js transport)',
-  'grpc.client_idle_timeout_ms': 'the native transport keeps its connection open (no idle timeout yet)',
+  'grpc.default_compression_level':
+    "a compression level is not applied (grpc-js does not apply it either); zlib's default level is used",
   'grpc.max_concurrent_streams': 'a server option',
   'grpc.max_connection_age_ms': 'a server option',
   'grpc.max_connection_age_grace_ms': 'a server option',
@@ -125,6 +146,8 @@ export function nativeSettings(where: string, options: ChannelOptions | undefine
     'grpc-node.max_session_memory',
     'grpc-node.flow_control_window',
     'grpc.enable_http_proxy',
+    'grpc.default_compression_algorithm',
+    'grpc.client_idle_timeout_ms',
   ]);
   for (const [key, value] of Object.entries(o)) {
     if (known.has(key)) continue;
@@ -155,7 +178,13 @@ export function nativeSettings(where: string, options: ChannelOptions | undefine
   const window = o['grpc-node.flow_control_window'];
   if (window !== undefined && !integerIn(window, 65_535, 2 ** 31 - 1))
     bad('grpc-node.flow_control_window', 'a whole number of bytes from 65535 to 2147483647');
+  const algorithm = o['grpc.default_compression_algorithm'];
+  if (algorithm !== undefined && !integerIn(algorithm, 0, COMPRESSIONS.length - 1))
+    bad('grpc.default_compression_algorithm', '0 (identity), 1 (deflate) or 2 (gzip)');
+  const idle = ms('grpc.client_idle_timeout_ms', 0);
   return {
+    compression: COMPRESSIONS[(algorithm as number | undefined) ?? 0] as Compression,
+    idleTimeoutMs: idle === undefined ? undefined : Math.max(idle, MIN_IDLE_TIMEOUT_MS),
     maxReceiveBytes: limit('grpc.max_receive_message_length', DEFAULT_MAX_RECEIVE),
     maxSendBytes: limit('grpc.max_send_message_length', Number.POSITIVE_INFINITY),
     authority: str('grpc.default_authority'),

@@ -25,22 +25,37 @@ const {
 const COPY_LIMIT = 16 * 1024;
 
 /**
- * A message with its 5-byte prefix (uncompressed), as one buffer or, for a
- * large one, as the prefix and the message itself (no copy).
+ * A message with its 5-byte prefix (the compressed flag set when
+ * `compressed`), as one buffer or, for a large one, as the prefix and the
+ * message itself (no copy).
  */
-export function frameMessage(message: Buffer): Buffer | [Buffer, Buffer] {
+export function frameMessage(message: Buffer, compressed = false): Buffer | [Buffer, Buffer] {
   const length = message.length;
+  const flag = compressed ? 1 : 0;
   if (length > COPY_LIMIT) {
     const prefix = Buffer.allocUnsafe(5);
-    prefix[0] = 0;
+    prefix[0] = flag;
     prefix.writeUInt32BE(length, 1);
     return [prefix, message];
   }
   const out = Buffer.allocUnsafe(5 + length);
-  out[0] = 0;
+  out[0] = flag;
   out.writeUInt32BE(length, 1);
   message.copy(out, 5);
   return out;
+}
+
+/**
+ * Compresses one request message with `encoding` (gzip or deflate), off
+ * the event loop's thread as grpc-js does.
+ */
+export function compressMessage(
+  encoding: 'gzip' | 'deflate',
+  message: Buffer,
+  done: (err: Error | null, compressed: Buffer) => void,
+): void {
+  if (encoding === 'gzip') zlib.gzip(message, done);
+  else zlib.deflate(message, done);
 }
 
 /** What a {@link MessageDecoder} refuses, with the status that ends the call. */

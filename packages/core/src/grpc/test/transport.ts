@@ -3,7 +3,7 @@
  * `grpcEndpoint` from here, and a second test file selects the native
  * transport with {@link useTransport} before importing the suite.
  */
-import { GrpcEndpoint, type GrpcEndpointOptions, grpcEndpoint as grpcJsEndpoint } from '../endpoint.js';
+import { GrpcEndpoint, type GrpcEndpointOptions, grpcJsEndpoint } from '../endpoint.js';
 import { type NativeGrpcEndpoint, nativeGrpcEndpoint } from '../native/endpoint.js';
 
 /** The transports a suite can run over. */
