@@ -86,6 +86,11 @@ describe('a frozen server (SIGSTOP, then SIGCONT)', () => {
     fleet.server('s1').pause();
     const frozenAt = load.finished;
     await load.more(800);
+    // On a fast machine 800 calls through the other two servers can finish
+    // before the 400 ms per-attempt timeout has fired once: keep s1 frozen
+    // (and the load running) until the stuck attempts have timed out and
+    // been retried, so that the stall is really exercised.
+    await expect.poll(() => stack.retries.stats().retries, { timeout: 10_000 }).toBeGreaterThan(0);
     fleet.server('s1').resume();
     const before = answers(ledger, 's1');
     await load.more(300);
