@@ -28,7 +28,7 @@ import { nginxBinary } from './machine.js';
  * ```
  */
 export interface Nginx {
-  /** `host:port` it listens on (plaintext HTTP/2). */
+  /** `host:port` it listens on (plaintext HTTP/2, or TLS with `tls`). */
   readonly address: string;
   /** The master process id. */
   readonly pid: number;
@@ -58,6 +58,16 @@ export interface NginxOptions {
   readonly keepalive?: number;
   /** Streams a client connection may carry before nginx ends it with GOAWAY; default 10,000,000. */
   readonly keepaliveRequests?: number;
+  /**
+   * Listen with TLS (ALPN `h2`) with this key and certificate (PEM), instead
+   * of plaintext HTTP/2.
+   */
+  readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
+  /**
+   * More directives for the `server` block, each without its `;` (for
+   * example `client_max_body_size 1k` or `grpc_read_timeout 1s`).
+   */
+  readonly directives?: readonly string[];
 }
 
 /**
@@ -85,6 +95,11 @@ export function checkNginx(): string {
 
 function configText(dir: string, listen: string, options: NginxOptions): string {
   const servers = options.upstreams.map((u) => `    server ${u};`).join('\n');
+  const tlsLines =
+    options.tls === undefined
+      ? ''
+      : `    ssl_certificate ${join(dir, 'server.crt')};\n    ssl_certificate_key ${join(dir, 'server.key')};\n`;
+  const extra = (options.directives ?? []).map((d) => `    ${d};\n`).join('');
   return `# written by bench/lib/nginx.ts for one benchmark run
 worker_processes 1;
 daemon off;
@@ -112,8 +127,8 @@ ${servers}
     keepalive_timeout 300s;
   }
   server {
-    listen ${listen} http2;
-    location / {
+    listen ${listen}${options.tls === undefined ? '' : ' ssl'} http2;
+${tlsLines}${extra}    location / {
       grpc_pass grpc://echo;
     }
   }
@@ -153,6 +168,10 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
   const config = configText(dir, address, options);
   const confFile = join(dir, 'nginx.conf');
   await writeFile(confFile, config);
+  if (options.tls !== undefined) {
+    await writeFile(join(dir, 'server.crt'), options.tls.cert);
+    await writeFile(join(dir, 'server.key'), options.tls.key);
+  }
   const child: ChildProcess = spawn(
     nginxBinary(),
     ['-p', dir, '-e', join(dir, 'error.log'), '-c', confFile],
