@@ -18,6 +18,7 @@ import threading
 from concurrent import futures
 
 import grpc
+from serving import serve
 
 
 def echo(request, context):
@@ -64,13 +65,7 @@ def main():
             ("grpc.http2.max_ping_strikes", 1),
         ],
     )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("ccore.Test", HANDLERS),))
-    port = server.add_insecure_port(f"{host}:0")
-    server.start()
-    print(f"PORT {port}", flush=True)
-    # until stdin closes (the test ends) or the process is killed
-    sys.stdin.read()
-    server.stop(0)
+    serve(server, "ccore.Test", HANDLERS, host)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,13 @@
  * @module
  */
 export { insecure } from './credentials.js';
+export {
+  type InteropPackage,
+  type InteropServer,
+  loadInteropPackage,
+  startCcoreInteropServer,
+  startInteropServer,
+} from './interop.js';
 export { seededRandom } from './random.js';
 export {
   createEchoClient,
