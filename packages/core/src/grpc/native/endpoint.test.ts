@@ -16,62 +16,19 @@ import {
 } from '@grpc-tower/testing';
 import * as grpc from '@grpc/grpc-js';
 import { firstValueFrom, filter } from 'rxjs';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { newContext } from '../../context.js';
 import { ConfigError, type GrpcTowerError } from '../../errors.js';
 import { Status } from '../../status.js';
 import { RequestMessages } from '../messages.js';
 import { grpcRequest } from '../test/request.js';
-import { GrpcStatusError, type CallKind, type GrpcResponse } from '../types.js';
-import { type NativeGrpcEndpoint, nativeGrpcEndpoint } from './endpoint.js';
+import type { GrpcResponse } from '../types.js';
+import { nativeGrpcEndpoint } from './endpoint.js';
+import { afterEachCleanups, call, endpointsClosedAfter, failure, ready } from './test/calls.js';
 import { grpcFrame, respondGrpc, startRawPeer } from './test/raw-peer.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-function endpoint(address: string, channelOptions: grpc.ChannelOptions = {}): NativeGrpcEndpoint {
-  const ep = nativeGrpcEndpoint(address, { credentials: insecure, channelOptions });
-  cleanups.push(() => ep.close({ graceMs: 0 }));
-  return ep;
-}
-
-const ready = (ep: NativeGrpcEndpoint) => firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'ready')));
-
-interface CallOptions {
-  readonly metadata?: grpc.Metadata;
-  readonly timeoutMs?: number;
-  readonly kind?: CallKind;
-  readonly messages?: Buffer[];
-}
-
-/** One call straight on the endpoint; the response or the error. */
-async function call(
-  ep: NativeGrpcEndpoint,
-  method: string,
-  options: CallOptions = {},
-): Promise<GrpcResponse | GrpcTowerError> {
-  const scope = newContext(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
-  try {
-    return await ep.call(
-      grpcRequest(method, {
-        ...options,
-        messages: options.messages ?? [Buffer.from('hi')],
-      }),
-      scope.context,
-    );
-  } catch (err) {
-    return err as GrpcTowerError;
-  } finally {
-    scope.release();
-  }
-}
-
-const failure = (r: GrpcResponse | GrpcTowerError): GrpcStatusError => {
-  expect(r).toBeInstanceOf(GrpcStatusError);
-  return r as GrpcStatusError;
-};
+const cleanups = afterEachCleanups();
+const endpoint = endpointsClosedAfter(cleanups);
 
 const echo = (fields: Partial<GeneratedEchoRequest>) =>
   Buffer.from(GeneratedEchoRequest.encode(GeneratedEchoRequest.fromPartial(fields)).finish());
