@@ -1,6 +1,7 @@
 // The native transport against a gRPC C-core server (Debian's Python grpcio,
 // packages/testing/ccore/echo_server.py): another implementation's framing,
-// trailers, status details, gzip responses, deadlines, and its keepalive enforcement (too_many_pings).
+// trailers, status details, gzip responses, deadlines, its keepalive enforcement (too_many_pings)
+// and its metadata size limit.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { Status, newContext } from '@grpc-tower/core';
 import {
@@ -128,4 +129,37 @@ describe('a C-core server', () => {
     // the call went down with the connection (or finished, had the GOAWAY come after it)
     if (outcome instanceof GrpcStatusError) expect(outcome.code).toBe(Status.UNAVAILABLE);
   });
+});
+
+describe('its metadata size limit (grpc.max_metadata_size, 8 KiB by default)', () => {
+  test.each([
+    ['one value of 20,000 bytes', { 'x-big': 'v'.repeat(20_000) }],
+    [
+      '20 values of 1,000 bytes',
+      Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`x-m${i}`, 'v'.repeat(1_000)])),
+    ],
+  ])(
+    'request metadata over it (%s): RESOURCE_EXHAUSTED from the server, and the endpoint recovers',
+    async (_case, headers) => {
+      const ep = endpoint();
+      await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'ready')));
+      const md = new grpc.Metadata();
+      for (const [k, v] of Object.entries(headers)) md.set(k, v);
+      const err = (await call(ep, 'Echo', { metadata: md, messages: [Buffer.from('m')] })) as GrpcStatusError;
+      expect(err).toBeInstanceOf(GrpcStatusError);
+      expect(err.code).toBe(Status.RESOURCE_EXHAUSTED);
+      expect(err.details).toContain('metadata size exceeds limit');
+      // this C-core (1.51) then closes the connection, as a grpc-js client sees too: a call sent
+      // before the close fails UNAVAILABLE, and the endpoint connects again
+      const outcomes: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const r = await call(ep, 'Echo', { messages: [Buffer.from('small')] });
+        outcomes.push(r instanceof GrpcStatusError ? `${r.code}` : 'ok');
+        if (!(r instanceof GrpcStatusError)) break;
+      }
+      expect(outcomes.at(-1)).toBe('ok');
+      expect(outcomes.slice(0, -1).every((o) => o === `${Status.UNAVAILABLE}`)).toBe(true);
+      expect(ep.pending).toBe(0);
+    },
+  );
 });
