@@ -118,6 +118,15 @@ export interface StreamOpener {
    * the session refused a new stream).
    */
   notSent(reason: string, unconnected: boolean): void;
+  /**
+   * Called instead of `opened` when the request's header list is larger
+   * than the server's SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §6.5.2 sizes:
+   * each field's name and value plus 32): nothing was sent, since a server
+   * that gets such a block may end the whole connection (a C-core server
+   * closes it, a Node.js one sends GOAWAY COMPRESSION_ERROR), and every
+   * stream on it with it. Without this method the size is not checked.
+   */
+  tooLarge?(size: number, limit: number): void;
 }
 
 /**
@@ -169,6 +178,8 @@ class SessionRecord implements SessionInfo {
   streams = 0;
   pingTimer: NodeJS.Timeout | undefined;
   pingTimeout: NodeJS.Timeout | undefined;
+  /** The server's SETTINGS_MAX_HEADER_LIST_SIZE, when it sets one. */
+  maxHeaderListSize: number | undefined;
 
   constructor(session: http2.ClientHttp2Session) {
     this.session = session;
@@ -328,6 +339,14 @@ export class Http2Connection {
   }
 
   #open(record: SessionRecord, headers: http2.OutgoingHttpHeaders, opener: StreamOpener): void {
+    const limit = record.maxHeaderListSize;
+    if (limit !== undefined && opener.tooLarge !== undefined) {
+      const size = headerListSize(headers);
+      if (size > limit) {
+        opener.tooLarge(size, limit);
+        return;
+      }
+    }
     let stream: http2.ClientHttp2Stream;
     try {
       stream = record.session.request(headers, { endStream: false });
@@ -478,6 +497,11 @@ export class Http2Connection {
     socket.on('close', closed);
     this.#sessions.add(record);
     this.#current = record;
+    session.on('remoteSettings', (settings: http2.Settings) => {
+      const limit = settings.maxHeaderListSize;
+      // node reports 2^32 - 1 for a server that sets no limit
+      record.maxHeaderListSize = limit === undefined || limit >= 0xffff_ffff ? undefined : limit;
+    });
     session.once('remoteSettings', () => {
       clearTimeout(timer);
       if (this.#current !== record || this.#state === 'closed') return;
@@ -618,4 +642,19 @@ export class Http2Connection {
     record.pingTimer = undefined;
     record.pingTimeout = undefined;
   }
+}
+
+/** The size of a header list as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2). */
+function headerListSize(headers: http2.OutgoingHttpHeaders): number {
+  let size = 0;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) {
+      for (const v of value) size += name.length + Buffer.byteLength(String(v)) + 32;
+    } else {
+      size += name.length + Buffer.byteLength(String(value)) + 32;
+    }
+  }
+  return size;
 }

@@ -15,7 +15,7 @@ import { PREVIOUS_ATTEMPTS_HEADER, timeoutHeader } from '../endpoint.js';
 import { Metadata, type StatusObject } from '../grpc-js.js';
 import type { MessageReader } from '../messages.js';
 import { ResponseHalf, type ResponseWire } from '../response.js';
-import type { GrpcRequest, GrpcResponse } from '../types.js';
+import { type GrpcRequest, type GrpcResponse, GrpcStatusError } from '../types.js';
 import { addCallMetadata, callCredentialsOf } from './call-credentials.js';
 import type { NativeGrpcEndpoint } from './endpoint.js';
 import {
@@ -183,6 +183,23 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
       { code: Status.UNAVAILABLE, details: reason, metadata: new Metadata() },
       unconnected ? 'unconnected' : 'not-sent',
     );
+  }
+
+  tooLarge(size: number, limit: number): void {
+    if (this.#res.status !== undefined) return;
+    const status = {
+      code: Status.RESOURCE_EXHAUSTED,
+      details: `request metadata of ${size} bytes is larger than the server's limit of ${limit} (its SETTINGS_MAX_HEADER_LIST_SIZE)`,
+      metadata: new Metadata(),
+    };
+    // nothing was sent, and any endpoint of this server would refuse it the same
+    const error = new GrpcStatusError(status, {
+      endpoint: this.#endpoint.address,
+      serverResponded: false,
+      delivery: 'not-sent',
+      retryable: false,
+    });
+    this.#finish(status, 'not-sent', error, false);
   }
 
   // sending

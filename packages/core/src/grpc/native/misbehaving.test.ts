@@ -1,13 +1,13 @@
 // The native gRPC endpoint against peers that misbehave at the HTTP/2 and
-// TCP level: HTTP error statuses a proxy may send, oversized trailers, a
-// flood of streams reset by the peer, a server that never sends its
+// TCP level: HTTP error statuses a proxy may send, oversized trailers and
+// request headers, a flood of streams reset by the peer, a server that never sends its
 // SETTINGS, and a TCP black hole (a connection that stops carrying bytes
 // without closing). Each call gets its named status; the process, the
 // connection where it can, and no stream or socket is left behind.
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { insecure, pickHosts, trackResources } from '@grpc-tower/testing';
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, test } from 'vitest';
 import type { GrpcTowerError } from '../../errors.js';
@@ -110,6 +110,48 @@ describe('HTTP statuses and oversized metadata from the peer', () => {
     const ok = (await call(ep, '/t/ok')) as GrpcResponse;
     expect(ok.unary?.messages).toEqual([Buffer.from('ok')]);
     expect(ep.readiness).toBe('ready');
+  });
+});
+
+describe('oversized request headers', () => {
+  const big = () => {
+    const md = new grpc.Metadata();
+    md.set('x-big', 'v'.repeat(100_000));
+    return md;
+  };
+
+  test("over the server's SETTINGS_MAX_HEADER_LIST_SIZE: RESOURCE_EXHAUSTED, never sent; the connection goes on", async () => {
+    const [host] = pickHosts(1) as [string];
+    const peer = await startRawPeer(
+      host,
+      { '/o/ok': (stream) => respondGrpc(stream, [grpcFrame(Buffer.from('ok'))], { 'grpc-status': '0' }) },
+      { maxHeaderListSize: 16_384 },
+    );
+    cleanups.push(() => peer.close());
+    const ep = endpoint(peer.address);
+    await ready(ep);
+    const err = failure(await call(ep, '/o/ok', { metadata: big() }));
+    expect(err.code).toBe(Status.RESOURCE_EXHAUSTED);
+    expect(err.details).toMatch(/^request metadata of \d+ bytes is larger than the server's limit of 16384/);
+    expect([err.delivery, err.retryable]).toEqual(['not-sent', false]);
+    expect(peer.requests.get('/o/ok')).toBeUndefined();
+    expect(await call(ep, '/o/ok')).not.toBeInstanceOf(Error);
+    expect(ep.readiness).toBe('ready');
+  });
+
+  test('a server that sets no limit and refuses them with GOAWAY COMPRESSION_ERROR: UNAVAILABLE naming it; the next call reconnects', async () => {
+    const [host] = pickHosts(1) as [string];
+    const peer = await startRawPeer(host, {
+      '/o/ok': (stream) => respondGrpc(stream, [grpcFrame(Buffer.from('ok'))], { 'grpc-status': '0' }),
+    });
+    cleanups.push(() => peer.close());
+    const ep = endpoint(peer.address);
+    await ready(ep);
+    const err = failure(await call(ep, '/o/ok', { metadata: big() }));
+    expect(err.code).toBe(Status.UNAVAILABLE);
+    expect(err.details).toContain('GOAWAY (code 9)');
+    expect(await call(ep, '/o/ok')).not.toBeInstanceOf(Error);
+    expect(ep.pending).toBe(0);
   });
 });
 
