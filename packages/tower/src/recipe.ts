@@ -214,7 +214,7 @@ function checkOptions(check: OptionChecks, options: RecipeOptions<unknown, unkno
   }
   const layers: unknown = options.layers;
   if (layers !== undefined) {
-    if (typeof layers !== 'object' || layers === null) {
+    if (typeof layers !== 'object' || layers === null || Array.isArray(layers)) {
       throw check.error('layers', layers, 'an object { outer?, inner? } of layer arrays');
     }
     for (const side of ['outer', 'inner'] as const) {
