@@ -107,6 +107,17 @@ class SyncContextManager implements ContextManager {
 
 const origin = { [H.serverAddress]: 'orders.test', [H.serverPort]: 8080, [H.urlScheme]: 'http' };
 
+describe('without an SDK', () => {
+  test('instrumentHttp finds no provider: its layers are the inner service itself; a bad origin is named', () => {
+    const ins = telemetry().instrumentHttp(ORIGIN);
+    expect(ins.enabled).toEqual({ metrics: false, tracing: false });
+    const inner = { call: () => Promise.reject(new Error('not called')) };
+    expect(ins.calls(inner)).toBe(inner);
+    expect(ins.attempts(inner)).toBe(inner);
+    expect(() => telemetry().instrumentHttp('')).toThrow(/telemetry\.instrumentHttp.*target/s);
+  });
+});
+
 describe('towerDispatcher with telemetry', () => {
   test('each request: one http.client.request.duration point and one client span, its traceparent at the server', async () => {
     const [s1, s2] = await serve(2);

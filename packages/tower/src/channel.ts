@@ -9,7 +9,8 @@
  * consecutive failures and success rate, A50) → P2C with PeakEWMA → retry
  * (gRPC A6: UNAVAILABLE, at most 5 attempts) within a retry budget (20 % of
  * calls + 10/s, Finagle's) → the call's own deadline, which the channel
- * enforces over all attempts.
+ * enforces over all attempts. The assembly is the recipe's (`recipe.ts`),
+ * which `towerDispatcher` shares; this file names gRPC's pieces.
  *
  * @module
  */

@@ -26,6 +26,7 @@ import {
   type CloseOptions,
   type Endpoint,
   type Layer,
+  type Lifecycle,
   type Readiness,
   type Service,
   type Stack,
@@ -178,11 +179,11 @@ export interface StackParts<Req, Res> {
  * the telemetry's, so that closing the stack releases their timer and
  * subscriptions too. Not on the call path: calls go to the balancer itself.
  */
-class ClosingWith implements Pick<Stack<unknown, unknown>, 'readiness' | 'readiness$' | 'close'> {
-  readonly #inner: Pick<Stack<unknown, unknown>, 'readiness' | 'readiness$' | 'close'>;
+class ClosingWith implements Lifecycle {
+  readonly #inner: Lifecycle;
   readonly #after: () => void;
 
-  constructor(inner: Pick<Stack<unknown, unknown>, 'readiness' | 'readiness$' | 'close'>, after: () => void) {
+  constructor(inner: Lifecycle, after: () => void) {
     this.#inner = inner;
     this.#after = after;
   }

@@ -12,7 +12,10 @@
  * with HTTP's outcomes (5xx and failed connections count, 4xx never) →
  * P2C with PeakEWMA → `httpRetry` (idempotent requests on 502/503/504 and
  * lost connections, refused streams always, `Retry-After` honoured, within
- * a retry budget) → the request's deadline (`timeoutMs`).
+ * a retry budget) → the request's deadline (`timeoutMs`), with
+ * OpenTelemetry's HTTP client metrics and spans when given `telemetry`.
+ * The stack is the one `towerChannel` builds, from the same recipe
+ * (`recipe.ts`), with HTTP/2's pieces.
  *
  * @module
  */
