@@ -7,6 +7,7 @@ import { type Http2Request, type Http2Response, http2Body, http2Endpoint } from 
 import { connect, dns, staticList } from '@grpc-tower/discover';
 import { httpHealthChecked, httpOutcomes, outlierDetection } from '@grpc-tower/health';
 import { httpRetry, retryBudget } from '@grpc-tower/retry';
+import { telemetry } from '@grpc-tower/telemetry';
 import { towerDispatcher } from 'grpc-tower/undici';
 import { Agent, fetch, interceptors, request, setGlobalDispatcher } from 'undici';
 
@@ -83,6 +84,7 @@ export function options(): void {
     timeoutMs: 10_000, // each whole request: attempts, backoffs and the response body
     headersTimeout: 5_000, // undici's, 300 s by default
     replayBytes: 4 * 1024 * 1024, // of a streamed request body, for a retry
+    telemetry: telemetry(), // metrics and traces, as towerChannel's (register the SDK first)
   });
   // #endregion options
   void items;

@@ -13,6 +13,7 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, type SpanExporter, TracerProvider } from '@opentelemetry/sdk-trace';
 import { towerChannel } from 'grpc-tower';
+import { type TowerDispatcher, towerDispatcher } from 'grpc-tower/undici';
 
 declare const OrdersService: grpc.ServiceDefinition;
 
@@ -68,6 +69,14 @@ export function oneLine(spanExporter: SpanExporter): grpc.ChannelInterface {
   });
   // #endregion one-line
   return channel;
+}
+
+export function dispatcher(): TowerDispatcher {
+  // #region dispatcher
+  // the same telemetry() for an undici dispatcher: OpenTelemetry's HTTP client conventions per request
+  const items = towerDispatcher('http://items.internal:8080', { telemetry: telemetry() });
+  // #endregion dispatcher
+  return items;
 }
 
 export function options(meterProvider: MeterProvider, tracerProvider: TracerProvider): void {

@@ -1,7 +1,9 @@
 /**
  * `@grpc-tower/telemetry`: OpenTelemetry metrics with gRPC's own names and
  * traces per call and attempt, for the one-call channel
- * (`towerChannel(target, creds, { telemetry: telemetry() })`) and, layer by
+ * (`towerChannel(target, creds, { telemetry: telemetry() })`), the undici
+ * dispatcher (`towerDispatcher(origin, { telemetry: telemetry() })`, with
+ * OpenTelemetry's HTTP client conventions per request) and, layer by
  * layer, for stacks of your own.
  *
  * @packageDocumentation
@@ -22,4 +24,12 @@ export type {
   ObservedDiscoveryEvent,
   ObservedRetry,
 } from './observe.js';
-export { MetricNames, Labels, LATENCY_BUCKETS_S, SIZE_BUCKETS_BY, COUNT_BUCKETS } from './names.js';
+export {
+  MetricNames,
+  Labels,
+  HttpLabels,
+  LATENCY_BUCKETS_S,
+  SIZE_BUCKETS_BY,
+  COUNT_BUCKETS,
+  HTTP_DURATION_BUCKETS_S,
+} from './names.js';

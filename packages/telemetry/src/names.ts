@@ -1,7 +1,8 @@
 /**
  * The names, units, labels and histogram buckets of every metric the
  * package records, in one place so that the guide, the tests and the code
- * agree. Per-call names and buckets are gRPC's (gRFC A66, A96); connection
+ * agree. Per-call names and buckets are gRPC's (gRFC A66, A96), and for
+ * HTTP/2 stacks OpenTelemetry's HTTP client conventions'; connection
  * names are A94's subchannel metrics, ejections A91's; the balancer's,
  * the health checker's and discovery's have the `grpc_tower.` prefix,
  * since gRPC defines none for them.
@@ -58,6 +59,8 @@ export const MetricNames = {
   discoveryResolutions: 'grpc_tower.discovery.resolutions',
   discoveryFailures: 'grpc_tower.discovery.failures',
   discoveryEndpoints: 'grpc_tower.discovery.endpoints',
+  // OpenTelemetry's HTTP client conventions: one point per HTTP request sent (an attempt)
+  httpRequestDuration: 'http.client.request.duration',
 } as const;
 
 /**
@@ -80,6 +83,33 @@ export const Labels = {
   healthState: 'grpc_tower.health.state',
   source: 'grpc_tower.discovery.source',
 } as const;
+
+/**
+ * The attribute names of an HTTP/2 stack's requests (OpenTelemetry's HTTP
+ * client conventions).
+ *
+ * @example
+ * ```ts
+ * point.attributes[HttpLabels.statusCode]; // 503
+ * ```
+ */
+export const HttpLabels = {
+  method: 'http.request.method',
+  statusCode: 'http.response.status_code',
+  errorType: 'error.type',
+  serverAddress: 'server.address',
+  serverPort: 'server.port',
+  urlScheme: 'url.scheme',
+  urlFull: 'url.full',
+  resendCount: 'http.request.resend_count',
+  peerAddress: 'network.peer.address',
+  peerPort: 'network.peer.port',
+} as const;
+
+/** The buckets OpenTelemetry's conventions advise for `http.client.request.duration`, in seconds: 5 ms to 10 s. */
+export const HTTP_DURATION_BUCKETS_S: readonly number[] = [
+  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+];
 
 /**
  * A66's latency buckets, in seconds: 0, 10 µs, 50 µs, 100 µs, 300 µs, 600 µs,

@@ -7,10 +7,12 @@
  *
  * @module
  */
-import { ConfigError, type Layer } from '@grpc-tower/core';
+import { ConfigError, type Layer, type Service } from '@grpc-tower/core';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
+import type { Http2Request, Http2Response } from '@grpc-tower/core/http2';
 import { discoveryEventsOf } from '@grpc-tower/core/internal';
 import {
+  type Meter,
   type MeterProvider,
   ProxyTracerProvider,
   type TextMapPropagator,
@@ -21,7 +23,8 @@ import {
   trace,
 } from '@opentelemetry/api';
 import type { Observable } from 'rxjs';
-import { type CallInstruments, type Tracing, attemptsLayer, callInstruments, callsLayer } from './calls.js';
+import { type Tracing, attemptsLayer, callInstruments, callsLayer } from './calls.js';
+import { httpLayers } from './http.js';
 import { LabelCache } from './labels.js';
 import { type CallMetricsProducer, producerInstruments } from './producer.js';
 import { SCOPE_NAME, SCOPE_VERSION } from './names.js';
@@ -99,7 +102,8 @@ export interface ObservedParts {
 }
 
 /**
- * The telemetry of one stack (one `grpc.target`).
+ * The telemetry of one stack (one `grpc.target`, or one origin): a gRPC
+ * stack's by default, an HTTP/2 stack's from {@link Telemetry.instrumentHttp}.
  *
  * @example
  * ```ts
@@ -114,18 +118,24 @@ export interface ObservedParts {
  * t.close();
  * ```
  */
-export interface Instrumentation {
+export interface Instrumentation<Req = GrpcRequest, Res = GrpcResponse> {
   /** The target every metric of this stack is labelled with. */
   readonly target: string;
   /** Whether metrics and spans are recorded (an SDK or provider was found). */
   readonly enabled: { readonly metrics: boolean; readonly tracing: boolean };
-  /** The outermost layer (one run per call): call duration, A96's retry counts, the call span. */
-  readonly calls: Layer<GrpcRequest, GrpcResponse>;
   /**
-   * The layer just above the balancer (one run per attempt): A66's attempt
-   * metrics, the attempt span, `traceparent` in the attempt's metadata.
+   * The outermost layer (one run per call). gRPC: call duration, A96's
+   * retry counts, the call span. HTTP: the context and retry counts the
+   * attempts' spans read.
    */
-  readonly attempts: Layer<GrpcRequest, GrpcResponse>;
+  readonly calls: Layer<Req, Res>;
+  /**
+   * The layer just above the balancer (one run per attempt). gRPC: A66's
+   * attempt metrics, the attempt span, `traceparent` in the attempt's
+   * metadata. HTTP: `http.client.request.duration`, a client span,
+   * `traceparent` in the request's headers.
+   */
+  readonly attempts: Layer<Req, Res>;
   /** Follows an endpoint's connection (A94's metrics); returns it. Pass the endpoint before health gating. */
   endpoint<E extends ObservedEndpoint>(endpoint: E): E;
   /** Reads the metrics of the stack's other parts. */
@@ -136,12 +146,26 @@ export interface Instrumentation {
 
 /**
  * Makes {@link Instrumentation}s, one per stack; give it to `towerChannel`'s
- * `telemetry` option, or call {@link Telemetry.instrument} for a stack of
- * your own.
+ * or `towerDispatcher`'s `telemetry` option, or call
+ * {@link Telemetry.instrument} for a stack of your own.
+ *
+ * @example
+ * ```ts
+ * const t: Telemetry = telemetry();
+ * const channel = towerChannel('dns:///orders:50051', creds, { telemetry: t });
+ * const dispatcher = towerDispatcher('http://orders:8080', { telemetry: t });
+ * ```
  */
 export interface Telemetry {
-  /** The telemetry of a stack whose calls go to `target` (its `grpc.target` label). */
+  /** The telemetry of a gRPC stack whose calls go to `target` (its `grpc.target` label). */
   instrument(target: string): Instrumentation;
+  /**
+   * The telemetry of an HTTP/2 stack (`http2Endpoint`s) whose requests go
+   * to `origin` (`http://orders.internal:8080`: its `server.address`,
+   * `server.port` and `url.scheme` labels; the other parts' metrics carry
+   * it as `grpc.target`).
+   */
+  instrumentHttp(origin: string): Instrumentation<Http2Request, Http2Response>;
 }
 
 const noopMeterClass = createNoopMeter().constructor;
@@ -153,7 +177,7 @@ const isNoopTracerProvider = (provider: TracerProvider): boolean => {
   return delegate === noopTracerProvider || delegate.constructor === noopTracerProvider.constructor;
 };
 
-const identity: Layer<GrpcRequest, GrpcResponse> = (inner) => inner;
+const identity = <Req, Res>(inner: Service<Req, Res>): Service<Req, Res> => inner;
 
 function checkOptions(options: unknown): TelemetryOptions {
   if (options === undefined) return {};
@@ -204,31 +228,48 @@ function checkOptions(options: unknown): TelemetryOptions {
  */
 export function telemetry(options?: TelemetryOptions): Telemetry {
   const o = checkOptions(options);
+  const named = (method: string, target: unknown, example: string): string => {
+    if (typeof target !== 'string' || target === '') {
+      throw new ConfigError(`${WHERE}.${method}`, 'target', target, example);
+    }
+    return target;
+  };
   return {
     instrument(target: string): Instrumentation {
-      if (typeof target !== 'string' || target === '') {
-        throw new ConfigError(
-          `${WHERE}.instrument`,
-          'target',
-          target,
-          'the target name, such as dns:///orders:50051',
-        );
-      }
-      return instrument(target, o);
+      const name = named('instrument', target, 'the target name, such as dns:///orders:50051');
+      const { meter, tracing } = providersOf(o);
+      // metrics: false turns off the producer's per-call metrics too
+      const meters =
+        o.metrics === false
+          ? undefined
+          : o.callMetrics !== undefined
+            ? producerInstruments(o.callMetrics)
+            : meter && callInstruments(meter);
+      const labels = new LabelCache(name, o.allMethods === true);
+      const on = meters !== undefined || tracing !== undefined;
+      return instrumentation(name, meter, tracing, meters !== undefined, {
+        calls: on ? callsLayer(labels, meters, tracing) : identity,
+        attempts: on ? attemptsLayer(labels, meters, tracing) : identity,
+      });
+    },
+    instrumentHttp(origin: string): Instrumentation<Http2Request, Http2Response> {
+      const name = named('instrumentHttp', origin, 'the origin, such as http://orders.internal:8080');
+      const { meter, tracing } = providersOf(o);
+      const layers =
+        meter !== undefined || tracing !== undefined
+          ? httpLayers(name, meter, tracing)
+          : { calls: identity, attempts: identity };
+      return instrumentation(name, meter, tracing, meter !== undefined, layers);
     },
   };
 }
 
-function instrument(target: string, o: TelemetryOptions): Instrumentation {
-  let meters: CallInstruments | undefined;
-  let observer: PartsObserver | undefined;
+/** The meter (`undefined` when metrics are off or no SDK is registered) and the tracing, looked up now. */
+function providersOf(o: TelemetryOptions): { meter: Meter | undefined; tracing: Tracing | undefined } {
+  let meter: Meter | undefined;
   if (o.metrics !== false) {
-    const meter = (o.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE_NAME, SCOPE_VERSION);
-    if (meter.constructor !== noopMeterClass) {
-      meters = o.callMetrics === undefined ? callInstruments(meter) : undefined;
-      observer = new PartsObserver(meter, target);
-    }
-    if (o.callMetrics !== undefined) meters = producerInstruments(o.callMetrics);
+    const found = (o.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE_NAME, SCOPE_VERSION);
+    if (found.constructor !== noopMeterClass) meter = found;
   }
   let tracing: Tracing | undefined;
   if (o.tracing !== false) {
@@ -240,13 +281,23 @@ function instrument(target: string, o: TelemetryOptions): Instrumentation {
       };
     }
   }
-  const on = meters !== undefined || tracing !== undefined;
-  const labels = new LabelCache(target, o.allMethods === true);
+  return { meter, tracing };
+}
+
+/** One stack's instrumentation: its per-call layers, and the parts' metrics, which every protocol shares. */
+function instrumentation<Req, Res>(
+  target: string,
+  meter: Meter | undefined,
+  tracing: Tracing | undefined,
+  callMetrics: boolean,
+  layers: { readonly calls: Layer<Req, Res>; readonly attempts: Layer<Req, Res> },
+): Instrumentation<Req, Res> {
+  const observer = meter === undefined ? undefined : new PartsObserver(meter, target);
   return {
     target,
-    enabled: { metrics: meters !== undefined || observer !== undefined, tracing: tracing !== undefined },
-    calls: on ? callsLayer(labels, meters, tracing) : identity,
-    attempts: on ? attemptsLayer(labels, meters, tracing) : identity,
+    enabled: { metrics: callMetrics || observer !== undefined, tracing: tracing !== undefined },
+    calls: layers.calls,
+    attempts: layers.attempts,
     endpoint(endpoint) {
       observer?.endpoint(endpoint);
       return endpoint;

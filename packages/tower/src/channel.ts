@@ -9,23 +9,14 @@
  * consecutive failures and success rate, A50) → P2C with PeakEWMA → retry
  * (gRPC A6: UNAVAILABLE, at most 5 attempts) within a retry budget (20 % of
  * calls + 10/s, Finagle's) → the call's own deadline, which the channel
- * enforces over all attempts.
+ * enforces over all attempts. The assembly is the recipe's (`recipe.ts`),
+ * which `towerDispatcher` shares; this file names gRPC's pieces.
  *
  * @module
  */
 import type { Channel, ChannelCredentials, ChannelOptions, ServiceDefinition } from '@grpc/grpc-js';
-import { type Balancer, type P2cOptions, p2c } from '@grpc-tower/balance';
-import {
-  ConfigError,
-  type Endpoint,
-  type Layer,
-  ServiceBuilder,
-  type Stack,
-  isHost,
-  timeout,
-} from '@grpc-tower/core';
+import { ConfigError, isHost } from '@grpc-tower/core';
 import { TIMER_RULE, nativeSettings, optionChecks } from '@grpc-tower/core/internal';
-import type { CallContext, Readiness } from '@grpc-tower/core';
 import {
   type CreateChannelOptions,
   type GrpcEndpointOptions,
@@ -41,30 +32,20 @@ import {
 const grpcJsEndpoint = (address: string, options: GrpcEndpointOptions) =>
   grpcEndpoint(address, { ...options, transport: 'grpc-js' });
 import {
-  type ConnectOptions,
   type DiscoveredAddress,
   type Discover,
   type DnsOptions,
-  connect,
   dns,
   staticList,
 } from '@grpc-tower/discover';
-import {
-  type HealthCheckOptions,
-  type HealthEvent,
-  type OutlierDetectionOptions,
-  healthChecked,
-  outlierDetection,
-} from '@grpc-tower/health';
-import { type RetryLayer, type RetryPolicy, retry, retryBudget } from '@grpc-tower/retry';
+import { type HealthCheckOptions, healthChecked } from '@grpc-tower/health';
+import { type RetryPolicy, retry } from '@grpc-tower/retry';
 import { isIP } from 'node:net';
-import type { Observable } from 'rxjs';
 import { etcdSource } from './etcd.js';
 import { xdsSource } from './xds.js';
 import { type Target, parseTarget } from './target.js';
 import { endpointOptionsFor } from './endpoint-options.js';
-
-type GrpcLayer = Layer<GrpcRequest, GrpcResponse>;
+import { type StackOptions, type TowerInstrumentation, buildStack } from './recipe.js';
 
 /**
  * Options of {@link towerChannel}: each changes one part of the default
@@ -80,7 +61,7 @@ type GrpcLayer = Layer<GrpcRequest, GrpcResponse>;
  * };
  * ```
  */
-export interface TowerOptions {
+export interface TowerOptions extends StackOptions<GrpcRequest, GrpcResponse> {
   /**
    * Service definitions of the methods the channel carries (proto-loader's
    * `Client.service`, grpc-tools' or ts-proto's `…Service`). With them each
@@ -125,14 +106,15 @@ export interface TowerOptions {
    * still names the channel and gives the default authority.
    */
   readonly discovery?: Discover<string, DiscoveredAddress>;
-  /** Options of `connect` (how long a replaced endpoint may take to become ready…). */
-  readonly connect?: ConnectOptions;
-  /** Active health checks (`grpc.health.v1`): options, or `false` for none. Default on, Watch mode, service `''`. */
+  /**
+   * Active health checks (`grpc.health.v1` Watch, gRPC A17): options, or
+   * `false` for none. Default on, service `''` (the server as a whole): gRPC
+   * has a standard health service, and a server without it counts as
+   * healthy (UNIMPLEMENTED, logged once), so checking costs nothing where it
+   * is not served. `towerDispatcher`'s HTTP checks are off unless given a
+   * path, since HTTP has no standard one.
+   */
   readonly health?: HealthCheckOptions | false;
-  /** Passive outlier detection: options, or `false` for none. Default on, with its documented thresholds. */
-  readonly outlierDetection?: OutlierDetectionOptions | false;
-  /** P2C options: the load metric (default PeakEWMA), fail-fast time, slow start, panic threshold… */
-  readonly balancer?: Omit<P2cOptions, 'target'>;
   /**
    * The retry policy, or `false` for no retries. Default: gRPC A6's
    * (UNAVAILABLE, at most 5 attempts, 25–250 ms backoff) within a fresh
@@ -146,15 +128,6 @@ export interface TowerOptions {
    * Default: none; the call's deadline alone.
    */
   readonly timeoutMs?: number;
-  /**
-   * Extra layers: `outer` run first, outside the deadline and retries (one
-   * run per call); `inner` run between the retries and the balancer (one run
-   * per attempt). Within each list the first is outermost.
-   */
-  readonly layers?: {
-    readonly outer?: readonly Layer<GrpcRequest, GrpcResponse>[];
-    readonly inner?: readonly Layer<GrpcRequest, GrpcResponse>[];
-  };
   /** Request replay limits of the channel (gRPC A6): per call 1 MiB, per channel 16 MiB by default. */
   readonly replay?: CreateChannelOptions['replay'];
   /**
@@ -183,71 +156,11 @@ export interface TowerTelemetry {
   instrument(target: string): TowerInstrumentation;
 }
 
-/**
- * One channel's telemetry, as {@link towerChannel} wires it.
- *
- * @example
- * ```ts
- * const ins: TowerInstrumentation = telemetry().instrument('dns:///orders:50051');
- * ```
- */
-export interface TowerInstrumentation {
-  /** The outermost layer (one run per call). */
-  readonly calls: Layer<GrpcRequest, GrpcResponse>;
-  /** The layer just above the balancer (one run per attempt). */
-  readonly attempts: Layer<GrpcRequest, GrpcResponse>;
-  /** Follows an endpoint's own connection (before health gating); returns it. */
-  endpoint<E extends Endpoint<GrpcRequest, GrpcResponse>>(endpoint: E): E;
-  /** Reads the other parts of the stack. */
-  observe(parts: {
-    readonly balancer?: Balancer<GrpcRequest, GrpcResponse, string>;
-    readonly health?: Observable<HealthEvent>;
-    readonly outlier?: Observable<HealthEvent>;
-    readonly discovery?: unknown;
-    readonly retry?: RetryLayer;
-  }): void;
-  /** Stops watching; called after the channel's stack closed. */
-  close(): void;
-}
-
 const WHERE = 'towerChannel';
 
 /** Whether `x` is a grpc-js `ChannelCredentials` (from this or another copy of grpc-js). */
 const isCredentials = (x: unknown): x is ChannelCredentials =>
   typeof x === 'object' && x !== null && typeof (x as { _isSecure?: unknown })._isSecure === 'function';
-
-/**
- * The balancer with the outlier detector's and the telemetry's close joined
- * to its own, so that closing the channel releases the detector's timer
- * and the telemetry's subscriptions too.
- */
-class ClosingWith implements Stack<GrpcRequest, GrpcResponse> {
-  readonly call: (req: GrpcRequest, ctx: CallContext) => Promise<GrpcResponse>;
-  readonly #inner: Stack<GrpcRequest, GrpcResponse>;
-  readonly #after: () => void;
-
-  constructor(inner: Stack<GrpcRequest, GrpcResponse>, after: () => void) {
-    this.call = inner.call.bind(inner);
-    this.#inner = inner;
-    this.#after = after;
-  }
-
-  get readiness(): Readiness {
-    return this.#inner.readiness;
-  }
-
-  get readiness$(): Observable<Readiness> {
-    return this.#inner.readiness$;
-  }
-
-  async close(options?: { graceMs?: number }): Promise<void> {
-    try {
-      await this.#inner.close(options);
-    } finally {
-      this.#after();
-    }
-  }
-}
 
 /** The addresses the target names, as a discovery source. */
 function sourceOf(target: Target, options: TowerOptions): Discover<string, DiscoveredAddress> {
@@ -311,95 +224,37 @@ export function towerChannel(
     throw new ConfigError(WHERE, 'options', options, 'an object');
   }
   checkEndpointOptions(options);
-  checkLayers(options.layers);
-  if (
-    options.telemetry !== undefined &&
-    (typeof options.telemetry !== 'object' ||
-      options.telemetry === null ||
-      typeof options.telemetry.instrument !== 'function')
-  ) {
-    throw new ConfigError(WHERE, 'telemetry', options.telemetry, "telemetry() from '@grpc-tower/telemetry'");
-  }
   const authority = options.authority ?? (parsed.scheme === 'dns' ? hostNameOf(parsed.host) : undefined);
   // endpoint options are checked here, once, rather than at the first discovered address
-  const endpointOptions = {
+  const endpointOptions: GrpcEndpointOptions = {
     credentials,
     ...(authority === undefined ? {} : { authority }),
     ...(options.channelOptions === undefined ? {} : { channelOptions: options.channelOptions }),
     ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
   };
-  const health = options.health === false ? undefined : healthChecked(options.health);
-  const detector =
-    options.outlierDetection === false ? undefined : outlierDetection(options.outlierDetection);
-  const retries =
-    options.retry === false ? undefined : retry({ budget: retryBudget(), ...(options.retry ?? {}) });
-  const deadline = options.timeoutMs === undefined ? undefined : timeout({ ms: options.timeoutMs });
-  const telemetry = options.telemetry?.instrument(parsed.canonical);
-  try {
-    return build(parsed, options, endpointOptions, { health, detector, retries, deadline, telemetry });
-  } catch (err) {
-    // a bad balancer or replay option: release the detector's timer and the telemetry's watches first
-    detector?.close();
-    telemetry?.close();
-    throw err;
-  }
-}
-
-interface Parts {
-  readonly health: ReturnType<typeof healthChecked> | undefined;
-  readonly detector: ReturnType<typeof outlierDetection> | undefined;
-  readonly retries: RetryLayer | undefined;
-  readonly deadline: GrpcLayer | undefined;
-  readonly telemetry: TowerInstrumentation | undefined;
-}
-
-function build(
-  parsed: Target,
-  options: TowerOptions,
-  endpointOptions: GrpcEndpointOptions,
-  { health, detector, retries, deadline, telemetry }: Parts,
-): TowerChannel {
-  const source = sourceOf(parsed, options);
   const makeEndpoint = options.transport === 'grpc-js' ? grpcJsEndpoint : nativeGrpcEndpoint;
-  // before the balancer subscribes: a static list reports its one resolution then
-  telemetry?.observe({ discovery: source });
-  const endpoints = connect(
-    source,
-    (a: DiscoveredAddress): Endpoint<GrpcRequest, GrpcResponse> => {
-      const ep = makeEndpoint(a.address, endpointOptionsFor(endpointOptions, a));
-      telemetry?.endpoint(ep);
-      const checked = health === undefined ? ep : health(ep);
-      return detector === undefined ? checked : detector.wrap(checked);
+  return buildStack(
+    {
+      where: WHERE,
+      target: parsed.canonical,
+      endpoint: (a) => makeEndpoint(a.address, endpointOptionsFor(endpointOptions, a)),
+      // gRPC has a standard health service (A17): checked unless turned off
+      health: { make: healthChecked, byDefault: {} },
+      timeoutMs: options.timeoutMs,
+      outcomes: undefined,
+      retry: (policy) => retry(policy),
+      instrument: 'instrument',
     },
-    options.connect,
+    () => sourceOf(parsed, options),
+    options,
+    ({ stack }) =>
+      createChannel(stack, {
+        target: parsed.canonical,
+        ...(options.services === undefined ? {} : { services: options.services }),
+        ...(options.replay === undefined ? {} : { replay: options.replay }),
+        ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
+      }),
   );
-  const balancer = p2c(endpoints, { ...options.balancer, target: parsed.canonical });
-  telemetry?.observe({
-    balancer,
-    ...(health === undefined ? {} : { health: health.events$ }),
-    ...(detector === undefined ? {} : { outlier: detector.events$ }),
-    ...(retries === undefined ? {} : { retry: retries }),
-  });
-  let builder = new ServiceBuilder<GrpcRequest, GrpcResponse>();
-  if (telemetry !== undefined) builder = builder.layer(telemetry.calls);
-  for (const layer of options.layers?.outer ?? []) builder = builder.layer(layer);
-  if (deadline !== undefined) builder = builder.layer(deadline);
-  if (retries !== undefined) builder = builder.layer(retries);
-  for (const layer of options.layers?.inner ?? []) builder = builder.layer(layer);
-  if (telemetry !== undefined) builder = builder.layer(telemetry.attempts);
-  const innermost: Stack<GrpcRequest, GrpcResponse> =
-    detector === undefined && telemetry === undefined
-      ? balancer
-      : new ClosingWith(balancer, () => {
-          detector?.close();
-          telemetry?.close();
-        });
-  return createChannel(builder.service(innermost), {
-    target: parsed.canonical,
-    ...(options.services === undefined ? {} : { services: options.services }),
-    ...(options.replay === undefined ? {} : { replay: options.replay }),
-    ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
-  });
 }
 
 /**
@@ -462,26 +317,4 @@ function checkEndpointOptions(options: TowerOptions): void {
     throw check.error('transport', options.transport, "'grpc-js' or 'native'");
   }
   if (options.transport !== 'grpc-js') nativeSettings(WHERE, options.channelOptions);
-}
-
-function checkLayers(layers: TowerOptions['layers']): void {
-  if (layers === undefined) return;
-  if (typeof layers !== 'object' || layers === null) {
-    throw new ConfigError(WHERE, 'layers', layers, 'an object { outer?, inner? } of layer arrays');
-  }
-  for (const side of ['outer', 'inner'] as const) {
-    const list: unknown = layers[side];
-    if (list === undefined) continue;
-    if (!Array.isArray(list)) throw new ConfigError(WHERE, `layers.${side}`, list, 'an array of layers');
-    list.forEach((layer: unknown, i) => {
-      if (typeof layer !== 'function') {
-        throw new ConfigError(
-          WHERE,
-          `layers.${side}[${i}]`,
-          layer,
-          'a layer (a function from service to service)',
-        );
-      }
-    });
-  }
 }

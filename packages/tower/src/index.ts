@@ -29,8 +29,8 @@ export {
   asGrpcChannel,
   type TowerOptions,
   type TowerTelemetry,
-  type TowerInstrumentation,
 } from './channel.js';
+export type { StackOptions, TowerInstrumentation } from './recipe.js';
 export {
   parseTarget,
   InvalidTargetError,

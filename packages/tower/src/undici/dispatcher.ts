@@ -12,34 +12,26 @@
  * with HTTP's outcomes (5xx and failed connections count, 4xx never) →
  * P2C with PeakEWMA → `httpRetry` (idempotent requests on 502/503/504 and
  * lost connections, refused streams always, `Retry-After` honoured, within
- * a retry budget) → the request's deadline (`timeoutMs`).
+ * a retry budget) → the request's deadline (`timeoutMs`), with
+ * OpenTelemetry's HTTP client metrics and spans when given `telemetry`.
+ * The stack is the one `towerChannel` builds, from the same recipe
+ * (`recipe.ts`), with HTTP/2's pieces.
  *
  * @module
  */
 import type { SecureClientSessionOptions } from 'node:http2';
 import { isIP } from 'node:net';
-import {
-  type Balancer,
-  type BalancerEvent,
-  type BalancerStats,
-  type P2cOptions,
-  p2c,
-} from '@grpc-tower/balance';
+import type { BalancerEvent, BalancerStats } from '@grpc-tower/balance';
 import {
   type CloseOptions,
   ConfigError,
-  type Endpoint,
   GraceExpiredError,
-  type Layer,
   type Readiness,
   type Service,
-  ServiceBuilder,
-  type Stack,
 } from '@grpc-tower/core';
 import {
   DEFAULT_CLOSE_GRACE_MS,
   Grace,
-  type OptionChecks,
   TIMER_RULE,
   graceOf,
   optionChecks,
@@ -51,39 +43,21 @@ import {
   type Http2Response,
   http2Endpoint,
 } from '@grpc-tower/core/http2';
-import {
-  type ConnectOptions,
-  type DiscoveredAddress,
-  type Discover,
-  type DnsOptions,
-  connect,
-  dns,
-} from '@grpc-tower/discover';
+import { type DiscoveredAddress, type Discover, type DnsOptions, dns } from '@grpc-tower/discover';
 import {
   type HealthEvent,
   type HttpHealthCheckOptions,
-  type OutlierDetectionOptions,
-  type OutlierDetector,
   type OutlierStats,
   httpHealthChecked,
   httpOutcomes,
-  outlierDetection,
 } from '@grpc-tower/health';
-import {
-  type HttpRetryPolicy,
-  type RetryEvent,
-  type RetryLayer,
-  type RetryStats,
-  httpRetry,
-  retryBudget,
-} from '@grpc-tower/retry';
+import { type HttpRetryPolicy, type RetryEvent, type RetryStats, httpRetry } from '@grpc-tower/retry';
 import type { Observable } from 'rxjs';
 import { Dispatcher, errors } from 'undici';
 import { type AnyDispatchHandler, Exchange, type ExchangeSettings } from './exchange.js';
 import { toHttp2Request } from './request.js';
 import { endpointOptionsFor } from '../endpoint-options.js';
-
-type HttpLayer = Layer<Http2Request, Http2Response>;
+import { type StackOptions, type StackParts, type TowerInstrumentation, buildStack } from '../recipe.js';
 
 const WHERE = 'towerDispatcher';
 
@@ -107,7 +81,7 @@ const DEFAULT_REPLAY_BYTES = 1024 * 1024;
  * };
  * ```
  */
-export interface TowerDispatcherOptions {
+export interface TowerDispatcherOptions extends StackOptions<Http2Request, Http2Response> {
   /**
    * Discovers the servers instead of DNS (a registry, `staticList`,
    * `etcd`, `kubernetes`): a `Discover` stream of `{ address }` values
@@ -134,23 +108,14 @@ export interface TowerDispatcherOptions {
    * close; `destroy()` aborts at once.
    */
   readonly closeGraceMs?: number;
-  /** Options of `connect` (how long a replaced endpoint may take to become ready…). */
-  readonly connect?: ConnectOptions;
   /**
    * Active HTTP health checks (`GET <path>` on each server's own session,
    * Envoy's HTTP health checker): options with the `path`, or `false`.
-   * Default off: HTTP has no standard health path.
+   * Default off: HTTP has no standard health path, and checking one the
+   * servers do not serve would fail them all (`towerChannel`'s gRPC checks
+   * are on by default, since gRPC has a standard health service).
    */
   readonly health?: HttpHealthCheckOptions | false;
-  /**
-   * Passive outlier detection: options, or `false` for none. Default on,
-   * with its documented thresholds and HTTP's outcomes (`httpOutcomes`,
-   * unless the options name another `protocol`): a 5xx answer or a failed
-   * connection or stream counts as a failure, a 4xx never does.
-   */
-  readonly outlierDetection?: OutlierDetectionOptions | false;
-  /** P2C options: the load metric (default PeakEWMA), fail-fast time, slow start, panic threshold… */
-  readonly balancer?: Omit<P2cOptions, 'target'>;
   /**
    * The retry policy, or `false` for no retries. Default `httpRetry`'s:
    * at most 3 attempts; idempotent requests (GET, HEAD, OPTIONS, PUT,
@@ -194,14 +159,31 @@ export interface TowerDispatcherOptions {
    */
   readonly fallback?: Dispatcher;
   /**
-   * Extra layers: `outer` run first, outside the retries (one run per
-   * request); `inner` run between the retries and the balancer (one run
-   * per attempt). Within each list the first is outermost.
+   * Metrics and traces of the whole stack: `telemetry()` from
+   * `@grpc-tower/telemetry` (OpenTelemetry; register the SDK before creating
+   * the dispatcher), labelled with the origin. Each attempt records
+   * OpenTelemetry's `http.client.request.duration` and a client span
+   * (`traceparent` sent in its headers); the servers' connections, the
+   * balancer, the health checks, the outlier detector, discovery and the
+   * retry budget are followed as for `towerChannel`, until the dispatcher
+   * closes. Default: none.
    */
-  readonly layers?: {
-    readonly outer?: readonly Layer<Http2Request, Http2Response>[];
-    readonly inner?: readonly Layer<Http2Request, Http2Response>[];
-  };
+  readonly telemetry?: TowerHttpTelemetry;
+}
+
+/**
+ * What {@link TowerDispatcherOptions.telemetry} takes: `@grpc-tower/telemetry`'s
+ * `telemetry()` is one; any object of this shape will do.
+ *
+ * @example
+ * ```ts
+ * import { telemetry } from '@grpc-tower/telemetry';
+ * const t: TowerHttpTelemetry = telemetry();
+ * ```
+ */
+export interface TowerHttpTelemetry {
+  /** The telemetry of one dispatcher, labelled with its origin. */
+  instrumentHttp(origin: string): TowerInstrumentation<Http2Request, Http2Response>;
 }
 
 /**
@@ -310,13 +292,7 @@ interface Settings {
   readonly closeGraceMs: number;
 }
 
-interface Parts {
-  readonly stack: Stack<Http2Request, Http2Response>;
-  readonly balancer: Balancer<Http2Request, Http2Response, string>;
-  readonly detector: OutlierDetector | undefined;
-  readonly health: ReturnType<typeof httpHealthChecked> | undefined;
-  readonly retries: RetryLayer<Http2Request, Http2Response> | undefined;
-}
+type Parts = StackParts<Http2Request, Http2Response>;
 
 /**
  * An undici `Dispatcher` over a grpc-tower stack, made by
@@ -551,14 +527,8 @@ export class TowerDispatcher extends Dispatcher {
   }
 
   #stop(graceMs?: number): Promise<void> {
-    this.#shutdown ??= (async () => {
-      const { stack, detector } = this.#parts;
-      try {
-        await stack.close(graceMs === undefined ? {} : { graceMs });
-      } finally {
-        detector?.close();
-      }
-    })();
+    // the stack's close also stops the outlier detector and the telemetry
+    this.#shutdown ??= this.#parts.stack.close(graceMs === undefined ? {} : { graceMs });
     return this.#shutdown;
   }
 
@@ -616,13 +586,6 @@ function checkOptions(options: TowerDispatcherOptions): Settings {
     throw check.error('fallback', options.fallback, 'an undici Dispatcher (such as new Agent())');
   }
   if (options.connectOptions !== undefined) check.object('connectOptions', options.connectOptions);
-  for (const name of ['outlierDetection', 'retry'] as const) {
-    const value: unknown = options[name];
-    if (value !== undefined && value !== false && (typeof value !== 'object' || value === null)) {
-      throw check.error(name, value, 'options (an object), or false for none');
-    }
-  }
-  checkLayers(check, options.layers);
   return {
     fallback: options.fallback,
     headersTimeout: check.number('headersTimeout', options.headersTimeout, TIMER_RULE, UNDICI_TIMEOUT_MS),
@@ -632,21 +595,6 @@ function checkOptions(options: TowerDispatcherOptions): Settings {
       options.timeoutMs === undefined ? undefined : check.number('timeoutMs', options.timeoutMs, TIMER_RULE),
     closeGraceMs: check.number('closeGraceMs', options.closeGraceMs, TIMER_RULE, DEFAULT_CLOSE_GRACE_MS),
   };
-}
-
-function checkLayers(check: OptionChecks, layers: unknown): void {
-  if (layers === undefined) return;
-  if (typeof layers !== 'object' || layers === null) {
-    throw check.error('layers', layers, 'an object { outer?, inner? } of layer arrays');
-  }
-  for (const side of ['outer', 'inner'] as const) {
-    const list: unknown = (layers as Record<string, unknown>)[side];
-    if (list === undefined) continue;
-    if (!Array.isArray(list)) throw check.error(`layers.${side}`, list, 'an array of layers');
-    list.forEach((layer: unknown, i) => {
-      check.function(`layers.${side}[${i}]`, layer);
-    });
-  }
 }
 
 /**
@@ -688,35 +636,21 @@ export function towerDispatcher(origin: string, options: TowerDispatcherOptions 
     ...(options.connectOptions === undefined ? {} : { connectOptions: options.connectOptions }),
     ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
   };
-  const health =
-    options.health === undefined || options.health === false ? undefined : httpHealthChecked(options.health);
-  const detector =
-    options.outlierDetection === false
-      ? undefined
-      : outlierDetection({ protocol: httpOutcomes, ...options.outlierDetection });
-  try {
-    const retries =
-      options.retry === false ? undefined : httpRetry({ budget: retryBudget(), ...(options.retry ?? {}) });
-    const source = options.discovery ?? dns(parsed.host, parsed.port, options.dns);
-    const endpoints = connect(
-      source,
-      (a: DiscoveredAddress): Endpoint<Http2Request, Http2Response> => {
-        const ep = http2Endpoint(a.address, endpointOptionsFor(base, a));
-        const checked = health === undefined ? ep : health(ep);
-        return detector === undefined ? checked : detector.wrap(checked);
-      },
-      options.connect,
-    );
-    const balancer = p2c(endpoints, { ...options.balancer, target: parsed.origin });
-    let builder = new ServiceBuilder<Http2Request, Http2Response>();
-    for (const layer of options.layers?.outer ?? []) builder = builder.layer(layer as HttpLayer);
-    if (retries !== undefined) builder = builder.layer(retries);
-    for (const layer of options.layers?.inner ?? []) builder = builder.layer(layer as HttpLayer);
-    const stack = builder.service(balancer);
-    return new TowerDispatcher(parsed, settings, { stack, balancer, detector, health, retries });
-  } catch (err) {
-    // a bad retry, balancer or timeout option: release the detector's timer first
-    detector?.close();
-    throw err;
-  }
+  return buildStack(
+    {
+      where: WHERE,
+      target: parsed.origin,
+      endpoint: (a: DiscoveredAddress) => http2Endpoint(a.address, endpointOptionsFor(base, a)),
+      // HTTP has no standard health path: checked only when given one
+      health: { make: httpHealthChecked, byDefault: undefined },
+      // the request's deadline is the exchange's: it covers the response body too
+      timeoutMs: undefined,
+      outcomes: httpOutcomes,
+      retry: (policy) => httpRetry(policy),
+      instrument: 'instrumentHttp',
+    },
+    () => options.discovery ?? dns(parsed.host, parsed.port, options.dns),
+    options,
+    (parts) => new TowerDispatcher(parsed, settings, parts),
+  );
 }

@@ -27,6 +27,7 @@ export {
   towerDispatcher,
   TowerDispatcher,
   type TowerDispatcherOptions,
+  type TowerHttpTelemetry,
   type TowerDispatcherStats,
   type TowerDispatcherEvents,
 } from './dispatcher.js';
