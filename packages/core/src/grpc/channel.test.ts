@@ -132,6 +132,19 @@ describe.each(TRANSPORTS)('over the %s transport', (transport) => {
   const setup = (count = 1, opts: { services?: boolean } = {}) => setupOver(transport, count, opts);
   const endpointAt = (address: string, options: GrpcEndpointOptions) =>
     grpcEndpoint(address, { ...options, transport });
+  /** A client of a channel whose one endpoint never connects: nothing listens on its address. */
+  const nowhere = () => {
+    const [host] = pickHosts(1);
+    const channel = createChannel(readyRoundRobin([endpointAt(`${host}:1`, { credentials: insecure })]), {
+      target: 'nowhere',
+    });
+    const client = new EchoClient('nowhere', grpc.credentials.createInsecure(), { channelOverride: channel });
+    cleanups.push(async () => {
+      client.close();
+      await channel.closeAsync();
+    });
+    return { client, channel };
+  };
 
   test('the endpoints are of this transport', async () => {
     const { endpoints } = await setup(1);
@@ -261,18 +274,7 @@ describe.each(TRANSPORTS)('over the %s transport', (transport) => {
 
   describe('deadlines and cancellation', () => {
     test('a deadline that passes while the call waits for an endpoint fails DEADLINE_EXCEEDED', async () => {
-      // nothing listens on this address, so the endpoint never becomes ready
-      const [host] = pickHosts(1);
-      const endpoint = endpointAt(`${host}:1`, { credentials: insecure });
-      const picker = readyRoundRobin([endpoint]);
-      const channel = createChannel(picker, { target: 'nowhere' });
-      const client = new EchoClient('nowhere', grpc.credentials.createInsecure(), {
-        channelOverride: channel,
-      });
-      cleanups.push(async () => {
-        client.close();
-        await channel.closeAsync();
-      });
+      const { client, channel } = nowhere();
       const err = await unary(client, { message: 'x' }, new grpc.Metadata(), {
         deadline: Date.now() + 150,
       }).then(
@@ -523,17 +525,7 @@ describe.each(TRANSPORTS)('over the %s transport', (transport) => {
     });
 
     test('waitForReady on a channel whose endpoints never connect fails at its deadline', async () => {
-      const [host] = pickHosts(1);
-      const endpoint = endpointAt(`${host}:1`, { credentials: insecure });
-      const picker = readyRoundRobin([endpoint]);
-      const channel = createChannel(picker, { target: 'nowhere' });
-      const client = new EchoClient('nowhere', grpc.credentials.createInsecure(), {
-        channelOverride: channel,
-      });
-      cleanups.push(async () => {
-        client.close();
-        await channel.closeAsync();
-      });
+      const { client } = nowhere();
       const err = await new Promise<Error | undefined>((resolve) =>
         client.waitForReady(Date.now() + 200, resolve),
       );
