@@ -907,25 +907,30 @@ describe('the gRPC path', () => {
     });
 
   test('grpcEndpoint: every address and options object works or is refused with a named error', async () => {
-    const endpointOptions = options(['credentials', 'authority', 'channelOptions', 'closeGraceMs'], {
-      credentials: fc.constant(null).map(() => grpc.credentials.createInsecure()),
-      authority: fc.oneof(edgeString, fc.constantFrom('orders.test', 'orders.test:443')),
-      channelOptions: fc.dictionary(
-        fc.constantFrom(
-          'grpc.max_receive_message_length',
-          'grpc.keepalive_time_ms',
-          'grpc.default_authority',
-          'grpc.initial_reconnect_backoff_ms',
-          'grpc.service_config',
-          'grpc.enable_retries',
-          'grpc.use_local_subchannel_pool',
-          'x-unknown',
+    // either transport (or, mixed in, junk that names none): each refuses what it does not take with a named error
+    const endpointOptions = options(
+      ['credentials', 'authority', 'channelOptions', 'closeGraceMs', 'transport'],
+      {
+        transport: fc.constantFrom('native', 'grpc-js'),
+        credentials: fc.constant(null).map(() => grpc.credentials.createInsecure()),
+        authority: fc.oneof(edgeString, fc.constantFrom('orders.test', 'orders.test:443')),
+        channelOptions: fc.dictionary(
+          fc.constantFrom(
+            'grpc.max_receive_message_length',
+            'grpc.keepalive_time_ms',
+            'grpc.default_authority',
+            'grpc.initial_reconnect_backoff_ms',
+            'grpc.service_config',
+            'grpc.enable_retries',
+            'grpc.use_local_subchannel_pool',
+            'x-unknown',
+          ),
+          junk,
+          { maxKeys: 3 },
         ),
-        junk,
-        { maxKeys: 3 },
-      ),
-      closeGraceMs: smallNumber,
-    });
+        closeGraceMs: smallNumber,
+      },
+    );
     await fc.assert(
       fc.asyncProperty(fc.oneof(valid.address, addressLike, junk), endpointOptions, async (address, o) => {
         const ep = built('grpcEndpoint', () => grpcEndpoint(address as never, o as never));
