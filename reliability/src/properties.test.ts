@@ -9,7 +9,8 @@
 // Balancers and wrappers are exercised over in-memory endpoints here: a
 // thousand generated cases cannot each start servers, and what is checked
 // (option handling) does not depend on the network. The gRPC path (grpcEndpoint,
-// createChannel, metadata, discovery from etcd) runs against real servers.
+// createChannel, metadata, discovery from etcd) runs against real servers,
+// its calls and metadata over both transports.
 import * as grpc from '@grpc/grpc-js';
 import {
   type Balancer,
@@ -66,9 +67,11 @@ import {
   type EchoReply,
   type EchoServer,
   createEchoClient,
+  insecure,
   loadEchoPackage,
   pickHosts,
   startEchoServer,
+  TRANSPORTS,
 } from '@grpc-tower/testing';
 import fc from 'fast-check';
 import { BehaviorSubject, type Observable, Subject, of } from 'rxjs';
@@ -870,42 +873,8 @@ describe('discovery input', () => {
   });
 });
 
-describe('the gRPC path', () => {
-  let server: EchoServer;
-  let stack: FullStack;
-  beforeAll(async () => {
-    const [host] = pickHosts(1);
-    server = await startEchoServer({ host: host!, name: 'echo', health: true });
-    stack = fullStack({ source: staticList([server.address]) });
-    await vi.waitFor(() => expect(stack.balancer.counts().ready).toBe(1), { timeout: 10_000 });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await server?.stop(0);
-  });
-
-  const unary = (
-    client: ReturnType<typeof createEchoClient>,
-    metadata: grpc.Metadata,
-    message = 'hi',
-  ): Promise<{
-    err: grpc.ServiceError | null;
-    reply: EchoReply | undefined;
-    headers: grpc.Metadata | undefined;
-  }> =>
-    new Promise((resolve) => {
-      let headers: grpc.Metadata | undefined;
-      const call = client.Unary(
-        { message, echoMetadata: true },
-        metadata,
-        { deadline: Date.now() + 5_000 },
-        (err, reply) => resolve({ err, reply, headers }),
-      );
-      call.on('metadata', (md: grpc.Metadata) => {
-        headers = md;
-      });
-    });
-
+// the endpoint's options, over either transport (the property draws it)
+describe('grpcEndpoint options', () => {
   test('grpcEndpoint: every address and options object works or is refused with a named error', async () => {
     // either transport (or, mixed in, junk that names none): each refuses what it does not take with a named error
     const endpointOptions = options(
@@ -947,6 +916,47 @@ describe('the gRPC path', () => {
     );
     expectBothBranches('grpcEndpoint');
   });
+});
+
+// calls, their metadata and odd metadata are meant to fare alike over both transports
+describe.each(TRANSPORTS)('the gRPC path, over the %s transport', (transport) => {
+  let server: EchoServer;
+  let stack: FullStack;
+  beforeAll(async () => {
+    const [host] = pickHosts(1);
+    server = await startEchoServer({ host: host!, name: 'echo', health: true });
+    stack = fullStack({
+      source: staticList([server.address]),
+      endpoint: { credentials: insecure, transport },
+    });
+    await vi.waitFor(() => expect(stack.balancer.counts().ready).toBe(1), { timeout: 10_000 });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await server?.stop(0);
+  });
+
+  const unary = (
+    client: ReturnType<typeof createEchoClient>,
+    metadata: grpc.Metadata,
+    message = 'hi',
+  ): Promise<{
+    err: grpc.ServiceError | null;
+    reply: EchoReply | undefined;
+    headers: grpc.Metadata | undefined;
+  }> =>
+    new Promise((resolve) => {
+      let headers: grpc.Metadata | undefined;
+      const call = client.Unary(
+        { message, echoMetadata: true },
+        metadata,
+        { deadline: Date.now() + 5_000 },
+        (err, reply) => resolve({ err, reply, headers }),
+      );
+      call.on('metadata', (md: grpc.Metadata) => {
+        headers = md;
+      });
+    });
 
   test('createChannel: every target and options object works or is refused with a named error, and calls settle', async () => {
     const { EchoService } = loadEchoPackage();
