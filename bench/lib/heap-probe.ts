@@ -1,25 +1,22 @@
 /**
  * Heap per endpoint, measured in a fresh process (started by
- * {@link measureHeap} with `--expose-gc`), so that no garbage of earlier
- * work blurs the numbers. The process runs without JIT and without
- * bytecode flushing (`--jitless --no-flush-bytecode`): compiled code
- * appearing, or bytecode being dropped, during a step would otherwise
- * count as that step's heap (object sizes are the same either way). For each size N, in increasing order: the used
- * heap after full garbage collections, then after making N counting
- * endpoints, then after making an empty p2c (PeakEWMA) balancer, then after
- * inserting the endpoints into it.
+ * {@link measureHeap} through `runProbe`, with `--expose-gc` and without
+ * JIT), so that no garbage of earlier work blurs the numbers. For each size
+ * N, in increasing order: the used heap after full garbage collections,
+ * then after making N counting endpoints, then after making an empty p2c
+ * (PeakEWMA) balancer, then after inserting the endpoints into it.
  * Everything made stays referenced until the end, so each difference is
  * exactly what the step keeps alive. Prints one JSON line:
  * `{ "sizes": { "<N>": { "endpoint": bytes, "balancer": bytes, "empty": bytes } } }`.
  *
  * @module
  */
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { p2c, peakEwma } from '@grpc-tower/balance';
 import type { Change } from '@grpc-tower/discover';
 import { Subject } from 'rxjs';
 import { CountingEndpoint, syntheticAddress } from './counting-endpoint.js';
+import { runProbe, runProbeMain, settledHeap } from './fresh-process.js';
 
 /**
  * Bytes per endpoint at one size: of the endpoint objects, and of what a
@@ -37,7 +34,6 @@ export interface HeapPerEndpoint {
   readonly empty: number;
 }
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
 
 /**
@@ -49,54 +45,17 @@ const SELF = fileURLToPath(import.meta.url);
  * bySize.get(100)?.balancer; // bytes per endpoint
  * ```
  */
-export function measureHeap(sizes: readonly number[]): Promise<Map<number, HeapPerEndpoint>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--expose-gc',
-        '--jitless',
-        '--no-flush-bytecode',
-        '--conditions=@grpc-tower/source',
-        '--import',
-        'tsx',
-        SELF,
-        ...sizes.map(String),
-      ],
-      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => {
-      out += c;
-    });
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
-      err = (err + c).slice(-4096);
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      if (code !== 0) {
-        reject(new Error(`heap probe exited with ${code}: ${err.trim()}`));
-        return;
-      }
-      try {
-        const parsed = JSON.parse(out.trim()) as { sizes: Record<string, HeapPerEndpoint> };
-        resolve(new Map(Object.entries(parsed.sizes).map(([n, v]) => [Number(n), v])));
-      } catch (e) {
-        reject(new Error(`heap probe printed no result: ${out.slice(0, 200)} ${err.trim()}`, { cause: e }));
-      }
-    });
-  });
+export async function measureHeap(sizes: readonly number[]): Promise<Map<number, HeapPerEndpoint>> {
+  const parsed = await runProbe<{ sizes: Record<string, HeapPerEndpoint> }>(
+    SELF,
+    sizes.map(String),
+    'heap probe',
+  );
+  return new Map(Object.entries(parsed.sizes).map(([n, v]) => [Number(n), v]));
 }
 
-async function probe(sizes: readonly number[]): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc === undefined) throw new Error('run with --expose-gc');
-  const used = (): number => {
-    gc();
-    gc();
-    return process.memoryUsage().heapUsed;
-  };
+async function probe(sizes: readonly number[]): Promise<object> {
+  const used = settledHeap;
   const keep: unknown[] = [];
   const sizesOut: Record<string, HeapPerEndpoint> = {};
   let next = 0;
@@ -129,15 +88,7 @@ async function probe(sizes: readonly number[]): Promise<void> {
     if (balancer.stats().counts.ready !== n) throw new Error(`${n} endpoints inserted, not all ready`);
     if (step > 0) sizesOut[String(n)] = { endpoint: (h1 - h0) / n, balancer: (h3 - h2) / n, empty: h2 - h1 };
   }
-  process.stdout.write(`${JSON.stringify({ sizes: sizesOut, kept: keep.length })}\n`);
+  return { sizes: sizesOut, kept: keep.length };
 }
 
-if (process.argv[1] === SELF) {
-  probe(process.argv.slice(2).map(Number)).then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runProbeMain(SELF, (args) => probe(args.map(Number)));

@@ -10,8 +10,10 @@
  * - 1 MiB unary: a closed loop of `Unary` calls (4 in flight) sending a
  *   1 MiB payload that comes back; MiB received per second;
  * - heap per idle endpoint: the used heap (after full garbage collections)
- *   that 32 connected, idle native endpoints keep, per endpoint, against 32
- *   connected, idle grpc-js channels, per channel.
+ *   that 50 connected, idle native endpoints keep, per endpoint, against 50
+ *   connected, idle grpc-js channels, per channel; each kind measured in a
+ *   fresh process of its own (`lib/idle-heap-probe.ts`), never in this one,
+ *   whose heap grows and shrinks with the rounds before.
  *
  * Targets: server streaming ≥ 1.2× grpc-js's messages/s (bare channel);
  * 1 MiB unary ≥ 1.0× its throughput (bare channel); heap per idle endpoint
@@ -19,11 +21,9 @@
  *
  * @module
  */
-import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
-import { grpcEndpoint } from '@grpc-tower/core/grpc';
-import { type EchoProtoClient, insecure } from '@grpc-tower/testing';
+import type { EchoProtoClient } from '@grpc-tower/testing';
 import * as grpc from '@grpc/grpc-js';
+import { measureIdleHeap } from '../lib/idle-heap-probe.js';
 import { closedLoopOf } from '../lib/load.js';
 import { roundOrder } from '../lib/rounds.js';
 import { type ScenarioBody, type ScenarioOptions, target } from '../lib/schema.js';
@@ -36,7 +36,7 @@ const BARE = 'createChannel (bare, native)';
 const TOWER = 'towerChannel (native)';
 const STREAM_MESSAGES = 100;
 const MIB = 1024 * 1024;
-const IDLE_ENDPOINTS = 32;
+const IDLE_ENDPOINTS = 50;
 
 /** One server-streaming call of `count` small messages; resolves with the count received. */
 function serverStream(client: EchoProtoClient, count: number): Promise<number> {
@@ -59,71 +59,6 @@ function bigUnary(client: EchoProtoClient, payload: Buffer): Promise<number> {
       else resolve(reply?.payload.length ?? 0);
     });
   });
-}
-
-/** The V8 `gc()` function (turned on for this process when it is not). */
-function gcFunction(): () => void {
-  const existing = (globalThis as { gc?: () => void }).gc;
-  if (existing !== undefined) return existing;
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc') as () => void;
-}
-
-/** The used heap after full collections, in bytes. */
-function settledHeap(gc: () => void): number {
-  for (let i = 0; i < 3; i++) gc();
-  return process.memoryUsage().heapUsed;
-}
-
-/**
- * Heap per connected, idle endpoint (native) and per connected, idle
- * grpc-js channel, in bytes.
- */
-async function idleHeap(address: string): Promise<{ native: number; grpcJs: number }> {
-  const gc = gcFunction();
-  const before = settledHeap(gc);
-  const endpoints = Array.from({ length: IDLE_ENDPOINTS }, () =>
-    grpcEndpoint(address, { credentials: insecure }),
-  );
-  await Promise.all(
-    endpoints.map(
-      (ep) =>
-        new Promise<void>((resolve) => {
-          const sub = ep.readiness$.subscribe((r) => {
-            if (r !== 'ready') return;
-            queueMicrotask(() => sub.unsubscribe());
-            resolve();
-          });
-        }),
-    ),
-  );
-  const native = (settledHeap(gc) - before) / IDLE_ENDPOINTS;
-  await Promise.all(endpoints.map((ep) => ep.close({ graceMs: 0 })));
-  const between = settledHeap(gc);
-  const channels = Array.from(
-    { length: IDLE_ENDPOINTS },
-    () =>
-      new grpc.Channel(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
-  );
-  await Promise.all(
-    channels.map(
-      (ch) =>
-        new Promise<void>((resolve, reject) => {
-          const wait = (): void => {
-            const state = ch.getConnectivityState(true);
-            if (state === grpc.connectivityState.READY) {
-              resolve();
-              return;
-            }
-            ch.watchConnectivityState(state, Date.now() + 10_000, (err) => (err ? reject(err) : wait()));
-          };
-          wait();
-        }),
-    ),
-  );
-  const grpcJs = (settledHeap(gc) - between) / IDLE_ENDPOINTS;
-  for (const ch of channels) ch.close();
-  return { native, grpcJs };
 }
 
 /**
@@ -185,11 +120,15 @@ export async function transportScenario({ quick, log }: ScenarioOptions): Promis
     }
     const heapRuns = quick ? 1 : 3;
     for (let run = 0; run < heapRuns; run++) {
-      const heap = await idleHeap(server.address);
+      const heap = { native: 0, 'grpc-js': 0 };
+      for (const kind of roundOrder(['native', 'grpc-js'] as const, run)) {
+        heap[kind] = (await measureIdleHeap(kind, server.address, IDLE_ENDPOINTS)).bytesPerEndpoint;
+      }
       rec.add('native endpoint', 'heapBytes', heap.native);
-      rec.add('grpc-js channel', 'heapBytes', heap.grpcJs);
-      rec.add('native endpoint', 'heapRatio', heap.native / heap.grpcJs);
+      rec.add('grpc-js channel', 'heapBytes', heap['grpc-js']);
+      rec.add('native endpoint', 'heapRatio', heap.native / heap['grpc-js']);
       rec.add('grpc-js channel', 'heapRatio', 1);
+      log(`transport: heap run ${run + 1}/${heapRuns} done`);
     }
     const median = (row: string, metric: string) => rec.spread(row, metric).median;
     const streamMetrics = ['messagesPerSec', 'streamRatio', 'streamCpuUsPerMessage'];
@@ -209,7 +148,8 @@ export async function transportScenario({ quick, log }: ScenarioOptions): Promis
         `loop of ${bigConcurrency} unary calls sending a 1 MiB payload that comes back. Client CPU is this ` +
         "process's per message or call. Heap: the used heap after full collections that " +
         `${IDLE_ENDPOINTS} connected, idle native endpoints keep, per endpoint, and that as many connected, ` +
-        'idle grpc-js channels keep, per channel (JavaScript heap only). Ratios are to grpc-js, round by round.',
+        'idle grpc-js channels keep, per channel (JavaScript heap only), each kind measured in a fresh ' +
+        'process of its own started with --expose-gc. Ratios are to grpc-js, round by round.',
       rounds,
       config: { runMs, warmupMs, streamConcurrency, bigConcurrency, idleEndpoints: IDLE_ENDPOINTS, heapRuns },
       tables: [

@@ -89,6 +89,17 @@ test('the quick suite completes and writes every scenario with numbers, targets 
       expect(isNumber(t.target), `${name}: ${t.id} target`).toBe(true);
     }
   }
+  // the idle-heap row is measured in fresh processes: what each keeps is a positive number of bytes
+  const transport = results.scenarios.transport;
+  const idleHeap =
+    transport?.status === 'ok'
+      ? transport.tables.find((t) => t.title.startsWith('heap per connected'))
+      : undefined;
+  expect(idleHeap?.rows.map((r) => r.name).sort()).toEqual(['grpc-js channel', 'native endpoint']);
+  for (const row of idleHeap?.rows ?? []) {
+    expect(row.metrics.heapBytes?.min, `transport / ${row.name} / heapBytes`).toBeGreaterThan(0);
+    expect(row.metrics.heapRatio?.min, `transport / ${row.name} / heapRatio`).toBeGreaterThan(0);
+  }
   // every target of the suite is reported
   const targetIds = SCENARIO_NAMES.flatMap((n) => {
     const s = results.scenarios[n];

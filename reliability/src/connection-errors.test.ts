@@ -5,7 +5,8 @@
 // fail UNAVAILABLE at once, with the reason in the status details, after one
 // attempt (not once per retry); a server that accepts connections and never
 // speaks HTTP/2 keeps its endpoint connecting, so the deadline does pass,
-// and says what the call waited for. Real dnsmasq, real grpc-js servers,
+// and says what the call waited for. Each over both transports, whose
+// connection errors read the same. Real dnsmasq, real grpc-js servers,
 // real sockets on 127.0.0.x.
 import { type Server, createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -20,6 +21,8 @@ import {
   insecure,
   pickHosts,
   startEchoServer,
+  type TestTransport,
+  TRANSPORTS,
   trackResources,
 } from '@grpc-tower/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -48,12 +51,13 @@ afterAll(async () => {
 
 /** The README's stack over `dns(name, port)`, behind a proto-loader client. */
 function readmeStack(
+  transport: TestTransport,
   name: string,
   port: number,
   credentials: grpc.ChannelCredentials = insecure,
 ): { client: EchoProtoClient; retries: RetryLayer } {
   const endpoints = connect(dns(name, port, { servers: [dnsmasq.address] }), (addr) =>
-    grpcEndpoint(addr.address, { authority: name, credentials }),
+    grpcEndpoint(addr.address, { authority: name, credentials, transport }),
   );
   const balancer = p2c(endpoints, { target: `${name}:${port}` });
   const retries = retry({ maxAttempts: 3, budget: retryBudget() });
@@ -83,11 +87,11 @@ function failure(client: EchoProtoClient): Promise<Failure> {
   });
 }
 
-describe('no server can take the call', () => {
+describe.each(TRANSPORTS)('no server can take the call, over the %s transport', (transport) => {
   test('every server refusing connections: UNAVAILABLE at once, naming ECONNREFUSED and an address, after one attempt', async () => {
     const tracker = trackResources();
     cleanup.push(() => tracker.stop());
-    const { client, retries } = readmeStack('down.errors.test', downPort);
+    const { client, retries } = readmeStack(transport, 'down.errors.test', downPort);
     const f = await failure(client);
     console.log(`refused: ${grpc.status[f.code]} after ${f.elapsedMs} ms: ${f.details}`);
     // DEADLINE_EXCEEDED would mean it waited for the 2 s deadline
@@ -109,25 +113,13 @@ describe('no server can take the call', () => {
     await tracker.expectNone({ settleMs: 5_000 });
   });
 
-  test('a name that does not resolve: UNAVAILABLE at once, naming the DNS error and the name', async () => {
-    const { client, retries } = readmeStack('missing.errors.test', 50051);
-    const f = await failure(client);
-    console.log(`unresolvable: ${grpc.status[f.code]} after ${f.elapsedMs} ms: ${f.details}`);
-    expect(grpc.status[f.code]).toBe('UNAVAILABLE');
-    expect(f.details).toContain('(no endpoint known); discovery failed:');
-    expect(f.details).toContain('missing.errors.test');
-    expect(f.details).toContain('ENOTFOUND');
-    expect(f.elapsedMs).toBeLessThan(FAIL_FAST_MS);
-    expect(retries.stats().attempts).toBe(1);
-  });
-
   test('TLS expected, the server speaks plaintext: UNAVAILABLE at once, naming the handshake failure', async () => {
     const server = await startEchoServer({ host: plainHost });
     cleanup.push(() => server.stop(0));
     const endpoints = connect(
       dns('localhost', server.port),
       // the server listens on plainHost, so the endpoint is made for it
-      () => grpcEndpoint(server.address, { credentials: grpc.credentials.createSsl() }),
+      () => grpcEndpoint(server.address, { credentials: grpc.credentials.createSsl(), transport }),
     );
     const balancer = p2c(endpoints, { target: 'tls.errors.test' });
     const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
@@ -147,7 +139,7 @@ describe('no server can take the call', () => {
   });
 });
 
-describe('a deadline that really passes', () => {
+describe.each(TRANSPORTS)('a deadline that really passes, over the %s transport', (transport) => {
   let silent: Server;
   let silentPort: number;
   beforeAll(async () => {
@@ -161,11 +153,26 @@ describe('a deadline that really passes', () => {
   });
 
   test('an endpoint that never finishes connecting: DEADLINE_EXCEEDED naming what the call waited for', async () => {
-    const { client } = readmeStack('silent.errors.test', silentPort);
+    const { client } = readmeStack(transport, 'silent.errors.test', silentPort);
     const f = await failure(client);
     console.log(`silent: ${grpc.status[f.code]} after ${f.elapsedMs} ms: ${f.details}`);
     expect(grpc.status[f.code]).toBe('DEADLINE_EXCEEDED');
     expect(f.details).toContain('waiting for a ready endpoint for target "silent.errors.test:');
     expect(f.details).toContain('1 known: 0 ready, 1 connecting');
+  });
+});
+
+// no endpoint is ever made, so no transport takes part
+describe('a name that does not resolve', () => {
+  test('a name that does not resolve: UNAVAILABLE at once, naming the DNS error and the name', async () => {
+    const { client, retries } = readmeStack('native', 'missing.errors.test', 50051);
+    const f = await failure(client);
+    console.log(`unresolvable: ${grpc.status[f.code]} after ${f.elapsedMs} ms: ${f.details}`);
+    expect(grpc.status[f.code]).toBe('UNAVAILABLE');
+    expect(f.details).toContain('(no endpoint known); discovery failed:');
+    expect(f.details).toContain('missing.errors.test');
+    expect(f.details).toContain('ENOTFOUND');
+    expect(f.elapsedMs).toBeLessThan(FAIL_FAST_MS);
+    expect(retries.stats().attempts).toBe(1);
   });
 });

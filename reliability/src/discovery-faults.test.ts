@@ -2,7 +2,9 @@
 // away, etcd goes away, and one key flaps (inserted and removed 1,000 times
 // in a second). The client must keep serving from the last known set, pick
 // up changes once the registry is back, and release every endpoint the
-// flapping created.
+// flapping created. Over the default (native) transport only: the faults
+// are discovery's, and the endpoints' closing, which the flapping exercises,
+// is checked over both transports by the lifecycle and rolling-restart cases.
 import { type Change, type DiscoveredAddress, type DiscoveryEvent, dns } from '@grpc-tower/discover';
 import { etcd } from '@grpc-tower/discover/etcd';
 import {

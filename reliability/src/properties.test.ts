@@ -9,7 +9,8 @@
 // Balancers and wrappers are exercised over in-memory endpoints here: a
 // thousand generated cases cannot each start servers, and what is checked
 // (option handling) does not depend on the network. The gRPC path (grpcEndpoint,
-// createChannel, metadata, discovery from etcd) runs against real servers.
+// createChannel, metadata, discovery from etcd) runs against real servers,
+// its calls and metadata over both transports.
 import * as grpc from '@grpc/grpc-js';
 import {
   type Balancer,
@@ -66,9 +67,11 @@ import {
   type EchoReply,
   type EchoServer,
   createEchoClient,
+  insecure,
   loadEchoPackage,
   pickHosts,
   startEchoServer,
+  TRANSPORTS,
 } from '@grpc-tower/testing';
 import fc from 'fast-check';
 import { BehaviorSubject, type Observable, Subject, of } from 'rxjs';
@@ -870,13 +873,62 @@ describe('discovery input', () => {
   });
 });
 
-describe('the gRPC path', () => {
+// the endpoint's options, over either transport (the property draws it)
+describe('grpcEndpoint options', () => {
+  test('grpcEndpoint: every address and options object works or is refused with a named error', async () => {
+    // either transport (or, mixed in, junk that names none): each refuses what it does not take with a named error
+    const endpointOptions = options(
+      ['credentials', 'authority', 'channelOptions', 'closeGraceMs', 'transport'],
+      {
+        transport: fc.constantFrom('native', 'grpc-js'),
+        credentials: fc.constant(null).map(() => grpc.credentials.createInsecure()),
+        authority: fc.oneof(edgeString, fc.constantFrom('orders.test', 'orders.test:443')),
+        channelOptions: fc.dictionary(
+          fc.constantFrom(
+            'grpc.max_receive_message_length',
+            'grpc.keepalive_time_ms',
+            'grpc.default_authority',
+            'grpc.initial_reconnect_backoff_ms',
+            'grpc.service_config',
+            'grpc.enable_retries',
+            'grpc.use_local_subchannel_pool',
+            'x-unknown',
+          ),
+          junk,
+          { maxKeys: 3 },
+        ),
+        closeGraceMs: smallNumber,
+      },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(valid.address, addressLike, junk), endpointOptions, async (address, o) => {
+        const ep = built('grpcEndpoint', () => grpcEndpoint(address as never, o as never));
+        // never a plaintext default: without channel credentials nothing is built
+        const credentials = (o as { credentials?: { _isSecure?: unknown } } | null | undefined)?.credentials;
+        if (typeof credentials?._isSecure !== 'function') expect(ep).toBeUndefined();
+        if (ep === undefined) return;
+        // what it accepted parses
+        parseGrpcAddress(ep.address, 'check');
+        await settles('grpcEndpoint close', ep.close({ graceMs: 0 }));
+        expect(ep.readiness).toBe('closed');
+      }),
+      { numRuns: 200 },
+    );
+    expectBothBranches('grpcEndpoint');
+  });
+});
+
+// calls, their metadata and odd metadata are meant to fare alike over both transports
+describe.each(TRANSPORTS)('the gRPC path, over the %s transport', (transport) => {
   let server: EchoServer;
   let stack: FullStack;
   beforeAll(async () => {
     const [host] = pickHosts(1);
     server = await startEchoServer({ host: host!, name: 'echo', health: true });
-    stack = fullStack({ source: staticList([server.address]) });
+    stack = fullStack({
+      source: staticList([server.address]),
+      endpoint: { credentials: insecure, transport },
+    });
     await vi.waitFor(() => expect(stack.balancer.counts().ready).toBe(1), { timeout: 10_000 });
   });
   afterAll(async () => {
@@ -905,43 +957,6 @@ describe('the gRPC path', () => {
         headers = md;
       });
     });
-
-  test('grpcEndpoint: every address and options object works or is refused with a named error', async () => {
-    const endpointOptions = options(['credentials', 'authority', 'channelOptions', 'closeGraceMs'], {
-      credentials: fc.constant(null).map(() => grpc.credentials.createInsecure()),
-      authority: fc.oneof(edgeString, fc.constantFrom('orders.test', 'orders.test:443')),
-      channelOptions: fc.dictionary(
-        fc.constantFrom(
-          'grpc.max_receive_message_length',
-          'grpc.keepalive_time_ms',
-          'grpc.default_authority',
-          'grpc.initial_reconnect_backoff_ms',
-          'grpc.service_config',
-          'grpc.enable_retries',
-          'grpc.use_local_subchannel_pool',
-          'x-unknown',
-        ),
-        junk,
-        { maxKeys: 3 },
-      ),
-      closeGraceMs: smallNumber,
-    });
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(valid.address, addressLike, junk), endpointOptions, async (address, o) => {
-        const ep = built('grpcEndpoint', () => grpcEndpoint(address as never, o as never));
-        // never a plaintext default: without channel credentials nothing is built
-        const credentials = (o as { credentials?: { _isSecure?: unknown } } | null | undefined)?.credentials;
-        if (typeof credentials?._isSecure !== 'function') expect(ep).toBeUndefined();
-        if (ep === undefined) return;
-        // what it accepted parses
-        parseGrpcAddress(ep.address, 'check');
-        await settles('grpcEndpoint close', ep.close({ graceMs: 0 }));
-        expect(ep.readiness).toBe('closed');
-      }),
-      { numRuns: 200 },
-    );
-    expectBothBranches('grpcEndpoint');
-  });
 
   test('createChannel: every target and options object works or is refused with a named error, and calls settle', async () => {
     const { EchoService } = loadEchoPackage();

@@ -3,10 +3,12 @@
 // addresses into endpoints, and check that the balancer is the one that
 // holds a replaced endpoint until its successor is ready, drains removed and
 // replaced endpoints, and closes everything when it closes. Real grpc-js
-// servers where the guarantee is about real connections; counting endpoints
+// servers where the guarantee is about real connections (over both
+// transports: draining and closing are meant to be the same); counting endpoints
 // (test/counting-endpoint.ts) where the test must drive readiness by hand.
 import { background } from '@grpc-tower/core';
 import {
+  type GrpcEndpoint,
   type NativeGrpcEndpoint,
   type GrpcRequest,
   type GrpcResponse,
@@ -20,6 +22,7 @@ import {
   insecure,
   pickHosts,
   startEchoServer,
+  TRANSPORTS,
 } from '@grpc-tower/testing';
 import { Subject } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
@@ -42,7 +45,8 @@ afterEach(async () => {
   await Promise.all(balancers.splice(0).map((b) => b.close({ graceMs: 0 })));
 });
 
-describe('over real servers', () => {
+describe.each(TRANSPORTS)('over real servers, over the %s transport', (transport) => {
+  type Made = GrpcEndpoint | NativeGrpcEndpoint;
   let servers: EchoServer[] = [];
   let addresses: string[] = [];
   let baseline: ReturnType<typeof activeHandles>;
@@ -58,9 +62,9 @@ describe('over real servers', () => {
   });
 
   function balance(up: Subject<C>, options: BalancerOptions = {}) {
-    const made: NativeGrpcEndpoint[] = [];
+    const made: Made[] = [];
     const endpoints = connect(up, (a) => {
-      const ep = grpcEndpoint(a.address, { credentials: insecure, closeGraceMs: 100 });
+      const ep = grpcEndpoint(a.address, { credentials: insecure, closeGraceMs: 100, transport });
       made.push(ep);
       return ep;
     });
@@ -78,7 +82,7 @@ describe('over real servers', () => {
     up.next(ins(a, 1)); // an equal value: nothing new
     expect(made).toHaveLength(1);
     up.next(ins(a, 2));
-    const [first, second] = made as [NativeGrpcEndpoint, NativeGrpcEndpoint];
+    const [first, second] = made as [Made, Made];
     expect(second.readiness).not.toBe('ready'); // still connecting: the old one keeps serving
     expect(first.readiness).toBe('ready');
     expect(balancer.stats().endpoints.map((e) => e.role)).toEqual(['active', 'incoming']);
@@ -96,7 +100,7 @@ describe('over real servers', () => {
     await vi.waitFor(() => expect(balancer.counts().ready).toBe(2));
     up.next({ type: 'remove', key: a });
     up.next({ type: 'remove', key: '127.0.0.99:1' });
-    const [epA, epB] = made as [NativeGrpcEndpoint, NativeGrpcEndpoint];
+    const [epA, epB] = made as [Made, Made];
     await vi.waitFor(() => expect(epA.readiness).toBe('closed'));
     expect(epB.readiness).toBe('ready');
     expect(balancer.counts()).toMatchObject({ known: 1, ready: 1 });

@@ -1,10 +1,15 @@
 // The balancers over real gRPC: grpc-js echo servers on distinct 127.0.0.x
 // loopback hosts, one grpcEndpoint per server, createChannel, and a
-// proto-loader client, so calls go through the whole gRPC path.
+// proto-loader client, so calls go through the whole gRPC path. What the
+// endpoints' transport takes part in (failures and their endpoint, a killed
+// server, draining, when a round trip is measured, churn, replacement) runs
+// over both transports; the balancer's own arithmetic (shares by latency,
+// event-loop blocks) runs over the default one, which only carries its calls.
 import * as grpc from '@grpc/grpc-js';
 import { type Endpoint, type Readiness, statusName } from '@grpc-tower/core';
 import {
   ENDPOINT_METADATA_KEY,
+  type GrpcEndpoint,
   type NativeGrpcEndpoint,
   type GrpcRequest,
   type GrpcResponse,
@@ -20,6 +25,8 @@ import {
   pickHosts,
   spawnEchoServer,
   startEchoServer,
+  type TestTransport,
+  TRANSPORTS,
 } from '@grpc-tower/testing';
 import { BehaviorSubject, Subject, combineLatest, distinctUntilChanged, map } from 'rxjs';
 import { describe, expect, test } from 'vitest';
@@ -30,7 +37,7 @@ import { roundRobin } from './round-robin.js';
 import { echoClient, load, trackCleanups, unary, until } from './test/grpc-calls.js';
 
 type GrpcBalancer = Balancer<GrpcRequest, GrpcResponse, string>;
-type Discovery = Subject<Change<string, NativeGrpcEndpoint>>;
+type Discovery = Subject<Change<string, GrpcEndpoint | NativeGrpcEndpoint>>;
 
 const TARGET = 'echo.test';
 
@@ -58,11 +65,12 @@ function client(balancer: GrpcBalancer): EchoProtoClient {
 function insertAll(
   discover: Discovery,
   addresses: readonly string[],
-  options: { fast?: boolean } = {},
-): NativeGrpcEndpoint[] {
+  options: { fast?: boolean; transport?: TestTransport } = {},
+): (GrpcEndpoint | NativeGrpcEndpoint)[] {
   return addresses.map((address) => {
     const endpoint = grpcEndpoint(address, {
       credentials: insecure,
+      transport: options.transport ?? 'native',
       ...(options.fast ? { channelOptions: fastReconnect } : {}),
     });
     discover.next({ type: 'insert', key: address, endpoint });
@@ -109,7 +117,7 @@ describe('one of three servers 50× slower', () => {
   });
 });
 
-describe('waiting and fail-fast over gRPC', () => {
+describe.each(TRANSPORTS)('waiting and fail-fast over gRPC, over the %s transport', (transport) => {
   test('zero endpoints, then one appears: the waiting call succeeds', async () => {
     const [server] = await servers([0]);
     const d: Discovery = new Subject();
@@ -117,7 +125,7 @@ describe('waiting and fail-fast over gRPC', () => {
     const c = client(balancer);
     const call = unary(c, { message: 'early' });
     await until(balancer, (b) => b.stats().waiting === 1);
-    insertAll(d, [(server as EchoServer).address]);
+    insertAll(d, [(server as EchoServer).address], { transport });
     const reply = await call;
     expect(reply.message).toBe('early');
     expect(reply.server).toBe('s0');
@@ -128,7 +136,7 @@ describe('waiting and fail-fast over gRPC', () => {
     const d: Discovery = new Subject();
     const balancer = p2c(d, { target: TARGET, failFastMs: 300 });
     // nothing listens on port 1
-    insertAll(d, [`${host}:1`]);
+    insertAll(d, [`${host}:1`], { transport });
     const c = client(balancer);
     const err = await unary(c, { message: 'x' }).then(
       () => undefined,
@@ -141,12 +149,12 @@ describe('waiting and fail-fast over gRPC', () => {
   });
 });
 
-describe('failures name their endpoint', () => {
+describe.each(TRANSPORTS)('failures name their endpoint, over the %s transport', (transport) => {
   test('a server failure reaches the client with the grpc-tower-endpoint trailer', async () => {
     const [a, b] = await servers([0, 0]);
     const d: Discovery = new Subject();
     const balancer = p2c(d, { target: TARGET });
-    insertAll(d, [(a as EchoServer).address, (b as EchoServer).address]);
+    insertAll(d, [(a as EchoServer).address, (b as EchoServer).address], { transport });
     const c = client(balancer);
     await until(balancer, (x) => x.counts().ready === 2);
     for (const s of [a, b] as EchoServer[]) s.failNext(1, grpc.status.UNAVAILABLE, `${s.name} is unhappy`);
@@ -162,7 +170,7 @@ describe('failures name their endpoint', () => {
   });
 });
 
-describe('an endpoint killed under load', () => {
+describe.each(TRANSPORTS)('an endpoint killed under load, over the %s transport', (transport) => {
   test('its calls fail with its address, it leaves the ready set, and it returns when restarted', async () => {
     const hosts = pickHosts(3);
     const [a, b] = await Promise.all([
@@ -176,7 +184,7 @@ describe('an endpoint killed under load', () => {
 
     const d: Discovery = new Subject();
     const balancer = p2c(d, { target: TARGET });
-    insertAll(d, [a.address, b.address, victimAddress], { fast: true });
+    insertAll(d, [a.address, b.address, victimAddress], { fast: true, transport });
     const c = client(balancer);
     await until(balancer, (x) => x.counts().ready === 3);
 
@@ -226,12 +234,12 @@ describe('an endpoint killed under load', () => {
   });
 });
 
-describe('removal drains over gRPC', () => {
+describe.each(TRANSPORTS)('removal drains over gRPC, over the %s transport', (transport) => {
   test('calls in flight on a removed endpoint finish, none fail, then it closes', async () => {
     const [a, b] = await servers([0, 0]);
     const d: Discovery = new Subject();
     const balancer = p2c(d, { target: TARGET });
-    const [epA] = insertAll(d, [(a as EchoServer).address, (b as EchoServer).address]);
+    const [epA] = insertAll(d, [(a as EchoServer).address, (b as EchoServer).address], { transport });
     const c = client(balancer);
     await until(balancer, (x) => x.counts().ready === 2);
     const calls = Array.from({ length: 20 }, (_, i) => unary(c, { message: `m${i}`, delayMs: 300 }));
@@ -249,14 +257,14 @@ describe('removal drains over gRPC', () => {
   });
 });
 
-describe('round-trip times', () => {
+describe.each(TRANSPORTS)('round-trip times, over the %s transport', (transport) => {
   test('a unary call is measured at its completion, a stream at its first response; pending counts until it ends', async () => {
     const [server] = await servers([0]);
     const d: Discovery = new Subject();
     // the server runs in this process, so a pause of this process (a busy
     // machine) delays the server too: measure plain wall time here
     const balancer = p2c(d, { target: TARGET, load: peakEwma(), excludeLoopBlocks: false });
-    insertAll(d, [(server as EchoServer).address]);
+    insertAll(d, [(server as EchoServer).address], { transport });
     const c = client(balancer);
     await until(balancer, (x) => x.counts().ready === 1);
 
@@ -319,7 +327,7 @@ describe('client pauses', () => {
   });
 });
 
-describe('churn over gRPC', () => {
+describe.each(TRANSPORTS)('churn over gRPC, over the %s transport', (transport) => {
   test('150 inserts, replacements and removes while calls run: no call fails', async () => {
     const fleet = await servers([1, 1, 1]);
     const d: Discovery = new Subject();
@@ -330,7 +338,11 @@ describe('churn over gRPC', () => {
     let n = 0;
     const insert = (key: string) => {
       const server = fleet[n++ % fleet.length] as EchoServer;
-      d.next({ type: 'insert', key, endpoint: grpcEndpoint(server.address, { credentials: insecure }) });
+      d.next({
+        type: 'insert',
+        key,
+        endpoint: grpcEndpoint(server.address, { credentials: insecure, transport }),
+      });
       present.add(key);
     };
     insert('k0');
@@ -367,14 +379,14 @@ describe('churn over gRPC', () => {
   });
 });
 
-describe('replacement through connect', () => {
+describe.each(TRANSPORTS)('replacement through connect, over the %s transport', (transport) => {
   test('a key whose address changes keeps serving from the old server until the new one is ready: no call fails', async () => {
     const [a, b] = await servers([1, 1]);
     const addresses = new Subject<Change<string, DiscoveredAddress>>();
     // the new server's connection is slow to come up: its endpoint connects only after 300 ms
     let slowConnect = false;
     const endpoints = connect(addresses, (addr): Endpoint<GrpcRequest, GrpcResponse> => {
-      const endpoint = grpcEndpoint(addr.address, { credentials: insecure });
+      const endpoint = grpcEndpoint(addr.address, { credentials: insecure, transport });
       if (!slowConnect) return endpoint;
       const up = new BehaviorSubject(false);
       setTimeout(() => up.next(true), 300);

@@ -5,6 +5,9 @@
 // capacity away. The zone draws use a seeded random source, and nothing
 // else draws from it in a different order from run to run (no retries, no
 // waiting), so the shares measured are the same on every run.
+// The endpoints use the default (native) transport only: the zone an
+// endpoint carries is checked over both transports in core's endpoint tests,
+// and here the transport only carries the calls whose shares are counted.
 import * as grpc from '@grpc/grpc-js';
 import {
   type NativeGrpcEndpoint,

@@ -17,6 +17,7 @@ import {
   loadEchoPackage,
   pickHosts,
   startEchoServer,
+  type TestTransport,
 } from '@grpc-tower/testing';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { AlwaysOffSampler, type ReadableSpan, TracerProvider } from '@opentelemetry/sdk-trace';
@@ -140,14 +141,16 @@ const withSdk = (options: TelemetryOptions = {}): Telemetry =>
     ...options,
   });
 
-/** A one-call channel over `addresses` with telemetry on. */
-function channelOver(
+/** A one-call channel over `addresses` with telemetry on, its endpoints over `transport`. */
+function channelOn(
+  transport: TestTransport,
   addresses: readonly string[],
   options: Parameters<typeof towerChannel>[2] = {},
   t: Telemetry = withSdk(),
 ) {
   const target = `ipv4:${addresses.join(',')}`;
   const channel = towerChannel(target, insecure, {
+    transport,
     services: [EchoService],
     health: false,
     outlierDetection: false,
@@ -172,7 +175,7 @@ describe('without an SDK', () => {
     expect(ins.attempts(inner)).toBe(inner);
     // the one-call channel with it still works
     const [s] = await servers(1);
-    const { client } = channelOver([s!.address], {}, telemetry());
+    const { client } = channelOn('native', [s!.address], {}, telemetry());
     expect((await unary(client, request({ message: 'x' }))).error).toBeUndefined();
   });
 
@@ -196,8 +199,19 @@ describe('without an SDK', () => {
   });
 });
 
-// every test twice: the per-call metrics through the Meter API, and aggregated by the package's producer
-describe.each(['meter', 'producer'] as const)('with the SDK, per-call metrics through the %s', (mode) => {
+// every test with the per-call metrics through the Meter API and aggregated by the package's
+// producer, over the default (native) transport; and through the Meter API over the grpc-js one,
+// whose calls, attempts and streams are meant to be recorded alike
+describe.each([
+  ['meter', 'native'],
+  ['producer', 'native'],
+  ['meter', 'grpc-js'],
+] as const)('with the SDK, per-call metrics through the %s, over the %s transport', (mode, transport) => {
+  const channelOver = (
+    addresses: readonly string[],
+    options: Parameters<typeof towerChannel>[2] = {},
+    t: Telemetry = withSdk(),
+  ) => channelOn(transport, addresses, options, t);
   beforeEach(() => {
     sdk = startSdk(mode);
     cleanups.push(() => sdk.shutdown());
@@ -418,69 +432,65 @@ describe.each(['meter', 'producer'] as const)('with the SDK, per-call metrics th
     }
   });
 
-  test.each([
-    // the native endpoint re-opens a refused stream itself three times before the attempt fails
-    ['native', 4],
-    ['grpc-js', 1],
-  ] as const)(
-    '%s: transparent retries in a stack built layer by layer: a refused stream is an attempt of its own, counted apart',
-    async (transport, refusalsPerAttempt) => {
-      const [s] = await servers(1);
-      const [host] = pickHosts(1);
-      const refusing = await startRefusingServer(host!);
-      cleanups.push(() => refusing.stop());
-      const target = 'refusing-and-echo';
-      const ins = withSdk().instrument(target);
-      const endpoints = connect(staticList([refusing.address, s!.address]), (a: DiscoveredAddress) =>
-        ins.endpoint(grpcEndpoint(a.address, { credentials: insecure, transport })),
+  // the native endpoint re-opens a refused stream itself three times before the attempt fails:
+  // a difference by design, so the refusals per attempt differ
+  const refusalsPerAttempt = { native: 4, 'grpc-js': 1 }[transport];
+  test('transparent retries in a stack built layer by layer: a refused stream is an attempt of its own, counted apart', async () => {
+    const [s] = await servers(1);
+    const [host] = pickHosts(1);
+    const refusing = await startRefusingServer(host!);
+    cleanups.push(() => refusing.stop());
+    const target = 'refusing-and-echo';
+    const ins = withSdk().instrument(target);
+    const endpoints = connect(staticList([refusing.address, s!.address]), (a: DiscoveredAddress) =>
+      ins.endpoint(grpcEndpoint(a.address, { credentials: insecure, transport })),
+    );
+    const balancer = p2c(endpoints, { target });
+    const layer = retry({ maxAttempts: 1, budget: retryBudget({ minPerSec: 0, percent: 0 }) });
+    ins.observe({ balancer, retry: layer });
+    const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
+      .layer(ins.calls)
+      .layer(layer)
+      .layer(ins.attempts)
+      .service(balancer);
+    const channel = createChannel(stack, { target, services: [EchoService] });
+    cleanups.push(() => ins.close());
+    cleanups.push(() => channel.close());
+    const client = rawClient(channel);
+    let calls = 0;
+    while (refusing.refused < 3 && calls < 200) {
+      calls++;
+      expect((await unary(client, request({ message: 't' }))).error).toBeUndefined();
+    }
+    expect(refusing.refused).toBeGreaterThanOrEqual(3);
+    expect(refusing.refused % refusalsPerAttempt).toBe(0);
+    const refusedAttempts = refusing.refused / refusalsPerAttempt;
+    const m = await sdk.metrics();
+    const labels = { [Labels.method]: UNARY_LABEL, [Labels.target]: target };
+    expect(histogram(m, M.callTransparentRetries, labels)).toMatchObject({
+      count: refusedAttempts,
+      sum: refusedAttempts,
+    });
+    expect(metric(m, M.callTransparentRetries).descriptor.unit).toBe('{transparent_retry}');
+    expect(total(m, M.attemptStarted, labels)).toBe(calls + refusedAttempts);
+    expect(histogram(m, M.attemptDuration, { ...labels, [Labels.status]: 'UNAVAILABLE' }).count).toBe(
+      refusedAttempts,
+    );
+    expect(m.get(M.callRetries)?.dataPoints ?? []).toEqual([]);
+    // the refused attempts' spans name the refusing server
+    const refusedSpans = sdk.spans
+      .getFinishedSpans()
+      .filter(
+        (sp) =>
+          sp.name.startsWith('Attempt.') && sp.attributes['rpc.grpc.status_code'] === Status.UNAVAILABLE,
       );
-      const balancer = p2c(endpoints, { target });
-      const layer = retry({ maxAttempts: 1, budget: retryBudget({ minPerSec: 0, percent: 0 }) });
-      ins.observe({ balancer, retry: layer });
-      const stack = new ServiceBuilder<GrpcRequest, GrpcResponse>()
-        .layer(ins.calls)
-        .layer(layer)
-        .layer(ins.attempts)
-        .service(balancer);
-      const channel = createChannel(stack, { target, services: [EchoService] });
-      cleanups.push(() => ins.close());
-      cleanups.push(() => channel.close());
-      const client = rawClient(channel);
-      let calls = 0;
-      while (refusing.refused < 3 && calls < 200) {
-        calls++;
-        expect((await unary(client, request({ message: 't' }))).error).toBeUndefined();
-      }
-      expect(refusing.refused).toBeGreaterThanOrEqual(3);
-      expect(refusing.refused % refusalsPerAttempt).toBe(0);
-      const refusedAttempts = refusing.refused / refusalsPerAttempt;
-      const m = await sdk.metrics();
-      const labels = { [Labels.method]: UNARY_LABEL, [Labels.target]: target };
-      expect(histogram(m, M.callTransparentRetries, labels)).toMatchObject({
-        count: refusedAttempts,
-        sum: refusedAttempts,
-      });
-      expect(metric(m, M.callTransparentRetries).descriptor.unit).toBe('{transparent_retry}');
-      expect(total(m, M.attemptStarted, labels)).toBe(calls + refusedAttempts);
-      expect(histogram(m, M.attemptDuration, { ...labels, [Labels.status]: 'UNAVAILABLE' }).count).toBe(
-        refusedAttempts,
-      );
-      expect(m.get(M.callRetries)?.dataPoints ?? []).toEqual([]);
-      // the refused attempts' spans name the refusing server
-      const refusedSpans = sdk.spans
-        .getFinishedSpans()
-        .filter(
-          (sp) =>
-            sp.name.startsWith('Attempt.') && sp.attributes['rpc.grpc.status_code'] === Status.UNAVAILABLE,
-        );
-      expect(refusedSpans).toHaveLength(refusedAttempts);
-      for (const sp of refusedSpans) expect(sp.attributes['server.address']).toBe(host);
-      // the retry budget is empty, and its gauge says so
-      expect(total(m, M.retryBudgetLevel, { [Labels.target]: target })).toBe(0);
-      // picks per endpoint add up to the attempts the balancer placed
-      expect(total(m, M.endpointPicks, { [Labels.target]: target })).toBe(calls + refusedAttempts);
-    },
-  );
+    expect(refusedSpans).toHaveLength(refusedAttempts);
+    for (const sp of refusedSpans) expect(sp.attributes['server.address']).toBe(host);
+    // the retry budget is empty, and its gauge says so
+    expect(total(m, M.retryBudgetLevel, { [Labels.target]: target })).toBe(0);
+    // picks per endpoint add up to the attempts the balancer placed
+    expect(total(m, M.endpointPicks, { [Labels.target]: target })).toBe(calls + refusedAttempts);
+  });
 
   test('ejections (A91): the failing endpoint ejected; an outlier over maxEjectionPercent not, and counted as unenforced', async () => {
     const ss = await servers(3);
@@ -636,6 +646,7 @@ describe.each(['meter', 'producer'] as const)('with the SDK, per-call metrics th
     ] as const) {
       const target = `ipv4:${s!.address}`;
       const channel = towerChannel(target, insecure, {
+        transport,
         health: false,
         outlierDetection: false,
         telemetry: t,
@@ -678,7 +689,7 @@ describe.each(['meter', 'producer'] as const)('with the SDK, per-call metrics th
     const health = new Subject<ObservedHealthEvent>();
     ins.observe({ discovery: source });
     const endpoints = connect(source, (a: DiscoveredAddress) =>
-      ins.endpoint(grpcEndpoint(a.address, { credentials: insecure })),
+      ins.endpoint(grpcEndpoint(a.address, { credentials: insecure, transport })),
     );
     const balancer = p2c(endpoints, { target });
     let reads = 0;
@@ -758,7 +769,7 @@ describe('telemetry never fails a call', () => {
     const [s] = await servers(1);
     for (const t of broken) {
       // its endpoint's connection counters throw too, inside an rxjs subscriber: nothing escapes
-      const { client } = channelOver([s!.address], {}, t);
+      const { client } = channelOn('native', [s!.address], {}, t);
       for (let i = 0; i < 3; i++)
         expect((await unary(client, request({ message: 'b' }))).error).toBeUndefined();
       expect((await serverStream(client, request({ message: 'b', count: 2 }))).length).toBe(2);

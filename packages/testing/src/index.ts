@@ -56,6 +56,7 @@ export {
   trackResources,
 } from './leaks.js';
 export { closedPort } from './ports.js';
+export { type TestTransport, TRANSPORTS } from './transports.js';
 export {
   type EchoCallCounts,
   type EchoServer,

@@ -18,11 +18,13 @@ import {
   loadEchoPackage,
   pickHosts,
   startEchoServer,
+  type TestTransport,
+  TRANSPORTS,
 } from '@grpc-tower/testing';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { TowerOptions } from './channel.js';
-import { towerChannel } from './test/transport.js';
+import { overTransport } from './test/transport.js';
 import { runCloseChild } from './test/run-close-child.js';
 
 const insecure = grpc.credentials.createInsecure();
@@ -41,8 +43,11 @@ async function servers(count: number): Promise<EchoServer[]> {
   return started;
 }
 
-function channelOver(target: string, options: TowerOptions = {}) {
-  const channel = towerChannel(target, insecure, { services: [EchoService], ...options });
+function channelOver(transport: TestTransport, target: string, options: TowerOptions = {}) {
+  const channel = overTransport(transport).towerChannel(target, insecure, {
+    services: [EchoService],
+    ...options,
+  });
   const client = createEchoClient(target, { channelOverride: channel });
   cleanups.push(() => channel.closeGracefully({ graceMs: 0 }));
   return { channel, client };
@@ -72,12 +77,12 @@ function serverStream(client: EchoProtoClient, count: number, delayMs: number): 
   });
 }
 
-describe('towerChannel close()', () => {
+describe.each(TRANSPORTS)('towerChannel close() over the %s transport', (transport) => {
   test('a unary call and a server stream in flight finish OK; new calls fail at once; nothing is left', async () => {
     const before = activeHandles();
     const [server] = await servers(1);
     const target = `ipv4:${server?.address}`;
-    const { channel, client } = channelOver(target);
+    const { channel, client } = channelOver(transport, target);
     expect((await unary(client, 'warm')).ok).toBe(true);
     const call = unary(client, 'in flight', 300);
     const stream = serverStream(client, 4, 80);
@@ -98,7 +103,7 @@ describe('towerChannel close()', () => {
   test('a call waiting for an endpoint reaches a server discovered after close()', async () => {
     const [server] = await servers(1);
     const discovery = new Subject<Change<string, DiscoveredAddress>>();
-    const { channel, client } = channelOver('ipv4:127.0.0.1:1', {
+    const { channel, client } = channelOver(transport, 'ipv4:127.0.0.1:1', {
       discovery,
       balancer: { failFastMs: 20_000 },
     });
@@ -137,7 +142,7 @@ describe('towerChannel close()', () => {
         );
       },
     });
-    const { channel, client } = channelOver(target, {
+    const { channel, client } = channelOver(transport, target, {
       retry: { maxAttempts: 3, initialBackoffMs: 300, maxBackoffMs: 300 },
       layers: { inner: [attempts] },
     });
@@ -158,7 +163,7 @@ describe('towerChannel close()', () => {
     const before = activeHandles();
     const [server] = await servers(1);
     const target = `ipv4:${server?.address}`;
-    const { channel, client } = channelOver(target, { closeGraceMs: 200 });
+    const { channel, client } = channelOver(transport, target, { closeGraceMs: 200 });
     const quick = unary(client, 'quick', 50);
     const slow = [unary(client, 'slow', 10_000), unary(client, 'slow', 10_000)];
     const stream = serverStream(client, 100, 100);
@@ -181,10 +186,10 @@ describe('towerChannel close()', () => {
   });
 });
 
-describe('a process that closes its channel', () => {
+describe.each(TRANSPORTS)('a process that closes its channel over the %s transport', (transport) => {
   test('exits by itself once its slow call has ended, the call OK', async () => {
     const [server] = await servers(1);
-    const { exit, events, stderr } = await runCloseChild('grpc', server?.address as string, 600);
+    const { exit, events, stderr } = await runCloseChild(transport, server?.address as string, 600);
     expect(exit, stderr).toEqual({ code: 0, signal: null });
     expect(events.map((e) => e.event)).toEqual(['closed', 'call', 'exit']);
     expect(events[0]).toMatchObject({ activeCalls: 1 });

@@ -17,12 +17,14 @@ import {
   loadEchoPackage,
   pickHosts,
   startEchoServer,
+  type TestTransport,
+  TRANSPORTS,
 } from '@grpc-tower/testing';
 import type { Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { startDnsmasq } from '../../discover/src/test-support/index.js';
 import type { TowerOptions, TowerTelemetry } from './channel.js';
-import { towerClientOptions } from './test/transport.js';
+import { overTransport } from './test/transport.js';
 
 const insecure = grpc.credentials.createInsecure();
 const { EchoService } = loadEchoPackage();
@@ -86,10 +88,10 @@ function reconnectLog(): { telemetry: TowerTelemetry; reconnects: string[] } {
   return { telemetry, reconnects };
 }
 
-function clientFor(target: string, options: TowerOptions): EchoProtoClient {
+function clientFor(transport: TestTransport, target: string, options: TowerOptions): EchoProtoClient {
   const client = createEchoClient(
     target,
-    towerClientOptions(target, insecure, { services: [EchoService], ...options }),
+    overTransport(transport).towerClientOptions(target, insecure, { services: [EchoService], ...options }),
   );
   cleanups.push(() => client.close());
   return client;
@@ -135,7 +137,7 @@ async function dnsTarget(hosts: readonly string[], port: number): Promise<string
   return `dns://${dnsmasq.address}/${name}:${port}`;
 }
 
-describe('a client built before its servers', () => {
+describe.each(TRANSPORTS)('a client built before its servers, over the %s transport', (transport) => {
   test.each(['ipv4', 'dns'] as const)(
     '%s: target: the servers come up while the endpoints wait out their backoff; the first calls all succeed, one reconnect per endpoint',
     async (scheme) => {
@@ -144,7 +146,7 @@ describe('a client built before its servers', () => {
       const target = scheme === 'dns' ? await dnsTarget(hosts, port) : addressed.target;
       const { telemetry, reconnects } = reconnectLog();
       const built = performance.now();
-      const client = clientFor(target, { telemetry });
+      const client = clientFor(transport, target, { telemetry });
       await allFailed(client);
       // as in an app whose servers come up 1.5 s after it: past grpc-js's first
       // retry (about 1 s), into its second wait (about 1.6 s)
@@ -176,7 +178,7 @@ describe('a client built before its servers', () => {
     const { hosts, port, target } = await addresses(3);
     const { telemetry, reconnects } = reconnectLog();
     // a fail-fast time far beyond the test's bound: settling proves the call did not wait for it
-    const client = clientFor(target, { telemetry, balancer: { failFastMs: 20_000 } });
+    const client = clientFor(transport, target, { telemetry, balancer: { failFastMs: 20_000 } });
     await allFailed(client);
     const first = await unary(client, 'refused', 30_000);
     expect(first.ok).toBe(false);
@@ -197,7 +199,7 @@ describe('a client built before its servers', () => {
   test('every address black-holed: the calls wait for the fail-fast time, then fail naming the endpoints, before their deadline', async () => {
     const { hosts, port, target } = await addresses(3);
     const { telemetry, reconnects } = reconnectLog();
-    const client = clientFor(target, { telemetry, balancer: { failFastMs: 300 } });
+    const client = clientFor(transport, target, { telemetry, balancer: { failFastMs: 300 } });
     await allFailed(client);
     // now the port accepts and never answers: each reconnect hangs
     await blackHoles(hosts, port);

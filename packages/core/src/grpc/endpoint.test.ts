@@ -1,6 +1,9 @@
-// Why an endpoint is not ready: grpcEndpoint learns grpc-js's last
-// connection error and publishes `failed` together with it. Real sockets on
-// loopback: a port nobody listens on, and a real grpc-js echo server.
+// The options and facts every grpcEndpoint has, over both transports: why it
+// is not ready (its last connection error, published together with
+// `failed`), credentials, weight, zone, and the delivery fact of a call that
+// never reached a server. And what only the grpc-js endpoint does: turning
+// grpc-js's status wording into those facts. Real sockets on loopback: a
+// port nobody listens on, and a real grpc-js echo server.
 import * as grpc from '@grpc/grpc-js';
 import {
   GeneratedEchoRequest as EchoRequest,
@@ -8,6 +11,8 @@ import {
   insecure,
   pickHosts,
   startEchoServer,
+  type TestTransport,
+  TRANSPORTS,
 } from '@grpc-tower/testing';
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, test } from 'vitest';
@@ -16,12 +21,28 @@ import { ConfigError } from '../errors.js';
 import { Status } from '../status.js';
 import {
   GrpcEndpoint,
+  type GrpcEndpointOptions,
   connectionErrorOf,
-  grpcJsEndpoint as grpcEndpoint,
   grpcJsDelivery,
+  grpcJsEndpoint,
 } from './endpoint.js';
+import { grpcEndpoint } from './grpc-endpoint.js';
+import type { NativeGrpcEndpoint } from './native/endpoint.js';
 import { grpcRequest } from './test/request.js';
 import { GrpcStatusError } from './types.js';
+
+/**
+ * grpcEndpoint over each transport, its options passed as they are (so that
+ * no options at all stays no options): the default is native, and grpc-js
+ * is the grpc-js endpoint's own factory.
+ */
+const endpointOver: Record<
+  TestTransport,
+  (address: string, options: GrpcEndpointOptions) => GrpcEndpoint | NativeGrpcEndpoint
+> = {
+  native: (address, options) => grpcEndpoint(address, options),
+  'grpc-js': grpcJsEndpoint,
+};
 
 describe('connectionErrorOf', () => {
   test('the failure time grpc-js 1.12 appends is left out', () => {
@@ -55,7 +76,8 @@ describe('connectionErrorOf', () => {
   });
 });
 
-describe('lastError', () => {
+describe.each(TRANSPORTS)('lastError over the %s transport', (transport) => {
+  const grpcEndpoint = endpointOver[transport];
   test('an endpoint whose server refuses connections is failed with the connection error, from the first failure', async () => {
     const [host] = pickHosts(1) as [string];
     const port = await closedPort(host);
@@ -85,27 +107,45 @@ describe('lastError', () => {
   });
 });
 
-test('an authority or user-agent option that is not a string is refused, naming it', () => {
-  expect(() =>
-    grpcEndpoint('127.0.0.1:1', {
-      credentials: insecure,
-      channelOptions: { 'grpc.default_authority': 5 } as never,
-    }),
-  ).toThrow(/channelOptions\.grpc\.default_authority.*a string/);
-  expect(() =>
-    grpcEndpoint('127.0.0.1:1', {
-      credentials: insecure,
-      channelOptions: { 'grpc.primary_user_agent': 1 } as never,
-    }),
-  ).toThrow(ConfigError);
-});
+test.each(TRANSPORTS)(
+  '%s: an authority or user-agent option that is not a string is refused, naming it',
+  (transport) => {
+    const grpcEndpoint = endpointOver[transport];
+    // the native transport also refuses an empty authority, and its words say so
+    expect(() =>
+      grpcEndpoint('127.0.0.1:1', {
+        credentials: insecure,
+        channelOptions: { 'grpc.default_authority': 5 } as never,
+      }),
+    ).toThrow(
+      transport === 'native'
+        ? /channelOptions\.grpc\.default_authority" must be a non-empty string, got 5/
+        : /channelOptions\.grpc\.default_authority.*a string/,
+    );
+    expect(() =>
+      grpcEndpoint('127.0.0.1:1', {
+        credentials: insecure,
+        channelOptions: { 'grpc.primary_user_agent': 1 } as never,
+      }),
+    ).toThrow(ConfigError);
+  },
+);
 
-describe('credentials are required', () => {
-  test.each([
+describe.each(TRANSPORTS)('credentials are required, over the %s transport', (transport) => {
+  const grpcEndpoint = endpointOver[transport];
+  test.each<[string, () => unknown]>([
     ['no options at all', () => grpcEndpoint('127.0.0.1:1', undefined as never)],
     ['options without credentials', () => grpcEndpoint('127.0.0.1:1', {} as never)],
     ['credentials: undefined', () => grpcEndpoint('127.0.0.1:1', { credentials: undefined as never })],
-    ['the class, without credentials', () => new GrpcEndpoint('127.0.0.1:1', { authority: 'a' } as never)],
+    // the grpc-js endpoint's class names grpcEndpoint too (the native one's names its own factory)
+    ...(transport === 'grpc-js'
+      ? [
+          [
+            'the class, without credentials',
+            () => new GrpcEndpoint('127.0.0.1:1', { authority: 'a' } as never),
+          ] as [string, () => unknown],
+        ]
+      : []),
   ])('%s: refused, naming the option and how to choose TLS or plaintext', (_name, make) => {
     expect(make).toThrow(ConfigError);
     expect(make).toThrow(
@@ -156,7 +196,8 @@ describe('credentials are required', () => {
   });
 });
 
-describe('weight', () => {
+describe.each(TRANSPORTS)('weight over the %s transport', (transport) => {
+  const grpcEndpoint = endpointOver[transport];
   test('a weight from discovery is kept; none is undefined', async () => {
     const weighted = grpcEndpoint('127.0.0.1:1', { credentials: insecure, weight: 3 });
     const zero = grpcEndpoint('127.0.0.1:1', { credentials: insecure, weight: 0 });
@@ -178,7 +219,8 @@ describe('weight', () => {
   );
 });
 
-describe('zone and forZones', () => {
+describe.each(TRANSPORTS)('zone and forZones over the %s transport', (transport) => {
+  const grpcEndpoint = endpointOver[transport];
   test('a zone and topology hints from discovery are kept (the hints copied); none are undefined', async () => {
     const hints = ['eu-1a', 'eu-1b'];
     const zoned = grpcEndpoint('127.0.0.1:1', { credentials: insecure, zone: 'eu-1a', forZones: hints });
@@ -221,9 +263,16 @@ describe("grpc-js's words turned into the delivery fact", () => {
   ])('%s', (details, expected) => {
     expect(grpcJsDelivery(details)).toEqual(expected);
   });
+});
+
+describe.each(TRANSPORTS)('the delivery fact over the %s transport', (transport) => {
+  const grpcEndpoint = endpointOver[transport];
 
   /** One unary call of the echo service straight on `ep`; its error. */
-  const fail = async (ep: GrpcEndpoint, fields: { failCode?: number }): Promise<GrpcStatusError> => {
+  const fail = async (
+    ep: GrpcEndpoint | NativeGrpcEndpoint,
+    fields: { failCode?: number },
+  ): Promise<GrpcStatusError> => {
     const scope = newContext({ timeoutMs: 5_000 });
     try {
       const body = Buffer.from(EchoRequest.encode(EchoRequest.fromPartial(fields)).finish());

@@ -1,8 +1,9 @@
-// grpcEndpoint.reconnect(): a connection attempt now, in place of grpc-js's
-// reconnect backoff, made by moving to a new grpc-js channel. Real sockets on
-// loopback: a port nobody listens on, then a real grpc-js echo server on it.
-// The configured backoff is a minute, so only reconnect() can connect within
-// a test.
+// grpcEndpoint.reconnect(): a connection attempt now, in place of the
+// reconnect backoff, over both transports (the grpc-js endpoint makes it by
+// moving to a new grpc-js channel, the native one by dialling at once). Real
+// sockets on loopback: a port nobody listens on, then a real grpc-js echo
+// server on it. The configured backoff is a minute, so only reconnect() can
+// connect within a test.
 import * as grpc from '@grpc/grpc-js';
 import {
   closedPort,
@@ -11,21 +12,29 @@ import {
   loadEchoPackage,
   pickHosts,
   startEchoServer,
+  type TestTransport,
+  TRANSPORTS,
   trackResources,
 } from '@grpc-tower/testing';
 import { filter, firstValueFrom } from 'rxjs';
 import { describe, expect, test } from 'vitest';
 import { createChannel } from './channel.js';
-import { type GrpcEndpoint, grpcJsEndpoint as grpcEndpoint } from './endpoint.js';
+import type { GrpcEndpointOptions } from './endpoint.js';
+import { grpcEndpoint as anyEndpoint } from './grpc-endpoint.js';
 import { readyRoundRobin } from './test/picker.js';
 
-/** grpc-js would wait a minute before its own next attempt. */
+/** The endpoint would wait a minute before its own next attempt. */
 const slowBackoff: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 60_000,
   'grpc.max_reconnect_backoff_ms': 120_000,
 };
 
-async function failedEndpoint(): Promise<{ ep: GrpcEndpoint; host: string; port: number }> {
+/** grpcEndpoint over `transport`. */
+const endpointOver = (transport: TestTransport) => (address: string, options: GrpcEndpointOptions) =>
+  anyEndpoint(address, { ...options, transport });
+
+async function failedEndpoint(transport: TestTransport) {
+  const grpcEndpoint = endpointOver(transport);
   const [host] = pickHosts(1) as [string];
   const port = await closedPort(host);
   const ep = grpcEndpoint(`${host}:${port}`, { credentials: insecure, channelOptions: slowBackoff });
@@ -33,9 +42,11 @@ async function failedEndpoint(): Promise<{ ep: GrpcEndpoint; host: string; port:
   return { ep, host, port };
 }
 
-describe('reconnect', () => {
+describe.each(TRANSPORTS)('reconnect over the %s transport', (transport) => {
+  const grpcEndpoint = endpointOver(transport);
+
   test('refused: one attempt, shared by every caller, ends failed with the connection error; no second one in the same backoff interval', async () => {
-    const { ep, host, port } = await failedEndpoint();
+    const { ep, host, port } = await failedEndpoint(transport);
     const seen: string[] = [];
     const sub = ep.readiness$.subscribe((r) => seen.push(r));
     try {
@@ -57,7 +68,7 @@ describe('reconnect', () => {
   });
 
   test('a server that came up meanwhile: the attempt connects and calls go through', async () => {
-    const { ep, host, port } = await failedEndpoint();
+    const { ep, host, port } = await failedEndpoint(transport);
     const server = await startEchoServer({ host, port });
     try {
       // grpc-js would not try again for a minute
@@ -90,7 +101,7 @@ describe('reconnect', () => {
   });
 
   test('the connection a reconnect made is lost: it fails again and may reconnect at once', async () => {
-    const { ep, host, port } = await failedEndpoint();
+    const { ep, host, port } = await failedEndpoint(transport);
     let server = await startEchoServer({ host, port });
     try {
       await ep.reconnect();
@@ -112,7 +123,7 @@ describe('reconnect', () => {
     }
   });
 
-  test('every grpc-js channel it made is closed: nothing is left alive after close', async () => {
+  test('every channel or connection it made is closed: nothing is left alive after close', async () => {
     // a short backoff: grpc-js leaves a closed channel's backoff timer (unref'd) to run out
     const tracker = trackResources();
     try {
@@ -142,7 +153,7 @@ describe('reconnect', () => {
     }
   });
 
-  test('a call still running on the replaced channel finishes OK (a server that said GOAWAY and stopped listening)', async () => {
+  test('a call still running on the replaced channel or connection finishes OK (a server that said GOAWAY and stopped listening)', async () => {
     const [host] = pickHosts(1) as [string];
     const server = await startEchoServer({ host, latencyMs: 1_500 });
     const ep = grpcEndpoint(server.address, { credentials: insecure, channelOptions: slowBackoff });
@@ -176,7 +187,7 @@ describe('reconnect', () => {
   });
 
   test('close during an attempt ends it', async () => {
-    const { ep } = await failedEndpoint();
+    const { ep } = await failedEndpoint(transport);
     const attempt = ep.reconnect();
     expect(attempt).toBeInstanceOf(Promise);
     await ep.close();

@@ -1,9 +1,11 @@
 // healthChecked against real grpc-js servers: the standard health service
 // (grpc-health-check, as the echo test server runs it), servers without
-// it, and hand-written health services that fail on purpose.
+// it, and hand-written health services that fail on purpose. The Watch
+// and Check calls run over both transports (a server stream and a unary
+// call through the endpoint, their statuses and their cancel).
 import { type Balancer, p2c, pendingRequests } from '@grpc-tower/balance';
 import { ConfigError, type Readiness } from '@grpc-tower/core';
-import { grpcEndpoint, type GrpcRequest, type GrpcResponse } from '@grpc-tower/core/grpc';
+import { grpcEndpoint, type GrpcRequest, type GrpcResponse, type GrpcTransport } from '@grpc-tower/core/grpc';
 import type { Change } from '@grpc-tower/discover';
 import {
   ECHO_SERVICE_NAME,
@@ -12,6 +14,7 @@ import {
   expectNoLeaks,
   insecure,
   startEchoServer,
+  TRANSPORTS,
 } from '@grpc-tower/testing';
 import * as grpc from '@grpc/grpc-js';
 import { Subject } from 'rxjs';
@@ -44,11 +47,13 @@ const fastReconnect = {
   'grpc.max_reconnect_backoff_ms': 200,
 };
 
-function checked(address: string, options: HealthCheckOptions = {}) {
+function checked(transport: GrpcTransport, address: string, options: HealthCheckOptions = {}) {
   const health = healthChecked(options);
   const events: HealthEvent[] = [];
   health.events$.subscribe((e) => events.push(e));
-  const ep = health(grpcEndpoint(address, { credentials: insecure, channelOptions: fastReconnect }));
+  const ep = health(
+    grpcEndpoint(address, { credentials: insecure, channelOptions: fastReconnect, transport }),
+  );
   endpoints.push(ep);
   const states: Readiness[] = [];
   ep.readiness$.subscribe((r) => states.push(r));
@@ -70,10 +75,10 @@ async function scriptedServer(handlers: Parameters<typeof startScriptedHealthSer
 const healthChanges = (events: HealthEvent[]) =>
   events.flatMap((e) => (e.type === 'health' ? [`${e.from}->${e.to}`] : []));
 
-describe('healthChecked: Watch', () => {
+describe.each(TRANSPORTS)('healthChecked: Watch, over the %s transport', (transport) => {
   test('SERVING → ready, NOT_SERVING → failed, SERVING again → ready; each change is an event', async () => {
     const [server] = await servers$(1);
-    const { ep, events, states } = checked(server!.address);
+    const { ep, events, states } = checked(transport, server!.address);
     await next(ep.readiness$, (r) => r === 'ready');
     expect(ep.health).toBe('healthy');
     expect(ep.servingStatus).toBe('SERVING');
@@ -97,7 +102,7 @@ describe('healthChecked: Watch', () => {
     const changes = new Subject<Change<string, HealthCheckedEndpoint>>();
     const balancer = p2c(changes, { target: 'echo', load: pendingRequests(), failFastMs: 2000 });
     balancers.push(balancer);
-    const eps = [a!, b!].map((s) => health(grpcEndpoint(s.address, { credentials: insecure })));
+    const eps = [a!, b!].map((s) => health(grpcEndpoint(s.address, { credentials: insecure, transport })));
     for (const ep of eps) changes.next({ type: 'insert', key: ep.address, endpoint: ep });
     await Promise.all(eps.map((ep) => next(ep.readiness$, (r) => r === 'ready')));
 
@@ -127,7 +132,7 @@ describe('healthChecked: Watch', () => {
 
   test('a named service: its own status gates the endpoint, the server-wide one does not', async () => {
     const [server] = await servers$(1);
-    const { ep } = checked(server!.address, { service: ECHO_SERVICE_NAME });
+    const { ep } = checked(transport, server!.address, { service: ECHO_SERVICE_NAME });
     await next(ep.readiness$, (r) => r === 'ready');
     server!.setServing('NOT_SERVING', '');
     server!.setServing('NOT_SERVING', ECHO_SERVICE_NAME);
@@ -138,7 +143,7 @@ describe('healthChecked: Watch', () => {
 
   test('a service the server does not know is SERVICE_UNKNOWN: failed', async () => {
     const [server] = await servers$(1);
-    const { ep, events } = checked(server!.address, { service: 'no.such.Service' });
+    const { ep, events } = checked(transport, server!.address, { service: 'no.such.Service' });
     await next(ep.readiness$, (r) => r === 'failed');
     expect(ep.servingStatus).toBe('SERVICE_UNKNOWN');
     expect(events[0]).toMatchObject({
@@ -151,7 +156,7 @@ describe('healthChecked: Watch', () => {
 
   test('a server without the health service stays in rotation; UNIMPLEMENTED is reported once', async () => {
     const [server] = await servers$(1, false);
-    const { ep, events } = checked(server!.address);
+    const { ep, events } = checked(transport, server!.address);
     await next(ep.readiness$, (r) => r === 'ready');
     expect(ep.health).toBe('healthy');
     expect((await send(ep)).code).toBe(grpc.status.OK);
@@ -180,7 +185,9 @@ describe('healthChecked: Watch', () => {
         else call.write({ status: 'SERVING' });
       },
     });
-    const { ep, events, states } = checked(server.address, { backoff: { initialMs: 20, maxMs: 40 } });
+    const { ep, events, states } = checked(transport, server.address, {
+      backoff: { initialMs: 20, maxMs: 40 },
+    });
     await next(ep.readiness$, (r) => r === 'ready');
     expect(server.watches).toBe(3);
     expect(states).toEqual(['connecting', 'failed', 'ready']);
@@ -193,7 +200,7 @@ describe('healthChecked: Watch', () => {
     const server = await scriptedServer({
       watch: (call) => call.emit('error', { code: grpc.status.INTERNAL, details: 'broken' }),
     });
-    const { ep } = checked(server.address, { backoff: { initialMs: 60_000 } });
+    const { ep } = checked(transport, server.address, { backoff: { initialMs: 60_000 } });
     await next(ep.readiness$, (r) => r === 'failed');
     // many round trips later there is still only the first Watch
     for (let i = 0; i < 20; i++) await send(ep);
@@ -209,7 +216,7 @@ describe('healthChecked: Watch', () => {
       },
     });
     // a 60 s backoff would stall this test if it applied
-    const { ep } = checked(server.address, { backoff: { initialMs: 60_000 } });
+    const { ep } = checked(transport, server.address, { backoff: { initialMs: 60_000 } });
     await expect.poll(() => server.watches, { timeout: 10_000 }).toBe(4);
     await next(ep.readiness$, (r) => r === 'ready');
   });
@@ -217,7 +224,7 @@ describe('healthChecked: Watch', () => {
   test('the Watch stream is not counted in pending, and close() cancels it and closes the endpoint', async () => {
     const before = activeHandles();
     const [server] = await servers$(1);
-    const inner = grpcEndpoint(server!.address, { credentials: insecure, closeGraceMs: 60_000 });
+    const inner = grpcEndpoint(server!.address, { credentials: insecure, closeGraceMs: 60_000, transport });
     const ep = healthChecked()(inner);
     const states: Readiness[] = [];
     let completed = false;
@@ -236,10 +243,14 @@ describe('healthChecked: Watch', () => {
   });
 });
 
-describe('healthChecked: Check polling', () => {
+describe.each(TRANSPORTS)('healthChecked: Check polling, over the %s transport', (transport) => {
   test('polls Check: NOT_SERVING → failed, SERVING → ready', async () => {
     const [server] = await servers$(1);
-    const { ep, states } = checked(server!.address, { mode: 'check', intervalMs: 20, timeoutMs: 1000 });
+    const { ep, states } = checked(transport, server!.address, {
+      mode: 'check',
+      intervalMs: 20,
+      timeoutMs: 1000,
+    });
     await next(ep.readiness$, (r) => r === 'ready');
     server!.setServing('NOT_SERVING');
     await next(ep.readiness$, (r) => r === 'failed');
@@ -250,7 +261,7 @@ describe('healthChecked: Check polling', () => {
 
   test('NOT_FOUND for an unknown service is SERVICE_UNKNOWN', async () => {
     const [server] = await servers$(1);
-    const { ep, events } = checked(server!.address, { mode: 'check', service: 'no.such.Service' });
+    const { ep, events } = checked(transport, server!.address, { mode: 'check', service: 'no.such.Service' });
     await next(ep.readiness$, (r) => r === 'failed');
     expect(ep.servingStatus).toBe('SERVICE_UNKNOWN');
     expect(events[0]?.type === 'health' && events[0].reason).toContain('NOT_FOUND');
@@ -263,7 +274,11 @@ describe('healthChecked: Check polling', () => {
         callback(null, { status: 'SERVING' });
       },
     });
-    const { ep, events } = checked(server.address, { mode: 'check', intervalMs: 20, timeoutMs: 100 });
+    const { ep, events } = checked(transport, server.address, {
+      mode: 'check',
+      intervalMs: 20,
+      timeoutMs: 100,
+    });
     await next(ep.readiness$, (r) => r === 'ready');
     expect(healthChanges(events)).toEqual(['unknown->unhealthy', 'unhealthy->healthy']);
     expect(events[0]?.type === 'health' && events[0].reason).toContain('timed out after 100 ms');
@@ -271,7 +286,7 @@ describe('healthChecked: Check polling', () => {
 
   test('UNIMPLEMENTED: healthy, reported once, and not polled again', async () => {
     const [server] = await servers$(1, false);
-    const { ep, events } = checked(server!.address, { mode: 'check', intervalMs: 10 });
+    const { ep, events } = checked(transport, server!.address, { mode: 'check', intervalMs: 10 });
     await next(ep.readiness$, (r) => r === 'ready');
     for (let i = 0; i < 10; i++) expect((await send(ep)).code).toBe(grpc.status.OK);
     expect(events.filter((e) => e.type === 'unimplemented')).toHaveLength(1);

@@ -1,6 +1,7 @@
 // Outlier detection counts only what a server or a connection produced:
 // real grpc-js echo servers, calls with the caller's own short deadlines,
-// a request refused in this process, and servers that really hang.
+// a request refused in this process, and servers that really hang; over
+// both transports, whose failures the detector must judge alike.
 import { p2c, pendingRequests } from '@grpc-tower/balance';
 import { ServiceBuilder, Status, newContext } from '@grpc-tower/core';
 import {
@@ -17,6 +18,7 @@ import {
   createEchoClient,
   insecure,
   loadEchoPackage,
+  TRANSPORTS,
 } from '@grpc-tower/testing';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -49,9 +51,9 @@ async function setup(n: number, options: OutlierDetectionOptions = {}, transport
 }
 
 /** The same servers behind p2c and createChannel, with a proto-loader client. */
-function stackOver(detector: OutlierDetector, servers: readonly EchoServer[]) {
+function stackOver(detector: OutlierDetector, servers: readonly EchoServer[], transport: GrpcTransport) {
   const endpoints = connect(staticList(servers.map((s) => s.address)), (a) =>
-    detector.wrap(grpcEndpoint(a.address, { credentials: insecure })),
+    detector.wrap(grpcEndpoint(a.address, { credentials: insecure, transport })),
   );
   const balancer = p2c(endpoints, {
     target: 'static:echo',
@@ -90,68 +92,77 @@ async function withDeadline(ep: Ep, n: number, deadlineMs: number): Promise<numb
 
 const ejections = (events: HealthEvent[]) => events.filter((e) => e.type === 'ejected');
 
-describe("outlierDetection: the caller's own deadline", () => {
-  test('200 calls with a 2 ms deadline to healthy 20 ms servers eject nothing', async () => {
-    const { servers, detector, events } = await setup(3, {
-      consecutiveFailures: 5,
-      failurePercentageEjection: { threshold: 50, requestVolume: 20, minimumHosts: 3 },
-      successRateEjection: { stdevFactor: 100, requestVolume: 20, minimumHosts: 3 },
+describe.each(TRANSPORTS)(
+  "outlierDetection: the caller's own deadline, over the %s transport",
+  (transport) => {
+    test('200 calls with a 2 ms deadline to healthy 20 ms servers eject nothing', async () => {
+      const { servers, detector, events } = await setup(
+        3,
+        {
+          consecutiveFailures: 5,
+          failurePercentageEjection: { threshold: 50, requestVolume: 20, minimumHosts: 3 },
+          successRateEjection: { stdevFactor: 100, requestVolume: 20, minimumHosts: 3 },
+        },
+        transport,
+      );
+      for (const s of servers) s.setLatency(20);
+      const { balancer, client } = stackOver(detector, servers, transport);
+      await expect.poll(() => balancer.counts().ready, { timeout: 10_000 }).toBe(3);
+
+      const codes: number[] = [];
+      for (let round = 0; round < 10; round++) {
+        codes.push(...(await Promise.all(Array.from({ length: 20 }, () => unary(client, 2)))));
+      }
+      expect(codes).toHaveLength(200);
+      expect(codes.filter((c) => c === Status.DEADLINE_EXCEEDED).length).toBeGreaterThan(150);
+      detector.sweep(); // the rate algorithms judge the interval too
+      expect(ejections(events)).toEqual([]);
+      expect(balancer.counts().ready).toBe(3);
+      expect(detector.stats()).toMatchObject({ ejected: 0 });
+      for (const e of detector.stats().endpoints) expect(e.consecutiveFailures).toBe(0);
     });
-    for (const s of servers) s.setLatency(20);
-    const { balancer, client } = stackOver(detector, servers);
-    await expect.poll(() => balancer.counts().ready, { timeout: 10_000 }).toBe(3);
 
-    const codes: number[] = [];
-    for (let round = 0; round < 10; round++) {
-      codes.push(...(await Promise.all(Array.from({ length: 20 }, () => unary(client, 2)))));
-    }
-    expect(codes).toHaveLength(200);
-    expect(codes.filter((c) => c === Status.DEADLINE_EXCEEDED).length).toBeGreaterThan(150);
-    detector.sweep(); // the rate algorithms judge the interval too
-    expect(ejections(events)).toEqual([]);
-    expect(balancer.counts().ready).toBe(3);
-    expect(detector.stats()).toMatchObject({ ejected: 0 });
-    for (const e of detector.stats().endpoints) expect(e.consecutiveFailures).toBe(0);
-  });
+    test('a server that hangs past generous deadlines is ejected (deadlineMinMs, no success before)', async () => {
+      const {
+        servers: [a],
+        events,
+        eps: [ep],
+      } = await setup(3, {}, transport);
+      a!.setLatency(10_000);
+      expect(await withDeadline(ep!, 5, 1_200)).toEqual(Array(5).fill(Status.DEADLINE_EXCEEDED));
+      expect(ejections(events)).toEqual([
+        expect.objectContaining({ endpoint: a!.address, algorithm: 'consecutive-failures' }),
+      ]);
+      expect((ejections(events)[0] as { reason: string }).reason).toMatch(/DEADLINE_EXCEEDED after \d+ ms/);
+      expect(ep!.readiness).toBe('failed');
+    });
 
-  test('a server that hangs past generous deadlines is ejected (deadlineMinMs, no success before)', async () => {
-    const {
-      servers: [a],
-      events,
-      eps: [ep],
-    } = await setup(3);
-    a!.setLatency(10_000);
-    expect(await withDeadline(ep!, 5, 1_200)).toEqual(Array(5).fill(Status.DEADLINE_EXCEEDED));
-    expect(ejections(events)).toEqual([
-      expect.objectContaining({ endpoint: a!.address, algorithm: 'consecutive-failures' }),
-    ]);
-    expect((ejections(events)[0] as { reason: string }).reason).toMatch(/DEADLINE_EXCEEDED after \d+ ms/);
-    expect(ep!.readiness).toBe('failed');
-  });
+    test('a server ten times slower than it usually is fails at the deadline and is ejected (deadlineLatencyFactor)', async () => {
+      const {
+        servers: [a, b],
+        detector,
+        events,
+        eps: [ep, other],
+      } = await setup(3, {}, transport);
+      for (let i = 0; i < 5; i++) expect((await send(ep!)).code).toBe(Status.OK);
+      expect(detector.stats().endpoints[0]?.typicalLatencyMs).toBeLessThan(50);
+      // 300 ms is 10 × its latency (floored at 10 ms): a fair chance
+      a!.setLatency(10_000);
+      expect(await withDeadline(ep!, 5, 300)).toEqual(Array(5).fill(Status.DEADLINE_EXCEEDED));
+      expect(ejections(events).map((e) => e.endpoint)).toEqual([a!.address]);
 
-  test('a server ten times slower than it usually is fails at the deadline and is ejected (deadlineLatencyFactor)', async () => {
-    const {
-      servers: [a, b],
-      detector,
-      events,
-      eps: [ep, other],
-    } = await setup(3);
-    for (let i = 0; i < 5; i++) expect((await send(ep!)).code).toBe(Status.OK);
-    expect(detector.stats().endpoints[0]?.typicalLatencyMs).toBeLessThan(50);
-    // 300 ms is 10 × its latency (floored at 10 ms): a fair chance
-    a!.setLatency(10_000);
-    expect(await withDeadline(ep!, 5, 300)).toEqual(Array(5).fill(Status.DEADLINE_EXCEEDED));
-    expect(ejections(events).map((e) => e.endpoint)).toEqual([a!.address]);
+      // the same deadline on a server whose typical latency is far above it counts as the caller's
+      b!.setLatency(400);
+      expect((await send(other!)).code).toBe(Status.OK);
+      b!.setLatency(10_000);
+      expect(await withDeadline(other!, 5, 300)).toEqual(Array(5).fill(Status.DEADLINE_EXCEEDED));
+      expect(ejections(events).map((e) => e.endpoint)).toEqual([a!.address]);
+      expect(other!.readiness).toBe('ready');
+    });
+  },
+);
 
-    // the same deadline on a server whose typical latency is far above it counts as the caller's
-    b!.setLatency(400);
-    expect((await send(other!)).code).toBe(Status.OK);
-    b!.setLatency(10_000);
-    expect(await withDeadline(other!, 5, 300)).toEqual(Array(5).fill(Status.DEADLINE_EXCEEDED));
-    expect(ejections(events).map((e) => e.endpoint)).toEqual([a!.address]);
-    expect(other!.readiness).toBe('ready');
-  });
-
+describe("outlierDetection's deadline rule", () => {
   test('deadlineMinMs and deadlineLatencyFactor are checked', () => {
     expect(() => outlierDetection({ deadlineMinMs: -1 })).toThrow(/deadlineMinMs/);
     expect(() => outlierDetection({ deadlineLatencyFactor: 0 })).toThrow(/deadlineLatencyFactor/);
@@ -160,18 +171,21 @@ describe("outlierDetection: the caller's own deadline", () => {
 });
 
 describe('outlierDetection: a call refused in this process', () => {
-  test('a connection-specific header refused by the channel with INTERNAL ejects nothing', async () => {
-    const { servers, detector, events } = await setup(3, { consecutiveFailures: 2 });
-    const { balancer, client } = stackOver(detector, servers);
-    await expect.poll(() => balancer.counts().ready, { timeout: 10_000 }).toBe(3);
-    const bad = new grpc.Metadata();
-    bad.set('connection', 'close');
-    const codes = await Promise.all(Array.from({ length: 20 }, () => unary(client, 5_000, bad)));
-    expect(codes).toEqual(Array(20).fill(Status.INTERNAL));
-    expect(ejections(events)).toEqual([]);
-    expect(balancer.counts().ready).toBe(3);
-    expect(await unary(client, 5_000)).toBe(Status.OK);
-  });
+  test.each(TRANSPORTS)(
+    '%s: a connection-specific header refused by the channel with INTERNAL ejects nothing',
+    async (transport) => {
+      const { servers, detector, events } = await setup(3, { consecutiveFailures: 2 }, transport);
+      const { balancer, client } = stackOver(detector, servers, transport);
+      await expect.poll(() => balancer.counts().ready, { timeout: 10_000 }).toBe(3);
+      const bad = new grpc.Metadata();
+      bad.set('connection', 'close');
+      const codes = await Promise.all(Array.from({ length: 20 }, () => unary(client, 5_000, bad)));
+      expect(codes).toEqual(Array(20).fill(Status.INTERNAL));
+      expect(ejections(events)).toEqual([]);
+      expect(balancer.counts().ready).toBe(3);
+      expect(await unary(client, 5_000)).toBe(Status.OK);
+    },
+  );
 
   test.each([
     // grpc-js opens no stream for it, and says so in its own words

@@ -1,6 +1,10 @@
 // Outlier detection over real grpc-js echo servers: failures are injected
 // with failNext and calls are sent straight to the wrapped endpoints, so
-// each server sees exactly the calls the test sends.
+// each server sees exactly the calls the test sends. Over the default
+// (native) transport: the detector counts the statuses the servers send,
+// which both transports deliver alike (the channel suites check that); what
+// the detector must judge differently by where a failure came from is in
+// caller-failures.test.ts, over both transports.
 import { ConfigError, Status, newContext } from '@grpc-tower/core';
 import {
   type NativeGrpcEndpoint,

@@ -1,5 +1,6 @@
 // panicThreshold: the decision, and p2c's panic mode in front of real
-// grpc-js servers, some unhealthy, one ejected, one down.
+// grpc-js servers, some unhealthy, one ejected, one down. Over the default
+// (native) transport: the decision reads readiness, not the transport.
 import { ConfigError, Status } from '@grpc-tower/core';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
 import { type EchoServer, insecure } from '@grpc-tower/testing';

@@ -1,7 +1,15 @@
-// The hedging layer against real grpc-js echo servers on loopback addresses.
+// The hedging layer against real grpc-js echo servers on loopback addresses,
+// over both transports: which attempt wins and that the others are
+// cancelled is meant to be the same whichever carries them.
 import type * as grpc from '@grpc/grpc-js';
 import { Status } from '@grpc-tower/core';
-import { type EchoServer, pickHosts, startEchoServer } from '@grpc-tower/testing';
+import {
+  type EchoServer,
+  pickHosts,
+  startEchoServer,
+  type TestTransport,
+  TRANSPORTS,
+} from '@grpc-tower/testing';
 import type { Subscription } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import { retryBudget } from '../budget/budget.js';
@@ -31,11 +39,12 @@ function events(layer: HedgeLayer): HedgeEvent[] {
 }
 
 async function stackOver(
+  transport: TestTransport,
   addresses: readonly string[],
   layer: HedgeLayer,
   mode: 'round-robin' | 'first-ready',
 ) {
-  const stack = buildStack(addresses, layer, { mode });
+  const stack = buildStack(addresses, layer, { mode, transport });
   cleanups.push(() => stack.close());
   await allReady(stack.endpoints);
   return stack;
@@ -44,13 +53,13 @@ async function stackOver(
 const ofType = <T extends HedgeEvent['type']>(seen: HedgeEvent[], type: T) =>
   seen.filter((e): e is Extract<HedgeEvent, { type: T }> => e.type === type);
 
-describe('hedge', () => {
+describe.each(TRANSPORTS)('hedge over the %s transport', (transport) => {
   test('the first response wins and the other attempts are cancelled', async () => {
     const [a, b] = await echoServers(2);
     a!.setLatency(3_000);
     const layer = hedge({ maxAttempts: 2, hedgingDelayMs: 30 });
     const seen = events(layer);
-    const { client, endpoints } = await stackOver([a!.address, b!.address], layer, 'first-ready');
+    const { client, endpoints } = await stackOver(transport, [a!.address, b!.address], layer, 'first-ready');
     const r = await unary(client, { message: 'h' });
     expect(r.error).toBeUndefined();
     expect(r.replies[0]?.server).toBe('b');
@@ -68,6 +77,7 @@ describe('hedge', () => {
     const seen = events(layer);
     // first-ready offers the first server every time: only the layer's AvoidEndpoints spreads the hedges
     const { client } = await stackOver(
+      transport,
       servers.map((s) => s.address),
       layer,
       'first-ready',
@@ -83,7 +93,7 @@ describe('hedge', () => {
     a!.failNext(1, Status.UNAVAILABLE);
     const layer = hedge({ maxAttempts: 2, hedgingDelayMs: 20_000, nonFatalStatusCodes: ['UNAVAILABLE'] });
     const seen = events(layer);
-    const { client } = await stackOver([a!.address, b!.address], layer, 'first-ready');
+    const { client } = await stackOver(transport, [a!.address, b!.address], layer, 'first-ready');
     const r = await unary(client, {});
     expect(r.error).toBeUndefined();
     expect(r.replies[0]?.server).toBe('b');
@@ -98,7 +108,7 @@ describe('hedge', () => {
     b!.failNext(1, Status.INVALID_ARGUMENT);
     const layer = hedge({ maxAttempts: 3, hedgingDelayMs: 20, nonFatalStatusCodes: ['UNAVAILABLE'] });
     const seen = events(layer);
-    const { client, endpoints } = await stackOver([a!.address, b!.address], layer, 'first-ready');
+    const { client, endpoints } = await stackOver(transport, [a!.address, b!.address], layer, 'first-ready');
     const r = await unary(client, {});
     expect(r.error?.code).toBe(Status.INVALID_ARGUMENT);
     expect(ofType(seen, 'give-up')).toEqual([expect.objectContaining({ reason: 'fatal', attempts: 2 })]);
@@ -112,7 +122,7 @@ describe('hedge', () => {
     b!.failNext(10, Status.UNAVAILABLE);
     const layer = hedge({ maxAttempts: 3, hedgingDelayMs: 5, nonFatalStatusCodes: ['UNAVAILABLE'] });
     const seen = events(layer);
-    const { client } = await stackOver([a!.address, b!.address], layer, 'round-robin');
+    const { client } = await stackOver(transport, [a!.address, b!.address], layer, 'round-robin');
     const r = await unary(client, {});
     expect(r.error?.code).toBe(Status.UNAVAILABLE);
     expect(a!.calls.total + b!.calls.total).toBe(3);
@@ -129,7 +139,7 @@ describe('hedge', () => {
       hedgingDelayMs: 5,
       budget: retryBudget({ minPerSec: 0, percent: 0 }),
     });
-    const { client } = await stackOver([a!.address, b!.address], layer, 'first-ready');
+    const { client } = await stackOver(transport, [a!.address, b!.address], layer, 'first-ready');
     const r = await unary(client, {});
     expect(r.error).toBeUndefined();
     expect(r.replies[0]?.server).toBe('a');
@@ -147,7 +157,7 @@ describe('hedge', () => {
     cleanups.push(() => scripted.stop());
     const layer = hedge({ maxAttempts: 3, hedgingDelayMs: 5_000, nonFatalStatusCodes: ['UNAVAILABLE'] });
     const seen = events(layer);
-    const { client } = await stackOver([scripted.address], layer, 'round-robin');
+    const { client } = await stackOver(transport, [scripted.address], layer, 'round-robin');
     const r = await unary(client, {});
     expect(r.error?.code).toBe(Status.UNAVAILABLE);
     expect(scripted.received).toHaveLength(1);
@@ -163,6 +173,7 @@ describe('hedge', () => {
     });
     cleanups.push(() => scripted.stop());
     const { client } = await stackOver(
+      transport,
       [scripted.address],
       hedge({ maxAttempts: 3, hedgingDelayMs: 10 }),
       'round-robin',
@@ -178,7 +189,7 @@ describe('hedge', () => {
     b!.setLatency(5_000);
     const layer = hedge({ maxAttempts: 2, hedgingDelayMs: 5 });
     const seen = events(layer);
-    const { client, endpoints } = await stackOver([a!.address, b!.address], layer, 'first-ready');
+    const { client, endpoints } = await stackOver(transport, [a!.address, b!.address], layer, 'first-ready');
     let call: grpc.ClientUnaryCall | undefined;
     const result = unary(client, {}, {}, undefined, (c) => {
       call = c;
@@ -195,6 +206,7 @@ describe('hedge', () => {
     const [a, b] = await echoServers(2);
     a!.setLatency(3_000);
     const { client } = await stackOver(
+      transport,
       [a!.address, b!.address],
       hedge({ maxAttempts: 2, hedgingDelayMs: 20 }),
       'first-ready',

@@ -2,7 +2,8 @@
 // or towerDispatcher (HTTP/2 through undici), closed at once as a SIGTERM
 // handler would close it: it must exit by itself when the call has ended,
 // the call OK. Prints one JSON line per event.
-// Usage: node --conditions=@grpc-tower/source --import tsx close-child.ts grpc|undici <host:port> <delayMs>
+// Usage: node --conditions=@grpc-tower/source --import tsx close-child.ts native|grpc-js|undici <host:port> <delayMs>
+// (native and grpc-js: towerChannel over that transport)
 import * as grpc from '@grpc/grpc-js';
 import { staticList } from '@grpc-tower/discover';
 import { createEchoClient, loadEchoPackage } from '@grpc-tower/testing';
@@ -17,10 +18,13 @@ const say = (event: Record<string, unknown>): void => {
 };
 process.on('exit', (code) => say({ event: 'exit', code }));
 
-if (mode === 'grpc') {
+if (mode === 'native' || mode === 'grpc-js') {
   const { EchoService } = loadEchoPackage();
   const target = `ipv4:${address}`;
-  const channel = towerChannel(target, grpc.credentials.createInsecure(), { services: [EchoService] });
+  const channel = towerChannel(target, grpc.credentials.createInsecure(), {
+    services: [EchoService],
+    transport: mode,
+  });
   const client = createEchoClient(target, { channelOverride: channel });
   client.Unary({ message: 'slow', delayMs: Number(delay) }, new grpc.Metadata(), {}, (err, reply) => {
     say({ event: 'call', ok: err === null, message: reply?.message, details: err?.details });

@@ -1,6 +1,7 @@
 // Runs close-child.ts and reads its events: the tests of both front ends use it.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { TestTransport } from '@grpc-tower/testing';
 
 const CHILD = fileURLToPath(new URL('./close-child.ts', import.meta.url));
 const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url));
@@ -23,13 +24,14 @@ export interface ChildRun {
 }
 
 /**
- * Runs the child against `address`, its call taking `delayMs` at the
+ * Runs the child against `address` (towerChannel over a transport, or
+ * towerDispatcher for `undici`), its call taking `delayMs` at the
  * server. The default grace is 30 s: a grace timer left behind would keep
  * the child past the 20 s watchdog, which then kills it (the exit shows
  * SIGKILL).
  */
 export async function runCloseChild(
-  mode: 'grpc' | 'undici',
+  mode: TestTransport | 'undici',
   address: string,
   delayMs: number,
 ): Promise<ChildRun> {
