@@ -3,8 +3,9 @@
  * the same three servers. The proxy is Debian's nginx (`grpc_pass` to a
  * `least_conn` upstream with keepalive connections, one worker, HTTP/2 on
  * the listening side), reached by a plain grpc-js client. For reference, a
- * plain grpc-js client with round_robin straight to the servers is
- * measured too.
+ * plain grpc-js client with round_robin straight to the servers, and the
+ * full stack over grpc-js endpoints (`transport: 'grpc-js'`), are measured
+ * too.
  *
  * Per round and client: throughput of a closed loop (32 calls in flight),
  * CPU per call during it — the client process's, plus nginx's master and
@@ -26,6 +27,7 @@ import { RoundRecorder, percentile, sortedSamples } from '../lib/stats.js';
 
 const BASE = 'grpc-js → nginx (least_conn)';
 const TOWER = 'grpc-tower (full stack, in process)';
+const TOWER_GRPC_JS = 'grpc-tower (full stack, grpc-js endpoints)';
 const DIRECT = 'grpc-js round_robin (direct)';
 
 /**
@@ -54,6 +56,8 @@ export async function proxy({ quick, log }: ScenarioOptions): Promise<ScenarioBo
     contenders.push(
       plainClient(BASE, nginx.address),
       fullStack(TOWER, staticList(addresses)),
+      // the same stack over the transport that was the default before the native one, for comparison
+      fullStack(TOWER_GRPC_JS, staticList(addresses), { transport: 'grpc-js' }),
       plainClient(DIRECT, `ipv4:${addresses.join(',')}`, { roundRobin: true }),
     );
     for (const c of contenders) await closedLoop(c.client, { concurrency, durationMs: warmupMs });
@@ -100,7 +104,8 @@ export async function proxy({ quick, log }: ScenarioOptions): Promise<ScenarioBo
         `Three echo servers in child processes. nginx (${version}, \`grpc_pass\`, \`least_conn\` upstream with ` +
         'keepalive connections, one worker process, HTTP/2 on 127.0.0.x) in front of them, reached by a plain ' +
         `grpc-js client; grpc-tower's full default stack (${FULL_STACK.description}) over the same servers in ` +
-        'process; and a plain grpc-js client with round_robin straight to the servers for reference. Per ' +
+        'process, over native endpoints (the default) and over grpc-js endpoints; and a plain grpc-js client ' +
+        'with round_robin straight to the servers for reference. Per ' +
         `round: a closed loop with ${concurrency} calls in flight for ${throughputMs} ms (throughput, CPU, loaded ` +
         `p99), then ${sequentialCalls} sequential calls (p50/p99). CPU per call is user + system time of the ` +
         'client process, plus that of the nginx master and worker (read from /proc, 10 ms ticks) for the ' +
