@@ -1,7 +1,8 @@
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
 import * as tls from 'node:tls';
-import { pickHosts, selfSigned } from '@grpc-tower/testing';
+import { pickHosts, selfSigned, spawnEchoServer } from '@grpc-tower/testing';
 import { firstValueFrom, filter } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import { background, newContext } from '../context.js';
@@ -333,6 +334,50 @@ describe('http2Endpoint over the shared HTTP/2 connection layer', () => {
       http2Endpoint(srv.address, { scheme: 'https', connectOptions: { cert: 'garbage', key: 'garbage' } }),
     ).toThrow(
       expect.objectContaining({ option: 'connectOptions', message: expect.stringMatching(/TLS options/) }),
+    );
+  });
+
+  test('keepalive finds a server that stopped answering (SIGSTOP): the request in flight fails, not refused', async () => {
+    const [host] = pickHosts(1);
+    // any HTTP/2 server in its own process will do: a gRPC one, which waits for the request's end
+    const child = await spawnEchoServer({ host: host! });
+    cleanups.push(async () => {
+      child.resume();
+      await child.kill();
+    });
+    const ep = http2Endpoint(child.address, {
+      scheme: 'http',
+      keepaliveTimeMs: 100,
+      keepaliveTimeoutMs: 200,
+      initialBackoffMs: 60_000,
+    });
+    cleanups.push(() => ep.close({ graceMs: 0 }));
+    const timeouts: number[] = [];
+    ep.events$.subscribe((e) => (e.kind === 'keepalive-timeout' ? timeouts.push(e.timeoutMs) : 0));
+    await ready(ep);
+    const body = new PassThrough();
+    body.write('never ended');
+    const inflight = ep
+      .call(
+        {
+          method: 'POST',
+          path: '/grpctower.testing.Echo/Unary',
+          headers: { 'content-type': 'application/grpc', te: 'trailers' },
+          body,
+        },
+        background,
+      )
+      .catch((e: unknown) => e);
+    // answered PINGs keep a connection with a request open up
+    await new Promise((r) => setTimeout(r, 350));
+    expect(timeouts).toEqual([]);
+    child.pause();
+    const err = await inflight;
+    expect(err).toBeInstanceOf(Http2RequestError);
+    expect(err).toMatchObject({ refused: false });
+    expect(timeouts).toEqual([200]);
+    expect(() => http2Endpoint(child.address, { scheme: 'http', keepaliveTimeMs: 0 })).toThrow(
+      expect.objectContaining({ option: 'keepaliveTimeMs' }),
     );
   });
 

@@ -11,8 +11,10 @@
  * accepted finish on the old one) or the session is lost, and reconnects
  * with exponential backoff after a failed attempt, staying `failed` until
  * an attempt connects. A connection attempt, and the wait for SETTINGS
- * after it, may take 20 s each. The connection's state changes and the
- * server's GOAWAYs are on {@link Http2Endpoint.events$}. Its sockets and
+ * after it, may take 20 s each. With `keepaliveTimeMs`, unanswered PINGs
+ * end a session whose server stopped answering. The connection's state
+ * changes, the server's GOAWAYs and keepalive timeouts are on
+ * {@link Http2Endpoint.events$}. Its sockets and
  * timers do not keep the process alive on their own.
  *
  * This lets the same layers — discovery, p2c, retry, timeout — serve HTTP/2
@@ -224,6 +226,15 @@ export interface Http2EndpointOptions {
   readonly initialBackoffMs?: number;
   /** Default 10 s. */
   readonly maxBackoffMs?: number;
+  /**
+   * Keepalive (as gRPC's A8): while requests are open, a PING after this
+   * long without one; a PING unanswered within `keepaliveTimeoutMs` ends
+   * the session (its open requests fail, not refused) and a new one is
+   * opened, so a server that stopped answering is found. Off by default.
+   */
+  readonly keepaliveTimeMs?: number;
+  /** How long a keepalive PING may go unanswered; default 20 s. */
+  readonly keepaliveTimeoutMs?: number;
   /** Largest response body accepted; default 64 MiB. */
   readonly maxResponseBytes?: number;
   /** How long `close()` waits for requests in flight; default 30 s. */
@@ -295,8 +306,8 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   readonly forZones: readonly string[] | undefined;
   readonly readiness$: Observable<Readiness>;
   /**
-   * Its connection's state changes (with the reason of a failure) and the
-   * GOAWAYs its server sends; completes on close.
+   * Its connection's state changes (with the reason of a failure), the
+   * GOAWAYs its server sends and keepalive timeouts; completes on close.
    */
   readonly events$: Observable<ConnectionEvent>;
   readonly #authority: string;
@@ -340,6 +351,16 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     this.weight = checkWeight('http2Endpoint', options.weight);
     this.zone = checkZone('http2Endpoint', options.zone);
     this.forZones = checkForZones('http2Endpoint', options.forZones);
+    const keepaliveMs = options.keepaliveTimeMs;
+    if (keepaliveMs !== undefined && !(Number.isFinite(keepaliveMs) && keepaliveMs > 0)) {
+      throw new ConfigError('http2Endpoint', 'keepaliveTimeMs', keepaliveMs, 'a finite number > 0');
+    }
+    const keepaliveTimeoutMs = positive(
+      'http2Endpoint',
+      'keepaliveTimeoutMs',
+      options.keepaliveTimeoutMs,
+      20_000,
+    );
     const connectOptions = options.connectOptions;
     const session = sessionOptionsOf(connectOptions);
     this.#connection = new Http2Connection({
@@ -348,6 +369,8 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
       address: this.address,
       secure: scheme === 'https' ? secureOf(connectOptions, hp.host, authority) : undefined,
       backoff: { initialMs, maxMs, multiplier: 2 },
+      keepaliveTimeMs: keepaliveMs,
+      keepaliveTimeoutMs,
       session,
       // the endpoint must not keep the process alive on its own
       unref: true,
