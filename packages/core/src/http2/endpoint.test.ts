@@ -241,6 +241,18 @@ describe('http2Endpoint reconnect', () => {
 });
 
 describe('http2Endpoint over the shared HTTP/2 connection layer', () => {
+  /** A server, and a ready endpoint to it with the connection events it published from its start. */
+  async function watchedEndpoint() {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    const ep = http2Endpoint(srv.address, { scheme: 'http' });
+    cleanups.push(() => ep.close());
+    const events: ConnectionEvent[] = [];
+    ep.events$.subscribe((e) => events.push(e));
+    await ready(ep);
+    return { srv, ep, events };
+  }
+
   test('requests started before the server sent its SETTINGS wait for them: max_concurrent_streams 2, 12 requests, none refused', async () => {
     const [host] = pickHosts(1);
     const srv = await startServer(host!, 0, { maxConcurrentStreams: 2 });
@@ -271,13 +283,7 @@ describe('http2Endpoint over the shared HTTP/2 connection layer', () => {
   });
 
   test("the server's GOAWAY is an event of the endpoint; later requests go to a fresh session", async () => {
-    const [host] = pickHosts(1);
-    const srv = await startServer(host!);
-    const ep = http2Endpoint(srv.address, { scheme: 'http' });
-    cleanups.push(() => ep.close());
-    const events: ConnectionEvent[] = [];
-    ep.events$.subscribe((e) => events.push(e));
-    await ready(ep);
+    const { srv, ep, events } = await watchedEndpoint();
     await ep.call({ path: '/one' }, background);
     srv.sessions[0]!.goaway(http2.constants.NGHTTP2_NO_ERROR, 1, Buffer.from('max_age'));
     await expect.poll(() => events.some((e) => e.kind === 'goaway')).toBe(true);
@@ -290,11 +296,23 @@ describe('http2Endpoint over the shared HTTP/2 connection layer', () => {
     });
     expect((await ep.call({ path: '/two' }, background)).status).toBe(200);
     expect(srv.sessions.length).toBe(2);
-    expect(events.filter((e) => e.kind === 'state').map((e) => (e.kind === 'state' ? e.state : ''))).toEqual([
+    expect(events.map((e) => (e.kind === 'state' ? e.state : e.kind))).toEqual([
       'ready',
+      'goaway',
       'connecting',
       'ready',
     ]);
+  });
+
+  test('a request node refuses to start (a connection-specific header) fails alone: the session stays', async () => {
+    const { srv, ep, events } = await watchedEndpoint();
+    const err = await ep.call({ path: '/bad', headers: { connection: 'close' } }, background).catch((e) => e);
+    expect(err).toBeInstanceOf(Http2RequestError);
+    expect(err).toMatchObject({ refused: true, message: expect.stringMatching(/connection/i) });
+    expect((await ep.call({ path: '/good' }, background)).status).toBe(200);
+    expect(srv.sessions.length).toBe(1);
+    expect(events.map((e) => (e.kind === 'state' ? e.state : e.kind))).toEqual(['ready']);
+    expect(ep.pending).toBe(0);
   });
 
   test('the session options of connectOptions reach the session; bad ones are named at once', async () => {

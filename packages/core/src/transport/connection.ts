@@ -372,8 +372,12 @@ export class Http2Connection {
     try {
       stream = record.session.request(headers, options);
     } catch (err) {
-      // the session went away in between: nothing left this process
-      this.#retire(record, `session refused a new stream: ${(err as Error).message}`);
+      // nothing left this process: the session went away in between (then the next
+      // stream goes to a new one), or node refused the request itself (its headers)
+      const session = record.session;
+      if (session.closed || session.destroyed) {
+        this.#retire(record, `session refused a new stream: ${(err as Error).message}`);
+      }
       opener.notSent(`could not open an HTTP/2 stream to ${this.address}: ${(err as Error).message}`, false);
       return;
     }
