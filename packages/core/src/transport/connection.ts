@@ -336,7 +336,9 @@ export class Http2Connection {
   /**
    * Closes the connection: waiting streams are not sent; open streams
    * finish on their sessions, which then close (`destroy` ends them now,
-   * sockets and all). Resolves once every session has closed.
+   * sockets and all). Resolves once every session has closed; without
+   * `destroy`, a session the server sent GOAWAY on may wait for the server
+   * to close its end (node does not finish closing it before).
    */
   close(destroy = false): Promise<void> {
     if (this.#state === 'closed') return Promise.resolve();
