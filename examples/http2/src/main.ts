@@ -1,9 +1,9 @@
 // The same layers over plain HTTP/2 (not gRPC): discovery → p2c → retry
 // (`httpRetry`: HTTP's rules) → timeout around `http2Endpoint` from
 // @grpc-tower/core/http2. Each endpoint keeps one HTTP/2 session per server
-// and reuses it for every request; it is `ready` while that session is up,
-// moves to a new session when the server sends GOAWAY, and reconnects with
-// backoff after a failure.
+// and reuses it for every request; it is `ready` once the server's first
+// SETTINGS arrived, moves to a new session when the server sends GOAWAY, and
+// reconnects with backoff after a failure.
 //
 //   npm start -w @grpc-tower/example-http2      (starts two local servers)
 import { p2c } from '@grpc-tower/balance';

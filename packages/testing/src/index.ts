@@ -55,6 +55,7 @@ export {
   type ResourceTracker,
   trackResources,
 } from './leaks.js';
+export { selfSigned } from './certs.js';
 export { closedPort } from './ports.js';
 export { type TestTransport, TRANSPORTS } from './transports.js';
 export {

@@ -1,10 +1,13 @@
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { pickHosts } from '@grpc-tower/testing';
+import { PassThrough } from 'node:stream';
+import * as tls from 'node:tls';
+import { pickHosts, selfSigned, spawnEchoServer } from '@grpc-tower/testing';
 import { firstValueFrom, filter } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import { background, newContext } from '../context.js';
 import { ConfigError } from '../errors.js';
+import type { ConnectionEvent } from '../transport/connection.js';
 import { type Http2Endpoint, Http2RequestError, http2Endpoint } from './endpoint.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -12,9 +15,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function startServer(host: string, port = 0) {
+async function startServer(host: string, port = 0, settings?: http2.Settings) {
   const sessions: http2.ServerHttp2Session[] = [];
-  const server = http2.createServer();
+  const server = http2.createServer(settings === undefined ? {} : { settings });
   server.on('session', (s) => sessions.push(s));
   server.on('stream', (stream, headers) => {
     const path = String(headers[':path']);
@@ -234,5 +237,229 @@ describe('http2Endpoint reconnect', () => {
     await down.close();
     await attempt;
     expect(down.readiness).toBe('closed');
+  });
+});
+
+describe('http2Endpoint over the shared HTTP/2 connection layer', () => {
+  /** A server, and a ready endpoint to it with the connection events it published from its start. */
+  async function watchedEndpoint() {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    const ep = http2Endpoint(srv.address, { scheme: 'http' });
+    cleanups.push(() => ep.close());
+    const events: ConnectionEvent[] = [];
+    ep.events$.subscribe((e) => events.push(e));
+    await ready(ep);
+    return { srv, ep, events };
+  }
+
+  test('requests started before the server sent its SETTINGS wait for them: max_concurrent_streams 2, 12 requests, none refused', async () => {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!, 0, { maxConcurrentStreams: 2 });
+    let open = 0;
+    let most = 0;
+    srv.server.on('stream', (stream) => {
+      most = Math.max(most, ++open);
+      stream.once('close', () => open--);
+    });
+    const ep = http2Endpoint(srv.address, { scheme: 'http' });
+    cleanups.push(() => ep.close());
+    // all sent at once, while the endpoint still connects
+    expect(ep.readiness).toBe('connecting');
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        ep.call({ path: `/w${i}?delay=20` }, background).then(
+          (r) => r.status,
+          (e: Error) => e.message,
+        ),
+      ),
+    );
+    console.log(
+      `max_concurrent_streams 2: ${answers.filter((a) => a === 200).length} of 12 answered, at most ${most} streams open on the server`,
+    );
+    expect(answers).toEqual(Array.from({ length: 12 }, () => 200));
+    expect(most).toBe(2);
+    expect(srv.sessions.length).toBe(1);
+  });
+
+  test("the server's GOAWAY is an event of the endpoint; later requests go to a fresh session", async () => {
+    const { srv, ep, events } = await watchedEndpoint();
+    await ep.call({ path: '/one' }, background);
+    srv.sessions[0]!.goaway(http2.constants.NGHTTP2_NO_ERROR, 1, Buffer.from('max_age'));
+    await expect.poll(() => events.some((e) => e.kind === 'goaway')).toBe(true);
+    expect(events.find((e) => e.kind === 'goaway')).toEqual({
+      kind: 'goaway',
+      address: srv.address,
+      code: 0,
+      lastStreamId: 1,
+      debug: 'max_age',
+    });
+    expect((await ep.call({ path: '/two' }, background)).status).toBe(200);
+    expect(srv.sessions.length).toBe(2);
+    expect(events.map((e) => (e.kind === 'state' ? e.state : e.kind))).toEqual([
+      'ready',
+      'goaway',
+      'connecting',
+      'ready',
+    ]);
+  });
+
+  test('a request node refuses to start (a connection-specific header) fails alone: the session stays', async () => {
+    const { srv, ep, events } = await watchedEndpoint();
+    const err = await ep.call({ path: '/bad', headers: { connection: 'close' } }, background).catch((e) => e);
+    expect(err).toBeInstanceOf(Http2RequestError);
+    expect(err).toMatchObject({ refused: true, message: expect.stringMatching(/connection/i) });
+    expect((await ep.call({ path: '/good' }, background)).status).toBe(200);
+    expect(srv.sessions.length).toBe(1);
+    expect(events.map((e) => (e.kind === 'state' ? e.state : e.kind))).toEqual(['ready']);
+    expect(ep.pending).toBe(0);
+  });
+
+  test('the session options of connectOptions reach the session; bad ones are named at once', async () => {
+    const [host] = pickHosts(1);
+    const srv = await startServer(host!);
+    let window: number | undefined;
+    srv.server.on('session', (s) =>
+      s.once('remoteSettings', (settings) => (window = settings.initialWindowSize)),
+    );
+    const ep = http2Endpoint(srv.address, {
+      scheme: 'http',
+      connectOptions: { settings: { initialWindowSize: 1 << 20 } },
+    });
+    cleanups.push(() => ep.close());
+    expect((await ep.call({ path: '/s' }, background)).status).toBe(200);
+    expect(window).toBe(1 << 20);
+    expect(() =>
+      http2Endpoint(srv.address, { scheme: 'http', connectOptions: { settings: { initialWindowSize: -1 } } }),
+    ).toThrow(
+      expect.objectContaining({
+        option: 'connectOptions',
+        message: expect.stringMatching(/initialWindowSize/),
+      }),
+    );
+    expect(() =>
+      http2Endpoint(srv.address, {
+        scheme: 'http',
+        connectOptions: { createConnection: () => undefined as never },
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        option: 'connectOptions',
+        message: expect.stringMatching(/createConnection/),
+      }),
+    );
+    expect(() =>
+      http2Endpoint(srv.address, { scheme: 'https', connectOptions: { cert: 'garbage', key: 'garbage' } }),
+    ).toThrow(
+      expect.objectContaining({ option: 'connectOptions', message: expect.stringMatching(/TLS options/) }),
+    );
+  });
+
+  test('keepalive finds a server that stopped answering (SIGSTOP): the request in flight fails, not refused', async () => {
+    const [host] = pickHosts(1);
+    // any HTTP/2 server in its own process will do: a gRPC one, which waits for the request's end
+    const child = await spawnEchoServer({ host: host! });
+    cleanups.push(async () => {
+      child.resume();
+      await child.kill();
+    });
+    const ep = http2Endpoint(child.address, {
+      scheme: 'http',
+      keepaliveTimeMs: 100,
+      keepaliveTimeoutMs: 200,
+      initialBackoffMs: 60_000,
+    });
+    cleanups.push(() => ep.close({ graceMs: 0 }));
+    const timeouts: number[] = [];
+    ep.events$.subscribe((e) => (e.kind === 'keepalive-timeout' ? timeouts.push(e.timeoutMs) : 0));
+    await ready(ep);
+    const body = new PassThrough();
+    body.write('never ended');
+    const inflight = ep
+      .call(
+        {
+          method: 'POST',
+          path: '/grpctower.testing.Echo/Unary',
+          headers: { 'content-type': 'application/grpc', te: 'trailers' },
+          body,
+        },
+        background,
+      )
+      .catch((e: unknown) => e);
+    // answered PINGs keep a connection with a request open up
+    await new Promise((r) => setTimeout(r, 350));
+    expect(timeouts).toEqual([]);
+    child.pause();
+    const err = await inflight;
+    expect(err).toBeInstanceOf(Http2RequestError);
+    expect(err).toMatchObject({ refused: false });
+    expect(timeouts).toEqual([200]);
+    expect(() => http2Endpoint(child.address, { scheme: 'http', keepaliveTimeMs: 0 })).toThrow(
+      expect.objectContaining({ option: 'keepaliveTimeMs' }),
+    );
+  });
+
+  describe('TLS', () => {
+    const { key, cert } = selfSigned('items.test');
+
+    async function startTlsServer(host: string, alpn: string[]) {
+      const names: (string | false | null)[] = [];
+      const server =
+        alpn[0] === 'h2'
+          ? http2.createSecureServer({ key, cert }, (_req, res) => res.end('tls'))
+          : tls.createServer({ key, cert, ...(alpn.length === 0 ? {} : { ALPNProtocols: alpn }) }, (socket) =>
+              socket.end(),
+            );
+      server.on('secureConnection', (socket: tls.TLSSocket) => names.push(socket.servername));
+      await new Promise<void>((resolve) => server.listen(0, host, resolve));
+      cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      return { address: `${host}:${(server.address() as AddressInfo).port}`, names };
+    }
+
+    test('the authority is the SNI name and the name checked; a server without ALPN h2 fails with a named error', async () => {
+      const [host] = pickHosts(1);
+      const good = await startTlsServer(host!, ['h2']);
+      const ep = http2Endpoint(good.address, {
+        scheme: 'https',
+        authority: 'items.test',
+        connectOptions: { ca: cert },
+      });
+      cleanups.push(() => ep.close({ graceMs: 0 }));
+      const res = await ep.call({ path: '/t' }, background);
+      expect([res.status, res.body.toString()]).toEqual([200, 'tls']);
+      expect(good.names).toEqual(['items.test']);
+
+      const wrongName = http2Endpoint(good.address, {
+        scheme: 'https',
+        authority: 'billing.test',
+        connectOptions: { ca: cert },
+        initialBackoffMs: 60_000,
+      });
+      cleanups.push(() => wrongName.close({ graceMs: 0 }));
+      await firstValueFrom(wrongName.readiness$.pipe(filter((r) => r === 'failed')));
+      expect(wrongName.lastError).toMatch(/billing\.test/);
+
+      // a TLS server that speaks only HTTP/1.1 refuses the handshake; one without ALPN is refused here
+      const http1 = await startTlsServer(host!, ['http/1.1']);
+      const noAlpn = await startTlsServer(host!, []);
+      const failing = [http1, noAlpn].map((srv) => {
+        const ep = http2Endpoint(srv.address, {
+          scheme: 'https',
+          authority: 'items.test',
+          connectOptions: { ca: cert },
+          initialBackoffMs: 60_000,
+        });
+        cleanups.push(() => ep.close({ graceMs: 0 }));
+        return ep;
+      });
+      for (const ep of failing) await firstValueFrom(ep.readiness$.pipe(filter((r) => r === 'failed')));
+      expect(failing.map((ep) => ep.lastError)).toEqual([
+        expect.stringMatching(/^TLS error: .*no application protocol/),
+        'TLS server did not negotiate ALPN "h2" (got none)',
+      ]);
+      const err = await failing[1]!.call({ path: '/x' }, background).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Http2RequestError);
+      expect(err).toMatchObject({ refused: true, message: expect.stringMatching(/ALPN "h2"/) });
+    });
   });
 });

@@ -1,9 +1,21 @@
 /**
  * An {@link Endpoint} for plain HTTP/2 requests to one origin, built on
- * `node:http2`. One session per endpoint is reused by every request; the
- * endpoint is `ready` while that session is connected, reconnects with
- * exponential backoff after a failure, and moves to a fresh session when the
- * server sends GOAWAY (requests already accepted finish on the old one).
+ * `node:http2` through the HTTP/2 connection layer the native gRPC endpoint
+ * uses too (`transport/connection.ts`), which owns its sessions. One
+ * session at a time is reused by every request. The endpoint is `ready`
+ * once the server's first SETTINGS frame has arrived (so a server's
+ * `max_concurrent_streams` is known before any stream is opened: requests
+ * started while connecting wait for it, and requests beyond the server's
+ * limit wait for a free stream instead of being refused). It moves to a
+ * fresh session at once when the server sends GOAWAY (requests already
+ * accepted finish on the old one) or the session is lost, and reconnects
+ * with exponential backoff after a failed attempt, staying `failed` until
+ * an attempt connects. A connection attempt, and the wait for SETTINGS
+ * after it, may take 20 s each. With `keepaliveTimeMs`, unanswered PINGs
+ * end a session whose server stopped answering. The connection's state
+ * changes, the server's GOAWAYs and keepalive timeouts are on
+ * {@link Http2Endpoint.events$}. Its sockets and
+ * timers do not keep the process alive on their own.
  *
  * This lets the same layers — discovery, p2c, retry, timeout — serve HTTP/2
  * clients that are not gRPC.
@@ -23,6 +35,7 @@
  * @module
  */
 import * as http2 from 'node:http2';
+import { isIP } from 'node:net';
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import { Readable } from 'node:stream';
 import type { CallContext } from '../context.js';
@@ -37,6 +50,13 @@ import {
 } from '../errors.js';
 import { formatAddress, parseAddress } from '../address.js';
 import { Status } from '../status.js';
+import {
+  type ConnectionEvent,
+  Http2Connection,
+  type SecureUpgrade,
+  type StreamOpener,
+} from '../transport/connection.js';
+import { tlsUpgrade } from '../transport/tls.js';
 import { type BodyReader, Http2Body, isChunkSource, openStream, send } from './body.js';
 import { methodOf } from './request.js';
 
@@ -192,12 +212,29 @@ export interface Http2EndpointOptions {
   readonly scheme: 'http' | 'https';
   /** The logical host name: `:authority` and, with TLS, the certificate name (SNI). */
   readonly authority?: string;
-  /** TLS and session options passed to `http2.connect`. */
+  /**
+   * With `https`, TLS options for `tls.connect` (`ca`, client certificates,
+   * `servername`, `checkServerIdentity`, `rejectUnauthorized`…; ALPN is
+   * always `h2` alone); and session options for `http2.connect`
+   * (`settings`, `maxSessionMemory`, `peerMaxConcurrentStreams`…). The
+   * endpoint makes its sockets itself: `createConnection` is refused, and
+   * TCP options (`localAddress`, `lookup`…) are not used. Invalid settings
+   * or TLS material are a ConfigError at once.
+   */
   readonly connectOptions?: http2.SecureClientSessionOptions;
-  /** First reconnect delay; doubles up to `maxBackoffMs`, with jitter. Default 100 ms. */
+  /** First reconnect delay; doubles up to `maxBackoffMs`, with ±20 % jitter. Default 100 ms. */
   readonly initialBackoffMs?: number;
   /** Default 10 s. */
   readonly maxBackoffMs?: number;
+  /**
+   * Keepalive (as gRPC's A8): while requests are open, a PING after this
+   * long without one; a PING unanswered within `keepaliveTimeoutMs` ends
+   * the session (its open requests fail, not refused) and a new one is
+   * opened, so a server that stopped answering is found. Off by default.
+   */
+  readonly keepaliveTimeMs?: number;
+  /** How long a keepalive PING may go unanswered; default 20 s. */
+  readonly keepaliveTimeoutMs?: number;
   /** Largest response body accepted; default 64 MiB. */
   readonly maxResponseBytes?: number;
   /** How long `close()` waits for requests in flight; default 30 s. */
@@ -240,6 +277,8 @@ const BODY_EXPECTED = 'a Buffer, a string, an Http2Body, a Readable or an AsyncI
 
 /** The request options of a request with a body. */
 const WITH_BODY: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
+/** The request options of a request without one: its stream ends with the headers. */
+const END_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
 
 /** The body of a streamed response, whose bytes are in `stream`. */
 const EMPTY_BODY = Buffer.alloc(0);
@@ -254,6 +293,7 @@ const NO_TRAILERS = Promise.resolve(EMPTY_TRAILERS);
  * @example
  * ```ts
  * const ep = new Http2Endpoint('127.0.0.2:8080', { scheme: 'http' });
+ * ep.events$.subscribe((e) => { if (e.kind === 'goaway') console.log('GOAWAY', e.code, e.debug); });
  * ```
  */
 export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
@@ -265,32 +305,20 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   /** The topology hints it was given, or `undefined`. */
   readonly forZones: readonly string[] | undefined;
   readonly readiness$: Observable<Readiness>;
-  readonly #origin: string;
+  /**
+   * Its connection's state changes (with the reason of a failure), the
+   * GOAWAYs its server sends and keepalive timeouts; completes on close.
+   */
+  readonly events$: Observable<ConnectionEvent>;
   readonly #authority: string;
-  readonly #options: Http2EndpointOptions;
-  readonly #initialBackoff: number;
-  readonly #maxBackoff: number;
   readonly #maxBody: number;
   readonly #grace: number;
+  readonly #connection: Http2Connection;
   readonly #state = new BehaviorSubject<Readiness>('connecting');
-  readonly #streams = new Set<http2.ClientHttp2Stream>();
-  /** What each request's {@link StreamCall} tells this endpoint. */
-  readonly #hooks: StreamHooks = {
-    finished: (stream) => {
-      this.#streams.delete(stream);
-      if (this.#streams.size === 0) this.#drained?.();
-    },
-  };
-  /** Per session, how to fail its unsettled requests if it closes under them. */
-  readonly #orphans = new Map<http2.ClientHttp2Session, Set<() => void>>();
-  #session: http2.ClientHttp2Session | undefined;
-  #backoff: number;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  /** The attempt `reconnect()` started, until it ends. */
-  #reconnecting: { readonly promise: Promise<void>; readonly end: () => void } | undefined;
-  /** Whether `reconnect()` took the place of a scheduled attempt since the last one ran. */
-  #reconnected = false;
-  #lastError: string | undefined;
+  /** Requests started and not over: waiting for the connection, or on a stream. */
+  readonly #calls = new Set<StreamCall>();
+  /** What each request's {@link StreamCall} needs of this endpoint. */
+  readonly #hooks: StreamHooks;
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
 
@@ -308,39 +336,61 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     if (scheme !== 'http' && scheme !== 'https') {
       throw new ConfigError('http2Endpoint', 'scheme', scheme, SCHEME_EXPECTED);
     }
-    this.#origin = `${scheme}://${this.address}`;
-    if (!URL.canParse(this.#origin)) {
+    if (!URL.canParse(`${scheme}://${this.address}`)) {
       throw new ConfigError('http2Endpoint', 'address', address, 'a host:port that forms a valid URL');
     }
-    if (
-      options.authority !== undefined &&
-      (typeof options.authority !== 'string' || options.authority === '')
-    ) {
-      throw new ConfigError('http2Endpoint', 'authority', options.authority, 'a non-empty host name');
+    const authority = options.authority;
+    if (authority !== undefined && (typeof authority !== 'string' || authority === '')) {
+      throw new ConfigError('http2Endpoint', 'authority', authority, 'a non-empty host name');
     }
-    this.#authority = options.authority ?? this.address;
-    this.#options = options;
-    this.#initialBackoff = positive('http2Endpoint', 'initialBackoffMs', options.initialBackoffMs, 100);
-    this.#maxBackoff = positive('http2Endpoint', 'maxBackoffMs', options.maxBackoffMs, 10_000);
+    this.#authority = authority ?? this.address;
+    const initialMs = positive('http2Endpoint', 'initialBackoffMs', options.initialBackoffMs, 100);
+    const maxMs = positive('http2Endpoint', 'maxBackoffMs', options.maxBackoffMs, 10_000);
     this.#maxBody = positive('http2Endpoint', 'maxResponseBytes', options.maxResponseBytes, 64 * 1024 * 1024);
     this.#grace = positive('http2Endpoint', 'closeGraceMs', options.closeGraceMs, 30_000);
     this.weight = checkWeight('http2Endpoint', options.weight);
     this.zone = checkZone('http2Endpoint', options.zone);
     this.forZones = checkForZones('http2Endpoint', options.forZones);
-    this.#backoff = this.#initialBackoff;
-    this.readiness$ = this.#state.pipe(distinctUntilChanged());
-    try {
-      this.#connect();
-    } catch (err) {
-      // http2.connect checks its options itself; the same options are used for every reconnect
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new ConfigError(
-        'http2Endpoint',
-        'connectOptions',
-        options.connectOptions,
-        `options http2.connect accepts (${reason})`,
-      );
+    const keepaliveMs = options.keepaliveTimeMs;
+    if (keepaliveMs !== undefined && !(Number.isFinite(keepaliveMs) && keepaliveMs > 0)) {
+      throw new ConfigError('http2Endpoint', 'keepaliveTimeMs', keepaliveMs, 'a finite number > 0');
     }
+    const keepaliveTimeoutMs = positive(
+      'http2Endpoint',
+      'keepaliveTimeoutMs',
+      options.keepaliveTimeoutMs,
+      20_000,
+    );
+    const connectOptions = options.connectOptions;
+    const session = sessionOptionsOf(connectOptions);
+    this.#connection = new Http2Connection({
+      host: hp.host,
+      port: hp.port,
+      address: this.address,
+      secure: scheme === 'https' ? secureOf(connectOptions, hp.host, authority) : undefined,
+      backoff: { initialMs, maxMs, multiplier: 2 },
+      keepaliveTimeMs: keepaliveMs,
+      keepaliveTimeoutMs,
+      session,
+      // the endpoint must not keep the process alive on its own
+      unref: true,
+    });
+    const connection = this.#connection;
+    this.#hooks = {
+      connection,
+      finished: (call) => {
+        this.#calls.delete(call);
+        if (this.#calls.size === 0) this.#drained?.();
+      },
+    };
+    this.readiness$ = this.#state.pipe(distinctUntilChanged());
+    this.events$ = connection.events$;
+    connection.onState = (state) => {
+      // a failed endpoint stays failed through its next attempts, until one connects;
+      // `closed` is said by close() once its sessions have closed
+      if (state === 'closed' || (state === 'connecting' && this.#state.value === 'failed')) return;
+      this.#set(state === 'idle' ? 'ready' : state);
+    };
   }
 
   get readiness(): Readiness {
@@ -348,12 +398,15 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   }
 
   get pending(): number {
-    return this.#streams.size;
+    return this.#calls.size;
   }
 
-  /** The last session error, such as `connect ECONNREFUSED 127.0.0.9:8080`; kept after a reconnect. */
+  /**
+   * Why the last connection attempt failed or the last session ended, such
+   * as `connect ECONNREFUSED 127.0.0.9:8080`; kept after a reconnect.
+   */
   get lastError(): string | undefined {
-    return this.#lastError;
+    return this.#connection.lastError;
   }
 
   #set(r: Readiness): void {
@@ -373,80 +426,8 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
    * ```
    */
   reconnect(): Promise<void> | undefined {
-    if (this.#reconnecting !== undefined) return this.#reconnecting.promise;
-    const timer = this.#timer;
-    if (this.#closing !== undefined || timer === undefined || this.#reconnected) return undefined;
-    clearTimeout(timer);
-    let end!: () => void;
-    const promise = new Promise<void>((resolve) => {
-      end = resolve;
-    });
-    this.#reconnecting = { promise, end };
-    this.#reconnected = true;
-    this.#connect();
-    return promise;
-  }
-
-  /** The attempt `reconnect()` started has ended (connected, failed, or the endpoint closed). */
-  #reconnectEnded(): void {
-    const attempt = this.#reconnecting;
-    this.#reconnecting = undefined;
-    attempt?.end();
-  }
-
-  #connect(): void {
-    this.#timer = undefined;
-    if (this.#closing !== undefined) return;
-    this.#set(this.#state.value === 'failed' ? 'failed' : 'connecting');
-    const servername = this.#options.authority;
-    const session = http2.connect(this.#origin, {
-      ...(servername === undefined ? {} : { servername }),
-      ...this.#options.connectOptions,
-    });
-    this.#session = session;
-    session.on('connect', () => {
-      if (this.#session !== session) return;
-      this.#backoff = this.#initialBackoff;
-      this.#reconnected = false;
-      this.#set('ready');
-      this.#reconnectEnded();
-    });
-    session.on('goaway', () => this.#retire(session, false));
-    session.on('error', (err: Error) => {
-      if (this.#session === session) this.#lastError = err.message;
-      this.#retire(session, true);
-    });
-    session.on('close', () => {
-      // a stream that had not reached the server when the session went away
-      // may never emit its own 'close': fail it as refused
-      const orphans = this.#orphans.get(session);
-      this.#orphans.delete(session);
-      for (const fail of orphans ?? []) fail();
-      this.#retire(session, !session.connecting && session.destroyed);
-    });
-    // the session must not keep the process alive on its own
-    session.unref();
-  }
-
-  /** Stops using `session` for new requests and opens a new one (after backoff on failure). */
-  #retire(session: http2.ClientHttp2Session, failed: boolean): void {
-    if (this.#session !== session) return;
-    this.#session = undefined;
-    if (!session.closed && !session.destroyed) session.close(); // lets accepted streams finish
-    if (this.#closing !== undefined) return;
-    if (!failed) {
-      this.#connect();
-      return;
-    }
-    this.#set('failed');
-    const delay = this.#backoff * (0.8 + Math.random() * 0.4);
-    this.#backoff = Math.min(this.#maxBackoff, this.#backoff * 2);
-    this.#timer = setTimeout(() => {
-      this.#reconnected = false;
-      this.#connect();
-    }, delay);
-    this.#timer.unref();
-    this.#reconnectEnded();
+    if (this.#closing !== undefined) return undefined;
+    return this.#connection.connectNow();
   }
 
   call(req: Http2Request, ctx: CallContext): Promise<Http2Response> {
@@ -457,15 +438,6 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
       );
     }
     if (ctx.aborted) return Promise.reject(ctx.reason());
-    const session = this.#session;
-    if (session === undefined || session.destroyed || session.closed) {
-      return Promise.reject(
-        new Http2RequestError(`endpoint ${address} has no open HTTP/2 session`, {
-          endpoint: address,
-          refused: true,
-        }),
-      );
-    }
     const body = req.body;
     let reader: BodyReader | undefined;
     if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
@@ -480,48 +452,27 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
       }
       reader = opened;
     }
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = session.request(
-        {
-          ':method': methodOf(req),
-          ':path': req.path,
-          ':authority': this.#authority,
-          ...req.headers,
-        },
-        // a GET, HEAD or DELETE with a body must not end its stream with the headers
-        body === undefined ? undefined : WITH_BODY,
-      );
-    } catch (err) {
-      reader?.release();
-      return Promise.reject(
-        new Http2RequestError(`request to ${address} failed to start`, {
-          endpoint: address,
-          refused: true,
-          cause: err,
-        }),
-      );
-    }
-    this.#streams.add(stream);
-    let orphans = this.#orphans.get(session);
-    if (orphans === undefined) {
-      orphans = new Set();
-      this.#orphans.set(session, orphans);
-    }
     const call = new StreamCall(
       this.#hooks,
-      stream,
       address,
       req.response === 'stream',
       this.#maxBody,
       reader,
-      orphans,
+      reader === undefined ? (body as Buffer | string | undefined) : undefined,
     );
+    this.#calls.add(call);
     call.link(ctx);
-    if (reader !== undefined) {
-      send(stream, reader).then(noop, (err: unknown) => call.bodyFailed(err));
-    } else if (body !== undefined) stream.end(body);
-    else stream.end();
+    this.#connection.request(
+      {
+        ':method': methodOf(req),
+        ':path': req.path,
+        ':authority': this.#authority,
+        ...req.headers,
+      },
+      call,
+      // a GET, HEAD or DELETE with a body must not end its stream with the headers
+      body === undefined ? END_STREAM : WITH_BODY,
+    );
     return call.promise;
   }
 
@@ -529,13 +480,10 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     if (this.#closing !== undefined) return this.#closing;
     const grace = options.graceMs ?? this.#grace;
     this.#closing = (async () => {
-      if (this.#timer !== undefined) clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#reconnectEnded();
-      if (this.#streams.size > 0) {
+      if (this.#calls.size > 0) {
         await new Promise<void>((resolve) => {
           const t = setTimeout(() => {
-            for (const s of this.#streams) s.close(http2.constants.NGHTTP2_CANCEL);
+            for (const call of [...this.#calls]) call.abandon();
             resolve();
           }, grace);
           this.#drained = () => {
@@ -544,11 +492,10 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
           };
         });
       }
-      const session = this.#session;
-      this.#session = undefined;
-      if (session !== undefined && !session.destroyed) {
-        await new Promise<void>((resolve) => session.close(() => resolve()));
-      }
+      this.#drained = undefined;
+      // every request is over: the sessions end now (one the server sent GOAWAY on and
+      // never closed would otherwise keep its socket)
+      await this.#connection.close(true);
       this.#set('closed');
       this.#state.complete();
     })();
@@ -556,10 +503,64 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   }
 }
 
-/** What a {@link StreamCall} tells its endpoint. */
+/** The TLS upgrade of `connectOptions`, or a ConfigError naming what `tls` refused in them. */
+function secureOf(
+  connectOptions: http2.SecureClientSessionOptions | undefined,
+  host: string,
+  authority: string | undefined,
+): SecureUpgrade {
+  // as http2.connect names the server: its own option, else the authority, else the host unless an IP
+  const serverName = connectOptions?.servername || authority || (isIP(host) === 0 ? host : undefined);
+  try {
+    return tlsUpgrade(connectOptions ?? {}, host, serverName);
+  } catch (err) {
+    throw new ConfigError(
+      'http2Endpoint',
+      'connectOptions',
+      connectOptions,
+      `TLS options tls.connect accepts (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
+}
+
+/** `connectOptions` checked as `http2.connect` checks them, for every session the connection opens. */
+function sessionOptionsOf(
+  connectOptions: http2.SecureClientSessionOptions | undefined,
+): http2.ClientSessionOptions | undefined {
+  if (connectOptions === undefined) return undefined;
+  if (typeof connectOptions !== 'object' || connectOptions === null) {
+    throw new ConfigError('http2Endpoint', 'connectOptions', connectOptions, 'an object');
+  }
+  if (connectOptions.createConnection !== undefined) {
+    throw new ConfigError(
+      'http2Endpoint',
+      'connectOptions',
+      connectOptions,
+      'options without createConnection (the endpoint makes its own connections)',
+    );
+  }
+  const settings = connectOptions.settings;
+  if (typeof settings === 'object' && settings !== null) {
+    try {
+      http2.getPackedSettings(settings);
+    } catch (err) {
+      throw new ConfigError(
+        'http2Endpoint',
+        'connectOptions',
+        connectOptions,
+        `options http2.connect accepts (${err instanceof Error ? err.message : String(err)})`,
+      );
+    }
+  }
+  return connectOptions;
+}
+
+/** What a {@link StreamCall} needs of its endpoint. */
 interface StreamHooks {
-  /** The stream is over: it no longer counts as pending. */
-  finished(stream: http2.ClientHttp2Stream): void;
+  /** The connection its stream is asked of. */
+  readonly connection: Http2Connection;
+  /** The request is over: it no longer counts as pending. */
+  finished(call: StreamCall): void;
 }
 
 /** Where a stream (and a streamed response's Readable) keeps its call, for the shared listeners below. */
@@ -604,14 +605,18 @@ function destroyBody(this: Readable, err: Error | null, callback: (err?: Error |
 }
 
 /**
- * One request on an HTTP/2 stream, from its start to the stream's close:
- * settles the call at the response headers (`response: 'stream'`) or when
- * the stream closes cleanly with the whole body (buffered), and fails it,
- * or the streamed body, otherwise.
+ * One request, from its start to its stream's close: waits for the
+ * connection (it is the stream's {@link StreamOpener}), settles the call at
+ * the response headers (`response: 'stream'`) or when the stream closes
+ * cleanly with the whole body (buffered), and fails it, or the streamed
+ * body, otherwise.
  */
-class StreamCall {
+class StreamCall implements StreamOpener {
   readonly promise: Promise<Http2Response>;
-  readonly stream: WithCall<http2.ClientHttp2Stream>;
+  /** Its stream, once opened (see `#waiting`). */
+  stream!: WithCall<http2.ClientHttp2Stream>;
+  /** Asked of the connection, and not opened yet. */
+  #waiting = true;
   /** The response's end arrived. */
   ended = false;
   trailers: http2.IncomingHttpHeaders | undefined;
@@ -622,7 +627,8 @@ class StreamCall {
   readonly #streaming: boolean;
   readonly #maxBody: number;
   readonly #reader: BodyReader | undefined;
-  readonly #orphans: Set<() => void>;
+  /** A body sent whole, once the stream is open. */
+  readonly #body: Buffer | string | undefined;
   readonly #chunks: Buffer[] = [];
   #bytes = 0;
   #status = 0;
@@ -645,24 +651,14 @@ class StreamCall {
   #failure: Error | undefined;
   #overHooks: ((ok: boolean) => void)[] | undefined;
   #unlink = noop;
-  /** The session closed under a stream that never closed itself (it had not reached the server). */
-  readonly #onOrphaned = (): void =>
-    this.#fail(
-      new Http2RequestError(`HTTP/2 session to ${this.#address} closed before the request completed`, {
-        endpoint: this.#address,
-        refused: this.#status === 0,
-        afterHeaders: this.#status !== 0,
-      }),
-    );
 
   constructor(
     hooks: StreamHooks,
-    stream: http2.ClientHttp2Stream,
     address: string,
     streaming: boolean,
     maxBody: number,
     reader: BodyReader | undefined,
-    orphans: Set<() => void>,
+    body: Buffer | string | undefined,
   ) {
     this.promise = new Promise<Http2Response>((resolve, reject) => {
       this.#resolve = resolve;
@@ -673,27 +669,66 @@ class StreamCall {
     this.#streaming = streaming;
     this.#maxBody = maxBody;
     this.#reader = reader;
-    this.#orphans = orphans;
-    orphans.add(this.#onOrphaned);
+    this.#body = body;
+  }
+
+  /** The connection opened its stream: listen, and send the body. */
+  opened(stream: http2.ClientHttp2Stream): void {
+    this.#waiting = false;
+    if (this.#settled) {
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
     const s = stream as WithCall<http2.ClientHttp2Stream>;
     s[CALL] = this;
     this.stream = s;
     s.on('response', onResponse);
-    if (!streaming) s.on('data', onBufferedData);
+    if (!this.#streaming) s.on('data', onBufferedData);
     s.on('trailers', onTrailers);
     // The readable side ends when the server ends the stream, but also when it
     // resets it or the connection goes: only the stream's close says which.
     s.on('end', onEnd);
     s.on('close', onClose);
     s.on('error', onError);
+    const reader = this.#reader;
+    if (reader !== undefined) send(s, reader).then(noop, (err: unknown) => this.bodyFailed(err));
+    else if (this.#body !== undefined) s.end(this.#body);
   }
 
-  /** Follows the call's context: its cancellation resets the stream. */
+  /** No stream could be opened (no connection, or the endpoint's own refusal): nothing was sent. */
+  notSent(reason: string): void {
+    this.#waiting = false;
+    this.#fail(new Http2RequestError(reason, { endpoint: this.#address, refused: true }));
+  }
+
+  /** Follows the call's context: its cancellation resets the stream, or takes back the request. */
   link(ctx: CallContext): void {
     this.#unlink = ctx.onAbort(() => {
-      this.stream.close(http2.constants.NGHTTP2_CANCEL);
+      this.#stop();
       this.#fail(ctx.reason());
     });
+  }
+
+  /** The endpoint closed and its grace time ran out: the request ends now. */
+  abandon(): void {
+    const waiting = this.#waiting;
+    this.#stop();
+    if (waiting) {
+      this.#fail(
+        new Http2RequestError(`endpoint ${this.#address} closed before the request was sent`, {
+          endpoint: this.#address,
+          refused: true,
+        }),
+      );
+    }
+  }
+
+  /** Resets the stream with CANCEL, or takes back the request still waiting for one. */
+  #stop(): void {
+    if (this.#waiting) {
+      this.#waiting = false;
+      this.#hooks.connection.withdraw(this);
+    } else this.stream.close(http2.constants.NGHTTP2_CANCEL);
   }
 
   response(h: http2.IncomingHttpHeaders): void {
@@ -860,9 +895,8 @@ class StreamCall {
   #done(): void {
     if (this.#over) return;
     this.#over = true;
-    this.#orphans.delete(this.#onOrphaned);
     this.#unlink();
-    this.#hooks.finished(this.stream);
+    this.#hooks.finished(this);
     this.#settleTrailers?.(this.trailers ?? EMPTY_TRAILERS);
     const hooks = this.#overHooks;
     if (hooks !== undefined) {

@@ -23,4 +23,9 @@ describe('ReconnectBackoff', () => {
     const raised = new ReconnectBackoff({ initialMs: 500, maxMs: 100, random: () => 0.5 });
     expect([raised.next(), raised.next()]).toEqual([500, 500]);
   });
+
+  test('another multiplier: each wait twice the one before', () => {
+    const backoff = new ReconnectBackoff({ initialMs: 100, maxMs: 1_000, multiplier: 2, random: () => 0.5 });
+    expect(Array.from({ length: 6 }, () => backoff.next())).toEqual([100, 200, 400, 800, 1_000, 1_000]);
+  });
 });

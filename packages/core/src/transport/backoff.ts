@@ -15,6 +15,8 @@ export interface ReconnectBackoffOptions {
   readonly initialMs?: number;
   /** The longest wait, in ms; default 120,000 (`grpc.max_reconnect_backoff_ms`). */
   readonly maxMs?: number;
+  /** How much longer each wait is than the one before; default 1.6 (gRPC's). */
+  readonly multiplier?: number;
   /** A source of numbers in [0, 1); default `Math.random`. */
   readonly random?: () => number;
 }
@@ -42,6 +44,7 @@ export const DEFAULT_MAX_BACKOFF_MS = 120_000;
 export class ReconnectBackoff {
   readonly #initialMs: number;
   readonly #maxMs: number;
+  readonly #multiplier: number;
   readonly #random: () => number;
   #currentMs: number;
 
@@ -49,6 +52,7 @@ export class ReconnectBackoff {
     this.#initialMs = options.initialMs ?? DEFAULT_INITIAL_BACKOFF_MS;
     // as grpc-js: a maximum below the initial wait raises the maximum
     this.#maxMs = Math.max(this.#initialMs, options.maxMs ?? DEFAULT_MAX_BACKOFF_MS);
+    this.#multiplier = options.multiplier ?? BACKOFF_MULTIPLIER;
     this.#random = options.random ?? Math.random;
     this.#currentMs = this.#initialMs;
   }
@@ -56,7 +60,7 @@ export class ReconnectBackoff {
   /** The wait before the next attempt, in ms; each call grows the one after. */
   next(): number {
     const base = this.#currentMs;
-    this.#currentMs = Math.min(this.#maxMs, base * BACKOFF_MULTIPLIER);
+    this.#currentMs = Math.min(this.#maxMs, base * this.#multiplier);
     const jitter = base * BACKOFF_JITTER * (this.#random() * 2 - 1);
     return Math.max(0, Math.round(base + jitter));
   }

@@ -30,6 +30,10 @@
  * - **Events**: state changes, GOAWAYs and keepalive timeouts on
  *   {@link Http2Connection.events$}.
  *
+ * Two protocols open streams on it: the native gRPC endpoint
+ * (`grpc/native/`) and the plain HTTP/2 endpoint (`http2/endpoint.ts`),
+ * each owning one connection per address.
+ *
  * @internal
  * @module
  */
@@ -167,6 +171,13 @@ export interface Http2ConnectionOptions {
   readonly flowControlWindow?: number | undefined;
   /** Close the session after this long without a stream (see the module documentation); never when absent. */
   readonly idleTimeoutMs?: number | undefined;
+  /**
+   * More options for `http2.connect` (`settings` are merged over this
+   * connection's own; `createConnection` is this connection's).
+   */
+  readonly session?: http2.ClientSessionOptions | undefined;
+  /** Its sockets, sessions and timers never keep the process alive on their own. */
+  readonly unref?: boolean | undefined;
 }
 
 /** One session and what its streams may ask of it later. */
@@ -180,6 +191,8 @@ class SessionRecord implements SessionInfo {
   pingTimeout: NodeJS.Timeout | undefined;
   /** The server's SETTINGS_MAX_HEADER_LIST_SIZE, when it sets one. */
   maxHeaderListSize: number | undefined;
+  /** Ends the session and its sockets at once. */
+  end: ((reason: string) => void) | undefined;
 
   constructor(session: http2.ClientHttp2Session) {
     this.session = session;
@@ -197,6 +210,16 @@ class SessionRecord implements SessionInfo {
 }
 
 const { NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
+
+/** The options of a stream whose request goes on after its headers. */
+const OPEN_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
+
+/** A stream asked for before the connection was ready. */
+interface Waiting {
+  readonly headers: http2.OutgoingHttpHeaders;
+  readonly opener: StreamOpener;
+  readonly options: http2.ClientSessionRequestOptions;
+}
 
 /**
  * An HTTP/2 connection to one address (see the module documentation).
@@ -216,7 +239,7 @@ export class Http2Connection {
   readonly #options: Http2ConnectionOptions;
   readonly #backoff: ReconnectBackoff;
   readonly #events = new Subject<ConnectionEvent>();
-  readonly #waiting: { headers: http2.OutgoingHttpHeaders; opener: StreamOpener }[] = [];
+  readonly #waiting: Waiting[] = [];
   /** Sessions not yet closed, the current one last. */
   readonly #sessions = new Set<SessionRecord>();
   #current: SessionRecord | undefined;
@@ -264,17 +287,23 @@ export class Http2Connection {
 
   /**
    * Opens a stream: at once when ready, once ready when connecting, never
-   * when the connection has failed or closed (`opener.notSent`).
+   * when the connection has failed or closed (`opener.notSent`). `options`
+   * go to `session.request` (by default the stream stays open after the
+   * headers).
    */
-  request(headers: http2.OutgoingHttpHeaders, opener: StreamOpener): void {
+  request(
+    headers: http2.OutgoingHttpHeaders,
+    opener: StreamOpener,
+    options: http2.ClientSessionRequestOptions = OPEN_STREAM,
+  ): void {
     const current = this.#current;
     if (current?.usable === true) {
-      this.#open(current, headers, opener);
+      this.#open(current, headers, opener, options);
       return;
     }
     if (this.#state === 'idle') this.#connect();
     if (this.#state === 'connecting') {
-      this.#waiting.push({ headers, opener });
+      this.#waiting.push({ headers, opener, options });
       return;
     }
     if (this.#state === 'closed') opener.notSent(`connection to ${this.address} is closed`, false);
@@ -317,10 +346,13 @@ export class Http2Connection {
 
   /**
    * Closes the connection: waiting streams are not sent; open streams
-   * finish on their sessions, which then close (`destroy` ends them now).
+   * finish on their sessions, which then close (`destroy` ends them now,
+   * sockets and all). Resolves once every session has closed; without
+   * `destroy`, a session the server sent GOAWAY on may wait for the server
+   * to close its end (node does not finish closing it before).
    */
-  close(destroy = false): void {
-    if (this.#state === 'closed') return;
+  close(destroy = false): Promise<void> {
+    if (this.#state === 'closed') return Promise.resolve();
     this.#setState('closed');
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -330,15 +362,25 @@ export class Http2Connection {
     this.#socket = undefined;
     this.#current = undefined;
     this.#failWaiting(`connection to ${this.address} is closed`, false);
+    // a session still listed has not emitted 'close' yet (see #startSession)
+    const closing: Promise<void>[] = [];
     for (const record of [...this.#sessions]) {
       this.#stopKeepalive(record);
-      if (destroy) record.session.destroy();
-      else record.session.close();
+      closing.push(new Promise((resolve) => record.session.once('close', () => resolve())));
+      if (!destroy) record.session.close();
+      // its sockets too: node's session may wait for the peer otherwise (after a GOAWAY)
+      else record.end?.('connection closed');
     }
     this.#events.complete();
+    return Promise.all(closing).then(() => undefined);
   }
 
-  #open(record: SessionRecord, headers: http2.OutgoingHttpHeaders, opener: StreamOpener): void {
+  #open(
+    record: SessionRecord,
+    headers: http2.OutgoingHttpHeaders,
+    opener: StreamOpener,
+    options: http2.ClientSessionRequestOptions,
+  ): void {
     const limit = record.maxHeaderListSize;
     if (limit !== undefined && opener.tooLarge !== undefined) {
       const size = headerListSize(headers);
@@ -349,10 +391,14 @@ export class Http2Connection {
     }
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = record.session.request(headers, { endStream: false });
+      stream = record.session.request(headers, options);
     } catch (err) {
-      // the session went away in between: nothing left this process
-      this.#retire(record, `session refused a new stream: ${(err as Error).message}`);
+      // nothing left this process: the session went away in between (then the next
+      // stream goes to a new one), or node refused the request itself (its headers)
+      const session = record.session;
+      if (session.closed || session.destroyed) {
+        this.#retire(record, `session refused a new stream: ${(err as Error).message}`);
+      }
       opener.notSent(`could not open an HTTP/2 stream to ${this.address}: ${(err as Error).message}`, false);
       return;
     }
@@ -411,6 +457,10 @@ export class Http2Connection {
       () => fail(new Error(`connection attempt timed out after ${timeoutMs} ms`)),
       timeoutMs,
     );
+    if (options.unref === true) {
+      socket.unref();
+      timer.unref();
+    }
     // a socket destroyed by close() ends its attempt without an error
     socket.once('close', () => {
       if (this.#state === 'closed') clearTimeout(timer);
@@ -461,15 +511,28 @@ export class Http2Connection {
     const options = this.#options;
     const window = options.flowControlWindow;
     const scheme = options.secure === undefined ? 'http' : 'https';
-    const session = http2.connect(`${scheme}://${this.address}`, {
-      createConnection: () => socket,
-      maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
-      ...(options.maxSessionMemory === undefined ? {} : { maxSessionMemory: options.maxSessionMemory }),
-      settings: {
-        enablePush: false,
-        ...(window === undefined ? {} : { initialWindowSize: window }),
-      },
-    });
+    const more = options.session;
+    let session: http2.ClientHttp2Session;
+    try {
+      session = http2.connect(`${scheme}://${this.address}`, {
+        maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
+        ...more,
+        createConnection: () => socket,
+        ...(options.maxSessionMemory === undefined ? {} : { maxSessionMemory: options.maxSessionMemory }),
+        settings: {
+          enablePush: false,
+          ...(window === undefined ? {} : { initialWindowSize: window }),
+          ...more?.settings,
+        },
+      });
+    } catch (err) {
+      // options node refuses: this attempt fails, and says why
+      socket.destroy();
+      tcp.destroy();
+      this.#failed(`HTTP/2 session options refused: ${(err as Error).message}`);
+      return;
+    }
+    if (options.unref === true) session.unref();
     const record = new SessionRecord(session);
     // The end of the session, once, whichever way it is learnt: node's
     // session does not always hear of its socket's failure (a TLS alert
@@ -487,10 +550,12 @@ export class Http2Connection {
       this.#sessions.delete(record);
       this.#retire(record, reason);
     };
+    record.end = ended;
     const timer = setTimeout(
       () => ended(`no SETTINGS frame from the server within ${timeoutMs} ms`),
       timeoutMs,
     );
+    if (options.unref === true) timer.unref();
     socket.on('error', (err: Error) => ended(err.message));
     const closed = (): void =>
       ended(record.ready ? 'connection closed' : 'connection closed before the server sent its SETTINGS');
@@ -561,13 +626,14 @@ export class Http2Connection {
       this.#earlyUsed = false;
       this.#connect();
     }, delay);
+    if (this.#options.unref === true) this.#timer.unref();
   }
 
   #flushWaiting(record: SessionRecord): void {
     const waiting = this.#waiting.splice(0);
-    for (const { headers, opener } of waiting) {
-      if (record.usable) this.#open(record, headers, opener);
-      else this.request(headers, opener);
+    for (const { headers, opener, options } of waiting) {
+      if (record.usable) this.#open(record, headers, opener, options);
+      else this.request(headers, opener, options);
     }
   }
 
@@ -585,6 +651,7 @@ export class Http2Connection {
       this.#setState('idle', `no call for ${idleMs} ms`);
       record.session.close();
     }, idleMs);
+    if (this.#options.unref === true) this.#idleTimer.unref();
   }
 
   /** Ready, with no stream open or waiting. */

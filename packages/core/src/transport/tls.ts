@@ -129,4 +129,45 @@ export function secureUpgrade(
   throw new Error('these ChannelCredentials expose neither _createSecureConnector nor _getConnectionOptions');
 }
 
+/**
+ * The TLS upgrade for Node's own TLS options (`ca`, client certificates,
+ * `servername`, `checkServerIdentity`, `rejectUnauthorized`…, as
+ * `tls.connect` takes them) for a connection to `host`: ALPN `h2` only,
+ * SNI `serverName` (none when absent), the certificate checked by
+ * `tls.connect` against `serverName`, else `host`, and a named failure
+ * when the server does not speak `h2`. The secure context is made once,
+ * here, so bad certificates or keys throw now, not at each connection.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const upgrade = tlsUpgrade({ ca: readFileSync('ca.pem') }, '10.0.0.7', 'items.internal');
+ * ```
+ */
+export function tlsUpgrade(
+  options: tls.ConnectionOptions,
+  host: string,
+  serverName: string | undefined,
+): SecureUpgrade {
+  const base: tls.ConnectionOptions = {
+    ...options,
+    host,
+    secureContext: options.secureContext ?? tls.createSecureContext(options),
+    ALPNProtocols: ['h2'],
+    ...(serverName === undefined ? {} : { servername: serverName }),
+  };
+  return (socket) =>
+    new Promise<Duplex>((resolve, reject) => {
+      const secured = tls.connect({ ...base, socket });
+      secured.once('secureConnect', () => {
+        try {
+          resolve(checkAlpn(secured));
+        } catch (err) {
+          reject(err);
+        }
+      });
+      secured.on('error', reject);
+    });
+}
+
 const isIp = (name: string): boolean => /^[\d.]+$/.test(name) || name.includes(':');

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { ConfigError, type Layer } from '@grpc-tower/core';
 import type { Http2Request, Http2Response } from '@grpc-tower/core/http2';
 import { staticList } from '@grpc-tower/discover';
-import { pickHosts } from '@grpc-tower/testing';
+import { pickHosts, selfSigned } from '@grpc-tower/testing';
 import {
   Agent,
   type Dispatcher,
@@ -19,7 +19,7 @@ import {
 import { afterEach, describe, expect, test } from 'vitest';
 import { type Dnsmasq, freePort, startDnsmasq } from '../../../discover/src/test-support/index.js';
 import { type TowerDispatcher, type TowerDispatcherOptions, towerDispatcher } from './index.js';
-import { type TestServer, selfSigned, stall, startServer } from './test/servers.js';
+import { type TestServer, stall, startServer } from './test/servers.js';
 
 const servers: TestServer[] = [];
 const dispatchers: Dispatcher[] = [];

@@ -93,9 +93,11 @@ export interface TowerDispatcherOptions extends StackOptions<Http2Request, Http2
   /** Options of the default DNS source (interval, families, servers, TTLs…). */
   readonly dns?: DnsOptions;
   /**
-   * TLS and session options of every HTTP/2 session (`http2.connect`'s):
-   * `ca`, client certificates, `settings`… The TLS server name is the
-   * origin's host (an IP origin sends none); `servername` here overrides it.
+   * TLS and session options of every HTTP/2 session (as `http2Endpoint`
+   * takes them: TLS options for `tls.connect`, session options for
+   * `http2.connect`): `ca`, client certificates, `settings`… The TLS server
+   * name is the origin's host (an IP origin sends none); `servername` here
+   * overrides it.
    */
   readonly connectOptions?: SecureClientSessionOptions;
   /**
