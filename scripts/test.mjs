@@ -29,6 +29,12 @@ const SMOKE = [
   'packages/tower/src/undici/dispatcher.test.ts',
 ];
 /**
+ * Files of the smoke directories left to the primary run: their cases do not
+ * depend on the Node.js release (a peer that never answers waits out the
+ * transport's fixed 20 s connect timeout once per run, which is enough).
+ */
+const SMOKE_EXCLUDE = ['**/grpc/native/misbehaving.test.ts'];
+/**
  * The tests of the parts that load an optional peer, run again on the oldest
  * supported release against the oldest release of each peer the packages accept
  * (vitest.oldest-peers.config.ts says which).
@@ -112,7 +118,13 @@ if (!matrixOnly) {
 }
 if (!noMatrix) {
   for (const node of secondary) {
-    const ms = run('node', [vitest, 'run', ...SMOKE], { node });
+    const ms = run(
+      'node',
+      [vitest, 'run', ...SMOKE, ...SMOKE_EXCLUDE.flatMap((glob) => ['--exclude', glob])],
+      {
+        node,
+      },
+    );
     timings.push(`smoke subset on Node.js ${node.version}: ${(ms / 1000).toFixed(0)} s`);
   }
   const oldest = secondary.find((node) => node.major === Math.min(...SECONDARY));
