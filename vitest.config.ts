@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 // undici 8 and @kubernetes/client-node 2 (the optional peers' current majors) need Node.js 22;
@@ -23,6 +24,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // most files wait on servers in other processes more than they compute: at least two at a
+    // time, also on a 2-core machine (where vitest's default is one)
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     typecheck: {
       enabled: true,
       include: ['**/*.test-d.ts'],

@@ -25,7 +25,7 @@ import { type TowerOptions, towerChannel } from './channel.js';
 
 const { EchoService } = loadEchoPackage();
 const insecure = grpc.credentials.createInsecure();
-const CALLS = 400;
+const CALLS = 300;
 
 let light: EchoServer;
 let heavy: EchoServer;
