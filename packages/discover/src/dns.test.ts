@@ -208,6 +208,28 @@ describe('dns (A/AAAA)', () => {
     expect(() => dns('ok.example', 80, { family: 5 as never })).toThrow(/family/);
     expect(() => dnsSrv('bad name')).toThrow(/name/);
   });
+
+  it('takes DNS servers as ip, ip:port, [v6] or [v6]:port, and refuses what node:dns would misread', () => {
+    const accepted = ['127.0.0.1', '127.0.0.1:5353', '::1', '[::1]', '[::1]:53', '[fd00::2]:65535'];
+    expect(() => dns('ok.example', 80, { servers: accepted })).not.toThrow();
+    // node:dns reads '[::1]x:65536' as ::1 port 65536, and (20.x) aborts the process on a port that wraps to 0
+    for (const server of [
+      '127.0.0.1:0',
+      '[::1]:65536',
+      '[::1]x:65536',
+      '[127.0.0.1]:53',
+      'host:53',
+      '10.0.0.2:',
+    ]) {
+      expect(() => dns('ok.example', 80, { servers: [server] }), server).toThrow(ConfigError);
+    }
+    expect(() => dns('ok.example', 80, { servers: ['[::1]:65536'] })).toThrow(
+      /servers with ports from 1 to 65535 \(not \[::1\]:65536\)/,
+    );
+    expect(() => dns('ok.example', 80, { servers: ['[::1]x:53'] })).toThrow(
+      /"ip", "ip:port" or "\[v6\]:port"/,
+    );
+  });
 });
 
 describe('dnsSrv', () => {
