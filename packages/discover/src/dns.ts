@@ -444,7 +444,7 @@ function reportPartial(
   answer: HostAnswer,
 ): void {
   for (const { family, error, kept } of answer.partial) {
-    ctx.emit({ type: 'partial', source, hostname, family, error, kept });
+    ctx.emit(() => ({ type: 'partial', source, hostname, family, error, kept }));
   }
 }
 

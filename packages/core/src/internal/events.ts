@@ -1,5 +1,5 @@
 /**
- * One way for every component (balancer, retry, hedge, health) to publish its
+ * One way for every component (balancer, retry, hedge, health, discovery) to publish its
  * events. An {@link EventStream} builds an event only when somebody
  * subscribes: `emit(() => ({ ... }))` costs one property
  * read on the hot path when nobody listens.
