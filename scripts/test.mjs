@@ -36,7 +36,7 @@ const SMOKE = [
 const OLDEST_PEERS = [
   'packages/tower/src/undici/',
   'packages/discover/src/kubernetes/',
-  'packages/discover/src/test-support/kube-api.test.ts',
+  'packages/discover/src/test/kube-api.test.ts',
   'packages/tower/src/kubernetes.test.ts',
 ];
 

@@ -76,7 +76,7 @@ import {
 import fc from 'fast-check';
 import { BehaviorSubject, type Observable, Subject, of } from 'rxjs';
 import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
-import { startEtcd } from '../../packages/discover/src/test-support/index.js';
+import { startEtcd } from '../../packages/discover/src/test/index.js';
 import {
   addressLike,
   discoveryEntry,

@@ -5,13 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { formatAddress } from './address.js';
 import { type DnsOptions, dns, dnsSrv } from './dns.js';
 import { DnsResolveError, InvalidRecordError } from './errors.js';
-import {
-  type Dnsmasq,
-  type SilentDnsServer,
-  startDnsmasq,
-  startSilentDnsServer,
-} from './test-support/dnsmasq.js';
-import { type Recording, record } from './test-support/record.js';
+import { type Dnsmasq, type SilentDnsServer, startDnsmasq, startSilentDnsServer } from './test/dnsmasq.js';
+import { type Recording, record } from './test/record.js';
 
 // A real dnsmasq on 127.0.0.1 answers every query; records change by
 // rewriting its hosts file (SIGHUP) or its config (restart).

@@ -5,7 +5,7 @@ import type { DiscoveryEvent } from './events.js';
 import { merge } from './merge.js';
 import { type SourceContext, sharedSource } from './source.js';
 import { staticList } from './static.js';
-import { type Recording, record } from './test-support/record.js';
+import { type Recording, record } from './test/record.js';
 
 const open: Recording<unknown>[] = [];
 afterEach(() => {
