@@ -185,7 +185,7 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
   /**
    * Whether the connection underneath is up, whatever the health says: a
    * balancer in panic mode prefers these over endpoints that cannot connect
-   * (see `panicThreshold`).
+   * (see the balancers' `panicThresholdPercent`).
    */
   get connected(): boolean {
     return connectedOf(this.inner);

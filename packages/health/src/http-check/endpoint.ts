@@ -179,7 +179,7 @@ export class HttpHealthCheckedEndpoint implements Endpoint<Http2Request, Http2Re
   /**
    * Whether the connection underneath is up, whatever the health says: a
    * balancer in panic mode prefers these over endpoints that cannot connect
-   * (see `panicThreshold`).
+   * (see the balancers' `panicThresholdPercent`).
    */
   get connected(): boolean {
     return connectedOf(this.inner);

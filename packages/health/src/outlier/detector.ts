@@ -584,7 +584,7 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
 
   /**
    * Whether the connection underneath is up, ejected or not: a balancer in
-   * panic mode prefers these (see `panicThreshold`).
+   * panic mode prefers these (see the balancers' `panicThresholdPercent`).
    */
   get connected(): boolean {
     return this.#innerReadiness !== 'closed' && connectedOf(this.inner);
