@@ -56,7 +56,7 @@ const isShipped = (file) =>
   file.endsWith('.ts') &&
   !file.endsWith('.d.ts') &&
   !/\.test(-d)?\.ts$/.test(file) &&
-  !/(^|\/)(test|test-support)\//.test(posix(file));
+  !/(^|\/)test\//.test(posix(file));
 const sources = walk(join(pkgDir, 'src')).filter(isShipped);
 await build({
   entryPoints: sources.map((file) => join(pkgDir, 'src', file)),

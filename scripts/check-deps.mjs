@@ -11,8 +11,8 @@
 // is also a devDependency, so the workspace installs and tests it.
 // `import { type A } from 'x'` keeps a bare `import 'x'` under
 // verbatimModuleSyntax and counts as a run-time import. Test files
-// (*.test.ts, *.test-d.ts) and test helpers (any `test/` or `test-support/`
-// folder) are not published: what they import belongs in devDependencies,
+// (*.test.ts, *.test-d.ts) and test helpers (any `test/` folder) are not
+// published: what they import belongs in devDependencies,
 // and a non-test source that imports one of them is an error too. Node
 // built-ins are ignored. Private packages (packages/testing: test support
 // that runs inside the test runner, with no dist) are not published and are
@@ -29,7 +29,7 @@ import ts from 'typescript';
 
 const rootArg = process.argv.indexOf('--root');
 const root = rootArg > 0 ? resolve(process.argv[rootArg + 1] ?? '.') : resolve(import.meta.dirname, '..');
-const TEST_DIRS = new Set(['test', 'test-support']);
+const TEST_DIRS = new Set(['test']);
 /** Packages whose types and instances the application shares: peer dependencies only. */
 const SHARED = new Set(['rxjs', '@grpc/grpc-js']);
 

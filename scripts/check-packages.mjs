@@ -20,7 +20,7 @@
 // The tarballs themselves are checked by packaging/ (`npm pack`, installed
 // into projects outside the repository).
 import { copyFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
 const fix = process.argv.includes('--fix');
@@ -32,11 +32,9 @@ const EXCLUDED = [
   '!dist/**/*.test.*',
   '!dist/**/*.test-d.*',
   '!dist/**/test',
-  '!dist/**/test-support',
   '!src/**/*.test.ts',
   '!src/**/*.test-d.ts',
   '!src/**/test',
-  '!src/**/test-support',
 ];
 
 const problems = [];
@@ -58,6 +56,13 @@ for (const dir of readdirSync(join(root, 'packages')).sort()) {
       problem('LICENSE is missing or differs from the root LICENSE (node scripts/check-packages.mjs --fix)');
   }
   if (!existsSync(join(pkgDir, 'README.md'))) problem('README.md is missing');
+  // test helpers live in folders named test/, the one name the build, `files` and check-deps leave out
+  for (const entry of readdirSync(join(pkgDir, 'src'), { recursive: true, withFileTypes: true })) {
+    if (entry.isDirectory() && entry.name !== 'test' && /^tests?[-_]/i.test(entry.name)) {
+      const at = relative(pkgDir, join(entry.parentPath, entry.name));
+      problem(`${at}: test helpers go in a folder named test/, which the build and "files" leave out`);
+    }
+  }
   const repo = pkg.repository;
   if (repo?.type !== 'git' || repo.url !== REPOSITORY || repo.directory !== where) {
     problem(`repository must be { "type": "git", "url": "${REPOSITORY}", "directory": "${where}" }`);

@@ -42,7 +42,7 @@ const SMOKE_EXCLUDE = ['**/grpc/native/misbehaving.test.ts'];
 const OLDEST_PEERS = [
   'packages/tower/src/undici/',
   'packages/discover/src/kubernetes/',
-  'packages/discover/src/test-support/kube-api.test.ts',
+  'packages/discover/src/test/kube-api.test.ts',
   'packages/tower/src/kubernetes.test.ts',
 ];
 

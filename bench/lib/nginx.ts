@@ -13,7 +13,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../packages/discover/src/test-support/index.js';
+import { freePort } from '../../packages/discover/src/test/index.js';
 import { descendants, processCpuUs } from './cpu.js';
 import { nginxBinary } from './machine.js';
 

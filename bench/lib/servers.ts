@@ -7,7 +7,7 @@
  * @module
  */
 import { type ChildEchoServer, type ChildEchoServerOptions, spawnEchoServer } from '@grpc-tower/testing';
-import { freePort } from '../../packages/discover/src/test-support/index.js';
+import { freePort } from '../../packages/discover/src/test/index.js';
 
 /**
  * The loopback hosts each scenario uses.

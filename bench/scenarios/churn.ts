@@ -23,7 +23,7 @@ import { peakEwma, pendingRequests } from '@grpc-tower/balance';
 import { dns } from '@grpc-tower/discover';
 import { statusName } from '@grpc-tower/core';
 import type { ChildEchoServer } from '@grpc-tower/testing';
-import { type Dnsmasq, startDnsmasq } from '../../packages/discover/src/test-support/index.js';
+import { type Dnsmasq, startDnsmasq } from '../../packages/discover/src/test/index.js';
 import { grpcJsHonoursDnsAuthority } from '../lib/grpc-env.js';
 import { type CallRecord, openLoop } from '../lib/load.js';
 import { roundOrder, sleep } from '../lib/rounds.js';

@@ -19,7 +19,7 @@ import {
   rendezvousAlgorithm,
   simulate,
   syntheticServers,
-} from '../../packages/discover/src/test-support/subsetting.js';
+} from '../../packages/discover/src/test/subsetting.js';
 import { subsetAssignment } from '@grpc-tower/discover';
 import { seededRandom } from '@grpc-tower/testing';
 import type { MetricSpec, ResultRow, ScenarioBody, ScenarioOptions, TargetResult } from '../lib/schema.js';

@@ -26,7 +26,7 @@ import {
   trackResources,
 } from '@grpc-tower/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { type Dnsmasq, freePort, startDnsmasq } from '../../packages/discover/src/test-support/index.js';
+import { type Dnsmasq, freePort, startDnsmasq } from '../../packages/discover/src/test/index.js';
 
 const DEADLINE_MS = 2_000;
 const FAIL_FAST_MS = 3_000;

@@ -16,7 +16,7 @@ import {
 } from '@grpc-tower/testing';
 import { type Observable, Subject, filter, firstValueFrom } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
-import { startDnsmasq, startEtcd } from '../../packages/discover/src/test-support/index.js';
+import { startDnsmasq, startEtcd } from '../../packages/discover/src/test/index.js';
 import { Ledger } from './ledger.js';
 import { startLoad } from './support/load.js';
 import { fullStack } from './support/stack.js';

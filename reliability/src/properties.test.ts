@@ -61,7 +61,7 @@ import {
   toDiscoveredAddress,
 } from '@grpc-tower/discover';
 import { etcd } from '@grpc-tower/discover/etcd';
-import { healthChecked, outlierDetection, panicThreshold, slowStart } from '@grpc-tower/health';
+import { healthChecked, outlierDetection, slowStart } from '@grpc-tower/health';
 import { hedge, retry, retryBudget, retryThrottling } from '@grpc-tower/retry';
 import {
   type EchoReply,
@@ -76,7 +76,7 @@ import {
 import fc from 'fast-check';
 import { BehaviorSubject, type Observable, Subject, of } from 'rxjs';
 import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
-import { startEtcd } from '../../packages/discover/src/test-support/index.js';
+import { startEtcd } from '../../packages/discover/src/test/index.js';
 import {
   addressLike,
   discoveryEntry,
@@ -311,7 +311,8 @@ describe('core layers', () => {
 });
 
 describe('contexts and other small constructors', () => {
-  test('newContext, panicThreshold and diff: every argument works or is refused with a named error', async () => {
+  // (the panic threshold is the balancers' panicThresholdPercent, in their options' property below)
+  test('newContext and diff: every argument works or is refused with a named error', async () => {
     await fc.assert(
       fc.asyncProperty(
         options(['timeoutMs', 'deadline', 'signal'], {
@@ -319,7 +320,6 @@ describe('contexts and other small constructors', () => {
           deadline: fc.constant(null).map(() => Date.now() + 100),
           signal: fc.constant(null).map(() => new AbortController().signal),
         }),
-        fc.oneof(valid.percent, junk),
         options(['equals'], {
           equals: fc.constantFrom(
             Object.is,
@@ -327,7 +327,7 @@ describe('contexts and other small constructors', () => {
             () => true,
           ),
         }),
-        async (c, percent, d) => {
+        async (c, d) => {
           const scope = built('newContext', () => newContext(c as never));
           if (scope !== undefined) {
             try {
@@ -340,8 +340,6 @@ describe('contexts and other small constructors', () => {
               scope.release();
             }
           }
-          const decide = built('panicThreshold', () => panicThreshold(percent as never));
-          if (decide !== undefined) expect(typeof decide(4, 1)).toBe('boolean');
           const op = built('diff', () => diff<string, string>(d as never));
           if (op !== undefined) {
             const seen: Change<string, string>[] = [];
@@ -362,7 +360,7 @@ describe('contexts and other small constructors', () => {
       ),
       run,
     );
-    expectBothBranches('newContext', 'panicThreshold', 'diff');
+    expectBothBranches('newContext', 'diff');
   });
 
   test('http2Endpoint: every address and options object works or is refused with a named error', async () => {

@@ -1,6 +1,6 @@
 import { type EchoServer, pickHosts, startEchoServer } from '@grpc-tower/testing';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { type EtcdServer, startEtcd } from '../../../packages/discover/src/test-support/index.js';
+import { type EtcdServer, startEtcd } from '../../../packages/discover/src/test/index.js';
 import { run } from './main.js';
 
 let etcd: EtcdServer | undefined;

@@ -96,7 +96,7 @@ async function kubeRegistry(
 ): Promise<Registry> {
   // loaded only for this discovery: a DNS run never loads @kubernetes/client-node
   const [{ endpointSlice, startKubeApi }, { kubernetes }, { KubeConfig }] = await Promise.all([
-    import('../../../packages/discover/src/test-support/kube-api.js'),
+    import('../../../packages/discover/src/test/kube-api.js'),
     import('@grpc-tower/discover/kubernetes'),
     import('@kubernetes/client-node'),
   ]);

@@ -12,7 +12,7 @@ import {
   type KubeApiServer,
   endpointSlice,
   startKubeApi,
-} from '../../../packages/discover/src/test-support/index.js';
+} from '../../../packages/discover/src/test/index.js';
 import { sendTraffic } from './client.js';
 import { endpointSlicesClient } from './endpointslices.js';
 import { gracefulShutdown } from './graceful-shutdown.js';

@@ -1,6 +1,6 @@
 import { type EchoServer, pickHosts, startPods } from '@grpc-tower/testing';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { type Dnsmasq, startDnsmasq } from '../../../packages/discover/src/test-support/index.js';
+import { type Dnsmasq, startDnsmasq } from '../../../packages/discover/src/test/index.js';
 import { gracefulShutdown } from './graceful-shutdown.js';
 import { run } from './main.js';
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { type EchoServer, pickHosts, startEchoServer } from '@grpc-tower/testing';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Dnsmasq, startDnsmasq } from '../../../packages/discover/src/test-support/index.js';
+import { type Dnsmasq, startDnsmasq } from '../../../packages/discover/src/test/index.js';
 import { run } from './main.js';
 import { runProtoLoader } from './proto-loader.js';
 

@@ -24,6 +24,9 @@
  *   when traffic resumes;
  * - removals and replacements drain the old endpoint's calls in flight.
  *
+ * This module is the balancer a user makes: it checks the options and
+ * builds a `Balancer` over the pick, which is `pick/p2c.ts`'s `p2cPicker`.
+ *
  * @module
  */
 import { ConfigError, type Discover, type Endpoint } from '@grpc-tower/core';

@@ -1,14 +1,16 @@
 // Panic threshold and slow start, over counting endpoints (the point is the
 // pick arithmetic; real servers with health checks are in
 // @grpc-tower/health's tests).
-import { background } from '@grpc-tower/core';
+import { ConfigError, background } from '@grpc-tower/core';
 import type { Change } from '@grpc-tower/discover';
+import fc from 'fast-check';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Balancer } from './balancer.js';
 import type { BalancerEvent } from './events.js';
 import { pendingRequests } from './load/pending.js';
 import { type P2cOptions, p2c } from './p2c.js';
+import { belowPanicThreshold } from './pick/panic.js';
 import { CountingEndpoint } from './test/counting-endpoint.js';
 import { seededRandom } from './test/prng.js';
 
@@ -95,6 +97,37 @@ describe('panic threshold', () => {
     expect(() =>
       p2c(new Subject<Change<string, CountingEndpoint>>(), { panicThresholdPercent: 150 }),
     ).toThrow(/panicThresholdPercent/);
+  });
+
+  test.each([-1, 101, Number.NaN, '50'])('threshold %j throws ConfigError', (p) => {
+    expect(() =>
+      p2c(new Subject<Change<string, CountingEndpoint>>(), { panicThresholdPercent: p as number }),
+    ).toThrow(ConfigError);
+  });
+});
+
+describe('the panic decision (whole set and local zone)', () => {
+  test('below the share of ready endpoints: panic', () => {
+    expect(belowPanicThreshold(4, 4, 50)).toBe(false);
+    expect(belowPanicThreshold(4, 2, 50)).toBe(false); // exactly 50 %
+    expect(belowPanicThreshold(4, 1, 50)).toBe(true);
+    expect(belowPanicThreshold(4, 0, 50)).toBe(true);
+    expect(belowPanicThreshold(0, 0, 50)).toBe(false); // nothing known: nothing to balance over
+    expect(belowPanicThreshold(10, 9, 100)).toBe(true);
+  });
+
+  test('0 disables it', () => {
+    fc.assert(fc.property(fc.nat(1000), fc.nat(1000), (k, r) => !belowPanicThreshold(k, Math.min(k, r), 0)));
+  });
+
+  test('fewer ready never leaves panic; all ready is never panic', () => {
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 100, noNaN: true }), fc.nat(500), fc.nat(500), (p, k, r0) => {
+        const r = Math.min(k, r0);
+        if (belowPanicThreshold(k, r, p) && r > 0) expect(belowPanicThreshold(k, r - 1, p)).toBe(true);
+        expect(belowPanicThreshold(k, k, p)).toBe(false);
+      }),
+    );
   });
 });
 

@@ -14,6 +14,7 @@ import {
   tryParseAddress,
 } from './address.js';
 import { ConfigError } from './errors.js';
+import { splitHostPort } from './internal/index.js';
 
 describe('RFC 5952 canonical IPv6', () => {
   test.each([
@@ -126,6 +127,18 @@ describe('parsing', () => {
     expect(isHostName(`${'a'.repeat(64)}.example`)).toBe(false);
     expect(isHostName('_grpc._tcp.svc.test')).toBe(false);
     expect(isServiceName('_grpc._tcp.svc.test')).toBe(true);
+  });
+
+  test('splitHostPort splits by syntax alone and leaves the judging to its caller', () => {
+    expect(splitHostPort('[::1]:53')).toEqual({ host: '::1', port: '53', bracketed: true });
+    expect(splitHostPort('[fd00::2]')).toEqual({ host: 'fd00::2', port: undefined, bracketed: true });
+    expect(splitHostPort('[10.0.0.2]:')).toEqual({ host: '10.0.0.2', port: '', bracketed: true });
+    expect(splitHostPort('10.0.0.2:99999')).toEqual({ host: '10.0.0.2', port: '99999', bracketed: false });
+    expect(splitHostPort('orders')).toEqual({ host: 'orders', port: undefined, bracketed: false });
+    // two colons or more without brackets: an IPv6 address, all host
+    expect(splitHostPort('fd00::2')).toEqual({ host: 'fd00::2', port: undefined, bracketed: false });
+    expect(splitHostPort('[::1')).toBeUndefined();
+    expect(splitHostPort('[::1]x:53')).toBeUndefined();
   });
 
   test('grpcTarget: ipv4:, ipv6: and dns: targets', () => {

@@ -221,6 +221,39 @@ export function formatAddress(host: string, port: number): string {
 }
 
 /**
+ * The parts of `host:port`, `[v6]:port` or `[v6]`, split by their syntax
+ * alone: nothing is checked, so each caller judges the host and the port
+ * text with its own rules and words. The host of `[v6]` is what stands in
+ * the brackets; an unbracketed text with two colons or more is all host
+ * (an IPv6 address written without brackets); `undefined` when a bracket
+ * is not closed or something other than `:port` follows it.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * splitHostPort('[::1]:53');  // { host: '::1', port: '53', bracketed: true }
+ * splitHostPort('10.0.0.2');  // { host: '10.0.0.2', port: undefined, bracketed: false }
+ * splitHostPort('fd00::2');   // { host: 'fd00::2', port: undefined, bracketed: false }
+ * splitHostPort('[::1]x:53'); // undefined
+ * ```
+ */
+export function splitHostPort(
+  input: string,
+): { readonly host: string; readonly port: string | undefined; readonly bracketed: boolean } | undefined {
+  if (input.startsWith('[')) {
+    const close = input.indexOf(']');
+    if (close < 0) return undefined;
+    const host = input.slice(1, close);
+    if (close === input.length - 1) return { host, port: undefined, bracketed: true };
+    if (input[close + 1] !== ':') return undefined;
+    return { host, port: input.slice(close + 2), bracketed: true };
+  }
+  const colon = input.lastIndexOf(':');
+  if (colon < 0 || input.indexOf(':') !== colon) return { host: input, port: undefined, bracketed: false };
+  return { host: input.slice(0, colon), port: input.slice(colon + 1), bracketed: false };
+}
+
+/**
  * Parses `host:port` or `[ipv6]:port` without throwing: the address with
  * its host in canonical form, or the reason it is not an address. Nothing
  * is trimmed: surrounding white space is an error.
@@ -234,27 +267,24 @@ export function formatAddress(host: string, port: number): string {
 export function tryParseAddress(input: unknown): AddressParse {
   const fail = (reason: string): AddressParse => ({ ok: false, reason });
   if (typeof input !== 'string') return fail('expected a "host:port" string');
-  let host: string;
-  let portText: string;
-  if (input.startsWith('[')) {
-    const close = input.indexOf(']');
-    if (close < 0 || input[close + 1] !== ':') return fail('expected "[ipv6]:port"');
-    host = input.slice(1, close);
-    portText = input.slice(close + 2);
+  const split = splitHostPort(input);
+  if (split === undefined) return fail('expected "[ipv6]:port"');
+  const { host, port: portText, bracketed } = split;
+  if (portText === undefined) {
+    if (bracketed) return fail('expected "[ipv6]:port"');
+    return fail(
+      host.includes(':')
+        ? 'an IPv6 address must be written in brackets, as "[::1]:50051"'
+        : 'the port is missing',
+    );
+  }
+  if (bracketed) {
     if (host.includes('%') && isIP(host) === 6) {
       return fail(
         `IPv6 zone id "${host.slice(host.indexOf('%'))}" is not supported (grpc-js cannot connect to a scoped address)`,
       );
     }
     if (ipFamily(host) !== 6) return fail(`"${host}" is not an IPv6 address`);
-  } else {
-    const colon = input.lastIndexOf(':');
-    if (colon < 0) return fail('the port is missing');
-    if (input.indexOf(':') !== colon) {
-      return fail('an IPv6 address must be written in brackets, as "[::1]:50051"');
-    }
-    host = input.slice(0, colon);
-    portText = input.slice(colon + 1);
   }
   if (!/^\d{1,5}$/.test(portText)) return fail(`port "${portText}" is not a number from 1 to 65535`);
   const port = Number(portText);

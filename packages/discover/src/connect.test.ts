@@ -10,7 +10,7 @@ import { type Closable, connect } from './connect.js';
 import { EndpointCloseError, EndpointCreateError } from './errors.js';
 import type { DiscoveryEvent } from './events.js';
 import { staticList } from './static.js';
-import { type Recording, record } from './test-support/record.js';
+import { type Recording, record } from './test/record.js';
 
 type C = Change<string, DiscoveredAddress>;
 const ins = (address: string, weight?: number): C => ({

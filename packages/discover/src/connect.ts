@@ -24,8 +24,8 @@
  * @module
  */
 import { type Endpoint, toGrpcTowerError } from '@grpc-tower/core';
-import { isEndpoint, optionChecks } from '@grpc-tower/core/internal';
-import { type Observable, Subject, isObservable, merge as mergeObservables } from 'rxjs';
+import { EventStream, isEndpoint, optionChecks } from '@grpc-tower/core/internal';
+import { type Observable, isObservable, merge as mergeObservables } from 'rxjs';
 import type { DiscoveredAddress } from './address.js';
 import type { Discover } from './change.js';
 import { valueEquals } from './equals.js';
@@ -89,24 +89,24 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
   check.function('makeEndpoint', makeEndpoint);
   check.object('options', options);
   const name = check.string('name', options.name, 'connect');
-  const own = new Subject<DiscoveryEvent>();
+  const own = new EventStream<DiscoveryEvent>();
   const upstreamEvents =
     typeof discover === 'object' && discover !== null && 'events$' in discover
       ? (discover as { events$: unknown }).events$
       : undefined;
   const events$: Observable<DiscoveryEvent> = isObservable(upstreamEvents)
-    ? mergeObservables(upstreamEvents as Observable<DiscoveryEvent>, own)
-    : own.asObservable();
+    ? mergeObservables(upstreamEvents as Observable<DiscoveryEvent>, own.events$)
+    : own.events$;
 
   /** Closes an endpoint that was never handed on, reporting (never throwing) a failure. */
   const discard = (key: string, endpoint: E): void => {
     const report = (err: unknown): void => {
-      own.next({
+      own.emit(() => ({
         type: 'close-failed',
         source: name,
         key,
         error: new EndpointCloseError(key, isEndpoint(endpoint) ? endpoint.address : undefined, err),
-      });
+      }));
     };
     try {
       Promise.resolve(endpoint.close()).catch(report);
@@ -130,12 +130,12 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
             try {
               endpoint = makeEndpoint(change.endpoint, change.key);
             } catch (err) {
-              own.next({
+              own.emit(() => ({
                 type: 'create-failed',
                 source: name,
                 key: change.key,
                 error: new EndpointCreateError(change.key, err),
-              });
+              }));
               return;
             }
             if (subscriber.closed) {
@@ -152,7 +152,7 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
         },
         error: (err: unknown) => {
           failures++;
-          own.next({ type: 'failed', source: name, error: toGrpcTowerError(err), failures });
+          own.emit(() => ({ type: 'failed', source: name, error: toGrpcTowerError(err), failures }));
         },
       });
       return () => {

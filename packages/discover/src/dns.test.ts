@@ -5,13 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { formatAddress } from './address.js';
 import { type DnsOptions, dns, dnsSrv } from './dns.js';
 import { DnsResolveError, InvalidRecordError } from './errors.js';
-import {
-  type Dnsmasq,
-  type SilentDnsServer,
-  startDnsmasq,
-  startSilentDnsServer,
-} from './test-support/dnsmasq.js';
-import { type Recording, record } from './test-support/record.js';
+import { type Dnsmasq, type SilentDnsServer, startDnsmasq, startSilentDnsServer } from './test/dnsmasq.js';
+import { type Recording, record } from './test/record.js';
 
 // A real dnsmasq on 127.0.0.1 answers every query; records change by
 // rewriting its hosts file (SIGHUP) or its config (restart).
@@ -207,6 +202,28 @@ describe('dns (A/AAAA)', () => {
     expect(() => dns('ok.example', 80, { servers: [] })).toThrow(/servers/);
     expect(() => dns('ok.example', 80, { family: 5 as never })).toThrow(/family/);
     expect(() => dnsSrv('bad name')).toThrow(/name/);
+  });
+
+  it('takes DNS servers as ip, ip:port, [v6] or [v6]:port, and refuses what node:dns would misread', () => {
+    const accepted = ['127.0.0.1', '127.0.0.1:5353', '::1', '[::1]', '[::1]:53', '[fd00::2]:65535'];
+    expect(() => dns('ok.example', 80, { servers: accepted })).not.toThrow();
+    // node:dns reads '[::1]x:65536' as ::1 port 65536, and (20.x) aborts the process on a port that wraps to 0
+    for (const server of [
+      '127.0.0.1:0',
+      '[::1]:65536',
+      '[::1]x:65536',
+      '[127.0.0.1]:53',
+      'host:53',
+      '10.0.0.2:',
+    ]) {
+      expect(() => dns('ok.example', 80, { servers: [server] }), server).toThrow(ConfigError);
+    }
+    expect(() => dns('ok.example', 80, { servers: ['[::1]:65536'] })).toThrow(
+      /servers with ports from 1 to 65535 \(not \[::1\]:65536\)/,
+    );
+    expect(() => dns('ok.example', 80, { servers: ['[::1]x:53'] })).toThrow(
+      /"ip", "ip:port" or "\[v6\]:port"/,
+    );
   });
 });
 

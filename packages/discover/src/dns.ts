@@ -45,7 +45,7 @@
  *
  * @module
  */
-import { optionChecks } from '@grpc-tower/core/internal';
+import { optionChecks, splitHostPort } from '@grpc-tower/core/internal';
 import { promises as dnsPromises } from 'node:dns';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -103,21 +103,22 @@ function codeOf(err: unknown): string {
 }
 
 /**
- * The port written in a DNS server entry (`ip:port`, `[v6]:port`), or
- * `undefined` when there is none or it is not a number (then `setServers`
- * judges the entry).
+ * What is wrong with a DNS server entry, or `undefined` when it is `ip`,
+ * `ip:port`, `[v6]` or `[v6]:port` with a port from 1 to 65535. Node's
+ * `setServers` reads entries more loosely (`[::1]x:53` passes) and (20.x)
+ * aborts the whole process instead of throwing on a port that is 0 or
+ * wraps to 0 past 65535, so only these forms are passed on to it.
  */
-function serverPort(server: string): number | undefined {
-  // Mirrors how Node's setServers reads an entry, so that every port it
-  // would pass on to c-ares is checked here first.
+function serverProblem(server: string): string | undefined {
   if (isIP(server) !== 0) return undefined;
-  const split = /(^.+?)(?::(\d+))?$/.exec(server);
-  const bracketed = /^\[([^[\]]*)\]/.exec(server);
-  if (bracketed !== null && isIP(bracketed[1] ?? '') !== 0) {
-    const digits = server.replace(/(^.+?)(?::(\d+))?$/, '$2');
-    return digits === '' ? undefined : Number(digits);
+  const split = splitHostPort(server);
+  if (split === undefined || isIP(split.host) !== (split.bracketed ? 6 : 4)) {
+    return `a list of "ip", "ip:port" or "[v6]:port" (not ${server})`;
   }
-  if (split?.[2] !== undefined && isIP(split[1] ?? '') !== 0) return Number(split[2]);
+  if (split.port === undefined) return undefined; // [v6]
+  if (!/^\d{1,5}$/.test(split.port) || !isPort(Number(split.port))) {
+    return `servers with ports from 1 to 65535 (not ${server})`;
+  }
   return undefined;
 }
 
@@ -143,12 +144,10 @@ function dnsSettings(where: string, options: DnsOptions, resolveTimeoutMs: numbe
       throw check.error('servers', servers, 'a non-empty array of "ip" or "ip:port" strings');
     }
     // Node (20.x) aborts the whole process on a server whose port is 0 (or
-    // wraps to 0 past 65535) instead of throwing: check ports first.
+    // wraps to 0 past 65535) instead of throwing: check every entry first.
     for (const server of servers) {
-      const port = serverPort(server);
-      if (port !== undefined && !(port >= 1 && port <= 65535)) {
-        throw check.error('servers', servers, `servers with ports from 1 to 65535 (not ${server})`);
-      }
+      const problem = serverProblem(server);
+      if (problem !== undefined) throw check.error('servers', servers, problem);
     }
     // setServers validates each entry; do it once now so a bad list fails at construction.
     try {
@@ -445,7 +444,7 @@ function reportPartial(
   answer: HostAnswer,
 ): void {
   for (const { family, error, kept } of answer.partial) {
-    ctx.emit({ type: 'partial', source, hostname, family, error, kept });
+    ctx.emit(() => ({ type: 'partial', source, hostname, family, error, kept }));
   }
 }
 

@@ -5,7 +5,7 @@ import type { DiscoveredAddress } from './address.js';
 import type { Change } from './change.js';
 import { merge } from './merge.js';
 import { staticList } from './static.js';
-import { type Recording, record } from './test-support/record.js';
+import { type Recording, record } from './test/record.js';
 
 const open: Recording<unknown>[] = [];
 afterEach(() => {

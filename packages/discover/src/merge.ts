@@ -73,7 +73,7 @@ export function merge<V = DiscoveredAddress>(
       const owner = String(index);
       const label = labelOf(source, index);
       const events = eventsOf(source);
-      if (events !== undefined) subscriptions.add(events.subscribe((e) => ctx.emit(e)));
+      if (events !== undefined) subscriptions.add(ctx.forward(events));
       subscriptions.add(
         source.subscribe({
           next: (change: Change<string, V>) => {
@@ -82,7 +82,7 @@ export function merge<V = DiscoveredAddress>(
               const result = table.claim(change.key, owner, index, change.endpoint);
               if (isNew) {
                 const owners = table.owners(change.key).map((o) => labelOf(inputs[Number(o)], Number(o)));
-                ctx.emit({ type: 'duplicate', source: name, key: change.key, inputs: owners });
+                ctx.emit(() => ({ type: 'duplicate', source: name, key: change.key, inputs: owners }));
               }
               if (result !== undefined) ctx.apply([result]);
             } else {
@@ -92,12 +92,12 @@ export function merge<V = DiscoveredAddress>(
           },
           error: (err: unknown) => {
             failures++;
-            ctx.emit({
+            ctx.emit(() => ({
               type: 'failed',
               source: name,
               error: new ResolveError(name, `input ${label} failed; its last set is kept`, { cause: err }),
               failures,
-            });
+            }));
           },
         }),
       );

@@ -2,7 +2,7 @@ import { ConfigError } from '@grpc-tower/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InvalidAddressError, ResolveError, ResolveTimeoutError } from './errors.js';
 import { type PollOptions, type PollResult, poll } from './poll.js';
-import { type Recording, record } from './test-support/record.js';
+import { type Recording, record } from './test/record.js';
 
 // These tests drive `poll` with in-process resolve functions: the registry
 // here is the function itself. Timings are small so that rounds are quick;

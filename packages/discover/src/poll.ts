@@ -212,7 +212,7 @@ export function normalizeAddresses(
         err instanceof InvalidAddressError
           ? err
           : new InvalidAddressError(entry, 'unreadable entry', { source: ctx.name, cause: err });
-      ctx.emit({ type: 'invalid', source: ctx.name, input: inputName(entry), error });
+      ctx.emit(() => ({ type: 'invalid', source: ctx.name, input: inputName(entry), error }));
       continue;
     }
     if (!out.has(value.address)) {
@@ -226,7 +226,7 @@ export function normalizeAddresses(
     dupes.set(value.address, inputs);
   }
   if (dupes !== undefined) {
-    for (const [key, inputs] of dupes) ctx.emit({ type: 'duplicate', source: ctx.name, key, inputs });
+    for (const [key, inputs] of dupes) ctx.emit(() => ({ type: 'duplicate', source: ctx.name, key, inputs }));
   }
   return out;
 }
@@ -253,9 +253,9 @@ function runPoll(ctx: SourceContext, resolve: ResolveFn, config: PollConfig): ()
 
   const fail = (err: unknown): void => {
     failures++;
-    ctx.emit({ type: 'failed', source: name, error: toResolveError(name, err), failures });
+    ctx.emit(() => ({ type: 'failed', source: name, error: toResolveError(name, err), failures }));
     const delayMs = backoffDelay(failures, config.backoff);
-    ctx.emit({ type: 'backoff', source: name, delayMs, failures });
+    ctx.emit(() => ({ type: 'backoff', source: name, delayMs, failures }));
     schedule(delayMs);
   };
 
@@ -280,7 +280,7 @@ function runPoll(ctx: SourceContext, resolve: ResolveFn, config: PollConfig): ()
         entry.error instanceof InvalidAddressError || entry.error instanceof InvalidRecordError
           ? entry.error
           : new InvalidRecordError(name, input, 'reported invalid by the resolver');
-      ctx.emit({ type: 'invalid', source: name, input, error });
+      ctx.emit(() => ({ type: 'invalid', source: name, input, error }));
     }
     const next = normalizeAddresses(ctx, answer.addresses);
     failures = 0;
@@ -290,10 +290,17 @@ function runPoll(ctx: SourceContext, resolve: ResolveFn, config: PollConfig): ()
       nextPollMs = Math.min(MAX_TIMER_MS, Math.ceil(validFor));
     }
     if (next.size === 0 && config.keepLastOnEmpty && ctx.current.size > 0) {
-      ctx.emit({ type: 'empty-kept', source: name, kept: ctx.current.size });
+      ctx.emit(() => ({ type: 'empty-kept', source: name, kept: ctx.current.size }));
     } else {
       const { inserted, removed } = ctx.replace(next);
-      ctx.emit({ type: 'resolved', source: name, count: ctx.current.size, inserted, removed, nextPollMs });
+      ctx.emit(() => ({
+        type: 'resolved',
+        source: name,
+        count: ctx.current.size,
+        inserted,
+        removed,
+        nextPollMs,
+      }));
     }
     schedule(nextPollMs);
   };

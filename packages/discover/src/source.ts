@@ -11,12 +11,23 @@
  * forgotten (the next subscriber starts afresh).
  *
  * `events$` is hot: it reports what happens while the source runs and
- * replays nothing; subscribing to it does not start the source.
+ * replays nothing; subscribing to it does not start the source. An event
+ * is built only while somebody subscribes to it: a driver passes
+ * `emit` a function that builds the event, and the events of the sources
+ * it reads are forwarded (`forward`) only while somebody listens.
  *
  * @module
  */
 import { toGrpcTowerError } from '@grpc-tower/core';
-import { Observable, Subject, type Subscriber, type TeardownLogic } from 'rxjs';
+import { EventStream } from '@grpc-tower/core/internal';
+import {
+  BehaviorSubject,
+  Observable,
+  type Subscriber,
+  type Subscription,
+  type TeardownLogic,
+  merge as mergeObservables,
+} from 'rxjs';
 import type { DiscoveredAddress } from './address.js';
 import type { Change } from './change.js';
 import { diffSnapshots } from './diff.js';
@@ -79,8 +90,17 @@ export interface SourceContext<V = DiscoveredAddress> {
   apply(changes: readonly Change<string, V>[]): { inserted: number; removed: number };
   /** Replaces the whole set with `next`, emitting the minimal diff; returns what changed. */
   replace(next: ReadonlyMap<string, V>): { inserted: number; removed: number };
-  /** Publishes an event. */
-  emit(event: DiscoveryEvent): void;
+  /**
+   * Publishes an event. Given a function, calls it to build the event
+   * only when somebody subscribes to `events$`, as the built-in sources do.
+   */
+  emit(event: DiscoveryEvent | (() => DiscoveryEvent)): void;
+  /**
+   * Forwards the events of a source this one reads, unchanged, while this
+   * driver runs and somebody subscribes to `events$` (so the other source
+   * builds none for nobody). Returns the function that stops forwarding.
+   */
+  forward(events$: Observable<DiscoveryEvent>): () => void;
 }
 
 /**
@@ -101,7 +121,32 @@ export function sharedSource<V = DiscoveredAddress>(
   start: (ctx: SourceContext<V>) => () => void,
   equals: (a: V, b: V) => boolean = valueEquals,
 ): DiscoverySource<V> {
-  const events = new Subject<DiscoveryEvent>();
+  const events = new EventStream<DiscoveryEvent>();
+  // what the running driver forwards (one entry per forward call): each
+  // listener subscribes to each entry's events$ once, for as long as both last
+  const forwarded = new BehaviorSubject<readonly { readonly events$: Observable<DiscoveryEvent> }[]>([]);
+  const fromForwarded = new Observable<DiscoveryEvent>((listener) => {
+    const reading = new Map<{ readonly events$: Observable<DiscoveryEvent> }, Subscription>();
+    const watch = forwarded.subscribe((list) => {
+      for (const [entry, subscription] of reading) {
+        if (list.includes(entry)) continue;
+        subscription.unsubscribe();
+        reading.delete(entry);
+      }
+      for (const entry of list) {
+        if (!reading.has(entry))
+          reading.set(
+            entry,
+            entry.events$.subscribe((e) => listener.next(e)),
+          );
+      }
+    });
+    return () => {
+      watch.unsubscribe();
+      for (const subscription of reading.values()) subscription.unsubscribe();
+    };
+  });
+  const events$ = mergeObservables(events.events$, fromForwarded);
   let subscribers: readonly Subscriber<Change<string, V>>[] = [];
   let current = new Map<string, V>();
   let generation = 0;
@@ -154,7 +199,15 @@ export function sharedSource<V = DiscoveredAddress>(
         return { inserted, removed: changes.length - inserted };
       },
       emit(event) {
-        if (live()) events.next(event);
+        if (live()) events.emit(typeof event === 'function' ? event : () => event);
+      },
+      forward(upstream) {
+        if (!live()) return () => {};
+        const entry = { events$: upstream };
+        forwarded.next([...forwarded.value, entry]);
+        return () => {
+          if (forwarded.value.includes(entry)) forwarded.next(forwarded.value.filter((e) => e !== entry));
+        };
       },
     };
   };
@@ -164,6 +217,7 @@ export function sharedSource<V = DiscoveredAddress>(
     running = false;
     generation++;
     current = new Map<string, V>();
+    if (forwarded.value.length > 0) forwarded.next([]);
     const fn = stopDriver;
     stopDriver = undefined;
     fn?.();
@@ -182,7 +236,7 @@ export function sharedSource<V = DiscoveredAddress>(
           fn = start(contextFor(gen));
         } catch (err) {
           // A driver that throws while starting is a bug; report it and keep the stream open.
-          events.next({ type: 'failed', source: name, error: toGrpcTowerError(err), failures: 1 });
+          events.emit(() => ({ type: 'failed', source: name, error: toGrpcTowerError(err), failures: 1 }));
           fn = () => {};
         }
         if (gen === generation && running) stopDriver = fn;
@@ -193,6 +247,6 @@ export function sharedSource<V = DiscoveredAddress>(
         if (subscribers.length === 0) stop();
       };
     },
-    events.asObservable(),
+    events$,
   );
 }

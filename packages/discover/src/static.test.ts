@@ -1,9 +1,11 @@
 import { ConfigError } from '@grpc-tower/core';
 import { take } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sharedSource } from './source.js';
+import type { DiscoveryEvent } from './events.js';
+import { merge } from './merge.js';
+import { type SourceContext, sharedSource } from './source.js';
 import { staticList } from './static.js';
-import { type Recording, record } from './test-support/record.js';
+import { type Recording, record } from './test/record.js';
 
 const open: Recording<unknown>[] = [];
 afterEach(() => {
@@ -71,6 +73,43 @@ describe('sharedSource', () => {
     src.pipe(take(1)).subscribe((c) => seen.push(c.key));
     expect(seen).toEqual(['127.0.0.2:1']);
     expect(stopped).toBe(1);
+  });
+
+  it('builds an event only while somebody subscribes to events$, its own and those merge forwards', () => {
+    let builds = 0;
+    const resolved = (): DiscoveryEvent => {
+      builds++;
+      return { type: 'resolved', source: 'counted', count: 0, inserted: 0, removed: 0 };
+    };
+    let ctxRef: SourceContext | undefined;
+    const src = sharedSource('counted', (ctx) => {
+      ctxRef = ctx;
+      return () => {};
+    });
+    const merged = merge([src], { name: 'merged' });
+    const changes = merged.subscribe(() => {}); // runs both drivers; nobody listens to events
+    const ctx = ctxRef!;
+    ctx.emit(resolved);
+    ctx.emit(resolved);
+    expect(builds).toBe(0);
+
+    const seen: DiscoveryEvent[] = [];
+    const own: DiscoveryEvent[] = [];
+    const listening = merged.events$.subscribe((e) => seen.push(e));
+    ctx.emit(resolved);
+    expect(builds).toBe(1);
+    expect(seen).toEqual([{ type: 'resolved', source: 'counted', count: 0, inserted: 0, removed: 0 }]);
+    const listeningToSource = src.events$.subscribe((e) => own.push(e));
+    ctx.emit(resolved); // one build for both listeners
+    expect(builds).toBe(2);
+    expect([seen.length, own.length]).toEqual([2, 1]);
+
+    listening.unsubscribe();
+    listeningToSource.unsubscribe();
+    ctx.emit(resolved);
+    expect(builds).toBe(2);
+    changes.unsubscribe();
+    expect(ctx.stopped).toBe(true);
   });
 
   it('ignores inserts of equal values and removes of unknown keys', () => {

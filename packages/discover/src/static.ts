@@ -60,7 +60,7 @@ export function staticList(
   }
   return sharedSource(name, (ctx) => {
     ctx.replace(set);
-    ctx.emit({ type: 'resolved', source: name, count: set.size, inserted: set.size, removed: 0 });
+    ctx.emit(() => ({ type: 'resolved', source: name, count: set.size, inserted: set.size, removed: 0 }));
     return () => {};
   });
 }

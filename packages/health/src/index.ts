@@ -12,8 +12,10 @@
  *   Envoy and gRPC A50, never ejecting more than a share of the set; for
  *   HTTP/2 endpoints with the {@link httpOutcomes} policy (5xx responses
  *   and failed connections fail, 4xx never do);
- * - {@link panicThreshold} and {@link slowStart}: the pure pieces a
- *   balancer's pick uses for Envoy's panic mode and slow start.
+ * - {@link slowStart}: the weight of a warming endpoint, for a balancer's
+ *   slow start (`p2c`'s `slowStart` option), and {@link connectedOf},
+ *   whether an endpoint held out by these wrappers is still connected (what
+ *   a balancer's panic mode, `panicThresholdPercent`, balances over).
  *
  * The wrappers gate an endpoint's readiness (`failed` while unhealthy or
  * ejected), so any balancer that picks only ready endpoints — `p2c` from
@@ -80,7 +82,6 @@ export {
   type FailurePercentageEjectionOptions,
   type ResolvedOutlierDetectionOptions,
 } from './outlier/options.js';
-export { panicThreshold, type PanicDecision } from './pick/panic.js';
 export { connectedOf } from './pick/connected.js';
 export { slowStart, type SlowStartOptions, type SlowStartWeight } from './pick/slow-start.js';
 export type {

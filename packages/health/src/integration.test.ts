@@ -66,7 +66,7 @@ describe.each(TRANSPORTS)('over the %s transport', (transport) => {
     );
     // panic mode off: this test shows health and ejection gating the pool
     // (with 2 of 3 servers out, the default 50 % threshold would spread calls
-    // over all three; pick/panic.test.ts shows that)
+    // over all three; pick/connected.test.ts shows that)
     const balancer = p2c(endpoints, {
       target: 'static:echo',
       load: pendingRequests(),

@@ -21,6 +21,7 @@
  */
 import { type CallContext, CallRetries, type Layer, type RetryTally } from '@grpc-tower/core';
 import type { Http2Request, Http2Response } from '@grpc-tower/core/http2';
+import { splitHostPort } from '@grpc-tower/core/internal';
 import {
   type Attributes,
   type Context,
@@ -133,12 +134,9 @@ const endpointOf = (err: unknown): string | undefined => {
 
 /** `network.peer.address` and `network.peer.port` of the server that took the attempt. */
 function peerAttributes(endpoint: string): Attributes {
-  const colon = endpoint.lastIndexOf(':');
-  if (colon < 0) return { [HttpLabels.peerAddress]: endpoint };
-  const host = endpoint.slice(0, colon).replace(/^\[|\]$/g, '');
-  const port = Number(endpoint.slice(colon + 1));
-  return Number.isInteger(port)
-    ? { [HttpLabels.peerAddress]: host, [HttpLabels.peerPort]: port }
+  const split = splitHostPort(endpoint);
+  return split?.port !== undefined && /^\d{1,5}$/.test(split.port)
+    ? { [HttpLabels.peerAddress]: split.host, [HttpLabels.peerPort]: Number(split.port) }
     : { [HttpLabels.peerAddress]: endpoint };
 }
 

@@ -20,12 +20,7 @@ import {
   TRANSPORTS,
 } from '@grpc-tower/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import {
-  type Dnsmasq,
-  type EtcdServer,
-  startDnsmasq,
-  startEtcd,
-} from '../../discover/src/test-support/index.js';
+import { type Dnsmasq, type EtcdServer, startDnsmasq, startEtcd } from '../../discover/src/test/index.js';
 import { makeCerts } from '../../../reliability/src/support/certs.js';
 import { overTransport } from './test/transport.js';
 import { towerChannel as plainTowerChannel } from './channel.js';

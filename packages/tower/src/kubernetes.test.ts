@@ -26,7 +26,7 @@ import {
   endpointSlice,
   startDnsmasq,
   startKubeApi,
-} from '../../discover/src/test-support/index.js';
+} from '../../discover/src/test/index.js';
 import { towerChannel } from './channel.js';
 import { CALL_EVERY_MS, firstPick, load, picks, picksAfter } from './test/load.js';
 

@@ -31,18 +31,19 @@ export function lazySource(
     load().then(
       (source) => {
         if (stopped) return;
-        subscription = source.events$.subscribe((event) => ctx.emit(event));
-        subscription.add(source.subscribe((change) => ctx.apply([change])));
+        const stopForwarding = ctx.forward(source.events$);
+        subscription = source.subscribe((change) => ctx.apply([change]));
+        subscription.add(stopForwarding);
       },
       (err: unknown) => {
         if (stopped) return;
         const reason = err instanceof Error ? err.message : String(err);
-        ctx.emit({
+        ctx.emit(() => ({
           type: 'failed',
           source: name,
           error: new ResolveError(name, `${hint}: ${reason}`, { cause: err }),
           failures: 1,
-        });
+        }));
       },
     );
     return () => {

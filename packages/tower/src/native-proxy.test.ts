@@ -14,7 +14,7 @@ import { firstValueFrom, filter } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { trackCleanups } from '../../balance/src/test/grpc-calls.js';
 import { grpcRequest } from '../../core/src/grpc/test/request.js';
-import { freePort } from '../../discover/src/test-support/index.js';
+import { freePort } from '../../discover/src/test/index.js';
 
 const cleanups = trackCleanups();
 const ECHO = '/grpctower.testing.Echo/Unary';

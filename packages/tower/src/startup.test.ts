@@ -22,7 +22,7 @@ import {
 } from '@grpc-tower/testing';
 import type { Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { startDnsmasq } from '../../discover/src/test-support/index.js';
+import { startDnsmasq } from '../../discover/src/test/index.js';
 import type { TowerOptions, TowerTelemetry } from './channel.js';
 import { overTransport } from './test/transport.js';
 

@@ -30,6 +30,7 @@
  * @module
  */
 import { GrpcTowerError, Status, formatAddress, tryParseAddress } from '@grpc-tower/core';
+import { splitHostPort } from '@grpc-tower/core/internal';
 import { isIP } from 'node:net';
 
 /**
@@ -237,19 +238,11 @@ function dnsWithAuthority(target: string, rest: string): DnsTarget {
 
 /** The DNS server of an authority: `ip`, `ip:port`, `[v6]` or `[v6]:port`, as `ip:port`. */
 function dnsServer(target: string, authority: string): string {
-  let host = authority;
-  let port = 53;
-  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(authority);
-  const v4 = /^([^:]*):(.*)$/.exec(authority);
-  let portText: string | undefined;
-  if (bracketed !== null) {
-    host = bracketed[1] ?? '';
-    portText = bracketed[2];
-  } else if (v4 !== null && isIP(authority) === 0) {
-    host = v4[1] ?? '';
-    portText = v4[2];
-  }
-  if (isIP(host) === 0 || (bracketed !== null && isIP(host) !== 6)) {
+  const split = splitHostPort(authority);
+  const host = split?.host ?? authority;
+  const bracketed = split?.bracketed === true;
+  const portText = split?.port;
+  if (isIP(host) === 0 || (bracketed && isIP(host) !== 6)) {
     throw new InvalidTargetError(
       target,
       'authority',
@@ -257,14 +250,14 @@ function dnsServer(target: string, authority: string): string {
         '"dns://[fd00::2]:53/host:port", or "dns:///host:port" for the system\'s resolver',
     );
   }
-  if (bracketed === null && isIP(host) === 6) {
+  if (!bracketed && isIP(host) === 6) {
     throw new InvalidTargetError(
       target,
       'authority',
       `write the IPv6 DNS server in brackets, as "dns://[${host}]:53/host:port"`,
     );
   }
-  if (portText !== undefined) port = portOf(target, portText, `the DNS server's port "${portText}"`);
+  const port = portText === undefined ? 53 : portOf(target, portText, `the DNS server's port "${portText}"`);
   return formatAddress(host, port);
 }
 
@@ -295,8 +288,8 @@ function hostPortOf(target: string, text: string, example: string): { host: stri
   }
   const parsed = tryParseAddress(text);
   if (parsed.ok) return parsed.address;
-  const withoutBrackets = !text.startsWith('[') && text.indexOf(':') !== text.lastIndexOf(':');
-  if (parsed.reason === 'the port is missing' || (withoutBrackets && isIP(text) === 6)) {
+  // a bare IPv6 address: the port is what is missing (it would go after brackets)
+  if (parsed.reason === 'the port is missing' || isIP(text) === 6) {
     throw new InvalidTargetError(
       target,
       'port',

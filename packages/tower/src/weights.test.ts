@@ -15,12 +15,7 @@ import {
   startEchoServer,
 } from '@grpc-tower/testing';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import {
-  type Dnsmasq,
-  type EtcdServer,
-  startDnsmasq,
-  startEtcd,
-} from '../../discover/src/test-support/index.js';
+import { type Dnsmasq, type EtcdServer, startDnsmasq, startEtcd } from '../../discover/src/test/index.js';
 import { type TowerOptions, towerChannel } from './channel.js';
 
 const { EchoService } = loadEchoPackage();

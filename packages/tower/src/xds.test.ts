@@ -16,7 +16,7 @@ import {
   startPods,
 } from '@grpc-tower/testing';
 import { afterAll, beforeAll, expect, test, vi } from 'vitest';
-import { type XdsServer, startXdsServer } from '../../discover/src/test-support/index.js';
+import { type XdsServer, startXdsServer } from '../../discover/src/test/index.js';
 import { towerChannel } from './channel.js';
 import { CALL_EVERY_MS, firstPick, load, picks, picksAfter } from './test/load.js';
 

@@ -27,6 +27,9 @@
  * - **Slow start** (Envoy's): a member still warming up is kept with
  *   probability equal to its slow-start weight, else drawn again.
  *
+ * The pick alone: `p2c()` in `../p2c.ts` checks the options and builds the
+ * balancer over it.
+ *
  * @internal
  * @module
  */

@@ -1,6 +1,8 @@
 /**
- * Panic mode (Envoy's and Finagle's panic threshold) as a wrapper of a
- * picker. When fewer than `thresholdPercent` of the known endpoints are
+ * Panic mode (Envoy's and Finagle's panic threshold): the one decision
+ * ({@link belowPanicThreshold}, for the whole set and for the local zone
+ * of zone-aware routing) and the wrapper of a picker that applies it.
+ * When fewer than `thresholdPercent` of the known endpoints are
  * ready, health checking is probably wrong or the whole set is degraded,
  * and sending every call to the few ready ones would overload them: the
  * wrapper then picks among every known endpoint whose connection is up
@@ -75,6 +77,22 @@ export class ArrayPickSet<T extends { readonly address: string; readonly weight:
 }
 
 /**
+ * Whether `ready` of `known` endpoints is below the panic threshold:
+ * fewer than `thresholdPercent` % of them ready. Never with no endpoint
+ * known (nothing to balance over), never with a threshold of 0 (off);
+ * exactly at the threshold is not panic.
+ *
+ * @example
+ * ```ts
+ * belowPanicThreshold(4, 1, 50); // true: 25 % ready
+ * belowPanicThreshold(4, 2, 50); // false: exactly 50 %
+ * ```
+ */
+export function belowPanicThreshold(known: number, ready: number, thresholdPercent: number): boolean {
+  return thresholdPercent > 0 && known > 0 && ready * 100 < thresholdPercent * known;
+}
+
+/**
  * A picker that balances over every connected endpoint while too few are ready.
  *
  * @example
@@ -107,7 +125,7 @@ export class PanicPicker<T extends PanicCandidate> implements Picker<T> {
 
   /** Re-decides from the counts (`known` excludes closed endpoints); true when the decision changed. */
   update(known: number, ready: number): boolean {
-    const active = known > 0 && ready * 100 < this.#thresholdPercent * known;
+    const active = belowPanicThreshold(known, ready, this.#thresholdPercent);
     if (active === this.#active) return false;
     this.#active = active;
     return true;

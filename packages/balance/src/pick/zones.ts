@@ -38,7 +38,7 @@
 import type { Readiness } from '@grpc-tower/core';
 import type { ResolvedZones } from '../options.js';
 import type { ZoneRouting, ZoneRoutingReason } from '../stats.js';
-import { ArrayPickSet } from './panic.js';
+import { ArrayPickSet, belowPanicThreshold } from './panic.js';
 import type { Candidate, PickSet, Picker } from './picker.js';
 
 /**
@@ -190,9 +190,7 @@ export function decideZones<T extends ZoneCandidate>(
   }
   if (count < options.minEndpoints) return all('too-few-endpoints');
   if (local === undefined || local.ready.length === 0) return all('no-local-endpoint');
-  if (panicThresholdPercent > 0 && local.ready.length * 100 < panicThresholdPercent * local.known) {
-    return all('local-panic');
-  }
+  if (belowPanicThreshold(local.known, local.ready.length, panicThresholdPercent)) return all('local-panic');
   const given = options.clientShares;
   const clientShare = (zone: string): number =>
     given === undefined ? 1 / zones.size : (given.get(zone) ?? 0);

@@ -1,13 +1,14 @@
 /**
  * `@grpc-tower/core/internal`: the helpers that grpc-tower's own packages
- * share (events and counters, option checks, the timer limit, the endpoint
+ * share (events, option checks, the timer limit, the endpoint
  * test, the origin of a failure). Not a public API: it may change in any release.
  *
  * @internal
  * @packageDocumentation
  */
-export { EventStream, Counters } from './events.js';
+export { EventStream } from './events.js';
 export { isEndpoint } from './endpoint.js';
+export { splitHostPort } from '../address.js';
 export { MAX_TIMER_MS } from './timers.js';
 export { nativeSettings, type NativeSettings } from '../grpc/native/options.js';
 export { grpcJsDelivery } from '../grpc/endpoint.js';

@@ -3,9 +3,9 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InvalidRecordError } from '../errors.js';
 import { type EtcdSourceOptions, etcd } from './source.js';
-import { type EtcdServer, startEtcd } from '../test-support/etcd.js';
-import { type Recording, record } from '../test-support/record.js';
-import { type TcpProxy, startTcpProxy } from '../test-support/tcp-proxy.js';
+import { type EtcdServer, startEtcd } from '../test/etcd.js';
+import { type Recording, record } from '../test/record.js';
+import { type TcpProxy, startTcpProxy } from '../test/tcp-proxy.js';
 
 // A real single-member etcd on loopback. Clients reach it through a TCP
 // relay when a test needs to cut the connection while etcd keeps running.

@@ -211,7 +211,7 @@ function runEtcd(ctx: SourceContext, run: EtcdRun): () => void {
     if (raw !== undefined) {
       const parsed = parseEtcdValue(name, key, raw);
       if (parsed instanceof InvalidRecordError) {
-        ctx.emit({ type: 'invalid', source: name, input: parsed.input, error: parsed });
+        ctx.emit(() => ({ type: 'invalid', source: name, input: parsed.input, error: parsed }));
       } else {
         value = parsed;
       }
@@ -228,21 +228,21 @@ function runEtcd(ctx: SourceContext, run: EtcdRun): () => void {
       claimed.set(key, value.address);
       touched.add(value.address);
       if (duplicate) {
-        ctx.emit({
+        ctx.emit(() => ({
           type: 'duplicate',
           source: name,
           key: value.address,
           inputs: table.owners(value.address),
-        });
+        }));
       }
     }
   };
 
   const fail = (error: ResolveError): void => {
     failures++;
-    ctx.emit({ type: 'failed', source: name, error, failures });
+    ctx.emit(() => ({ type: 'failed', source: name, error, failures }));
     const delayMs = backoffDelay(failures, run.backoff);
-    ctx.emit({ type: 'backoff', source: name, delayMs, failures });
+    ctx.emit(() => ({ type: 'backoff', source: name, delayMs, failures }));
     timer = unrefTimer(() => {
       timer = undefined;
       void sync('retry');
@@ -266,7 +266,7 @@ function runEtcd(ctx: SourceContext, run: EtcdRun): () => void {
     }
     const { inserted, removed } = ctx.apply([...inserts, ...removes]);
     if (inserted + removed > 0) {
-      ctx.emit({ type: 'resolved', source: name, count: ctx.current.size, inserted, removed });
+      ctx.emit(() => ({ type: 'resolved', source: name, count: ctx.current.size, inserted, removed }));
     }
   };
 
@@ -280,18 +280,18 @@ function runEtcd(ctx: SourceContext, run: EtcdRun): () => void {
     w.on('disconnected', (err) => {
       if (watcher !== w || stopped || down) return;
       down = true;
-      ctx.emit({
+      ctx.emit(() => ({
         type: 'disconnected',
         source: name,
         error: new ResolveError(name, `watch on ${prefix} lost its connection: ${err.message}`, {
           cause: err,
         }),
-      });
+      }));
     });
     w.on('connected', () => {
       if (watcher !== w || stopped || !down) return;
       down = false;
-      ctx.emit({ type: 'reconnected', source: name });
+      ctx.emit(() => ({ type: 'reconnected', source: name }));
     });
     w.on('error', (err) => {
       // Non-recoverable for this watcher: etcd cancelled it, typically because
@@ -299,14 +299,14 @@ function runEtcd(ctx: SourceContext, run: EtcdRun): () => void {
       // The client has already detached the cancelled watcher.
       if (watcher !== w || stopped) return;
       watcher = undefined;
-      ctx.emit({
+      ctx.emit(() => ({
         type: 'failed',
         source: name,
         error: new ResolveError(name, `watch on ${prefix} was cancelled (${err.message}); reading it again`, {
           cause: err,
         }),
         failures: failures + 1,
-      });
+      }));
       void sync('watch-cancelled');
     });
   };
@@ -335,8 +335,8 @@ function runEtcd(ctx: SourceContext, run: EtcdRun): () => void {
     const touched = new Set<string>();
     for (const kv of kvs) applyKey(kv.key.toString(), kv.value.toString(), touched);
     const { inserted, removed } = ctx.replace(table.snapshot());
-    ctx.emit({ type: 'resync', source: name, reason, revision });
-    ctx.emit({ type: 'resolved', source: name, count: ctx.current.size, inserted, removed });
+    ctx.emit(() => ({ type: 'resync', source: name, reason, revision }));
+    ctx.emit(() => ({ type: 'resolved', source: name, count: ctx.current.size, inserted, removed }));
     watch(BigInt(revision) + 1n);
   };
 

@@ -6,8 +6,8 @@ import { ConfigError } from '@grpc-tower/core';
 import { activeHandles, expectNoLeaks } from '@grpc-tower/testing';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
-import { type KubeApiServer, endpointSlice, startKubeApi } from '../test-support/kube-api.js';
-import { type Recording, record } from '../test-support/record.js';
+import { type KubeApiServer, endpointSlice, startKubeApi } from '../test/kube-api.js';
+import { type Recording, record } from '../test/record.js';
 import { type KubernetesOptions, kubernetes, kubernetesZone } from './source.js';
 
 let api: KubeApiServer;

@@ -266,9 +266,9 @@ function runKubernetes(ctx: SourceContext, run: KubeRun): () => void {
 
   const report = (reading: SliceReading): void => {
     for (const error of reading.invalid)
-      ctx.emit({ type: 'invalid', source: name, input: error.input, error });
+      ctx.emit(() => ({ type: 'invalid', source: name, input: error.input, error }));
     for (const d of reading.duplicates)
-      ctx.emit({ type: 'duplicate', source: name, key: d.key, inputs: d.inputs });
+      ctx.emit(() => ({ type: 'duplicate', source: name, key: d.key, inputs: d.inputs }));
   };
 
   /** Publishes the merged set; then one `endpoint` event per address whose state changed. */
@@ -289,7 +289,7 @@ function runKubernetes(ctx: SourceContext, run: KubeRun): () => void {
     for (const [key, ep, state, previous] of changed) {
       if (state === 'gone') states.delete(key);
       else states.set(key, state);
-      ctx.emit({
+      ctx.emit(() => ({
         type: 'endpoint',
         source: name,
         key,
@@ -298,10 +298,10 @@ function runKubernetes(ctx: SourceContext, run: KubeRun): () => void {
         state,
         previous,
         reason: reasonFor(ep, key, state),
-      });
+      }));
     }
     if (always || inserted + removed > 0) {
-      ctx.emit({ type: 'resolved', source: name, count: ctx.current.size, inserted, removed });
+      ctx.emit(() => ({ type: 'resolved', source: name, count: ctx.current.size, inserted, removed }));
     }
   };
 
@@ -352,16 +352,16 @@ function runKubernetes(ctx: SourceContext, run: KubeRun): () => void {
     watchFailures++;
     if (!down) {
       down = true;
-      ctx.emit({
+      ctx.emit(() => ({
         type: 'disconnected',
         source: name,
         error: new ResolveError(name, `watch of ${path} lost its connection: ${message(err)}`, {
           cause: err,
         }),
-      });
+      }));
     }
     const delayMs = backoffDelay(watchFailures, run.watchBackoff);
-    ctx.emit({ type: 'backoff', source: name, delayMs, failures: watchFailures });
+    ctx.emit(() => ({ type: 'backoff', source: name, delayMs, failures: watchFailures }));
     later(watch, delayMs);
   };
 
@@ -410,7 +410,7 @@ function runKubernetes(ctx: SourceContext, run: KubeRun): () => void {
           watchFailures = 0;
           if (down) {
             down = false;
-            ctx.emit({ type: 'reconnected', source: name });
+            ctx.emit(() => ({ type: 'reconnected', source: name }));
           }
         },
         (err: unknown) => {
@@ -457,16 +457,16 @@ function runKubernetes(ctx: SourceContext, run: KubeRun): () => void {
       listFailures++;
       const status = statusOf(err);
       const detail = status === undefined ? message(err) : `HTTP ${status} ${message(err)}`;
-      ctx.emit({
+      ctx.emit(() => ({
         type: 'failed',
         source: name,
         error: new ResolveError(name, `listing ${path}?labelSelector=${labelSelector} failed: ${detail}`, {
           cause: err,
         }),
         failures: listFailures,
-      });
+      }));
       const delayMs = backoffDelay(listFailures, run.backoff);
-      ctx.emit({ type: 'backoff', source: name, delayMs, failures: listFailures });
+      ctx.emit(() => ({ type: 'backoff', source: name, delayMs, failures: listFailures }));
       later(() => void list('retry'), delayMs);
       return;
     } finally {
@@ -482,7 +482,7 @@ function runKubernetes(ctx: SourceContext, run: KubeRun): () => void {
     }
     slices = read;
     resourceVersion = answer.resourceVersion;
-    ctx.emit({ type: 'resync', source: name, reason, revision: resourceVersion ?? '' });
+    ctx.emit(() => ({ type: 'resync', source: name, reason, revision: resourceVersion ?? '' }));
     publish(true);
     watch();
   };

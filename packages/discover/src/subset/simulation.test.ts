@@ -8,7 +8,7 @@ import {
   rendezvousAlgorithm,
   simulate,
   syntheticServers,
-} from '../test-support/subsetting.js';
+} from '../test/subsetting.js';
 import { rendezvousSubset, subsetAssignment } from './assign.js';
 import { selectSubset } from './subset.js';
 

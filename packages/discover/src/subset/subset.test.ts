@@ -4,9 +4,9 @@ import { describe, expect, it } from 'vitest';
 import type { DiscoveredAddress } from '../address.js';
 import type { Change } from '../change.js';
 import { staticList } from '../static.js';
-import { insertOf, record, removeOf } from '../test-support/record.js';
-import { stoppedAfterEach } from '../test-support/stopped.js';
-import { syntheticServers } from '../test-support/subsetting.js';
+import { insertOf, record, removeOf } from '../test/record.js';
+import { stoppedAfterEach } from '../test/stopped.js';
+import { syntheticServers } from '../test/subsetting.js';
 import { type SubsetOptions, selectSubset, subset } from './subset.js';
 
 const rec = stoppedAfterEach();

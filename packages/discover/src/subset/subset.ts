@@ -188,7 +188,7 @@ export function subset<V = DiscoveredAddress>(
       for (const key of members) next.set(key, known.get(key) as V);
       const { inserted, removed } = ctx.replace(next);
       if (inserted + removed > 0)
-        ctx.emit({ type: 'resolved', source: name, count: next.size, inserted, removed });
+        ctx.emit(() => ({ type: 'resolved', source: name, count: next.size, inserted, removed }));
     };
     const schedule = (): void => {
       if (scheduled) return;
@@ -197,7 +197,7 @@ export function subset<V = DiscoveredAddress>(
     };
 
     const subscriptions = new Subscription();
-    if (upstreamEvents !== undefined) subscriptions.add(upstreamEvents.subscribe((e) => ctx.emit(e)));
+    if (upstreamEvents !== undefined) subscriptions.add(ctx.forward(upstreamEvents));
     subscriptions.add(
       source.subscribe({
         next: (change) => {
@@ -214,12 +214,12 @@ export function subset<V = DiscoveredAddress>(
         },
         error: (err: unknown) => {
           failures++;
-          ctx.emit({
+          ctx.emit(() => ({
             type: 'failed',
             source: name,
             error: new ResolveError(name, 'the input failed; its last set is kept', { cause: err }),
             failures,
-          });
+          }));
         },
       }),
     );

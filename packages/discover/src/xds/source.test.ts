@@ -4,7 +4,7 @@
 import { ConfigError } from '@grpc-tower/core';
 import { activeHandles, expectNoLeaks, pickHosts } from '@grpc-tower/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
-import { type Recording, record } from '../test-support/record.js';
+import { type Recording, record } from '../test/record.js';
 import {
   XDS_TYPE,
   type XdsLocalityInput,
@@ -14,7 +14,7 @@ import {
   xdsEndpoints,
   xdsListener,
   xdsRoute,
-} from '../test-support/xds-server.js';
+} from '../test/xds-server.js';
 import { loadBootstrap } from './bootstrap.js';
 import { type XdsOptions, xds } from './source.js';
 

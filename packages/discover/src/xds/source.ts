@@ -304,18 +304,18 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
   const publish = (cla: ClusterLoadAssignment) => {
     const next = endpointSet(cla);
     for (const [key, count] of next.duplicates) {
-      ctx.emit({
+      ctx.emit(() => ({
         type: 'duplicate',
         source,
         key,
         inputs: Array.from({ length: count }, () => cla.clusterName),
-      });
+      }));
     }
     const { inserted, removed } = ctx.replace(next.set);
     for (const [key, now] of next.states) {
       const before = states.get(key)?.state;
       if (before === now.state) continue;
-      ctx.emit({
+      ctx.emit(() => ({
         type: 'endpoint',
         source,
         key,
@@ -323,21 +323,21 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
         state: now.state,
         previous: before,
         reason: `health_status ${now.health}`,
-      });
+      }));
     }
     for (const [key, was] of states) {
       if (next.states.has(key)) continue;
-      ctx.emit({
+      ctx.emit(() => ({
         type: 'endpoint',
         source,
         key,
         state: 'gone',
         previous: was.state,
         reason: 'no longer listed',
-      });
+      }));
     }
     states = next.states;
-    ctx.emit({ type: 'resolved', source, count: next.set.size, inserted, removed });
+    ctx.emit(() => ({ type: 'resolved', source, count: next.set.size, inserted, removed }));
   };
 
   /** Follows the chain as far as the cache reaches, subscribing to what comes next. */
@@ -357,7 +357,8 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
       const notes = JSON.stringify(choice.notes);
       if (notes !== lastNotes) {
         lastNotes = notes;
-        for (const n of choice.notes) ctx.emit({ type: 'ignored', source, input: n.input, reason: n.reason });
+        for (const n of choice.notes)
+          ctx.emit(() => ({ type: 'ignored', source, input: n.input, reason: n.reason }));
       }
       clusterName = choice.cluster;
     }
@@ -371,7 +372,12 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
   };
 
   const reject = (input: string, reason: string) =>
-    ctx.emit({ type: 'invalid', source, input, error: new InvalidRecordError(source, input, reason) });
+    ctx.emit(() => ({
+      type: 'invalid',
+      source,
+      input,
+      error: new InvalidRecordError(source, input, reason),
+    }));
 
   const onResponse = (bytes: Uint8Array) => {
     let version: string;
@@ -433,7 +439,7 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
     if (kind === 'listener' || kind === 'cluster') {
       for (const n of st.names) {
         if (!seen.has(n) && st.cache.delete(n))
-          ctx.emit({ type: 'empty-kept', source, kept: ctx.current.size });
+          ctx.emit(() => ({ type: 'empty-kept', source, kept: ctx.current.size }));
       }
     }
     if (errors.length === 0) {
@@ -464,7 +470,7 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
         failures = 0;
         if (disconnected) {
           disconnected = false;
-          ctx.emit({ type: 'reconnected', source });
+          ctx.emit(() => ({ type: 'reconnected', source }));
         }
       }
       onResponse(bytes);
@@ -484,10 +490,10 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
             : toGrpcTowerError(
                 Object.assign(new Error(`${source}: ADS stream: ${s.details}`), { code: s.code }),
               );
-        ctx.emit({ type: 'disconnected', source, error });
+        ctx.emit(() => ({ type: 'disconnected', source, error }));
       }
       const delayMs = backoffDelay(failures, config.backoff);
-      ctx.emit({ type: 'backoff', source, delayMs, failures });
+      ctx.emit(() => ({ type: 'backoff', source, delayMs, failures }));
       timer = unrefTimer(open, delayMs);
     });
     for (const kind of KINDS) if (state(kind).names.length > 0) request(kind);

@@ -96,6 +96,47 @@ describe.each(TRANSPORTS)('healthChecked: Watch, over the %s transport', (transp
     expect(down?.type === 'health' && down.reason).toContain('NOT_SERVING');
   });
 
+  test('an event is built only while somebody subscribes to events$', async () => {
+    const [server] = await servers$(1);
+    // the inner endpoint's address is read when a health event is built, and not otherwise
+    const real = grpcEndpoint(server!.address, {
+      credentials: insecure,
+      channelOptions: fastReconnect,
+      transport,
+    });
+    let addressReads = 0;
+    const inner = new Proxy(real, {
+      get(target, key) {
+        if (key === 'address') addressReads++;
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const health = healthChecked();
+    const ep = health(inner);
+    endpoints.push(ep);
+    const states: Readiness[] = [];
+    ep.readiness$.subscribe((r) => states.push(r));
+    const readsAtStart = addressReads;
+
+    // two health changes with nobody listening: no event built
+    await next(ep.readiness$, (r) => r === 'ready');
+    server!.setServing('NOT_SERVING');
+    await next(ep.readiness$, (r) => r === 'failed');
+    expect(states).toEqual(['connecting', 'ready', 'failed']);
+    expect(addressReads - readsAtStart).toBe(0);
+
+    // with a subscriber, the next change is an event
+    const events: HealthEvent[] = [];
+    const subscription = health.events$.subscribe((e) => events.push(e));
+    server!.setServing('SERVING');
+    await next(ep.readiness$, (r) => r === 'ready');
+    subscription.unsubscribe();
+    expect(healthChanges(events)).toEqual(['unhealthy->healthy']);
+    expect(events[0]).toMatchObject({ endpoint: server!.address, status: 'SERVING' });
+    expect(addressReads - readsAtStart).toBe(1);
+  });
+
   test('behind p2c: a NOT_SERVING server stops getting calls, and gets them again on SERVING', async () => {
     const [a, b] = await servers$(2);
     const health = healthChecked();

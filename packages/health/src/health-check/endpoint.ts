@@ -45,9 +45,10 @@ import {
   toGrpcTowerError,
   withTimeout,
 } from '@grpc-tower/core';
+import { EventStream } from '@grpc-tower/core/internal';
 import { type GrpcRequest, type GrpcResponse, RequestMessages } from '@grpc-tower/core/grpc';
 import { Metadata } from '@grpc/grpc-js';
-import { type Observable, Subject } from 'rxjs';
+import type { Observable } from 'rxjs';
 import type { HealthEvent, HealthState } from '../events.js';
 import { connectedOf } from '../pick/connected.js';
 import { HealthGate, type Probe } from './gate.js';
@@ -111,10 +112,10 @@ export interface HealthChecker {
  */
 export function healthChecked(options: HealthCheckOptions = {}): HealthChecker {
   const resolved = resolveHealthCheckOptions(options);
-  const events = new Subject<HealthEvent>();
+  const events = new EventStream<HealthEvent>();
   const wrap = (endpoint: Endpoint<GrpcRequest, GrpcResponse>): HealthCheckedEndpoint =>
     new HealthCheckedEndpoint(endpoint, resolved, events);
-  return Object.assign(wrap, { events$: events.asObservable(), options: resolved });
+  return Object.assign(wrap, { events$: events.events$, options: resolved });
 }
 
 /**
@@ -134,7 +135,7 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
   /** Emits the current readiness on subscribe, then each change; completes on close. */
   readonly readiness$: Observable<Readiness>;
   readonly #options: ResolvedHealthCheckOptions;
-  readonly #events: Subject<HealthEvent>;
+  readonly #events: EventStream<HealthEvent>;
   readonly #gate: HealthGate<GrpcRequest, GrpcResponse>;
   readonly #request: Buffer;
   /** The current backoff ceiling, 0 before the first failure. */
@@ -147,7 +148,7 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
   constructor(
     inner: Endpoint<GrpcRequest, GrpcResponse>,
     options: ResolvedHealthCheckOptions,
-    events: Subject<HealthEvent>,
+    events: EventStream<HealthEvent>,
   ) {
     this.#gate = new HealthGate('healthChecked', inner, events, {
       connected: () => {
@@ -184,7 +185,7 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
   /**
    * Whether the connection underneath is up, whatever the health says: a
    * balancer in panic mode prefers these over endpoints that cannot connect
-   * (see `panicThreshold`).
+   * (see the balancers' `panicThresholdPercent`).
    */
   get connected(): boolean {
     return connectedOf(this.inner);
@@ -367,7 +368,7 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
     const reason = `server has no grpc.health.v1 service (${method} returned UNIMPLEMENTED): treated as healthy`;
     if (!this.#reportedUnimplemented) {
       this.#reportedUnimplemented = true;
-      this.#events.next({ type: 'unimplemented', endpoint: this.address, reason });
+      this.#events.emit(() => ({ type: 'unimplemented', endpoint: this.address, reason }));
     }
     this.#gate.setHealth('healthy', reason);
   }

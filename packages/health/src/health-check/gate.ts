@@ -13,14 +13,8 @@
  * @module
  */
 import { CancelledError, ConfigError, type Endpoint, type Readiness, type Scope } from '@grpc-tower/core';
-import { isEndpoint } from '@grpc-tower/core/internal';
-import {
-  BehaviorSubject,
-  type Observable,
-  type Subject,
-  type Subscription,
-  distinctUntilChanged,
-} from 'rxjs';
+import { type EventStream, isEndpoint } from '@grpc-tower/core/internal';
+import { BehaviorSubject, type Observable, type Subscription, distinctUntilChanged } from 'rxjs';
 import type { HealthEvent, HealthState } from '../events.js';
 import type { ServingStatus } from './proto.js';
 
@@ -48,7 +42,7 @@ export class HealthGate<Req, Res> {
   /** Emits the current readiness on subscribe, then each change; completes on close. */
   readonly readiness$: Observable<Readiness>;
   readonly #inner: Endpoint<Req, Res>;
-  readonly #events: Subject<HealthEvent>;
+  readonly #events: EventStream<HealthEvent>;
   readonly #driver: GateDriver;
   readonly #readiness: BehaviorSubject<Readiness>;
   #innerReadiness: Readiness = 'connecting';
@@ -62,7 +56,12 @@ export class HealthGate<Req, Res> {
   #closing: Promise<void> | undefined;
 
   /** Throws `ConfigError` (from `where`) when `inner` is not an endpoint. Call {@link open} next. */
-  constructor(where: string, inner: Endpoint<Req, Res>, events: Subject<HealthEvent>, driver: GateDriver) {
+  constructor(
+    where: string,
+    inner: Endpoint<Req, Res>,
+    events: EventStream<HealthEvent>,
+    driver: GateDriver,
+  ) {
     if (!isEndpoint(inner)) {
       throw new ConfigError(where, 'endpoint', inner, 'an Endpoint (address, call, close, readiness$)');
     }
@@ -116,7 +115,7 @@ export class HealthGate<Req, Res> {
     if (from === to) return;
     this.#health = to;
     this.#publish();
-    this.#events.next({ type: 'health', endpoint: this.#inner.address, from, to, reason, status });
+    this.#events.emit(() => ({ type: 'health', endpoint: this.#inner.address, from, to, reason, status }));
   }
 
   /** Starts a check if none is in flight, the connection is up and the endpoint is not closing. */

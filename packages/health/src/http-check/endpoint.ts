@@ -45,8 +45,9 @@ import {
   toGrpcTowerError,
   withTimeout,
 } from '@grpc-tower/core';
+import { EventStream } from '@grpc-tower/core/internal';
 import type { Http2Request, Http2Response } from '@grpc-tower/core/http2';
-import { type Observable, Subject } from 'rxjs';
+import type { Observable } from 'rxjs';
 import type { HealthEvent, HealthState } from '../events.js';
 import { HealthGate } from '../health-check/gate.js';
 import { connectedOf } from '../pick/connected.js';
@@ -102,10 +103,10 @@ export interface HttpHealthChecker {
  */
 export function httpHealthChecked(options: HttpHealthCheckOptions): HttpHealthChecker {
   const resolved = resolveHttpHealthCheckOptions(options);
-  const events = new Subject<HealthEvent>();
+  const events = new EventStream<HealthEvent>();
   const wrap = (endpoint: Endpoint<Http2Request, Http2Response>): HttpHealthCheckedEndpoint =>
     new HttpHealthCheckedEndpoint(endpoint, resolved, events);
-  return Object.assign(wrap, { events$: events.asObservable(), options: resolved });
+  return Object.assign(wrap, { events$: events.events$, options: resolved });
 }
 
 /**
@@ -142,7 +143,7 @@ export class HttpHealthCheckedEndpoint implements Endpoint<Http2Request, Http2Re
   constructor(
     inner: Endpoint<Http2Request, Http2Response>,
     options: ResolvedHttpHealthCheckOptions,
-    events: Subject<HealthEvent>,
+    events: EventStream<HealthEvent>,
   ) {
     this.#gate = new HealthGate('httpHealthChecked', inner, events, {
       connected: () => this.#connected(),
@@ -178,7 +179,7 @@ export class HttpHealthCheckedEndpoint implements Endpoint<Http2Request, Http2Re
   /**
    * Whether the connection underneath is up, whatever the health says: a
    * balancer in panic mode prefers these over endpoints that cannot connect
-   * (see `panicThreshold`).
+   * (see the balancers' `panicThresholdPercent`).
    */
   get connected(): boolean {
     return connectedOf(this.inner);

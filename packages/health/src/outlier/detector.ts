@@ -65,8 +65,8 @@ import {
   statusName,
   toGrpcTowerError,
 } from '@grpc-tower/core';
-import { deadlineHadFairChance, failureOrigin, isEndpoint } from '@grpc-tower/core/internal';
-import { BehaviorSubject, type Observable, Subject, type Subscription, distinctUntilChanged } from 'rxjs';
+import { EventStream, deadlineHadFairChance, failureOrigin, isEndpoint } from '@grpc-tower/core/internal';
+import { BehaviorSubject, type Observable, type Subscription, distinctUntilChanged } from 'rxjs';
 import type { EjectionAlgorithm, EjectionUnenforced, HealthEvent } from '../events.js';
 import { connectedOf } from '../pick/connected.js';
 import type { OutlierProtocol, ResponseFailure } from './protocol.js';
@@ -196,7 +196,7 @@ export class OutlierDetector {
   readonly options: ResolvedOutlierDetectionOptions;
   /** Ejections and returns (a hot stream); completes on `close()`. */
   readonly events$: Observable<HealthEvent>;
-  readonly #events = new Subject<HealthEvent>();
+  readonly #events = new EventStream<HealthEvent>();
   readonly #entries = new Map<string, Entry>();
   #interval: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -204,7 +204,7 @@ export class OutlierDetector {
   /** @internal use {@link outlierDetection}. */
   constructor(options: ResolvedOutlierDetectionOptions) {
     this.options = options;
-    this.events$ = this.#events.asObservable();
+    this.events$ = this.#events.events$;
   }
 
   /**
@@ -381,7 +381,7 @@ export class OutlierDetector {
   }
 
   #unenforced(entry: Entry, algorithm: EjectionAlgorithm, because: EjectionUnenforced['because']): void {
-    this.#events.next({ type: 'unenforced', endpoint: entry.address, algorithm, because });
+    this.#events.emit(() => ({ type: 'unenforced', endpoint: entry.address, algorithm, because }));
   }
 
   /** Whether an outlier found by `rule` is ejected now; reports it when it is not. */
@@ -412,14 +412,14 @@ export class OutlierDetector {
     }, entry.durationMs);
     entry.timer.unref();
     for (const w of entry.wrappers) w.refresh(); // readiness first, then the event
-    this.#events.next({
+    this.#events.emit(() => ({
       type: 'ejected',
       endpoint: entry.address,
       algorithm,
       reason,
       durationMs: entry.durationMs,
       count: entry.multiplier,
-    });
+    }));
   }
 
   #return(entry: Entry, now: number): void {
@@ -432,7 +432,7 @@ export class OutlierDetector {
       entry.timer = undefined;
     }
     for (const w of entry.wrappers) w.refresh();
-    if (!this.#events.closed) this.#events.next({ type: 'returned', endpoint: entry.address, ejectedMs });
+    this.#events.emit(() => ({ type: 'returned', endpoint: entry.address, ejectedMs }));
   }
 
   #detach(entry: Entry, wrapper: OutlierEndpoint<unknown, unknown>): void {
@@ -584,7 +584,7 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
 
   /**
    * Whether the connection underneath is up, ejected or not: a balancer in
-   * panic mode prefers these (see `panicThreshold`).
+   * panic mode prefers these (see the balancers' `panicThresholdPercent`).
    */
   get connected(): boolean {
     return this.#innerReadiness !== 'closed' && connectedOf(this.inner);

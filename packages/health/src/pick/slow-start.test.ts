@@ -6,9 +6,8 @@ import { ConfigError, type Endpoint, type Readiness } from '@grpc-tower/core';
 import fc from 'fast-check';
 import { of } from 'rxjs';
 import { describe, expect, test } from 'vitest';
-import { panicThreshold } from './panic.js';
 import { type SlowStartOptions, slowStart } from './slow-start.js';
-import { testPicker } from '../test/panic-picker.js';
+import { testPicker } from '../test/slow-start-picker.js';
 import { seededRandom } from '../test/prng.js';
 import { background } from '@grpc-tower/core';
 
@@ -86,7 +85,6 @@ describe('slowStart in a P2C pick', () => {
     const eps = ['old-1', 'old-2', 'old-3', 'new'].map(endpoint);
     let now = 0;
     const picker = testPicker(eps, {
-      panic: panicThreshold(0),
       weight: slowStart({ windowMs: 10_000 }),
       readySince: (ep) => (ep.address === 'new' ? 0 : Number.NEGATIVE_INFINITY),
       now: () => now,

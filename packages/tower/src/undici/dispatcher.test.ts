@@ -17,7 +17,7 @@ import {
   setGlobalDispatcher,
 } from 'undici';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type Dnsmasq, freePort, startDnsmasq } from '../../../discover/src/test-support/index.js';
+import { type Dnsmasq, freePort, startDnsmasq } from '../../../discover/src/test/index.js';
 import { type TowerDispatcher, type TowerDispatcherOptions, towerDispatcher } from './index.js';
 import { type TestServer, stall, startServer } from './test/servers.js';
 

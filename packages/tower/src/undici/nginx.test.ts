@@ -5,7 +5,7 @@ import { staticList } from '@grpc-tower/discover';
 import { pickHosts } from '@grpc-tower/testing';
 import { fetch, request } from 'undici';
 import { afterEach, describe, expect, test } from 'vitest';
-import { freePort } from '../../../discover/src/test-support/index.js';
+import { freePort } from '../../../discover/src/test/index.js';
 import { type TowerDispatcher, towerDispatcher } from './index.js';
 import { type NginxPool, startNginxPool } from './test/nginx.js';
 

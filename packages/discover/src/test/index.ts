@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * import { startDnsmasq } from '../test-support/index.js';
+ * import { startDnsmasq } from '../test/index.js';
  * const server = await startDnsmasq({ hosts: { 'svc.test': ['127.0.0.11'] } });
  * afterAll(() => server.close());
  * ```

@@ -1,10 +1,11 @@
-// panicThreshold: the decision, and p2c's panic mode in front of real
-// grpc-js servers, some unhealthy, one ejected, one down. Over the default
-// (native) transport: the decision reads readiness, not the transport.
-import { ConfigError, Status } from '@grpc-tower/core';
+// connectedOf and p2c's panic mode in front of real grpc-js servers, some
+// unhealthy, one ejected, one down: panic mode balances over the endpoints
+// whose connection is up. Over the default (native) transport: the
+// decision reads readiness, not the transport. (The decision itself is
+// tested in @grpc-tower/balance.)
+import { Status } from '@grpc-tower/core';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
 import { type EchoServer, insecure } from '@grpc-tower/testing';
-import fc from 'fast-check';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type HealthCheckedEndpoint, healthChecked } from '../health-check/endpoint.js';
 import { type OutlierDetector, outlierDetection } from '../outlier/detector.js';
@@ -14,39 +15,6 @@ import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import { NEVER, concat, from } from 'rxjs';
 import { next, send, startServers } from '../test/support.js';
 import { connectedOf } from './connected.js';
-import { panicThreshold } from './panic.js';
-
-describe('panicThreshold', () => {
-  test('below the share of usable endpoints: panic', () => {
-    const panic = panicThreshold(50);
-    expect(panic(4, 4)).toBe(false);
-    expect(panic(4, 2)).toBe(false); // exactly 50 %
-    expect(panic(4, 1)).toBe(true);
-    expect(panic(4, 0)).toBe(true);
-    expect(panic(0, 0)).toBe(false); // nothing known: nothing to balance over
-    expect(panicThreshold()(3, 1)).toBe(true); // default 50
-    expect(panicThreshold(100)(10, 9)).toBe(true);
-  });
-
-  test('0 disables it', () => {
-    fc.assert(fc.property(fc.nat(1000), fc.nat(1000), (k, u) => !panicThreshold(0)(k, Math.min(k, u))));
-  });
-
-  test('fewer usable never leaves panic; all usable is never panic', () => {
-    fc.assert(
-      fc.property(fc.double({ min: 0, max: 100, noNaN: true }), fc.nat(500), fc.nat(500), (p, k, u0) => {
-        const panic = panicThreshold(p);
-        const u = Math.min(k, u0);
-        if (panic(k, u) && u > 0) expect(panic(k, u - 1)).toBe(true);
-        expect(panic(k, k)).toBe(false);
-      }),
-    );
-  });
-
-  test.each([-1, 101, Number.NaN, '50'])('%j throws ConfigError', (p) => {
-    expect(() => panicThreshold(p as number)).toThrow(ConfigError);
-  });
-});
 
 describe('panic mode with real servers', () => {
   const servers: EchoServer[] = [];
