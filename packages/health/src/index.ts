@@ -37,6 +37,7 @@
  * ```
  * @packageDocumentation
  */
+export { HealthGatedEndpoint } from './health-check/gated.js';
 export {
   healthChecked,
   HealthCheckedEndpoint,
