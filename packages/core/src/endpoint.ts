@@ -7,7 +7,9 @@
  * @module
  */
 import type { Observable } from 'rxjs';
+import type { CallContext } from './context.js';
 import { ConfigError } from './errors.js';
+import { isEndpoint } from './internal/endpoint.js';
 import type { Service } from './service.js';
 
 /**
@@ -103,6 +105,103 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
    * `graceMs`, then cancels them), then releases every resource.
    */
   close(options?: { graceMs?: number }): Promise<void>;
+}
+
+/**
+ * An endpoint that passes everything to the endpoint it wraps: the base of
+ * a wrapper that changes one or two things about an endpoint and forwards
+ * the rest. A health check extends it and overrides the readiness (and
+ * `pending`, `lastError`, `close`); outlier detection overrides `call` to
+ * observe outcomes, and the readiness to hold an ejected endpoint out.
+ *
+ * What it forwards costs one method call each: `call`, `readiness`,
+ * `pending`, `lastError` and `reconnect` read the inner endpoint when
+ * asked; `address` and the discovery metadata (`weight`, `zone`,
+ * `forZones`) are read once, when wrapped, as a balancer fixes them when it
+ * first sees the endpoint. `connected` is the inner connection's (its
+ * `connected`, else whether it is `ready`), which stays true when a
+ * subclass holds a connected endpoint out.
+ *
+ * A subclass that publishes a readiness of its own declares `readiness$`
+ * again and sets it in its constructor.
+ *
+ * @example
+ * ```ts
+ * // an endpoint that refuses calls while a flag is off, and is otherwise its inner endpoint
+ * class Switchable<Req, Res> extends DelegatingEndpoint<Req, Res> {
+ *   on = true;
+ *   override call(req: Req, ctx: CallContext): Promise<Res> {
+ *     return this.on ? this.inner.call(req, ctx) : Promise.reject(new Error('switched off'));
+ *   }
+ * }
+ * const ep = new Switchable(grpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() }));
+ * ```
+ */
+export class DelegatingEndpoint<Req, Res> implements Endpoint<Req, Res> {
+  /** The wrapped endpoint. */
+  readonly inner: Endpoint<Req, Res>;
+  /** The inner endpoint's address. */
+  readonly address: string;
+  /** The inner endpoint's readiness stream (a subclass that gates readiness declares its own). */
+  readonly readiness$: Observable<Readiness>;
+  /** The inner endpoint's weight, as it was when wrapped. */
+  readonly weight: number | undefined;
+  /** The inner endpoint's zone, as it was when wrapped. */
+  readonly zone: string | undefined;
+  /** The inner endpoint's topology hints, as they were when wrapped. */
+  readonly forZones: readonly string[] | undefined;
+
+  /**
+   * Wraps `inner`. Throws `ConfigError` naming `where` (the function the
+   * user called) when `inner` is not an endpoint.
+   */
+  constructor(inner: Endpoint<Req, Res>, where = 'DelegatingEndpoint') {
+    if (!isEndpoint(inner)) {
+      throw new ConfigError(where, 'endpoint', inner, 'an Endpoint (address, call, close, readiness$)');
+    }
+    this.inner = inner;
+    this.address = inner.address;
+    this.readiness$ = inner.readiness$;
+    this.weight = inner.weight;
+    this.zone = inner.zone;
+    this.forZones = inner.forZones;
+  }
+
+  /** The inner endpoint's readiness. */
+  get readiness(): Readiness {
+    return this.inner.readiness;
+  }
+
+  /** The inner endpoint's calls in flight. */
+  get pending(): number {
+    return this.inner.pending;
+  }
+
+  /** Whether the inner endpoint's connection is up: its `connected`, else whether it is `ready`. */
+  get connected(): boolean {
+    const inner = this.inner;
+    return inner.connected ?? inner.readiness === 'ready';
+  }
+
+  /** Why the inner endpoint is not ready, when it knows. */
+  get lastError(): string | undefined {
+    return this.inner.lastError;
+  }
+
+  /** The inner endpoint's `reconnect()`, or `undefined` when it has none (see {@link Endpoint.reconnect}). */
+  reconnect(): Promise<void> | undefined {
+    return this.inner.reconnect?.();
+  }
+
+  /** Sends the call to the inner endpoint. */
+  call(req: Req, ctx: CallContext): Promise<Res> {
+    return this.inner.call(req, ctx);
+  }
+
+  /** Closes the inner endpoint (which drains its calls). */
+  close(options?: { graceMs?: number }): Promise<void> {
+    return this.inner.close(options);
+  }
 }
 
 /**

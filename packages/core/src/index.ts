@@ -58,7 +58,7 @@ export {
   type Layer,
   type Unset,
 } from './service.js';
-export type { Endpoint, Readiness } from './endpoint.js';
+export { DelegatingEndpoint, type Endpoint, type Readiness } from './endpoint.js';
 export type { Change, Discover, Insert, Remove } from './discover.js';
 export {
   parseAddress,

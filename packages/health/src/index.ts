@@ -39,6 +39,7 @@
  * ```
  * @packageDocumentation
  */
+export { HealthGatedEndpoint } from './health-check/gated.js';
 export {
   healthChecked,
   HealthCheckedEndpoint,

@@ -42,9 +42,8 @@ import {
   Metadata,
   type StatusObject,
 } from './grpc-js.js';
-import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import type { CallContext } from '../context.js';
-import type { Endpoint, Readiness } from '../endpoint.js';
+import type { Readiness } from '../endpoint.js';
 import { ClosedError, ConfigError, type Delivery, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
@@ -52,6 +51,7 @@ import { readableTlsError } from '../transport/tls.js';
 import { checkForZones, checkWeight, checkZone } from '../endpoint.js';
 import { type HostPort, formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
+import { GrpcEndpointBase } from './endpoint-base.js';
 import { ResponseHalf, type ResponseWire } from './response.js';
 import type { GrpcRequest, GrpcResponse } from './types.js';
 
@@ -370,14 +370,7 @@ export function grpcJsEndpoint(address: string, options: GrpcEndpointOptions): G
  * const ep = new GrpcEndpoint('127.0.0.2:50051', { credentials: grpc.credentials.createInsecure() });
  * ```
  */
-export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
-  readonly address: string;
-  /** The weight it was given (see {@link GrpcEndpointOptions.weight}), or `undefined`. */
-  readonly weight: number | undefined;
-  /** The zone it was given (see {@link GrpcEndpointOptions.zone}), or `undefined`. */
-  readonly zone: string | undefined;
-  /** The topology hints it was given (see {@link GrpcEndpointOptions.forZones}), or `undefined`. */
-  readonly forZones: readonly string[] | undefined;
+export class GrpcEndpoint extends GrpcEndpointBase<Attempt> {
   /** The grpc-js channel new calls go to; replaced by {@link GrpcEndpoint.reconnect}. */
   #channel: Channel;
   /** Channels replaced while calls still ran on them; each closes after its last call. */
@@ -398,24 +391,17 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   #failedAt: number | undefined;
   /** The connection attempt `reconnect()` started, until it ends. */
   #reconnecting: { readonly promise: Promise<void>; readonly end: () => void } | undefined;
-  readonly #secure: boolean;
-  readonly #graceMs: number;
-  readonly #readiness: BehaviorSubject<Readiness>;
-  readonly #attempts = new Set<Attempt>();
-  #closing: Promise<void> | undefined;
   #lastError: string | undefined;
-  #drained: (() => void) | undefined;
 
   constructor(address: string, options: GrpcEndpointOptions) {
     const checked = checkEndpointOptions('grpcEndpoint', address, options, 'grpc-js');
+    super(checked, 'connecting');
     const { host: hp, credentials: creds } = checked;
-    ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
-    ({ graceMs: this.#graceMs, secure: this.#secure } = checked);
     checkChannelOptions(options.channelOptions);
     const channelOptions: ChannelOptions = { ...baseChannelOptions, ...options.channelOptions };
     if (checked.authority !== undefined) {
       channelOptions['grpc.default_authority'] = checked.authority;
-      if (this.#secure) channelOptions['grpc.ssl_target_name_override'] = checked.authority;
+      if (this.secure) channelOptions['grpc.ssl_target_name_override'] = checked.authority;
     }
     this.#target = grpcTarget(hp);
     this.#credentials = creds;
@@ -442,20 +428,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
         `options grpc-js accepts (${reason})`,
       );
     }
-    this.#readiness = new BehaviorSubject<Readiness>('connecting');
-    this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
     this.#watch(this.#channel);
-  }
-
-  /** Emits the current readiness on subscribe, then each change; completes on close. */
-  readonly readiness$: Observable<Readiness>;
-
-  get readiness(): Readiness {
-    return this.#readiness.value;
-  }
-
-  get pending(): number {
-    return this.#attempts.size;
   }
 
   /**
@@ -465,11 +438,6 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
    */
   get lastError(): string | undefined {
     return this.#lastError;
-  }
-
-  /** Whether the channel uses TLS. */
-  get secure(): boolean {
-    return this.#secure;
   }
 
   /**
@@ -500,7 +468,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   reconnect(): Promise<void> | undefined {
     if (this.#reconnecting !== undefined) return this.#reconnecting.promise;
     const failedAt = this.#failedAt;
-    if (this.#closing !== undefined || this.#readiness.value !== 'failed' || failedAt === undefined) {
+    if (this.closing || this.readiness !== 'failed' || failedAt === undefined) {
       return undefined;
     }
     const elapsed = performance.now() - failedAt;
@@ -537,7 +505,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
 
   /** Whether a call of this endpoint runs on `channel`. O(calls in flight). */
   #usesChannel(channel: Channel): boolean {
-    for (const a of this.#attempts) if (a.channel === channel) return true;
+    for (const a of this.attempts) if (a.channel === channel) return true;
     return false;
   }
 
@@ -552,7 +520,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       current === ConnectivityState.IDLE &&
       this.#channelWasReady &&
       this.#channelBackoffMs !== this.#initialBackoffMs &&
-      this.#closing === undefined
+      !this.closing
     ) {
       // the connection a reconnect made was lost: reconnect on a channel
       // whose backoff starts again at the configured first wait
@@ -561,7 +529,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     }
     const state = current === ConnectivityState.SHUTDOWN ? current : channel.getConnectivityState(true);
     // a failure is published with its reason: once the probe has learnt it (a ms or two)
-    if (state === ConnectivityState.TRANSIENT_FAILURE && this.#readiness.value !== 'failed') {
+    if (state === ConnectivityState.TRANSIENT_FAILURE && this.readiness !== 'failed') {
       this.#probe(channel, () => {
         if (channel === this.#channel) this.#publish(channel.getConnectivityState(false));
       });
@@ -625,13 +593,7 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       this.#failedAt = undefined;
       this.#channelWasReady = true;
     }
-    if (
-      !this.#readiness.closed &&
-      this.#readiness.value !== 'closed' &&
-      this.#readiness.value !== readiness
-    ) {
-      this.#readiness.next(readiness);
-    }
+    this.setReadiness(readiness);
     if (readiness !== 'connecting' && this.#reconnecting !== undefined) {
       const { end } = this.#reconnecting;
       this.#reconnecting = undefined;
@@ -640,75 +602,40 @@ export class GrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   }
 
   call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
-    if (this.#closing !== undefined) {
-      return Promise.reject(
-        new ClosedError(`endpoint ${this.address} is closed or draining`, { endpoint: this.address }),
-      );
-    }
-    if (ctx.aborted) return Promise.reject(ctx.reason());
-    if (req.credentials !== undefined && !this.#secure) {
-      return Promise.reject(
-        new GrpcTowerError(
-          Status.UNAUTHENTICATED,
-          `call credentials refused: endpoint ${this.address} is not secure (use TLS credentials)`,
-          { endpoint: this.address },
-        ),
-      );
-    }
+    const refused = this.refusal(req, ctx);
+    if (refused !== undefined) return Promise.reject(refused);
     return new Promise<GrpcResponse>((resolve, reject) => {
       const attempt = new Attempt(this.address, req, ctx, resolve, reject, (a) => this.#finished(a));
-      this.#attempts.add(attempt);
+      this.attempts.add(attempt);
       attempt.begin(this.#channel);
     });
   }
 
   #finished(attempt: Attempt): void {
-    this.#attempts.delete(attempt);
+    this.finished(attempt);
     const channel = attempt.channel;
     if (channel !== undefined && this.#oldChannels.has(channel) && !this.#usesChannel(channel)) {
       this.#oldChannels.delete(channel);
       channel.close();
     }
-    if (this.#attempts.size === 0) this.#drained?.();
   }
 
-  close(options: { graceMs?: number } = {}): Promise<void> {
-    if (this.#closing !== undefined) return this.#closing;
-    const graceMs = options.graceMs ?? this.#graceMs;
-    this.#closing = (async () => {
-      // grpc-js (1.14) resolves an IP target on a later tick and delivers
-      // that result even to a channel closed in between; the connection it
-      // then opens is never closed. An endpoint created and closed in the
-      // same tick (discovery flapping) would leak one connection each, so
-      // close only after that tick has run.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (this.#attempts.size > 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            for (const a of [...this.#attempts]) {
-              a.cancel(
-                Status.UNAVAILABLE,
-                `endpoint ${this.address} closed after a ${graceMs} ms grace period`,
-              );
-            }
-            resolve();
-          }, graceMs);
-          this.#drained = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
-      this.#drained = undefined;
-      for (const old of this.#oldChannels) old.close();
-      this.#oldChannels.clear();
-      this.#channel.close();
-      if (!this.#readiness.closed) {
-        if (this.#readiness.value !== 'closed') this.#readiness.next('closed');
-        this.#readiness.complete();
-      }
-    })();
-    return this.#closing;
+  /**
+   * @internal grpc-js (1.14) resolves an IP target on a later tick and
+   * delivers that result even to a channel closed in between; the
+   * connection it then opens is never closed. An endpoint created and
+   * closed in the same tick (discovery flapping) would leak one connection
+   * each, so it closes only after that tick has run.
+   */
+  protected override beforeDrain(): Promise<void> {
+    return new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  /** @internal Closes its grpc-js channels, once the calls have drained. */
+  protected override release(): void {
+    for (const old of this.#oldChannels) old.close();
+    this.#oldChannels.clear();
+    this.#channel.close();
   }
 }
 

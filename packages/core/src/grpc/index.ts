@@ -17,6 +17,7 @@
  */
 export { createChannel, TowerChannel, type CreateChannelOptions } from './channel.js';
 export { GrpcEndpoint, type GrpcEndpointOptions, type GrpcTransport } from './endpoint.js';
+export { GrpcEndpointBase } from './endpoint-base.js';
 export { grpcEndpoint } from './grpc-endpoint.js';
 export {
   nativeGrpcEndpoint,

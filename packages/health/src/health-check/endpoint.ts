@@ -35,9 +35,7 @@
  * @module
  */
 import {
-  type CallContext,
   type Endpoint,
-  type Readiness,
   Status,
   background,
   linkedScope,
@@ -49,9 +47,9 @@ import { EventStream } from '@grpc-tower/core/internal';
 import { type GrpcRequest, type GrpcResponse, RequestMessages } from '@grpc-tower/core/grpc';
 import { Metadata } from '@grpc/grpc-js';
 import type { Observable } from 'rxjs';
-import type { HealthEvent, HealthState } from '../events.js';
-import { connectedOf } from '../pick/connected.js';
-import { HealthGate, type Probe } from './gate.js';
+import type { HealthEvent } from '../events.js';
+import type { Probe } from './gate.js';
+import { HealthGatedEndpoint } from './gated.js';
 import {
   type HealthCheckOptions,
   type ResolvedHealthCheckOptions,
@@ -128,15 +126,9 @@ export function healthChecked(options: HealthCheckOptions = {}): HealthChecker {
  * ep.readiness$.subscribe((r) => console.log(ep.address, r, ep.health, ep.servingStatus));
  * ```
  */
-export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
-  readonly address: string;
-  /** The wrapped endpoint. */
-  readonly inner: Endpoint<GrpcRequest, GrpcResponse>;
-  /** Emits the current readiness on subscribe, then each change; completes on close. */
-  readonly readiness$: Observable<Readiness>;
+export class HealthCheckedEndpoint extends HealthGatedEndpoint<GrpcRequest, GrpcResponse> {
   readonly #options: ResolvedHealthCheckOptions;
   readonly #events: EventStream<HealthEvent>;
-  readonly #gate: HealthGate<GrpcRequest, GrpcResponse>;
   readonly #request: Buffer;
   /** The current backoff ceiling, 0 before the first failure. */
   #backoffMs = 0;
@@ -150,98 +142,37 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
     options: ResolvedHealthCheckOptions,
     events: EventStream<HealthEvent>,
   ) {
-    this.#gate = new HealthGate('healthChecked', inner, events, {
-      connected: () => {
-        // a new connection: a fresh Watch, at once
-        this.#backoffMs = 0;
-        this.#gate.startProbe();
-      },
-      probe: () => (this.#options.mode === 'watch' ? this.#watch() : this.#check()),
-    });
-    this.inner = inner;
-    this.address = inner.address;
+    super('healthChecked', inner, events);
     this.#options = options;
     this.#events = events;
     this.#request = encodeHealthCheckRequest(options.service);
-    this.readiness$ = this.#gate.readiness$;
-    this.#gate.open();
-  }
-
-  /** The current readiness: the inner endpoint's, held at `connecting`/`failed` by the health verdict. */
-  get readiness(): Readiness {
-    return this.#gate.readiness;
-  }
-
-  /** The current health verdict. */
-  get health(): HealthState {
-    return this.#gate.health;
+    this.gate.open();
   }
 
   /** The last serving status the server sent, if any. */
   get servingStatus(): ServingStatus | undefined {
-    return this.#gate.servingStatus;
-  }
-
-  /**
-   * Whether the connection underneath is up, whatever the health says: a
-   * balancer in panic mode prefers these over endpoints that cannot connect
-   * (see the balancers' `panicThresholdPercent`).
-   */
-  get connected(): boolean {
-    return connectedOf(this.inner);
+    return this.gate.servingStatus;
   }
 
   /**
    * Why the endpoint is not ready: the health verdict while the connection
    * is up (`health check: NOT_SERVING`), else the inner endpoint's reason.
    */
-  get lastError(): string | undefined {
-    if (this.#gate.heldOut) return `health check: ${this.#gate.servingStatus ?? 'unhealthy'}`;
+  override get lastError(): string | undefined {
+    if (this.gate.heldOut) return `health check: ${this.gate.servingStatus ?? 'unhealthy'}`;
     return this.inner.lastError;
   }
 
-  /** Calls in flight on the inner endpoint, not counting the health call. */
-  get pending(): number {
-    return this.#gate.pending;
+  /** @internal a new connection: a fresh check, at once. */
+  protected override onConnected(): void {
+    this.#backoffMs = 0;
+    this.gate.startProbe();
   }
 
-  /** The inner endpoint's weight. */
-  get weight(): number | undefined {
-    return this.inner.weight;
-  }
-
-  /** The inner endpoint's zone. */
-  get zone(): string | undefined {
-    return this.inner.zone;
-  }
-
-  /** The inner endpoint's topology hints. */
-  get forZones(): readonly string[] | undefined {
-    return this.inner.forZones;
-  }
-
-  /**
-   * Starts the inner endpoint's connection attempt now, when its
-   * connection failed and it waits out its backoff (`Endpoint.reconnect`);
-   * `undefined` when it has none to start. Once connected, the endpoint is
-   * `connecting` until the first check answers.
-   *
-   * @example
-   * ```ts
-   * await ep.reconnect();
-   * ```
-   */
-  reconnect(): Promise<void> | undefined {
-    return this.inner.reconnect?.();
-  }
-
-  call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
-    return this.inner.call(req, ctx);
-  }
-
-  /** Stops health checking and closes the inner endpoint (which drains its calls). */
-  close(options?: { graceMs?: number }): Promise<void> {
-    return this.#gate.close(options);
+  /** @internal */
+  protected override probe(): void {
+    if (this.#options.mode === 'watch') this.#watch();
+    else this.#check();
   }
 
   /** The next backoff wait: the ceiling grows by the multiplier up to the cap, jittered. */
@@ -266,7 +197,7 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
 
   #watch(): void {
     this.#received = false;
-    const { probe, response, settle } = this.#gate.begin(
+    const { probe, response, settle } = this.gate.begin(
       linkedScope(background),
       this.#healthRequest(WATCH_METHOD, 'serverStream'),
     );
@@ -274,7 +205,7 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
       (res) => {
         res.stream.start({
           onMessage: (message) => {
-            if (!this.#gate.current(probe)) return;
+            if (!this.gate.current(probe)) return;
             this.#received = true;
             this.#backoffMs = 0;
             this.#onServingStatus(decodeHealthCheckResponse(message));
@@ -296,17 +227,17 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
   }
 
   #watchEnded(probe: Probe, code: number, details: string): void {
-    if (!this.#gate.end(probe)) return; // stopped on purpose
+    if (!this.gate.end(probe)) return; // stopped on purpose
     if (code === Status.UNIMPLEMENTED) {
       this.#unimplemented('Watch');
       return;
     }
-    this.#gate.setHealth('unhealthy', `health watch ended with ${describe(code, details)}`);
-    this.#gate.schedule(this.#received ? 0 : this.#nextBackoff());
+    this.gate.setHealth('unhealthy', `health watch ended with ${describe(code, details)}`);
+    this.gate.schedule(this.#received ? 0 : this.#nextBackoff());
   }
 
   #check(): void {
-    const { probe, response, settle } = this.#gate.begin(
+    const { probe, response, settle } = this.gate.begin(
       withTimeout(background, this.#options.timeoutMs),
       this.#healthRequest(CHECK_METHOD, 'unary'),
     );
@@ -317,24 +248,24 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
       })
       .then(
         ({ message, code, details }) => {
-          if (!this.#gate.end(probe)) return;
+          if (!this.gate.end(probe)) return;
           if (code === Status.OK && message !== undefined) {
             this.#onServingStatus(decodeHealthCheckResponse(message));
           } else {
             this.#checkFailed(code, details);
           }
-          this.#gate.schedule(this.#options.intervalMs);
+          this.gate.schedule(this.#options.intervalMs);
         },
         (err: unknown) => {
           settle();
-          if (!this.#gate.end(probe)) return;
+          if (!this.gate.end(probe)) return;
           const e = toGrpcTowerError(err, this.address);
           if (e.code === Status.UNIMPLEMENTED) {
             this.#unimplemented('Check');
             return;
           }
           this.#checkFailed(e.code, e.message);
-          this.#gate.schedule(this.#options.intervalMs);
+          this.gate.schedule(this.#options.intervalMs);
         },
       );
   }
@@ -342,25 +273,25 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
   #checkFailed(code: number, details: string): void {
     if (code === Status.NOT_FOUND) {
       const name = this.#options.service;
-      this.#gate.setHealth(
+      this.gate.setHealth(
         'unhealthy',
         `server does not know service "${name}" (NOT_FOUND)`,
         'SERVICE_UNKNOWN',
       );
     } else if (code === Status.DEADLINE_EXCEEDED) {
-      this.#gate.setHealth('unhealthy', `health check timed out after ${this.#options.timeoutMs} ms`);
+      this.gate.setHealth('unhealthy', `health check timed out after ${this.#options.timeoutMs} ms`);
     } else {
-      this.#gate.setHealth('unhealthy', `health check failed with ${describe(code, details)}`);
+      this.gate.setHealth('unhealthy', `health check failed with ${describe(code, details)}`);
     }
   }
 
   #onServingStatus(status: ServingStatus | undefined): void {
     if (status === undefined) {
-      this.#gate.setHealth('unhealthy', 'server sent a malformed HealthCheckResponse');
+      this.gate.setHealth('unhealthy', 'server sent a malformed HealthCheckResponse');
     } else if (status === 'SERVING') {
-      this.#gate.setHealth('healthy', 'server reported SERVING', status);
+      this.gate.setHealth('healthy', 'server reported SERVING', status);
     } else {
-      this.#gate.setHealth('unhealthy', `server reported ${status}`, status);
+      this.gate.setHealth('unhealthy', `server reported ${status}`, status);
     }
   }
 
@@ -370,7 +301,7 @@ export class HealthCheckedEndpoint implements Endpoint<GrpcRequest, GrpcResponse
       this.#reportedUnimplemented = true;
       this.#events.emit(() => ({ type: 'unimplemented', endpoint: this.address, reason }));
     }
-    this.#gate.setHealth('healthy', reason);
+    this.gate.setHealth('healthy', reason);
   }
 }
 

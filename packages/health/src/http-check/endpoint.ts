@@ -37,20 +37,17 @@
  * @module
  */
 import {
-  type CallContext,
   DeadlineExceededError,
   type Endpoint,
-  type Readiness,
   background,
   toGrpcTowerError,
   withTimeout,
 } from '@grpc-tower/core';
-import { EventStream } from '@grpc-tower/core/internal';
 import type { Http2Request, Http2Response } from '@grpc-tower/core/http2';
+import { EventStream } from '@grpc-tower/core/internal';
 import type { Observable } from 'rxjs';
-import type { HealthEvent, HealthState } from '../events.js';
-import { HealthGate } from '../health-check/gate.js';
-import { connectedOf } from '../pick/connected.js';
+import type { HealthEvent } from '../events.js';
+import { HealthGatedEndpoint } from '../health-check/gated.js';
 import {
   type HttpHealthCheckOptions,
   type ResolvedHttpHealthCheckOptions,
@@ -119,14 +116,8 @@ export function httpHealthChecked(options: HttpHealthCheckOptions): HttpHealthCh
  * ep.readiness$.subscribe((r) => console.log(ep.address, r, ep.health, ep.lastStatus));
  * ```
  */
-export class HttpHealthCheckedEndpoint implements Endpoint<Http2Request, Http2Response> {
-  readonly address: string;
-  /** The wrapped endpoint. */
-  readonly inner: Endpoint<Http2Request, Http2Response>;
-  /** Emits the current readiness on subscribe, then each change; completes on close. */
-  readonly readiness$: Observable<Readiness>;
+export class HttpHealthCheckedEndpoint extends HealthGatedEndpoint<Http2Request, Http2Response> {
   readonly #options: ResolvedHttpHealthCheckOptions;
-  readonly #gate: HealthGate<Http2Request, Http2Response>;
   /** The one request every check sends. */
   readonly #request: Http2Request;
   /** `GET /healthz`, for the reasons. */
@@ -145,30 +136,14 @@ export class HttpHealthCheckedEndpoint implements Endpoint<Http2Request, Http2Re
     options: ResolvedHttpHealthCheckOptions,
     events: EventStream<HealthEvent>,
   ) {
-    this.#gate = new HealthGate('httpHealthChecked', inner, events, {
-      connected: () => this.#connected(),
-      probe: () => this.#check(),
-    });
-    this.inner = inner;
-    this.address = inner.address;
+    super('httpHealthChecked', inner, events);
     this.#options = options;
     this.#request =
       options.headers === undefined
         ? { method: 'GET', path: options.path }
         : { method: 'GET', path: options.path, headers: options.headers };
     this.#what = `GET ${options.path}`;
-    this.readiness$ = this.#gate.readiness$;
-    this.#gate.open();
-  }
-
-  /** The current readiness: the inner endpoint's, held at `connecting`/`failed` by the health verdict. */
-  get readiness(): Readiness {
-    return this.#gate.readiness;
-  }
-
-  /** The current health verdict. */
-  get health(): HealthState {
-    return this.#gate.health;
+    this.gate.open();
   }
 
   /** The HTTP status of the last check that was answered, if any. */
@@ -177,83 +152,32 @@ export class HttpHealthCheckedEndpoint implements Endpoint<Http2Request, Http2Re
   }
 
   /**
-   * Whether the connection underneath is up, whatever the health says: a
-   * balancer in panic mode prefers these over endpoints that cannot connect
-   * (see the balancers' `panicThresholdPercent`).
-   */
-  get connected(): boolean {
-    return connectedOf(this.inner);
-  }
-
-  /**
    * Why the endpoint is not ready: the verdict while the connection is up
    * (`health check GET /healthz: 503`, `health check GET /healthz: timed
    * out after 1000 ms`), else the inner endpoint's reason.
    */
-  get lastError(): string | undefined {
-    if (this.#gate.heldOut) return `health check ${this.#what}: ${this.#failure}`;
+  override get lastError(): string | undefined {
+    if (this.gate.heldOut) return `health check ${this.#what}: ${this.#failure}`;
     return this.inner.lastError;
   }
 
-  /** Calls in flight on the inner endpoint, not counting the health check. */
-  get pending(): number {
-    return this.#gate.pending;
-  }
-
-  /** The inner endpoint's weight. */
-  get weight(): number | undefined {
-    return this.inner.weight;
-  }
-
-  /** The inner endpoint's zone. */
-  get zone(): string | undefined {
-    return this.inner.zone;
-  }
-
-  /** The inner endpoint's topology hints. */
-  get forZones(): readonly string[] | undefined {
-    return this.inner.forZones;
-  }
-
-  /**
-   * Starts the inner endpoint's connection attempt now, when its
-   * connection failed and it waits out its backoff (`Endpoint.reconnect`);
-   * `undefined` when it has none to start. Once connected, the endpoint is
-   * `connecting` until the first check answers.
-   *
-   * @example
-   * ```ts
-   * await ep.reconnect();
-   * ```
-   */
-  reconnect(): Promise<void> | undefined {
-    return this.inner.reconnect?.();
-  }
-
-  call(req: Http2Request, ctx: CallContext): Promise<Http2Response> {
-    return this.inner.call(req, ctx);
-  }
-
-  /** Aborts the check in flight, stops checking, and closes the inner endpoint (which drains its calls). */
-  close(options?: { graceMs?: number }): Promise<void> {
-    return this.#gate.close(options);
-  }
-
-  #connected(): void {
+  /** @internal a new connection: the first check after `initialJitterMs` the first time, else at once. */
+  protected override onConnected(): void {
     this.#run = 0;
     const jitter = this.#first ? this.#options.initialJitterMs * this.#options.random() : 0;
     this.#first = false;
-    if (jitter >= 1) this.#gate.schedule(Math.round(jitter));
-    else this.#gate.startProbe();
+    if (jitter >= 1) this.gate.schedule(Math.round(jitter));
+    else this.gate.startProbe();
   }
 
-  #check(): void {
+  /** @internal */
+  protected override probe(): void {
     const { timeoutMs } = this.#options;
-    const { probe, response, settle } = this.#gate.begin(withTimeout(background, timeoutMs), this.#request);
+    const { probe, response, settle } = this.gate.begin(withTimeout(background, timeoutMs), this.#request);
     response.then(
       (res) => {
         settle();
-        if (!this.#gate.end(probe)) return;
+        if (!this.gate.end(probe)) return;
         this.#lastStatus = res.status;
         if (this.#expected(res.status)) this.#success(`${this.#what} answered ${res.status}`);
         else this.#failed(String(res.status), `${this.#what} answered ${res.status}`);
@@ -261,7 +185,7 @@ export class HttpHealthCheckedEndpoint implements Endpoint<Http2Request, Http2Re
       (err: unknown) => {
         const timedOut = probe.scope.context.aborted && err instanceof DeadlineExceededError;
         settle();
-        if (!this.#gate.end(probe)) return; // stopped on purpose: closed, or the connection went away
+        if (!this.gate.end(probe)) return; // stopped on purpose: closed, or the connection went away
         const why = timedOut
           ? `timed out after ${timeoutMs} ms`
           : toGrpcTowerError(err, this.address).message;
@@ -277,22 +201,22 @@ export class HttpHealthCheckedEndpoint implements Endpoint<Http2Request, Http2Re
 
   #success(reason: string): void {
     this.#run = this.#run > 0 ? this.#run + 1 : 1;
-    const health = this.#gate.health;
+    const health = this.gate.health;
     if (health === 'unknown' || (health === 'unhealthy' && this.#run >= this.#options.healthyThreshold)) {
-      this.#gate.setHealth('healthy', this.#run > 1 ? `${reason} (${this.#run} in a row)` : reason);
+      this.gate.setHealth('healthy', this.#run > 1 ? `${reason} (${this.#run} in a row)` : reason);
     }
-    this.#gate.schedule(this.#options.intervalMs);
+    this.gate.schedule(this.#options.intervalMs);
   }
 
   #failed(failure: string, reason: string): void {
     this.#run = this.#run < 0 ? this.#run - 1 : -1;
-    const health = this.#gate.health;
+    const health = this.gate.health;
     if (health === 'unknown' || (health === 'healthy' && -this.#run >= this.#options.unhealthyThreshold)) {
       this.#failure = failure;
-      this.#gate.setHealth('unhealthy', -this.#run > 1 ? `${reason} (${-this.#run} in a row)` : reason);
+      this.gate.setHealth('unhealthy', -this.#run > 1 ? `${reason} (${-this.#run} in a row)` : reason);
     } else if (health === 'unhealthy') {
       this.#failure = failure; // still out: say why now
     }
-    this.#gate.schedule(this.#options.intervalMs);
+    this.gate.schedule(this.#options.intervalMs);
   }
 }

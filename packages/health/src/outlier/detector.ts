@@ -59,6 +59,7 @@ import {
   type CallContext,
   ClosedError,
   ConfigError,
+  DelegatingEndpoint,
   type Endpoint,
   type Readiness,
   Status,
@@ -539,12 +540,9 @@ const doneOf = (res: unknown): Promise<{ code: number; details?: string }> | und
  * console.log(ep.ejected, ep.readiness);
  * ```
  */
-export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
-  readonly address: string;
-  /** The wrapped endpoint. */
-  readonly inner: Endpoint<Req, Res>;
+export class OutlierEndpoint<Req, Res> extends DelegatingEndpoint<Req, Res> {
   /** Emits the current readiness on subscribe, then each change; completes on close. */
-  readonly readiness$: Observable<Readiness>;
+  override readonly readiness$: Observable<Readiness>;
   readonly #tracker: Tracker;
   readonly #protocol: OutlierProtocol | undefined;
   readonly #readiness: BehaviorSubject<Readiness>;
@@ -555,8 +553,7 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
 
   /** @internal use {@link OutlierDetector.wrap}. */
   constructor(inner: Endpoint<Req, Res>, tracker: Tracker) {
-    this.inner = inner;
-    this.address = inner.address;
+    super(inner, 'outlierDetection.wrap');
     this.#tracker = tracker;
     this.#protocol = tracker.protocol;
     this.#innerReadiness = inner.readiness;
@@ -573,7 +570,7 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
   }
 
   /** The current readiness: `failed` while ejected, else the inner endpoint's. */
-  get readiness(): Readiness {
+  override get readiness(): Readiness {
     return this.#readiness.value;
   }
 
@@ -586,31 +583,12 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
    * Whether the connection underneath is up, ejected or not: a balancer in
    * panic mode prefers these (see the balancers' `panicThresholdPercent`).
    */
-  get connected(): boolean {
+  override get connected(): boolean {
     return this.#innerReadiness !== 'closed' && connectedOf(this.inner);
   }
 
-  get pending(): number {
-    return this.inner.pending;
-  }
-
-  /** The inner endpoint's weight. */
-  get weight(): number | undefined {
-    return this.inner.weight;
-  }
-
-  /** The inner endpoint's zone. */
-  get zone(): string | undefined {
-    return this.inner.zone;
-  }
-
-  /** The inner endpoint's topology hints. */
-  get forZones(): readonly string[] | undefined {
-    return this.inner.forZones;
-  }
-
   /** Why it is not ready: the ejection while ejected, else the inner endpoint's reason. */
-  get lastError(): string | undefined {
+  override get lastError(): string | undefined {
     return this.ejected ? `ejected by outlier detection (${this.#tracker.reason()})` : this.inner.lastError;
   }
 
@@ -625,11 +603,11 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
    * await ep.reconnect();
    * ```
    */
-  reconnect(): Promise<void> | undefined {
+  override reconnect(): Promise<void> | undefined {
     return this.ejected ? undefined : this.inner.reconnect?.();
   }
 
-  call(req: Req, ctx: CallContext): Promise<Res> {
+  override call(req: Req, ctx: CallContext): Promise<Res> {
     const started = clock();
     let result: Promise<Res>;
     try {
@@ -662,7 +640,7 @@ export class OutlierEndpoint<Req, Res> implements Endpoint<Req, Res> {
   }
 
   /** Forgets this endpoint in the detector and closes the inner endpoint. */
-  close(options?: { graceMs?: number }): Promise<void> {
+  override close(options?: { graceMs?: number }): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
     this.#closing = (async () => {
       try {

@@ -33,16 +33,17 @@
  *
  * @module
  */
-import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
+import type { Observable } from 'rxjs';
 import type { CallContext } from '../../context.js';
-import type { Endpoint, Readiness } from '../../endpoint.js';
-import { ClosedError, ConfigError, GrpcTowerError } from '../../errors.js';
+import type { Readiness } from '../../endpoint.js';
+import { ConfigError, GrpcTowerError } from '../../errors.js';
 import { Status } from '../../status.js';
 import type { ConnectionEvent, ConnectionState, SecureUpgrade } from '../../transport/connection.js';
 import { Http2Connection } from '../../transport/connection.js';
 import { proxyFor } from '../../transport/proxy.js';
 import { secureUpgrade } from '../../transport/tls.js';
 import { type GrpcEndpointOptions, checkEndpointOptions } from '../endpoint.js';
+import { GrpcEndpointBase } from '../endpoint-base.js';
 import type { CallCredentials, ChannelCredentials, Metadata } from '../grpc-js.js';
 import { channelCallCredentials } from './call-credentials.js';
 import type { GrpcRequest, GrpcResponse } from '../types.js';
@@ -91,16 +92,7 @@ export function nativeGrpcEndpoint(address: string, options: NativeGrpcEndpointO
  * endpoint.events$.subscribe((e) => console.log(e.kind));
  * ```
  */
-export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
-  readonly address: string;
-  /** Its weight (see `GrpcEndpointOptions.weight`), or `undefined`. */
-  readonly weight: number | undefined;
-  /** Its zone (see `GrpcEndpointOptions.zone`), or `undefined`. */
-  readonly zone: string | undefined;
-  /** Its topology hints (see `GrpcEndpointOptions.forZones`), or `undefined`. */
-  readonly forZones: readonly string[] | undefined;
-  /** Whether the connection uses TLS. */
-  readonly secure: boolean;
+export class NativeGrpcEndpoint extends GrpcEndpointBase<NativeAttempt> {
   /** @internal */
   readonly settings: NativeSettings;
   /** @internal The `:authority` of its calls. */
@@ -108,20 +100,14 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
   /** @internal The call credentials composed into its channel credentials, if any. */
   readonly callCredentials: CallCredentials | undefined;
   readonly #connection: Http2Connection;
-  readonly #graceMs: number;
-  readonly #readiness: BehaviorSubject<Readiness>;
-  readonly #attempts = new Set<NativeAttempt>();
-  #closing: Promise<void> | undefined;
-  #drained: (() => void) | undefined;
   /** The compression of its requests: the configured one until the server says it does not take it. */
   #compression: 'gzip' | 'deflate' | undefined;
 
   /** `where` names the function the user called, for the errors of bad options. */
   constructor(address: string, options: NativeGrpcEndpointOptions, where = 'nativeGrpcEndpoint') {
     const checked = checkEndpointOptions(where, address, options, 'native');
+    super(checked, 'connecting');
     const { host: hp, credentials: creds } = checked;
-    ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
-    ({ graceMs: this.#graceMs, secure: this.secure } = checked);
     this.settings = nativeSettings(where, options.channelOptions);
     const compression = this.settings.compression;
     this.#compression = compression === 'identity' ? undefined : compression;
@@ -146,32 +132,16 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
       flowControlWindow: s.flowControlWindow,
       idleTimeoutMs: s.idleTimeoutMs,
     });
-    this.#readiness = new BehaviorSubject<Readiness>(readinessOf(this.#connection.state));
-    this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
+    this.setReadiness(readinessOf(this.#connection.state));
     this.events$ = this.#connection.events$;
-    this.#connection.onState = (state) => {
-      if (this.#readiness.closed) return;
-      const readiness = readinessOf(state);
-      if (this.#readiness.value !== readiness) this.#readiness.next(readiness);
-    };
+    this.#connection.onState = (state) => this.setReadiness(readinessOf(state));
   }
-
-  /** Emits the current readiness on subscribe, then each change; completes on close. */
-  readonly readiness$: Observable<Readiness>;
 
   /**
    * The connection's state changes (with the reason of a failure), its
    * GOAWAYs and its keepalive timeouts; completes on close.
    */
   readonly events$: Observable<ConnectionEvent>;
-
-  get readiness(): Readiness {
-    return this.#readiness.value;
-  }
-
-  get pending(): number {
-    return this.#attempts.size;
-  }
 
   /** Whether the connection is up (a health check may still hold the endpoint out). */
   get connected(): boolean {
@@ -196,27 +166,13 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
    * interval). While the attempt runs, returns its promise.
    */
   reconnect(): Promise<void> | undefined {
-    if (this.#closing !== undefined) return undefined;
+    if (this.closing) return undefined;
     return this.#connection.connectNow();
   }
 
   call(req: GrpcRequest, ctx: CallContext): Promise<GrpcResponse> {
-    if (this.#closing !== undefined) {
-      return Promise.reject(
-        new ClosedError(`endpoint ${this.address} is closed or draining`, { endpoint: this.address }),
-      );
-    }
-    if (ctx.aborted) return Promise.reject(ctx.reason());
-    if (req.credentials !== undefined && !this.secure) {
-      return Promise.reject(
-        new GrpcTowerError(
-          Status.UNAUTHENTICATED,
-          `call credentials refused: endpoint ${this.address} is not secure (use TLS credentials)`,
-          // as the grpc-js endpoint refuses it: a refusal of this call, never re-sent elsewhere
-          { endpoint: this.address },
-        ),
-      );
-    }
+    const refused = this.refusal(req, ctx);
+    if (refused !== undefined) return Promise.reject(refused);
     const reserved = reservedKey(req.metadata);
     if (reserved !== undefined) {
       return Promise.reject(
@@ -229,7 +185,7 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     }
     return new Promise<GrpcResponse>((resolve, reject) => {
       const attempt = new NativeAttempt(this, req, ctx, resolve, reject);
-      this.#attempts.add(attempt);
+      this.attempts.add(attempt);
       attempt.begin();
     });
   }
@@ -250,41 +206,9 @@ export class NativeGrpcEndpoint implements Endpoint<GrpcRequest, GrpcResponse> {
     if (!header.split(',').some((e) => e.trim() === compression)) this.#compression = undefined;
   }
 
-  /** @internal An attempt settled its status. */
-  finished(attempt: NativeAttempt): void {
-    this.#attempts.delete(attempt);
-    if (this.#attempts.size === 0) this.#drained?.();
-  }
-
-  close(options: { graceMs?: number } = {}): Promise<void> {
-    if (this.#closing !== undefined) return this.#closing;
-    const graceMs = options.graceMs ?? this.#graceMs;
-    this.#closing = (async () => {
-      if (this.#attempts.size > 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            for (const a of [...this.#attempts]) {
-              a.cancel(
-                Status.UNAVAILABLE,
-                `endpoint ${this.address} closed after a ${graceMs} ms grace period`,
-              );
-            }
-            resolve();
-          }, graceMs);
-          this.#drained = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
-      this.#drained = undefined;
-      this.#connection.close(true);
-      if (!this.#readiness.closed) {
-        if (this.#readiness.value !== 'closed') this.#readiness.next('closed');
-        this.#readiness.complete();
-      }
-    })();
-    return this.#closing;
+  /** @internal Closes the connection, once the calls have drained. */
+  protected override release(): void {
+    this.#connection.close(true);
   }
 }
 
