@@ -378,6 +378,8 @@ export class NativeAttempt implements ResponseWire, StreamOpener, MessageSink {
   /** @internal The stream closed: the status is known now. */
   onClose(stream: http2.ClientHttp2Stream): void {
     if (stream !== this.#stream || this.#res.status !== undefined) return;
+    // the response was read whole: its status waits for the last message to inflate, whatever the reset
+    if (this.#ending) return;
     const trailers = this.#trailers;
     const httpStatus = this.#httpStatus;
     if (trailers !== undefined && stream.rstCode === 0) {
