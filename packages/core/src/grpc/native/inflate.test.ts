@@ -318,13 +318,13 @@ describe.each(['gzip', 'deflate'] as const)('%s responses', (encoding) => {
 
 describe('the decoder alone', () => {
   /** A decoder whose sink records what it is handed, and resolves `idle` when it is idle again. */
-  function recordingDecoder(encoding: Encoding) {
+  function recordingDecoder(encoding: Encoding, maxBytes = 16 << 20) {
     const events: string[] = [];
     let idle!: () => void;
     const idled = new Promise<void>((resolve) => {
       idle = resolve;
     });
-    const decoder = new MessageDecoder(16 << 20, {
+    const decoder = new MessageDecoder(maxBytes, {
       onMessage: (m) => {
         events.push(label(m));
         return true;
@@ -356,6 +356,13 @@ describe('the decoder alone', () => {
       expect([decoder.busy, decoder.partial]).toEqual([false, false]);
     },
   );
+
+  test('without a receive limit (grpc.max_receive_message_length -1) a message is inflated whole', async () => {
+    const { decoder, events, idled } = recordingDecoder('deflate', Number.POSITIVE_INFINITY);
+    decoder.push(framed(big('c1', 6 << 20), 'deflate'));
+    await idled;
+    expect(events).toEqual(['busy', `c1×${(6 << 20) + 3}`, 'idle']);
+  });
 
   test('closed while a message inflates: nothing more reaches the sink', async () => {
     const { decoder, events } = recordingDecoder('gzip');

@@ -7,6 +7,7 @@
  * @internal
  * @module
  */
+import * as buffer from 'node:buffer';
 import * as http2 from 'node:http2';
 import * as zlib from 'node:zlib';
 import { Metadata, type StatusObject } from '../grpc-js.js';
@@ -272,9 +273,9 @@ export class MessageDecoder {
 /**
  * Inflates one gzip or deflate `message` on zlib's thread pool, as
  * `zlib.gunzip` would, but cut (its zlib stream closed) as soon as the
- * output passes `max` bytes, so a zip bomb is never inflated whole. `done`
- * gets the message or the failure, once, unless the returned abort ran
- * first.
+ * output passes `max` bytes (or the largest buffer Node makes, for a
+ * larger or no limit), so a zip bomb is never inflated whole. `done` gets
+ * the message or the failure, once, unless the returned abort ran first.
  */
 function inflate(
   encoding: 'gzip' | 'deflate',
@@ -282,6 +283,7 @@ function inflate(
   max: number,
   done: (out: Buffer | DecodeFailure) => void,
 ): () => void {
+  const cap = Math.min(max, buffer.constants.MAX_LENGTH);
   const engine = encoding === 'gzip' ? zlib.createGunzip() : zlib.createInflate();
   const parts: Buffer[] = [];
   let size = 0;
@@ -291,22 +293,32 @@ function inflate(
     settled = true;
     done(out);
   };
+  const failed = (err: Error): void =>
+    settle({ code: Status.INTERNAL, details: `could not decompress a ${encoding} message: ${err.message}` });
   engine.on('data', (part: Buffer) => {
     size += part.length;
-    if (size > max) {
+    if (size > cap) {
       engine.close();
       settle({
         code: Status.RESOURCE_EXHAUSTED,
-        details: `received a message larger than the limit once decompressed (more than ${max} bytes)`,
+        details: `received a message larger than the limit once decompressed (more than ${cap} bytes)`,
       });
       return;
     }
     parts.push(part);
   });
-  engine.on('error', (err: Error) =>
-    settle({ code: Status.INTERNAL, details: `could not decompress a ${encoding} message: ${err.message}` }),
-  );
-  engine.on('end', () => settle(Buffer.concat(parts, size)));
+  engine.on('error', failed);
+  engine.on('end', () => {
+    let out: Buffer;
+    try {
+      out = Buffer.concat(parts, size);
+    } catch (err) {
+      // memory refused: this call fails, the process goes on
+      failed(err as Error);
+      return;
+    }
+    settle(out);
+  });
   engine.end(message);
   return () => {
     settled = true;
