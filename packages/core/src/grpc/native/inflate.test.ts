@@ -87,7 +87,10 @@ describe.each(['gzip', 'deflate'] as const)('%s responses', (encoding) => {
   const plan: [Buffer, boolean][] = [
     [big('c1', 2 << 20), true],
     [Buffer.from('u2'), false],
+    [Buffer.alloc(0), true],
     [Buffer.from('c3'), true],
+    // an empty message last in its DATA frame
+    [Buffer.alloc(0), false],
     [Buffer.from('u4'), false],
     [Buffer.from('u5'), false],
     [big('c6', 3 << 20), true],
@@ -96,7 +99,7 @@ describe.each(['gzip', 'deflate'] as const)('%s responses', (encoding) => {
   ];
   const expected = plan.map(([m]) => label(m));
   const frames = plan.map(([m, compressed]) => framed(m, compressed ? encoding : undefined));
-  const writes = [frames.slice(0, 3), frames.slice(3, 4), frames.slice(4)].map((group) =>
+  const writes = [frames.slice(0, 5), frames.slice(5, 6), frames.slice(6)].map((group) =>
     Buffer.concat(group),
   );
   const headers = { 'grpc-encoding': encoding };
@@ -362,6 +365,14 @@ describe('the decoder alone', () => {
     decoder.push(framed(big('c1', 6 << 20), 'deflate'));
     await idled;
     expect(events).toEqual(['busy', `c1×${(6 << 20) + 3}`, 'idle']);
+  });
+
+  test('empty messages: after another in one chunk, last in it, and alone', () => {
+    const { decoder, events } = recordingDecoder('gzip');
+    decoder.push(Buffer.concat([framed(Buffer.from('a')), framed(Buffer.alloc(0)), framed(Buffer.alloc(0))]));
+    decoder.push(framed(Buffer.alloc(0)));
+    expect(events).toEqual(['a', '', '', '']);
+    expect(decoder.partial).toBe(false);
   });
 
   test('closed while a message inflates: nothing more reaches the sink', async () => {

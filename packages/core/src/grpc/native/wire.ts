@@ -246,6 +246,8 @@ export class MessageDecoder {
   }
 
   #take(n: number): Buffer {
+    // an empty message may come after the last buffered byte
+    if (n === 0) return Buffer.alloc(0);
     this.#available -= n;
     const first = this.#chunks[0] as Buffer;
     if (first.length === n) {
