@@ -5,6 +5,9 @@ it listens, and serves `/ccore.Test/*` with raw bytes (no protobuf):
 
 - Echo: the request back, with every `x-` request header as a response header;
 - Stream: the request back 5 times (server streaming);
+- Mixed: 12 messages `<i>:` (server streaming), every fourth followed by
+  1 MiB of `m`, every third sent without compression (C-core sends a
+  message uncompressed anyway when gzip would not shrink it);
 - Fail: INVALID_ARGUMENT, details `bad ✓ input`, a `x-t-bin` trailer and
   `grpc-status-details-bin`;
 - Sleep: waits 3 s (or until cancelled), then answers.
@@ -33,6 +36,13 @@ def stream(request, context):
         yield request
 
 
+def mixed(request, context):
+    for i in range(12):
+        if i % 3 == 2:
+            context.disable_next_message_compression()
+        yield b"%d:" % i + (b"m" * (1 << 20) if i % 4 == 0 else b"")
+
+
 def fail(request, context):
     context.set_trailing_metadata(
         (("x-t-bin", b"\x01\x02\x03"), ("grpc-status-details-bin", b"\x08\x03\x12\x03bad"))
@@ -50,6 +60,7 @@ def sleep(request, context):
 HANDLERS = {
     "Echo": grpc.unary_unary_rpc_method_handler(echo),
     "Stream": grpc.unary_stream_rpc_method_handler(stream),
+    "Mixed": grpc.unary_stream_rpc_method_handler(mixed),
     "Fail": grpc.unary_unary_rpc_method_handler(fail),
     "Sleep": grpc.unary_unary_rpc_method_handler(sleep),
 }

@@ -86,6 +86,31 @@ describe('a C-core server', () => {
     expect(got).toEqual(Array.from({ length: 5 }, () => Buffer.from('s')));
   });
 
+  test('a stream of gzip and uncompressed messages interleaved: handed over in order, the status last', async () => {
+    const res = (await call(endpoint(), 'Mixed', {
+      kind: 'serverStream',
+      messages: [Buffer.from('m')],
+    })) as GrpcResponse;
+    expect(res.headers.get('grpc-encoding')).toEqual(['gzip']);
+    const events: string[] = [];
+    res.stream.start({
+      onMessage: (m) => {
+        // a message is its number, then 1 MiB of "m" for every fourth
+        events.push(m.length > 64 ? `${m.toString('latin1', 0, m.indexOf(58))}+${m.length}` : m.toString());
+        res.stream.read();
+      },
+      onStatus: (s) => events.push(`status ${s.code}`),
+    });
+    res.stream.read();
+    expect((await res.done).code).toBe(Status.OK);
+    expect(events).toEqual([
+      ...Array.from({ length: 12 }, (_, i) =>
+        i % 4 === 0 ? `${i}+${(1 << 20) + String(i).length + 1}` : `${i}:`,
+      ),
+      `status ${Status.OK}`,
+    ]);
+  });
+
   test.each([
     [1, 'deflate'],
     [2, 'gzip'],

@@ -20,7 +20,9 @@ import { addCallMetadata, callCredentialsOf } from './call-credentials.js';
 import type { NativeGrpcEndpoint } from './endpoint.js';
 import {
   ACCEPT_ENCODING,
+  type DecodeFailure,
   MessageDecoder,
+  type MessageSink,
   codeOfHttpStatus,
   compressMessage,
   frameMessage,
@@ -61,7 +63,7 @@ const END_STREAM = 0x1;
 const NO_COMPRESS = 0x2;
 
 /** One call on one native endpoint. */
-export class NativeAttempt implements ResponseWire, StreamOpener {
+export class NativeAttempt implements ResponseWire, StreamOpener, MessageSink {
   readonly #endpoint: NativeGrpcEndpoint;
   readonly #req: GrpcRequest;
   readonly #ctx: CallContext;
@@ -82,6 +84,10 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
   #halfClosed = false;
   /** Whether the server ended the response (its trailers read). */
   #serverEnded = false;
+  /** Whether the trailers wait for the last message to inflate. */
+  #ending = false;
+  /** Whether the response side asked to hold the wire (messages wait unread). */
+  #held = false;
   #restarts = 0;
 
   constructor(
@@ -165,7 +171,7 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     }
     this.#stream = stream;
     this.#session = session;
-    this.#decoder = new MessageDecoder(this.#endpoint.settings.maxReceiveBytes);
+    this.#decoder = new MessageDecoder(this.#endpoint.settings.maxReceiveBytes, this);
     (stream as TaggedStream)[ATTEMPT] = this;
     stream.on('response', onResponse);
     stream.on('data', onData);
@@ -297,15 +303,39 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
   /** @internal */
   onData(stream: http2.ClientHttp2Stream, chunk: Buffer): void {
     if (stream !== this.#stream || this.#res.status !== undefined || this.#httpStatus !== 200) return;
-    const failure = (this.#decoder as MessageDecoder).push(chunk, (message) => this.#onMessage(message));
-    if (failure !== undefined) this.#fatal(failure.code, failure.details);
+    (this.#decoder as MessageDecoder).push(chunk);
   }
 
-  /** Takes one message; false to stop decoding (the call ended). */
-  #onMessage(message: Buffer): boolean {
+  // MessageSink: what the decoder hands over
+
+  /** @internal Takes one message; false to stop decoding (the call ended). */
+  onMessage(message: Buffer): boolean {
     if (this.#res.status !== undefined) return false;
     this.#res.onMessage(message);
     return this.#res.status === undefined;
+  }
+
+  /** @internal The decoder refused a message: the call ends. */
+  onRefused(failure: DecodeFailure): void {
+    this.#fatal(failure.code, failure.details);
+  }
+
+  /**
+   * @internal A message began inflating: the wire is held while it does
+   * (what comes behind it waits for it); once the decoder is idle again,
+   * the trailers that waited end the call, or the wire opens again unless
+   * the response side holds it.
+   */
+  onInflating(busy: boolean): void {
+    const stream = this.#stream;
+    if (stream === undefined || this.#res.status !== undefined) return;
+    if (busy) {
+      if (!stream.isPaused()) stream.pause();
+    } else if (this.#ending) {
+      this.#finishWithTrailers(this.#trailers as StatusObject);
+    } else if (!this.#held && stream.isPaused()) {
+      stream.resume();
+    }
   }
 
   /** @internal */
@@ -332,11 +362,14 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
   }
 
   #finishWithTrailers(trailers: StatusObject): void {
-    if (this.#decoder?.partial === true) {
-      this.#fatal(
-        Status.INTERNAL,
-        `the response ended inside a message (${this.#decoder.describePartial()})`,
-      );
+    const decoder = this.#decoder;
+    if (decoder?.busy === true) {
+      // the status goes out after the message still inflating, as it came
+      this.#ending = true;
+      return;
+    }
+    if (decoder?.partial === true) {
+      this.#fatal(Status.INTERNAL, `the response ended inside a message (${decoder.describePartial()})`);
       return;
     }
     this.#finish(trailers);
@@ -345,6 +378,8 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
   /** @internal The stream closed: the status is known now. */
   onClose(stream: http2.ClientHttp2Stream): void {
     if (stream !== this.#stream || this.#res.status !== undefined) return;
+    // the response was read whole: its status waits for the last message to inflate, whatever the reset
+    if (this.#ending) return;
     const trailers = this.#trailers;
     const httpStatus = this.#httpStatus;
     if (trailers !== undefined && stream.rstCode === 0) {
@@ -432,6 +467,9 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
     this.#compressing = false;
     this.#halfClosed = false;
     this.#serverEnded = false;
+    this.#ending = false;
+    this.#held = false;
+    this.#decoder = undefined;
     this.#res.reset();
     this.#open();
     return true;
@@ -444,6 +482,8 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
    */
   #finish(status: StatusObject, delivery?: Delivery, error?: unknown, restartable = true): void {
     if (this.#res.status !== undefined) return;
+    // a message still inflating is dropped: nothing is handed over after the status
+    this.#decoder?.close();
     const stream = this.#stream;
     if (stream === undefined) {
       // still waiting for the connection: no stream to open later
@@ -464,12 +504,16 @@ export class NativeAttempt implements ResponseWire, StreamOpener {
 
   /** @internal The consumer wants more: let HTTP/2 flow control open again. */
   more(): void {
+    this.#held = false;
+    // a message inflating keeps the wire held; it opens once the decoder is idle
+    if (this.#decoder?.busy === true) return;
     const stream = this.#stream;
     if (stream?.isPaused() === true) stream.resume();
   }
 
   /** @internal Messages wait unread: hold the server back (flow control). */
   hold(): void {
+    this.#held = true;
     const stream = this.#stream;
     if (stream !== undefined && !stream.isPaused()) stream.pause();
   }

@@ -25,7 +25,7 @@ import { grpcRequest } from '../test/request.js';
 import type { GrpcResponse } from '../types.js';
 import { nativeGrpcEndpoint } from './endpoint.js';
 import { afterEachCleanups, call, endpointsClosedAfter, failure, ready } from './test/calls.js';
-import { grpcFrame, respondGrpc, startRawPeer } from './test/raw-peer.js';
+import { flood, grpcFrame, respondGrpc, startRawPeer } from './test/raw-peer.js';
 
 const cleanups = afterEachCleanups();
 const endpoint = endpointsClosedAfter(cleanups);
@@ -276,16 +276,7 @@ describe('a raw HTTP/2 peer', () => {
         stream.on('close', () => {
           closedWith = stream.rstCode;
         });
-        const pump = (): void => {
-          while (written < 200 && !stream.destroyed) {
-            written++;
-            if (!stream.write(chunk)) {
-              stream.once('drain', pump);
-              return;
-            }
-          }
-        };
-        pump();
+        flood(stream, chunk, 200, () => written++);
       },
     });
     cleanups.push(() => peer.close());

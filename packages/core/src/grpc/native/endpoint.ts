@@ -23,7 +23,10 @@
  * (gzip or deflate; `grpc-encoding` on the request, the compressed flag on
  * each message but one written with grpc-js's `NoCompress` flag), until a
  * response's `grpc-accept-encoding` shows the server does not take that
- * encoding; responses in gzip or deflate are decompressed.
+ * encoding. Responses in gzip or deflate are inflated on zlib's thread
+ * pool (never on the event loop's thread), each held to the receive limit
+ * once inflated, the messages behind one waiting for it, and the status
+ * for the last of them.
  *
  * With `grpc.client_idle_timeout_ms` (at least 1 s, as grpc-js), a
  * connection without a call for that long closes its session; the endpoint

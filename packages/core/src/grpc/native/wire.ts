@@ -7,8 +7,8 @@
  * @internal
  * @module
  */
-import * as http2 from 'node:http2';
 import * as buffer from 'node:buffer';
+import * as http2 from 'node:http2';
 import * as zlib from 'node:zlib';
 import { Metadata, type StatusObject } from '../grpc-js.js';
 import { Status, type StatusCode } from '../../status.js';
@@ -67,25 +67,54 @@ export interface DecodeFailure {
 /** The `grpc-accept-encoding` the transport sends: what {@link MessageDecoder} can decompress. */
 export const ACCEPT_ENCODING = 'identity,deflate,gzip';
 
+/** Where a {@link MessageDecoder} hands what it read (the attempt, so no closure per chunk). */
+export interface MessageSink {
+  /** Takes the next whole message, in the order sent; false stops decoding (the call ended). */
+  onMessage(message: Buffer): boolean;
+  /** The call ends with `failure`: a prefix refused, or a message that would not decompress. */
+  onRefused(failure: DecodeFailure): void;
+  /**
+   * `true`: a compressed message began inflating, and what comes behind it
+   * waits (hold the wire); `false`: that message and every whole one
+   * behind it were handed over, the decoder is idle again.
+   */
+  onInflating(busy: boolean): void;
+}
+
 /**
  * Splits the DATA of a response into messages, across and within frames,
  * checks each prefix (the compressed flag against the response's
- * `grpc-encoding`, the receive limit) and decompresses gzip and deflate
- * messages, the decompressed size held to the same limit.
+ * `grpc-encoding`, the receive limit) and hands them to its
+ * {@link MessageSink} in order. An uncompressed message is handed over at
+ * once; a gzip or deflate one is inflated off the event loop's thread (its
+ * decompressed size held to the same limit, cut as soon as it passes it),
+ * and the DATA behind it waits, undecoded, until it is handed over.
  */
 export class MessageDecoder {
   readonly #maxBytes: number;
+  readonly #sink: MessageSink;
   readonly #chunks: Buffer[] = [];
   #available = 0;
   /** The length of the message being read, or -1 between messages. */
   #need = -1;
   /** Whether the message being read is compressed. */
   #compressed = false;
+  /** Stops the message inflating, while one is. */
+  #abort: (() => void) | undefined;
+  /** From the first message inflating to the sink's `onInflating(false)`. */
+  #busy = false;
+  #closed = false;
   /** The response's `grpc-encoding`, once its headers came. */
   encoding: string | undefined;
 
-  constructor(maxBytes: number) {
+  constructor(maxBytes: number, sink: MessageSink) {
     this.#maxBytes = maxBytes;
+    this.#sink = sink;
+  }
+
+  /** Whether a compressed message is inflating, or messages behind one wait. */
+  get busy(): boolean {
+    return this.#busy;
   }
 
   /** Whether a message was begun and not finished. */
@@ -101,46 +130,62 @@ export class MessageDecoder {
   }
 
   /**
-   * Feeds a chunk; `onMessage` gets each whole message. Returns a failure
-   * (and reads no further) when a prefix is refused.
+   * Feeds a chunk. Its whole messages go to the sink now, or after the
+   * compressed message before them is inflated; a refused prefix goes to
+   * `onRefused`, and nothing is read after it.
    */
-  push(chunk: Buffer, onMessage: (message: Buffer) => boolean): DecodeFailure | undefined {
-    // the common case: exactly one whole message in the chunk
-    if (this.#available === 0 && this.#need < 0 && chunk.length >= 5) {
+  push(chunk: Buffer): void {
+    // the common case: exactly one whole message in the chunk, nothing waiting
+    if (!this.#busy && this.#available === 0 && this.#need < 0 && chunk.length >= 5) {
       const length = chunk.readUInt32BE(1);
       if (chunk.length === length + 5) {
         const failure = this.#check(chunk[0] as number, length);
-        if (failure !== undefined) return failure;
-        if (!this.#compressed) {
-          onMessage(chunk.subarray(5));
-          return undefined;
-        }
-        const inflated = this.#decompress(chunk.subarray(5));
-        if (!Buffer.isBuffer(inflated)) return inflated;
-        onMessage(inflated);
-        return undefined;
+        if (failure !== undefined) this.#sink.onRefused(failure);
+        else if (!this.#compressed) this.#sink.onMessage(chunk.subarray(5));
+        else this.#inflate(chunk.subarray(5));
+        return;
       }
     }
     this.#chunks.push(chunk);
     this.#available += chunk.length;
+    if (!this.#busy) this.#drain();
+  }
+
+  /**
+   * Drops what is buffered and the message inflating (its zlib stream
+   * closed): nothing reaches the sink after this.
+   */
+  close(): void {
+    this.#closed = true;
+    this.#abort?.();
+    this.#abort = undefined;
+    this.#chunks.length = 0;
+    this.#available = 0;
+    this.#need = -1;
+  }
+
+  /** Hands over the whole messages buffered, up to a compressed one (inflated before any behind it). */
+  #drain(): void {
     for (;;) {
       if (this.#need < 0) {
-        if (this.#available < 5) return undefined;
+        if (this.#available < 5) return;
         const prefix = this.#take(5);
         const length = prefix.readUInt32BE(1);
         const failure = this.#check(prefix[0] as number, length);
-        if (failure !== undefined) return failure;
+        if (failure !== undefined) {
+          this.#sink.onRefused(failure);
+          return;
+        }
         this.#need = length;
       }
-      if (this.#available < this.#need) return undefined;
-      let message = this.#take(this.#need);
+      if (this.#available < this.#need) return;
+      const message = this.#take(this.#need);
       this.#need = -1;
       if (this.#compressed) {
-        const inflated = this.#decompress(message);
-        if (!Buffer.isBuffer(inflated)) return inflated;
-        message = inflated;
+        this.#inflate(message);
+        return;
       }
-      if (!onMessage(message)) return undefined;
+      if (!this.#sink.onMessage(message)) return;
     }
   }
 
@@ -172,31 +217,37 @@ export class MessageDecoder {
     return undefined;
   }
 
-  /** The message decompressed, at most the receive limit long. */
-  #decompress(message: Buffer): Buffer | DecodeFailure {
-    const max = this.#maxBytes;
-    try {
-      // one byte past the limit tells "too large" from "exactly the limit"
-      const options = { maxOutputLength: Math.min(max + 1, buffer.constants.MAX_LENGTH) };
-      const out =
-        this.encoding === 'gzip' ? zlib.gunzipSync(message, options) : zlib.inflateSync(message, options);
-      if (out.length > max) throw new RangeError('too large');
-      return out;
-    } catch (err) {
-      if (err instanceof RangeError || (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-        return {
-          code: Status.RESOURCE_EXHAUSTED,
-          details: `received a message larger than the limit once decompressed (more than ${max} bytes)`,
-        };
-      }
-      return {
-        code: Status.INTERNAL,
-        details: `could not decompress a ${this.encoding} message: ${(err as Error).message}`,
-      };
+  /** Starts inflating `message` (the encoding was checked by {@link MessageDecoder.#check}). */
+  #inflate(message: Buffer): void {
+    if (!this.#busy) {
+      this.#busy = true;
+      this.#sink.onInflating(true);
+      // the sink may have ended the call
+      if (this.#closed) return;
     }
+    const encoding = this.encoding === 'gzip' ? 'gzip' : 'deflate';
+    this.#abort = inflate(encoding, message, this.#maxBytes, (out) => this.#inflated(out));
+  }
+
+  /** The message inflated (or refused): handed over, then the messages that waited behind it. */
+  #inflated(out: Buffer | DecodeFailure): void {
+    this.#abort = undefined;
+    if (this.#closed) return;
+    if (!Buffer.isBuffer(out)) {
+      this.#sink.onRefused(out);
+      return;
+    }
+    if (!this.#sink.onMessage(out)) return;
+    this.#drain();
+    // idle unless the call ended or another compressed message began
+    if (this.#closed || this.#abort !== undefined) return;
+    this.#busy = false;
+    this.#sink.onInflating(false);
   }
 
   #take(n: number): Buffer {
+    // an empty message may come after the last buffered byte
+    if (n === 0) return Buffer.alloc(0);
     this.#available -= n;
     const first = this.#chunks[0] as Buffer;
     if (first.length === n) {
@@ -219,6 +270,62 @@ export class MessageDecoder {
     }
     return out;
   }
+}
+
+/**
+ * Inflates one gzip or deflate `message` on zlib's thread pool, as
+ * `zlib.gunzip` would, but cut (its zlib stream closed) as soon as the
+ * output passes `max` bytes (or the largest buffer Node makes, for a
+ * larger or no limit), so a zip bomb is never inflated whole. `done` gets
+ * the message or the failure, once, unless the returned abort ran first.
+ */
+function inflate(
+  encoding: 'gzip' | 'deflate',
+  message: Buffer,
+  max: number,
+  done: (out: Buffer | DecodeFailure) => void,
+): () => void {
+  const cap = Math.min(max, buffer.constants.MAX_LENGTH);
+  const engine = encoding === 'gzip' ? zlib.createGunzip() : zlib.createInflate();
+  const parts: Buffer[] = [];
+  let size = 0;
+  let settled = false;
+  const settle = (out: Buffer | DecodeFailure): void => {
+    if (settled) return;
+    settled = true;
+    done(out);
+  };
+  const failed = (err: Error): void =>
+    settle({ code: Status.INTERNAL, details: `could not decompress a ${encoding} message: ${err.message}` });
+  engine.on('data', (part: Buffer) => {
+    size += part.length;
+    if (size > cap) {
+      engine.close();
+      settle({
+        code: Status.RESOURCE_EXHAUSTED,
+        details: `received a message larger than the limit once decompressed (more than ${cap} bytes)`,
+      });
+      return;
+    }
+    parts.push(part);
+  });
+  engine.on('error', failed);
+  engine.on('end', () => {
+    let out: Buffer;
+    try {
+      out = Buffer.concat(parts, size);
+    } catch (err) {
+      // memory refused: this call fails, the process goes on
+      failed(err as Error);
+      return;
+    }
+    settle(out);
+  });
+  engine.end(message);
+  return () => {
+    settled = true;
+    engine.close();
+  };
 }
 
 /**

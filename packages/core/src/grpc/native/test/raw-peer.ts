@@ -40,6 +40,31 @@ export function respondGrpc(
   stream.end();
 }
 
+/**
+ * Writes `frame` `count` times, each as soon as flow control takes it
+ * (waiting for 'drain' when the stream's buffer is full), calling
+ * `onWrite` for each; stops when the stream is destroyed.
+ */
+export function flood(
+  stream: http2.ServerHttp2Stream,
+  frame: Buffer,
+  count: number,
+  onWrite: () => void,
+): void {
+  let written = 0;
+  const pump = (): void => {
+    while (written < count && !stream.destroyed) {
+      written++;
+      onWrite();
+      if (!stream.write(frame)) {
+        stream.once('drain', pump);
+        return;
+      }
+    }
+  };
+  pump();
+}
+
 /** Starts a raw peer on `host` with a behaviour per path (404 for others). */
 export async function startRawPeer(
   host: string,
