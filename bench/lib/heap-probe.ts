@@ -13,7 +13,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { p2c, peakEwma } from '@grpc-tower/balance';
-import type { Change } from '@grpc-tower/discover';
+import type { Change } from '@grpc-tower/core';
 import { Subject } from 'rxjs';
 import { CountingEndpoint, syntheticAddress } from './counting-endpoint.js';
 import { runProbe, runProbeMain, settledHeap } from './fresh-process.js';

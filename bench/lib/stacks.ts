@@ -18,10 +18,10 @@
  * @module
  */
 import { type Balancer, type LoadMetric, p2c, peakEwma, roundRobin } from '@grpc-tower/balance';
-import { type Endpoint, type Service, ServiceBuilder, timeout } from '@grpc-tower/core';
+import { type Endpoint, type Service, ServiceBuilder, timeout, type Discover } from '@grpc-tower/core';
 import type { GrpcTransport, TowerChannel } from '@grpc-tower/core/grpc';
 import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
-import { type Discover, type DiscoveredAddress, connect, staticList } from '@grpc-tower/discover';
+import { type DiscoveredAddress, connect, staticList } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
 import type { Telemetry } from '@grpc-tower/telemetry';

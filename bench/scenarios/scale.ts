@@ -18,8 +18,8 @@
  * @module
  */
 import { type Balancer, p2c, peakEwma, pendingRequests, roundRobin } from '@grpc-tower/balance';
-import { background } from '@grpc-tower/core';
-import { type Change, type DiscoveredAddress, connect, diff, diffSnapshots } from '@grpc-tower/discover';
+import { background, type Change } from '@grpc-tower/core';
+import { type DiscoveredAddress, connect, diff, diffSnapshots } from '@grpc-tower/discover';
 import { Subject } from 'rxjs';
 import { CountingEndpoint, syntheticAddress } from '../lib/counting-endpoint.js';
 import { measureHeap } from '../lib/heap-probe.js';

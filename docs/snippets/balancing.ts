@@ -8,9 +8,9 @@ import {
   pendingRequests,
   roundRobin,
 } from '@grpc-tower/balance';
-import type { Endpoint } from '@grpc-tower/core';
+import type { Endpoint, Discover } from '@grpc-tower/core';
 import { type GrpcRequest, type GrpcResponse, grpcEndpoint } from '@grpc-tower/core/grpc';
-import { type Discover, connect, dns, subset } from '@grpc-tower/discover';
+import { connect, dns, subset } from '@grpc-tower/discover';
 import { kubernetes, kubernetesZone } from '@grpc-tower/discover/kubernetes';
 import { slowStart } from '@grpc-tower/health';
 

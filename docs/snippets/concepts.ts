@@ -13,9 +13,11 @@ import {
   serviceFn,
   timeout,
   withTimeout,
+  type Change,
+  type Discover,
 } from '@grpc-tower/core';
 import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
-import { type Change, type Discover, connect, dns, staticList } from '@grpc-tower/discover';
+import { connect, dns, staticList } from '@grpc-tower/discover';
 import { retry } from '@grpc-tower/retry';
 import { towerChannel } from 'grpc-tower';
 import { Subject } from 'rxjs';

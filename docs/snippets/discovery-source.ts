@@ -5,7 +5,6 @@ import * as grpc from '@grpc/grpc-js';
 import { p2c } from '@grpc-tower/balance';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
 import {
-  type Change,
   type DiscoveredAddress,
   type DiscoverySource,
   ResolveError,
@@ -15,6 +14,7 @@ import {
   sharedSource,
   toDiscoveredAddress,
 } from '@grpc-tower/discover';
+import type { Change } from '@grpc-tower/core';
 import { Subject, interval, startWith, switchMap } from 'rxjs';
 
 // #region poll

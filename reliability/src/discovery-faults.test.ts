@@ -5,7 +5,8 @@
 // flapping created. Over the default (native) transport only: the faults
 // are discovery's, and the endpoints' closing, which the flapping exercises,
 // is checked over both transports by the lifecycle and rolling-restart cases.
-import { type Change, type DiscoveredAddress, type DiscoveryEvent, dns } from '@grpc-tower/discover';
+import { type DiscoveredAddress, type DiscoveryEvent, dns } from '@grpc-tower/discover';
+import type { Change } from '@grpc-tower/core';
 import { etcd } from '@grpc-tower/discover/etcd';
 import {
   type EchoServer,

@@ -36,6 +36,8 @@ import {
   serviceFn,
   sleep,
   timeout,
+  type Change,
+  parseAddress,
 } from '@grpc-tower/core';
 import {
   type GrpcRequest,
@@ -43,18 +45,15 @@ import {
   RequestMessages,
   createChannel,
   grpcEndpoint,
-  parseAddress as parseGrpcAddress,
 } from '@grpc-tower/core/grpc';
 import { http2Endpoint } from '@grpc-tower/core/http2';
 import {
-  type Change,
   type DiscoveredAddress,
   type DiscoveryEvent,
   connect,
   dns,
   dnsSrv,
   merge,
-  parseAddress,
   poll,
   diff,
   staticList,
@@ -707,7 +706,7 @@ describe('discovery input', () => {
           expect(failed).toBeUndefined();
           for (const c of seen) {
             expect(c.type).toBe('insert');
-            const hp = parseAddress(c.key);
+            const hp = parseAddress(c.key, 'a discovered key');
             expect(c.key).toBe(hp.family === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`);
           }
         },
@@ -775,7 +774,7 @@ describe('discovery input', () => {
           sub.unsubscribe();
         }
         expect(ended).toBeUndefined();
-        for (const c of seen) expect(() => parseAddress(c.key)).not.toThrow();
+        for (const c of seen) expect(() => parseAddress(c.key, 'a discovered key')).not.toThrow();
         for (const e of events) if (e.type === 'failed' || e.type === 'invalid') expectNamed(e.error, e.type);
       }),
       run,
@@ -906,7 +905,7 @@ describe('grpcEndpoint options', () => {
         if (typeof credentials?._isSecure !== 'function') expect(ep).toBeUndefined();
         if (ep === undefined) return;
         // what it accepted parses
-        parseGrpcAddress(ep.address, 'check');
+        parseAddress(ep.address, 'check');
         await settles('grpcEndpoint close', ep.close({ graceMs: 0 }));
         expect(ep.readiness).toBe('closed');
       }),
@@ -1102,7 +1101,7 @@ describe('discovery input from a real etcd', () => {
         evs.unsubscribe();
       }
       expect(ended).toBeUndefined();
-      for (const key of seen.keys()) expect(() => parseAddress(key)).not.toThrow();
+      for (const key of seen.keys()) expect(() => parseAddress(key, 'a discovered key')).not.toThrow();
       const invalid = events.filter((e) => e.type === 'invalid');
       for (const e of invalid) expectNamed(e.type === 'invalid' ? e.error : undefined, 'invalid');
       // the oracle: the package's own address parser, on the value or its JSON

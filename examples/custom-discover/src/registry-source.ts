@@ -3,7 +3,7 @@
 // into that stream. ToyRegistry stands in for yours (Consul, ZooKeeper, a
 // config service, a file you watch…).
 import { EventEmitter } from 'node:events';
-import type { Change, Discover } from '@grpc-tower/discover';
+import type { Change, Discover } from '@grpc-tower/core';
 import { Observable } from 'rxjs';
 
 /** What the registry reports when a member comes or goes. */

@@ -5,9 +5,9 @@
 // endpointslices.ts the Service's EndpointSlices.
 import * as grpc from '@grpc/grpc-js';
 import { p2c } from '@grpc-tower/balance';
-import { ServiceBuilder, timeout } from '@grpc-tower/core';
+import { ServiceBuilder, timeout, type Discover } from '@grpc-tower/core';
 import { type GrpcRequest, type GrpcResponse, createChannel, grpcEndpoint } from '@grpc-tower/core/grpc';
-import { type DiscoveredAddress, type Discover, connect } from '@grpc-tower/discover';
+import { type DiscoveredAddress, connect } from '@grpc-tower/discover';
 import { healthChecked, outlierDetection } from '@grpc-tower/health';
 import { retry, retryBudget } from '@grpc-tower/retry';
 import { type EchoProtoClient, createEchoClient, loadEchoPackage } from '@grpc-tower/testing';

@@ -12,8 +12,7 @@
 //
 //   npx tsx --conditions=@grpc-tower/source packages/balance/bench/pick.bench.ts [--quick]
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { background } from '@grpc-tower/core';
-import type { Change } from '@grpc-tower/discover';
+import { background, type Change } from '@grpc-tower/core';
 import { Subject } from 'rxjs';
 import type { EndpointLoad, LoadMetric } from '../src/load/metric.js';
 import { peakEwma } from '../src/load/peak-ewma.js';

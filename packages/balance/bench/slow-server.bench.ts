@@ -23,7 +23,7 @@ import {
   createChannel,
   grpcEndpoint,
 } from '@grpc-tower/core/grpc';
-import type { Change } from '@grpc-tower/discover';
+import type { Change } from '@grpc-tower/core';
 import {
   type EchoProtoClient,
   createEchoClient,

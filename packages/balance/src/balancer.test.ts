@@ -14,8 +14,8 @@ import {
   UnavailableError,
   background,
   newContext,
+  type Change,
 } from '@grpc-tower/core';
-import type { Change } from '@grpc-tower/discover';
 import { activeHandles, expectNoLeaks } from '@grpc-tower/testing';
 import { Subject, firstValueFrom, take, toArray } from 'rxjs';
 import { afterEach, describe, expect, test, vi } from 'vitest';

@@ -6,7 +6,7 @@
 // servers where the guarantee is about real connections (over both
 // transports: draining and closing are meant to be the same); counting endpoints
 // (test/counting-endpoint.ts) where the test must drive readiness by hand.
-import { background } from '@grpc-tower/core';
+import { background, type Change } from '@grpc-tower/core';
 import {
   type GrpcEndpoint,
   type NativeGrpcEndpoint,
@@ -14,7 +14,7 @@ import {
   type GrpcResponse,
   grpcEndpoint,
 } from '@grpc-tower/core/grpc';
-import { type Change, type DiscoveredAddress, connect } from '@grpc-tower/discover';
+import { type DiscoveredAddress, connect } from '@grpc-tower/discover';
 import {
   type EchoServer,
   activeHandles,

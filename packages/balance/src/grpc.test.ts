@@ -6,7 +6,7 @@
 // over both transports; the balancer's own arithmetic (shares by latency,
 // event-loop blocks) runs over the default one, which only carries its calls.
 import * as grpc from '@grpc/grpc-js';
-import { type Endpoint, type Readiness, statusName } from '@grpc-tower/core';
+import { type Endpoint, type Readiness, statusName, type Change } from '@grpc-tower/core';
 import {
   ENDPOINT_METADATA_KEY,
   type GrpcEndpoint,
@@ -15,7 +15,7 @@ import {
   type GrpcResponse,
   grpcEndpoint,
 } from '@grpc-tower/core/grpc';
-import { type Change, type DiscoveredAddress, connect } from '@grpc-tower/discover';
+import { type DiscoveredAddress, connect } from '@grpc-tower/discover';
 import {
   insecure,
   type ChildEchoServer,

@@ -1,5 +1,4 @@
-import { newContext } from '@grpc-tower/core';
-import type { Change } from '@grpc-tower/discover';
+import { newContext, type Change } from '@grpc-tower/core';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { Balancer } from './balancer.js';

@@ -3,8 +3,7 @@
 // share each endpoint receives compared with the share the arithmetic
 // predicts. The endpoints are counting endpoints (no network) and the
 // random source is seeded, so every run draws the same sequence.
-import { AvoidEndpoints, background, type CallContext } from '@grpc-tower/core';
-import type { Change } from '@grpc-tower/discover';
+import { AvoidEndpoints, background, type CallContext, type Change } from '@grpc-tower/core';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Balancer } from './balancer.js';

@@ -1,8 +1,7 @@
 // Panic threshold and slow start, over counting endpoints (the point is the
 // pick arithmetic; real servers with health checks are in
 // @grpc-tower/health's tests).
-import { ConfigError, background } from '@grpc-tower/core';
-import type { Change } from '@grpc-tower/discover';
+import { ConfigError, background, type Change } from '@grpc-tower/core';
 import fc from 'fast-check';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';

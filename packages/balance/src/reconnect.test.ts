@@ -4,8 +4,7 @@
 // calls that wait, and counts as connecting until it ends. The same over
 // real servers (late, refusing, black-holed) is in the grpc-tower package's
 // startup.test.ts.
-import { Status, background } from '@grpc-tower/core';
-import type { Change } from '@grpc-tower/discover';
+import { Status, background, type Change } from '@grpc-tower/core';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Balancer } from './balancer.js';

@@ -15,7 +15,7 @@ import {
   type GrpcResponse,
   grpcEndpoint,
 } from '@grpc-tower/core/grpc';
-import type { Change } from '@grpc-tower/discover';
+import type { Change } from '@grpc-tower/core';
 import {
   type EchoProtoClient,
   type EchoServer,

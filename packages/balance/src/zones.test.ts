@@ -3,8 +3,7 @@
 // where the picks land (no network: the point is the routing arithmetic
 // and bookkeeping; the shares over real gRPC servers are in
 // zones.grpc.test.ts).
-import { AvoidEndpoints, ConfigError, background } from '@grpc-tower/core';
-import type { Change } from '@grpc-tower/discover';
+import { AvoidEndpoints, ConfigError, background, type Change } from '@grpc-tower/core';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Balancer } from './balancer.js';

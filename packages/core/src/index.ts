@@ -64,16 +64,13 @@ export {
   parseAddress,
   tryParseAddress,
   formatAddress,
-  canonicalHost,
-  grpcTarget,
   isHost,
   isHostName,
   isPort,
   isServiceName,
-  type AddressParse,
   type HostPort,
 } from './address.js';
-export { hasLifecycle, stackOf, type Stack, type Lifecycle, type CloseOptions } from './stack.js';
+export { stackOf, type Stack, type Lifecycle, type CloseOptions } from './stack.js';
 export {
   timeout,
   attemptTimeout,
@@ -85,9 +82,7 @@ export {
   type TimeoutOptions,
   type AttemptTimeoutOptions,
   type ConcurrencyLimitOptions,
-  type ConcurrencyLimitService,
   type LoadShedOptions,
   type RateLimitOptions,
-  type RateLimitService,
-  type Ready,
 } from './layers/index.js';
+export type { ConnectionEvent, ConnectionState } from './transport/connection.js';

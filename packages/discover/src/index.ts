@@ -29,50 +29,27 @@
  * ```
  * @packageDocumentation
  */
-export type { Change, Discover, Insert, Remove } from './change.js';
-export {
-  type DiscoveredAddress,
-  type HostPort,
-  formatAddress,
-  isHost,
-  isHostName,
-  isPort,
-  isServiceName,
-  parseAddress,
-  toDiscoveredAddress,
-} from './address.js';
-export { valueEquals } from './equals.js';
+export { type DiscoveredAddress, toDiscoveredAddress } from './address.js';
 export {
   InvalidAddressError,
   InvalidRecordError,
   ResolveError,
-  ResolveTimeoutError,
   DnsResolveError,
   EndpointCloseError,
   EndpointCreateError,
 } from './errors.js';
-export type { DiscoveryEvent, DiscoveryEventType, EndpointState } from './events.js';
+export type { DiscoveryEvent, EndpointState } from './events.js';
 export { DiscoverySource, sharedSource, type SourceContext } from './source.js';
-export { diff, diffSnapshots, applyChanges, type DiffOptions } from './diff.js';
+export { diff, diffSnapshots, type DiffOptions } from './diff.js';
 export { connect, type Closable, type ConnectOptions } from './connect.js';
 export { merge, type MergeOptions } from './merge.js';
 export {
   subset,
-  selectSubset,
   subsetAssignment,
-  rendezvousSubset,
   type SubsetOptions,
   type SubsetAssignmentOptions,
-  type RendezvousSubsetOptions,
 } from './subset/index.js';
 export { staticList, type StaticListOptions } from './static.js';
-export {
-  poll,
-  type PollOptions,
-  type PollAnswer,
-  type PollResult,
-  type ResolveFn,
-  type InvalidInput,
-} from './poll.js';
+export { poll, type PollOptions, type PollResult, type ResolveFn } from './poll.js';
 export type { BackoffOptions } from './timing.js';
 export { dns, dnsSrv, type DnsOptions } from './dns.js';

@@ -13,9 +13,7 @@
  *   HTTP/2 endpoints with the {@link httpOutcomes} policy (5xx responses
  *   and failed connections fail, 4xx never do);
  * - {@link slowStart}: the weight of a warming endpoint, for a balancer's
- *   slow start (`p2c`'s `slowStart` option), and {@link connectedOf},
- *   whether an endpoint held out by these wrappers is still connected (what
- *   a balancer's panic mode, `panicThresholdPercent`, balances over).
+ *   slow start (`p2c`'s `slowStart` option).
  *
  * The wrappers gate an endpoint's readiness (`failed` while unhealthy or
  * ejected), so any balancer that picks only ready endpoints — `p2c` from
@@ -61,13 +59,7 @@ export type {
   HttpStatusRange,
   ResolvedHttpHealthCheckOptions,
 } from './http-check/options.js';
-export {
-  encodeHealthCheckRequest,
-  decodeHealthCheckResponse,
-  WATCH_METHOD,
-  CHECK_METHOD,
-  type ServingStatus,
-} from './health-check/proto.js';
+export type { ServingStatus } from './health-check/proto.js';
 export {
   outlierDetection,
   OutlierDetector,
@@ -76,15 +68,13 @@ export {
   type OutlierEndpointStats,
 } from './outlier/detector.js';
 export { httpOutcomes, type OutlierProtocol, type ResponseFailure } from './outlier/protocol.js';
-export {
-  DEFAULT_FAILURE_CODES,
-  type OutlierDetectionOptions,
-  type SuccessRateEjectionOptions,
-  type FailurePercentageEjectionOptions,
-  type ResolvedOutlierDetectionOptions,
+export type {
+  OutlierDetectionOptions,
+  SuccessRateEjectionOptions,
+  FailurePercentageEjectionOptions,
+  ResolvedOutlierDetectionOptions,
 } from './outlier/options.js';
-export { connectedOf } from './pick/connected.js';
-export { slowStart, type SlowStartOptions, type SlowStartWeight } from './pick/slow-start.js';
+export { slowStart, type SlowStartOptions } from './pick/slow-start.js';
 export type {
   HealthEvent,
   HealthState,

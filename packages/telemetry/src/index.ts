@@ -15,7 +15,6 @@ export {
   type Instrumentation,
   type ObservedParts,
 } from './telemetry.js';
-export { callMetricsProducer, type CallMetricsProducer } from './producer.js';
 export type {
   ObservedBalancer,
   ObservedEndpoint,
@@ -24,12 +23,5 @@ export type {
   ObservedDiscoveryEvent,
   ObservedRetry,
 } from './observe.js';
-export {
-  MetricNames,
-  Labels,
-  HttpLabels,
-  LATENCY_BUCKETS_S,
-  SIZE_BUCKETS_BY,
-  COUNT_BUCKETS,
-  HTTP_DURATION_BUCKETS_S,
-} from './names.js';
+export { callMetricsProducer, type CallMetricsProducer } from './producer.js';
+export { MetricNames, Labels, HttpLabels, LATENCY_BUCKETS_S, SIZE_BUCKETS_BY } from './names.js';

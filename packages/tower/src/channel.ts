@@ -15,7 +15,7 @@
  * @module
  */
 import type { Channel, ChannelCredentials, ChannelOptions, ServiceDefinition } from '@grpc/grpc-js';
-import { ConfigError, isHost } from '@grpc-tower/core';
+import { ConfigError, isHost, type Discover } from '@grpc-tower/core';
 import { TIMER_RULE, nativeSettings, optionChecks } from '@grpc-tower/core/internal';
 import {
   type CreateChannelOptions,
@@ -31,13 +31,7 @@ import {
 /** A grpc-js endpoint (`transport: 'grpc-js'`). */
 const grpcJsEndpoint = (address: string, options: GrpcEndpointOptions) =>
   grpcEndpoint(address, { ...options, transport: 'grpc-js' });
-import {
-  type DiscoveredAddress,
-  type Discover,
-  type DnsOptions,
-  dns,
-  staticList,
-} from '@grpc-tower/discover';
+import { type DiscoveredAddress, type DnsOptions, dns, staticList } from '@grpc-tower/discover';
 import { type HealthCheckOptions, healthChecked } from '@grpc-tower/health';
 import { type RetryPolicy, retry } from '@grpc-tower/retry';
 import { isIP } from 'node:net';

@@ -4,10 +4,9 @@
 // new calls fail at once; after the grace time the rest end with their own
 // error; nothing is left behind, and a process exits by itself.
 import * as grpc from '@grpc/grpc-js';
-import { type Layer, Status } from '@grpc-tower/core';
+import { type Layer, Status, type Change } from '@grpc-tower/core';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import type { DiscoveredAddress } from '@grpc-tower/discover';
-import type { Change } from '@grpc-tower/discover';
 import {
   type EchoProtoClient,
   type EchoReply,

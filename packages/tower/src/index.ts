@@ -34,7 +34,6 @@ export type { StackOptions, TowerInstrumentation } from './recipe.js';
 export {
   parseTarget,
   InvalidTargetError,
-  TARGET_SCHEMES,
   type Target,
   type DnsTarget,
   type AddressListTarget,
@@ -42,4 +41,3 @@ export {
   type XdsTarget,
   type TargetPart,
 } from './target.js';
-export type { TowerChannel } from '@grpc-tower/core/grpc';

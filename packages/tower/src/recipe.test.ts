@@ -4,8 +4,8 @@
 // do not (health checks), the order of the layers, the same words for the
 // same bad option, and the release of what was made when building fails.
 import * as grpc from '@grpc/grpc-js';
-import { ConfigError, type Layer, Status } from '@grpc-tower/core';
-import { type Change, type DiscoveredAddress, staticList } from '@grpc-tower/discover';
+import { ConfigError, type Layer, Status, type Change } from '@grpc-tower/core';
+import { type DiscoveredAddress, staticList } from '@grpc-tower/discover';
 import {
   type EchoProtoClient,
   type EchoServer,

@@ -32,9 +32,10 @@ import {
   type Stack,
   stackOf,
   timeout,
+  type Discover,
 } from '@grpc-tower/core';
 import { type OptionChecks, optionChecks } from '@grpc-tower/core/internal';
-import { type ConnectOptions, type DiscoveredAddress, type Discover, connect } from '@grpc-tower/discover';
+import { type ConnectOptions, type DiscoveredAddress, connect } from '@grpc-tower/discover';
 import {
   type HealthEvent,
   type OutlierDetectionOptions,

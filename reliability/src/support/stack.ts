@@ -11,7 +11,7 @@
  * @module
  */
 import { type Balancer, type P2cOptions, p2c } from '@grpc-tower/balance';
-import { type Endpoint, ServiceBuilder, timeout } from '@grpc-tower/core';
+import { type Endpoint, ServiceBuilder, timeout, type Discover } from '@grpc-tower/core';
 import {
   type GrpcEndpointOptions,
   type GrpcRequest,
@@ -20,7 +20,7 @@ import {
   createChannel,
   grpcEndpoint,
 } from '@grpc-tower/core/grpc';
-import { type DiscoveredAddress, type Discover, connect } from '@grpc-tower/discover';
+import { type DiscoveredAddress, connect } from '@grpc-tower/discover';
 import {
   type HealthCheckOptions,
   type HealthChecker,

@@ -4,8 +4,14 @@
 // endpoint becomes eligible, how removal drains), not about gRPC. The test
 // sets its readiness, and its load is either a fixed `pending` set by the
 // test or its real calls in flight. The real-server tests use grpcEndpoint.
-import { type CallContext, ClosedError, type Endpoint, type Readiness, abortReason } from '@grpc-tower/core';
-import type { Change } from '@grpc-tower/discover';
+import {
+  type CallContext,
+  ClosedError,
+  type Endpoint,
+  type Readiness,
+  abortReason,
+  type Change,
+} from '@grpc-tower/core';
 import { BehaviorSubject, type Observable, Subject } from 'rxjs';
 
 interface InFlight {

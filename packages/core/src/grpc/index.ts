@@ -17,30 +17,17 @@
  */
 export { createChannel, TowerChannel, type CreateChannelOptions } from './channel.js';
 export { GrpcEndpoint, type GrpcEndpointOptions, type GrpcTransport } from './endpoint.js';
-export { GrpcEndpointBase } from './endpoint-base.js';
 export { grpcEndpoint } from './grpc-endpoint.js';
 export {
   nativeGrpcEndpoint,
   NativeGrpcEndpoint,
   type NativeGrpcEndpointOptions,
 } from './native/endpoint.js';
-export type { ConnectionEvent, ConnectionState } from '../transport/connection.js';
 export {
   GrpcStatusError,
   ENDPOINT_METADATA_KEY,
-  type CallKind,
   type GrpcRequest,
   type GrpcResponse,
-  type ResponseListener,
   type ResponseStream,
-  type UnaryResult,
 } from './types.js';
-export {
-  RequestMessages,
-  ReplayBudget,
-  type MessageReader,
-  type ReadResult,
-  type RequestMessage,
-  type WriteCallback,
-} from './messages.js';
-export { parseAddress, formatAddress, isHostName, type HostPort } from '../address.js';
+export { RequestMessages } from './messages.js';

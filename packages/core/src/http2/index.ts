@@ -31,4 +31,3 @@ export {
   type Http2BodySink,
 } from './endpoint.js';
 export { isIdempotent, isReplayable } from './request.js';
-export type { ConnectionEvent, ConnectionState } from '../transport/connection.js';

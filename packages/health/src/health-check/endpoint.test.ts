@@ -4,9 +4,8 @@
 // and Check calls run over both transports (a server stream and a unary
 // call through the endpoint, their statuses and their cancel).
 import { type Balancer, p2c, pendingRequests } from '@grpc-tower/balance';
-import { ConfigError, type Readiness } from '@grpc-tower/core';
+import { ConfigError, type Readiness, type Change } from '@grpc-tower/core';
 import { grpcEndpoint, type GrpcRequest, type GrpcResponse, type GrpcTransport } from '@grpc-tower/core/grpc';
-import type { Change } from '@grpc-tower/discover';
 import {
   ECHO_SERVICE_NAME,
   type EchoServer,

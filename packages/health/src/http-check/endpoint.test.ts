@@ -2,9 +2,8 @@
 // through real http2Endpoints: /healthz answers what the test sets, and
 // the servers count every check they see.
 import { type Balancer, p2c, pendingRequests } from '@grpc-tower/balance';
-import { ConfigError, type Endpoint, type Readiness, background } from '@grpc-tower/core';
+import { ConfigError, type Endpoint, type Readiness, background, type Change } from '@grpc-tower/core';
 import { type Http2Request, type Http2Response, http2Endpoint } from '@grpc-tower/core/http2';
-import type { Change } from '@grpc-tower/discover';
 import { trackResources } from '@grpc-tower/testing';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';

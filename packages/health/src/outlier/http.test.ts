@@ -3,9 +3,8 @@
 // answers and failed streams eject, 4xx answers and cancelled calls never
 // do, and the default (gRPC) policy reads no HTTP status.
 import { p2c, pendingRequests } from '@grpc-tower/balance';
-import { ConfigError, Status, background, newContext } from '@grpc-tower/core';
+import { ConfigError, Status, background, newContext, type Change } from '@grpc-tower/core';
 import { type Http2Request, type Http2Response, http2Endpoint } from '@grpc-tower/core/http2';
-import type { Change } from '@grpc-tower/discover';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { EndpointEjected, HealthEvent } from '../events.js';

@@ -58,20 +58,10 @@ export interface SlowStartOptions {
 }
 
 /**
- * The weight of an endpoint that became ready at `readySinceMs`, at time
- * `now` (same clock), in (0, 1].
- *
- * @example
- * ```ts
- * const w: SlowStartWeight = slowStart({ windowMs: 10_000 });
- * w(0, 5_000); // 0.5
- * ```
- */
-export type SlowStartWeight = (readySinceMs: number, now: number) => number;
-
-/**
- * Makes a {@link SlowStartWeight} from Envoy's slow start parameters.
- * Throws `ConfigError` for a bad option.
+ * Makes the weight of an endpoint that became ready at `readySinceMs`, at
+ * time `now` (same clock), in (0, 1], from Envoy's slow start parameters:
+ * what `@grpc-tower/balance`'s `p2c` takes as its `slowStart` option (a
+ * `SlowStartWeight`). Throws `ConfigError` for a bad option.
  *
  * @example
  * ```ts
@@ -81,7 +71,7 @@ export type SlowStartWeight = (readySinceMs: number, now: number) => number;
  * weight(0, 10_000); // 1
  * ```
  */
-export function slowStart(options: SlowStartOptions): SlowStartWeight {
+export function slowStart(options: SlowStartOptions): (readySinceMs: number, now: number) => number {
   const check = optionChecks('slowStart');
   const o = check.object('options', options);
   const windowMs = check.number('windowMs', o.windowMs, { min: 0 });

@@ -3,7 +3,7 @@
 // draw kept with probability `weight`), for the test of that weight's
 // arithmetic. The production balancer is p2c in @grpc-tower/balance.
 import { type CallContext, type Endpoint, UnavailableError } from '@grpc-tower/core';
-import type { SlowStartWeight } from '../pick/slow-start.js';
+import type { SlowStartWeight } from '@grpc-tower/balance';
 
 export interface TestPicker<Req, Res> {
   call(req: Req, ctx: CallContext): Promise<Res>;

@@ -2,9 +2,9 @@
 // loopback addresses: undici's contract (close() waits for the requests in
 // flight, destroy() aborts them) with a grace time after which close()
 // aborts what is left with GraceExpiredError.
-import { GraceExpiredError, type Layer } from '@grpc-tower/core';
+import { GraceExpiredError, type Layer, type Change } from '@grpc-tower/core';
 import type { Http2Request, Http2Response } from '@grpc-tower/core/http2';
-import { type Change, type DiscoveredAddress, staticList } from '@grpc-tower/discover';
+import { type DiscoveredAddress, staticList } from '@grpc-tower/discover';
 import { activeHandles, expectNoLeaks, pickHosts } from '@grpc-tower/testing';
 import { Subject } from 'rxjs';
 import { request } from 'undici';

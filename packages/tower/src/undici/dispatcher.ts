@@ -28,6 +28,7 @@ import {
   GraceExpiredError,
   type Readiness,
   type Service,
+  type Discover,
 } from '@grpc-tower/core';
 import {
   DEFAULT_CLOSE_GRACE_MS,
@@ -43,7 +44,7 @@ import {
   type Http2Response,
   http2Endpoint,
 } from '@grpc-tower/core/http2';
-import { type DiscoveredAddress, type Discover, type DnsOptions, dns } from '@grpc-tower/discover';
+import { type DiscoveredAddress, type DnsOptions, dns } from '@grpc-tower/discover';
 import {
   type HealthEvent,
   type HttpHealthCheckOptions,
