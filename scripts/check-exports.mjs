@@ -12,11 +12,10 @@
 //    move it to the package that uses it. The uses that remain are named one
 //    by one in ALLOWED below, so the debt stays visible; a line whose use is
 //    gone fails the check too, so the list only shrinks.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import ts from 'typescript';
-
-const root = resolve(import.meta.dirname, '..');
+import { publicEntryPoints, root, typecheckOptions } from './lib/entry-points.mjs';
 
 /**
  * `@internal` members used outside their package today, as
@@ -46,33 +45,7 @@ const ALLOWED = new Set([
   'NativeGrpcEndpoint.compression in packages/tower/src/native-ccore.test.ts',
   'NativeGrpcEndpoint.connection in packages/tower/src/native-ccore.test.ts',
 ]);
-const entries = [];
-for (const dir of readdirSync(join(root, 'packages'))) {
-  const pkgFile = join(root, 'packages', dir, 'package.json');
-  if (!existsSync(pkgFile)) continue;
-  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8'));
-  if (pkg.private) continue;
-  for (const [subpath, target] of Object.entries(pkg.exports ?? {})) {
-    if (subpath === './internal' || subpath === './package.json') continue;
-    const source = typeof target === 'object' ? (target['@grpc-tower/source'] ?? target.source) : undefined;
-    if (typeof source !== 'string') continue;
-    entries.push({
-      name: `${pkg.name}${subpath === '.' ? '' : subpath.slice(1)}`,
-      file: join(root, 'packages', dir, source),
-    });
-  }
-}
-
-const config = ts.getParsedCommandLineOfConfigFile(
-  join(root, 'tsconfig.typecheck.json'),
-  {},
-  {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
-    },
-  },
-);
+const entries = publicEntryPoints();
 /** Every TypeScript source that may use a package: the packages (tests too), examples, bench, reliability, snippets. */
 function sources() {
   const dirs = [
@@ -97,7 +70,7 @@ function sources() {
 }
 
 const program = ts.createProgram([...entries.map((e) => e.file), ...sources()], {
-  ...config.options,
+  ...typecheckOptions(),
   noEmit: true,
 });
 const checker = program.getTypeChecker();

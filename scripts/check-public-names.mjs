@@ -14,9 +14,8 @@
 //
 //   node scripts/check-public-names.mjs           the check, with a table of the counts
 //   node scripts/check-public-names.mjs --names   the table with every name
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import ts from 'typescript';
+import { publicEntryPoints, root, typecheckOptions } from './lib/entry-points.mjs';
 
 const LIMIT = 250;
 
@@ -37,37 +36,10 @@ const AUDIENCE = {
   '@grpc-tower/core/http2': 'authors',
 };
 
-const root = resolve(import.meta.dirname, '..');
-const entries = [];
-for (const dir of readdirSync(join(root, 'packages'))) {
-  const pkgFile = join(root, 'packages', dir, 'package.json');
-  if (!existsSync(pkgFile)) continue;
-  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8'));
-  if (pkg.private) continue;
-  for (const [subpath, target] of Object.entries(pkg.exports ?? {})) {
-    if (subpath === './internal' || subpath === './package.json') continue;
-    const source = typeof target === 'object' ? target['@grpc-tower/source'] : undefined;
-    if (typeof source !== 'string') continue;
-    entries.push({
-      name: `${pkg.name}${subpath === '.' ? '' : subpath.slice(1)}`,
-      file: join(root, 'packages', dir, source),
-    });
-  }
-}
-
-const config = ts.getParsedCommandLineOfConfigFile(
-  join(root, 'tsconfig.typecheck.json'),
-  {},
-  {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
-    },
-  },
-);
+const entries = publicEntryPoints();
 const program = ts.createProgram(
   entries.map((e) => e.file),
-  { ...config.options, noEmit: true },
+  { ...typecheckOptions(), noEmit: true },
 );
 const checker = program.getTypeChecker();
 
