@@ -34,7 +34,7 @@ export type {
   ZoneRoutingReason,
 } from './stats.js';
 export type { BalancerEvent } from './events.js';
-export type { EndpointRole } from './endpoint-set.js';
+export type { EndpointRole } from './slot.js';
 export { peakEwma, type PeakEwmaOptions } from './load/peak-ewma.js';
 export { pendingRequests } from './load/pending.js';
 export { loadFunction } from './load/load-function.js';

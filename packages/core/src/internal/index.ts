@@ -8,6 +8,7 @@
  */
 export { EventStream } from './events.js';
 export { isEndpoint } from './endpoint.js';
+export { checkEndpointMetadata } from './metadata.js';
 export { splitHostPort } from '../address.js';
 export { MAX_TIMER_MS } from './timers.js';
 export { nativeSettings, type NativeSettings } from '../grpc/native/options.js';
