@@ -1,7 +1,7 @@
 /**
  * `@grpc-tower/core/internal`: the helpers that grpc-tower's own packages
- * share (events, option checks, the timer limit, the endpoint
- * test, the origin of a failure). Not a public API: it may change in any release.
+ * share (events, option checks, the timer limit, the endpoint test, the
+ * insert metadata check, the origin of a failure). Not a public API: it may change in any release.
  *
  * @internal
  * @packageDocumentation
