@@ -55,10 +55,10 @@ export function balancers(): void {
 
 export function weights(): void {
   // #region weights
-  // a discovered weight (an SRV record's, or "weight" in an etcd entry's JSON) goes to the
-  // endpoint; towerChannel does this for you
+  // a discovered weight (an SRV record's, or "weight" in an etcd entry's JSON) travels on the
+  // insert connect hands the balancer, beside the endpoint; towerChannel does the same
   const weighted = connect(dns('orders.internal', 50051), (addr) =>
-    grpcEndpoint(addr.address, { credentials: grpc.credentials.createInsecure(), weight: addr.weight }),
+    grpcEndpoint(addr.address, { credentials: grpc.credentials.createInsecure() }),
   );
   const balancer = p2c(weighted, { target: 'dns:orders.internal:50051' });
   // classic P2C, where the lower cost always wins: latency first, shares as they fall
@@ -96,13 +96,10 @@ export async function zoneAware(): Promise<void> {
   // #region zones
   // this client's zone: its node's topology.kubernetes.io/zone (NODE_NAME from the downward API)
   const zone = (await kubernetesZone()) ?? 'unknown';
-  // the EndpointSlice source gives each address its zone and topology hints; the endpoint keeps them
+  // the EndpointSlice source gives each address its zone and topology hints; connect puts
+  // them on the insert it hands the balancer, beside the endpoint
   const endpoints = connect(kubernetes({ service: 'orders', namespace: 'shop', port: 'grpc' }), (addr) =>
-    grpcEndpoint(addr.address, {
-      credentials: grpc.credentials.createInsecure(),
-      zone: addr.zone,
-      forZones: addr.forZones,
-    }),
+    grpcEndpoint(addr.address, { credentials: grpc.credentials.createInsecure() }),
   );
   const balancer = p2c(endpoints, {
     target: 'orders.shop',

@@ -42,12 +42,11 @@ export function echoClientOver(pods: Discover<string, DiscoveredAddress>, option
   const endpoints = connect(pods, (pod) =>
     outliers.wrap(
       health(
+        // EndpointSlices say where each pod runs (DNS does not): connect hands the pod's zone
+        // and hints to the balancer on its insert, beside this endpoint
         grpcEndpoint(pod.address, {
           credentials: grpc.credentials.createInsecure(),
           authority: options.authority,
-          // EndpointSlices say where each pod runs; DNS does not (both undefined then)
-          zone: pod.zone,
-          forZones: pod.forZones,
         }),
       ),
     ),

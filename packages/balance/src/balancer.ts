@@ -2,11 +2,12 @@
  * The balancer that {@link p2c} and {@link roundRobin} build: it follows a
  * discovery stream into its endpoint set (`endpoint-set.ts`: membership,
  * roles, replace-when-ready, draining; the only place that closes an
- * endpoint), picks a ready endpoint for each call (`pick/`), sends the call
- * there and reports the round-trip time to the endpoint's load
- * (`load/`), parks calls while none is ready (`waiters.ts`), and derives
- * its aggregate readiness, panic mode, zone-aware routing and stats from
- * the set.
+ * endpoint; each endpoint's placement from its insert's metadata on its
+ * `Slot`, `slot.ts`), picks a ready endpoint for each call (`pick/`),
+ * sends the call there and reports the round-trip time to the endpoint's
+ * load (`load/`), parks calls while none is ready (`waiters.ts`), and
+ * derives its aggregate readiness, panic mode and zone-aware routing
+ * (`routing.ts`: which picker a call meets) and stats from the set.
  *
  * The call path is `call` → `pick` → `dispatch`: no allocation beyond the
  * endpoint's own promise and its two settle callbacks.
@@ -49,7 +50,8 @@ import {
   of,
   takeUntil,
 } from 'rxjs';
-import { EndpointSet, type Slot } from './endpoint-set.js';
+import { EndpointSet } from './endpoint-set.js';
+import type { Slot } from './slot.js';
 import {
   type EndpointCounts,
   NoReadyEndpointDeadlineError,
@@ -60,10 +62,9 @@ import type { BalancerEvent } from './events.js';
 import type { LoadMetric } from './load/metric.js';
 import { type LoopClock, loopClock } from './loop-clock.js';
 import type { ResolvedOptions } from './options.js';
-import { PanicPicker } from './pick/panic.js';
 import type { Picker } from './pick/picker.js';
-import { ZoneRouter } from './pick/zones.js';
 import type { ReadySet } from './ready-set.js';
+import { PickerRouting } from './routing.js';
 import type { BalancerStats, ZoneRouting } from './stats.js';
 import { Waiters } from './waiters.js';
 
@@ -108,14 +109,12 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   readonly #options: ResolvedOptions;
   readonly #metric: LoadMetric;
   readonly #loopClock: LoopClock | undefined;
-  /** The picker over the whole ready set, made at construction. */
-  readonly #inner: Picker<Slot<K, Req, Res>>;
-  /** The picker out of panic: the inner one, or zone routing's while it narrows the choice. */
+  /** Panic mode and zone routing: which picker a call meets (`routing.ts`). */
+  readonly #routing: PickerRouting<K, Req, Res>;
+  /** The picker out of panic, as `#routing` last chose it (copied so a call reads a field). */
   #routed: Picker<Slot<K, Req, Res>>;
-  /** The picker of calls: the routed one, or the panic-mode wrapper while in panic. */
+  /** The picker of calls, as `#routing` last chose it. */
   #picker: Picker<Slot<K, Req, Res>>;
-  readonly #panic: PanicPicker<Slot<K, Req, Res>> | undefined;
-  readonly #zones: ZoneRouter<Slot<K, Req, Res>> | undefined;
   readonly #set: EndpointSet<K, Req, Res>;
   readonly #ready: ReadySet<Slot<K, Req, Res>>;
   readonly #waiters: Waiters<Slot<K, Req, Res>, Req, Res>;
@@ -175,18 +174,9 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       changed: () => this.#refresh(),
     });
     this.#ready = this.#set.ready;
-    const picker = newPicker();
-    this.#panic =
-      options.panicThresholdPercent > 0
-        ? new PanicPicker(picker, options.panicThresholdPercent, this.#set.active)
-        : undefined;
-    this.#inner = picker;
-    this.#routed = picker;
-    this.#picker = picker;
-    this.#zones =
-      options.zones === undefined
-        ? undefined
-        : new ZoneRouter(options.zones, options.panicThresholdPercent, newPicker, picker, options.random);
+    this.#routing = new PickerRouting(newPicker, options, this.#set.active);
+    this.#routed = this.#routing.routed;
+    this.#picker = this.#routing.picker;
     // a woken call picks among the ready endpoints only
     this.#waiters = new Waiters<Slot<K, Req, Res>, Req, Res>(
       {
@@ -259,7 +249,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
    * of the known endpoints are ready, so calls go to every connected one.
    */
   get panicking(): boolean {
-    return this.#panic?.active ?? false;
+    return this.#routing.panicking;
   }
 
   /**
@@ -269,7 +259,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
    * probability. `undefined` when it is off.
    */
   get zoneRouting(): ZoneRouting | undefined {
-    return this.#zones?.routing;
+    return this.#routing.zoneRouting;
   }
 
   /** The active endpoints by readiness. */
@@ -390,7 +380,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   #apply(change: Change<K, Endpoint<Req, Res>>): void {
     if (this.#closing !== undefined) return;
     if (change?.type === 'insert') {
-      if (!this.#set.insert(change.key, change.endpoint)) return;
+      if (!this.#set.insert(change.key, change.endpoint, change.metadata)) return;
     } else if (change?.type === 'remove') {
       this.#set.remove(change.key);
     } else {
@@ -409,24 +399,12 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     if (this.#closing !== undefined) return;
     const set = this.#set;
     const ready = this.#ready.size;
-    const panic = this.#panic;
-    if (panic !== undefined) {
-      const known = set.count('ready') + set.count('connecting') + set.count('failed');
-      if (panic.update(known, ready)) {
-        this.#events.emit(() => ({ type: 'panic', active: panic.active, known, ready }));
-      }
-    }
-    const zones = this.#zones;
-    if (zones !== undefined) {
-      if (zones.update(set.active.values(), this.panicking)) {
-        const routing = zones.routing;
-        this.#events.emit(() => ({ type: 'zones', ...routing }));
-      }
-      this.#routed = zones.picker ?? this.#inner;
-    }
+    const routing = this.#routing;
+    routing.update(set, this.#events);
     // switched here, not tested per call: out of panic and of zone routing a
     // call meets the inner picker directly
-    this.#picker = panic?.active ? panic : this.#routed;
+    this.#routed = routing.routed;
+    this.#picker = routing.picker;
     let next: Readiness;
     if (ready > 0) next = 'ready';
     else if (set.count('connecting') > 0) next = 'connecting';
@@ -445,13 +423,14 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
 
   /** A snapshot of every endpoint and the counts. O(number of endpoints). */
   stats(): BalancerStats<K> {
+    const zones = this.#routing.zoneRouting;
     return {
       target: this.#options.target,
       readiness: this.#readiness.value,
       counts: this.counts(),
       waiting: this.#waiters.size,
       endpoints: this.#set.stats(),
-      ...(this.#zones === undefined ? {} : { zones: this.#zones.routing }),
+      ...(zones === undefined ? {} : { zones }),
     };
   }
 

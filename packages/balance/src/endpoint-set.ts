@@ -20,6 +20,9 @@
  * incoming one (it drains) and waits for the newest. A remove drains both.
  * An endpoint that was retired cannot come back (its `close()` has begun).
  *
+ * Each endpoint's placement (weight, zone, topology hints) comes with its
+ * insert (`Insert.metadata`) and is fixed on its {@link Slot} (`slot.ts`).
+ *
  * Changes the owner makes (`insert`, `remove`) are left for it to follow
  * up; changes that come from an endpoint or a timer are reported through
  * {@link EndpointSetHooks}.
@@ -27,115 +30,16 @@
  * @internal
  * @module
  */
-import type { Endpoint, Readiness } from '@grpc-tower/core';
-import { type EventStream, isEndpoint } from '@grpc-tower/core/internal';
-import type { Subscription } from 'rxjs';
+import type { Endpoint, EndpointMetadata, Readiness } from '@grpc-tower/core';
+import { type EventStream, checkEndpointMetadata, isEndpoint } from '@grpc-tower/core/internal';
 import type { EndpointCounts } from './errors.js';
 import type { BalancerEvent } from './events.js';
-import type { EndpointLoad, LoadMetric } from './load/metric.js';
-import type { PanicCandidate } from './pick/panic.js';
-import type { ZoneCandidate } from './pick/zones.js';
+import type { LoadMetric } from './load/metric.js';
 import { ReadySet } from './ready-set.js';
+import { type EndpointRole, Slot, weightOf } from './slot.js';
 import type { EndpointStats } from './stats.js';
 
-/**
- * The role of an endpoint in the balancer:
- * - `active`: the endpoint of its key; picked when ready;
- * - `incoming`: inserted again under a known key; waits to be ready (at
- *   most `replaceWaitMs`), then replaces the active one (which drains);
- * - `draining`: removed or replaced; finishes its calls, then closes.
- *
- * @example
- * ```ts
- * const draining = balancer.stats().endpoints.filter((e) => e.role === 'draining').length;
- * ```
- */
-export type EndpointRole = 'active' | 'incoming' | 'draining';
-
 const clock = (): number => performance.now();
-
-/** What weight 0 (an SRV record's "very small chance", RFC 2782) counts as. */
-const ZERO_WEIGHT = 0.01;
-
-/** The weight an endpoint asks for: a finite number > 0, `ZERO_WEIGHT` for 0, else 1. */
-function weightOf(endpoint: { readonly weight?: number | undefined }): number {
-  const w = endpoint.weight;
-  if (w === 0) return ZERO_WEIGHT;
-  return typeof w === 'number' && Number.isFinite(w) && w > 0 ? w : 1;
-}
-
-/** The zone an endpoint says it runs in: a non-empty string, else none. */
-function zoneOf(endpoint: { readonly zone?: string | undefined }): string | undefined {
-  const zone = endpoint.zone;
-  return typeof zone === 'string' && zone.length > 0 ? zone : undefined;
-}
-
-/** Its topology hints: the zone names in `forZones`, or none when it names none (as kube-proxy reads hints). */
-function forZonesOf(endpoint: {
-  readonly forZones?: readonly string[] | undefined;
-}): readonly string[] | undefined {
-  const forZones: unknown = endpoint.forZones;
-  if (!Array.isArray(forZones)) return undefined;
-  const names = forZones.filter((z): z is string => typeof z === 'string' && z.length > 0);
-  return names.length > 0 ? names : undefined;
-}
-
-/**
- * @internal One endpoint as the balancer tracks it: its key, role,
- * readiness as last seen, load state and pick counters.
- *
- * @example
- * ```ts
- * const slot = new Slot('a', endpoint, pendingRequests().create(endpoint, 0), 'active');
- * slot.picks++;
- * ```
- */
-export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate {
-  /** Position in the ready set, -1 when not in it (managed by {@link ReadySet}). */
-  readyIndex = -1;
-  readonly address: string;
-  readiness: Readiness;
-  role: EndpointRole;
-  /** Calls the balancer sent to it. */
-  picks = 0;
-  /** Of those, the calls that failed (not by the caller's own cancellation). */
-  failures = 0;
-  readySince = 0;
-  /** Its share among equally loaded endpoints: the endpoint's `weight` when valid (see `weightOf`), else 1. */
-  readonly weight: number;
-  /** The endpoint's zone (see `zoneOf`), fixed when the balancer first sees it. */
-  readonly zone: string | undefined;
-  /** The endpoint's topology hints (see `forZonesOf`), fixed when the balancer first sees it. */
-  readonly forZones: readonly string[] | undefined;
-  /** Its pass in the picker's stride scheduling (ties between equal costs). */
-  pass = 0;
-  sub: Subscription | undefined;
-  closing: Promise<void> | undefined;
-  /** While incoming: the bound of the wait for it to be ready. */
-  replaceTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The connection attempt {@link EndpointSet.reconnect} asked it for, until it ends. */
-  reconnect: Promise<void> | undefined;
-
-  constructor(
-    readonly key: K,
-    readonly endpoint: Endpoint<Req, Res>,
-    readonly load: EndpointLoad,
-    role: EndpointRole,
-    weight = 1,
-  ) {
-    this.address = endpoint.address;
-    this.weight = weight;
-    this.zone = zoneOf(endpoint);
-    this.forZones = forZonesOf(endpoint);
-    this.readiness = endpoint.readiness;
-    this.role = role;
-  }
-
-  /** Whether its connection is up, even when a health check holds it out. */
-  get connected(): boolean {
-    return this.endpoint.connected ?? this.readiness === 'ready';
-  }
-}
 
 /**
  * @internal What the owner of an {@link EndpointSet} hears from it.
@@ -312,10 +216,14 @@ export class EndpointSet<K, Req, Res> {
   }
 
   /**
-   * Applies an insert. A value that is not an endpoint, or one already
-   * retired, is reported as a `discovery-error` and ignored: returns false.
+   * Applies an insert, with the endpoint's placement from its `metadata`.
+   * A value that is not an endpoint, or one already retired, is reported as
+   * a `discovery-error` and ignored: returns false. Metadata that is not
+   * valid is reported as a `discovery-error` (a `ConfigError` naming the
+   * key and the member) and the insert applies with the defaults for it
+   * (weight 1, no zone, no hints), so a bad weight never takes a server out.
    */
-  insert(key: K, endpoint: unknown): boolean {
+  insert(key: K, endpoint: unknown, metadata?: EndpointMetadata): boolean {
     if (!isEndpoint(endpoint)) {
       this.#events.emit(() => ({
         type: 'discovery-error',
@@ -333,10 +241,17 @@ export class EndpointSet<K, Req, Res> {
       }));
       return false;
     }
+    if (metadata !== undefined) {
+      try {
+        checkEndpointMetadata(`insert of key ${String(key)}`, metadata);
+      } catch (error) {
+        this.#events.emit(() => ({ type: 'discovery-error', error }));
+      }
+    }
     const ep = endpoint as Endpoint<Req, Res>;
     const current = this.#active.get(key);
     if (current === undefined) {
-      const slot = this.#slot(key, ep, 'active');
+      const slot = this.#slot(key, ep, 'active', metadata);
       this.#active.set(key, slot);
       this.#enter(slot);
       this.#events.emit(() => ({ type: 'insert', key, address: slot.address, replacing: undefined }));
@@ -350,7 +265,7 @@ export class EndpointSet<K, Req, Res> {
       this.#incoming.delete(key);
       this.#retire(queued);
     }
-    const slot = this.#slot(key, ep, 'incoming');
+    const slot = this.#slot(key, ep, 'incoming', metadata);
     this.#incoming.set(key, slot);
     this.#events.emit(() => ({ type: 'insert', key, address: slot.address, replacing: current.address }));
     this.#watch(slot);
@@ -416,8 +331,13 @@ export class EndpointSet<K, Req, Res> {
     return Promise.all([...this.#draining].map((s) => s.closing)).then(() => undefined);
   }
 
-  #slot(key: K, endpoint: Endpoint<Req, Res>, role: EndpointRole): Slot<K, Req, Res> {
-    const weight = weightOf(endpoint);
+  #slot(
+    key: K,
+    endpoint: Endpoint<Req, Res>,
+    role: EndpointRole,
+    metadata: EndpointMetadata | undefined,
+  ): Slot<K, Req, Res> {
+    const weight = weightOf(metadata);
     // a weighted endpoint's load counts its calls in flight per unit of
     // weight: weight 2 with two calls in flight is as loaded as weight 1 with one
     const subject =
@@ -429,7 +349,7 @@ export class EndpointSet<K, Req, Res> {
               return endpoint.pending / weight;
             },
           };
-    return new Slot(key, endpoint, this.#metric.create(subject, clock()), role, weight);
+    return new Slot(key, endpoint, this.#metric.create(subject, clock()), role, metadata);
   }
 
   /** Follows the endpoint's readiness; the first (current) value is usually a no-op. */

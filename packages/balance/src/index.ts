@@ -33,8 +33,8 @@ export type {
   ZoneRoutingMode,
   ZoneRoutingReason,
 } from './stats.js';
-export type { EndpointRole } from './endpoint-set.js';
 export type { BalancerEvent } from './events.js';
+export type { EndpointRole } from './slot.js';
 export { peakEwma, type PeakEwmaOptions } from './load/peak-ewma.js';
 export { pendingRequests } from './load/pending.js';
 export { loadFunction } from './load/load-function.js';

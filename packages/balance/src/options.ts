@@ -64,8 +64,8 @@ export interface BalancerOptions {
    * default: calls stay in this client's zone while it has enough ready
    * capacity for its share of the clients, and spill over to the other
    * zones in proportion to their spare capacity when it does not. Reads
-   * each endpoint's `zone` and `forZones` (`Endpoint.zone`,
-   * `Endpoint.forZones`). See {@link ZoneRoutingOptions} and the balancing
+   * each endpoint's `zone` and `forZones` (`Insert.metadata`, on the
+   * insert beside the endpoint). See {@link ZoneRoutingOptions} and the balancing
    * guide, "Zone-aware routing".
    */
   readonly zones?: ZoneRoutingOptions;
@@ -101,7 +101,7 @@ export interface ZoneRoutingOptions {
    */
   readonly clientShares?: Readonly<Record<string, number>>;
   /**
-   * Honour topology hints (`Endpoint.forZones`) as kube-proxy does: when
+   * Honour topology hints (`Insert.metadata.forZones`) as kube-proxy does: when
    * every ready endpoint has hints and at least one is hinted for the
    * local zone, calls go only to those; default true.
    */

@@ -33,8 +33,8 @@ function setup(
   const endpoints = loads.map((load, i) => {
     const ep = new CountingEndpoint(`10.0.0.${i + 1}:50051`);
     ep.fixedPending = load;
-    ep.weight = weights?.[i];
-    discover.next({ type: 'insert', key: ep.address, endpoint: ep });
+    // the weight travels on the insert, as discovery gives it
+    discover.next({ type: 'insert', key: ep.address, endpoint: ep, metadata: { weight: weights?.[i] } });
     return ep;
   });
   return { balancer, endpoints, discover };

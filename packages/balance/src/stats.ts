@@ -6,7 +6,7 @@
  * @module
  */
 import type { Readiness } from '@grpc-tower/core';
-import type { EndpointRole } from './endpoint-set.js';
+import type { EndpointRole } from './slot.js';
 import type { EndpointCounts } from './errors.js';
 
 /**
@@ -23,7 +23,7 @@ export interface EndpointStats<K> {
   /** The endpoint's readiness. */
   readonly state: Readiness;
   readonly role: EndpointRole;
-  /** The zone it runs in (`endpoint.zone`), or `undefined`. */
+  /** The zone it runs in (its insert's `metadata.zone`), or `undefined`. */
   readonly zone: string | undefined;
   /** Its calls in flight (`endpoint.pending`). */
   readonly pending: number;

@@ -1,13 +1,13 @@
 // Zone-aware routing over real gRPC: grpc-js echo servers on distinct
 // 127.0.0.x loopback hosts stand for three zones' servers, one
-// grpcEndpoint per server carrying its zone, createChannel and a
+// grpcEndpoint per server, inserted with its zone, createChannel and a
 // proto-loader client. Servers are stopped for real to take a zone's
 // capacity away. The zone draws use a seeded random source, and nothing
 // else draws from it in a different order from run to run (no retries, no
 // waiting), so the shares measured are the same on every run.
-// The endpoints use the default (native) transport only: the zone an
-// endpoint carries is checked over both transports in core's endpoint tests,
-// and here the transport only carries the calls whose shares are counted.
+// The endpoints use the default (native) transport only: the zone travels
+// on the insert change, whatever the transport, which only carries the calls
+// whose shares are counted.
 import * as grpc from '@grpc/grpc-js';
 import {
   type NativeGrpcEndpoint,
@@ -64,7 +64,8 @@ async function fleet(
     discover.next({
       type: 'insert',
       key: s.address,
-      endpoint: grpcEndpoint(s.address, { credentials: insecure, zone }),
+      endpoint: grpcEndpoint(s.address, { credentials: insecure }),
+      metadata: { zone },
     });
   }
   await until(balancer, (b) => b.counts().ready === servers.length);

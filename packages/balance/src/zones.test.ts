@@ -3,7 +3,13 @@
 // where the picks land (no network: the point is the routing arithmetic
 // and bookkeeping; the shares over real gRPC servers are in
 // zones.grpc.test.ts).
-import { AvoidEndpoints, ConfigError, background, type Change } from '@grpc-tower/core';
+import {
+  AvoidEndpoints,
+  type Change,
+  ConfigError,
+  type EndpointMetadata,
+  background,
+} from '@grpc-tower/core';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Balancer } from './balancer.js';
@@ -25,14 +31,21 @@ afterEach(async () => {
 
 let hostCount = 0;
 
+/** Where each endpoint runs, as discovery says it on the endpoint's insert. */
+const placement = new WeakMap<CountingEndpoint, EndpointMetadata>();
+
 /** A zoned endpoint; `zone` undefined for one without a zone. */
 function endpoint(zone: string | undefined, forZones?: readonly string[]): CountingEndpoint {
   hostCount++;
   const ep = new CountingEndpoint(`10.1.${hostCount >> 8}.${hostCount & 255}:50051`);
   ep.fixedPending = 0;
-  ep.zone = zone;
-  ep.forZones = forZones;
+  placement.set(ep, { zone, forZones });
   return ep;
+}
+
+/** The insert of `ep`, with its zone and hints as its metadata. */
+function insertOf(ep: CountingEndpoint): Change<string, CountingEndpoint> {
+  return { type: 'insert', key: ep.address, endpoint: ep, metadata: placement.get(ep) };
 }
 
 function pool(
@@ -47,7 +60,7 @@ function pool(
   open.push(balancer);
   const byZone = new Map<string, CountingEndpoint[]>();
   const insert = (ep: CountingEndpoint): CountingEndpoint => {
-    discover.next({ type: 'insert', key: ep.address, endpoint: ep });
+    discover.next(insertOf(ep));
     return ep;
   };
   for (const [zone, count] of Object.entries(zones)) {
@@ -239,7 +252,7 @@ describe('zone-aware routing in the balancer', () => {
     const eps = ['a', 'a', 'b', 'b', 'c', 'c'].map((z) => {
       const ep = endpoint(z);
       ep.setReadiness('connecting');
-      discover.next({ type: 'insert', key: ep.address, endpoint: ep });
+      discover.next(insertOf(ep));
       return ep;
     });
     const waiting = Array.from({ length: 20 }, () => balancer.call('x', background));
@@ -247,6 +260,26 @@ describe('zone-aware routing in the balancer', () => {
     for (const ep of eps) ep.setReadiness('ready');
     await Promise.all(waiting);
     expect(calls(eps.slice(0, 2))).toBe(20);
+  });
+
+  test('bad metadata on an insert: a discovery-error naming the key and member; the endpoint serves with the defaults', async () => {
+    const { balancer, events, discover } = pool({ a: 2, b: 2, c: 2 });
+    const ep = endpoint(undefined);
+    discover.next({ type: 'insert', key: ep.address, endpoint: ep, metadata: { weight: -1, zone: 'a' } });
+    const bad = events.filter((e) => e.type === 'discovery-error');
+    expect(bad).toHaveLength(1);
+    const error = (bad[0] as { error: unknown }).error;
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toBe(
+      `insert of key ${ep.address}: option "metadata.weight" must be a finite number >= 0, got -1`,
+    );
+    // weight 1 for the bad weight; the valid zone is kept
+    expect(balancer.stats().endpoints.find((e) => e.address === ep.address)).toMatchObject({
+      zone: 'a',
+      state: 'ready',
+    });
+    discover.next({ type: 'insert', key: 'x', endpoint: endpoint('b'), metadata: 'b' as never });
+    expect(events.filter((e) => e.type === 'discovery-error')).toHaveLength(2);
   });
 
   test('off by default: no zones in stats, no getter value, no event, zones ignored', async () => {

@@ -5,9 +5,14 @@
  * types live in core so that a consumer (a balancer) can take a `Discover`
  * without depending on the discovery sources of `@grpc-tower/discover`.
  *
+ * An insert carries, beside the endpoint, what a balancer needs to place
+ * it ({@link EndpointMetadata}: weight, zone, topology hints), as tower's
+ * `Change::Insert` carries the service with what its balancer reads; the
+ * endpoint itself is only a service with readiness.
+ *
  * Contract for consumers: an insert of a known key replaces the old value
- * (which drains once the new one is ready); a remove of an unknown key is
- * ignored. Contract for sources: never complete or error on a transient
+ * (which drains once the new one is ready) and its metadata; a remove of
+ * an unknown key is ignored. Contract for sources: never complete or error on a transient
  * failure; keep the last known set and report the failure on an events
  * stream.
  *
@@ -16,17 +21,57 @@
 import type { Observable } from 'rxjs';
 
 /**
- * An endpoint appeared, or replaced the one under the same key.
+ * What a balancer reads of a discovered endpoint beside the endpoint: its
+ * share and where it runs. Every member is optional; a balancer fixes them
+ * when it first sees the endpoint under its key.
+ *
+ * @example
+ * ```ts
+ * const m: EndpointMetadata = { weight: 3, zone: 'eu-west-1a', forZones: ['eu-west-1a'] };
+ * ```
+ */
+export interface EndpointMetadata {
+  /**
+   * The endpoint's share among equally loaded endpoints, relative to the
+   * others' (a finite number ≥ 0; 1 when absent), such as an SRV record's
+   * weight or the `weight` an etcd entry carries. The p2c balancer draws
+   * endpoints in proportion to it and divides their cost by it; 0 counts
+   * as a very small share (RFC 2782).
+   */
+  readonly weight?: number | undefined;
+  /**
+   * The zone (locality) the endpoint runs in, such as a Kubernetes node's
+   * `topology.kubernetes.io/zone` (`'eu-west-1a'`); none when absent. A
+   * balancer with zone-aware routing prefers the endpoints of its own zone
+   * while they have enough ready capacity.
+   */
+  readonly zone?: string | undefined;
+  /**
+   * Topology hints: the zones whose clients this endpoint is meant for (a
+   * Kubernetes EndpointSlice's `hints.forZones`). A balancer with
+   * zone-aware routing and hints on sends a client's calls only to the
+   * endpoints hinted for its zone, when every ready endpoint has hints, as
+   * kube-proxy does.
+   */
+  readonly forZones?: readonly string[] | undefined;
+}
+
+/**
+ * An endpoint appeared, or replaced the one under the same key, with what
+ * a balancer needs to place it (`metadata`, optional).
  *
  * @example
  * ```ts
  * const c: Insert<string, string> = { type: 'insert', key: '10.0.0.1:80', endpoint: '10.0.0.1:80' };
+ * const weighted: Insert<string, string> = { ...c, metadata: { weight: 3, zone: 'eu-west-1a' } };
  * ```
  */
 export interface Insert<K, E> {
   readonly type: 'insert';
   readonly key: K;
   readonly endpoint: E;
+  /** The endpoint's weight, zone and topology hints, when discovery knows them. */
+  readonly metadata?: EndpointMetadata | undefined;
 }
 
 /**

@@ -55,29 +55,6 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
    */
   readonly lastError?: string | undefined;
   /**
-   * The endpoint's share among equally loaded endpoints, relative to the
-   * others' (a finite number > 0; optional, 1 when absent or invalid), such
-   * as an SRV record's weight or the `weight` an etcd entry carries. The p2c
-   * balancer draws endpoints in proportion to it and divides their cost by
-   * it.
-   */
-  readonly weight?: number | undefined;
-  /**
-   * The zone (locality) the endpoint runs in, such as a Kubernetes node's
-   * `topology.kubernetes.io/zone` (`'eu-west-1a'`). Optional: an endpoint
-   * without one is in no zone. A balancer with zone-aware routing prefers
-   * the endpoints of its own zone while they have enough ready capacity.
-   */
-  readonly zone?: string | undefined;
-  /**
-   * Topology hints: the zones whose clients this endpoint is meant for
-   * (a Kubernetes EndpointSlice's `hints.forZones`). Optional. A balancer
-   * with zone-aware routing and hints on sends a client's calls only to the
-   * endpoints hinted for its zone, when every ready endpoint has hints, as
-   * kube-proxy does.
-   */
-  readonly forZones?: readonly string[] | undefined;
-  /**
    * Starts a connection attempt now, when the endpoint's connection failed
    * and it is waiting out its reconnect backoff. Optional. Returns a
    * promise that resolves (never rejects) when that attempt ends, connected
@@ -116,11 +93,12 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
  *
  * What it forwards costs one method call each: `call`, `readiness`,
  * `pending`, `lastError` and `reconnect` read the inner endpoint when
- * asked; `address` and the discovery metadata (`weight`, `zone`,
- * `forZones`) are read once, when wrapped, as a balancer fixes them when it
- * first sees the endpoint. `connected` is the inner connection's (its
- * `connected`, else whether it is `ready`), which stays true when a
- * subclass holds a connected endpoint out.
+ * asked; `address` is read once, when wrapped. `connected` is the inner
+ * connection's (its `connected`, else whether it is `ready`), which stays
+ * true when a subclass holds a connected endpoint out. Discovery metadata
+ * (weight, zone, hints) is no member of an endpoint: it travels on the
+ * insert change beside it (`Insert.metadata`), so a wrapper has nothing of
+ * it to forward.
  *
  * A subclass that publishes a readiness of its own declares `readiness$`
  * again and sets it in its constructor.
@@ -144,12 +122,6 @@ export class DelegatingEndpoint<Req, Res> implements Endpoint<Req, Res> {
   readonly address: string;
   /** The inner endpoint's readiness stream (a subclass that gates readiness declares its own). */
   readonly readiness$: Observable<Readiness>;
-  /** The inner endpoint's weight, as it was when wrapped. */
-  readonly weight: number | undefined;
-  /** The inner endpoint's zone, as it was when wrapped. */
-  readonly zone: string | undefined;
-  /** The inner endpoint's topology hints, as they were when wrapped. */
-  readonly forZones: readonly string[] | undefined;
 
   /**
    * Wraps `inner`. Throws `ConfigError` naming `where` (the function the
@@ -162,9 +134,6 @@ export class DelegatingEndpoint<Req, Res> implements Endpoint<Req, Res> {
     this.inner = inner;
     this.address = inner.address;
     this.readiness$ = inner.readiness$;
-    this.weight = inner.weight;
-    this.zone = inner.zone;
-    this.forZones = inner.forZones;
   }
 
   /** The inner endpoint's readiness. */
@@ -204,55 +173,31 @@ export class DelegatingEndpoint<Req, Res> implements Endpoint<Req, Res> {
   }
 }
 
-/**
- * @internal Checks an endpoint's `weight` option: `undefined`, or a finite
- * number ≥ 0 (0 is an SRV record's "very small chance"). Throws
- * `ConfigError` naming `where`.
- *
- * @example
- * ```ts
- * const weight = checkWeight('grpcEndpoint', options.weight);
- * ```
- */
-export function checkWeight(where: string, weight: unknown): number | undefined {
-  if (weight === undefined) return undefined;
-  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
-    throw new ConfigError(where, 'weight', weight, 'a finite number >= 0');
-  }
-  return weight;
-}
+/** The options that moved from an endpoint to the insert change's `metadata`. */
+const MOVED_TO_METADATA = ['weight', 'zone', 'forZones'] as const;
 
 /**
- * @internal Checks an endpoint's `zone` option: `undefined`, or a
- * non-empty string. Throws `ConfigError` naming `where`.
+ * @internal Refuses the options an endpoint no longer takes: `weight`,
+ * `zone` and `forZones` travel on the insert change that hands the
+ * endpoint to a balancer (`{ type: 'insert', key, endpoint, metadata }`).
+ * Throws `ConfigError` naming `where` and the option, so that code written
+ * for an earlier build fails loudly instead of losing its weights.
  *
  * @example
  * ```ts
- * const zone = checkZone('grpcEndpoint', options.zone);
+ * refuseMovedMetadata('grpcEndpoint', options);
  * ```
  */
-export function checkZone(where: string, zone: unknown): string | undefined {
-  if (zone === undefined) return undefined;
-  if (typeof zone !== 'string' || zone.length === 0) {
-    throw new ConfigError(where, 'zone', zone, 'a non-empty string');
+export function refuseMovedMetadata(where: string, options: object): void {
+  for (const name of MOVED_TO_METADATA) {
+    const value = (options as Record<string, unknown>)[name];
+    if (value === undefined) continue;
+    throw new ConfigError(
+      where,
+      name,
+      value,
+      `absent: an endpoint's ${name} travels on the insert change that hands it to the balancer ` +
+        `({ type: 'insert', key, endpoint, metadata: { ${name} } }; connect() puts a discovered address's there)`,
+    );
   }
-  return zone;
-}
-
-/**
- * @internal Checks an endpoint's `forZones` option: `undefined`, or an
- * array of non-empty strings; returns a frozen copy. Throws `ConfigError`
- * naming `where`.
- *
- * @example
- * ```ts
- * const forZones = checkForZones('grpcEndpoint', options.forZones);
- * ```
- */
-export function checkForZones(where: string, forZones: unknown): readonly string[] | undefined {
-  if (forZones === undefined) return undefined;
-  if (!Array.isArray(forZones) || !forZones.every((z) => typeof z === 'string' && z.length > 0)) {
-    throw new ConfigError(where, 'forZones', forZones, 'an array of non-empty strings');
-  }
-  return Object.freeze([...(forZones as string[])]);
 }

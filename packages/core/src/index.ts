@@ -59,7 +59,7 @@ export {
   type Unset,
 } from './service.js';
 export { DelegatingEndpoint, type Endpoint, type Readiness } from './endpoint.js';
-export type { Change, Discover, Insert, Remove } from './discover.js';
+export type { Change, Discover, EndpointMetadata, Insert, Remove } from './discover.js';
 export {
   parseAddress,
   tryParseAddress,

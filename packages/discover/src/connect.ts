@@ -9,6 +9,16 @@
  * - a remove of a known key hands on the remove (a remove of an unknown key
  *   is ignored).
  *
+ * Each insert it hands on carries what a balancer reads beside the
+ * endpoint (`Insert.metadata`: weight, zone, topology hints): the
+ * metadata of the insert it came from when that has some, else the
+ * value's own `weight`, `zone` and `forZones` (a {@link DiscoveredAddress}
+ * has them, from an SRV record, an etcd entry, an EndpointSlice or an xDS
+ * assignment). The endpoint is made from the address alone, and a wrapper
+ * around it (a health check, outlier detection) has none of it to forward.
+ * (A discovered address's own `metadata`, the registry's free-form data, is
+ * not read.)
+ *
  * It neither holds nor closes an endpoint it has handed on: the consumer
  * owns those. A balancer (`p2c`, `roundRobin` of `@grpc-tower/balance`) is
  * the one component that holds endpoint membership: it keeps a replaced
@@ -23,7 +33,7 @@
  *
  * @module
  */
-import { type Endpoint, toGrpcTowerError } from '@grpc-tower/core';
+import { type Endpoint, type EndpointMetadata, toGrpcTowerError } from '@grpc-tower/core';
 import { EventStream, isEndpoint, optionChecks } from '@grpc-tower/core/internal';
 import { type Observable, isObservable, merge as mergeObservables } from 'rxjs';
 import type { DiscoveredAddress } from './address.js';
@@ -45,6 +55,22 @@ import { DiscoverySource } from './source.js';
 export type Closable = Pick<Endpoint<unknown, unknown>, 'close'>;
 
 /**
+ * The weight, zone and topology hints a value carries (a
+ * {@link DiscoveredAddress} does), as an insert's metadata; `undefined`
+ * when it has none.
+ */
+function metadataOf(value: unknown): EndpointMetadata | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { weight, zone, forZones } = value as EndpointMetadata;
+  if (weight === undefined && zone === undefined && forZones === undefined) return undefined;
+  return {
+    ...(weight === undefined ? {} : { weight }),
+    ...(zone === undefined ? {} : { zone }),
+    ...(forZones === undefined ? {} : { forZones }),
+  };
+}
+
+/**
  * Options of {@link connect}.
  *
  * @example
@@ -60,7 +86,8 @@ export interface ConnectOptions {
 /**
  * Maps address changes to endpoint changes: an endpoint per inserted
  * address, made by `makeEndpoint`, and a new one when an address's value
- * changes. The result is cold: each subscription makes its own endpoints.
+ * changes, each handed on with the address's weight, zone and hints as
+ * the insert's `metadata` (see the module docs). The result is cold: each subscription makes its own endpoints.
  * The endpoints it hands on are the subscriber's to close (a balancer
  * does); it closes only one it made and could not hand on, because the
  * subscription ended while the factory ran. A factory that throws, or such
@@ -75,7 +102,7 @@ export interface ConnectOptions {
  * import { grpcEndpoint } from '@grpc-tower/core/grpc';
  * const endpoints = connect(dns('orders.internal', 50051), (a) =>
  *   grpcEndpoint(a.address, { credentials: grpc.credentials.createInsecure() }),
- * );
+ * ); // each insert carries the SRV weight, when there is one
  * const balancer = p2c(endpoints, { target: 'dns:orders.internal:50051' }); // owns and closes them
  * ```
  */
@@ -144,7 +171,12 @@ export function connect<E extends Closable, V = DiscoveredAddress>(
               return;
             }
             live.set(change.key, change.endpoint);
-            subscriber.next({ type: 'insert', key: change.key, endpoint });
+            const metadata = change.metadata ?? metadataOf(change.endpoint);
+            subscriber.next(
+              metadata === undefined
+                ? { type: 'insert', key: change.key, endpoint }
+                : { type: 'insert', key: change.key, endpoint, metadata },
+            );
           } else {
             if (!live.delete(change.key)) return;
             subscriber.next({ type: 'remove', key: change.key });

@@ -38,7 +38,6 @@ import { isIP } from 'node:net';
 import { etcdSource } from './etcd.js';
 import { xdsSource } from './xds.js';
 import { type Target, parseTarget } from './target.js';
-import { endpointOptionsFor } from './endpoint-options.js';
 import { type StackOptions, type TowerInstrumentation, buildStack } from './recipe.js';
 
 /**
@@ -231,7 +230,8 @@ export function towerChannel(
     {
       where: WHERE,
       target: parsed.canonical,
-      endpoint: (a) => makeEndpoint(a.address, endpointOptionsFor(endpointOptions, a)),
+      // the address's weight, zone and hints travel on the insert `connect` hands on
+      endpoint: (a) => makeEndpoint(a.address, endpointOptions),
       // gRPC has a standard health service (A17): checked unless turned off
       health: { make: healthChecked, byDefault: {} },
       timeoutMs: options.timeoutMs,

@@ -40,12 +40,6 @@ export class CountingEndpoint implements Endpoint<string, string> {
   connectedOverride: boolean | undefined;
   /** Reported as the endpoint's `lastError`. */
   lastError: string | undefined;
-  /** Reported as the endpoint's `weight` (read when the balancer first sees it). */
-  weight: number | undefined;
-  /** Reported as the endpoint's `zone` (read when the balancer first sees it). */
-  zone: string | undefined;
-  /** Reported as the endpoint's `forZones` (read when the balancer first sees it). */
-  forZones: readonly string[] | undefined;
   /** Reads of `readiness` and `pending`, to show what a pick looks at. */
   reads = 0;
   readonly #inFlight = new Set<InFlight>();

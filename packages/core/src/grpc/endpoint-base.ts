@@ -1,7 +1,7 @@
 /**
  * What the two gRPC endpoints share (`GrpcEndpoint` over a grpc-js
  * channel, `NativeGrpcEndpoint` over an `Http2Connection`): the checked
- * address and discovery metadata, the readiness they publish, the calls in
+ * address, the readiness they publish, the calls in
  * flight, and `close()`, which stops new calls, waits for those in flight
  * (at most the grace period, then cancels them) and then lets the
  * transport release its connection.
@@ -18,9 +18,6 @@ import type { GrpcRequest, GrpcResponse } from './types.js';
 /** What the endpoint's options said, once checked (see `checkEndpointOptions`). */
 interface CheckedFacts {
   readonly address: string;
-  readonly weight: number | undefined;
-  readonly zone: string | undefined;
-  readonly forZones: readonly string[] | undefined;
   readonly secure: boolean;
   readonly graceMs: number;
 }
@@ -44,12 +41,6 @@ export abstract class GrpcEndpointBase<A extends Cancellable = Cancellable>
   implements Endpoint<GrpcRequest, GrpcResponse>
 {
   readonly address: string;
-  /** Its weight (see `GrpcEndpointOptions.weight`), or `undefined`. */
-  readonly weight: number | undefined;
-  /** Its zone (see `GrpcEndpointOptions.zone`), or `undefined`. */
-  readonly zone: string | undefined;
-  /** Its topology hints (see `GrpcEndpointOptions.forZones`), or `undefined`. */
-  readonly forZones: readonly string[] | undefined;
   /** Whether the connection uses TLS. */
   readonly secure: boolean;
   /** Emits the current readiness on subscribe, then each change; completes on close. */
@@ -65,8 +56,7 @@ export abstract class GrpcEndpointBase<A extends Cancellable = Cancellable>
 
   /** @internal */
   constructor(checked: CheckedFacts, readiness: Readiness) {
-    ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
-    ({ secure: this.secure, graceMs: this.#graceMs } = checked);
+    ({ address: this.address, secure: this.secure, graceMs: this.#graceMs } = checked);
     this.#readiness = new BehaviorSubject<Readiness>(readiness);
     this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
   }

@@ -196,54 +196,18 @@ describe.each(TRANSPORTS)('credentials are required, over the %s transport', (tr
   });
 });
 
-describe.each(TRANSPORTS)('weight over the %s transport', (transport) => {
+describe.each(TRANSPORTS)('weight, zone and forZones over the %s transport', (transport) => {
   const grpcEndpoint = endpointOver[transport];
-  test('a weight from discovery is kept; none is undefined', async () => {
-    const weighted = grpcEndpoint('127.0.0.1:1', { credentials: insecure, weight: 3 });
-    const zero = grpcEndpoint('127.0.0.1:1', { credentials: insecure, weight: 0 });
-    const plain = grpcEndpoint('127.0.0.1:1', { credentials: insecure });
-    try {
-      expect([weighted.weight, zero.weight, plain.weight]).toEqual([3, 0, undefined]);
-    } finally {
-      await Promise.all([weighted, zero, plain].map((e) => e.close({ graceMs: 0 })));
-    }
-  });
-
-  test.each([-1, Number.NaN, Number.POSITIVE_INFINITY, '2'])(
-    'weight %j is a ConfigError naming it',
-    (weight) => {
-      expect(() => grpcEndpoint('127.0.0.1:1', { credentials: insecure, weight: weight as number })).toThrow(
-        /grpcEndpoint: option "weight" must be a finite number >= 0/,
-      );
-    },
-  );
-});
-
-describe.each(TRANSPORTS)('zone and forZones over the %s transport', (transport) => {
-  const grpcEndpoint = endpointOver[transport];
-  test('a zone and topology hints from discovery are kept (the hints copied); none are undefined', async () => {
-    const hints = ['eu-1a', 'eu-1b'];
-    const zoned = grpcEndpoint('127.0.0.1:1', { credentials: insecure, zone: 'eu-1a', forZones: hints });
-    const plain = grpcEndpoint('127.0.0.1:1', { credentials: insecure });
-    try {
-      hints.push('eu-1c');
-      expect([zoned.zone, zoned.forZones]).toEqual(['eu-1a', ['eu-1a', 'eu-1b']]);
-      expect([plain.zone, plain.forZones]).toEqual([undefined, undefined]);
-    } finally {
-      await Promise.all([zoned, plain].map((e) => e.close({ graceMs: 0 })));
-    }
-  });
-
-  test.each(['', 3, null])('zone %j is a ConfigError naming it', (zone) => {
-    expect(() => grpcEndpoint('127.0.0.1:1', { credentials: insecure, zone: zone as string })).toThrow(
-      /grpcEndpoint: option "zone" must be a non-empty string/,
+  // they travel on the insert change (its metadata, checked in internal/metadata.test.ts)
+  test.each([
+    ['weight', 3],
+    ['weight', 0],
+    ['zone', 'eu-1a'],
+    ['forZones', ['eu-1a']],
+  ])('option %s (%j) is a ConfigError saying it moved to the insert change', (name, value) => {
+    expect(() => grpcEndpoint('127.0.0.1:1', { credentials: insecure, [name]: value } as never)).toThrow(
+      new RegExp(`grpcEndpoint: option "${name}" must be absent: .*metadata: \\{ ${name} \\}`),
     );
-  });
-
-  test.each([['eu-1a', ''], 'eu-1a', [1], null])('forZones %j is a ConfigError naming it', (forZones) => {
-    expect(() =>
-      grpcEndpoint('127.0.0.1:1', { credentials: insecure, forZones: forZones as string[] }),
-    ).toThrow(/grpcEndpoint: option "forZones" must be an array of non-empty strings/);
   });
 });
 

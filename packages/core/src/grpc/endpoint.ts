@@ -48,7 +48,7 @@ import { ClosedError, ConfigError, type Delivery, GrpcTowerError } from '../erro
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
 import { readableTlsError } from '../transport/tls.js';
-import { checkForZones, checkWeight, checkZone } from '../endpoint.js';
+import { refuseMovedMetadata } from '../endpoint.js';
 import { type HostPort, formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
 import { GrpcEndpointBase } from './endpoint-base.js';
@@ -74,16 +74,6 @@ export interface GrpcEndpointOptions {
   readonly channelOptions?: ChannelOptions;
   /** How long `close()` waits for calls in flight before cancelling them; default 30 s. */
   readonly closeGraceMs?: number;
-  /**
-   * Its share among equally loaded endpoints, relative to the others' (a
-   * finite number ≥ 0, such as a discovered address's `weight`); default 1.
-   * See `Endpoint.weight`.
-   */
-  readonly weight?: number | undefined;
-  /** The zone it runs in (a non-empty string, such as a discovered address's `zone`). See `Endpoint.zone`. */
-  readonly zone?: string | undefined;
-  /** Topology hints: the zones whose clients it is meant for (non-empty strings). See `Endpoint.forZones`. */
-  readonly forZones?: readonly string[] | undefined;
   /**
    * How `grpcEndpoint` speaks gRPC: `'native'` (default), over its own
    * HTTP/2 connection (`NativeGrpcEndpoint`), or `'grpc-js'`, through a
@@ -129,9 +119,6 @@ export function checkEndpointOptions(
   readonly host: HostPort;
   readonly address: string;
   readonly graceMs: number;
-  readonly weight: number | undefined;
-  readonly zone: string | undefined;
-  readonly forZones: readonly string[] | undefined;
   readonly credentials: ChannelCredentials;
   readonly secure: boolean;
   readonly authority: string | undefined;
@@ -142,6 +129,7 @@ export function checkEndpointOptions(
     throw new ConfigError(where, 'options', options, 'an object');
   }
   const host = parseAddress(address, where);
+  refuseMovedMetadata(where, options);
   if (options.transport !== undefined && options.transport !== transport) {
     // the class of one transport, asked for the other
     throw new ConfigError(
@@ -167,9 +155,6 @@ export function checkEndpointOptions(
     host,
     address: formatAddress(host.host, host.port),
     graceMs,
-    weight: checkWeight(where, options.weight),
-    zone: checkZone(where, options.zone),
-    forZones: checkForZones(where, options.forZones),
     credentials,
     secure: credentials._isSecure(),
     authority,

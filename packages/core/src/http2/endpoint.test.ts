@@ -170,20 +170,16 @@ describe('http2Endpoint', () => {
   });
 });
 
-describe('http2Endpoint zone and forZones', () => {
-  test('are kept, and checked like weight', async () => {
-    // an address nothing listens on: the endpoint only has to be built
-    const ep = http2Endpoint('127.0.0.1:1', { scheme: 'http', zone: 'eu-1a', forZones: ['eu-1a'] });
-    try {
-      expect([ep.zone, ep.forZones]).toEqual(['eu-1a', ['eu-1a']]);
-    } finally {
-      await ep.close({ graceMs: 0 });
-    }
-    expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', zone: '' })).toThrow(
-      /http2Endpoint: option "zone" must be a non-empty string/,
+describe('http2Endpoint weight, zone and forZones', () => {
+  test('are refused, naming the insert change they moved to', () => {
+    expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', zone: 'eu-1a' } as never)).toThrow(
+      /http2Endpoint: option "zone" must be absent: .*metadata: \{ zone \}/,
     );
-    expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', forZones: [''] })).toThrow(
-      /http2Endpoint: option "forZones" must be an array of non-empty strings/,
+    expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', weight: 2 } as never)).toThrow(
+      /http2Endpoint: option "weight" must be absent/,
+    );
+    expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', forZones: ['eu-1a'] } as never)).toThrow(
+      /http2Endpoint: option "forZones" must be absent/,
     );
   });
 });

@@ -39,7 +39,7 @@ import { isIP } from 'node:net';
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import { Readable } from 'node:stream';
 import type { CallContext } from '../context.js';
-import { type Endpoint, type Readiness, checkForZones, checkWeight, checkZone } from '../endpoint.js';
+import { type Endpoint, type Readiness, refuseMovedMetadata } from '../endpoint.js';
 import {
   CancelledError,
   ClosedError,
@@ -239,12 +239,6 @@ export interface Http2EndpointOptions {
   readonly maxResponseBytes?: number;
   /** How long `close()` waits for requests in flight; default 30 s. */
   readonly closeGraceMs?: number;
-  /** Its share among equally loaded endpoints (a finite number ≥ 0); default 1. See `Endpoint.weight`. */
-  readonly weight?: number | undefined;
-  /** The zone it runs in (a non-empty string). See `Endpoint.zone`. */
-  readonly zone?: string | undefined;
-  /** Topology hints: the zones whose clients it is meant for (non-empty strings). See `Endpoint.forZones`. */
-  readonly forZones?: readonly string[] | undefined;
 }
 
 /**
@@ -298,12 +292,6 @@ const NO_TRAILERS = Promise.resolve(EMPTY_TRAILERS);
  */
 export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   readonly address: string;
-  /** The weight it was given, or `undefined`. */
-  readonly weight: number | undefined;
-  /** The zone it was given, or `undefined`. */
-  readonly zone: string | undefined;
-  /** The topology hints it was given, or `undefined`. */
-  readonly forZones: readonly string[] | undefined;
   readonly readiness$: Observable<Readiness>;
   /**
    * Its connection's state changes (with the reason of a failure), the
@@ -348,9 +336,7 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     const maxMs = positive('http2Endpoint', 'maxBackoffMs', options.maxBackoffMs, 10_000);
     this.#maxBody = positive('http2Endpoint', 'maxResponseBytes', options.maxResponseBytes, 64 * 1024 * 1024);
     this.#grace = positive('http2Endpoint', 'closeGraceMs', options.closeGraceMs, 30_000);
-    this.weight = checkWeight('http2Endpoint', options.weight);
-    this.zone = checkZone('http2Endpoint', options.zone);
-    this.forZones = checkForZones('http2Endpoint', options.forZones);
+    refuseMovedMetadata('http2Endpoint', options);
     const keepaliveMs = options.keepaliveTimeMs;
     if (keepaliveMs !== undefined && !(Number.isFinite(keepaliveMs) && keepaliveMs > 0)) {
       throw new ConfigError('http2Endpoint', 'keepaliveTimeMs', keepaliveMs, 'a finite number > 0');

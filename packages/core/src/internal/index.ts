@@ -1,13 +1,14 @@
 /**
  * `@grpc-tower/core/internal`: the helpers that grpc-tower's own packages
- * share (events, option checks, the timer limit, the endpoint
- * test, the origin of a failure). Not a public API: it may change in any release.
+ * share (events, option checks, the timer limit, the endpoint test, the
+ * insert metadata check, the origin of a failure). Not a public API: it may change in any release.
  *
  * @internal
  * @packageDocumentation
  */
 export { EventStream } from './events.js';
 export { isEndpoint } from './endpoint.js';
+export { checkEndpointMetadata } from './metadata.js';
 export { splitHostPort } from '../address.js';
 export { MAX_TIMER_MS } from './timers.js';
 export { nativeSettings, type NativeSettings } from '../grpc/native/options.js';

@@ -20,8 +20,10 @@ import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { HealthEvent } from '../events.js';
 import {
+  PLACED,
   type ScriptedHealthServer,
   next,
+  placedInsert,
   send,
   startScriptedHealthServer,
   startServers,
@@ -360,16 +362,13 @@ describe('healthChecked: options', () => {
     expect(() => healthChecked()({} as never)).toThrow(ConfigError);
   });
 
-  test('the weight, zone and topology hints of the inner endpoint show through', () => {
-    const inner = grpcEndpoint('127.0.0.1:1', {
-      credentials: insecure,
-      weight: 2,
-      zone: 'a',
-      forZones: ['a'],
-    });
-    const ep = healthChecked()(inner);
-    endpoints.push(ep);
-    expect([ep.weight, ep.zone, ep.forZones]).toEqual([2, 'a', ['a']]);
+  test('the weight, zone and topology hints of a discovered address travel on its insert, around the wrapper', async () => {
+    const insert = await placedInsert((address) =>
+      healthChecked()(grpcEndpoint(address, { credentials: insecure })),
+    );
+    endpoints.push(insert.endpoint);
+    expect(insert.endpoint.address).toBe(PLACED.address);
+    expect(insert.metadata).toEqual({ weight: 2, zone: 'a', forZones: ['a'] });
   });
 
   test('defaults: Watch on the whole server, 1 s backoff growing 1.6× to 30 s', () => {

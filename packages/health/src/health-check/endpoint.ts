@@ -154,13 +154,9 @@ export class HealthCheckedEndpoint extends HealthGatedEndpoint<GrpcRequest, Grpc
     return this.gate.servingStatus;
   }
 
-  /**
-   * Why the endpoint is not ready: the health verdict while the connection
-   * is up (`health check: NOT_SERVING`), else the inner endpoint's reason.
-   */
-  override get lastError(): string | undefined {
-    if (this.gate.heldOut) return `health check: ${this.gate.servingStatus ?? 'unhealthy'}`;
-    return this.inner.lastError;
+  /** @internal The verdict, as `lastError` says it while the endpoint is held out: `health check: NOT_SERVING`. */
+  protected override verdict(): string {
+    return `health check: ${this.gate.servingStatus ?? 'unhealthy'}`;
   }
 
   /** @internal a new connection: a fresh check, at once. */

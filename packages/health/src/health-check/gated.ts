@@ -2,8 +2,12 @@
  * The base both active health checkers' endpoints extend
  * (`HealthCheckedEndpoint` over `grpc.health.v1`, `HttpHealthCheckedEndpoint`
  * over an HTTP path): a {@link DelegatingEndpoint} whose readiness,
- * `pending` and `close()` are its {@link HealthGate}'s. Calls, the address,
- * the discovery metadata and `reconnect()` are the inner endpoint's.
+ * `pending` and `close()` are its {@link HealthGate}'s, and whose
+ * `lastError` is the verdict while it holds the endpoint out. Calls, the
+ * address, `connected` and `reconnect()` are the inner endpoint's, through
+ * the base; a subclass says what a check is, never what is forwarded.
+ * (Discovery metadata is no member of an endpoint: it travels on the
+ * insert change.)
  *
  * @module
  */
@@ -52,6 +56,9 @@ export abstract class HealthGatedEndpoint<Req, Res> extends DelegatingEndpoint<R
   /** @internal Start one check now. */
   protected abstract probe(): void;
 
+  /** @internal The verdict that holds the endpoint out, as `lastError` says it. */
+  protected abstract verdict(): string;
+
   /** The current readiness: the inner endpoint's, held at `connecting`/`failed` by the health verdict. */
   override get readiness(): Readiness {
     return this.gate.readiness;
@@ -60,6 +67,14 @@ export abstract class HealthGatedEndpoint<Req, Res> extends DelegatingEndpoint<R
   /** The current health verdict. */
   get health(): HealthState {
     return this.gate.health;
+  }
+
+  /**
+   * Why the endpoint is not ready: the health verdict while the connection
+   * is up and the check holds it out, else the inner endpoint's reason.
+   */
+  override get lastError(): string | undefined {
+    return this.gate.heldOut ? this.verdict() : this.inner.lastError;
   }
 
   /** Calls in flight on the inner endpoint, not counting the health check. */

@@ -9,7 +9,7 @@ import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { HealthEvent } from '../events.js';
 import { type TestHttp2Server, startHttp2Server } from '../test/http2.js';
-import { next } from '../test/support.js';
+import { PLACED, next, placedInsert } from '../test/support.js';
 import { type HttpHealthCheckedEndpoint, httpHealthChecked } from './endpoint.js';
 import type { HttpHealthCheckOptions } from './options.js';
 
@@ -368,11 +368,14 @@ describe('httpHealthChecked: options', () => {
     expect(() => httpHealthChecked({ path: '/healthz' })({} as never)).toThrow(ConfigError);
   });
 
-  test('the weight, zone and topology hints of the inner endpoint show through', () => {
-    const real = http2Endpoint('127.0.0.1:1', { scheme: 'http', weight: 2, zone: 'a', forZones: ['a'] });
-    const ep = httpHealthChecked({ path: '/healthz' })(real);
+  test('the weight, zone and topology hints of a discovered address travel on its insert, around the wrapper', async () => {
+    const insert = await placedInsert((address) =>
+      httpHealthChecked({ path: '/healthz' })(http2Endpoint(address, { scheme: 'http' })),
+    );
+    const ep = insert.endpoint;
     cleanup.push(() => ep.close({ graceMs: 0 }));
-    expect([ep.weight, ep.zone, ep.forZones]).toEqual([2, 'a', ['a']]);
+    expect(ep.address).toBe(PLACED.address);
+    expect(insert.metadata).toEqual({ weight: 2, zone: 'a', forZones: ['a'] });
   });
 
   test('defaults: 200–399 healthy, every 5 s, 1 s timeout, 2 failures out, 2 successes back, no jitter', () => {

@@ -152,13 +152,12 @@ export class HttpHealthCheckedEndpoint extends HealthGatedEndpoint<Http2Request,
   }
 
   /**
-   * Why the endpoint is not ready: the verdict while the connection is up
-   * (`health check GET /healthz: 503`, `health check GET /healthz: timed
-   * out after 1000 ms`), else the inner endpoint's reason.
+   * @internal The verdict, as `lastError` says it while the endpoint is
+   * held out: `health check GET /healthz: 503`, `health check GET
+   * /healthz: timed out after 1000 ms`.
    */
-  override get lastError(): string | undefined {
-    if (this.gate.heldOut) return `health check ${this.#what}: ${this.#failure}`;
-    return this.inner.lastError;
+  protected override verdict(): string {
+    return `health check ${this.#what}: ${this.#failure}`;
   }
 
   /** @internal a new connection: the first check after `initialJitterMs` the first time, else at once. */

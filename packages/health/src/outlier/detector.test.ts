@@ -15,7 +15,7 @@ import {
 import { type EchoServer, insecure } from '@grpc-tower/testing';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { EndpointEjected, HealthEvent } from '../events.js';
-import { next, send, startServers } from '../test/support.js';
+import { PLACED, next, placedInsert, send, startServers } from '../test/support.js';
 import { type OutlierDetector, type OutlierEndpoint, outlierDetection } from './detector.js';
 import type { OutlierDetectionOptions } from './options.js';
 
@@ -447,14 +447,15 @@ describe('outlierDetection: lifecycle and options', () => {
     expect(() => detector.wrap({} as never)).toThrow(ConfigError);
   });
 
-  test('the weight, zone and topology hints of the inner endpoint show through', () => {
+  test('the weight, zone and topology hints of a discovered address travel on its insert, around the wrapper', async () => {
     const detector = outlierDetection();
     detectors.push(detector);
-    const ep = detector.wrap(
-      grpcEndpoint('127.0.0.1:1', { credentials: insecure, weight: 2, zone: 'a', forZones: ['a'] }),
+    const insert = await placedInsert((address) =>
+      detector.wrap(grpcEndpoint(address, { credentials: insecure })),
     );
-    endpoints.push(ep);
-    expect([ep.weight, ep.zone, ep.forZones]).toEqual([2, 'a', ['a']]);
+    endpoints.push(insert.endpoint);
+    expect(insert.endpoint.address).toBe(PLACED.address);
+    expect(insert.metadata).toEqual({ weight: 2, zone: 'a', forZones: ['a'] });
   });
 
   test("defaults are A50's and Envoy's", () => {

@@ -1,8 +1,9 @@
 // Helpers for this package's tests: echo calls sent straight to an
 // endpoint (no client, no channel), waiting on observables, and servers
 // that implement grpc.health.v1 by hand to fail in controlled ways.
-import { type CallContext, background } from '@grpc-tower/core';
+import { type CallContext, type Insert, background } from '@grpc-tower/core';
 import { type GrpcRequest, type GrpcResponse, RequestMessages } from '@grpc-tower/core/grpc';
+import { connect, staticList } from '@grpc-tower/discover';
 import {
   type EchoServer,
   GeneratedEchoReply,
@@ -142,4 +143,21 @@ export async function startScriptedHealthServer(handlers: {
         resolve();
       }),
   };
+}
+
+/** A discovered address with a weight, a zone and topology hints, as a registry gives them. */
+export const PLACED = { address: '127.0.0.1:1', weight: 2, zone: 'a', forZones: ['a'] } as const;
+
+/**
+ * The insert `connect` hands on for {@link PLACED}, with the endpoint
+ * `wrap` makes of its address: what a balancer receives.
+ */
+export async function placedInsert<E extends { close(): Promise<void> }>(
+  wrap: (address: string) => E,
+): Promise<Insert<string, E>> {
+  const change = await firstValueFrom(
+    connect(staticList([{ ...PLACED, forZones: [...PLACED.forZones] }]), (a) => wrap(a.address)),
+  );
+  if (change.type !== 'insert') throw new Error(`expected an insert, got ${change.type}`);
+  return change;
 }

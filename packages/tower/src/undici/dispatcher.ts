@@ -57,7 +57,6 @@ import type { Observable } from 'rxjs';
 import { Dispatcher, errors } from 'undici';
 import { type AnyDispatchHandler, Exchange, type ExchangeSettings } from './exchange.js';
 import { toHttp2Request } from './request.js';
-import { endpointOptionsFor } from '../endpoint-options.js';
 import { type StackOptions, type StackParts, type TowerInstrumentation, buildStack } from '../recipe.js';
 
 const WHERE = 'towerDispatcher';
@@ -643,7 +642,8 @@ export function towerDispatcher(origin: string, options: TowerDispatcherOptions 
     {
       where: WHERE,
       target: parsed.origin,
-      endpoint: (a: DiscoveredAddress) => http2Endpoint(a.address, endpointOptionsFor(base, a)),
+      // the address's weight, zone and hints travel on the insert `connect` hands on
+      endpoint: (a: DiscoveredAddress) => http2Endpoint(a.address, base),
       // HTTP has no standard health path: checked only when given one
       health: { make: httpHealthChecked, byDefault: undefined },
       // the request's deadline is the exchange's: it covers the response body too
