@@ -1,3 +1,14 @@
+/**
+ * One client call of a {@link TowerChannel} (`TowerCall`): grpc-js's
+ * low-level `Call`, driven through the stack. It refuses
+ * connection-specific metadata, owns the call's deadline through its
+ * {@link CallControl}, builds the {@link GrpcRequest}, hands the response
+ * to grpc-js's listener (a complete one at once, a stream as it is read)
+ * and turns a failure into the status grpc-js delivers.
+ *
+ * @internal
+ * @module
+ */
 import type { TowerChannel } from './channel.js';
 import { CallContext, CallControl } from '../context.js';
 import { CancelledError, DeadlineExceededError, GrpcTowerError, toGrpcTowerError } from '../errors.js';
