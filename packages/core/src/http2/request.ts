@@ -6,7 +6,7 @@
  * @module
  */
 import { Http2Body, wasSent } from './body.js';
-import type { Http2Request } from './endpoint.js';
+import type { Http2Request } from './types.js';
 
 /** The methods RFC 9110 §9.2.2 defines as idempotent (TRACE aside). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);

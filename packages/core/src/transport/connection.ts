@@ -38,176 +38,23 @@
  * @module
  */
 import * as http2 from 'node:http2';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Observable, Subject } from 'rxjs';
-import { ReconnectBackoff, type ReconnectBackoffOptions } from './backoff.js';
-import { type HttpProxy, openTunnel } from './proxy.js';
+import { ReconnectBackoff } from './backoff.js';
+import { dial } from './dial.js';
+import { Keepalive, SessionRecord, headerListSize } from './session.js';
 import { readableTlsError } from './tls.js';
+import type { ConnectionEvent, ConnectionState, Http2ConnectionOptions, StreamOpener } from './types.js';
 
-/**
- * Where a connection is:
- * - `connecting`: a socket or session is being set up (or none was asked for yet);
- * - `ready`: a session has the server's SETTINGS and takes streams;
- * - `failed`: the last attempt failed; the next waits for the backoff;
- * - `idle`: its session was closed after the idle timeout; the next stream connects again;
- * - `closed`: closed for good.
- *
- * @example
- * ```ts
- * endpoint.events$.subscribe((e) => {
- *   if (e.kind === 'state' && e.state === 'failed') console.log(e.reason);
- * });
- * ```
- */
-export type ConnectionState = 'connecting' | 'ready' | 'failed' | 'idle' | 'closed';
-
-/**
- * What a connection reports as it happens (what `GRPC_TRACE` would show a
- * grpc-js user).
- *
- * @example
- * ```ts
- * connection.events$.subscribe((e) => { if (e.kind === 'goaway') console.log(e.code, e.debug); });
- * ```
- */
-export type ConnectionEvent =
-  | {
-      readonly kind: 'state';
-      readonly address: string;
-      readonly state: ConnectionState;
-      /** Why, for `failed` and `idle` (and for a `connecting` after a lost session). */
-      readonly reason?: string;
-    }
-  | {
-      readonly kind: 'goaway';
-      readonly address: string;
-      /** The HTTP/2 error code (0 is a graceful GOAWAY). */
-      readonly code: number;
-      readonly lastStreamId: number;
-      /** The opaque data, as text (`too_many_pings`, `max_age`…). */
-      readonly debug: string;
-    }
-  | { readonly kind: 'keepalive-timeout'; readonly address: string; readonly timeoutMs: number };
-
-/**
- * What a stream can learn of the session it was opened on, once it ends.
- *
- * @internal
- */
-export interface SessionInfo {
-  /** The last stream id of the GOAWAY the session got, if it got one. */
-  readonly goawayLastStreamId: number | undefined;
-  /**
-   * Whether the session was torn down under its streams (socket error or
-   * close, keepalive timeout, a GOAWAY with an error code) rather than
-   * closed gracefully once they finished.
-   */
-  readonly lost: boolean;
-}
-
-/**
- * A stream request handed to {@link Http2Connection.request}: exactly one of
- * its two methods is called.
- *
- * @internal
- */
-export interface StreamOpener {
-  /** The stream was opened on a ready session. */
-  opened(stream: http2.ClientHttp2Stream, session: SessionInfo): void;
-  /**
-   * No stream could be opened: nothing was sent. `unconnected` is true when
-   * that is because the connection failed (it could not connect), false
-   * when for a reason of this process (the connection was closed here, or
-   * the session refused a new stream).
-   */
-  notSent(reason: string, unconnected: boolean): void;
-  /**
-   * Called instead of `opened` when the request's header list is larger
-   * than the server's SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §6.5.2 sizes:
-   * each field's name and value plus 32): nothing was sent, since a server
-   * that gets such a block may end the whole connection (a C-core server
-   * closes it, a Node.js one sends GOAWAY COMPRESSION_ERROR), and every
-   * stream on it with it. Without this method the size is not checked.
-   */
-  tooLarge?(size: number, limit: number): void;
-}
-
-/**
- * Turns a connected TCP socket into the socket the session runs over (TLS).
- *
- * @internal
- */
-export type SecureUpgrade = (socket: net.Socket) => Promise<Duplex>;
-
-/**
- * Options of {@link Http2Connection}.
- *
- * @internal
- */
-export interface Http2ConnectionOptions {
-  /** `host` and `port` to connect to. */
-  readonly host: string;
-  readonly port: number;
-  /** The address, as reported in events (`host:port`). */
-  readonly address: string;
-  /** The TLS upgrade; plaintext without it. */
-  readonly secure?: SecureUpgrade | undefined;
-  /** An HTTP CONNECT proxy to tunnel through (see `proxy.ts`). */
-  readonly proxy?: HttpProxy | undefined;
-  /** Reconnect backoff. */
-  readonly backoff?: ReconnectBackoffOptions | undefined;
-  /** How long one connection attempt may take, in ms; default 20,000 (gRPC's minimum connect timeout). */
-  readonly connectTimeoutMs?: number | undefined;
-  /** Keepalive PING interval, in ms; off when absent. */
-  readonly keepaliveTimeMs?: number | undefined;
-  /** How long a keepalive PING may go unanswered, in ms; default 20,000. */
-  readonly keepaliveTimeoutMs?: number | undefined;
-  /** Ping also while no stream is open. */
-  readonly keepalivePermitWithoutCalls?: boolean | undefined;
-  /** nghttp2's memory cap per session, in MB (`maxSessionMemory`). */
-  readonly maxSessionMemory?: number | undefined;
-  /** The stream and connection flow-control window this side offers, in bytes. */
-  readonly flowControlWindow?: number | undefined;
-  /** Close the session after this long without a stream (see the module documentation); never when absent. */
-  readonly idleTimeoutMs?: number | undefined;
-  /**
-   * More options for `http2.connect` (`settings` are merged over this
-   * connection's own; `createConnection` is this connection's).
-   */
-  readonly session?: http2.ClientSessionOptions | undefined;
-  /** Its sockets, sessions and timers never keep the process alive on their own. */
-  readonly unref?: boolean | undefined;
-}
-
-/** One session and what its streams may ask of it later. */
-class SessionRecord implements SessionInfo {
-  readonly session: http2.ClientHttp2Session;
-  goawayLastStreamId: number | undefined;
-  ready = false;
-  /** Streams opened on it and not yet closed (counted only with keepalive on). */
-  streams = 0;
-  pingTimer: NodeJS.Timeout | undefined;
-  pingTimeout: NodeJS.Timeout | undefined;
-  /** The server's SETTINGS_MAX_HEADER_LIST_SIZE, when it sets one. */
-  maxHeaderListSize: number | undefined;
-  /** Ends the session and its sockets at once. */
-  end: ((reason: string) => void) | undefined;
-
-  constructor(session: http2.ClientHttp2Session) {
-    this.session = session;
-  }
-
-  get lost(): boolean {
-    return this.session.destroyed;
-  }
-
-  get usable(): boolean {
-    return (
-      this.ready && this.goawayLastStreamId === undefined && !this.session.closed && !this.session.destroyed
-    );
-  }
-}
+export type {
+  ConnectionEvent,
+  ConnectionState,
+  Http2ConnectionOptions,
+  SecureUpgrade,
+  SessionInfo,
+  StreamOpener,
+} from './types.js';
 
 const { NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 
@@ -248,7 +95,8 @@ export class Http2Connection {
   #timer: NodeJS.Timeout | undefined;
   #socket: net.Socket | undefined;
   #attempt = 0;
-  #keepaliveMs: number | undefined;
+  /** Keepalive PINGs, with `keepaliveTimeMs`. */
+  readonly #keepalive: Keepalive | undefined;
   /** The attempt `connectNow` started, until it ends. */
   #early: { readonly promise: Promise<void>; readonly end: () => void } | undefined;
   /** Whether `connectNow` started an attempt in the current backoff interval. */
@@ -263,7 +111,20 @@ export class Http2Connection {
     this.address = options.address;
     this.#options = options;
     this.#backoff = new ReconnectBackoff(options.backoff);
-    this.#keepaliveMs = options.keepaliveTimeMs;
+    const keepaliveMs = options.keepaliveTimeMs;
+    this.#keepalive =
+      keepaliveMs === undefined
+        ? undefined
+        : new Keepalive(
+            keepaliveMs,
+            options.keepaliveTimeoutMs ?? 20_000,
+            options.keepalivePermitWithoutCalls === true,
+            (timeoutMs) => {
+              if (this.#events.observed) {
+                this.#events.next({ kind: 'keepalive-timeout', address: this.address, timeoutMs });
+              }
+            },
+          );
     this.events$ = this.#events.asObservable();
     this.#connect();
   }
@@ -282,7 +143,7 @@ export class Http2Connection {
 
   /** The keepalive interval in force (doubled by each `too_many_pings`), in ms. */
   get keepaliveTimeMs(): number | undefined {
-    return this.#keepaliveMs;
+    return this.#keepalive?.intervalMs;
   }
 
   /**
@@ -365,7 +226,7 @@ export class Http2Connection {
     // a session still listed has not emitted 'close' yet (see #startSession)
     const closing: Promise<void>[] = [];
     for (const record of [...this.#sessions]) {
-      this.#stopKeepalive(record);
+      record.stopKeepalive();
       closing.push(new Promise((resolve) => record.session.once('close', () => resolve())));
       if (!destroy) record.session.close();
       // its sockets too: node's session may wait for the peer otherwise (after a GOAWAY)
@@ -411,9 +272,10 @@ export class Http2Connection {
       });
     }
     // open streams are counted only for keepalive, which pings while there are some
-    if (this.#keepaliveMs !== undefined) {
+    const keepalive = this.#keepalive;
+    if (keepalive !== undefined) {
       record.streams++;
-      if (record.streams === 1) this.#scheduleKeepalive(record);
+      if (record.streams === 1) keepalive.schedule(record);
       stream.once('close', () => {
         record.streams--;
       });
@@ -444,53 +306,22 @@ export class Http2Connection {
     if (this.#state === 'closed') return;
     this.#setState('connecting', reason);
     const attempt = ++this.#attempt;
-    const options = this.#options;
-    const proxy = options.proxy;
-    const socket = net.connect({
-      host: proxy?.host ?? options.host,
-      port: proxy?.port ?? options.port,
-      noDelay: true,
-    });
-    this.#socket = socket;
-    const timeoutMs = options.connectTimeoutMs ?? 20_000;
-    const timer = setTimeout(
-      () => fail(new Error(`connection attempt timed out after ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    if (options.unref === true) {
-      socket.unref();
-      timer.unref();
-    }
-    // a socket destroyed by close() ends its attempt without an error
-    socket.once('close', () => {
-      if (this.#state === 'closed') clearTimeout(timer);
-    });
-    // Until the session exists, a failure is this attempt's; after, the
-    // session's events report it (the socket is destroyed either way).
-    const fail = (err: Error): void => {
-      socket.destroy();
-      if (this.#socket !== socket) return;
-      clearTimeout(timer);
-      this.#socket = undefined;
-      if (attempt !== this.#attempt || this.#state === 'closed') return;
-      this.#failed(err.message);
-    };
-    socket.on('error', fail);
-    const failed = (err: unknown): void => fail(err instanceof Error ? err : new Error(String(err)));
-    const upgrade = (): void => {
-      const secure = options.secure;
-      if (secure === undefined) {
-        this.#startSession(attempt, socket, socket, timer, timeoutMs);
-        return;
-      }
-      secure(socket).then(
-        (secured) => this.#startSession(attempt, socket, secured, timer, timeoutMs),
-        failed,
-      );
-    };
-    socket.once('connect', () => {
-      if (proxy === undefined) upgrade();
-      else openTunnel(socket, this.address, proxy).then(upgrade, failed);
+    const timeoutMs = this.#options.connectTimeoutMs ?? 20_000;
+    this.#socket = dial(this.#options, timeoutMs, {
+      up: (tcp, socket, timer) => this.#startSession(attempt, tcp, socket, timer, timeoutMs),
+      // Until the session exists, a failure is this attempt's; after, the
+      // session's events report it (the socket is destroyed either way).
+      failed: (tcp, timer, err) => {
+        if (this.#socket !== tcp) return;
+        clearTimeout(timer);
+        this.#socket = undefined;
+        if (attempt !== this.#attempt || this.#state === 'closed') return;
+        this.#failed(err.message);
+      },
+      // a socket destroyed by close() ends its attempt without an error
+      closed: (timer) => {
+        if (this.#state === 'closed') clearTimeout(timer);
+      },
     });
   }
 
@@ -546,7 +377,7 @@ export class Http2Connection {
       if (over) return;
       over = true;
       clearTimeout(timer);
-      this.#stopKeepalive(record);
+      record.stopKeepalive();
       this.#sessions.delete(record);
       this.#retire(record, reason);
     };
@@ -575,19 +406,13 @@ export class Http2Connection {
       this.#backoff.reset();
       this.#setState('ready');
       this.#flushWaiting(record);
-      this.#scheduleKeepalive(record);
+      this.#keepalive?.schedule(record);
       this.#armIdle();
     });
     session.on('goaway', (code: number, lastStreamId: number, data?: Buffer) => {
       record.goawayLastStreamId = lastStreamId;
       const debug = data === undefined ? '' : data.toString('utf8');
-      if (
-        code === NGHTTP2_ENHANCE_YOUR_CALM &&
-        debug === 'too_many_pings' &&
-        this.#keepaliveMs !== undefined
-      ) {
-        this.#keepaliveMs = Math.min(this.#keepaliveMs * 2, 2_147_483_647);
-      }
+      if (code === NGHTTP2_ENHANCE_YOUR_CALM && debug === 'too_many_pings') this.#keepalive?.tooManyPings();
       if (this.#events.observed) {
         this.#events.next({ kind: 'goaway', address: this.address, code, lastStreamId, debug });
       }
@@ -662,66 +487,4 @@ export class Http2Connection {
   #failWaiting(reason: string, unconnected: boolean): void {
     for (const { opener } of this.#waiting.splice(0)) opener.notSent(reason, unconnected);
   }
-
-  #scheduleKeepalive(record: SessionRecord): void {
-    const intervalMs = this.#keepaliveMs;
-    if (intervalMs === undefined || record.pingTimer !== undefined || record.pingTimeout !== undefined)
-      return;
-    if (!record.ready || (record.streams === 0 && this.#options.keepalivePermitWithoutCalls !== true)) return;
-    record.pingTimer = setTimeout(() => {
-      record.pingTimer = undefined;
-      this.#ping(record);
-    }, intervalMs);
-    record.pingTimer.unref?.();
-  }
-
-  #ping(record: SessionRecord): void {
-    const session = record.session;
-    if (session.closed || session.destroyed) return;
-    if (record.streams === 0 && this.#options.keepalivePermitWithoutCalls !== true) return;
-    const timeoutMs = this.#options.keepaliveTimeoutMs ?? 20_000;
-    record.pingTimeout = setTimeout(() => {
-      record.pingTimeout = undefined;
-      if (this.#events.observed) {
-        this.#events.next({ kind: 'keepalive-timeout', address: this.address, timeoutMs });
-      }
-      session.destroy();
-    }, timeoutMs);
-    let sent = false;
-    try {
-      sent = session.ping((err) => {
-        if (record.pingTimeout !== undefined) clearTimeout(record.pingTimeout);
-        record.pingTimeout = undefined;
-        if (err === null) this.#scheduleKeepalive(record);
-      });
-    } catch {
-      sent = false;
-    }
-    if (!sent) {
-      clearTimeout(record.pingTimeout);
-      record.pingTimeout = undefined;
-    }
-  }
-
-  #stopKeepalive(record: SessionRecord): void {
-    if (record.pingTimer !== undefined) clearTimeout(record.pingTimer);
-    if (record.pingTimeout !== undefined) clearTimeout(record.pingTimeout);
-    record.pingTimer = undefined;
-    record.pingTimeout = undefined;
-  }
-}
-
-/** The size of a header list as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2). */
-function headerListSize(headers: http2.OutgoingHttpHeaders): number {
-  let size = 0;
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) {
-      for (const v of value) size += name.length + Buffer.byteLength(String(v)) + 32;
-    } else {
-      size += name.length + Buffer.byteLength(String(value)) + 32;
-    }
-  }
-  return size;
 }

@@ -11,15 +11,15 @@ import type { CallContext } from '../../context.js';
 import { ClosedError, type Delivery, GrpcTowerError } from '../../errors.js';
 import { Status, type StatusCode } from '../../status.js';
 import type { SessionInfo, StreamOpener } from '../../transport/connection.js';
-import { PREVIOUS_ATTEMPTS_HEADER, timeoutHeader } from '../endpoint.js';
 import { Metadata, type StatusObject } from '../grpc-js.js';
 import type { MessageReader } from '../messages.js';
 import { ResponseHalf, type ResponseWire } from '../response.js';
 import { type GrpcRequest, type GrpcResponse, GrpcStatusError } from '../types.js';
 import { addCallMetadata, callCredentialsOf } from './call-credentials.js';
+import { closedStream } from './closed.js';
 import type { NativeGrpcEndpoint } from './endpoint.js';
+import { requestHeaders } from './headers.js';
 import {
-  ACCEPT_ENCODING,
   type DecodeFailure,
   MessageDecoder,
   type MessageSink,
@@ -28,7 +28,7 @@ import {
   frameMessage,
   metadataOf,
   statusOfHeaders,
-  statusOfReset,
+  writeFramed,
 } from './wire.js';
 
 /** How many times one attempt re-opens a stream that never reached the server application. */
@@ -129,21 +129,9 @@ export class NativeAttempt implements ResponseWire, StreamOpener, MessageSink {
       return;
     }
     this.#reader = reader;
-    const headers: http2.OutgoingHttpHeaders = this.#req.metadata.toHttp2Headers();
-    headers[':method'] = 'POST';
-    headers[':scheme'] = endpoint.secure ? 'https' : 'http';
-    headers[':path'] = this.#req.method;
-    headers[':authority'] = this.#req.host ?? endpoint.authority;
-    headers['content-type'] = 'application/grpc';
-    headers.te = 'trailers';
-    headers['user-agent'] = endpoint.settings.userAgent;
-    headers['grpc-accept-encoding'] = ACCEPT_ENCODING;
     const compression = endpoint.compression;
     this.#compression = compression;
-    if (compression !== undefined) headers['grpc-encoding'] = compression;
-    const deadline = this.#ctx.deadline;
-    if (deadline !== Number.POSITIVE_INFINITY) headers['grpc-timeout'] = timeoutHeader(deadline - Date.now());
-    if (this.#req.attempt > 0) headers[PREVIOUS_ATTEMPTS_HEADER] = String(this.#req.attempt);
+    const headers = requestHeaders(endpoint, this.#req, this.#ctx.deadline, compression);
     const connection = endpoint.connection;
     this.#ctx.note(connection.state === 'ready' ? 'in-flight' : 'connecting', endpoint.address);
     const creds = callCredentialsOf(endpoint.callCredentials, this.#req.credentials);
@@ -394,40 +382,13 @@ export class NativeAttempt implements ResponseWire, StreamOpener, MessageSink {
       });
       return;
     }
-    const session = this.#session as SessionInfo;
-    const id = stream.id ?? 0;
-    const beyondGoaway = session.goawayLastStreamId !== undefined && id > session.goawayLastStreamId;
-    const answered = httpStatus !== undefined;
-    const rst = stream.rstCode;
-    if (rst === 7 && !answered) {
-      this.#finish({ ...statusOfReset(rst), metadata: new Metadata() }, beyondGoaway ? 'goaway' : 'refused');
-      return;
-    }
-    if (!answered && beyondGoaway) {
-      this.#finish(
-        {
-          code: Status.UNAVAILABLE,
-          details: 'the server went away (GOAWAY) before accepting the stream',
-          metadata: new Metadata(),
-        },
-        'goaway',
-      );
-      return;
-    }
-    if (session.lost) {
-      // the connection ended under an accepted stream: it may have run
-      this.#finish(
-        {
-          code: Status.UNAVAILABLE,
-          details: `Connection dropped${this.#endpoint.lastError === undefined ? '' : ` (${this.#endpoint.lastError})`}`,
-          metadata: new Metadata(),
-        },
-        'lost',
-      );
-      return;
-    }
-    // the peer reset an accepted stream without a status: it may have run
-    this.#finish({ ...statusOfReset(rst), metadata: new Metadata() }, 'lost');
+    const end = closedStream(
+      stream,
+      this.#session as SessionInfo,
+      httpStatus !== undefined,
+      this.#endpoint.lastError,
+    );
+    this.#finish(end.status, end.delivery);
   }
 
   /** Ends the call with a status of this side's making (the stream is reset). */
@@ -522,24 +483,6 @@ export class NativeAttempt implements ResponseWire, StreamOpener, MessageSink {
   cancel(code: StatusCode, details: string): void {
     if (this.#res.status !== undefined) return;
     this.#finish({ code, details, metadata: new Metadata() });
-  }
-}
-
-/** Writes one framed message, ending the request with it when it is the `last`. */
-function writeFramed(
-  stream: http2.ClientHttp2Stream,
-  framed: Buffer | [Buffer, Buffer],
-  last: boolean,
-  callback: () => void,
-): void {
-  if (Array.isArray(framed)) {
-    stream.write(framed[0]);
-    if (last) stream.end(framed[1], callback);
-    else stream.write(framed[1], callback);
-  } else if (last) {
-    stream.end(framed, callback);
-  } else {
-    stream.write(framed, callback);
   }
 }
 

@@ -45,6 +45,24 @@ export function frameMessage(message: Buffer, compressed = false): Buffer | [Buf
   return out;
 }
 
+/** Writes one framed message, ending the request with it when it is the `last`. */
+export function writeFramed(
+  stream: http2.ClientHttp2Stream,
+  framed: Buffer | [Buffer, Buffer],
+  last: boolean,
+  callback: () => void,
+): void {
+  if (Array.isArray(framed)) {
+    stream.write(framed[0]);
+    if (last) stream.end(framed[1], callback);
+    else stream.write(framed[1], callback);
+  } else if (last) {
+    stream.end(framed, callback);
+  } else {
+    stream.write(framed, callback);
+  }
+}
+
 /**
  * Compresses one request message with `encoding` (gzip or deflate), off
  * the event loop's thread as grpc-js does.
