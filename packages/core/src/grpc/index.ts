@@ -19,6 +19,7 @@ export { createChannel, TowerChannel, type CreateChannelOptions } from './channe
 export { GrpcEndpoint, type GrpcEndpointOptions, type GrpcTransport } from './endpoint.js';
 export { GrpcEndpointBase } from './endpoint-base.js';
 export { grpcEndpoint } from './grpc-endpoint.js';
+export { grpcProtocol, readPushback, PUSHBACK_HEADER } from './protocol.js';
 export {
   nativeGrpcEndpoint,
   NativeGrpcEndpoint,

@@ -46,6 +46,7 @@ import {
   ConfigError,
   GrpcTowerError,
   ResourceExhaustedError,
+  type Delivery,
   UnavailableError,
 } from '../errors.js';
 import { formatAddress, parseAddress } from '../address.js';
@@ -175,11 +176,15 @@ export interface Http2BodySink {
 }
 
 /**
- * A request failed at the HTTP/2 layer. `refused` is true when the server
- * never processed it (REFUSED_STREAM, or GOAWAY before it was accepted), so
- * it is safe to send again. `afterHeaders` is true when the response
- * headers had arrived before the failure: past that point a retry layer
- * must not send the request again (its commit point).
+ * A request failed at the HTTP/2 layer. `delivery` is how far it got, as
+ * the endpoint saw it: `not-sent` or `unconnected` (no stream was opened),
+ * `refused` (REFUSED_STREAM, which is also how a stream beyond a GOAWAY's
+ * last stream ends), or `lost` (the stream or its connection ended after
+ * the request was sent). `refused` is true when the server never processed
+ * it (any delivery but `lost`), so it is safe to send again. `afterHeaders`
+ * is true when the response headers had arrived before the failure: past
+ * that point a retry layer must not send the request again (its commit
+ * point).
  *
  * @example
  * ```ts
@@ -194,14 +199,23 @@ export class Http2RequestError extends UnavailableError {
     message: string,
     options: {
       endpoint: string;
-      refused: boolean;
+      /** How far the request got; `refused` follows from it (default `lost`). */
+      delivery?: Delivery;
+      /** Shorthand when `delivery` is not given: `true` for `refused`, `false` for `lost`. */
+      refused?: boolean;
       afterHeaders?: boolean;
       cause?: unknown;
       retryable?: false | undefined;
     },
   ) {
-    super(message, { endpoint: options.endpoint, cause: options.cause, retryable: options.retryable });
-    this.refused = options.refused;
+    const delivery = options.delivery ?? (options.refused === true ? 'refused' : 'lost');
+    super(message, {
+      endpoint: options.endpoint,
+      cause: options.cause,
+      retryable: options.retryable,
+      delivery,
+    });
+    this.refused = delivery !== 'lost';
     this.afterHeaders = options.afterHeaders === true;
   }
 }
@@ -696,9 +710,14 @@ class StreamCall implements StreamOpener {
   }
 
   /** No stream could be opened (no connection, or the endpoint's own refusal): nothing was sent. */
-  notSent(reason: string): void {
+  notSent(reason: string, unconnected: boolean): void {
     this.#waiting = false;
-    this.#fail(new Http2RequestError(reason, { endpoint: this.#address, refused: true }));
+    this.#fail(
+      new Http2RequestError(reason, {
+        endpoint: this.#address,
+        delivery: unconnected ? 'unconnected' : 'not-sent',
+      }),
+    );
   }
 
   /** Follows the call's context: its cancellation resets the stream, or takes back the request. */
@@ -717,7 +736,7 @@ class StreamCall implements StreamOpener {
       this.#fail(
         new Http2RequestError(`endpoint ${this.#address} closed before the request was sent`, {
           endpoint: this.#address,
-          refused: true,
+          delivery: 'not-sent',
         }),
       );
     }
@@ -856,14 +875,20 @@ class StreamCall implements StreamOpener {
     }
     // refused only when the server said so, or the request never left: a request
     // sent on a connection that then broke may have been processed
-    const refused =
-      status === 0 && (code === http2.constants.NGHTTP2_REFUSED_STREAM || stream.id === undefined);
+    const delivery: Delivery =
+      status !== 0
+        ? 'lost'
+        : code === http2.constants.NGHTTP2_REFUSED_STREAM
+          ? 'refused'
+          : stream.id === undefined
+            ? 'not-sent'
+            : 'lost';
     this.#fail(
       new Http2RequestError(
         status === 0
           ? `HTTP/2 stream to ${this.#address} closed before its response (code ${code})`
           : `HTTP/2 stream to ${this.#address} closed before its response ended (code ${code})`,
-        { endpoint: this.#address, refused, afterHeaders: status !== 0 },
+        { endpoint: this.#address, delivery, afterHeaders: status !== 0 },
       ),
     );
   }
@@ -873,7 +898,8 @@ class StreamCall implements StreamOpener {
     this.#fail(
       new Http2RequestError(`HTTP/2 request to ${this.#address} failed: ${err.message}`, {
         endpoint: this.#address,
-        refused: status === 0 && this.stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM,
+        delivery:
+          status === 0 && this.stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? 'refused' : 'lost',
         afterHeaders: status !== 0,
         cause: err,
       }),

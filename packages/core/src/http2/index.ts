@@ -31,4 +31,5 @@ export {
   type Http2BodySink,
 } from './endpoint.js';
 export { isIdempotent, isReplayable } from './request.js';
+export { httpProtocol, httpOutcome, parseRetryAfter, type HttpProtocolOptions } from './protocol.js';
 export type { ConnectionEvent, ConnectionState } from '../transport/connection.js';

@@ -42,6 +42,7 @@ import {
   type Http2Request,
   type Http2Response,
   http2Endpoint,
+  httpProtocol,
 } from '@grpc-tower/core/http2';
 import { type DiscoveredAddress, type Discover, type DnsOptions, dns } from '@grpc-tower/discover';
 import {
@@ -49,7 +50,6 @@ import {
   type HttpHealthCheckOptions,
   type OutlierStats,
   httpHealthChecked,
-  httpOutcomes,
 } from '@grpc-tower/health';
 import { type HttpRetryPolicy, type RetryEvent, type RetryStats, httpRetry } from '@grpc-tower/retry';
 import type { Observable } from 'rxjs';
@@ -647,8 +647,8 @@ export function towerDispatcher(origin: string, options: TowerDispatcherOptions 
       health: { make: httpHealthChecked, byDefault: undefined },
       // the request's deadline is the exchange's: it covers the response body too
       timeoutMs: undefined,
-      outcomes: httpOutcomes,
-      retry: (policy) => httpRetry(policy),
+      protocol: httpProtocol(),
+      retry: (policy, protocol) => httpRetry(policy, protocol),
       instrument: 'instrumentHttp',
     },
     () => options.discovery ?? dns(parsed.host, parsed.port, options.dns),
