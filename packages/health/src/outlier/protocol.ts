@@ -70,10 +70,22 @@ export interface OutlierProtocol {
  * read.
  *
  * @internal
+ * @example
+ * ```ts
+ * const reader: OutcomeReader = outcomeReader(httpOutcomes);
+ * ```
  */
 export type OutcomeReader = Pick<Protocol<unknown, unknown>, 'statusOf' | 'whenStatus' | 'origin'>;
 
-/** The default: gRPC statuses (a response made elsewhere, without a status, is a success). */
+/**
+ * The default: gRPC statuses (a response made elsewhere, without a status, is a success).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * GRPC_OUTCOMES.statusOf(res); // a unary response's status, or undefined while a stream runs
+ * ```
+ */
 export const GRPC_OUTCOMES: OutcomeReader = grpcProtocol as unknown as OutcomeReader;
 
 const OK_STATUS: ResponseStatus = Object.freeze({ code: 0, details: '' }) as ResponseStatus;
@@ -84,6 +96,10 @@ const OK_STATUS: ResponseStatus = Object.freeze({ code: 0, details: '' }) as Res
  * status of every response when it resolves.
  *
  * @internal
+ * @example
+ * ```ts
+ * outcomeReader(httpProtocol()).statusOf(res); // { code: Status.UNAVAILABLE, details: 'HTTP 503' } for a 503
+ * ```
  */
 export function outcomeReader(protocol: OutlierProtocol | Protocol<unknown, unknown>): OutcomeReader {
   if (typeof (protocol as Partial<OutcomeReader>).statusOf === 'function') {
