@@ -3,6 +3,8 @@
 // final status of a whole response and of a stream, what is retryable, the
 // server's pushback, and the "reached the server" fact that the endpoint
 // itself sets on the error it raises (never read from a message's text).
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import {
   GeneratedEchoRequest as EchoRequest,
@@ -147,6 +149,31 @@ describe.each(TRANSPORTS)('grpcProtocol over the %s transport', (transport) => {
       await down.close({ graceMs: 0 });
       await up.close({ graceMs: 0 });
       await server.stop(0);
+    }
+  });
+
+  test('a stream the server refused (REFUSED_STREAM) never reached it: the transport says refused, and the protocol calls it local and safe to send again', async () => {
+    const [host] = pickHosts(1) as [string];
+    const peer = http2.createServer();
+    peer.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    });
+    const sessions: http2.ServerHttp2Session[] = [];
+    peer.on('session', (session) => sessions.push(session));
+    await new Promise<void>((resolve) => peer.listen(0, host, resolve));
+    const ep = make[transport](`${host}:${(peer.address() as AddressInfo).port}`);
+    try {
+      const refused = await callOn(ep, '/p.Any/Call', 'unary', encode({}));
+      expect(refused).toBeInstanceOf(GrpcTowerError);
+      // native: from the stream's RST_STREAM code; grpc-js: its own words, translated where its attempt ends
+      expect((refused as GrpcTowerError).delivery).toBe('refused');
+      expect(grpcProtocol.neverReachedServer(refused)).toBe(true);
+      expect(grpcProtocol.origin(refused, false)).toBe('local');
+    } finally {
+      await ep.close({ graceMs: 0 });
+      for (const session of sessions) session.destroy();
+      await new Promise<void>((resolve) => peer.close(() => resolve()));
     }
   });
 
