@@ -1,25 +1,14 @@
 /**
  * Retries for plain HTTP/2 requests (`@grpc-tower/core/http2`): the retry
  * layer's attempt loop with HTTP's rules in place of gRPC A6's, as core's
- * `httpProtocol` (next to the HTTP/2 endpoint) gives them:
- *
- * - A request the server never processed (REFUSED_STREAM, a GOAWAY before
- *   the stream was accepted, no connection, an endpoint that was draining)
- *   may always be sent again, whatever its method (RFC 9113 §8.7).
- * - A 502, 503 or 504 answer, and a connection lost while the request was
- *   in flight, are retried only for idempotent requests (GET, HEAD,
- *   OPTIONS, PUT, DELETE, or one marked `idempotent: true`; RFC 9110
- *   §9.2.2): a POST may already have taken effect.
- * - The commit point is the response headers: once they arrived, a failure
- *   (a body cut short) reaches the caller as it is.
- * - `Retry-After` (seconds, or an HTTP date; RFC 9110 §10.2.3) on the
- *   answer is the server's pushback: the next attempt waits that long, and
- *   none is made when that would end after the call's deadline.
- * - A request body is sent again only while it is held: a Buffer or a
- *   string, or an `Http2Body` that has not passed its replay buffer.
- * - When the layer gives up on an answer it judged failed (the last 503),
- *   the caller gets that response, as the server sent it; other failures
- *   reject as usual.
+ * `httpProtocol` (beside the HTTP/2 endpoint) defines them: a request the
+ * server never processed goes again whatever its method; a 502, 503 or 504
+ * answer and a connection lost in flight only for idempotent requests; the
+ * commit point is the response headers; `Retry-After` is the pushback (no
+ * attempt that would end after the call's deadline); a body goes again only
+ * while it is held. When the layer gives up on an answer it judged failed
+ * (the last 503), the caller gets that response, as the server sent it;
+ * other failures reject as usual.
  *
  * @module
  */
