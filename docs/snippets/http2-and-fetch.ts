@@ -78,7 +78,7 @@ export function options(): void {
     connectOptions: { ca: readFileSync('ca.pem') }, // TLS: SNI and :authority are items.internal
     dns: { intervalMs: 10_000 }, // or discovery: any Discover of { address } values
     health: { path: '/healthz', intervalMs: 2_000 }, // off by default: HTTP has no standard path
-    outlierDetection: { consecutiveFailures: 3 }, // on by default, with httpOutcomes
+    outlierDetection: { consecutiveFailures: 3 }, // on by default, reading answers by httpProtocol()
     balancer: { failFastMs: 1_000 }, // PeakEWMA by default
     retry: { maxAttempts: 3, maxRetryAfterMs: 5_000 }, // httpRetry, within a retryBudget()
     timeoutMs: 10_000, // each whole request: attempts, backoffs and the response body

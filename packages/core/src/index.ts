@@ -58,6 +58,15 @@ export {
   type Layer,
   type Unset,
 } from './service.js';
+export {
+  FailedResponseError,
+  neverReachedServer,
+  type Protocol,
+  type Pushback,
+  type ResponseStatus,
+  type FailureOrigin,
+  type RetryableCodes,
+} from './protocol.js';
 export { DelegatingEndpoint, type Endpoint, type Readiness } from './endpoint.js';
 export type { Change, Discover, EndpointMetadata, Insert, Remove } from './discover.js';
 export {

@@ -19,6 +19,7 @@
 export {
   retry,
   retryWith,
+  compileRetryPolicy,
   neverReachedServer,
   RetryPolicyError,
   RetryBudgetExhaustedError,
@@ -60,6 +61,7 @@ export {
 export {
   hedge,
   hedgeWith,
+  compileHedgePolicy,
   grpcHedgeRules,
   type HedgeRules,
   type HedgeLayer,

@@ -8,7 +8,9 @@
  *
  * The retry counts come from the retry and hedging layers themselves: the
  * call's record sits in the context under core's `CallRetries`, and those
- * layers add to it as they decide (no second bookkeeping here).
+ * layers add to it as they decide (no second bookkeeping here). When a
+ * call or an attempt ends is the gRPC protocol's to say (`grpcProtocol`'s
+ * `statusOf` and `whenStatus`, as outlier detection reads it).
  *
  * @module
  */
@@ -16,12 +18,13 @@ import {
   type CallContext,
   CallRetries,
   type Layer,
+  type Protocol,
   type RetryTally,
   Status,
   type StatusCode,
   toGrpcTowerError,
 } from '@grpc-tower/core';
-import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
+import { type GrpcRequest, type GrpcResponse, grpcProtocol } from '@grpc-tower/core/grpc';
 import {
   type Context,
   type Counter,
@@ -40,6 +43,7 @@ import type { LabelCache, MethodLabels } from './labels.js';
 import { COUNT_BUCKETS, LATENCY_BUCKETS_S, MetricNames, SIZE_BUCKETS_BY } from './names.js';
 
 type GrpcLayer = Layer<GrpcRequest, GrpcResponse>;
+const protocol: Protocol<GrpcRequest, GrpcResponse> = grpcProtocol;
 type Metadata = GrpcRequest['metadata'];
 
 /** The per-call and per-attempt instruments (gRFC A66 and A96). */
@@ -253,8 +257,9 @@ export function callsLayer(
       const rec = new CallRecord(l, performance.now(), span, otel);
       return inner.call(req, ctx.withValue(CallRetries, rec)).then(
         (res) => {
-          if (res.unary !== undefined) finish(l, rec, Status.OK, undefined);
-          else void res.done.then((s) => finish(l, rec, s.code as StatusCode, s.details));
+          const now = protocol.statusOf(res);
+          if (now !== undefined) finish(l, rec, now.code, now.details || undefined);
+          else protocol.whenStatus(res, (s) => finish(l, rec, s.code, s.details));
           return res;
         },
         (err: unknown) => {
@@ -336,20 +341,21 @@ export function attemptsLayer(
       }
       return inner.call(sent, ctx).then(
         (res) => {
-          if (res.unary !== undefined) {
-            finish(l, req, start, span, Status.OK, res.endpoint, res.receivedBytes ?? 0, undefined);
+          const now = protocol.statusOf(res);
+          if (now !== undefined) {
+            finish(
+              l,
+              req,
+              start,
+              span,
+              now.code,
+              res.endpoint,
+              res.receivedBytes ?? 0,
+              now.details || undefined,
+            );
           } else {
-            void res.done.then((s) =>
-              finish(
-                l,
-                req,
-                start,
-                span,
-                s.code as StatusCode,
-                res.endpoint,
-                res.receivedBytes ?? 0,
-                s.details,
-              ),
+            protocol.whenStatus(res, (s) =>
+              finish(l, req, start, span, s.code, res.endpoint, res.receivedBytes ?? 0, s.details),
             );
           }
           return res;

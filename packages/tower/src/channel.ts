@@ -25,6 +25,7 @@ import {
   type TowerChannel,
   createChannel,
   grpcEndpoint,
+  grpcProtocol,
   nativeGrpcEndpoint,
 } from '@grpc-tower/core/grpc';
 
@@ -33,7 +34,7 @@ const grpcJsEndpoint = (address: string, options: GrpcEndpointOptions) =>
   grpcEndpoint(address, { ...options, transport: 'grpc-js' });
 import { type DiscoveredAddress, type DnsOptions, dns, staticList } from '@grpc-tower/discover';
 import { type HealthCheckOptions, healthChecked } from '@grpc-tower/health';
-import { type RetryPolicy, retry } from '@grpc-tower/retry';
+import { type RetryPolicy, compileRetryPolicy, retryWith } from '@grpc-tower/retry';
 import { isIP } from 'node:net';
 import { etcdSource } from './etcd.js';
 import { xdsSource } from './xds.js';
@@ -235,8 +236,8 @@ export function towerChannel(
       // gRPC has a standard health service (A17): checked unless turned off
       health: { make: healthChecked, byDefault: {} },
       timeoutMs: options.timeoutMs,
-      outcomes: undefined,
-      retry: (policy) => retry(policy),
+      protocol: grpcProtocol,
+      retry: (policy, protocol) => retryWith(protocol, compileRetryPolicy(policy)),
       instrument: 'instrument',
     },
     () => sourceOf(parsed, options),

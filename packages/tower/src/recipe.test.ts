@@ -160,6 +160,30 @@ describe('the defaults both front ends share', () => {
     expect([...httpOff.seen.parts].sort()).toEqual(['balancer', 'discovery']);
   });
 
+  test("the endpoint kind's protocol, passed once, is what retry and outlier detection both read: a 503 is retried and counted", async () => {
+    const [bad, good] = await httpServers(2);
+    bad!.handler = (stream) => {
+      stream.on('end', () => {
+        if (stream.closed || stream.destroyed) return;
+        stream.respond({ ':status': 503 });
+        stream.end('busy');
+      });
+    };
+    const d = dispatcherOver([bad!, good!], { outlierDetection: { consecutiveFailures: 100 } });
+    const codes: number[] = [];
+    // ten calls: at most ten retries, within the default budget's reserve
+    for (let i = 0; i < 10; i++) codes.push(await get(d, `/r${i}`));
+    // every 503 was a failed attempt for the retry layer: the other server answered
+    expect(codes).toEqual(Array(10).fill(200));
+    const stats = d.stats();
+    const failed = bad!.seen.length;
+    expect(failed).toBeGreaterThan(0);
+    expect(stats.retry?.retries).toBe(failed);
+    // and a failure for outlier detection, in the same protocol's words
+    const entry = stats.outlier?.endpoints.find((e) => e.address === bad!.address);
+    expect(entry).toMatchObject({ consecutiveFailures: failed });
+  });
+
   test('gRPC: a server whose grpc.health.v1 status is NOT_SERVING takes no call unless health is false', async () => {
     const servers = await echoServers(2);
     for (const s of servers) s.setServing('NOT_SERVING');

@@ -2,9 +2,10 @@
  * The one stack recipe both front ends build from (`towerChannel` for
  * gRPC, `towerDispatcher` for HTTP/2): a front end names its protocol's
  * pieces ({@link StackProtocol}: how to make an endpoint for an address,
- * which health check and whether it runs by default, how responses count
- * for outlier detection, the retry rules, the telemetry of its calls), and
- * the recipe assembles the rest once:
+ * which health check and whether it runs by default, the protocol of its
+ * endpoint kind (core's `Protocol`, which outlier detection and the retry
+ * layer both read), its retry layer, the telemetry of its calls), and the
+ * recipe assembles the rest once:
  *
  * discovery → `connect` (one endpoint per address) → the telemetry's
  * connection hook → health checks → outlier detection → P2C → the
@@ -27,6 +28,7 @@ import {
   type Endpoint,
   type Layer,
   type Lifecycle,
+  type Protocol,
   type Readiness,
   type Service,
   type Stack,
@@ -40,7 +42,6 @@ import {
   type HealthEvent,
   type OutlierDetectionOptions,
   type OutlierDetector,
-  type OutlierProtocol,
   outlierDetection,
 } from '@grpc-tower/health';
 import { type RetryLayer, retryBudget } from '@grpc-tower/retry';
@@ -64,10 +65,11 @@ export interface StackOptions<Req, Res> {
   readonly connect?: ConnectOptions;
   /**
    * Passive outlier detection: options, or `false` for none. Default on,
-   * with its documented thresholds, judging answers by the protocol's
-   * outcomes (gRPC statuses; for HTTP, `httpOutcomes`: a 5xx answer or a
-   * failed connection or stream counts as a failure, a 4xx never does)
-   * unless the options name another `protocol`.
+   * with its documented thresholds, judging answers by the protocol of the
+   * endpoint kind (`grpcProtocol`: gRPC statuses; for HTTP,
+   * `httpProtocol()`: a 5xx answer or a failed connection or stream counts
+   * as a failure, a 4xx never does) unless the options name another
+   * `protocol`.
    */
   readonly outlierDetection?: OutlierDetectionOptions | false;
   /** P2C options: the load metric (default PeakEWMA), fail-fast time, slow start, panic threshold… */
@@ -146,10 +148,14 @@ export interface StackProtocol<Req, Res, H, R> {
    * response body, passes none).
    */
   readonly timeoutMs: number | undefined;
-  /** How outlier detection reads a response; `undefined`: gRPC statuses. */
-  readonly outcomes: OutlierProtocol | undefined;
-  /** The retry layer for a policy (the recipe adds a fresh budget unless the policy names one). */
-  retry(policy: R): RetryLayer<Req, Res>;
+  /**
+   * The protocol of the endpoint kind (`grpcProtocol`, `httpProtocol()`):
+   * how outlier detection and the retry layer read requests, responses and
+   * failures. The recipe passes it to both.
+   */
+  readonly protocol: Protocol<Req, Res>;
+  /** The retry layer for a policy over `protocol` (the recipe adds a fresh budget unless the policy names one). */
+  retry(policy: R, protocol: Protocol<Req, Res>): RetryLayer<Req, Res>;
   /**
    * The method of the user's `telemetry` option that instruments a stack of
    * this protocol (`'instrument'` for gRPC, `'instrumentHttp'` for HTTP).
@@ -271,7 +277,9 @@ export function buildStack<Req, Res, H, R, F>(
   const healthOptions = options.health === false ? undefined : (options.health ?? protocol.health.byDefault);
   const health = healthOptions === undefined ? undefined : protocol.health.make(healthOptions);
   const retries =
-    options.retry === false ? undefined : protocol.retry({ budget: retryBudget(), ...options.retry } as R);
+    options.retry === false
+      ? undefined
+      : protocol.retry({ budget: retryBudget(), ...options.retry } as R, protocol.protocol);
   const deadline = protocol.timeoutMs === undefined ? undefined : timeout({ ms: protocol.timeoutMs });
   const telemetry = instrumentationOf(check, options.telemetry, protocol.instrument, protocol.target) as
     | TowerInstrumentation<Req, Res>
@@ -283,7 +291,7 @@ export function buildStack<Req, Res, H, R, F>(
       options.outlierDetection === false
         ? undefined
         : outlierDetection({
-            ...(protocol.outcomes === undefined ? {} : { protocol: protocol.outcomes }),
+            protocol: protocol.protocol as Protocol<unknown, unknown>,
             ...options.outlierDetection,
           });
     const discovery = source();

@@ -11,7 +11,7 @@
 import * as http2 from 'node:http2';
 import { Readable } from 'node:stream';
 import type { CallContext } from '../context.js';
-import { CancelledError, GrpcTowerError } from '../errors.js';
+import { CancelledError, type Delivery, GrpcTowerError } from '../errors.js';
 import { Status } from '../status.js';
 import type { Http2Connection, StreamOpener } from '../transport/connection.js';
 import { type BodyReader, send } from './body.js';
@@ -167,9 +167,14 @@ export class StreamCall implements StreamOpener {
   }
 
   /** No stream could be opened (no connection, or the endpoint's own refusal): nothing was sent. */
-  notSent(reason: string): void {
+  notSent(reason: string, unconnected: boolean): void {
     this.#waiting = false;
-    this.#fail(new Http2RequestError(reason, { endpoint: this.#address, refused: true }));
+    this.#fail(
+      new Http2RequestError(reason, {
+        endpoint: this.#address,
+        delivery: unconnected ? 'unconnected' : 'not-sent',
+      }),
+    );
   }
 
   /** Follows the call's context: its cancellation resets the stream, or takes back the request. */
@@ -188,7 +193,7 @@ export class StreamCall implements StreamOpener {
       this.#fail(
         new Http2RequestError(`endpoint ${this.#address} closed before the request was sent`, {
           endpoint: this.#address,
-          refused: true,
+          delivery: 'not-sent',
         }),
       );
     }
@@ -327,14 +332,20 @@ export class StreamCall implements StreamOpener {
     }
     // refused only when the server said so, or the request never left: a request
     // sent on a connection that then broke may have been processed
-    const refused =
-      status === 0 && (code === http2.constants.NGHTTP2_REFUSED_STREAM || stream.id === undefined);
+    const delivery: Delivery =
+      status !== 0
+        ? 'lost'
+        : code === http2.constants.NGHTTP2_REFUSED_STREAM
+          ? 'refused'
+          : stream.id === undefined
+            ? 'not-sent'
+            : 'lost';
     this.#fail(
       new Http2RequestError(
         status === 0
           ? `HTTP/2 stream to ${this.#address} closed before its response (code ${code})`
           : `HTTP/2 stream to ${this.#address} closed before its response ended (code ${code})`,
-        { endpoint: this.#address, refused, afterHeaders: status !== 0 },
+        { endpoint: this.#address, delivery, afterHeaders: status !== 0 },
       ),
     );
   }
@@ -344,7 +355,8 @@ export class StreamCall implements StreamOpener {
     this.#fail(
       new Http2RequestError(`HTTP/2 request to ${this.#address} failed: ${err.message}`, {
         endpoint: this.#address,
-        refused: status === 0 && this.stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM,
+        delivery:
+          status === 0 && this.stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? 'refused' : 'lost',
         afterHeaders: status !== 0,
         cause: err,
       }),

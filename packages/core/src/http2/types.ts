@@ -8,7 +8,7 @@
  */
 import type * as http2 from 'node:http2';
 import type { Readable } from 'node:stream';
-import { UnavailableError } from '../errors.js';
+import { type Delivery, UnavailableError } from '../errors.js';
 import type { Http2Body } from './body.js';
 
 /**
@@ -126,11 +126,15 @@ export interface Http2BodySink {
 }
 
 /**
- * A request failed at the HTTP/2 layer. `refused` is true when the server
- * never processed it (REFUSED_STREAM, or GOAWAY before it was accepted), so
- * it is safe to send again. `afterHeaders` is true when the response
- * headers had arrived before the failure: past that point a retry layer
- * must not send the request again (its commit point).
+ * A request failed at the HTTP/2 layer. `delivery` is how far it got, as
+ * the endpoint saw it: `not-sent` or `unconnected` (no stream was opened),
+ * `refused` (REFUSED_STREAM, which is also how a stream beyond a GOAWAY's
+ * last stream ends), or `lost` (the stream or its connection ended after
+ * the request was sent). `refused` is true when the server never processed
+ * it (any delivery but `lost`), so it is safe to send again. `afterHeaders`
+ * is true when the response headers had arrived before the failure: past
+ * that point a retry layer must not send the request again (its commit
+ * point).
  *
  * @example
  * ```ts
@@ -145,14 +149,23 @@ export class Http2RequestError extends UnavailableError {
     message: string,
     options: {
       endpoint: string;
-      refused: boolean;
+      /** How far the request got; `refused` follows from it (default `lost`). */
+      delivery?: Delivery;
+      /** Shorthand when `delivery` is not given: `true` for `refused`, `false` for `lost`. */
+      refused?: boolean;
       afterHeaders?: boolean;
       cause?: unknown;
       retryable?: false | undefined;
     },
   ) {
-    super(message, { endpoint: options.endpoint, cause: options.cause, retryable: options.retryable });
-    this.refused = options.refused;
+    const delivery = options.delivery ?? (options.refused === true ? 'refused' : 'lost');
+    super(message, {
+      endpoint: options.endpoint,
+      cause: options.cause,
+      retryable: options.retryable,
+      delivery,
+    });
+    this.refused = delivery !== 'lost';
     this.afterHeaders = options.afterHeaders === true;
   }
 }

@@ -24,10 +24,11 @@ import {
 } from '../errors.js';
 import { GrpcStatusError } from '../grpc/types.js';
 import { Status } from '../status.js';
+import type { FailureOrigin } from '../protocol.js';
 import type { OptionChecks } from './options.js';
 
-/**
- * Where a failure came from:
+/*
+ * Where a failure came from (the `FailureOrigin` of the protocol seam, `../protocol.ts`):
  * - `server`: a status the server sent (a {@link GrpcStatusError} with
  *   `serverResponded`), or an error this module does not know, taken at its
  *   code (a custom endpoint's failure, a committed stream's final status);
@@ -44,20 +45,15 @@ import type { OptionChecks } from './options.js';
  *   server: a request the transport could not start (`delivery`
  *   `not-sent`: a connection-specific header, call credentials that
  *   failed), a draining or closed endpoint, a refused option, a local limit,
- *   or a request the server did not take (`delivery` `refused` or `goaway`,
- *   an HTTP/2 endpoint's `refused`), which says nothing of the server's
+ *   or a request the server did not take (`delivery` `refused` or `goaway`),
+ *   which says nothing of the server's
  *   health: a server that sends GOAWAY to drain is doing its job.
  *
  * Only the transport's facts are read, never an error's wording: the
- * grpc-js endpoint turns grpc-js's words into the same `delivery`.
- *
- * @internal
- * @example
- * ```ts
- * const origin: FailureOrigin = failureOrigin(err, ctx.aborted);
- * ```
+ * grpc-js endpoint turns grpc-js's words into the same `delivery`, and the
+ * HTTP/2 endpoint sets it as the native gRPC one does.
  */
-export type FailureOrigin = 'server' | 'connection' | 'deadline' | 'caller' | 'local';
+export type { FailureOrigin } from '../protocol.js';
 
 const codeOf = (failure: unknown): unknown =>
   typeof failure === 'object' && failure !== null ? (failure as { code?: unknown }).code : undefined;
@@ -94,8 +90,6 @@ export function failureOrigin(failure: unknown, stopped: boolean): FailureOrigin
     // message too large to send)
     return code === Status.UNAVAILABLE ? 'connection' : 'local';
   }
-  if (failure instanceof GrpcTowerError && (failure as { refused?: unknown }).refused === true)
-    return 'local';
   if (
     failure instanceof ClosedError ||
     failure instanceof ConfigError ||

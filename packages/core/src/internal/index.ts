@@ -13,6 +13,7 @@ export { splitHostPort } from '../address.js';
 export { MAX_TIMER_MS } from './timers.js';
 export { nativeSettings, type NativeSettings } from '../grpc/native/options.js';
 export { grpcJsDelivery } from '../grpc/endpoint.js';
+export { checkedHttpProtocol } from '../http2/protocol.js';
 export {
   failureOrigin,
   deadlineHadFairChance,

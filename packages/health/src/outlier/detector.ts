@@ -40,12 +40,13 @@
  * Envoy's `split_external_local_origin_errors` makes a similar split
  * between errors of the upstream and errors of the local origin.
  *
- * A response that resolved is read by the detector's `protocol`: by
- * default gRPC's (a unary response's `unary.status`, a stream's final
- * status; any other response is a success); with `httpOutcomes`, a 5xx
- * response is a failure (502, 503, 504 as `UNAVAILABLE`, the others as
- * `INTERNAL`) and a 4xx is not. The default costs gRPC calls one
- * comparison per response.
+ * A response that resolved is read by the detector's `protocol`, the
+ * protocol of the endpoint kind (core's `Protocol`): by default
+ * `grpcProtocol` (a unary response's status, a stream's final status);
+ * with `httpProtocol()` (or `httpOutcomes`), a 5xx response is a failure
+ * (502, 503, 504 as `UNAVAILABLE`, the others as `INTERNAL`) and a 4xx is
+ * not. Who produced a failure is the protocol's `origin`. Reading a whole
+ * response allocates nothing.
  *
  * Deviation from A50: an endpoint returns by its own timer when its time is
  * up, not at the next sweep, so a short base time is honoured exactly.
@@ -62,15 +63,16 @@ import {
   DelegatingEndpoint,
   type Endpoint,
   type Readiness,
+  type ResponseStatus,
   Status,
   statusName,
   toGrpcTowerError,
 } from '@grpc-tower/core';
-import { EventStream, deadlineHadFairChance, failureOrigin, isEndpoint } from '@grpc-tower/core/internal';
+import { EventStream, deadlineHadFairChance, isEndpoint } from '@grpc-tower/core/internal';
 import { BehaviorSubject, type Observable, type Subscription, distinctUntilChanged } from 'rxjs';
 import type { EjectionAlgorithm, EjectionUnenforced, HealthEvent } from '../events.js';
 import { connectedOf } from '../pick/connected.js';
-import type { OutlierProtocol, ResponseFailure } from './protocol.js';
+import { GRPC_OUTCOMES, type OutcomeReader, outcomeReader } from './protocol.js';
 import {
   type OutlierDetectionOptions,
   type ResolvedOutlierDetectionOptions,
@@ -199,6 +201,8 @@ export class OutlierDetector {
   readonly events$: Observable<HealthEvent>;
   readonly #events = new EventStream<HealthEvent>();
   readonly #entries = new Map<string, Entry>();
+  /** How responses and failures are read: the protocol of the endpoint kind. */
+  readonly #outcomes: OutcomeReader;
   #interval: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
@@ -206,6 +210,7 @@ export class OutlierDetector {
   constructor(options: ResolvedOutlierDetectionOptions) {
     this.options = options;
     this.events$ = this.#events.events$;
+    this.#outcomes = options.protocol === undefined ? GRPC_OUTCOMES : outcomeReader(options.protocol);
   }
 
   /**
@@ -244,7 +249,7 @@ export class OutlierDetector {
       fairChance: (elapsedMs) => deadlineHadFairChance(elapsedMs, e.latencyMs, this.options.deadlineRule),
       detach: () => this.#detach(e, wrapper as OutlierEndpoint<unknown, unknown>),
       failureCodes: this.options.failureCodes,
-      protocol: this.options.protocol,
+      outcomes: this.#outcomes,
     });
     // an endpoint that was already closed detached itself while being built
     if (wrapper.readiness === 'closed') return wrapper;
@@ -508,26 +513,9 @@ interface Tracker {
   fairChance(elapsedMs: number): boolean;
   detach(): void;
   readonly failureCodes: ReadonlySet<number>;
-  /** How resolved responses are read; `undefined`: gRPC statuses. */
-  readonly protocol: OutlierProtocol | undefined;
+  /** How responses and failures are read (the protocol of the endpoint kind). */
+  readonly outcomes: OutcomeReader;
 }
-
-/** The status of a response that is already complete (a gRPC unary response: `unary.status`). */
-const completeStatusOf = (res: unknown): { code: number; details?: string } | undefined => {
-  if (typeof res !== 'object' || res === null) return undefined;
-  const status = (res as { unary?: { status?: unknown } }).unary?.status;
-  return typeof status === 'object' &&
-    status !== null &&
-    typeof (status as { code?: unknown }).code === 'number'
-    ? (status as { code: number; details?: string })
-    : undefined;
-};
-
-const doneOf = (res: unknown): Promise<{ code: number; details?: string }> | undefined => {
-  if (typeof res !== 'object' || res === null) return undefined;
-  const done = (res as { done?: unknown }).done;
-  return done instanceof Promise ? (done as Promise<{ code: number; details?: string }>) : undefined;
-};
 
 /**
  * An endpoint observed by an {@link OutlierDetector}: calls pass through
@@ -544,7 +532,7 @@ export class OutlierEndpoint<Req, Res> extends DelegatingEndpoint<Req, Res> {
   /** Emits the current readiness on subscribe, then each change; completes on close. */
   override readonly readiness$: Observable<Readiness>;
   readonly #tracker: Tracker;
-  readonly #protocol: OutlierProtocol | undefined;
+  readonly #outcomes: OutcomeReader;
   readonly #readiness: BehaviorSubject<Readiness>;
   #innerReadiness: Readiness;
   #sub: Subscription | undefined;
@@ -555,7 +543,7 @@ export class OutlierEndpoint<Req, Res> extends DelegatingEndpoint<Req, Res> {
   constructor(inner: Endpoint<Req, Res>, tracker: Tracker) {
     super(inner, 'outlierDetection.wrap');
     this.#tracker = tracker;
-    this.#protocol = tracker.protocol;
+    this.#outcomes = tracker.outcomes;
     this.#innerReadiness = inner.readiness;
     this.#readiness = new BehaviorSubject<Readiness>(this.#compute());
     this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
@@ -617,19 +605,18 @@ export class OutlierEndpoint<Req, Res> extends DelegatingEndpoint<Req, Res> {
     }
     result.then(
       (res) => {
-        const protocol = this.#protocol;
-        if (protocol !== undefined) {
-          this.#judge(protocol, res, started, ctx);
+        // a policy that throws makes the response count as neither
+        let status: ResponseStatus | undefined;
+        try {
+          status = this.#outcomes.statusOf(res);
+          if (status === undefined) {
+            this.#outcomes.whenStatus(res, (s) => this.#judge(s, started, ctx));
+            return;
+          }
+        } catch {
           return;
         }
-        const complete = completeStatusOf(res);
-        if (complete !== undefined) {
-          this.#report(complete, complete.code, complete.details ?? '', started, ctx);
-          return;
-        }
-        const done = doneOf(res);
-        if (done === undefined) this.#report(undefined, Status.OK, '', started, ctx);
-        else done.then((s) => this.#report(s, s.code, s.details ?? '', started, ctx));
+        this.#judge(status, started, ctx);
       },
       (err: unknown) => {
         const e = toGrpcTowerError(err, this.address);
@@ -675,7 +662,7 @@ export class OutlierEndpoint<Req, Res> extends DelegatingEndpoint<Req, Res> {
       this.#tracker.success(elapsedMs);
       return;
     }
-    const origin = failureOrigin(outcome, ctx.aborted);
+    const origin = this.#outcomes.origin(outcome, ctx.aborted);
     if (origin === 'caller' || origin === 'local') return;
     if (origin === 'deadline' && !this.#tracker.fairChance(elapsedMs)) return;
     if (this.#tracker.failureCodes.has(code)) {
@@ -688,16 +675,10 @@ export class OutlierEndpoint<Req, Res> extends DelegatingEndpoint<Req, Res> {
     }
   }
 
-  /** Counts a response read by a protocol policy; one whose policy throws counts as neither. */
-  #judge(protocol: OutlierProtocol, res: Res, started: number, ctx: CallContext): void {
-    let failure: ResponseFailure | undefined;
-    try {
-      failure = protocol.classify(res);
-    } catch {
-      return;
-    }
-    if (failure === undefined) this.#report(undefined, Status.OK, '', started, ctx);
-    else this.#report(failure, failure.code, failure.details, started, ctx);
+  /** Counts a response's final status, as the protocol read it. */
+  #judge(status: ResponseStatus, started: number, ctx: CallContext): void {
+    if (status.code === Status.OK) this.#report(undefined, Status.OK, '', started, ctx);
+    else this.#report(status, status.code, status.details ?? '', started, ctx);
   }
 
   #finish(): void {

@@ -3,8 +3,8 @@
 // answers and failed streams eject, 4xx answers and cancelled calls never
 // do, and the default (gRPC) policy reads no HTTP status.
 import { p2c, pendingRequests } from '@grpc-tower/balance';
-import { ConfigError, Status, background, newContext, type Change } from '@grpc-tower/core';
-import { type Http2Request, type Http2Response, http2Endpoint } from '@grpc-tower/core/http2';
+import { type Change, ConfigError, Status, background, newContext } from '@grpc-tower/core';
+import { type Http2Request, type Http2Response, http2Endpoint, httpProtocol } from '@grpc-tower/core/http2';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { EndpointEjected, HealthEvent } from '../events.js';
@@ -206,6 +206,26 @@ describe('outlierDetection with httpOutcomes', () => {
 });
 
 describe('outlierDetection: the protocol option', () => {
+  test("core's httpProtocol(), the object the retry layer reads too, judges answers as httpOutcomes does: 5xx fail, 4xx never", async () => {
+    const [a, b] = await servers('a', 'b');
+    const {
+      detector,
+      events,
+      eps: [ep, other],
+    } = await setup([a!, b!], { protocol: httpProtocol(), consecutiveFailures: 3 });
+    b!.set('/work', 404);
+    expect(await calls(other!, 10)).toEqual(Array(10).fill(404));
+    a!.set('/work', 503);
+    expect(await calls(ep!, 3)).toEqual([503, 503, 503]);
+    expect(ejections(events).map((e) => [e.endpoint, e.reason])).toEqual([
+      [a!.address, '3 consecutive failures, the last UNAVAILABLE (HTTP 503)'],
+    ]);
+    expect(detector.stats().endpoints.find((e) => e.address === b!.address)).toMatchObject({
+      successes: 10,
+      failures: 0,
+    });
+  });
+
   test('the default (gRPC statuses) reads no HTTP status: 500 answers are successes, as before', async () => {
     const [a] = await servers('a');
     const {

@@ -15,6 +15,7 @@ import {
   deadlineRuleOptions,
   optionChecks,
 } from '@grpc-tower/core/internal';
+import type { Protocol } from '@grpc-tower/core';
 import type { OutlierProtocol } from './protocol.js';
 
 /**
@@ -125,13 +126,15 @@ export interface OutlierDetectionOptions {
   /** Failure-percentage ejection: `true` for A50's defaults, an object to set them; default off. */
   readonly failurePercentageEjection?: boolean | FailurePercentageEjectionOptions;
   /**
-   * How responses are read. Default: gRPC statuses (a unary response's
-   * `unary.status`, a stream's final status; any other response is a
-   * success). `httpOutcomes` for HTTP endpoints: 5xx responses fail
-   * (mapped to `UNAVAILABLE` or `INTERNAL`, then judged by `failureCodes`),
-   * 4xx never do. Or a policy of your own.
+   * How responses are read: the protocol of the endpoint kind (core's
+   * `Protocol`). Default: `grpcProtocol`, gRPC statuses (a unary
+   * response's status, a stream's final status; a response without a
+   * status is a success). `httpProtocol()` (or `httpOutcomes`) for HTTP
+   * endpoints: 5xx responses fail (mapped to `UNAVAILABLE` or `INTERNAL`,
+   * then judged by `failureCodes`), 4xx never do. Or a policy of your own
+   * ({@link OutlierProtocol}).
    */
-  readonly protocol?: OutlierProtocol;
+  readonly protocol?: OutlierProtocol | Protocol<unknown, unknown>;
   /** The random source for the enforcement percentages, uniform in [0, 1); default `Math.random`. */
   readonly random?: () => number;
 }
@@ -156,8 +159,8 @@ export interface ResolvedOutlierDetectionOptions {
   readonly maxEjectionPercent: number;
   readonly successRateEjection: Required<SuccessRateEjectionOptions> | undefined;
   readonly failurePercentageEjection: Required<FailurePercentageEjectionOptions> | undefined;
-  /** The protocol policy, `undefined` for gRPC statuses. */
-  readonly protocol: OutlierProtocol | undefined;
+  /** The protocol or policy, `undefined` for gRPC statuses. */
+  readonly protocol: OutlierProtocol | Protocol<unknown, unknown> | undefined;
   readonly random: () => number;
 }
 
@@ -227,11 +230,23 @@ export function resolveOutlierOptions(
   };
 }
 
-function resolveProtocol(value: OutlierProtocol | undefined): OutlierProtocol | undefined {
+function resolveProtocol<P extends OutlierProtocol | Protocol<unknown, unknown>>(
+  value: P | undefined,
+): P | undefined {
   if (value === undefined) return undefined;
-  const p = value as { name?: unknown; classify?: unknown } | null;
-  if (typeof p !== 'object' || p === null || typeof p.classify !== 'function' || typeof p.name !== 'string') {
-    throw check.error('protocol', value, 'an OutlierProtocol ({ name, classify }), such as httpOutcomes');
+  const p = value as { name?: unknown; classify?: unknown; statusOf?: unknown; whenStatus?: unknown } | null;
+  const reads =
+    typeof p === 'object' &&
+    p !== null &&
+    typeof p.name === 'string' &&
+    (typeof p.classify === 'function' ||
+      (typeof p.statusOf === 'function' && typeof p.whenStatus === 'function'));
+  if (!reads) {
+    throw check.error(
+      'protocol',
+      value,
+      "a Protocol (such as httpProtocol() from '@grpc-tower/core/http2') or an OutlierProtocol ({ name, classify })",
+    );
   }
   return value;
 }

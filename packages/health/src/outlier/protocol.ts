@@ -1,19 +1,25 @@
 /**
- * How an outlier detector reads the responses of a protocol other than
- * gRPC. By default the detector reads gRPC statuses (a unary response's
- * `unary.status`, a stream's `done`) and takes any other response as a
- * success; an {@link OutlierProtocol} says instead which responses are
- * failures, and maps them into gRPC's status codes so that
- * `failureCodes` judges them as it judges gRPC statuses.
+ * How an outlier detector reads the responses its endpoints resolve with:
+ * through the protocol of the endpoint kind (core's `Protocol`:
+ * `grpcProtocol`, the default, or `httpProtocol()`), whose `statusOf` and
+ * `whenStatus` give a response's final status and whose `origin` says who
+ * produced a failure; or through a policy of the user's own
+ * ({@link OutlierProtocol}), which says which responses are failures and
+ * maps them into gRPC's status codes so that `failureCodes` judges them as
+ * it judges gRPC statuses.
  *
  * Rejected calls are judged the same way for every protocol: a failed
- * connection or stream (`Http2RequestError`, UNAVAILABLE) is a failure, a
- * call the caller cancelled or one refused in this process counts as
- * neither, a deadline counts when the endpoint had a fair chance.
+ * connection or stream (the transport's `delivery` `unconnected` or
+ * `lost`, UNAVAILABLE) is a failure, a call the caller cancelled or one
+ * refused in this process or by the server before its application saw it
+ * counts as neither, a deadline counts when the endpoint had a fair chance.
  *
  * @module
  */
-import { Status, type StatusCode } from '@grpc-tower/core';
+import type { Protocol, ResponseStatus } from '@grpc-tower/core';
+import { grpcProtocol } from '@grpc-tower/core/grpc';
+import { httpOutcome } from '@grpc-tower/core/http2';
+import { failureOrigin } from '@grpc-tower/core/internal';
 
 /**
  * What a failed response maps to: a gRPC status code and details for the
@@ -24,14 +30,11 @@ import { Status, type StatusCode } from '@grpc-tower/core';
  * const failure: ResponseFailure = { code: Status.UNAVAILABLE, details: 'HTTP 503' };
  * ```
  */
-export interface ResponseFailure {
-  readonly code: StatusCode;
-  readonly details: string;
-}
+export type ResponseFailure = ResponseStatus;
 
 /**
- * A protocol policy of `outlierDetection` (its `protocol` option): reads
- * the responses an endpoint resolves with.
+ * A protocol policy of `outlierDetection` (its `protocol` option) of the
+ * user's own: reads the responses an endpoint resolves with.
  *
  * @example
  * ```ts
@@ -60,24 +63,64 @@ export interface OutlierProtocol {
   classify(response: unknown): ResponseFailure | undefined;
 }
 
-/** One frozen failure per 5xx status, made when first seen: a failing server costs no allocation per call. */
-const failures = new Map<number, ResponseFailure>();
+/**
+ * What the detector reads of a protocol: a response's final status (now,
+ * or once it is over) and who produced a failure. Core's `Protocol` is
+ * one; an {@link OutlierProtocol} becomes one once, when the options are
+ * read.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const reader: OutcomeReader = outcomeReader(httpOutcomes);
+ * ```
+ */
+export type OutcomeReader = Pick<Protocol<unknown, unknown>, 'statusOf' | 'whenStatus' | 'origin'>;
 
-const failureOf = (status: number): ResponseFailure => {
-  let failure = failures.get(status);
-  if (failure === undefined) {
-    const code = status === 502 || status === 503 || status === 504 ? Status.UNAVAILABLE : Status.INTERNAL;
-    failure = Object.freeze({ code, details: `HTTP ${status}` });
-    if (status >= 500 && status <= 599) failures.set(status, failure);
+/**
+ * The default: gRPC statuses (a response made elsewhere, without a status, is a success).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * GRPC_OUTCOMES.statusOf(res); // a unary response's status, or undefined while a stream runs
+ * ```
+ */
+export const GRPC_OUTCOMES: OutcomeReader = grpcProtocol as unknown as OutcomeReader;
+
+const OK_STATUS: ResponseStatus = Object.freeze({ code: 0, details: '' }) as ResponseStatus;
+
+/**
+ * The reader of a protocol given as `outlierDetection`'s `protocol`
+ * option: core's `Protocol` as it is, a policy's `classify` as the final
+ * status of every response when it resolves.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * outcomeReader(httpProtocol()).statusOf(res); // { code: Status.UNAVAILABLE, details: 'HTTP 503' } for a 503
+ * ```
+ */
+export function outcomeReader(protocol: OutlierProtocol | Protocol<unknown, unknown>): OutcomeReader {
+  if (typeof (protocol as Partial<OutcomeReader>).statusOf === 'function') {
+    return protocol as unknown as OutcomeReader;
   }
-  return failure;
-};
+  const classify = (protocol as OutlierProtocol).classify;
+  const statusOf = (res: unknown): ResponseStatus => classify(res) ?? OK_STATUS;
+  return Object.freeze({
+    statusOf,
+    whenStatus: (res: unknown, fn: (status: ResponseStatus) => void) => fn(statusOf(res)),
+    origin: failureOrigin,
+  });
+}
 
 /**
  * The HTTP policy of outlier detection, for `http2Endpoint` (any response
  * with a numeric `status`): 5xx responses are failures, every other
  * answer (1xx–4xx) a success, since a 4xx is about the request, not the
- * server. A failed connection or stream is a failure, as for gRPC.
+ * server; the mapping is `httpOutcome`'s (`@grpc-tower/core/http2`), the
+ * one `httpProtocol()` reads answers by. A failed connection or stream is
+ * a failure, as for gRPC.
  *
  * The mapping, in gRPC's codes (what `failureCodes` and the ejection's
  * reason see):
@@ -88,9 +131,7 @@ const failureOf = (status: number): ResponseFailure => {
  * With the default `failureCodes` (which hold both) every 5xx counts, as
  * in Envoy's `consecutive_5xx`; `failureCodes: ['UNAVAILABLE']` counts only
  * the gateway failures and failed connections, as Envoy's
- * `consecutive_gateway_failure`. Deviation from gRPC's own HTTP-to-status
- * mapping, which turns other statuses into UNKNOWN: 500 says the server
- * broke, which is INTERNAL's meaning.
+ * `consecutive_gateway_failure`.
  *
  * @example
  * ```ts
@@ -107,7 +148,6 @@ export const httpOutcomes: OutlierProtocol = Object.freeze({
   classify(response: unknown): ResponseFailure | undefined {
     if (typeof response !== 'object' || response === null) return undefined;
     const status = (response as { status?: unknown }).status;
-    if (typeof status !== 'number' || (status >= 100 && status < 500)) return undefined;
-    return failureOf(status);
+    return typeof status === 'number' ? httpOutcome(status) : undefined;
   },
 });

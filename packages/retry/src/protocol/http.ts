@@ -1,37 +1,21 @@
 /**
  * Retries for plain HTTP/2 requests (`@grpc-tower/core/http2`): the retry
- * layer's attempt loop with HTTP's rules in place of gRPC A6's.
- *
- * - A request the server never processed (REFUSED_STREAM, a GOAWAY before
- *   the stream was accepted, no connection, an endpoint that was draining)
- *   may always be sent again, whatever its method (RFC 9113 §8.7).
- * - A 502, 503 or 504 answer, and a connection lost while the request was
- *   in flight, are retried only for idempotent requests (GET, HEAD,
- *   OPTIONS, PUT, DELETE, or one marked `idempotent: true`; RFC 9110
- *   §9.2.2): a POST may already have taken effect.
- * - The commit point is the response headers: once they arrived, a failure
- *   (a body cut short) reaches the caller as it is.
- * - `Retry-After` (seconds, or an HTTP date; RFC 9110 §10.2.3) on the
- *   answer is the server's pushback: the next attempt waits that long, and
- *   none is made when that would end after the call's deadline.
- * - A request body is sent again only while it is held: a Buffer or a
- *   string, or an `Http2Body` that has not passed its replay buffer.
- * - When the layer gives up on an answer it judged failed (the last 503),
- *   the caller gets that response, as the server sent it; other failures
- *   reject as usual.
+ * layer's attempt loop with HTTP's rules in place of gRPC A6's, as core's
+ * `httpProtocol` (beside the HTTP/2 endpoint) defines them: a request the
+ * server never processed goes again whatever its method; a 502, 503 or 504
+ * answer and a connection lost in flight only for idempotent requests; the
+ * commit point is the response headers; `Retry-After` is the pushback (no
+ * attempt that would end after the call's deadline); a body goes again only
+ * while it is held. When the layer gives up on an answer it judged failed
+ * (the last 503), the caller gets that response, as the server sent it;
+ * other failures reject as usual.
  *
  * @module
  */
-import { ClosedError, type GrpcTowerError, Status, type StatusCode } from '@grpc-tower/core';
-import {
-  type Http2Request,
-  Http2RequestError,
-  type Http2Response,
-  isIdempotent,
-  isReplayable,
-} from '@grpc-tower/core/http2';
-import { MAX_TIMER_MS, type OptionChecks, POSITIVE_TIMER_RULE } from '@grpc-tower/core/internal';
-import { DEFAULT_BACKOFF, type Pushback } from '../retry/backoff.js';
+import type { GrpcTowerError, StatusCode } from '@grpc-tower/core';
+import type { Http2Request, Http2Response, HttpProtocolOptions } from '@grpc-tower/core/http2';
+import { POSITIVE_TIMER_RULE, checkedHttpProtocol } from '@grpc-tower/core/internal';
+import { DEFAULT_BACKOFF } from '../retry/backoff.js';
 import { type RetryLayer, retryWith } from '../retry/layer.js';
 import {
   type CompiledRetryPolicy,
@@ -45,7 +29,9 @@ import {
 import type { RetryLimiter } from '../budget/budget.js';
 import { type HedgeLayer, type HedgeRules, hedgeWith } from '../hedge/layer.js';
 import { compileHedgePolicy } from '../hedge/policy.js';
-import { FailedResponseError, type RetryProtocol } from './protocol.js';
+import type { RetryProtocol } from './protocol.js';
+
+export { parseRetryAfter } from '@grpc-tower/core/http2';
 
 /**
  * The policy of {@link httpRetry}.
@@ -88,30 +74,10 @@ export interface HttpRetryPolicy {
   readonly transparentRetry?: boolean;
 }
 
-/** The status code that stands for an HTTP answer in errors and metrics. */
-function codeOf(status: number): StatusCode {
-  if (status === 502 || status === 503 || status === 504) return Status.UNAVAILABLE;
-  if (status === 429) return Status.RESOURCE_EXHAUSTED;
-  return Status.INTERNAL;
-}
-
-/** `Retry-After` as a delay from `now`: seconds, or an HTTP date; `undefined` when absent or not valid. */
-export function parseRetryAfter(value: unknown, now = Date.now()): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (typeof text !== 'string') return undefined;
-  const trimmed = text.trim();
-  if (/^\d{1,10}$/.test(trimmed)) return Number(trimmed) * 1000;
-  // an HTTP date (IMF-fixdate, or the obsolete forms Date.parse also reads)
-  if (!/^[A-Za-z]{3},? /.test(trimmed)) return undefined;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-const NONE: Pushback = Object.freeze({ kind: 'none' }) as Pushback;
-
 /**
  * The HTTP rules of the retry layer (see the module documentation), for
- * {@link retryWith}; {@link httpRetry} builds the layer with them.
+ * {@link retryWith}: core's `httpProtocol`, whose bad options are this
+ * layer's `RetryPolicyError`; {@link httpRetry} builds the layer with it.
  *
  * @example
  * ```ts
@@ -119,81 +85,9 @@ const NONE: Pushback = Object.freeze({ kind: 'none' }) as Pushback;
  * ```
  */
 export function httpRetryProtocol(
-  options: { readonly retryableStatuses?: readonly number[]; readonly maxRetryAfterMs?: number } = {},
+  options: HttpProtocolOptions = {},
 ): RetryProtocol<Http2Request, Http2Response> {
-  const check = policyChecks('httpRetry');
-  const statuses = checkStatuses(check, options.retryableStatuses);
-  const maxRetryAfterMs =
-    options.maxRetryAfterMs === undefined
-      ? MAX_TIMER_MS
-      : check.number('maxRetryAfterMs', options.maxRetryAfterMs, { min: 0, max: MAX_TIMER_MS });
-  const neverReached = (error: unknown): boolean =>
-    error instanceof ClosedError || (error instanceof Http2RequestError && error.refused);
-  return Object.freeze({
-    name: 'http',
-    method: (req: Http2Request) => `${req.method ?? (req.body === undefined ? 'GET' : 'POST')} ${req.path}`,
-    attemptOf: () => 0,
-    attempt: (req: Http2Request) => req,
-    replayable: isReplayable,
-    wholeResponse: (req: Http2Request) => req.response !== 'stream',
-    failureOf(res: Http2Response): FailedResponseError<Http2Response> | undefined {
-      if (!statuses.has(res.status)) return undefined;
-      return new FailedResponseError(codeOf(res.status), `HTTP ${res.status} from ${res.endpoint}`, res, {
-        endpoint: res.endpoint,
-      });
-    },
-    retryable(
-      error: GrpcTowerError,
-      req: Http2Request,
-      _s: ResolvedRetrySettings<Http2Request>,
-      timedOut: boolean,
-    ) {
-      if (neverReached(error)) return true;
-      // past the commit point: the caller has the response headers already
-      if (error instanceof Http2RequestError && error.afterHeaders) return false;
-      const idempotent = isIdempotent(req);
-      if (error instanceof FailedResponseError) return idempotent;
-      if (timedOut) return idempotent;
-      // the connection was lost with the request in flight: it may have run
-      if (error instanceof Http2RequestError) return idempotent;
-      // no endpoint could take it (the balancer's wait ran out): it went nowhere
-      return error.code === Status.UNAVAILABLE && error.endpoint === undefined;
-    },
-    pushback(error: GrpcTowerError): Pushback {
-      if (!(error instanceof FailedResponseError)) return NONE;
-      const ms = parseRetryAfter((error.response as Http2Response).headers['retry-after']);
-      if (ms === undefined) return NONE;
-      if (ms > maxRetryAfterMs) return { kind: 'stop', value: String(ms) };
-      return { kind: 'delay', ms };
-    },
-    neverReachedServer: neverReached,
-    whenDone(res: Http2Response, done: (ok: boolean) => void): void {
-      if (res.whenOver !== undefined) {
-        res.whenOver(done);
-        return;
-      }
-      const stream = res.stream;
-      if (stream === undefined || stream.destroyed || stream.readableEnded) {
-        done(res.status < 500 && stream?.errored == null);
-        return;
-      }
-      stream.once('close', () => done(res.status < 500 && stream.errored == null));
-    },
-    abandon(res: Http2Response): void {
-      if (res.cancel !== undefined) res.cancel();
-      else res.stream?.destroy();
-    },
-    endpointOf: (res: Http2Response) => res.endpoint,
-  });
-}
-
-function checkStatuses(check: OptionChecks, value: readonly number[] | undefined): ReadonlySet<number> {
-  if (value === undefined) return new Set([502, 503, 504]);
-  const ok =
-    Array.isArray(value) &&
-    value.every((v) => typeof v === 'number' && Number.isInteger(v) && v >= 400 && v <= 599);
-  if (!ok) throw check.error('retryableStatuses', value, 'a list of HTTP status codes from 400 to 599');
-  return new Set(value);
+  return checkedHttpProtocol(policyChecks('httpRetry'), options);
 }
 
 const SETTINGS = new Set([
@@ -244,7 +138,9 @@ export function compileHttpRetryPolicy(policy: HttpRetryPolicy = {}): CompiledRe
 /**
  * A retry layer for HTTP/2 requests (see the module documentation): put it
  * above a balancer of `http2Endpoint`s, so each retry is a fresh pick that
- * avoids the endpoints that failed.
+ * avoids the endpoints that failed. Its rules are `protocol`'s (the
+ * stack's HTTP protocol) unless the policy names `retryableStatuses` or
+ * `maxRetryAfterMs`, which make a protocol of their own.
  *
  * @throws RetryPolicyError naming the first bad field of `policy`.
  *
@@ -256,13 +152,23 @@ export function compileHttpRetryPolicy(policy: HttpRetryPolicy = {}): CompiledRe
  * const res = await stack.call({ path: '/items/7' }, newContext({ timeoutMs: 2000 }));
  * ```
  */
-export function httpRetry(policy: HttpRetryPolicy = {}): RetryLayer<Http2Request, Http2Response> {
+export function httpRetry(
+  policy: HttpRetryPolicy = {},
+  protocol?: RetryProtocol<Http2Request, Http2Response>,
+): RetryLayer<Http2Request, Http2Response> {
   const compiled = compileHttpRetryPolicy(policy);
-  const protocol = httpRetryProtocol({
+  if (
+    protocol !== undefined &&
+    policy.retryableStatuses === undefined &&
+    policy.maxRetryAfterMs === undefined
+  ) {
+    return retryWith(protocol, compiled);
+  }
+  const own = httpRetryProtocol({
     ...(policy.retryableStatuses === undefined ? {} : { retryableStatuses: policy.retryableStatuses }),
     ...(policy.maxRetryAfterMs === undefined ? {} : { maxRetryAfterMs: policy.maxRetryAfterMs }),
   });
-  return retryWith(protocol, compiled);
+  return retryWith(own, compiled);
 }
 
 /**
@@ -316,7 +222,7 @@ export function httpHedgeRules(
     protocol,
     nonFatal: (error: GrpcTowerError, req: Http2Request) =>
       protocol.retryable(error, req, NO_SETTINGS, false),
-    hedgeable: isIdempotent,
+    hedgeable: protocol.hedgeable,
   });
 }
 

@@ -7,9 +7,7 @@
  *
  * @module
  */
-import type { CallContext, GrpcTowerError } from '@grpc-tower/core';
-import { GrpcStatusError } from '@grpc-tower/core/grpc';
-import { MAX_TIMER_MS } from '@grpc-tower/core/internal';
+import type { CallContext } from '@grpc-tower/core';
 
 /**
  * The numbers that shape the backoff.
@@ -76,59 +74,9 @@ export function fullJitterDelay(
   return Math.min(ceiling, Math.floor(r * (Math.floor(ceiling) + 1)));
 }
 
-/**
- * The pushback header of gRPC A6.
- *
- * @example
- * ```ts
- * trailers.set(PUSHBACK_HEADER, '500'); // server side: retry after 500 ms
- * ```
- */
-export const PUSHBACK_HEADER = 'grpc-retry-pushback-ms';
-
-/**
- * What the server said with `grpc-retry-pushback-ms`:
- * - `none`: no header, use the backoff;
- * - `delay`: a valid value (a non-negative decimal integer): retry after
- *   exactly `ms`, and restart the backoff from its first step;
- * - `stop`: negative or malformed: do not retry this call.
- *
- * @example
- * ```ts
- * const p: Pushback = readPushback(err);
- * const delay = p.kind === 'delay' ? p.ms : undefined;
- * ```
- */
-export type Pushback =
-  | { readonly kind: 'none' }
-  | { readonly kind: 'delay'; readonly ms: number }
-  | { readonly kind: 'stop'; readonly value: string };
-
-const NONE: Pushback = Object.freeze({ kind: 'none' });
-
-/**
- * Reads the server pushback from a failed attempt's trailing metadata. Only
- * a `GrpcStatusError` carries trailers; any other failure has no pushback.
- * A value is valid when it is a decimal integer of digits only (no sign,
- * no spaces, no fraction) that fits a timer (at most 2^31 − 1 ms).
- *
- * @example
- * ```ts
- * const p = readPushback(err);
- * if (p.kind === 'stop') giveUp();
- * ```
- */
-export function readPushback(err: GrpcTowerError | unknown): Pushback {
-  if (!(err instanceof GrpcStatusError)) return NONE;
-  const values = err.metadata.get(PUSHBACK_HEADER);
-  if (values.length === 0) return NONE;
-  const first = values[0];
-  const text = typeof first === 'string' ? first : String(first);
-  if (!/^\d{1,10}$/.test(text)) return { kind: 'stop', value: text };
-  const ms = Number(text);
-  if (ms > MAX_TIMER_MS) return { kind: 'stop', value: text };
-  return { kind: 'delay', ms };
-}
+// the server's pushback is the protocol's to read: gRPC's header and reader live beside the gRPC endpoints
+export { PUSHBACK_HEADER, readPushback } from '@grpc-tower/core/grpc';
+export type { Pushback } from '@grpc-tower/core';
 
 /**
  * Waits `ms` before a retry, on the call's context: rejects with the abort

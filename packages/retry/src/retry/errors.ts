@@ -1,11 +1,9 @@
 /**
- * The named errors of the retry, budget and hedging layers, and the rule
- * that tells a failure which never reached a server application (and may be
- * re-sent transparently) apart from one that may have run on the server.
+ * The named errors of the retry, budget and hedging layers.
  *
  * @module
  */
-import { ClosedError, ConfigError, GrpcTowerError, Status } from '@grpc-tower/core';
+import { ConfigError, GrpcTowerError, Status } from '@grpc-tower/core';
 import { GrpcStatusError } from '@grpc-tower/core/grpc';
 import { Metadata } from '@grpc/grpc-js';
 
@@ -70,27 +68,8 @@ export class RetryBudgetExhaustedError extends GrpcStatusError {
 }
 
 /**
- * Whether `err` shows that the attempt never reached a server application,
- * so re-sending it cannot run the method twice. True for:
- * - a `ClosedError` from an endpoint that is draining or closed (it refused
- *   the call before opening a stream);
- * - an error whose transport says so: `delivery` `not-sent`, `unconnected`,
- *   `refused` or `goaway` (both gRPC endpoints set it; the grpc-js one
- *   from grpc-js's wording: no connection, a stream refused by the server).
- *
- * False for everything else, notably for `delivery` `lost`: a server killed
- * (or a connection reset) while the call was in flight leaves the call
- * without a response, but the method may already have run. Such a failure
- * is retried only by the ordinary rules (retryable code, counted against
- * `maxAttempts`, paid from the budget). A failure whose transport does not
- * say takes the ordinary path too: the safe direction.
- *
- * @example
- * ```ts
- * if (neverReachedServer(err)) sendAgainOnAnotherEndpoint();
- * ```
+ * Whether `err` shows that the attempt never reached a server application
+ * (core's rule, which every protocol's `neverReachedServer` applies: a
+ * `ClosedError`, or the transport's `delivery` other than `lost`).
  */
-export function neverReachedServer(err: unknown): boolean {
-  if (err instanceof ClosedError) return true;
-  return err instanceof GrpcTowerError && err.delivery !== undefined && err.delivery !== 'lost';
-}
+export { neverReachedServer } from '@grpc-tower/core';

@@ -33,9 +33,10 @@ import {
   type Http2Request,
   type Http2Response,
   http2Endpoint,
+  httpProtocol,
 } from '@grpc-tower/core/http2';
 import { type DiscoveredAddress, dns } from '@grpc-tower/discover';
-import { httpHealthChecked, httpOutcomes } from '@grpc-tower/health';
+import { httpHealthChecked } from '@grpc-tower/health';
 import { httpRetry } from '@grpc-tower/retry';
 import type { Observable } from 'rxjs';
 import { Dispatcher, errors } from 'undici';
@@ -390,8 +391,8 @@ export function towerDispatcher(origin: string, options: TowerDispatcherOptions 
       health: { make: httpHealthChecked, byDefault: undefined },
       // the request's deadline is the exchange's: it covers the response body too
       timeoutMs: undefined,
-      outcomes: httpOutcomes,
-      retry: (policy) => httpRetry(policy),
+      protocol: httpProtocol(),
+      retry: (policy, protocol) => httpRetry(policy, protocol),
       instrument: 'instrumentHttp',
     },
     () => options.discovery ?? dns(parsed.host, parsed.port, options.dns),
