@@ -20,7 +20,6 @@ export {
   retry,
   retryWith,
   compileRetryPolicy,
-  neverReachedServer,
   RetryPolicyError,
   RetryBudgetExhaustedError,
   type RetryLayer,
@@ -36,10 +35,8 @@ export {
   type CompiledRetryPolicy,
   type ResolvedRetrySettings,
   type BackoffSettings,
-  type Pushback,
 } from './retry/index.js';
 export {
-  FailedResponseError,
   grpcRetryProtocol,
   httpRetry,
   httpRetryProtocol,
