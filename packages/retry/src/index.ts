@@ -45,6 +45,7 @@ export {
   type BackoffSettings,
   type Pushback,
 } from './retry/index.js';
+export { CallRetries, type RetryTally } from './tally.js';
 export {
   FailedResponseError,
   grpcRetryProtocol,
@@ -73,7 +74,6 @@ export {
   grpcHedgeRules,
   type HedgeRules,
   compileHedgePolicy,
-  EndpointPicked,
   type HedgeLayer,
   type HedgeService,
   type HedgeEvent,

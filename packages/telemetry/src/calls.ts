@@ -7,21 +7,14 @@
  * context into the attempt's metadata.
  *
  * The retry counts come from the retry and hedging layers themselves: the
- * call's record sits in the context under core's `CallRetries`, and those
+ * call's record sits in the context under retry's `CallRetries`, and those
  * layers add to it as they decide (no second bookkeeping here).
  *
  * @module
  */
-import {
-  type CallContext,
-  CallRetries,
-  type Layer,
-  type RetryTally,
-  Status,
-  type StatusCode,
-  toGrpcTowerError,
-} from '@grpc-tower/core';
+import { type CallContext, type Layer, Status, type StatusCode, toGrpcTowerError } from '@grpc-tower/core';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
+import { CallRetries, type RetryTally } from '@grpc-tower/retry';
 import {
   type Context,
   type Counter,

@@ -31,7 +31,7 @@
  * @module
  */
 import type { Subscription } from 'rxjs';
-import { CallContext, CallControl } from '../context.js';
+import { type CallContext, CallControl, ownedContext } from '../context/index.js';
 import type { Readiness } from '../endpoint.js';
 import {
   CancelledError,
@@ -508,7 +508,7 @@ class TowerCall implements Call {
     }
     init.channel.track(this, true);
     const started = Date.now();
-    const ctx = CallContext.owned(this.#control);
+    const ctx = ownedContext(this.#control);
     const req: GrpcRequest = {
       method: init.method,
       kind: init.kind,

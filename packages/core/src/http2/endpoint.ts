@@ -38,7 +38,7 @@ import * as http2 from 'node:http2';
 import { isIP } from 'node:net';
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import { Readable } from 'node:stream';
-import type { CallContext } from '../context.js';
+import type { CallContext } from '../context/index.js';
 import { type Endpoint, type Readiness, checkForZones, checkWeight, checkZone } from '../endpoint.js';
 import {
   CancelledError,

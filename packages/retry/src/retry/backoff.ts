@@ -9,7 +9,7 @@
  */
 import type { CallContext, GrpcTowerError } from '@grpc-tower/core';
 import { GrpcStatusError } from '@grpc-tower/core/grpc';
-import { MAX_TIMER_MS } from '@grpc-tower/core/internal';
+import { MAX_TIMER_MS, noteCall } from '@grpc-tower/core/internal';
 
 /**
  * The numbers that shape the backoff.
@@ -148,10 +148,10 @@ export function backoffSleep(ms: number, ctx: CallContext): Promise<void> {
       reject(ctx.reason());
       return;
     }
-    ctx.note('backoff');
+    noteCall(ctx, 'backoff');
     const timer = setTimeout(() => {
       off();
-      ctx.note('endpoint');
+      noteCall(ctx, 'endpoint');
       resolve();
     }, ms);
     const off = ctx.onAbort(() => {

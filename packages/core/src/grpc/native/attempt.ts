@@ -7,7 +7,7 @@
  * @module
  */
 import * as http2 from 'node:http2';
-import type { CallContext } from '../../context.js';
+import { type CallContext, noteCall } from '../../context/index.js';
 import { ClosedError, type Delivery, GrpcTowerError } from '../../errors.js';
 import { Status, type StatusCode } from '../../status.js';
 import type { SessionInfo, StreamOpener } from '../../transport/connection.js';
@@ -145,7 +145,7 @@ export class NativeAttempt implements ResponseWire, StreamOpener, MessageSink {
     if (deadline !== Number.POSITIVE_INFINITY) headers['grpc-timeout'] = timeoutHeader(deadline - Date.now());
     if (this.#req.attempt > 0) headers[PREVIOUS_ATTEMPTS_HEADER] = String(this.#req.attempt);
     const connection = endpoint.connection;
-    this.#ctx.note(connection.state === 'ready' ? 'in-flight' : 'connecting', endpoint.address);
+    noteCall(this.#ctx, connection.state === 'ready' ? 'in-flight' : 'connecting', endpoint.address);
     const creds = callCredentialsOf(endpoint.callCredentials, this.#req.credentials);
     if (creds === undefined) {
       connection.request(headers, this);
