@@ -451,6 +451,27 @@ describe('CallControl: one deadline authority per call', () => {
     expect((ctx.reason() as DeadlineExceededError).endpoint).toBeUndefined();
   });
 
+  test("a scope owns its own deadline: its error is its own, and notes through it still reach the call's", async () => {
+    vi.useFakeTimers();
+    const control = new CallControl(Date.now() + 1_000);
+    const ctx = ownedContext(control);
+    control.start();
+    const scope = withTimeout(ctx, 20, (ms) => new DeadlineExceededError(`scope after ${ms} ms`));
+    expect(vi.getTimerCount()).toBe(2);
+    noteCall(scope.context, 'in-flight', '127.0.0.3:50051');
+    await vi.advanceTimersByTimeAsync(20);
+    expect((scope.context.signal.reason as Error).message).toBe('scope after 20 ms');
+    expect(scope.context.reason().message).toBe('scope after 20 ms');
+    expect(ctx.aborted).toBe(false);
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(980);
+    expect(ctx.reason().message).toBe(
+      'Deadline exceeded after 1000 ms waiting for the response of 127.0.0.3:50051',
+    );
+    expect(vi.getTimerCount()).toBe(0);
+    scope.release();
+  });
+
   test('an abort hook can be removed, and withDeadline under an owned context adds no signal listener', () => {
     const control = new CallControl(Number.POSITIVE_INFINITY);
     const ctx = ownedContext(control);
