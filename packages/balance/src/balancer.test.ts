@@ -3,7 +3,6 @@
 // replacement, churn, stats, events and close. The same behaviour over real
 // gRPC servers is in grpc.test.ts.
 import {
-  AvoidEndpoints,
   CancelledError,
   ClosedError,
   ConfigError,
@@ -20,6 +19,7 @@ import { activeHandles, expectNoLeaks } from '@grpc-tower/testing';
 import { Subject, firstValueFrom, take, toArray } from 'rxjs';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { Balancer } from './balancer.js';
+import { AvoidEndpoints } from './hints.js';
 import { NoReadyEndpointDeadlineError, NoReadyEndpointError } from './errors.js';
 import type { BalancerEvent } from './events.js';
 import { peakEwma } from './load/peak-ewma.js';

@@ -15,14 +15,12 @@
  * @module
  */
 import {
-  AvoidEndpoints,
   type CallContext,
   type Change,
   ClosedError,
   type CloseOptions,
   type Discover,
   type Endpoint,
-  EndpointPicked,
   GraceExpiredError,
   type Readiness,
   type Service,
@@ -36,6 +34,7 @@ import {
   discoveryStatusOf,
   failureOrigin,
 } from '@grpc-tower/core/internal';
+import { AvoidEndpoints, EndpointPicked } from './hints.js';
 import {
   BehaviorSubject,
   type Observable,

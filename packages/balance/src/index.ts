@@ -25,6 +25,7 @@ export { p2c, type P2cOptions } from './p2c.js';
 export type { SlowStartWeight } from './pick/picker.js';
 export { roundRobin } from './round-robin.js';
 export { Balancer } from './balancer.js';
+export { AvoidEndpoints, EndpointPicked } from './hints.js';
 export type { BalancerOptions, ZoneRoutingOptions } from './options.js';
 export type {
   BalancerStats,

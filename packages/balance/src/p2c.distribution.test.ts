@@ -3,7 +3,7 @@
 // share each endpoint receives compared with the share the arithmetic
 // predicts. The endpoints are counting endpoints (no network) and the
 // random source is seeded, so every run draws the same sequence.
-import { AvoidEndpoints, background, type CallContext, type Change } from '@grpc-tower/core';
+import { background, type CallContext, type Change } from '@grpc-tower/core';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Balancer } from './balancer.js';
@@ -11,6 +11,7 @@ import type { LoadMetric } from './load/metric.js';
 import { pendingRequests } from './load/pending.js';
 import { p2c } from './p2c.js';
 import { roundRobin } from './round-robin.js';
+import { AvoidEndpoints } from './hints.js';
 import { CountingEndpoint } from './test/counting-endpoint.js';
 import { seededRandom } from './test/prng.js';
 

@@ -14,7 +14,7 @@
  * @module
  */
 import { type CallContext, DeadlineExceededError, abortReason } from '@grpc-tower/core';
-import { Grace, MAX_TIMER_MS } from '@grpc-tower/core/internal';
+import { Grace, MAX_TIMER_MS, noteCall } from '@grpc-tower/core/internal';
 
 /**
  * @internal What the waiting calls need from their balancer.
@@ -122,7 +122,7 @@ export class Waiters<T, Req, Res> {
       };
       this.#queue.add(waiter);
       // a deadline that another timer enforces (the channel's) names what the call waited for
-      ctx.note('endpoint', host.describe);
+      noteCall(ctx, 'endpoint', host.describe);
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       const delay = bound - started;
       if (delay <= MAX_TIMER_MS) {

@@ -3,13 +3,7 @@
 // where the picks land (no network: the point is the routing arithmetic
 // and bookkeeping; the shares over real gRPC servers are in
 // zones.grpc.test.ts).
-import {
-  AvoidEndpoints,
-  type Change,
-  ConfigError,
-  type EndpointMetadata,
-  background,
-} from '@grpc-tower/core';
+import { type Change, ConfigError, type EndpointMetadata, background } from '@grpc-tower/core';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Balancer } from './balancer.js';
@@ -18,6 +12,7 @@ import { pendingRequests } from './load/pending.js';
 import type { BalancerOptions, ZoneRoutingOptions } from './options.js';
 import { type P2cOptions, p2c } from './p2c.js';
 import { roundRobin } from './round-robin.js';
+import { AvoidEndpoints } from './hints.js';
 import { CountingEndpoint } from './test/counting-endpoint.js';
 import { seededRandom } from './test/prng.js';
 

@@ -3,18 +3,21 @@
 import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import {
-  CallContext,
   CallControl,
   abortReason,
   background,
+  callPart,
   contextKey,
   linkedScope,
+  lowerDeadline,
   newContext,
+  noteCall,
+  ownedContext,
   raceSignal,
   sleep,
   withDeadline,
   withTimeout,
-} from './context.js';
+} from './context/index.js';
 import { CancelledError, DeadlineExceededError, UnavailableError } from './errors.js';
 
 afterEach(() => {
@@ -382,18 +385,21 @@ describe('CallControl: one deadline authority per call', () => {
     vi.useFakeTimers();
     const expired: Error[] = [];
     const control = new CallControl(Date.now() + 1_000, (err) => expired.push(err));
-    const ctx = CallContext.owned(control);
+    const ctx = ownedContext(control);
     control.start();
     expect(vi.getTimerCount()).toBe(1);
-    const lowered = ctx.lowered(
+    const lowered = lowerDeadline(
+      ctx,
       Date.now() + 100,
       (_ms, waiting) => new DeadlineExceededError(`limit (${waiting})`),
     );
     expect(lowered?.deadline).toBe(Date.now() + 100);
     expect(vi.getTimerCount()).toBe(1);
     // a part of the call (one attempt) cannot lower the whole call's deadline
-    expect(lowered?.part().lowered(Date.now() + 10, () => new Error('no'))).toBeUndefined();
-    lowered?.note('backoff');
+    expect(
+      lowered && lowerDeadline(callPart(lowered), Date.now() + 10, () => new Error('no')),
+    ).toBeUndefined();
+    if (lowered) noteCall(lowered, 'backoff');
     await vi.advanceTimersByTimeAsync(100);
     expect(ctx.aborted).toBe(true);
     expect(expired).toHaveLength(1);
@@ -407,11 +413,11 @@ describe('CallControl: one deadline authority per call', () => {
   test("the call's own deadline error names the endpoint in flight; no signal exists until asked for", async () => {
     vi.useFakeTimers();
     const control = new CallControl(Date.now() + 50);
-    const ctx = CallContext.owned(control);
+    const ctx = ownedContext(control);
     let hooked = 0;
     ctx.onAbort(() => hooked++);
     control.start();
-    ctx.note('in-flight', '127.0.0.2:50051');
+    noteCall(ctx, 'in-flight', '127.0.0.2:50051');
     await vi.advanceTimersByTimeAsync(50);
     expect(hooked).toBe(1);
     expect(ctx.reason()).toBeInstanceOf(DeadlineExceededError);
@@ -427,11 +433,11 @@ describe('CallControl: one deadline authority per call', () => {
   test('a call waiting for an endpoint is described, when its deadline passes, by what the waiter says then', async () => {
     vi.useFakeTimers();
     const control = new CallControl(Date.now() + 50);
-    const ctx = CallContext.owned(control);
+    const ctx = ownedContext(control);
     control.start();
     let ready = 0;
     let asked = 0;
-    ctx.note('endpoint', () => {
+    noteCall(ctx, 'endpoint', () => {
       asked++;
       return `target "orders" (${ready} ready)`;
     });
@@ -445,9 +451,30 @@ describe('CallControl: one deadline authority per call', () => {
     expect((ctx.reason() as DeadlineExceededError).endpoint).toBeUndefined();
   });
 
+  test("a scope owns its own deadline: its error is its own, and notes through it still reach the call's", async () => {
+    vi.useFakeTimers();
+    const control = new CallControl(Date.now() + 1_000);
+    const ctx = ownedContext(control);
+    control.start();
+    const scope = withTimeout(ctx, 20, (ms) => new DeadlineExceededError(`scope after ${ms} ms`));
+    expect(vi.getTimerCount()).toBe(2);
+    noteCall(scope.context, 'in-flight', '127.0.0.3:50051');
+    await vi.advanceTimersByTimeAsync(20);
+    expect((scope.context.signal.reason as Error).message).toBe('scope after 20 ms');
+    expect(scope.context.reason().message).toBe('scope after 20 ms');
+    expect(ctx.aborted).toBe(false);
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(980);
+    expect(ctx.reason().message).toBe(
+      'Deadline exceeded after 1000 ms waiting for the response of 127.0.0.3:50051',
+    );
+    expect(vi.getTimerCount()).toBe(0);
+    scope.release();
+  });
+
   test('an abort hook can be removed, and withDeadline under an owned context adds no signal listener', () => {
     const control = new CallControl(Number.POSITIVE_INFINITY);
-    const ctx = CallContext.owned(control);
+    const ctx = ownedContext(control);
     let runs = 0;
     const off = ctx.onAbort(() => runs++);
     off();

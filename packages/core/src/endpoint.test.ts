@@ -11,7 +11,7 @@ import {
 } from '@grpc-tower/testing';
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, test } from 'vitest';
-import { type CallContext, newContext } from './context.js';
+import { type CallContext, newContext } from './context/index.js';
 import { DelegatingEndpoint, type Endpoint, type Readiness } from './endpoint.js';
 import { ConfigError } from './errors.js';
 import { grpcEndpoint } from './grpc/grpc-endpoint.js';

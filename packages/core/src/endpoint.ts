@@ -7,7 +7,7 @@
  * @module
  */
 import type { Observable } from 'rxjs';
-import type { CallContext } from './context.js';
+import type { CallContext } from './context/index.js';
 import { ConfigError } from './errors.js';
 import { isEndpoint } from './internal/endpoint.js';
 import type { Service } from './service.js';

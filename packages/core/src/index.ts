@@ -40,13 +40,9 @@ export {
   abortReason,
   sleep,
   raceSignal,
-  AvoidEndpoints,
-  EndpointPicked,
-  CallRetries,
-  type RetryTally,
   type ContextKey,
   type Scope,
-} from './context.js';
+} from './context/index.js';
 export {
   ServiceBuilder,
   serviceFn,

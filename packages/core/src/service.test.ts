@@ -2,7 +2,7 @@
 // serviceFn functions: the builder and the map/filter layers are generic.
 import { BehaviorSubject } from 'rxjs';
 import { describe, expect, test } from 'vitest';
-import { type CallContext, background, contextKey } from './context.js';
+import { type CallContext, background, contextKey } from './context/index.js';
 import type { Readiness } from './endpoint.js';
 import { ConfigError, UnavailableError } from './errors.js';
 import { hasLifecycle } from './stack.js';

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { CallContext } from './context.js';
+import type { CallContext } from './context/index.js';
 import { type Stack, stackOf } from './stack.js';
 
 /**

@@ -2,7 +2,7 @@
 // close is generic over requests and responses; the gRPC path over real
 // servers is covered by the channel's tests.
 import { describe, expect, test } from 'vitest';
-import { type CallContext, background, sleep } from './context.js';
+import { type CallContext, background, sleep } from './context/index.js';
 import { ClosedError, ConfigError, GraceExpiredError } from './errors.js';
 import { activeHandles, expectNoLeaks } from '@grpc-tower/testing';
 import { type Layer, ServiceBuilder } from './service.js';

@@ -10,7 +10,7 @@
  * @module
  */
 import { BehaviorSubject, type Observable } from 'rxjs';
-import type { CallContext } from './context.js';
+import type { CallContext } from './context/index.js';
 import type { Readiness } from './endpoint.js';
 import { ClosedError, GraceExpiredError } from './errors.js';
 import { DEFAULT_CLOSE_GRACE_MS, Grace, graceOf } from './internal/grace.js';

@@ -36,6 +36,7 @@ export {
   type ResolvedRetrySettings,
   type BackoffSettings,
 } from './retry/index.js';
+export { CallRetries, type RetryTally } from './tally.js';
 export {
   grpcRetryProtocol,
   httpRetry,

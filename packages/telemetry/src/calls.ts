@@ -7,7 +7,7 @@
  * context into the attempt's metadata.
  *
  * The retry counts come from the retry and hedging layers themselves: the
- * call's record sits in the context under core's `CallRetries`, and those
+ * call's record sits in the context under retry's `CallRetries`, and those
  * layers add to it as they decide (no second bookkeeping here). When a
  * call or an attempt ends is the gRPC protocol's to say (`grpcProtocol`'s
  * `statusOf` and `whenStatus`, as outlier detection reads it).
@@ -16,15 +16,14 @@
  */
 import {
   type CallContext,
-  CallRetries,
   type Layer,
   type Protocol,
-  type RetryTally,
   Status,
   type StatusCode,
   toGrpcTowerError,
 } from '@grpc-tower/core';
 import { type GrpcRequest, type GrpcResponse, grpcProtocol } from '@grpc-tower/core/grpc';
+import { CallRetries, type RetryTally } from '@grpc-tower/retry';
 import {
   type Context,
   type Counter,

@@ -19,7 +19,8 @@
  *
  * @module
  */
-import { type CallContext, CallRetries, type Layer, type RetryTally } from '@grpc-tower/core';
+import type { CallContext, Layer } from '@grpc-tower/core';
+import { CallRetries, type RetryTally } from '@grpc-tower/retry';
 import type { Http2Request, Http2Response } from '@grpc-tower/core/http2';
 import { splitHostPort } from '@grpc-tower/core/internal';
 import {

@@ -10,7 +10,7 @@
  * @module
  */
 import type { TowerChannel } from './channel.js';
-import { CallContext, CallControl } from '../context.js';
+import { type CallContext, CallControl, ownedContext } from '../context/index.js';
 import { CancelledError, DeadlineExceededError, GrpcTowerError, toGrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
 import {
@@ -120,7 +120,7 @@ export class TowerCall implements Call {
     }
     init.channel.track(this, true);
     const started = Date.now();
-    const ctx = CallContext.owned(this.#control);
+    const ctx = ownedContext(this.#control);
     const req: GrpcRequest = {
       method: init.method,
       kind: init.kind,

@@ -31,7 +31,7 @@
  * @module
  */
 import type { Subscription } from 'rxjs';
-import type { CallContext } from '../context.js';
+import type { CallContext } from '../context/index.js';
 import type { Readiness } from '../endpoint.js';
 import { ConfigError, GraceExpiredError, GrpcTowerError } from '../errors.js';
 import type { Service } from '../service.js';

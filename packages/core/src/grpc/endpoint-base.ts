@@ -9,7 +9,7 @@
  * @module
  */
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
-import type { CallContext } from '../context.js';
+import type { CallContext } from '../context/index.js';
 import type { Endpoint, Readiness } from '../endpoint.js';
 import { ClosedError, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';

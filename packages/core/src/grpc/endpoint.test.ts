@@ -16,7 +16,7 @@ import {
 } from '@grpc-tower/testing';
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, test } from 'vitest';
-import { newContext } from '../context.js';
+import { newContext } from '../context/index.js';
 import { ConfigError } from '../errors.js';
 import { Status } from '../status.js';
 import {

@@ -42,7 +42,7 @@ import {
   Metadata,
   type StatusObject,
 } from './grpc-js.js';
-import type { CallContext } from '../context.js';
+import { type CallContext, noteCall } from '../context/index.js';
 import type { Readiness } from '../endpoint.js';
 import { ClosedError, ConfigError, type Delivery, GrpcTowerError } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
@@ -692,7 +692,8 @@ class Attempt implements ResponseWire {
     const inner = channel.createCall(this.#req.method, Number.POSITIVE_INFINITY, this.#req.host, null, 0);
     this.#inner = inner;
     if (this.#req.credentials !== undefined) inner.setCredentials(this.#req.credentials);
-    this.#ctx.note(
+    noteCall(
+      this.#ctx,
       channel.getConnectivityState(false) === ConnectivityState.READY ? 'in-flight' : 'connecting',
       this.#address,
     );

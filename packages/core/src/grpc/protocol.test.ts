@@ -16,7 +16,7 @@ import {
   TRANSPORTS,
 } from '@grpc-tower/testing';
 import { afterAll, describe, expect, test } from 'vitest';
-import { newContext } from '../context.js';
+import { newContext } from '../context/index.js';
 import { GrpcTowerError } from '../errors.js';
 import type { ResponseStatus } from '../protocol.js';
 import { Status } from '../status.js';

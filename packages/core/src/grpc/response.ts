@@ -10,7 +10,7 @@
  * @internal
  * @module
  */
-import type { CallContext } from '../context.js';
+import { type CallContext, noteCall } from '../context/index.js';
 import type { Delivery } from '../errors.js';
 import { Status, type StatusCode } from '../status.js';
 import { Metadata, type StatusObject } from './grpc-js.js';
@@ -139,7 +139,7 @@ export class ResponseHalf implements ResponseStream {
       this.#reject(this.#ctx.reason());
       return;
     }
-    this.#ctx.note('endpoint');
+    noteCall(this.#ctx, 'endpoint');
     const serverResponded = this.responded(status);
     this.#reject(
       new GrpcStatusError(status, {
@@ -177,7 +177,7 @@ export class ResponseHalf implements ResponseStream {
       this.#resolve(new CompleteResponse(this.#address, headers, { messages: this.queue, status }));
       return;
     }
-    this.#ctx.note('response', this.#address);
+    noteCall(this.#ctx, 'response', this.#address);
     const half = this;
     this.#resolve({
       endpoint: this.#address,

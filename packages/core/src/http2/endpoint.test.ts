@@ -5,7 +5,7 @@ import * as tls from 'node:tls';
 import { pickHosts, selfSigned, spawnEchoServer } from '@grpc-tower/testing';
 import { firstValueFrom, filter } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
-import { background, newContext } from '../context.js';
+import { background, newContext } from '../context/index.js';
 import { ConfigError } from '../errors.js';
 import type { ConnectionEvent } from '../transport/connection.js';
 import { type Http2Endpoint, Http2RequestError, http2Endpoint } from './endpoint.js';

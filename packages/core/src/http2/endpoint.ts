@@ -37,7 +37,7 @@
 import * as http2 from 'node:http2';
 import { isIP } from 'node:net';
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
-import type { CallContext } from '../context.js';
+import type { CallContext } from '../context/index.js';
 import { type Endpoint, type Readiness, refuseMovedMetadata } from '../endpoint.js';
 import { ClosedError, ConfigError, ResourceExhaustedError } from '../errors.js';
 import { formatAddress, parseAddress } from '../address.js';

@@ -6,7 +6,7 @@
 import * as http2 from 'node:http2';
 import { closedPort, pickHosts } from '@grpc-tower/testing';
 import { afterEach, describe, expect, test } from 'vitest';
-import { background } from '../context.js';
+import { background } from '../context/index.js';
 import { ConfigError, type GrpcTowerError } from '../errors.js';
 import { FailedResponseError, type ResponseStatus } from '../protocol.js';
 import { Status } from '../status.js';

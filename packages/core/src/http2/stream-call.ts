@@ -10,7 +10,7 @@
  */
 import * as http2 from 'node:http2';
 import { Readable } from 'node:stream';
-import type { CallContext } from '../context.js';
+import type { CallContext } from '../context/index.js';
 import { CancelledError, type Delivery, GrpcTowerError } from '../errors.js';
 import { Status } from '../status.js';
 import type { Http2Connection, StreamOpener } from '../transport/connection.js';

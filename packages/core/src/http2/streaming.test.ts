@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { pickHosts } from '@grpc-tower/testing';
 import { filter, firstValueFrom } from 'rxjs';
 import { afterEach, describe, expect, test } from 'vitest';
-import { background, newContext } from '../context.js';
+import { background, newContext } from '../context/index.js';
 import { CancelledError, ConfigError, ResourceExhaustedError } from '../errors.js';
 import { Http2Body, http2Body } from './body.js';
 import { type Http2Endpoint, type Http2Request, Http2RequestError, http2Endpoint } from './endpoint.js';

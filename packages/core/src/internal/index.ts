@@ -38,7 +38,20 @@ export {
   discoveryStatusOf,
   type DiscoveryStatusEvent,
 } from './discovery.js';
-/** The owner of a whole call's deadline and cancellation, for a caller that starts calls itself (the undici dispatcher). */
-export { CallControl } from '../context.js';
+/**
+ * The owner of a whole call's deadline and cancellation, for a caller that
+ * starts calls itself (the undici dispatcher), and what layers do with a
+ * call's context beyond its public members: the deadline notes, one
+ * attempt's part of the call, whether its owner settles it on abort.
+ */
+export {
+  CallControl,
+  ownedContext,
+  noteCall,
+  callPart,
+  settledOnAbort,
+  type CallPhase,
+  type CallWhere,
+} from '../context/index.js';
 export { Grace, graceOf, DEFAULT_CLOSE_GRACE_MS } from './grace.js';
 export { untrackedCall } from '../stack.js';

@@ -4,7 +4,7 @@
  * @internal
  * @module
  */
-import { background } from '../context.js';
+import { background } from '../context/index.js';
 
 /**
  * Calls `onAbort` once when `signal` aborts and returns the function that

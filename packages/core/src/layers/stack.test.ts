@@ -3,7 +3,7 @@
 // Real timers here: the point is that no timer or listener outlives its call.
 import { getEventListeners } from 'node:events';
 import { describe, expect, test } from 'vitest';
-import { background } from '../context.js';
+import { background } from '../context/index.js';
 import { CancelledError, DeadlineExceededError } from '../errors.js';
 import { ServiceBuilder, serviceFn } from '../service.js';
 import { concurrencyLimit } from './concurrency-limit/layer.js';

@@ -21,4 +21,3 @@ export {
   type CompiledHedgePolicy,
   type ResolvedHedgeSettings,
 } from './policy.js';
-export { EndpointPicked } from './picked.js';

@@ -22,15 +22,14 @@
  */
 import {
   type CallContext,
-  CallRetries,
   CancelledError,
-  type RetryTally,
   type GrpcTowerError,
   type Service,
   Status,
   type StatusCode,
   toGrpcTowerError,
 } from '@grpc-tower/core';
+import { EndpointPicked } from '@grpc-tower/balance';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import { EventStream } from '@grpc-tower/core/internal';
 import type { Observable } from 'rxjs';
@@ -39,7 +38,7 @@ import { grpcRetryProtocol } from '../protocol/grpc.js';
 import { FailedResponseError, type RetryProtocol } from '../protocol/protocol.js';
 import { type AttemptScope, attemptScope, avoiding, runAttempt } from '../retry/attempt.js';
 import { RetryBudgetExhaustedError } from '../retry/errors.js';
-import { EndpointPicked } from './picked.js';
+import { CallRetries, type RetryTally } from '../tally.js';
 import {
   type CompiledHedgePolicy,
   type HedgePolicy,

@@ -8,7 +8,6 @@
  */
 import {
   AttemptTimeoutError,
-  AvoidEndpoints,
   type CallContext,
   type GrpcTowerError,
   Status,
@@ -16,7 +15,9 @@ import {
   toGrpcTowerError,
   withTimeout,
 } from '@grpc-tower/core';
+import { AvoidEndpoints } from '@grpc-tower/balance';
 import type { GrpcRequest } from '@grpc-tower/core/grpc';
+import { callPart, settledOnAbort } from '@grpc-tower/core/internal';
 
 /**
  * The request header of gRPC A6 that tells the server how many attempts came before.
@@ -133,7 +134,7 @@ export function attemptScope(ctx: CallContext, whole: boolean, timeoutMs: number
  * @internal
  */
 export function callScope(ctx: CallContext): AttemptScope {
-  return new CallScope(ctx.part());
+  return new CallScope(callPart(ctx));
 }
 
 /** What {@link callScope} returns (a class: no closures per attempt). */
@@ -182,7 +183,7 @@ export function runAttempt<Res>(
   } catch (err) {
     promise = Promise.reject(err);
   }
-  if (ctx.settledOnAbort) return promise;
+  if (settledOnAbort(ctx)) return promise;
   return new Promise<Res>((resolve, reject) => {
     let settled = false;
     const off = ctx.onAbort(() => {

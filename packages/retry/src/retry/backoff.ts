@@ -8,6 +8,7 @@
  * @module
  */
 import type { CallContext } from '@grpc-tower/core';
+import { noteCall } from '@grpc-tower/core/internal';
 
 /**
  * The numbers that shape the backoff.
@@ -96,10 +97,10 @@ export function backoffSleep(ms: number, ctx: CallContext): Promise<void> {
       reject(ctx.reason());
       return;
     }
-    ctx.note('backoff');
+    noteCall(ctx, 'backoff');
     const timer = setTimeout(() => {
       off();
-      ctx.note('endpoint');
+      noteCall(ctx, 'endpoint');
       resolve();
     }, ms);
     const off = ctx.onAbort(() => {

@@ -36,8 +36,6 @@
 import {
   AttemptTimeoutError,
   type CallContext,
-  CallRetries,
-  type RetryTally,
   type GrpcTowerError,
   type Service,
   Status,
@@ -53,6 +51,7 @@ import { grpcRetryProtocol } from '../protocol/grpc.js';
 import { FailedResponseError, type RetryProtocol } from '../protocol/protocol.js';
 import { type AttemptScope, attemptError, attemptScope, avoiding, callScope, runAttempt } from './attempt.js';
 import { type Pushback, backoffSleep, fullJitterDelay } from './backoff.js';
+import { CallRetries, type RetryTally } from '../tally.js';
 import { RetryBudgetExhaustedError } from './errors.js';
 import {
   type CompiledRetryPolicy,

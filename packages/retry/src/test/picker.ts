@@ -10,16 +10,10 @@
 //   only AvoidEndpoints moves a call elsewhere;
 // - 'any': round robin over every endpoint that is not closed, ready or
 //   not, like a balancer that has not yet seen an endpoint fail.
-import {
-  AvoidEndpoints,
-  type CallContext,
-  type Endpoint,
-  type Readiness,
-  abortReason,
-} from '@grpc-tower/core';
+import { type CallContext, type Endpoint, type Readiness, abortReason } from '@grpc-tower/core';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import { type Observable, map, merge } from 'rxjs';
-import { EndpointPicked } from '../hedge/picked.js';
+import { AvoidEndpoints, EndpointPicked } from '@grpc-tower/balance';
 
 export type PickMode = 'round-robin' | 'first-ready' | 'any';
 

@@ -6,7 +6,8 @@
  * @module
  */
 import * as grpc from '@grpc/grpc-js';
-import { EndpointPicked, type Layer } from '@grpc-tower/core';
+import { EndpointPicked } from '@grpc-tower/balance';
+import type { Layer } from '@grpc-tower/core';
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import type { EchoProtoClient } from '@grpc-tower/testing';
 

@@ -15,8 +15,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
-import { CallContext, type Service } from '@grpc-tower/core';
-import { CallControl } from '@grpc-tower/core/internal';
+import type { Service } from '@grpc-tower/core';
+import { CallControl, ownedContext } from '@grpc-tower/core/internal';
 import {
   type Http2BodySink,
   type Http2Request,
@@ -203,7 +203,7 @@ export class Exchange implements Dispatcher.DispatchController {
       (err) => this.#fail(err),
     );
     this.#control = control;
-    const context = CallContext.owned(control);
+    const context = ownedContext(control);
     control.start();
     this.#phase = 'waiting';
     try {

@@ -7,7 +7,7 @@
  * @module
  */
 import * as http2 from 'node:http2';
-import type { CallContext } from '../../context.js';
+import { type CallContext, noteCall } from '../../context/index.js';
 import { ClosedError, type Delivery, GrpcTowerError } from '../../errors.js';
 import { Status, type StatusCode } from '../../status.js';
 import type { SessionInfo, StreamOpener } from '../../transport/connection.js';
@@ -133,7 +133,7 @@ export class NativeAttempt implements ResponseWire, StreamOpener, MessageSink {
     this.#compression = compression;
     const headers = requestHeaders(endpoint, this.#req, this.#ctx.deadline, compression);
     const connection = endpoint.connection;
-    this.#ctx.note(connection.state === 'ready' ? 'in-flight' : 'connecting', endpoint.address);
+    noteCall(this.#ctx, connection.state === 'ready' ? 'in-flight' : 'connecting', endpoint.address);
     const creds = callCredentialsOf(endpoint.callCredentials, this.#req.credentials);
     if (creds === undefined) {
       connection.request(headers, this);

@@ -17,7 +17,7 @@ import {
 import * as grpc from '@grpc/grpc-js';
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, test } from 'vitest';
-import { newContext } from '../../context.js';
+import { newContext } from '../../context/index.js';
 import { ConfigError, type GrpcTowerError } from '../../errors.js';
 import { Status } from '../../status.js';
 import { RequestMessages } from '../messages.js';

@@ -37,7 +37,7 @@
  * @module
  */
 import type { Observable } from 'rxjs';
-import type { CallContext } from '../../context.js';
+import type { CallContext } from '../../context/index.js';
 import type { Readiness } from '../../endpoint.js';
 import { ConfigError, GrpcTowerError } from '../../errors.js';
 import { Status } from '../../status.js';

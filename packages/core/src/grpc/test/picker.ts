@@ -3,8 +3,8 @@
 // the call's signal) while none is ready. The real balancer is
 // @grpc-tower/balance; core cannot depend on it.
 import { type Observable, merge } from 'rxjs';
-import { abortReason } from '../../context.js';
-import type { CallContext } from '../../context.js';
+import { abortReason } from '../../context/index.js';
+import type { CallContext } from '../../context/index.js';
 import type { Endpoint, Readiness } from '../../endpoint.js';
 import type { Service } from '../../service.js';
 

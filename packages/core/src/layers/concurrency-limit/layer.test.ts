@@ -2,7 +2,7 @@
 // built with serviceFn; no network peer is involved.
 import { getEventListeners } from 'node:events';
 import { describe, expect, test } from 'vitest';
-import { type CallContext, background } from '../../context.js';
+import { type CallContext, background } from '../../context/index.js';
 import { CancelledError, ConfigError, ResourceExhaustedError } from '../../errors.js';
 import { serviceFn } from '../../service.js';
 import { concurrencyLimit } from './layer.js';

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { type CallContext, abortReason } from '../../context.js';
+import { type CallContext, abortReason } from '../../context/index.js';
 import { ResourceExhaustedError } from '../../errors.js';
 import type { Service } from '../../service.js';
 import { optionChecks } from '../../internal/options.js';

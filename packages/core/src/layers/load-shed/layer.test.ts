@@ -1,7 +1,7 @@
 // Load shedding is generic, so these tests wrap in-process services built
 // with serviceFn; no network peer is involved.
 import { describe, expect, test } from 'vitest';
-import { type CallContext, background } from '../../context.js';
+import { type CallContext, background } from '../../context/index.js';
 import { ConfigError, OverloadedError } from '../../errors.js';
 import { ServiceBuilder, serviceFn } from '../../service.js';
 import { concurrencyLimit } from '../concurrency-limit/layer.js';

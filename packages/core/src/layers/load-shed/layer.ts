@@ -20,7 +20,7 @@
  *
  * @module
  */
-import type { CallContext } from '../../context.js';
+import type { CallContext } from '../../context/index.js';
 import { OverloadedError } from '../../errors.js';
 import type { Service } from '../../service.js';
 import { optionChecks } from '../../internal/options.js';

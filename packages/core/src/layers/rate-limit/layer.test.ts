@@ -4,7 +4,7 @@
 // wall-clock speed.
 import { getEventListeners, setMaxListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import { background, withTimeout } from '../../context.js';
+import { background, withTimeout } from '../../context/index.js';
 import { CancelledError, ConfigError, ResourceExhaustedError } from '../../errors.js';
 import { serviceFn } from '../../service.js';
 import { RateLimitedError } from './errors.js';

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { type CallContext, abortReason } from '../../context.js';
+import { type CallContext, abortReason } from '../../context/index.js';
 import type { Service } from '../../service.js';
 import { optionChecks } from '../../internal/options.js';
 import { type Ready, hasReady } from '../ready.js';

@@ -1,7 +1,7 @@
 // The timeout layers are generic, so these tests wrap in-process services
 // built with serviceFn; no network peer is involved.
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import { type CallContext, background, withTimeout } from '../../context.js';
+import { type CallContext, background, withTimeout } from '../../context/index.js';
 import { CancelledError, ConfigError, DeadlineExceededError } from '../../errors.js';
 import { type Service, ServiceBuilder, serviceFn } from '../../service.js';
 import { concurrencyLimit } from '../concurrency-limit/layer.js';

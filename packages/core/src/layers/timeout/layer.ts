@@ -35,7 +35,7 @@
  *
  * @module
  */
-import { type CallContext, raceSignal, withTimeout } from '../../context.js';
+import { type CallContext, lowerDeadline, raceSignal, withTimeout } from '../../context/index.js';
 import { DeadlineExceededError } from '../../errors.js';
 import type { Service } from '../../service.js';
 import { TIMER_RULE, optionChecks } from '../../internal/options.js';
@@ -134,7 +134,7 @@ function limitTime<Req, Res>(
     call(req: Req, ctx: CallContext): Promise<Res> {
       if (ctx.aborted) return Promise.reject(ctx.reason());
       // over a whole call, the call's own timer enforces the lower deadline
-      const lowered = ctx.lowered(Date.now() + ms, onDeadline);
+      const lowered = lowerDeadline(ctx, Date.now() + ms, onDeadline);
       if (lowered === undefined) return withTimer(req, ctx);
       try {
         return inner.call(req, lowered);

@@ -7,7 +7,7 @@ import { insecure } from '@grpc-tower/testing';
 import type * as grpc from '@grpc/grpc-js';
 import { firstValueFrom, filter } from 'rxjs';
 import { afterEach, expect } from 'vitest';
-import { newContext } from '../../../context.js';
+import { newContext } from '../../../context/index.js';
 import type { GrpcTowerError } from '../../../errors.js';
 import { grpcRequest } from '../../test/request.js';
 import { type CallKind, type GrpcResponse, GrpcStatusError } from '../../types.js';

@@ -3,22 +3,26 @@
 // trailers, status details, gzip responses, deadlines, its keepalive enforcement (too_many_pings)
 // and its metadata size limit.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { Status, newContext } from '@grpc-tower/core';
-import {
-  GrpcStatusError,
-  type GrpcResponse,
-  type NativeGrpcEndpoint,
-  nativeGrpcEndpoint,
-} from '@grpc-tower/core/grpc';
-import { insecure, pickHosts } from '@grpc-tower/testing';
+import { activeHandles, expectNoLeaks, insecure, pickHosts } from '@grpc-tower/testing';
 import * as grpc from '@grpc/grpc-js';
 import { firstValueFrom, filter } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { trackCleanups } from '../../balance/src/test/grpc-calls.js';
-import { grpcRequest } from '../../core/src/grpc/test/request.js';
+import { newContext } from '../../context/index.js';
+import { Status } from '../../status.js';
+import { grpcRequest } from '../test/request.js';
+import { type GrpcResponse, GrpcStatusError } from '../types.js';
+import { type NativeGrpcEndpoint, nativeGrpcEndpoint } from './endpoint.js';
+import { afterEachCleanups } from './test/calls.js';
 
-const SERVER = new URL('../../testing/ccore/echo_server.py', import.meta.url).pathname;
-const cleanups = trackCleanups();
+const SERVER = new URL('../../../../testing/ccore/echo_server.py', import.meta.url).pathname;
+const cleanups = afterEachCleanups();
+let baseline: ReturnType<typeof activeHandles>;
+beforeAll(() => {
+  baseline = activeHandles();
+});
+afterAll(async () => {
+  await expectNoLeaks(baseline, { settleMs: 3000 });
+});
 
 let child: ChildProcessWithoutNullStreams;
 let address: string;
