@@ -4,6 +4,7 @@
  * @module
  */
 import type { StatusCode } from '@grpc-tower/core';
+import type { GiveUpReason } from '../retry/events.js';
 
 /**
  * Why a hedged call ended without a response:
@@ -20,14 +21,7 @@ import type { StatusCode } from '@grpc-tower/core';
  * layer.events$.subscribe((e) => e.type === 'give-up' && console.log(e.reason satisfies HedgeEndReason));
  * ```
  */
-export type HedgeEndReason =
-  | 'fatal'
-  | 'max-attempts'
-  | 'budget'
-  | 'deadline'
-  | 'not-replayable'
-  | 'pushback'
-  | 'cancelled';
+export type HedgeEndReason = 'fatal' | Exclude<GiveUpReason, 'non-retryable'>;
 
 /**
  * What the hedging layer reports.

@@ -303,17 +303,15 @@ class RetryCall<Req, Res> extends AttemptCall<Req, Res, RetryEvent> {
     if (this.ctx.aborted) return raw instanceof Error ? raw : toGrpcTowerError(raw);
     const err = attemptError(raw, this.#scope, this.ctx, this.#settings.perAttemptTimeoutMs);
     this.failedOn(err.endpoint);
-    const events = this.engine.events;
-    if (events.observed) {
-      events.next({
-        type: 'attempt-failed',
-        method: this.method,
-        attempt: this.#n,
-        code: err.code,
-        endpoint: err.endpoint,
-        error: err,
-      });
-    }
+    const n = this.#n;
+    this.engine.events.emit(() => ({
+      type: 'attempt-failed',
+      method: this.method,
+      attempt: n,
+      code: err.code,
+      endpoint: err.endpoint,
+      error: err,
+    }));
     // keep the caller's error object as it is, unless it stands for an attempt timeout
     return err === raw || !(raw instanceof Error) || err instanceof AttemptTimeoutError ? err : raw;
   }
@@ -371,16 +369,15 @@ class RetryCall<Req, Res> extends AttemptCall<Req, Res, RetryEvent> {
   }
 
   protected override announce(cause: AgainCause, delayMs: number): void {
-    const events = this.engine.events;
-    if (!events.observed) return;
-    events.next({
+    const attempt = this.first + this.sent;
+    this.engine.events.emit(() => ({
       type: 'retry',
       method: this.method,
-      attempt: this.first + this.sent,
+      attempt,
       delayMs,
       cause: cause === 'hedge' ? 'backoff' : cause,
       budgetLevel: this.engine.budgetLevel,
-    });
+    }));
   }
 
   #stop(reason: GiveUpReason): false {
@@ -408,17 +405,15 @@ class RetryCall<Req, Res> extends AttemptCall<Req, Res, RetryEvent> {
       reason = 'deadline';
     }
     if (reason === 'budget') out = new RetryBudgetExhaustedError(err, this.#counted);
-    const events = this.engine.events;
-    if (events.observed) {
-      events.next({
-        type: 'give-up',
-        method: this.method,
-        attempts: this.#counted,
-        reason,
-        code: reason === 'budget' ? final.code : toGrpcTowerError(out).code,
-        budgetLevel: this.engine.budgetLevel,
-      });
-    }
+    const code = reason === 'budget' ? final.code : toGrpcTowerError(out).code;
+    this.engine.events.emit(() => ({
+      type: 'give-up',
+      method: this.method,
+      attempts: this.#counted,
+      reason,
+      code,
+      budgetLevel: this.engine.budgetLevel,
+    }));
     // an answer that counts as failed (an HTTP 503) reaches the caller as the server sent it
     if (err instanceof FailedResponseError && !ctx.aborted) return err.response as Res;
     throw out;
