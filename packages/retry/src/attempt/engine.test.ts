@@ -26,7 +26,7 @@ import {
   type TestTransport,
   TRANSPORTS,
 } from '@grpc-tower/testing';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, onTestFinished, test } from 'vitest';
 import { retryBudget } from '../budget/budget.js';
 import type { HedgeEvent } from '../hedge/events.js';
 import { hedge } from '../hedge/layer.js';
@@ -37,11 +37,6 @@ import { retry } from '../retry/layer.js';
 import { allReady, buildStack, unary } from '../test/harness.js';
 import { startRefusingServer, startScriptedServer } from '../test/servers.js';
 import { AttemptCall, AttemptEngine } from './engine.js';
-
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
 
 /** A layer above the one tested that gives each call a RetryTally, as telemetry's call layer does. */
 function tallied(
@@ -66,7 +61,7 @@ async function stackOn(
   layer: (inner: Service<GrpcRequest, GrpcResponse>) => Service<GrpcRequest, GrpcResponse>,
 ) {
   const stack = buildStack(addresses, layer, { mode: 'first-ready', transport });
-  cleanups.push(() => stack.close());
+  onTestFinished(() => stack.close());
   await allReady(stack.endpoints);
   return stack;
 }
@@ -164,9 +159,9 @@ describe.each(TRANSPORTS)('the attempt engine over the %s transport', (transport
       name: 's',
       script: (i) => (i === 0 ? { fail: Status.UNAVAILABLE } : { reply: true }),
     });
-    cleanups.push(() => scripted.stop());
+    onTestFinished(() => scripted.stop());
     const refusing = await startRefusingServer(h2!);
-    cleanups.push(() => refusing.stop());
+    onTestFinished(() => refusing.stop());
     // two counted attempts: the second, the last, is refused
     const layer = retry({ maxAttempts: 2, initialBackoffMs: 1, maxBackoffMs: 5, budget: retryBudget() });
     const { client } = await stackOn(transport, [scripted.address, refusing.address], layer);
@@ -179,14 +174,15 @@ describe.each(TRANSPORTS)('the attempt engine over the %s transport', (transport
   test('hedging: the layer counters, the call tally and the events record the same hedges', async () => {
     const [h1, h2, h3] = pickHosts(3);
     const refusing = await startRefusingServer(h1!);
-    cleanups.push(() => refusing.stop());
+    onTestFinished(() => refusing.stop());
     const a = await startEchoServer({ host: h2!, name: 'a' });
     const b = await startEchoServer({ host: h3!, name: 'b' });
-    cleanups.push(() => Promise.all([a.stop(0), b.stop(0)]));
+    onTestFinished(() => a.stop(0));
+    onTestFinished(() => b.stop(0));
     const layer = hedge({ maxAttempts: 2, hedgingDelayMs: 20, nonFatalStatusCodes: ['UNAVAILABLE'] });
     const seen: HedgeEvent[] = [];
     const sub = layer.events$.subscribe((e) => seen.push(e));
-    cleanups.push(() => sub.unsubscribe());
+    onTestFinished(() => sub.unsubscribe());
     const tallies: RetryTally[] = [];
     const { client } = await stackOn(
       transport,
@@ -213,9 +209,9 @@ describe.each(TRANSPORTS)('the attempt engine over the %s transport', (transport
   test('a schedule written over the engine gets numbering, the transparent re-send, the budget and the records', async () => {
     const [h1, h2] = pickHosts(2);
     const refusing = await startRefusingServer(h1!);
-    cleanups.push(() => refusing.stop());
+    onTestFinished(() => refusing.stop());
     const a = await startEchoServer({ host: h2!, name: 'a' });
-    cleanups.push(() => a.stop(0));
+    onTestFinished(() => a.stop(0));
     const budget = retryBudget({ minPerSec: 0, percent: 0.5 });
     const engine = new AttemptEngine<GrpcRequest, GrpcResponse, never>(
       grpcRetryProtocol,

@@ -69,10 +69,9 @@ export interface HedgeService<Req = GrpcRequest, Res = GrpcResponse> extends Ser
  * console.log(layer.stats().wonByHedge);
  * ```
  */
-export interface HedgeLayer<Req = GrpcRequest, Res = GrpcResponse> {
+export interface HedgeLayer<Req = GrpcRequest, Res = GrpcResponse>
+  extends Pick<HedgeService<Req, Res>, 'events$' | 'stats'> {
   (inner: Service<Req, Res>): HedgeService<Req, Res>;
-  readonly events$: Observable<HedgeEvent>;
-  stats(): HedgeStats;
   readonly policy: CompiledHedgePolicy;
 }
 

@@ -99,12 +99,9 @@ export interface RetryService<Req = GrpcRequest, Res = GrpcResponse> extends Ser
  * setInterval(() => console.log(layer.stats()), 10_000);
  * ```
  */
-export interface RetryLayer<Req = GrpcRequest, Res = GrpcResponse> {
+export interface RetryLayer<Req = GrpcRequest, Res = GrpcResponse>
+  extends Pick<RetryService<Req, Res>, 'events$' | 'stats'> {
   (inner: Service<Req, Res>): RetryService<Req, Res>;
-  /** One event per step of each call. */
-  readonly events$: Observable<RetryEvent>;
-  /** Counters since the layer was created. */
-  stats(): RetryStats;
   /** The checked policy. */
   readonly policy: CompiledRetryPolicy<Req>;
   /** The protocol whose rules the layer follows (`'grpc'`, `'http'`). */
