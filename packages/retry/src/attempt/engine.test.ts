@@ -12,6 +12,7 @@
 import {
   CallRetries,
   type CallContext,
+  CancelledError,
   type RetryTally,
   type Service,
   Status,
@@ -72,7 +73,7 @@ async function stackOn(
  */
 class OnceCall<Req, Res> extends AttemptCall<Req, Res, never> {
   run(): Promise<Res> {
-    if (!this.enter()) return Promise.reject(this.ctx.reason());
+    if (!this.enter()) return Promise.reject(new CancelledError('the call ended before its first attempt'));
     return this.#send();
   }
 

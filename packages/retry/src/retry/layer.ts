@@ -28,7 +28,7 @@
  * another endpoint, without counting against `maxAttempts` or the budget.
  *
  * What p-retry does and does not do here: it runs the sequence of attempts
- * after a failed first one, asking {@link RetryCall}'s `decide` (its
+ * after a failed first one, asking the schedule's `decide` (its
  * `shouldRetry`) after each failure. The rest of its model does not fit
  * A6, so the schedule keeps it: its delay (a random factor in [1, 2)
  * times an exponential, where A6 draws from [0, ceiling] and a pushback
