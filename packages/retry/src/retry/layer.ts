@@ -276,7 +276,7 @@ class RetryCall<Req, Res> extends AttemptCall<Req, Res, RetryEvent> {
    */
   #failedAttempt(raw: unknown): Promise<Res> {
     const thrown = this.#booked(raw);
-    if (this.#looping) return Promise.reject(thrown);
+    if (this.#looping) throw thrown;
     this.#looping = true;
     // p-retry runs the rest: it asks `decide` after each failure (its
     // `shouldRetry`), which stops at maxAttempts and sleeps the delay, so
@@ -366,13 +366,15 @@ class RetryCall<Req, Res> extends AttemptCall<Req, Res, RetryEvent> {
   }
 
   protected override announce(cause: AgainCause, delayMs: number): void {
+    // the retry schedule sends no hedges
+    if (cause === 'hedge') return;
     const attempt = this.first + this.sent;
     this.engine.events.emit(() => ({
       type: 'retry',
       method: this.method,
       attempt,
       delayMs,
-      cause: cause === 'hedge' ? 'backoff' : cause,
+      cause,
       budgetLevel: this.engine.budgetLevel,
     }));
   }
