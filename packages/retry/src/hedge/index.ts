@@ -10,10 +10,8 @@ export {
   type HedgeRules,
   type HedgeLayer,
   type HedgeService,
-  type HedgeEvent,
-  type HedgeStats,
-  type HedgeEndReason,
 } from './layer.js';
+export type { HedgeEvent, HedgeStats, HedgeEndReason } from './events.js';
 export {
   compileHedgePolicy,
   type HedgePolicy,

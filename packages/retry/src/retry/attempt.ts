@@ -10,6 +10,7 @@ import {
   AttemptTimeoutError,
   type CallContext,
   type GrpcTowerError,
+  type Service,
   Status,
   linkedScope,
   toGrpcTowerError,
@@ -17,7 +18,7 @@ import {
 } from '@grpc-tower/core';
 import { AvoidEndpoints } from '@grpc-tower/balance';
 import type { GrpcRequest } from '@grpc-tower/core/grpc';
-import { callPart, settledOnAbort } from '@grpc-tower/core/internal';
+import { callPart as contextPart, settledOnAbort } from '@grpc-tower/core/internal';
 
 /**
  * The request header of gRPC A6 that tells the server how many attempts came before.
@@ -123,63 +124,39 @@ export function attemptScope(ctx: CallContext, whole: boolean, timeoutMs: number
 }
 
 /**
- * The scope of an attempt that has no time limit of its own and that
+ * The context of an attempt that has no time limit of its own and that
  * nothing but the call stops (a retry's attempts; not a hedge's, whose
- * losers are stopped one by one): it is the call's own context (as one part
- * of the call, so that a layer below cannot lower the whole call's deadline
- * through it), so an attempt costs no controller and no listener of its
+ * losers are stopped one by one): a part of the call's own context, so
+ * that a layer below cannot lower the whole call's deadline through it,
+ * and so that the attempt costs no scope, controller or listener of its
  * own. Cancelling the call still reaches the attempt, before and after it
  * commits.
  *
  * @internal
  */
-export function callScope(ctx: CallContext): AttemptScope {
-  return new CallScope(callPart(ctx));
-}
-
-/** What {@link callScope} returns (a class: no closures per attempt). */
-class CallScope implements AttemptScope {
-  readonly context: CallContext;
-
-  constructor(context: CallContext) {
-    this.context = context;
-  }
-
-  abort(): void {
-    throw new Error('callScope: an attempt that shares the call context cannot be stopped on its own');
-  }
-
-  timedOut(): boolean {
-    return false;
-  }
-
-  release(): void {
-    // nothing of its own to release
-  }
-
-  committed(): void {
-    // nothing of its own to release
-  }
+export function callPart(ctx: CallContext): CallContext {
+  return contextPart(ctx);
 }
 
 /**
- * Calls `inner` for one attempt and settles as soon as the attempt's context
- * aborts, even if the inner service is slow to notice. A response that
- * arrives after that is cancelled, so nothing is left open. When the owner
- * of the context's signal settles the call itself as it aborts (the
- * channel's call does), there is nothing to race: the attempt's own promise
- * is returned.
+ * Calls `inner` with `req` for one attempt and settles as soon as the
+ * attempt's context aborts, even if the inner service is slow to notice. A
+ * response that arrives after that is cancelled, so nothing is left open.
+ * When the owner of the context's signal settles the call itself as it
+ * aborts (the channel's call does), there is nothing to race: the
+ * attempt's own promise is returned.
  *
  * @internal
  */
-export function runAttempt<Res>(
-  call: () => Promise<Res>,
+export function runAttempt<Req, Res>(
+  inner: Service<Req, Res>,
+  req: Req,
   ctx: CallContext,
   abandon: (res: Res) => void,
 ): Promise<Res> {
   let promise: Promise<Res>;
   try {
-    promise = call();
+    promise = inner.call(req, ctx);
   } catch (err) {
     promise = Promise.reject(err);
   }
@@ -221,7 +198,7 @@ export function runAttempt<Res>(
  */
 export function attemptError(
   raw: unknown,
-  scope: AttemptScope,
+  scope: AttemptScope | undefined,
   call: CallContext,
   timeoutMs: number | undefined,
 ): GrpcTowerError {
@@ -231,7 +208,7 @@ export function attemptError(
     !(err instanceof AttemptTimeoutError) &&
     err.code === Status.DEADLINE_EXCEEDED &&
     !call.aborted &&
-    scope.timedOut()
+    scope?.timedOut() === true
   ) {
     return new AttemptTimeoutError(timeoutMs, { endpoint: err.endpoint, cause: err });
   }

@@ -3,15 +3,8 @@
  *
  * @module
  */
-export {
-  retry,
-  retryWith,
-  type RetryLayer,
-  type RetryService,
-  type RetryEvent,
-  type RetryStats,
-  type GiveUpReason,
-} from './layer.js';
+export { retry, retryWith, type RetryLayer, type RetryService } from './layer.js';
+export type { RetryEvent, RetryStats, GiveUpReason } from './events.js';
 export {
   compileRetryPolicy,
   type RetryPolicy,
