@@ -45,7 +45,7 @@ import { etcdSource } from './etcd.js';
 import { xdsSource } from './xds.js';
 import { type Target, parseTarget } from './target.js';
 import { endpointOptionsFor } from './endpoint-options.js';
-import { type StackOptions, type TowerInstrumentation, buildStack } from './recipe.js';
+import { type StackOptions, type StackParts, type TowerInstrumentation, buildStack } from './recipe.js';
 
 /**
  * Options of {@link towerChannel}: each changes one part of the default
@@ -210,10 +210,41 @@ export function towerChannel(
   credentials: ChannelCredentials,
   options: TowerOptions = {},
 ): TowerChannel {
+  return buildGrpcStack(WHERE, target, credentials, options, ({ stack }, parsed) =>
+    createChannel(stack, {
+      target: parsed.canonical,
+      ...(options.services === undefined ? {} : { services: options.services }),
+      ...(options.replay === undefined ? {} : { replay: options.replay }),
+      ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
+    }),
+  );
+}
+
+/**
+ * The gRPC stack of a front end (`towerChannel`, `towerTransport`): the
+ * target parsed, the credentials and endpoint options checked (errors
+ * named after `where`), and the recipe run with gRPC's pieces; `frontEnd`
+ * gets the parts and the parsed target.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const channel = buildGrpcStack('towerChannel', target, creds, {}, ({ stack }, parsed) =>
+ *   createChannel(stack, { target: parsed.canonical }),
+ * );
+ * ```
+ */
+export function buildGrpcStack<F>(
+  where: string,
+  target: string,
+  credentials: ChannelCredentials,
+  options: TowerOptions,
+  frontEnd: (parts: StackParts<GrpcRequest, GrpcResponse>, parsed: Target) => F,
+): F {
   const parsed = parseTarget(target);
   if (!isCredentials(credentials)) {
     throw new ConfigError(
-      WHERE,
+      where,
       'credentials',
       credentials,
       'grpc-js ChannelCredentials: grpc.credentials.createSsl(…) for TLS, or grpc.credentials.createInsecure() ' +
@@ -221,9 +252,9 @@ export function towerChannel(
     );
   }
   if (typeof options !== 'object' || options === null) {
-    throw new ConfigError(WHERE, 'options', options, 'an object');
+    throw new ConfigError(where, 'options', options, 'an object');
   }
-  checkEndpointOptions(options);
+  checkEndpointOptions(where, options);
   const authority = options.authority ?? (parsed.scheme === 'dns' ? hostNameOf(parsed.host) : undefined);
   // endpoint options are checked here, once, rather than at the first discovered address
   const endpointOptions: GrpcEndpointOptions = {
@@ -235,7 +266,7 @@ export function towerChannel(
   const makeEndpoint = options.transport === 'grpc-js' ? grpcJsEndpoint : nativeGrpcEndpoint;
   return buildStack(
     {
-      where: WHERE,
+      where,
       target: parsed.canonical,
       endpoint: (a) => makeEndpoint(a.address, endpointOptionsFor(endpointOptions, a)),
       // gRPC has a standard health service (A17): checked unless turned off
@@ -247,13 +278,7 @@ export function towerChannel(
     },
     () => sourceOf(parsed, options),
     options,
-    ({ stack }) =>
-      createChannel(stack, {
-        target: parsed.canonical,
-        ...(options.services === undefined ? {} : { services: options.services }),
-        ...(options.replay === undefined ? {} : { replay: options.replay }),
-        ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
-      }),
+    (parts) => frontEnd(parts, parsed),
   );
 }
 
@@ -303,8 +328,8 @@ function hostNameOf(host: string): string | undefined {
 }
 
 /** The endpoint options, checked now rather than when the first address is discovered. */
-function checkEndpointOptions(options: TowerOptions): void {
-  const check = optionChecks(WHERE);
+function checkEndpointOptions(where: string, options: TowerOptions): void {
+  const check = optionChecks(where);
   if (options.closeGraceMs !== undefined) check.number('closeGraceMs', options.closeGraceMs, TIMER_RULE);
   if (
     options.authority !== undefined &&
@@ -316,5 +341,5 @@ function checkEndpointOptions(options: TowerOptions): void {
   if (options.transport !== undefined && options.transport !== 'grpc-js' && options.transport !== 'native') {
     throw check.error('transport', options.transport, "'grpc-js' or 'native'");
   }
-  if (options.transport !== 'grpc-js') nativeSettings(WHERE, options.channelOptions);
+  if (options.transport !== 'grpc-js') nativeSettings(where, options.channelOptions);
 }

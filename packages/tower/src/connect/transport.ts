@@ -1,0 +1,275 @@
+/**
+ * `towerTransport`: a Connect-ES `Transport` whose calls go through the
+ * grpc-tower stack `towerChannel` builds (the same recipe, target syntax
+ * and options), so a `createClient(Service, transport)` client is balanced
+ * per call across every server behind a name instead of keeping one
+ * HTTP/2 session to one of them.
+ *
+ * @module
+ */
+import * as tls from 'node:tls';
+import type { Interceptor, Transport } from '@connectrpc/connect';
+import { type ChannelCredentials, type ChannelOptions, credentials } from '@grpc/grpc-js';
+import { type CloseOptions, ConfigError, type Readiness, type Stack } from '@grpc-tower/core';
+import { TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
+import { type GrpcRequest, type GrpcResponse, ReplayBudget, formatAddress } from '@grpc-tower/core/grpc';
+import type { Observable } from 'rxjs';
+import { type TowerOptions, buildGrpcStack } from '../channel.js';
+import type { Target } from '../target.js';
+import { type BinaryOptions, type JsonOptions, grpcOverStack } from './grpc.js';
+
+const WHERE = 'towerTransport';
+
+/**
+ * TLS of every connection, as connect-node's `nodeOptions` take it: Node's
+ * TLS options (`ca`, `cert`, `key`, `pfx`, `passphrase`, `ciphers`…) and
+ * `servername`, the name the server's certificate must carry (default:
+ * the target's host name, or each endpoint's address for an IP target).
+ *
+ * @example
+ * ```ts
+ * const tlsOptions: TowerTransportTls = { ca: readFileSync('ca.pem'), servername: 'orders.internal' };
+ * ```
+ */
+export interface TowerTransportTls extends tls.SecureContextOptions {
+  /** The TLS server name (SNI) and the name the certificate is checked against. */
+  readonly servername?: string;
+  /** Checks the server's certificate once the chain is trusted (Node's `checkServerIdentity`). */
+  readonly checkServerIdentity?: (hostname: string, cert: tls.PeerCertificate) => Error | undefined;
+}
+
+/**
+ * Options of {@link towerTransport}: `towerChannel`'s (discovery, health,
+ * outlier detection, balancer, retry with its budget, `timeoutMs`,
+ * telemetry, layers…), Connect-ES's own (`interceptors`,
+ * `defaultTimeoutMs`, serialization options), and `tls`.
+ *
+ * @example
+ * ```ts
+ * const options: TowerTransportOptions = {
+ *   tls: { ca: readFileSync('ca.pem') },
+ *   interceptors: [logger],
+ *   retry: { maxAttempts: 3 },
+ * };
+ * ```
+ */
+export interface TowerTransportOptions extends Omit<TowerOptions, 'services'> {
+  /**
+   * TLS options ({@link TowerTransportTls}; `{}` trusts the system's
+   * certificate authorities), or `false` to choose plaintext (h2c).
+   * Required: a transport never falls back to plaintext by default.
+   */
+  readonly tls: TowerTransportTls | false;
+  /**
+   * The wire protocol. `'grpc'` (the default, and the only one today):
+   * gRPC over HTTP/2, as Connect-ES's `createGrpcTransport` speaks it.
+   */
+  readonly protocol?: 'grpc';
+  /** Connect-ES interceptors, run around every call as Connect-ES runs them (the first given is outermost). */
+  readonly interceptors?: Interceptor[];
+  /** The timeout of a call that gives none, in ms (Connect-ES's `defaultTimeoutMs`). */
+  readonly defaultTimeoutMs?: number;
+  /** Options of the binary serialization (Connect-ES's `binaryOptions`). */
+  readonly binaryOptions?: BinaryOptions;
+  /** Options of the JSON serialization (Connect-ES's `jsonOptions`). */
+  readonly jsonOptions?: JsonOptions;
+}
+
+/**
+ * The transport {@link towerTransport} returns: a Connect-ES `Transport`,
+ * and the stack's readiness and graceful close.
+ *
+ * @example
+ * ```ts
+ * const transport: TowerTransport = towerTransport('dns:///orders.internal:50051', { tls: {} });
+ * const orders = createClient(OrderService, transport);
+ * await transport.close();
+ * ```
+ */
+export class TowerTransport implements Transport {
+  readonly #stack: Stack<GrpcRequest, GrpcResponse>;
+  readonly #target: string;
+  /** Calls a unary method (Connect-ES's `Transport.unary`; `createClient` calls it). */
+  readonly unary: Transport['unary'];
+  /** Calls a streaming method of any shape (Connect-ES's `Transport.stream`; `createClient` calls it). */
+  readonly stream: Transport['stream'];
+
+  /** @internal made by {@link towerTransport}. */
+  constructor(stack: Stack<GrpcRequest, GrpcResponse>, calls: Transport, target: string) {
+    this.#stack = stack;
+    this.unary = calls.unary;
+    this.stream = calls.stream;
+    this.#target = target;
+  }
+
+  /** The target's canonical name. */
+  get target(): string {
+    return this.#target;
+  }
+
+  /** The balancer's readiness: `ready` while some endpoint is. */
+  get readiness(): Readiness {
+    return this.#stack.readiness;
+  }
+
+  /** The readiness as it changes. */
+  get readiness$(): Observable<Readiness> {
+    return this.#stack.readiness$;
+  }
+
+  /**
+   * Closes gracefully: new calls fail UNAVAILABLE at once, the calls in
+   * flight may go on for `graceMs` (default the `closeGraceMs` option, 30 s),
+   * then everything the stack holds (connections, discovery, health watches,
+   * timers) is released; resolves when it is.
+   *
+   * @example
+   * ```ts
+   * process.once('SIGTERM', () => void transport.close({ graceMs: 10_000 }));
+   * ```
+   */
+  close(options?: CloseOptions): Promise<void> {
+    return this.#stack.close(options);
+  }
+}
+
+/** The grpc-js credentials the native endpoints take, from Node's TLS options. */
+function credentialsOf(value: TowerTransportTls | false): ChannelCredentials {
+  if (value === false) return credentials.createInsecure();
+  const check = optionChecks(WHERE);
+  if (typeof value !== 'object' || value === null) {
+    throw check.error(
+      'tls',
+      value,
+      "Node's TLS options ({ ca, cert, key, servername… }; {} for the system's CAs), or false to choose plaintext",
+    );
+  }
+  if ('rejectUnauthorized' in value) {
+    throw check.error(
+      'tls.rejectUnauthorized',
+      (value as { rejectUnauthorized?: unknown }).rejectUnauthorized,
+      "no such option: give the server's CA as tls.ca instead of turning verification off",
+    );
+  }
+  const { servername: _servername, checkServerIdentity, ...context } = value;
+  if (checkServerIdentity !== undefined)
+    check.function('tls.checkServerIdentity', checkServerIdentity, 'a function');
+  let secureContext: tls.SecureContext;
+  try {
+    secureContext = tls.createSecureContext(context);
+  } catch (err) {
+    throw check.error('tls', value, `TLS options Node accepts (${(err as Error).message})`);
+  }
+  return credentials.createFromSecureContext(
+    secureContext,
+    checkServerIdentity === undefined ? {} : { checkServerIdentity },
+  );
+}
+
+/** The authority of the `url` Connect-ES's interceptors see. */
+function authorityOf(target: Target, authority: string | undefined): string {
+  if (authority !== undefined) return authority;
+  switch (target.scheme) {
+    case 'dns':
+      return formatAddress(target.host, target.port);
+    case 'ipv4':
+    case 'ipv6':
+      return target.addresses[0] ?? target.canonical;
+    case 'etcd':
+      return encodeURIComponent(target.prefix);
+    case 'xds':
+      return target.name;
+  }
+}
+
+/**
+ * A Connect-ES `Transport` (2.x) through the grpc-tower stack: the same
+ * target names (`dns:///orders.internal:50051`, `ipv4:10.0.0.7:50051,…`,
+ * `etcd://…`, `xds:///…`) and options as `towerChannel`, and the same
+ * stack: discovery, `grpc.health.v1` health checks, outlier detection, P2C
+ * with PeakEWMA, gRPC A6 retries within a budget, the deadline, telemetry.
+ * Calls speak gRPC over one HTTP/2 connection per discovered server
+ * (grpc-tower's native transport). Connect-ES's semantics are kept:
+ * `ConnectError` with its code, metadata and details; `timeoutMs` and
+ * `signal`; header and trailer callbacks; interceptors; every streaming
+ * shape. Errors of the stack name the endpoint in their metadata
+ * (`grpc-tower-endpoint`).
+ *
+ * Moving from Connect-ES's own transport is one line: the client is
+ * created as before.
+ *
+ * Throws `InvalidTargetError` for a target it cannot use and `ConfigError`
+ * for a bad option, naming it.
+ *
+ * @example
+ * ```ts
+ * import { createClient } from '@connectrpc/connect';
+ * import { towerTransport } from 'grpc-tower/connect';
+ *
+ * // before: createGrpcTransport({ baseUrl: 'https://orders.internal:50051' })
+ * const transport = towerTransport('dns:///orders.internal:50051', { tls: {} });
+ * const orders = createClient(OrderService, transport);
+ * const order = await orders.getOrder({ id: 7 }, { timeoutMs: 2_000 });
+ * ```
+ */
+export function towerTransport(target: string, options: TowerTransportOptions): TowerTransport {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError(
+      WHERE,
+      'options',
+      options,
+      'an object with tls (TLS options, or false for plaintext)',
+    );
+  }
+  const {
+    tls: tlsOptions,
+    protocol,
+    interceptors,
+    defaultTimeoutMs,
+    binaryOptions,
+    jsonOptions,
+    ...tower
+  } = options;
+  const check = optionChecks(WHERE);
+  if (tlsOptions === undefined) {
+    throw check.error(
+      'tls',
+      tlsOptions,
+      "Node's TLS options ({ ca, cert, key, servername… }; {} for the system's CAs), or false to choose plaintext",
+    );
+  }
+  if (protocol !== undefined && protocol !== 'grpc') throw check.error('protocol', protocol, "'grpc'");
+  if (
+    interceptors !== undefined &&
+    (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function'))
+  ) {
+    throw check.error('interceptors', interceptors, 'an array of Connect-ES interceptors (functions)');
+  }
+  if (defaultTimeoutMs !== undefined) check.number('defaultTimeoutMs', defaultTimeoutMs, TIMER_RULE);
+  const creds = credentialsOf(tlsOptions);
+  const servername = tlsOptions === false ? undefined : tlsOptions.servername;
+  const channelOptions: ChannelOptions | undefined =
+    servername === undefined
+      ? tower.channelOptions
+      : { ...tower.channelOptions, 'grpc.ssl_target_name_override': servername };
+  const perCallBytes = tower.replay?.perCallBytes ?? 1024 * 1024;
+  const budget = new ReplayBudget(tower.replay?.perChannelBytes ?? 16 * 1024 * 1024);
+  return buildGrpcStack(
+    WHERE,
+    target,
+    creds,
+    { ...tower, ...(channelOptions === undefined ? {} : { channelOptions }) },
+    ({ stack }, parsed) => {
+      const calls = grpcOverStack({
+        call: (req, ctx) => stack.call(req, ctx),
+        replay: { perCallBytes, budget },
+        interceptors: interceptors ?? [],
+        baseUrl: `${tlsOptions === false ? 'http' : 'https'}://${authorityOf(parsed, tower.authority)}`,
+        defaultTimeoutMs,
+        binaryOptions,
+        jsonOptions,
+      });
+      return new TowerTransport(stack, calls, parsed.canonical);
+    },
+  );
+}
