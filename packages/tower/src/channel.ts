@@ -162,8 +162,16 @@ const WHERE = 'towerChannel';
 const isCredentials = (x: unknown): x is ChannelCredentials =>
   typeof x === 'object' && x !== null && typeof (x as { _isSecure?: unknown })._isSecure === 'function';
 
-/** The addresses the target names, as a discovery source. */
-function sourceOf(target: Target, options: TowerOptions): Discover<string, DiscoveredAddress> {
+/**
+ * The addresses the target names, as a discovery source (`options.discovery` when given).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const source = sourceOf(parseTarget('dns:///orders.internal:50051'), {});
+ * ```
+ */
+export function sourceOf(target: Target, options: Pick<TowerOptions, 'discovery' | 'dns'>): Discover<string, DiscoveredAddress> {
   if (options.discovery !== undefined) return options.discovery;
   if (target.scheme === 'etcd') return etcdSource(target);
   if (target.scheme === 'xds') return xdsSource(target);

@@ -8,15 +8,34 @@
  * @module
  */
 import * as tls from 'node:tls';
+import { isIP } from 'node:net';
 import type { Interceptor, Transport } from '@connectrpc/connect';
+import type { Compression } from '@connectrpc/connect/protocol';
+import { createTransport as createConnectTransport } from '@connectrpc/connect/protocol-connect';
 import { type ChannelCredentials, type ChannelOptions, credentials } from '@grpc/grpc-js';
-import { type CloseOptions, ConfigError, type Readiness, type Stack } from '@grpc-tower/core';
-import { TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
-import { type GrpcRequest, type GrpcResponse, ReplayBudget, formatAddress } from '@grpc-tower/core/grpc';
+import { type CloseOptions, ConfigError, type Lifecycle, type Readiness } from '@grpc-tower/core';
+import { type OptionChecks, TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
+import { ReplayBudget, formatAddress } from '@grpc-tower/core/grpc';
+import {
+  type Http2EndpointOptions,
+  type Http2Request,
+  type Http2Response,
+  http2Endpoint,
+} from '@grpc-tower/core/http2';
+import {
+  type HealthCheckOptions,
+  type HttpHealthCheckOptions,
+  httpHealthChecked,
+  httpOutcomes,
+} from '@grpc-tower/health';
+import { type HttpRetryPolicy, type RetryPolicy, httpRetry } from '@grpc-tower/retry';
 import type { Observable } from 'rxjs';
-import { type TowerOptions, buildGrpcStack } from '../channel.js';
-import type { Target } from '../target.js';
+import { type TowerOptions, buildGrpcStack, sourceOf } from '../channel.js';
+import { endpointOptionsFor } from '../endpoint-options.js';
+import { type RecipeOptions, buildStack } from '../recipe.js';
+import { type Target, parseTarget } from '../target.js';
 import { type BinaryOptions, type JsonOptions, grpcOverStack } from './grpc.js';
+import { http2Client } from './http.js';
 
 const WHERE = 'towerTransport';
 
@@ -53,7 +72,7 @@ export interface TowerTransportTls extends tls.SecureContextOptions {
  * };
  * ```
  */
-export interface TowerTransportOptions extends Omit<TowerOptions, 'services'> {
+export interface TowerTransportOptions extends Omit<TowerOptions, 'services' | 'health' | 'retry'> {
   /**
    * TLS options ({@link TowerTransportTls}; `{}` trusts the system's
    * certificate authorities), or `false` to choose plaintext (h2c).
@@ -61,10 +80,44 @@ export interface TowerTransportOptions extends Omit<TowerOptions, 'services'> {
    */
   readonly tls: TowerTransportTls | false;
   /**
-   * The wire protocol. `'grpc'` (the default, and the only one today):
-   * gRPC over HTTP/2, as Connect-ES's `createGrpcTransport` speaks it.
+   * The wire protocol. `'grpc'` (the default): gRPC over HTTP/2, as
+   * Connect-ES's `createGrpcTransport` speaks it, over grpc-tower's native
+   * gRPC endpoints. `'connect'`: the Connect protocol, as
+   * `createConnectTransport` speaks it (unary calls as HTTP/2 POST, or GET
+   * with `useHttpGet`; streams in envelopes ending with the end-of-stream
+   * message), over grpc-tower's HTTP/2 endpoints; the JSON codec with
+   * `useBinaryFormat: false`, and the compression options.
    */
-  readonly protocol?: 'grpc';
+  readonly protocol?: 'grpc' | 'connect';
+  /**
+   * Active health checks. gRPC: `grpc.health.v1` options (on by default,
+   * as `towerChannel`'s). Connect: HTTP `GET <path>` checks, off unless
+   * given a `path` (`{ path: '/healthz' }`). `false`: none.
+   */
+  readonly health?: HealthCheckOptions | HttpHealthCheckOptions | false;
+  /**
+   * The retry policy, or `false`. gRPC: gRPC A6's (`RetryPolicy`; default
+   * UNAVAILABLE, at most 5 attempts). Connect: `HttpRetryPolicy` (default
+   * at most 3 attempts, on 502/503/504 and lost connections); either way
+   * a call is re-sent only before its response began, and Connect calls
+   * count as idempotent, as gRPC calls do under A6. Within a fresh
+   * `retryBudget()` unless the policy names one.
+   */
+  readonly retry?: RetryPolicy | HttpRetryPolicy | false;
+  /** Connect: `false` sends JSON (`application/json`, `application/connect+json`). Default `true`, binary. */
+  readonly useBinaryFormat?: boolean;
+  /** Connect: the compressions to accept in responses (connect-node's `compressionGzip`, `compressionBrotli`). Default none. */
+  readonly acceptCompression?: Compression[];
+  /** Connect: the compression of requests. Default none. */
+  readonly sendCompression?: Compression;
+  /** Connect: the smallest message compressed, in bytes. Default 1024. */
+  readonly compressMinBytes?: number;
+  /** Connect: the largest message read, in bytes. Default 4 GiB - 1. */
+  readonly readMaxBytes?: number;
+  /** Connect: the largest message written, in bytes. Default 4 GiB - 1. */
+  readonly writeMaxBytes?: number;
+  /** Connect: unary calls of methods marked side-effect free go as GET. Default `false`. */
+  readonly useHttpGet?: boolean;
   /** Connect-ES interceptors, run around every call as Connect-ES runs them (the first given is outermost). */
   readonly interceptors?: Interceptor[];
   /** The timeout of a call that gives none, in ms (Connect-ES's `defaultTimeoutMs`). */
@@ -87,7 +140,7 @@ export interface TowerTransportOptions extends Omit<TowerOptions, 'services'> {
  * ```
  */
 export class TowerTransport implements Transport {
-  readonly #stack: Stack<GrpcRequest, GrpcResponse>;
+  readonly #stack: Lifecycle;
   readonly #target: string;
   /** Calls a unary method (Connect-ES's `Transport.unary`; `createClient` calls it). */
   readonly unary: Transport['unary'];
@@ -95,7 +148,7 @@ export class TowerTransport implements Transport {
   readonly stream: Transport['stream'];
 
   /** @internal made by {@link towerTransport}. */
-  constructor(stack: Stack<GrpcRequest, GrpcResponse>, calls: Transport, target: string) {
+  constructor(stack: Lifecycle, calls: Transport, target: string) {
     this.#stack = stack;
     this.unary = calls.unary;
     this.stream = calls.stream;
@@ -238,7 +291,6 @@ export function towerTransport(target: string, options: TowerTransportOptions): 
       "Node's TLS options ({ ca, cert, key, servername… }; {} for the system's CAs), or false to choose plaintext",
     );
   }
-  if (protocol !== undefined && protocol !== 'grpc') throw check.error('protocol', protocol, "'grpc'");
   if (
     interceptors !== undefined &&
     (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function'))
@@ -246,6 +298,41 @@ export function towerTransport(target: string, options: TowerTransportOptions): 
     throw check.error('interceptors', interceptors, 'an array of Connect-ES interceptors (functions)');
   }
   if (defaultTimeoutMs !== undefined) check.number('defaultTimeoutMs', defaultTimeoutMs, TIMER_RULE);
+  if (protocol === 'connect') {
+    const { useBinaryFormat, acceptCompression, sendCompression, useHttpGet } = tower;
+    const { compressMinBytes, readMaxBytes, writeMaxBytes } = tower;
+    return connectProtocol(check, target, tlsOptions, {
+      ...tower,
+      baseUrl: '',
+      httpClient: undefined as never,
+      interceptors: interceptors ?? [],
+      useBinaryFormat: useBinaryFormat ?? true,
+      acceptCompression: acceptCompression ?? [],
+      sendCompression: sendCompression ?? null,
+      compressMinBytes: check.number('compressMinBytes', compressMinBytes, { min: 0 }, 1024),
+      readMaxBytes: check.number('readMaxBytes', readMaxBytes, { min: 1 }, 0xffffffff),
+      writeMaxBytes: check.number('writeMaxBytes', writeMaxBytes, { min: 1 }, 0xffffffff),
+      useHttpGet: useHttpGet ?? false,
+      ...(binaryOptions === undefined ? {} : { binaryOptions }),
+      ...(jsonOptions === undefined ? {} : { jsonOptions }),
+      ...((defaultTimeoutMs ?? tower.timeoutMs) === undefined
+        ? {}
+        : { defaultTimeoutMs: defaultTimeoutMs ?? tower.timeoutMs }),
+    });
+  }
+  if (protocol !== undefined && protocol !== 'grpc')
+    throw check.error('protocol', protocol, "'grpc' or 'connect'");
+  for (const name of CONNECT_ONLY) {
+    const value = options[name];
+    if (value !== undefined && !(name === 'useBinaryFormat' && value === true)) {
+      throw check.error(
+        name,
+        value,
+        "no such option with protocol 'grpc' (the Connect protocol's; gRPC messages are binary, and the gRPC " +
+          "endpoints compress as channelOptions['grpc.default_compression_algorithm'] says)",
+      );
+    }
+  }
   const creds = credentialsOf(tlsOptions);
   const servername = tlsOptions === false ? undefined : tlsOptions.servername;
   const channelOptions: ChannelOptions | undefined =
@@ -258,16 +345,110 @@ export function towerTransport(target: string, options: TowerTransportOptions): 
     WHERE,
     target,
     creds,
-    { ...tower, ...(channelOptions === undefined ? {} : { channelOptions }) },
+    {
+      ...(tower as TowerOptions),
+      ...(channelOptions === undefined ? {} : { channelOptions }),
+    } as TowerOptions,
     ({ stack }, parsed) => {
       const calls = grpcOverStack({
         call: (req, ctx) => stack.call(req, ctx),
         replay: { perCallBytes, budget },
         interceptors: interceptors ?? [],
-        baseUrl: `${tlsOptions === false ? 'http' : 'https'}://${authorityOf(parsed, tower.authority)}`,
+        baseUrl: baseUrlOf(tlsOptions, parsed, tower.authority),
         defaultTimeoutMs,
         binaryOptions,
         jsonOptions,
+      });
+      return new TowerTransport(stack, calls, parsed.canonical);
+    },
+  );
+}
+
+/** The `url` Connect-ES's interceptors see: the scheme and the target's authority. */
+function baseUrlOf(
+  tlsOptions: TowerTransportTls | false,
+  parsed: Target,
+  authority: string | undefined,
+): string {
+  return `${tlsOptions === false ? 'http' : 'https'}://${authorityOf(parsed, authority)}`;
+}
+
+/** The options of Connect-ES's Connect transport, with the stack's. */
+type ConnectProtocolOptions = Omit<TowerTransportOptions, 'tls' | 'protocol' | keyof ConnectOnly> &
+  Parameters<typeof createConnectTransport>[0];
+
+/** The options only the Connect protocol takes. */
+const CONNECT_ONLY = [
+  'useBinaryFormat',
+  'acceptCompression',
+  'sendCompression',
+  'compressMinBytes',
+  'readMaxBytes',
+  'writeMaxBytes',
+  'useHttpGet',
+] as const;
+
+type ConnectOnly = Pick<TowerTransportOptions, (typeof CONNECT_ONLY)[number]>;
+
+/**
+ * The Connect protocol: Connect-ES's own Connect transport over an HTTP/2
+ * stack built by the recipe (HTTP/2 endpoints with Node's TLS options,
+ * HTTP health checks when given a path, HTTP outcomes for outlier
+ * detection, `httpRetry`).
+ */
+function connectProtocol(
+  check: OptionChecks,
+  target: string,
+  tlsOptions: TowerTransportTls | false,
+  options: ConnectProtocolOptions,
+): TowerTransport {
+  const parsed = parseTarget(target);
+  for (const name of ['channelOptions', 'transport', 'replay'] as const) {
+    if (options[name] !== undefined) {
+      throw check.error(name, options[name], "no such option with protocol 'connect' (gRPC endpoints' only)");
+    }
+  }
+  const health: unknown = options.health;
+  if (health !== undefined && health !== false && typeof (health as { path?: unknown })?.path !== 'string') {
+    throw check.error(
+      'health',
+      health,
+      "with protocol 'connect', HTTP health check options with a path ({ path: '/healthz' }), or false",
+    );
+  }
+  // checked as for gRPC: Node's TLS options, or false
+  credentialsOf(tlsOptions);
+  if (options.closeGraceMs !== undefined) check.number('closeGraceMs', options.closeGraceMs, TIMER_RULE);
+  const authority =
+    options.authority ?? (parsed.scheme === 'dns' && isIP(parsed.host) === 0 ? parsed.host : undefined);
+  const base: Http2EndpointOptions = {
+    scheme: tlsOptions === false ? 'http' : 'https',
+    ...(authority === undefined ? {} : { authority }),
+    ...(tlsOptions === false ? {} : { connectOptions: tlsOptions }),
+    ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
+  };
+  const { baseUrl: _baseUrl, httpClient: _httpClient, ...connect } = options;
+  return buildStack(
+    {
+      where: WHERE,
+      target: parsed.canonical,
+      endpoint: (a) => http2Endpoint(a.address, endpointOptionsFor(base, a)),
+      // HTTP has no standard health path: checked only when given one
+      health: { make: httpHealthChecked, byDefault: undefined },
+      // Connect-ES's own deadline (defaultTimeoutMs, timeoutMs) covers each call with its body
+      timeoutMs: undefined,
+      outcomes: httpOutcomes,
+      retry: (policy: HttpRetryPolicy) => httpRetry(policy),
+      instrument: 'instrumentHttp',
+    },
+    () => sourceOf(parsed, options),
+    // layers, health and retry are the HTTP/2 stack's here (the options' types name the gRPC stack's too)
+    options as unknown as RecipeOptions<Http2Request, Http2Response, HttpHealthCheckOptions, HttpRetryPolicy>,
+    ({ stack }) => {
+      const calls = createConnectTransport({
+        ...connect,
+        baseUrl: baseUrlOf(tlsOptions, parsed, options.authority),
+        httpClient: http2Client((req, ctx) => stack.call(req, ctx), 1024 * 1024),
       });
       return new TowerTransport(stack, calls, parsed.canonical);
     },

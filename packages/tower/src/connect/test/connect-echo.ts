@@ -8,7 +8,9 @@
  *
  * @module
  */
+import { spawn } from 'node:child_process';
 import * as http2 from 'node:http2';
+import { fileURLToPath } from 'node:url';
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { create } from '@bufbuild/protobuf';
@@ -167,5 +169,49 @@ export async function startConnectEchoServer(options: ConnectEchoOptions): Promi
         for (const s of sessions) s.destroy();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** A connect-node echo server in a child process, which can crash like a real one. */
+export interface ChildConnectEchoServer {
+  readonly address: string;
+  readonly name: string;
+  /** SIGKILL (a crash: its connections drop); resolves once the child exited. */
+  kill(): Promise<void>;
+}
+
+const CHILD = fileURLToPath(new URL('./connect-child.ts', import.meta.url));
+
+/**
+ * Starts {@link startConnectEchoServer} in a child process (Node with tsx's
+ * loader, the workspace's source condition).
+ *
+ * @example
+ * ```ts
+ * const child = await spawnConnectEchoServer({ host: '127.0.0.5', name: 'a' });
+ * await child.kill();
+ * ```
+ */
+export async function spawnConnectEchoServer(options: ConnectEchoOptions): Promise<ChildConnectEchoServer> {
+  const child = spawn(
+    process.execPath,
+    ['--conditions=@grpc-tower/source', '--import', 'tsx', CHILD, JSON.stringify(options)],
+    {
+      cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port));
+    child.once('exit', (code, signal) => reject(new Error(`connect echo child exited (${code ?? signal})`)));
+  });
+  return {
+    address: formatAddress(options.host, port),
+    name: options.name,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
   };
 }
