@@ -171,7 +171,10 @@ const isCredentials = (x: unknown): x is ChannelCredentials =>
  * const source = sourceOf(parseTarget('dns:///orders.internal:50051'), {});
  * ```
  */
-export function sourceOf(target: Target, options: Pick<TowerOptions, 'discovery' | 'dns'>): Discover<string, DiscoveredAddress> {
+export function sourceOf(
+  target: Target,
+  options: Pick<TowerOptions, 'discovery' | 'dns'>,
+): Discover<string, DiscoveredAddress> {
   if (options.discovery !== undefined) return options.discovery;
   if (target.scheme === 'etcd') return etcdSource(target);
   if (target.scheme === 'xds') return xdsSource(target);

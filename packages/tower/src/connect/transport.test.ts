@@ -311,6 +311,20 @@ describe.each(['grpc', 'connect'] as const)(
       expect(seen[0]).toContain('outer got by-interceptor');
     });
 
+    test('close() lets a call in flight finish, then refuses new calls UNAVAILABLE', async () => {
+      const [server] = (await connectServers(1)) as [ConnectEchoServer];
+      const transport = tower([server.address], { protocol });
+      const client = createClient(Echo, transport);
+      await client.unary({ message: 'warm' });
+      const inFlight = client.unary({ message: 'late', delayMs: 200 });
+      const closed = transport.close({ graceMs: 5_000 });
+      const refused = await outcome(() => client.unary({ message: 'after close' }));
+      expect((await inFlight).message).toBe('late');
+      await closed;
+      expect(refused.code).toBe('Unavailable');
+      console.log(`after close (${protocol}):`, refused.rawMessage);
+    });
+
     test('three servers behind one name share the calls evenly', async () => {
       const servers = await connectServers(3);
       const { byServer, failures } = await load(
