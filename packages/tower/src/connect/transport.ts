@@ -13,7 +13,15 @@ import type { Interceptor, Transport } from '@connectrpc/connect';
 import type { Compression } from '@connectrpc/connect/protocol';
 import { createTransport as createConnectTransport } from '@connectrpc/connect/protocol-connect';
 import { type ChannelCredentials, type ChannelOptions, credentials } from '@grpc/grpc-js';
-import { type CloseOptions, ConfigError, type Lifecycle, type Readiness } from '@grpc-tower/core';
+import {
+  type CallContext,
+  ClosedError,
+  type CloseOptions,
+  ConfigError,
+  type Lifecycle,
+  type Readiness,
+  type Service,
+} from '@grpc-tower/core';
 import { type OptionChecks, TIMER_RULE, optionChecks } from '@grpc-tower/core/internal';
 import { ReplayBudget, formatAddress } from '@grpc-tower/core/grpc';
 import {
@@ -142,14 +150,16 @@ export interface TowerTransportOptions extends Omit<TowerOptions, 'services' | '
 export class TowerTransport implements Transport {
   readonly #stack: Lifecycle;
   readonly #target: string;
+  readonly #gate: Gate;
   /** Calls a unary method (Connect-ES's `Transport.unary`; `createClient` calls it). */
   readonly unary: Transport['unary'];
   /** Calls a streaming method of any shape (Connect-ES's `Transport.stream`; `createClient` calls it). */
   readonly stream: Transport['stream'];
 
   /** @internal made by {@link towerTransport}. */
-  constructor(stack: Lifecycle, calls: Transport, target: string) {
+  constructor(stack: Lifecycle, calls: Transport, target: string, gate: Gate) {
     this.#stack = stack;
+    this.#gate = gate;
     this.unary = calls.unary;
     this.stream = calls.stream;
     this.#target = target;
@@ -182,6 +192,7 @@ export class TowerTransport implements Transport {
    * ```
    */
   close(options?: CloseOptions): Promise<void> {
+    this.#gate.refusal ??= `towerTransport ${this.#target} is closed`;
     return this.#stack.close(options);
   }
 }
@@ -341,6 +352,7 @@ export function towerTransport(target: string, options: TowerTransportOptions): 
       : { ...tower.channelOptions, 'grpc.ssl_target_name_override': servername };
   const perCallBytes = tower.replay?.perCallBytes ?? 1024 * 1024;
   const budget = new ReplayBudget(tower.replay?.perChannelBytes ?? 16 * 1024 * 1024);
+  const gate: Gate = { refusal: undefined };
   return buildGrpcStack(
     WHERE,
     target,
@@ -351,7 +363,7 @@ export function towerTransport(target: string, options: TowerTransportOptions): 
     } as TowerOptions,
     ({ stack }, parsed) => {
       const calls = grpcOverStack({
-        call: (req, ctx) => stack.call(req, ctx),
+        call: gated(gate, stack),
         replay: { perCallBytes, budget },
         interceptors: interceptors ?? [],
         baseUrl: baseUrlOf(tlsOptions, parsed, tower.authority),
@@ -359,9 +371,20 @@ export function towerTransport(target: string, options: TowerTransportOptions): 
         binaryOptions,
         jsonOptions,
       });
-      return new TowerTransport(stack, calls, parsed.canonical);
+      return new TowerTransport(stack, calls, parsed.canonical, gate);
     },
   );
+}
+
+/** Set by `close()`: new calls are refused with it, naming the transport. */
+interface Gate {
+  refusal: string | undefined;
+}
+
+/** The stack's call, refused once the transport is closed (UNAVAILABLE, as the channel's). */
+function gated<Req, Res>(gate: Gate, stack: Service<Req, Res>): (req: Req, ctx: CallContext) => Promise<Res> {
+  return (req, ctx) =>
+    gate.refusal === undefined ? stack.call(req, ctx) : Promise.reject(new ClosedError(gate.refusal));
 }
 
 /** The `url` Connect-ES's interceptors see: the scheme and the target's authority. */
@@ -428,6 +451,7 @@ function connectProtocol(
     ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
   };
   const { baseUrl: _baseUrl, httpClient: _httpClient, ...connect } = options;
+  const gate: Gate = { refusal: undefined };
   return buildStack(
     {
       where: WHERE,
@@ -448,9 +472,9 @@ function connectProtocol(
       const calls = createConnectTransport({
         ...connect,
         baseUrl: baseUrlOf(tlsOptions, parsed, options.authority),
-        httpClient: http2Client((req, ctx) => stack.call(req, ctx), 1024 * 1024),
+        httpClient: http2Client(gated(gate, stack), 1024 * 1024),
       });
-      return new TowerTransport(stack, calls, parsed.canonical);
+      return new TowerTransport(stack, calls, parsed.canonical, gate);
     },
   );
 }
