@@ -23,5 +23,6 @@ export {
   towerTransport,
   TowerTransport,
   type TowerTransportOptions,
+  type TowerTransportTelemetry,
   type TowerTransportTls,
 } from './transport.js';

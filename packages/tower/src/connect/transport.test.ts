@@ -325,6 +325,46 @@ describe.each(['grpc', 'connect'] as const)(
       console.log(`after close (${protocol}):`, refused.rawMessage);
     });
 
+    test("the telemetry option instruments the stack with the protocol's method", async () => {
+      const [server] = (await connectServers(1)) as [ConnectEchoServer];
+      const seen: string[] = [];
+      const instrumentation = (method: string) => (target: string) => {
+        seen.push(`${method} ${target}`);
+        return {
+          calls: (inner: { call(req: unknown, ctx: unknown): unknown }) => ({
+            call: (req: unknown, ctx: unknown) => {
+              seen.push('call');
+              return inner.call(req, ctx);
+            },
+          }),
+          attempts: (inner: unknown) => inner,
+          endpoint: (ep: { address: string }) => {
+            seen.push(`endpoint ${ep.address}`);
+            return ep;
+          },
+          observe: () => {},
+          close: () => seen.push('closed'),
+        };
+      };
+      const telemetry = {
+        instrument: instrumentation('instrument'),
+        instrumentHttp: instrumentation('instrumentHttp'),
+      };
+      const transport = tower([server.address], { protocol, telemetry: telemetry as never });
+      const client = createClient(Echo, transport);
+      for (let i = 0; i < 3; i++) await client.unary({ message: `t${i}` });
+      await transport.close();
+      const method = protocol === 'grpc' ? 'instrument' : 'instrumentHttp';
+      expect(seen).toEqual([
+        `${method} ipv4:${server.address}`,
+        `endpoint ${server.address}`,
+        'call',
+        'call',
+        'call',
+        'closed',
+      ]);
+    });
+
     test('three servers behind one name share the calls evenly', async () => {
       const servers = await connectServers(3);
       const { byServer, failures } = await load(

@@ -40,7 +40,7 @@ import { type HttpRetryPolicy, type RetryPolicy, httpRetry } from '@grpc-tower/r
 import type { Observable } from 'rxjs';
 import { type TowerOptions, buildGrpcStack, sourceOf } from '../channel.js';
 import { endpointOptionsFor } from '../endpoint-options.js';
-import { type RecipeOptions, buildStack } from '../recipe.js';
+import { type RecipeOptions, type TowerInstrumentation, buildStack } from '../recipe.js';
 import { type Target, parseTarget } from '../target.js';
 import { type BinaryOptions, type JsonOptions, grpcOverStack } from './grpc.js';
 import { http2Client } from './http.js';
@@ -80,7 +80,8 @@ export interface TowerTransportTls extends tls.SecureContextOptions {
  * };
  * ```
  */
-export interface TowerTransportOptions extends Omit<TowerOptions, 'services' | 'health' | 'retry'> {
+export interface TowerTransportOptions
+  extends Omit<TowerOptions, 'services' | 'health' | 'retry' | 'telemetry'> {
   /**
    * TLS options ({@link TowerTransportTls}; `{}` trusts the system's
    * certificate authorities), or `false` to choose plaintext (h2c).
@@ -112,6 +113,12 @@ export interface TowerTransportOptions extends Omit<TowerOptions, 'services' | '
    * `retryBudget()` unless the policy names one.
    */
   readonly retry?: RetryPolicy | HttpRetryPolicy | false;
+  /**
+   * Metrics and traces of the whole stack: `telemetry()` from
+   * `@grpc-tower/telemetry`, as `towerChannel` takes it (its `instrument`
+   * for gRPC, `instrumentHttp` for the Connect protocol). Default: none.
+   */
+  readonly telemetry?: TowerTransportTelemetry;
   /** Connect: `false` sends JSON (`application/json`, `application/connect+json`). Default `true`, binary. */
   readonly useBinaryFormat?: boolean;
   /** Connect: the compressions to accept in responses (connect-node's `compressionGzip`, `compressionBrotli`). Default none. */
@@ -134,6 +141,24 @@ export interface TowerTransportOptions extends Omit<TowerOptions, 'services' | '
   readonly binaryOptions?: BinaryOptions;
   /** Options of the JSON serialization (Connect-ES's `jsonOptions`). */
   readonly jsonOptions?: JsonOptions;
+}
+
+/**
+ * What {@link TowerTransportOptions.telemetry} takes: `@grpc-tower/telemetry`'s
+ * `telemetry()` is one. The gRPC protocol calls `instrument`, the Connect
+ * protocol `instrumentHttp`.
+ *
+ * @example
+ * ```ts
+ * import { telemetry } from '@grpc-tower/telemetry';
+ * const t: TowerTransportTelemetry = telemetry();
+ * ```
+ */
+export interface TowerTransportTelemetry {
+  /** The telemetry of a gRPC stack, labelled with its canonical target. */
+  instrument(target: string): TowerInstrumentation;
+  /** The telemetry of an HTTP/2 stack (the Connect protocol), labelled with its canonical target. */
+  instrumentHttp?(target: string): TowerInstrumentation<Http2Request, Http2Response>;
 }
 
 /**
