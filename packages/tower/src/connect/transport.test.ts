@@ -497,25 +497,31 @@ describe('towerTransport: balancing and failures', () => {
     expect(lost.own.length).toBeGreaterThan(0);
   });
 
-  test('TLS as connect-node users configure it: the CA and the server name', async () => {
-    const { key, cert } = selfSigned('echo.test');
-    const [host] = pickHosts(1);
-    const server = await startConnectEchoServer({ host: host as string, name: 'tls', tls: { key, cert } });
-    cleanups.push(() => server.close());
-    const secure = tower([server.address], { tls: { ca: cert, servername: 'echo.test' } });
-    const reply = await createClient(Echo, secure).unary({ message: 'over tls' });
-    expect(reply.server).toBe('tls');
-    // without the CA the certificate is not trusted: the call fails UNAVAILABLE, naming TLS
-    const untrusted = tower([server.address], {
-      tls: { servername: 'echo.test' },
-      retry: false,
-      balancer: { failFastMs: 2_000 },
-    });
-    const failed = await outcome(() =>
-      createClient(Echo, untrusted).unary({ message: 'x' }, { timeoutMs: 5_000 }),
-    );
-    expect(failed.code).toBe('Unavailable');
-  });
+  test.each(['grpc', 'connect'] as const)(
+    'TLS as connect-node users configure it (%s): the CA and the server name',
+    async (protocol) => {
+      const { key, cert } = selfSigned('echo.test');
+      const [host] = pickHosts(1);
+      const server = await startConnectEchoServer({ host: host as string, name: 'tls', tls: { key, cert } });
+      cleanups.push(() => server.close());
+      const secure = tower([server.address], { protocol, tls: { ca: cert, servername: 'echo.test' } });
+      const reply = await createClient(Echo, secure).unary({ message: 'over tls' });
+      expect(reply.server).toBe('tls');
+      // without the CA the certificate is not trusted: the call fails UNAVAILABLE, saying why
+      const untrusted = tower([server.address], {
+        protocol,
+        tls: { servername: 'echo.test' },
+        retry: false,
+        balancer: { failFastMs: 2_000 },
+      });
+      const failed = await outcome(() =>
+        createClient(Echo, untrusted).unary({ message: 'x' }, { timeoutMs: 5_000 }),
+      );
+      console.log(`untrusted certificate (${protocol}):`, failed.rawMessage);
+      expect(failed.code).toBe('Unavailable');
+      expect(failed.rawMessage).toMatch(/certificate/i);
+    },
+  );
 
   test('bad options are refused by name', () => {
     expect(() => towerTransport('ipv4:127.0.0.1:1', {} as TowerTransportOptions)).toThrow(/tls/);
