@@ -365,6 +365,35 @@ describe.each(['grpc', 'connect'] as const)(
       ]);
     });
 
+    test('retries as the gRPC channel does: UNAVAILABLE before the response began is re-sent, a committed stream is not', async () => {
+      const [failing, healthy] = (await connectServers(2)) as [ConnectEchoServer, ConnectEchoServer];
+      failing.failNext(1_000, Code.Unavailable);
+      const transport = tower([failing.address, healthy.address], { protocol, outlierDetection: false });
+      const client = createClient(Echo, transport);
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => client.unary({ message: `r${i}` })),
+      );
+      expect(new Set(replies.map((r) => r.server))).toEqual(new Set(['connect-1']));
+      // the failing server was picked and refused some of them: each was re-sent to the other
+      expect(failing.calls()).toBeGreaterThan(0);
+      // a stream that failed after its first messages had committed: the caller gets the failure, once
+      failing.failNext(0, Code.Unavailable);
+      const before = failing.calls() + healthy.calls();
+      const got: number[] = [];
+      const streamed = await outcome(async () => {
+        for await (const r of client.serverStream({
+          message: 's',
+          count: 2,
+          headersThenFail: Code.Unavailable,
+        })) {
+          got.push(r.index);
+        }
+      });
+      expect(streamed.code).toBe('Unavailable');
+      expect(got).toEqual([0, 1]);
+      expect(failing.calls() + healthy.calls() - before).toBe(1);
+    });
+
     test('three servers behind one name share the calls evenly', async () => {
       const servers = await connectServers(3);
       const { byServer, failures } = await load(

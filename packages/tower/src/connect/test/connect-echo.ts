@@ -29,6 +29,8 @@ export interface ConnectEchoServer {
   calls(): number;
   /** Latency added to each call from now on, in ms. */
   setLatency(ms: number): void;
+  /** Makes the next `n` calls fail with `code` before they answer anything. */
+  failNext(n: number, code: Code): void;
   /** Closes every session now and stops listening. */
   close(): Promise<void>;
 }
@@ -89,19 +91,29 @@ export async function startConnectEchoServer(options: ConnectEchoOptions): Promi
   const name = options.name;
   let latencyMs = options.latencyMs ?? 0;
   let calls = 0;
+  let failRemaining = 0;
+  let failCode = Code.Unavailable;
+  /** Counts a call; throws the failure `failNext` asked for. */
+  const started = (): void => {
+    calls++;
+    if (failRemaining > 0) {
+      failRemaining--;
+      throw new ConnectError(`${name} fails this call`, failCode);
+    }
+  };
   const reply = (req: EchoRequest, extra: { index?: number } = {}): EchoReply =>
     create(EchoReplySchema, { message: req.message, payload: req.payload, server: name, ...extra });
   const routes = (router: ConnectRouter): void => {
     router.service(Echo, {
       async unary(req, ctx) {
-        calls++;
+        started();
         await sleep(latencyMs + req.delayMs, ctx.signal);
         if (req.failCode !== 0) throw failure(req, req.failCode, name, ctx);
         echoMetadata(req, ctx);
         return reply(req);
       },
       async *serverStream(req, ctx) {
-        calls++;
+        started();
         await sleep(latencyMs, ctx.signal);
         if (req.failCode !== 0) throw failure(req, req.failCode, name, ctx);
         echoMetadata(req, ctx);
@@ -112,7 +124,7 @@ export async function startConnectEchoServer(options: ConnectEchoOptions): Promi
         if (req.headersThenFail !== 0) throw failure(req, req.headersThenFail, name, ctx);
       },
       async clientStream(requests, ctx) {
-        calls++;
+        started();
         await sleep(latencyMs, ctx.signal);
         const texts: string[] = [];
         let last: EchoRequest | undefined;
@@ -126,7 +138,7 @@ export async function startConnectEchoServer(options: ConnectEchoOptions): Promi
         return create(EchoReplySchema, { message: texts.join(','), server: name, received: texts.length });
       },
       async *bidi(requests, ctx) {
-        calls++;
+        started();
         await sleep(latencyMs, ctx.signal);
         let index = 0;
         for await (const req of requests) {
@@ -163,6 +175,10 @@ export async function startConnectEchoServer(options: ConnectEchoOptions): Promi
     calls: () => calls,
     setLatency: (ms) => {
       latencyMs = ms;
+    },
+    failNext: (n, code) => {
+      failRemaining = n;
+      failCode = code;
     },
     close: () =>
       new Promise<void>((resolve) => {
