@@ -13,7 +13,8 @@ import type * as http2 from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { UniversalClientFn } from '@connectrpc/connect/protocol';
 import { type CallContext, newContext } from '@grpc-tower/core';
-import { type Http2Request, type Http2Response, http2Body } from '@grpc-tower/core/http2';
+import { type Http2Request, Http2RequestError, type Http2Response, http2Body } from '@grpc-tower/core/http2';
+import type { RetryPredicate } from '@grpc-tower/retry';
 import { connectErrorOf } from './headers.js';
 
 /** Headers of a node:http2 header block as Fetch `Headers`, without the pseudo-headers. */
@@ -24,6 +25,38 @@ function headersOf(block: http2.IncomingHttpHeaders, target = new Headers()): He
     else target.append(key, String(value));
   }
   return target;
+}
+
+/**
+ * Whether `req` is a unary call of the Connect protocol (a GET, or a POST
+ * of `application/proto` or `application/json`; streams are
+ * `application/connect+…`): its response is read whole before the call
+ * returns.
+ */
+export function isConnectUnary(req: Http2Request): boolean {
+  if (req.method === 'GET') return true;
+  const type = req.headers?.['content-type'];
+  return typeof type === 'string' && !type.startsWith('application/connect+');
+}
+
+/**
+ * The Connect protocol's addition to HTTP's retry rules: a unary call whose
+ * response broke after its headers (the server gone before the body's end)
+ * is re-sent, since nothing of it reached the caller, as a gRPC unary call
+ * is before its status; any other failure keeps HTTP's verdict.
+ *
+ * @example
+ * ```ts
+ * const layer = httpRetry({ shouldRetry: connectUnaryRetry });
+ * ```
+ */
+export const connectUnaryRetry: RetryPredicate<Http2Request> = ({ error, request }) =>
+  error instanceof Http2RequestError && error.afterHeaders && isConnectUnary(request) ? true : undefined;
+
+/** A unary response, read whole: its body as one chunk, its trailers into `trailer`. */
+async function* wholeBodyOf(res: Http2Response, trailer: Headers): AsyncGenerator<Uint8Array> {
+  if (res.body.length > 0) yield res.body;
+  headersOf(await res.trailers, trailer);
 }
 
 /** The body as it arrives, then the trailers into `trailer`; the context released at the end. */
@@ -48,9 +81,11 @@ async function* bodyOf(
  * A Connect-ES `UniversalClientFn` over `call`: each request goes to the
  * stack with its body replayable up to `replayBytes` and marked
  * idempotent, so the retry layer re-sends it, as gRPC's A6 does a gRPC
- * call, when it failed before its response headers (a lost connection, a
- * 503 UNAVAILABLE); Connect-ES's `signal` (cancel, deadline, the call's
- * end) ends it.
+ * call, when it failed before it committed (a lost connection, a 503
+ * UNAVAILABLE); a unary call commits when its response has ended (read
+ * whole, with {@link connectUnaryRetry} in the retry policy), a stream at
+ * its response headers. Connect-ES's `signal` (cancel, deadline, the
+ * call's end) ends it.
  *
  * @example
  * ```ts
@@ -68,28 +103,27 @@ export function http2Client(
       headers[key] = value;
     });
     const scope = newContext(request.signal === undefined ? {} : { signal: request.signal });
+    const req: Http2Request = {
+      method: request.method,
+      path: `${url.pathname}${url.search}`,
+      headers,
+      ...(request.body === undefined ? {} : { body: http2Body(request.body, { replayBytes }) }),
+      idempotent: true,
+    };
+    const unary = isConnectUnary(req);
     let res: Http2Response;
     try {
-      res = await call(
-        {
-          method: request.method,
-          path: `${url.pathname}${url.search}`,
-          headers,
-          ...(request.body === undefined ? {} : { body: http2Body(request.body, { replayBytes }) }),
-          response: 'stream',
-          idempotent: true,
-        },
-        scope.context,
-      );
+      res = await call({ ...req, response: unary ? 'buffer' : 'stream' }, scope.context);
     } catch (err) {
       scope.release();
       throw connectErrorOf(err);
     }
     const trailer = new Headers();
+    if (unary) scope.release();
     return {
       status: res.status,
       header: headersOf(res.headers),
-      body: bodyOf(res, trailer, () => scope.release()),
+      body: unary ? wholeBodyOf(res, trailer) : bodyOf(res, trailer, () => scope.release()),
       trailer,
     };
   };

@@ -43,7 +43,7 @@ import { endpointOptionsFor } from '../endpoint-options.js';
 import { type RecipeOptions, type TowerInstrumentation, buildStack } from '../recipe.js';
 import { type Target, parseTarget } from '../target.js';
 import { type BinaryOptions, type JsonOptions, grpcOverStack } from './grpc.js';
-import { http2Client } from './http.js';
+import { connectUnaryRetry, http2Client } from './http.js';
 
 const WHERE = 'towerTransport';
 
@@ -107,10 +107,11 @@ export interface TowerTransportOptions
   /**
    * The retry policy, or `false`. gRPC: gRPC A6's (`RetryPolicy`; default
    * UNAVAILABLE, at most 5 attempts). Connect: `HttpRetryPolicy` (default
-   * at most 3 attempts, on 502/503/504 and lost connections); either way
-   * a call is re-sent only before its response began, and Connect calls
-   * count as idempotent, as gRPC calls do under A6. Within a fresh
-   * `retryBudget()` unless the policy names one.
+   * at most 3 attempts, on 502/503/504 and lost connections). Either way
+   * a call is re-sent only before it committed: a unary call at its end
+   * (its status, or the end of its Connect response body), a stream at its
+   * response headers; Connect calls count as idempotent, as gRPC calls do
+   * under A6. Within a fresh `retryBudget()` unless the policy names one.
    */
   readonly retry?: RetryPolicy | HttpRetryPolicy | false;
   /**
@@ -487,7 +488,14 @@ function connectProtocol(
       // Connect-ES's own deadline (defaultTimeoutMs, timeoutMs) covers each call with its body
       timeoutMs: undefined,
       outcomes: httpOutcomes,
-      retry: (policy: HttpRetryPolicy) => httpRetry(policy),
+      retry: (policy: HttpRetryPolicy) => {
+        const own = policy.shouldRetry;
+        // the caller's hook first; where it says nothing, a broken unary response is re-sent
+        return httpRetry({
+          ...policy,
+          shouldRetry: (input) => own?.(input) ?? connectUnaryRetry(input),
+        });
+      },
       instrument: 'instrumentHttp',
     },
     () => sourceOf(parsed, options),
