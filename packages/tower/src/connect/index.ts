@@ -24,5 +24,5 @@ export {
   TowerTransport,
   type TowerTransportOptions,
   type TowerTransportTelemetry,
-  type TowerTransportTls,
 } from './transport.js';
+export type { TowerTransportTls } from './tls.js';

@@ -7,12 +7,11 @@
  *
  * @module
  */
-import * as tls from 'node:tls';
 import { isIP } from 'node:net';
 import type { Interceptor, Transport } from '@connectrpc/connect';
 import type { Compression } from '@connectrpc/connect/protocol';
 import { createTransport as createConnectTransport } from '@connectrpc/connect/protocol-connect';
-import { type ChannelCredentials, type ChannelOptions, credentials } from '@grpc/grpc-js';
+import type { ChannelOptions } from '@grpc/grpc-js';
 import {
   type CallContext,
   ClosedError,
@@ -44,26 +43,9 @@ import { type RecipeOptions, type TowerInstrumentation, buildStack } from '../re
 import { type Target, parseTarget } from '../target.js';
 import { type BinaryOptions, type JsonOptions, grpcOverStack } from './grpc.js';
 import { connectUnaryRetry, http2Client } from './http.js';
+import { type TowerTransportTls, credentialsOf } from './tls.js';
 
 const WHERE = 'towerTransport';
-
-/**
- * TLS of every connection, as connect-node's `nodeOptions` take it: Node's
- * TLS options (`ca`, `cert`, `key`, `pfx`, `passphrase`, `ciphers`…) and
- * `servername`, the name the server's certificate must carry (default:
- * the target's host name, or each endpoint's address for an IP target).
- *
- * @example
- * ```ts
- * const tlsOptions: TowerTransportTls = { ca: readFileSync('ca.pem'), servername: 'orders.internal' };
- * ```
- */
-export interface TowerTransportTls extends tls.SecureContextOptions {
-  /** The TLS server name (SNI) and the name the certificate is checked against. */
-  readonly servername?: string;
-  /** Checks the server's certificate once the chain is trusted (Node's `checkServerIdentity`). */
-  readonly checkServerIdentity?: (hostname: string, cert: tls.PeerCertificate) => Error | undefined;
-}
 
 /**
  * Options of {@link towerTransport}: `towerChannel`'s (discovery, health,
@@ -223,39 +205,6 @@ export class TowerTransport implements Transport {
   }
 }
 
-/** The grpc-js credentials the native endpoints take, from Node's TLS options. */
-function credentialsOf(value: TowerTransportTls | false): ChannelCredentials {
-  if (value === false) return credentials.createInsecure();
-  const check = optionChecks(WHERE);
-  if (typeof value !== 'object' || value === null) {
-    throw check.error(
-      'tls',
-      value,
-      "Node's TLS options ({ ca, cert, key, servername… }; {} for the system's CAs), or false to choose plaintext",
-    );
-  }
-  if ('rejectUnauthorized' in value) {
-    throw check.error(
-      'tls.rejectUnauthorized',
-      (value as { rejectUnauthorized?: unknown }).rejectUnauthorized,
-      "no such option: give the server's CA as tls.ca instead of turning verification off",
-    );
-  }
-  const { servername: _servername, checkServerIdentity, ...context } = value;
-  if (checkServerIdentity !== undefined)
-    check.function('tls.checkServerIdentity', checkServerIdentity, 'a function');
-  let secureContext: tls.SecureContext;
-  try {
-    secureContext = tls.createSecureContext(context);
-  } catch (err) {
-    throw check.error('tls', value, `TLS options Node accepts (${(err as Error).message})`);
-  }
-  return credentials.createFromSecureContext(
-    secureContext,
-    checkServerIdentity === undefined ? {} : { checkServerIdentity },
-  );
-}
-
 /** The authority of the `url` Connect-ES's interceptors see. */
 function authorityOf(target: Target, authority: string | undefined): string {
   if (authority !== undefined) return authority;
@@ -370,7 +319,7 @@ export function towerTransport(target: string, options: TowerTransportOptions): 
       );
     }
   }
-  const creds = credentialsOf(tlsOptions);
+  const creds = credentialsOf(WHERE, tlsOptions);
   const servername = tlsOptions === false ? undefined : tlsOptions.servername;
   const channelOptions: ChannelOptions | undefined =
     servername === undefined
@@ -466,7 +415,7 @@ function connectProtocol(
     );
   }
   // checked as for gRPC: Node's TLS options, or false
-  credentialsOf(tlsOptions);
+  credentialsOf(WHERE, tlsOptions);
   if (options.closeGraceMs !== undefined) check.number('closeGraceMs', options.closeGraceMs, TIMER_RULE);
   const authority =
     options.authority ?? (parsed.scheme === 'dns' && isIP(parsed.host) === 0 ? parsed.host : undefined);
