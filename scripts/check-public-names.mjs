@@ -23,6 +23,7 @@ const LIMIT = 250;
 const AUDIENCE = {
   'grpc-tower': 'users',
   'grpc-tower/undici': 'users',
+  'grpc-tower/connect': 'users',
   '@grpc-tower/discover': 'users',
   '@grpc-tower/discover/etcd': 'users',
   '@grpc-tower/discover/kubernetes': 'users',

@@ -31,11 +31,9 @@ import {
 } from '../lib/http2-clients.js';
 import { makeCerts } from '../../reliability/src/support/certs.js';
 import { spawnHttp2Server } from '../lib/http2-server.js';
-import { closedLoopOf } from '../lib/load.js';
-import { roundOrder } from '../lib/rounds.js';
+import { throughputMetrics, throughputRounds } from '../lib/rounds.js';
 import { type ScenarioBody, type ScenarioOptions, target } from '../lib/schema.js';
 import { HOSTS } from '../lib/servers.js';
-import { RoundRecorder } from '../lib/stats.js';
 
 /**
  * Runs the http2 scenario.
@@ -62,29 +60,14 @@ export async function http2Scenario({ quick, log }: ScenarioOptions): Promise<Sc
       stackClient(server.address, certs.ca),
       dispatcherClient(server.address, certs.ca),
     );
-    for (const c of clients) await closedLoopOf(() => c.call(), { concurrency, durationMs: warmupMs });
-    const rec = new RoundRecorder();
-    let failures = 0;
-    for (let r = 0; r < rounds; r++) {
-      for (const c of roundOrder(clients, r)) {
-        const loop = await closedLoopOf(() => c.call(), { concurrency, durationMs: throughputMs });
-        failures += loop.failures;
-        rec.add(c.name, 'rps', (loop.calls / loop.elapsedMs) * 1000);
-        rec.add(c.name, 'cpuUsPerCall', loop.cpuUs / Math.max(1, loop.calls + loop.failures));
-      }
-      log(`http2: round ${r + 1}/${rounds} done`);
-    }
-    for (const c of clients) {
-      rec.ratio(c.name, UNDICI, 'rps', 'rpsRatio');
-      rec.ratio(c.name, UNDICI, 'cpuUsPerCall', 'cpuRatio');
-    }
-    const metrics = ['rps', 'rpsRatio', 'cpuUsPerCall', 'cpuRatio'];
-    const rows = clients.map((c) => ({
-      name: c.name,
-      ...(c.name === UNDICI ? { baseline: true } : {}),
-      metrics: Object.fromEntries(metrics.map((m) => [m, rec.spread(c.name, m)])),
-    }));
-    const median = (row: string, metric: string) => rec.spread(row, metric).median;
+    const { rows, median, failures } = await throughputRounds(clients, UNDICI, {
+      rounds,
+      concurrency,
+      throughputMs,
+      warmupMs,
+      log,
+      label: 'http2',
+    });
     return {
       title: 'plain HTTP/2 requests over one origin',
       description:
@@ -98,12 +81,7 @@ export async function http2Scenario({ quick, log }: ScenarioOptions): Promise<Sc
       tables: [
         {
           title: `GET requests, ${concurrency} in flight`,
-          metrics: [
-            { key: 'rps', label: 'requests/s', unit: '', digits: 0, better: 'higher' },
-            { key: 'rpsRatio', label: 'ratio', unit: '×', digits: 3, better: 'higher' },
-            { key: 'cpuUsPerCall', label: 'client CPU', unit: 'µs/req', digits: 1, better: 'lower' },
-            { key: 'cpuRatio', label: 'CPU ratio', unit: '×', digits: 2, better: 'lower' },
-          ],
+          metrics: throughputMetrics('requests/s', 'req'),
           rows,
         },
       ],

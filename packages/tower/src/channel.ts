@@ -39,7 +39,7 @@ import { isIP } from 'node:net';
 import { etcdSource } from './etcd.js';
 import { xdsSource } from './xds.js';
 import { type Target, parseTarget } from './target.js';
-import { type StackOptions, type TowerInstrumentation, buildStack } from './recipe.js';
+import { type StackOptions, type StackParts, type TowerInstrumentation, buildStack } from './recipe.js';
 
 /**
  * Options of {@link towerChannel}: each changes one part of the default
@@ -156,8 +156,19 @@ const WHERE = 'towerChannel';
 const isCredentials = (x: unknown): x is ChannelCredentials =>
   typeof x === 'object' && x !== null && typeof (x as { _isSecure?: unknown })._isSecure === 'function';
 
-/** The addresses the target names, as a discovery source. */
-function sourceOf(target: Target, options: TowerOptions): Discover<string, DiscoveredAddress> {
+/**
+ * The addresses the target names, as a discovery source (`options.discovery` when given).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const source = sourceOf(parseTarget('dns:///orders.internal:50051'), {});
+ * ```
+ */
+export function sourceOf(
+  target: Target,
+  options: Pick<TowerOptions, 'discovery' | 'dns'>,
+): Discover<string, DiscoveredAddress> {
   if (options.discovery !== undefined) return options.discovery;
   if (target.scheme === 'etcd') return etcdSource(target);
   if (target.scheme === 'xds') return xdsSource(target);
@@ -204,10 +215,41 @@ export function towerChannel(
   credentials: ChannelCredentials,
   options: TowerOptions = {},
 ): TowerChannel {
+  return buildGrpcStack(WHERE, target, credentials, options, ({ stack }, parsed) =>
+    createChannel(stack, {
+      target: parsed.canonical,
+      ...(options.services === undefined ? {} : { services: options.services }),
+      ...(options.replay === undefined ? {} : { replay: options.replay }),
+      ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
+    }),
+  );
+}
+
+/**
+ * The gRPC stack of a front end (`towerChannel`, `towerTransport`): the
+ * target parsed, the credentials and endpoint options checked (errors
+ * named after `where`), and the recipe run with gRPC's pieces; `frontEnd`
+ * gets the parts and the parsed target.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const channel = buildGrpcStack('towerChannel', target, creds, {}, ({ stack }, parsed) =>
+ *   createChannel(stack, { target: parsed.canonical }),
+ * );
+ * ```
+ */
+export function buildGrpcStack<F>(
+  where: string,
+  target: string,
+  credentials: ChannelCredentials,
+  options: TowerOptions,
+  frontEnd: (parts: StackParts<GrpcRequest, GrpcResponse>, parsed: Target) => F,
+): F {
   const parsed = parseTarget(target);
   if (!isCredentials(credentials)) {
     throw new ConfigError(
-      WHERE,
+      where,
       'credentials',
       credentials,
       'grpc-js ChannelCredentials: grpc.credentials.createSsl(…) for TLS, or grpc.credentials.createInsecure() ' +
@@ -215,9 +257,9 @@ export function towerChannel(
     );
   }
   if (typeof options !== 'object' || options === null) {
-    throw new ConfigError(WHERE, 'options', options, 'an object');
+    throw new ConfigError(where, 'options', options, 'an object');
   }
-  checkEndpointOptions(options);
+  checkEndpointOptions(where, options);
   const authority = options.authority ?? (parsed.scheme === 'dns' ? hostNameOf(parsed.host) : undefined);
   // endpoint options are checked here, once, rather than at the first discovered address
   const endpointOptions: GrpcEndpointOptions = {
@@ -229,7 +271,7 @@ export function towerChannel(
   const makeEndpoint = options.transport === 'grpc-js' ? grpcJsEndpoint : nativeGrpcEndpoint;
   return buildStack(
     {
-      where: WHERE,
+      where,
       target: parsed.canonical,
       // the address's weight, zone and hints travel on the insert `connect` hands on
       endpoint: (a) => makeEndpoint(a.address, endpointOptions),
@@ -242,13 +284,7 @@ export function towerChannel(
     },
     () => sourceOf(parsed, options),
     options,
-    ({ stack }) =>
-      createChannel(stack, {
-        target: parsed.canonical,
-        ...(options.services === undefined ? {} : { services: options.services }),
-        ...(options.replay === undefined ? {} : { replay: options.replay }),
-        ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
-      }),
+    (parts) => frontEnd(parts, parsed),
   );
 }
 
@@ -298,8 +334,8 @@ function hostNameOf(host: string): string | undefined {
 }
 
 /** The endpoint options, checked now rather than when the first address is discovered. */
-function checkEndpointOptions(options: TowerOptions): void {
-  const check = optionChecks(WHERE);
+function checkEndpointOptions(where: string, options: TowerOptions): void {
+  const check = optionChecks(where);
   if (options.closeGraceMs !== undefined) check.number('closeGraceMs', options.closeGraceMs, TIMER_RULE);
   if (
     options.authority !== undefined &&
@@ -311,5 +347,5 @@ function checkEndpointOptions(options: TowerOptions): void {
   if (options.transport !== undefined && options.transport !== 'grpc-js' && options.transport !== 'native') {
     throw check.error('transport', options.transport, "'grpc-js' or 'native'");
   }
-  if (options.transport !== 'grpc-js') nativeSettings(WHERE, options.channelOptions);
+  if (options.transport !== 'grpc-js') nativeSettings(where, options.channelOptions);
 }
