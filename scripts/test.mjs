@@ -104,6 +104,8 @@ if (!matrixOnly) {
   run('node', ['scripts/check-packages.mjs'], opts);
   run('node', ['scripts/check-exports.mjs'], opts);
   run('node', ['scripts/check-file-sizes.mjs'], opts);
+  run('node', ['scripts/check-public-names.mjs'], opts);
+  run('node', ['scripts/check-architecture.mjs'], opts);
   run('node', ['scripts/setup-system.mjs'], opts);
   run('npx', ['turbo', 'run', 'typecheck', '--output-logs=errors-only'], {
     ...opts,

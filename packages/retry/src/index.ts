@@ -38,14 +38,11 @@ export {
 } from './retry/index.js';
 export { CallRetries, type RetryTally } from './tally.js';
 export {
-  grpcRetryProtocol,
   httpRetry,
-  httpRetryProtocol,
   httpHedge,
   httpHedgeRules,
   type HttpRetryPolicy,
   type HttpHedgePolicy,
-  type RetryProtocol,
 } from './protocol/index.js';
 export {
   RetryBudget,

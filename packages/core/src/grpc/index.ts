@@ -18,7 +18,7 @@
 export { createChannel, TowerChannel, type CreateChannelOptions } from './channel.js';
 export { GrpcEndpoint, type GrpcEndpointOptions, type GrpcTransport } from './endpoint.js';
 export { grpcEndpoint } from './grpc-endpoint.js';
-export { grpcProtocol, readPushback, PUSHBACK_HEADER } from './protocol.js';
+export { grpcProtocol } from './protocol.js';
 export {
   nativeGrpcEndpoint,
   NativeGrpcEndpoint,

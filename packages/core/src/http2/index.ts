@@ -31,4 +31,4 @@ export {
   type Http2BodySink,
 } from './endpoint.js';
 export { isIdempotent, isReplayable } from './request.js';
-export { httpProtocol, httpOutcome, parseRetryAfter, type HttpProtocolOptions } from './protocol.js';
+export { httpProtocol, httpOutcome, type HttpProtocolOptions } from './protocol.js';

@@ -11,7 +11,7 @@ import { ConfigError, type GrpcTowerError } from '../errors.js';
 import { FailedResponseError, type ResponseStatus } from '../protocol.js';
 import { Status } from '../status.js';
 import { type Http2Request, Http2RequestError, type Http2Response, http2Endpoint } from './endpoint.js';
-import { httpProtocol } from './protocol.js';
+import { httpProtocol, parseRetryAfter } from './protocol.js';
 import { startServer } from './test/server.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -159,5 +159,18 @@ describe('httpProtocol', () => {
     expect(() => httpProtocol(options as never)).toThrow(
       expect.objectContaining({ where: 'httpProtocol', option }),
     );
+  });
+});
+
+describe('parseRetryAfter', () => {
+  test('seconds or an HTTP date, from now; anything else is ignored', () => {
+    const now = Date.parse('Wed, 21 Oct 2026 07:28:00 GMT');
+    expect(parseRetryAfter('120', now)).toBe(120_000);
+    expect(parseRetryAfter(' 0 ', now)).toBe(0);
+    expect(parseRetryAfter('Wed, 21 Oct 2026 07:28:30 GMT', now)).toBe(30_000);
+    expect(parseRetryAfter('Wed, 21 Oct 2026 07:27:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('-5', now)).toBeUndefined();
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
   });
 });

@@ -40,7 +40,8 @@
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type Observable, Subject } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { EventStream } from '../internal/events.js';
 import { ReconnectBackoff } from './backoff.js';
 import { dial } from './dial.js';
 import { Keepalive, SessionRecord, headerListSize } from './session.js';
@@ -85,7 +86,7 @@ export class Http2Connection {
   readonly address: string;
   readonly #options: Http2ConnectionOptions;
   readonly #backoff: ReconnectBackoff;
-  readonly #events = new Subject<ConnectionEvent>();
+  readonly #events = new EventStream<ConnectionEvent>();
   readonly #waiting: Waiting[] = [];
   /** Sessions not yet closed, the current one last. */
   readonly #sessions = new Set<SessionRecord>();
@@ -125,7 +126,7 @@ export class Http2Connection {
               }
             },
           );
-    this.events$ = this.#events.asObservable();
+    this.events$ = this.#events.events$;
     this.#connect();
   }
 

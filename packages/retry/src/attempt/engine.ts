@@ -30,7 +30,7 @@ import type { CallContext, GrpcTowerError, Service } from '@grpc-tower/core';
 import { CallRetries, type RetryTally } from '../tally.js';
 import { EventStream } from '@grpc-tower/core/internal';
 import { type RetryLimiter, budgetDone } from '../budget/budget.js';
-import type { RetryProtocol } from '../protocol/protocol.js';
+import type { Protocol } from '../protocol/protocol.js';
 import { type AttemptScope, runAttempt } from '../retry/attempt.js';
 
 /**
@@ -87,7 +87,7 @@ export interface EngineSettings {
  * ```
  */
 export class AttemptEngine<Req, Res, E> {
-  readonly protocol: RetryProtocol<Req, Res>;
+  readonly protocol: Protocol<Req, Res>;
   readonly budget: RetryLimiter | undefined;
   readonly transparentRetry: boolean;
   readonly counters: AttemptCounters = {
@@ -105,7 +105,7 @@ export class AttemptEngine<Req, Res, E> {
   /** The field of the call's `RetryTally` that a counted attempt after the first adds to. */
   readonly tallied: 'retries' | 'hedges';
 
-  constructor(protocol: RetryProtocol<Req, Res>, settings: EngineSettings, tallied: 'retries' | 'hedges') {
+  constructor(protocol: Protocol<Req, Res>, settings: EngineSettings, tallied: 'retries' | 'hedges') {
     this.protocol = protocol;
     this.budget = settings.budget;
     this.transparentRetry = settings.transparentRetry;
@@ -136,7 +136,7 @@ export class AttemptEngine<Req, Res, E> {
  */
 export abstract class AttemptCall<Req, Res, E> {
   protected readonly engine: AttemptEngine<Req, Res, E>;
-  protected readonly protocol: RetryProtocol<Req, Res>;
+  protected readonly protocol: Protocol<Req, Res>;
   protected readonly inner: Service<Req, Res>;
   protected readonly req: Req;
   protected readonly ctx: CallContext;

@@ -34,7 +34,7 @@ import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import type { Observable } from 'rxjs';
 import { AttemptCall, AttemptEngine } from '../attempt/engine.js';
 import { grpcRetryProtocol } from '../protocol/grpc.js';
-import { FailedResponseError, type RetryProtocol } from '../protocol/protocol.js';
+import { FailedResponseError, type Protocol } from '../protocol/protocol.js';
 import { type AttemptScope, attemptScope, avoiding } from '../retry/attempt.js';
 import { RetryBudgetExhaustedError } from '../retry/errors.js';
 import type { HedgeEndReason, HedgeEvent, HedgeStats } from './events.js';
@@ -86,7 +86,7 @@ export interface HedgeLayer<Req = GrpcRequest, Res = GrpcResponse>
  * ```
  */
 export interface HedgeRules<Req, Res> {
-  readonly protocol: RetryProtocol<Req, Res>;
+  readonly protocol: Protocol<Req, Res>;
   /** Whether a failed attempt leaves the call to the other attempts (not fatal). */
   nonFatal(error: GrpcTowerError, req: Req, settings: ResolvedHedgeSettings): boolean;
   /** Whether `req` may be sent more than once at a time (HTTP: idempotent requests only). */

@@ -7,7 +7,7 @@
  */
 import type { GrpcRequest, GrpcResponse } from '@grpc-tower/core/grpc';
 import { grpcProtocol } from '@grpc-tower/core/grpc';
-import type { RetryProtocol } from './protocol.js';
+import type { Protocol } from './protocol.js';
 
 /**
  * The protocol of {@link retry}: gRPC A6 (`grpcProtocol` of
@@ -18,4 +18,4 @@ import type { RetryProtocol } from './protocol.js';
  * const layer = retryWith(grpcRetryProtocol, compileRetryPolicy({ maxAttempts: 3 })); // the same as retry({ maxAttempts: 3 })
  * ```
  */
-export const grpcRetryProtocol: RetryProtocol<GrpcRequest, GrpcResponse> = grpcProtocol;
+export const grpcRetryProtocol: Protocol<GrpcRequest, GrpcResponse> = grpcProtocol;

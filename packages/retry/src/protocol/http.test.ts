@@ -11,7 +11,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { retryBudget } from '../budget/budget.js';
 import type { RetryEvent } from '../retry/layer.js';
 import { type TestPicker, testPicker } from '../test/picker.js';
-import { httpHedge, httpRetry, parseRetryAfter } from './http.js';
+import { httpHedge, httpRetry } from './http.js';
 
 type Handler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, n: number) => void;
 
@@ -343,18 +343,5 @@ describe('httpHedge', () => {
     const res = await call(svc, { path: '/both-busy' });
     expect(res.status).toBe(503);
     expect(a.seen.length + b.seen.length).toBe(2);
-  });
-});
-
-describe('parseRetryAfter', () => {
-  test('seconds or an HTTP date, from now; anything else is ignored', () => {
-    const now = Date.parse('Wed, 21 Oct 2026 07:28:00 GMT');
-    expect(parseRetryAfter('120', now)).toBe(120_000);
-    expect(parseRetryAfter(' 0 ', now)).toBe(0);
-    expect(parseRetryAfter('Wed, 21 Oct 2026 07:28:30 GMT', now)).toBe(30_000);
-    expect(parseRetryAfter('Wed, 21 Oct 2026 07:27:00 GMT', now)).toBe(0);
-    expect(parseRetryAfter('-5', now)).toBeUndefined();
-    expect(parseRetryAfter('soon', now)).toBeUndefined();
-    expect(parseRetryAfter(undefined, now)).toBeUndefined();
   });
 });

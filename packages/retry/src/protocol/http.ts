@@ -29,9 +29,7 @@ import {
 import type { RetryLimiter } from '../budget/budget.js';
 import { type HedgeLayer, type HedgeRules, hedgeWith } from '../hedge/layer.js';
 import { compileHedgePolicy } from '../hedge/policy.js';
-import type { RetryProtocol } from './protocol.js';
-
-export { parseRetryAfter } from '@grpc-tower/core/http2';
+import type { Protocol } from './protocol.js';
 
 /**
  * The policy of {@link httpRetry}.
@@ -84,9 +82,7 @@ export interface HttpRetryPolicy {
  * const layer = retryWith(httpRetryProtocol({ retryableStatuses: [503] }), compileHttpRetryPolicy({}));
  * ```
  */
-export function httpRetryProtocol(
-  options: HttpProtocolOptions = {},
-): RetryProtocol<Http2Request, Http2Response> {
+export function httpRetryProtocol(options: HttpProtocolOptions = {}): Protocol<Http2Request, Http2Response> {
   return checkedHttpProtocol(policyChecks('httpRetry'), options);
 }
 
@@ -154,7 +150,7 @@ export function compileHttpRetryPolicy(policy: HttpRetryPolicy = {}): CompiledRe
  */
 export function httpRetry(
   policy: HttpRetryPolicy = {},
-  protocol?: RetryProtocol<Http2Request, Http2Response>,
+  protocol?: Protocol<Http2Request, Http2Response>,
 ): RetryLayer<Http2Request, Http2Response> {
   const compiled = compileHttpRetryPolicy(policy);
   if (

@@ -5,13 +5,12 @@
  *
  * @module
  */
-export { FailedResponseError, type RetryProtocol } from './protocol.js';
+export { FailedResponseError, type Protocol } from './protocol.js';
 export { grpcRetryProtocol } from './grpc.js';
 export {
   httpRetry,
   httpRetryProtocol,
   compileHttpRetryPolicy,
-  parseRetryAfter,
   httpHedge,
   httpHedgeRules,
   type HttpRetryPolicy,

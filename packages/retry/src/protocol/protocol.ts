@@ -13,6 +13,7 @@
 import type { Protocol } from '@grpc-tower/core';
 
 export { FailedResponseError } from '@grpc-tower/core';
+export type { Protocol } from '@grpc-tower/core';
 
 /**
  * The judgements the retry layer leaves to a protocol: core's `Protocol`

@@ -75,8 +75,6 @@ export function fullJitterDelay(
   return Math.min(ceiling, Math.floor(r * (Math.floor(ceiling) + 1)));
 }
 
-// the server's pushback is the protocol's to read: gRPC's header and reader live beside the gRPC endpoints
-export { PUSHBACK_HEADER, readPushback } from '@grpc-tower/core/grpc';
 export type { Pushback } from '@grpc-tower/core';
 
 /**

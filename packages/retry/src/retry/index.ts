@@ -18,9 +18,7 @@ export {
 export {
   backoffCeiling,
   fullJitterDelay,
-  readPushback,
   DEFAULT_BACKOFF,
-  PUSHBACK_HEADER,
   type BackoffSettings,
   type Pushback,
 } from './backoff.js';

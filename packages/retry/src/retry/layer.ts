@@ -56,7 +56,7 @@ import pRetry from 'p-retry';
 import type { Observable } from 'rxjs';
 import { type AgainCause, AttemptCall, AttemptEngine } from '../attempt/engine.js';
 import { grpcRetryProtocol } from '../protocol/grpc.js';
-import { FailedResponseError, type RetryProtocol } from '../protocol/protocol.js';
+import { FailedResponseError, type Protocol } from '../protocol/protocol.js';
 import { type AttemptScope, attemptError, attemptScope, avoiding, callPart } from './attempt.js';
 import { backoffSleep, fullJitterDelay } from './backoff.js';
 import { RetryBudgetExhaustedError } from './errors.js';
@@ -105,7 +105,7 @@ export interface RetryLayer<Req = GrpcRequest, Res = GrpcResponse>
   /** The checked policy. */
   readonly policy: CompiledRetryPolicy<Req>;
   /** The protocol whose rules the layer follows (`'grpc'`, `'http'`). */
-  readonly protocol: RetryProtocol<Req, Res>;
+  readonly protocol: Protocol<Req, Res>;
 }
 
 /**
@@ -142,7 +142,7 @@ export function retry(policy: RetryPolicy = {}): RetryLayer {
  * ```
  */
 export function retryWith<Req, Res>(
-  protocol: RetryProtocol<Req, Res>,
+  protocol: Protocol<Req, Res>,
   compiled: CompiledRetryPolicy<Req>,
 ): RetryLayer<Req, Res> {
   const engine = new RetryEngine<Req, Res>(protocol, compiled);
@@ -166,7 +166,7 @@ export function retryWith<Req, Res>(
 class RetryEngine<Req, Res> extends AttemptEngine<Req, Res, RetryEvent> {
   readonly policy: CompiledRetryPolicy<Req>;
 
-  constructor(protocol: RetryProtocol<Req, Res>, policy: CompiledRetryPolicy<Req>) {
+  constructor(protocol: Protocol<Req, Res>, policy: CompiledRetryPolicy<Req>) {
     super(protocol, policy, 'retries');
     this.policy = policy;
   }
