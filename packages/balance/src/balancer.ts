@@ -5,8 +5,8 @@
  * endpoint), picks a ready endpoint for each call (`pick/`), sends the call
  * there and reports the round-trip time to the endpoint's load
  * (`load/`), parks calls while none is ready (`waiters.ts`), and derives
- * its aggregate readiness, panic mode, zone-aware routing and stats from
- * the set.
+ * its aggregate readiness, priority failover, panic mode, zone-aware
+ * routing and stats from the set.
  *
  * The call path is `call` → `pick` → `dispatch`: no allocation beyond the
  * endpoint's own promise and its two settle callbacks.
@@ -61,7 +61,8 @@ import type { LoadMetric } from './load/metric.js';
 import { type LoopClock, loopClock } from './loop-clock.js';
 import type { ResolvedOptions } from './options.js';
 import { PanicPicker } from './pick/panic.js';
-import type { Picker } from './pick/picker.js';
+import type { PickSet, Picker } from './pick/picker.js';
+import { PriorityRouter } from './pick/priorities.js';
 import { ZoneRouter } from './pick/zones.js';
 import type { ReadySet } from './ready-set.js';
 import type { BalancerStats, ZoneRouting } from './stats.js';
@@ -93,10 +94,11 @@ const MAX_NAMED_ERRORS = 3;
  * - an insert of a known key keeps the old endpoint serving until the new
  *   one is ready, or the old one stops being ready, or `replaceWaitMs`
  *   passes; then the old one drains;
- * - on each membership or readiness change it re-decides panic mode and,
- *   with the `zones` option, which zones calls go to ({@link
- *   Balancer.zoneRouting}); a call only meets the picker that decision
- *   chose.
+ * - on each membership or readiness change it re-decides which priority
+ *   level calls go to when the endpoints carry several ({@link
+ *   Balancer.priority}), panic mode within that level and, with the
+ *   `zones` option, which zones calls go to ({@link Balancer.zoneRouting});
+ *   a call only meets the picker and the pick set that decision chose.
  *
  * @example
  * ```ts
@@ -116,6 +118,9 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   #picker: Picker<Slot<K, Req, Res>>;
   readonly #panic: PanicPicker<Slot<K, Req, Res>> | undefined;
   readonly #zones: ZoneRouter<Slot<K, Req, Res>> | undefined;
+  readonly #priorities: PriorityRouter<Slot<K, Req, Res>>;
+  /** What calls pick from: the whole ready set, or the ready endpoints of the priority level in use. */
+  #pickSet: PickSet<Slot<K, Req, Res>>;
   readonly #set: EndpointSet<K, Req, Res>;
   readonly #ready: ReadySet<Slot<K, Req, Res>>;
   readonly #waiters: Waiters<Slot<K, Req, Res>, Req, Res>;
@@ -175,10 +180,14 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       changed: () => this.#refresh(),
     });
     this.#ready = this.#set.ready;
+    this.#pickSet = this.#ready;
+    this.#priorities = new PriorityRouter(options.priorityReadyPercent);
     const picker = newPicker();
+    // panic mode reads the known endpoints of the level in use (all of them with one level)
+    const known = { values: () => this.#priorities.known ?? this.#set.active.values() };
     this.#panic =
       options.panicThresholdPercent > 0
-        ? new PanicPicker(picker, options.panicThresholdPercent, this.#set.active)
+        ? new PanicPicker(picker, options.panicThresholdPercent, known)
         : undefined;
     this.#inner = picker;
     this.#routed = picker;
@@ -190,7 +199,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     // a woken call picks among the ready endpoints only
     this.#waiters = new Waiters<Slot<K, Req, Res>, Req, Res>(
       {
-        pick: (avoid) => this.#routed.pick(this.#ready, avoid),
+        pick: (avoid) => this.#routed.pick(this.#pickSet, avoid),
         dispatch: (slot, req, ctx) => this.#dispatch(slot, req, ctx),
         readyCount: () => this.#ready.size,
         gaveUp: (deadline, waitedMs, cause) => this.#gaveUp(deadline, waitedMs, cause),
@@ -272,6 +281,16 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     return this.#zones?.routing;
   }
 
+  /**
+   * The priority level calls go to while the endpoints carry more than one
+   * (`Endpoint.priority`, 0 the highest) and one of them is ready: the
+   * highest level whose ready share meets `priorityReadyPercent`, else the
+   * highest with a ready endpoint. `undefined` otherwise.
+   */
+  get priority(): number | undefined {
+    return this.#priorities.priority;
+  }
+
   /** The active endpoints by readiness. */
   counts(): EndpointCounts {
     return this.#set.counts();
@@ -299,7 +318,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     }
     if (ctx.aborted) return Promise.reject(abortReason(ctx.signal));
     const avoid = ctx.get(AvoidEndpoints);
-    const slot = this.#picker.pick(this.#ready, avoid);
+    const slot = this.#picker.pick(this.#pickSet, avoid);
     if (slot !== undefined) return this.#dispatch(slot, req, ctx);
     // every endpoint failed and waits out its backoff: each connects now, and the call waits for that
     const set = this.#set;
@@ -404,21 +423,40 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     this.#refresh();
   }
 
-  /** Re-derives panic mode, zone routing and the aggregate readiness from the set. */
+  /** Re-derives the priority level, panic mode, zone routing and the aggregate readiness from the set. */
   #refresh(): void {
     if (this.#closing !== undefined) return;
     const set = this.#set;
     const ready = this.#ready.size;
+    const priorities = this.#priorities;
+    const previous = priorities.priority;
+    if (priorities.update(set.active.values())) {
+      const level = priorities.known;
+      const levelReady = priorities.set?.size ?? ready;
+      this.#events.emit(() => ({
+        type: 'priority',
+        priority: priorities.priority,
+        previous,
+        known: level?.length ?? set.active.size,
+        ready: levelReady,
+      }));
+    }
+    this.#pickSet = priorities.set ?? this.#ready;
+    const level = priorities.known;
     const panic = this.#panic;
     if (panic !== undefined) {
-      const known = set.count('ready') + set.count('connecting') + set.count('failed');
-      if (panic.update(known, ready)) {
-        this.#events.emit(() => ({ type: 'panic', active: panic.active, known, ready }));
+      const known =
+        level === undefined
+          ? set.count('ready') + set.count('connecting') + set.count('failed')
+          : level.length;
+      const readyHere = this.#pickSet.size;
+      if (panic.update(known, readyHere)) {
+        this.#events.emit(() => ({ type: 'panic', active: panic.active, known, ready: readyHere }));
       }
     }
     const zones = this.#zones;
     if (zones !== undefined) {
-      if (zones.update(set.active.values(), this.panicking)) {
+      if (zones.update(level ?? set.active.values(), this.panicking)) {
         const routing = zones.routing;
         this.#events.emit(() => ({ type: 'zones', ...routing }));
       }
@@ -452,6 +490,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       waiting: this.#waiters.size,
       endpoints: this.#set.stats(),
       ...(this.#zones === undefined ? {} : { zones: this.#zones.routing }),
+      ...(this.#priorities.priority === undefined ? {} : { priority: this.#priorities.priority }),
     };
   }
 

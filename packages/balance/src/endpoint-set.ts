@@ -34,6 +34,7 @@ import type { EndpointCounts } from './errors.js';
 import type { BalancerEvent } from './events.js';
 import type { EndpointLoad, LoadMetric } from './load/metric.js';
 import type { PanicCandidate } from './pick/panic.js';
+import type { PriorityCandidate } from './pick/priorities.js';
 import type { ZoneCandidate } from './pick/zones.js';
 import { ReadySet } from './ready-set.js';
 import type { EndpointStats } from './stats.js';
@@ -80,6 +81,12 @@ function forZonesOf(endpoint: {
   return names.length > 0 ? names : undefined;
 }
 
+/** Its priority level: an integer ≥ 0, else 0 (the highest). */
+function priorityOf(endpoint: { readonly priority?: number | undefined }): number {
+  const p = endpoint.priority;
+  return typeof p === 'number' && Number.isSafeInteger(p) && p >= 0 ? p : 0;
+}
+
 /**
  * @internal One endpoint as the balancer tracks it: its key, role,
  * readiness as last seen, load state and pick counters.
@@ -90,7 +97,7 @@ function forZonesOf(endpoint: {
  * slot.picks++;
  * ```
  */
-export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate {
+export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate, PriorityCandidate {
   /** Position in the ready set, -1 when not in it (managed by {@link ReadySet}). */
   readyIndex = -1;
   readonly address: string;
@@ -107,6 +114,8 @@ export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate {
   readonly zone: string | undefined;
   /** The endpoint's topology hints (see `forZonesOf`), fixed when the balancer first sees it. */
   readonly forZones: readonly string[] | undefined;
+  /** The endpoint's priority level (see `priorityOf`), fixed when the balancer first sees it. */
+  readonly priority: number;
   /** Its pass in the picker's stride scheduling (ties between equal costs). */
   pass = 0;
   sub: Subscription | undefined;
@@ -127,6 +136,7 @@ export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate {
     this.weight = weight;
     this.zone = zoneOf(endpoint);
     this.forZones = forZonesOf(endpoint);
+    this.priority = priorityOf(endpoint);
     this.readiness = endpoint.readiness;
     this.role = role;
   }
@@ -386,6 +396,7 @@ export class EndpointSet<K, Req, Res> {
         state: s.readiness,
         role: s.role,
         zone: s.zone,
+        priority: s.priority,
         pending: s.endpoint.pending,
         ewmaMs: s.load.estimateMs(now),
         cost: s.load.cost(now),

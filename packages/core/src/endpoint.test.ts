@@ -65,6 +65,7 @@ describe.each(TRANSPORTS)('over the %s transport', (transport) => {
       weight: 2,
       zone: 'zone-a',
       forZones: ['zone-a', 'zone-b'],
+      priority: 1,
     });
     const ep = new DelegatingEndpoint(inner);
     try {
@@ -73,6 +74,7 @@ describe.each(TRANSPORTS)('over the %s transport', (transport) => {
       expect(ep.weight).toBe(2);
       expect(ep.zone).toBe('zone-a');
       expect(ep.forZones).toEqual(['zone-a', 'zone-b']);
+      expect(ep.priority).toBe(1);
       await readinessOf(ep, 'ready');
       expect(ep.readiness).toBe('ready');
       expect(ep.connected).toBe(true);
@@ -106,6 +108,7 @@ describe.each(TRANSPORTS)('over the %s transport', (transport) => {
       expect(ep.weight).toBeUndefined();
       expect(ep.zone).toBeUndefined();
       expect(ep.forZones).toBeUndefined();
+      expect(ep.priority).toBeUndefined();
       await readinessOf(ep, 'failed');
       expect(ep.connected).toBe(false);
       expect(ep.lastError).toBe(`connect ECONNREFUSED ${host}:${port}`);

@@ -78,6 +78,14 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
    */
   readonly forZones?: readonly string[] | undefined;
   /**
+   * The priority level of the endpoint: an integer ≥ 0, 0 the highest
+   * (an xDS locality's `priority`). Optional: an endpoint without one is
+   * at priority 0. A balancer sends calls to the highest priority whose
+   * endpoints are ready enough, and fails over to the next one when they
+   * are not (see the balancing guide, "Priorities").
+   */
+  readonly priority?: number | undefined;
+  /**
    * Starts a connection attempt now, when the endpoint's connection failed
    * and it is waiting out its reconnect backoff. Optional. Returns a
    * promise that resolves (never rejects) when that attempt ends, connected
@@ -117,7 +125,7 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
  * What it forwards costs one method call each: `call`, `readiness`,
  * `pending`, `lastError` and `reconnect` read the inner endpoint when
  * asked; `address` and the discovery metadata (`weight`, `zone`,
- * `forZones`) are read once, when wrapped, as a balancer fixes them when it
+ * `forZones`, `priority`) are read once, when wrapped, as a balancer fixes them when it
  * first sees the endpoint. `connected` is the inner connection's (its
  * `connected`, else whether it is `ready`), which stays true when a
  * subclass holds a connected endpoint out.
@@ -150,6 +158,8 @@ export class DelegatingEndpoint<Req, Res> implements Endpoint<Req, Res> {
   readonly zone: string | undefined;
   /** The inner endpoint's topology hints, as they were when wrapped. */
   readonly forZones: readonly string[] | undefined;
+  /** The inner endpoint's priority, as it was when wrapped. */
+  readonly priority: number | undefined;
 
   /**
    * Wraps `inner`. Throws `ConfigError` naming `where` (the function the
@@ -165,6 +175,7 @@ export class DelegatingEndpoint<Req, Res> implements Endpoint<Req, Res> {
     this.weight = inner.weight;
     this.zone = inner.zone;
     this.forZones = inner.forZones;
+    this.priority = inner.priority;
   }
 
   /** The inner endpoint's readiness. */
@@ -255,4 +266,21 @@ export function checkForZones(where: string, forZones: unknown): readonly string
     throw new ConfigError(where, 'forZones', forZones, 'an array of non-empty strings');
   }
   return Object.freeze([...(forZones as string[])]);
+}
+
+/**
+ * @internal Checks an endpoint's `priority` option: `undefined`, or an
+ * integer ≥ 0 (0 the highest). Throws `ConfigError` naming `where`.
+ *
+ * @example
+ * ```ts
+ * const priority = checkPriority('grpcEndpoint', options.priority);
+ * ```
+ */
+export function checkPriority(where: string, priority: unknown): number | undefined {
+  if (priority === undefined) return undefined;
+  if (typeof priority !== 'number' || !Number.isSafeInteger(priority) || priority < 0) {
+    throw new ConfigError(where, 'priority', priority, 'an integer >= 0');
+  }
+  return priority;
 }

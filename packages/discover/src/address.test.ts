@@ -95,6 +95,18 @@ describe('addresses', () => {
     );
   });
 
+  it('keeps a priority; rejects one that is not an integer >= 0', () => {
+    expect(toDiscoveredAddress({ address: '10.0.0.1:80', priority: 1 })).toEqual({
+      address: '10.0.0.1:80',
+      priority: 1,
+    });
+    for (const priority of [-1, 0.5, '1']) {
+      expect(() => toDiscoveredAddress({ address: '10.0.0.1:80', priority })).toThrow(
+        /priority .* is not an integer >= 0/,
+      );
+    }
+  });
+
   it('compares plain data by structure', () => {
     expect(valueEquals({ a: [1, { b: 2 }] }, { a: [1, { b: 2 }] })).toBe(true);
     expect(valueEquals({ a: 1 }, { a: 1, b: undefined })).toBe(false);

@@ -12,10 +12,11 @@ interface PlacedOptions {
   readonly weight?: number | undefined;
   readonly zone?: string | undefined;
   readonly forZones?: readonly string[] | undefined;
+  readonly priority?: number | undefined;
 }
 
 /**
- * `base` with the address's weight, zone and topology hints, when it has
+ * `base` with the address's weight, zone, topology hints and priority, when it has
  * them (`base` itself when it has none).
  *
  * @example
@@ -24,11 +25,13 @@ interface PlacedOptions {
  * ```
  */
 export function endpointOptionsFor<T extends PlacedOptions>(base: T, a: DiscoveredAddress): T {
-  if (a.weight === undefined && a.zone === undefined && a.forZones === undefined) return base;
+  if (a.weight === undefined && a.zone === undefined && a.forZones === undefined && a.priority === undefined)
+    return base;
   return {
     ...base,
     ...(a.weight === undefined ? {} : { weight: a.weight }),
     ...(a.zone === undefined ? {} : { zone: a.zone }),
     ...(a.forZones === undefined ? {} : { forZones: a.forZones }),
+    ...(a.priority === undefined ? {} : { priority: a.priority }),
   };
 }

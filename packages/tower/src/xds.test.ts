@@ -13,6 +13,7 @@ import {
   expectNoLeaks,
   loadEchoPackage,
   pickHosts,
+  startEchoServer,
   startPods,
 } from '@grpc-tower/testing';
 import { afterAll, beforeAll, expect, test, vi } from 'vitest';
@@ -240,5 +241,68 @@ test("zone-aware routing from localities: with the bootstrap's node zone as the 
   } finally {
     client.close();
     await channel.close();
+  }
+});
+
+test('priorities through xDS: priority 0 servers stop while EDS still lists them HEALTHY; calls fail over to priority 1 and back', async () => {
+  const name = 'orders-priorities';
+  const [h0] = pickHosts(1) as [string];
+  const primary = await startEchoServer({ host: h0, name: 'primary' });
+  const standby = pods[5] as EchoServer;
+  control.serve(name, [
+    { zone: 'a', priority: 0, endpoints: [{ address: primary.address }] },
+    { zone: 'b', priority: 1, endpoints: [{ address: standby.address }] },
+  ]);
+  const log: { address: string; at: number }[] = [];
+  const target = `xds:///${name}`;
+  const channel = towerChannel(target, insecure, {
+    services: [EchoService],
+    layers: { inner: [picks(log)] },
+  });
+  const client = createEchoClient(target, { channelOverride: channel });
+  let back: EchoServer | undefined;
+  try {
+    const running = load(client, CALL_EVERY_MS);
+    await vi.waitFor(
+      () => expect(log.filter((p) => p.address === primary.address).length).toBeGreaterThan(20),
+      {
+        timeout: 10_000,
+        interval: 10,
+      },
+    );
+    const before = log.length;
+    // the control plane still says HEALTHY: only the balancer sees that priority 0 is not ready
+    await primary.stop(100);
+    await vi.waitFor(
+      () => expect(log.slice(before).filter((p) => p.address === standby.address).length).toBeGreaterThan(20),
+      {
+        timeout: 10_000,
+        interval: 10,
+      },
+    );
+    back = await startEchoServer({ host: primary.host, port: primary.port, name: 'primary' });
+    const returned = log.length;
+    await vi.waitFor(
+      () =>
+        expect(log.slice(returned).filter((p) => p.address === primary.address).length).toBeGreaterThan(20),
+      {
+        timeout: 20_000,
+        interval: 10,
+      },
+    );
+    // once back, priority 0 takes every call again
+    const settled = log.length;
+    await sleep(300);
+    const after = log.slice(settled);
+    await running.stop();
+    console.log(
+      `priorities through xDS: ${after.length} calls after failback, ${after.filter((p) => p.address === standby.address).length} to priority 1; ${running.failures.length} failed of ${running.calls}`,
+    );
+    expect(after.length).toBeGreaterThan(20);
+    expect(after.every((p) => p.address === primary.address)).toBe(true);
+  } finally {
+    client.close();
+    await channel.close();
+    await back?.stop(0);
   }
 });

@@ -228,11 +228,17 @@ export function decideZones<T extends ZoneCandidate>(
 }
 
 /**
- * A pick set over one target's members, built once per decision; it
- * counts its members by address, so that a pick with endpoints to avoid
- * costs O(|avoid|) as over the ready set.
+ * A pick set over fixed members (one zone's, one priority level's), built
+ * once per decision; it counts its members by address, so that a pick with
+ * endpoints to avoid costs O(|avoid|) as over the ready set.
+ *
+ * @example
+ * ```ts
+ * const set = new MemberSet(readyInZoneA);
+ * picker.pick(set, avoid);
+ * ```
  */
-class ZoneSet<T extends Candidate> extends ArrayPickSet<T> {
+export class MemberSet<T extends Candidate> extends ArrayPickSet<T> {
   readonly #byAddress = new Map<string, number>();
 
   constructor(items: readonly T[]) {
@@ -396,7 +402,7 @@ export class ZoneRouter<T extends ZoneCandidate> {
         return picker;
       });
       this.#picker = new ZonePicker(
-        targets.map((t) => new ZoneSet(t.members)),
+        targets.map((t) => new MemberSet(t.members)),
         pickers,
         targets.map((t) => t.probability),
         this.#random,

@@ -40,6 +40,8 @@ export class CountingEndpoint implements Endpoint<string, string> {
   zone: string | undefined;
   /** Reported as the endpoint's `forZones` (read when the balancer first sees it). */
   forZones: readonly string[] | undefined;
+  /** Reported as the endpoint's `priority` (read when the balancer first sees it). */
+  priority: number | undefined;
   /** Reads of `readiness` and `pending`, to show what a pick looks at. */
   reads = 0;
   readonly #inFlight = new Set<InFlight>();

@@ -21,6 +21,7 @@ interface CheckedFacts {
   readonly weight: number | undefined;
   readonly zone: string | undefined;
   readonly forZones: readonly string[] | undefined;
+  readonly priority: number | undefined;
   readonly secure: boolean;
   readonly graceMs: number;
 }
@@ -50,6 +51,8 @@ export abstract class GrpcEndpointBase<A extends Cancellable = Cancellable>
   readonly zone: string | undefined;
   /** Its topology hints (see `GrpcEndpointOptions.forZones`), or `undefined`. */
   readonly forZones: readonly string[] | undefined;
+  /** Its priority (see `GrpcEndpointOptions.priority`), or `undefined`. */
+  readonly priority: number | undefined;
   /** Whether the connection uses TLS. */
   readonly secure: boolean;
   /** Emits the current readiness on subscribe, then each change; completes on close. */
@@ -66,7 +69,7 @@ export abstract class GrpcEndpointBase<A extends Cancellable = Cancellable>
   /** @internal */
   constructor(checked: CheckedFacts, readiness: Readiness) {
     ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
-    ({ secure: this.secure, graceMs: this.#graceMs } = checked);
+    ({ priority: this.priority, secure: this.secure, graceMs: this.#graceMs } = checked);
     this.#readiness = new BehaviorSubject<Readiness>(readiness);
     this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
   }

@@ -245,6 +245,20 @@ describe.each(TRANSPORTS)('zone and forZones over the %s transport', (transport)
       grpcEndpoint('127.0.0.1:1', { credentials: insecure, forZones: forZones as string[] }),
     ).toThrow(/grpcEndpoint: option "forZones" must be an array of non-empty strings/);
   });
+
+  test('a priority from discovery is kept; none is undefined; anything but an integer >= 0 is a ConfigError', async () => {
+    const standby = grpcEndpoint('127.0.0.1:1', { credentials: insecure, priority: 2 });
+    try {
+      expect(standby.priority).toBe(2);
+    } finally {
+      await standby.close({ graceMs: 0 });
+    }
+    for (const priority of [-1, 1.5, Number.NaN, '1', null]) {
+      expect(() =>
+        grpcEndpoint('127.0.0.1:1', { credentials: insecure, priority: priority as number }),
+      ).toThrow(/grpcEndpoint: option "priority" must be an integer >= 0/);
+    }
+  });
 });
 
 describe("grpc-js's words turned into the delivery fact", () => {

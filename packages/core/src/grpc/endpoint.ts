@@ -48,7 +48,7 @@ import { ClosedError, ConfigError, type Delivery, GrpcTowerError } from '../erro
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
 import { readableTlsError } from '../transport/tls.js';
-import { checkForZones, checkWeight, checkZone } from '../endpoint.js';
+import { checkForZones, checkPriority, checkWeight, checkZone } from '../endpoint.js';
 import { type HostPort, formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
 import { GrpcEndpointBase } from './endpoint-base.js';
@@ -84,6 +84,8 @@ export interface GrpcEndpointOptions {
   readonly zone?: string | undefined;
   /** Topology hints: the zones whose clients it is meant for (non-empty strings). See `Endpoint.forZones`. */
   readonly forZones?: readonly string[] | undefined;
+  /** Its priority level (an integer ≥ 0, 0 the highest, such as an xDS locality's). See `Endpoint.priority`. */
+  readonly priority?: number | undefined;
   /**
    * How `grpcEndpoint` speaks gRPC: `'native'` (default), over its own
    * HTTP/2 connection (`NativeGrpcEndpoint`), or `'grpc-js'`, through a
@@ -132,6 +134,7 @@ export function checkEndpointOptions(
   readonly weight: number | undefined;
   readonly zone: string | undefined;
   readonly forZones: readonly string[] | undefined;
+  readonly priority: number | undefined;
   readonly credentials: ChannelCredentials;
   readonly secure: boolean;
   readonly authority: string | undefined;
@@ -170,6 +173,7 @@ export function checkEndpointOptions(
     weight: checkWeight(where, options.weight),
     zone: checkZone(where, options.zone),
     forZones: checkForZones(where, options.forZones),
+    priority: checkPriority(where, options.priority),
     credentials,
     secure: credentials._isSecure(),
     authority,

@@ -170,12 +170,17 @@ describe('http2Endpoint', () => {
   });
 });
 
-describe('http2Endpoint zone and forZones', () => {
+describe('http2Endpoint zone, forZones and priority', () => {
   test('are kept, and checked like weight', async () => {
     // an address nothing listens on: the endpoint only has to be built
-    const ep = http2Endpoint('127.0.0.1:1', { scheme: 'http', zone: 'eu-1a', forZones: ['eu-1a'] });
+    const ep = http2Endpoint('127.0.0.1:1', {
+      scheme: 'http',
+      zone: 'eu-1a',
+      forZones: ['eu-1a'],
+      priority: 3,
+    });
     try {
-      expect([ep.zone, ep.forZones]).toEqual(['eu-1a', ['eu-1a']]);
+      expect([ep.zone, ep.forZones, ep.priority]).toEqual(['eu-1a', ['eu-1a'], 3]);
     } finally {
       await ep.close({ graceMs: 0 });
     }
@@ -184,6 +189,9 @@ describe('http2Endpoint zone and forZones', () => {
     );
     expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', forZones: [''] })).toThrow(
       /http2Endpoint: option "forZones" must be an array of non-empty strings/,
+    );
+    expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', priority: -1 })).toThrow(
+      /http2Endpoint: option "priority" must be an integer >= 0/,
     );
   });
 });

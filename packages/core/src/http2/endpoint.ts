@@ -39,7 +39,14 @@ import { isIP } from 'node:net';
 import { BehaviorSubject, type Observable, distinctUntilChanged } from 'rxjs';
 import { Readable } from 'node:stream';
 import type { CallContext } from '../context.js';
-import { type Endpoint, type Readiness, checkForZones, checkWeight, checkZone } from '../endpoint.js';
+import {
+  type Endpoint,
+  type Readiness,
+  checkForZones,
+  checkPriority,
+  checkWeight,
+  checkZone,
+} from '../endpoint.js';
 import {
   CancelledError,
   ClosedError,
@@ -245,6 +252,8 @@ export interface Http2EndpointOptions {
   readonly zone?: string | undefined;
   /** Topology hints: the zones whose clients it is meant for (non-empty strings). See `Endpoint.forZones`. */
   readonly forZones?: readonly string[] | undefined;
+  /** Its priority level (an integer ≥ 0, 0 the highest). See `Endpoint.priority`. */
+  readonly priority?: number | undefined;
 }
 
 /**
@@ -304,6 +313,8 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   readonly zone: string | undefined;
   /** The topology hints it was given, or `undefined`. */
   readonly forZones: readonly string[] | undefined;
+  /** The priority it was given, or `undefined`. */
+  readonly priority: number | undefined;
   readonly readiness$: Observable<Readiness>;
   /**
    * Its connection's state changes (with the reason of a failure), the
@@ -351,6 +362,7 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     this.weight = checkWeight('http2Endpoint', options.weight);
     this.zone = checkZone('http2Endpoint', options.zone);
     this.forZones = checkForZones('http2Endpoint', options.forZones);
+    this.priority = checkPriority('http2Endpoint', options.priority);
     const keepaliveMs = options.keepaliveTimeMs;
     if (keepaliveMs !== undefined && !(Number.isFinite(keepaliveMs) && keepaliveMs > 0)) {
       throw new ConfigError('http2Endpoint', 'keepaliveTimeMs', keepaliveMs, 'a finite number > 0');

@@ -139,19 +139,23 @@ describe('xds(): the chain for a target name', () => {
     expect(server.subscribed('endpoints')).toContain(`${name}-eds`);
   });
 
-  test('priorities: the lowest with a usable endpoint is used', async () => {
+  test('priorities: every priority is in the set, each endpoint with its priority, for the balancer to choose', async () => {
     const name = svc();
     server.serve(name, [
       { zone: 'a', priority: 0, endpoints: [{ address: at(0), health: 'UNHEALTHY' }] },
-      { zone: 'b', priority: 1, endpoints: [{ address: at(1) }] },
+      { zone: 'b', priority: 1, endpoints: [{ address: at(1) }, { address: at(2) }] },
     ]);
     const r = source({ target: name });
-    await waitFor(() => expect(r.keys()).toEqual(sorted(at(1))));
+    await waitFor(() => expect(r.keys()).toEqual(sorted(at(1), at(2))));
+    expect(r.set.get(at(1))).toEqual({ address: at(1), zone: 'b', weight: 1, priority: 1 });
     server.serve(name, [
       { zone: 'a', priority: 0, endpoints: [{ address: at(0) }] },
-      { zone: 'b', priority: 1, endpoints: [{ address: at(1) }] },
+      // listed at two priorities: it counts once, at the higher one
+      { zone: 'b', priority: 1, endpoints: [{ address: at(1) }, { address: at(0) }] },
     ]);
-    await waitFor(() => expect(r.keys()).toEqual(sorted(at(0))));
+    await waitFor(() => expect(r.keys()).toEqual(sorted(at(0), at(1))));
+    expect(r.set.get(at(0))).toEqual({ address: at(0), zone: 'a', weight: 1 });
+    expect(r.of('duplicate').map((d) => d.key)).toContain(at(0));
   });
 
   test('weighted_clusters and route matchers are reported as ignored; the default route and heaviest cluster are used', async () => {

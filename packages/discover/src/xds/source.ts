@@ -138,22 +138,21 @@ function chooseRoute(rc: RouteConfiguration, target: string): RouteChoice {
   return { cluster: heaviest.name, notes };
 }
 
-/** The endpoints of `cla` to call: the lowest priority with a usable endpoint; each one's state. */
+/**
+ * The endpoints of `cla` to call, of every priority, each with its
+ * priority (the balancer chooses among them by readiness); each one's state.
+ */
 function endpointSet(cla: ClusterLoadAssignment): {
   set: Map<string, DiscoveredAddress>;
   states: Map<string, { state: EndpointState; zone: string; health: HealthStatus }>;
   duplicates: Map<string, number>;
 } {
-  const priorities = [...new Set(cla.localities.map((l) => l.priority))].sort((a, b) => a - b);
-  const chosen =
-    priorities.find((p) =>
-      cla.localities.some((l) => l.priority === p && l.endpoints.some((e) => HEALTHY.has(e.health))),
-    ) ?? priorities[0];
+  // an address listed at two priorities counts once, at the higher one (the lower number)
+  const localities = [...cla.localities].sort((a, b) => a.priority - b.priority);
   const set = new Map<string, DiscoveredAddress>();
   const states = new Map<string, { state: EndpointState; zone: string; health: HealthStatus }>();
   const duplicates = new Map<string, number>();
-  for (const l of cla.localities) {
-    if (l.priority !== chosen) continue;
+  for (const l of localities) {
     for (const e of l.endpoints) {
       if (states.has(e.address)) {
         duplicates.set(e.address, (duplicates.get(e.address) ?? 1) + 1);
@@ -170,6 +169,7 @@ function endpointSet(cla: ClusterLoadAssignment): {
           address: e.address,
           weight: l.weight * e.weight,
           ...(l.zone === '' ? {} : { zone: l.zone }),
+          ...(l.priority === 0 ? {} : { priority: l.priority }),
         });
       }
     }
@@ -206,7 +206,8 @@ function checkName(value: unknown, option: string): string {
  * is HEALTHY or UNKNOWN are in the set; DRAINING, UNHEALTHY and the rest
  * are not (a removed endpoint drains: its calls in flight finish). Each
  * carries its locality's zone and the weight locality weight × endpoint
- * weight. Of the priorities, the lowest with a usable endpoint is used.
+ * weight, and its locality's priority when it is not 0: the balancer
+ * sends calls to the highest priority that has ready endpoints.
  * Throws `ConfigError` for bad options or a bad bootstrap.
  *
  * @example
