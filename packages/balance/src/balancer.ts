@@ -62,6 +62,7 @@ import { type LoopClock, loopClock } from './loop-clock.js';
 import type { ResolvedOptions } from './options.js';
 import { PanicPicker } from './pick/panic.js';
 import type { PickSet, Picker } from './pick/picker.js';
+import { GroupRouter } from './pick/groups.js';
 import { PriorityRouter } from './pick/priorities.js';
 import { ZoneRouter } from './pick/zones.js';
 import type { ReadySet } from './ready-set.js';
@@ -94,7 +95,8 @@ const MAX_NAMED_ERRORS = 3;
  * - an insert of a known key keeps the old endpoint serving until the new
  *   one is ready, or the old one stops being ready, or `replaceWaitMs`
  *   passes; then the old one drains;
- * - on each membership or readiness change it re-decides which priority
+ * - on each membership or readiness change it re-decides the split across
+ *   groups when the endpoints carry several (`Endpoint.group`), which priority
  *   level calls go to when the endpoints carry several ({@link
  *   Balancer.priority}), panic mode within that level and, with the
  *   `zones` option, which zones calls go to ({@link Balancer.zoneRouting});
@@ -119,6 +121,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   readonly #panic: PanicPicker<Slot<K, Req, Res>> | undefined;
   readonly #zones: ZoneRouter<Slot<K, Req, Res>> | undefined;
   readonly #priorities: PriorityRouter<Slot<K, Req, Res>>;
+  readonly #groups: GroupRouter<Slot<K, Req, Res>>;
   /** What calls pick from: the whole ready set, or the ready endpoints of the priority level in use. */
   #pickSet: PickSet<Slot<K, Req, Res>>;
   readonly #set: EndpointSet<K, Req, Res>;
@@ -189,6 +192,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       options.panicThresholdPercent > 0
         ? new PanicPicker(picker, options.panicThresholdPercent, known)
         : undefined;
+    this.#groups = new GroupRouter(options.priorityReadyPercent, newPicker, picker, options.random);
     this.#inner = picker;
     this.#routed = picker;
     this.#picker = picker;
@@ -430,7 +434,8 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     const ready = this.#ready.size;
     const priorities = this.#priorities;
     const previous = priorities.priority;
-    if (priorities.update(set.active.values())) {
+    // O(1) unless the endpoints span several levels
+    if (priorities.update(set.spansLevels ? set.active.values() : [])) {
       const level = priorities.known;
       const levelReady = priorities.set?.size ?? ready;
       this.#events.emit(() => ({
@@ -460,11 +465,21 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
         const routing = zones.routing;
         this.#events.emit(() => ({ type: 'zones', ...routing }));
       }
-      this.#routed = zones.picker ?? this.#inner;
     }
+    this.#routed = zones?.picker ?? this.#inner;
     // switched here, not tested per call: out of panic and of zone routing a
     // call meets the inner picker directly
     this.#picker = panic?.active ? panic : this.#routed;
+    // a split across groups comes first, and its own priority choice within each group
+    const groups = this.#groups;
+    if (groups.update(set.spansGroups ? set.active.values() : [])) {
+      this.#events.emit(() => ({ type: 'groups', shares: groups.shares }));
+    }
+    if (groups.picker !== undefined) {
+      this.#routed = groups.picker;
+      this.#picker = groups.picker;
+      this.#pickSet = this.#ready;
+    }
     let next: Readiness;
     if (ready > 0) next = 'ready';
     else if (set.count('connecting') > 0) next = 'connecting';
@@ -491,6 +506,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       endpoints: this.#set.stats(),
       ...(this.#zones === undefined ? {} : { zones: this.#zones.routing }),
       ...(this.#priorities.priority === undefined ? {} : { priority: this.#priorities.priority }),
+      ...(this.#groups.shares === undefined ? {} : { groups: this.#groups.shares }),
     };
   }
 

@@ -34,7 +34,7 @@ import type { EndpointCounts } from './errors.js';
 import type { BalancerEvent } from './events.js';
 import type { EndpointLoad, LoadMetric } from './load/metric.js';
 import type { PanicCandidate } from './pick/panic.js';
-import type { PriorityCandidate } from './pick/priorities.js';
+import type { GroupCandidate } from './pick/groups.js';
 import type { ZoneCandidate } from './pick/zones.js';
 import { ReadySet } from './ready-set.js';
 import type { EndpointStats } from './stats.js';
@@ -87,6 +87,25 @@ function priorityOf(endpoint: { readonly priority?: number | undefined }): numbe
   return typeof p === 'number' && Number.isSafeInteger(p) && p >= 0 ? p : 0;
 }
 
+/** Its group: a non-empty string, else `''` (no group). */
+function groupOf(endpoint: { readonly group?: string | undefined }): string {
+  const g = endpoint.group;
+  return typeof g === 'string' ? g : '';
+}
+
+/** Its group's weight: a finite number > 0, else 1. */
+function groupWeightOf(endpoint: { readonly groupWeight?: number | undefined }): number {
+  const w = endpoint.groupWeight;
+  return typeof w === 'number' && Number.isFinite(w) && w > 0 ? w : 1;
+}
+
+/** Counts `key` up or down in `counts`, forgetting it at 0. */
+function tally<T>(counts: Map<T, number>, key: T, delta: 1 | -1): void {
+  const n = (counts.get(key) ?? 0) + delta;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+}
+
 /**
  * @internal One endpoint as the balancer tracks it: its key, role,
  * readiness as last seen, load state and pick counters.
@@ -97,7 +116,7 @@ function priorityOf(endpoint: { readonly priority?: number | undefined }): numbe
  * slot.picks++;
  * ```
  */
-export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate, PriorityCandidate {
+export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate, GroupCandidate {
   /** Position in the ready set, -1 when not in it (managed by {@link ReadySet}). */
   readyIndex = -1;
   readonly address: string;
@@ -116,6 +135,9 @@ export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate, Priorit
   readonly forZones: readonly string[] | undefined;
   /** The endpoint's priority level (see `priorityOf`), fixed when the balancer first sees it. */
   readonly priority: number;
+  /** The endpoint's group (see `groupOf`) and its weight (see `groupWeightOf`), fixed when first seen. */
+  readonly group: string;
+  readonly groupWeight: number;
   /** Its pass in the picker's stride scheduling (ties between equal costs). */
   pass = 0;
   sub: Subscription | undefined;
@@ -137,6 +159,8 @@ export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate, Priorit
     this.zone = zoneOf(endpoint);
     this.forZones = forZonesOf(endpoint);
     this.priority = priorityOf(endpoint);
+    this.group = groupOf(endpoint);
+    this.groupWeight = groupWeightOf(endpoint);
     this.readiness = endpoint.readiness;
     this.role = role;
   }
@@ -196,6 +220,9 @@ export class EndpointSet<K, Req, Res> {
   readonly #draining = new Set<Slot<K, Req, Res>>();
   readonly #retired = new WeakSet<object>();
   readonly #counts: Record<Readiness, number> = { ready: 0, connecting: 0, failed: 0, closed: 0 };
+  /** The active endpoints per priority level and per group, so that a set of one of each costs nothing. */
+  readonly #levels = new Map<number, number>();
+  readonly #groups = new Map<string, number>();
   readonly #metric: LoadMetric;
   readonly #options: EndpointSetOptions;
   readonly #events: EventStream<BalancerEvent<K>>;
@@ -216,6 +243,16 @@ export class EndpointSet<K, Req, Res> {
   /** The active endpoint of each key. */
   get active(): ReadonlyMap<K, Slot<K, Req, Res>> {
     return this.#active;
+  }
+
+  /** Whether the active endpoints span more than one priority level. O(1). */
+  get spansLevels(): boolean {
+    return this.#levels.size > 1;
+  }
+
+  /** Whether the active endpoints span more than one group. O(1). */
+  get spansGroups(): boolean {
+    return this.#groups.size > 1;
   }
 
   /** How many active endpoints have readiness `r`. */
@@ -397,6 +434,7 @@ export class EndpointSet<K, Req, Res> {
         role: s.role,
         zone: s.zone,
         priority: s.priority,
+        ...(s.group === '' ? {} : { group: s.group }),
         pending: s.endpoint.pending,
         ewmaMs: s.load.estimateMs(now),
         cost: s.load.cost(now),
@@ -457,6 +495,8 @@ export class EndpointSet<K, Req, Res> {
   #enter(slot: Slot<K, Req, Res>): void {
     slot.role = 'active';
     this.#counts[slot.readiness]++;
+    tally(this.#levels, slot.priority, 1);
+    tally(this.#groups, slot.group, 1);
     if (slot.readiness === 'ready') {
       if (this.ready.add(slot)) slot.readySince = clock();
       this.#hooks.readied();
@@ -465,6 +505,8 @@ export class EndpointSet<K, Req, Res> {
 
   #leave(slot: Slot<K, Req, Res>): void {
     this.#counts[slot.readiness]--;
+    tally(this.#levels, slot.priority, -1);
+    tally(this.#groups, slot.group, -1);
     this.ready.remove(slot);
   }
 

@@ -1,7 +1,7 @@
 /**
  * The events a balancer reports on `events$`: membership (insert, replace,
  * remove), endpoint readiness, reconnects asked for and closing, discovery failures, panic
- * mode, zone-aware routing and priority failover. They are built only while somebody
+ * mode, zone-aware routing, priority failover and the split across groups. They are built only while somebody
  * subscribes.
  *
  * @module
@@ -48,4 +48,10 @@ export type BalancerEvent<K> =
       readonly previous: number | undefined;
       readonly known: number;
       readonly ready: number;
-    };
+    }
+  /**
+   * The split across groups changed (`Endpoint.group`): each group's share
+   * of the calls, the groups with no ready endpoint left out; `undefined`
+   * when the endpoints no longer span more than one group.
+   */
+  | { readonly type: 'groups'; readonly shares: Readonly<Record<string, number>> | undefined };

@@ -66,6 +66,8 @@ describe.each(TRANSPORTS)('over the %s transport', (transport) => {
       zone: 'zone-a',
       forZones: ['zone-a', 'zone-b'],
       priority: 1,
+      group: 'blue',
+      groupWeight: 3,
     });
     const ep = new DelegatingEndpoint(inner);
     try {
@@ -74,7 +76,7 @@ describe.each(TRANSPORTS)('over the %s transport', (transport) => {
       expect(ep.weight).toBe(2);
       expect(ep.zone).toBe('zone-a');
       expect(ep.forZones).toEqual(['zone-a', 'zone-b']);
-      expect(ep.priority).toBe(1);
+      expect([ep.priority, ep.group, ep.groupWeight]).toEqual([1, 'blue', 3]);
       await readinessOf(ep, 'ready');
       expect(ep.readiness).toBe('ready');
       expect(ep.connected).toBe(true);

@@ -86,6 +86,19 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
    */
   readonly priority?: number | undefined;
   /**
+   * The group the endpoint belongs to, such as the xDS cluster of a route's
+   * `weighted_clusters` (a canary split). Optional. When endpoints carry
+   * more than one group, a balancer first draws a group in proportion to
+   * the groups' {@link Endpoint.groupWeight}, then picks within it.
+   */
+  readonly group?: string | undefined;
+  /**
+   * The weight of the endpoint's group among the groups (a finite number
+   * > 0, 1 when absent): the group's share of the calls, such as a weighted
+   * cluster's weight. The endpoints of one group carry the same one.
+   */
+  readonly groupWeight?: number | undefined;
+  /**
    * Starts a connection attempt now, when the endpoint's connection failed
    * and it is waiting out its reconnect backoff. Optional. Returns a
    * promise that resolves (never rejects) when that attempt ends, connected
@@ -125,7 +138,7 @@ export interface Endpoint<Req, Res> extends Service<Req, Res> {
  * What it forwards costs one method call each: `call`, `readiness`,
  * `pending`, `lastError` and `reconnect` read the inner endpoint when
  * asked; `address` and the discovery metadata (`weight`, `zone`,
- * `forZones`, `priority`) are read once, when wrapped, as a balancer fixes them when it
+ * `forZones`, `priority`, `group`, `groupWeight`) are read once, when wrapped, as a balancer fixes them when it
  * first sees the endpoint. `connected` is the inner connection's (its
  * `connected`, else whether it is `ready`), which stays true when a
  * subclass holds a connected endpoint out.
@@ -160,6 +173,10 @@ export class DelegatingEndpoint<Req, Res> implements Endpoint<Req, Res> {
   readonly forZones: readonly string[] | undefined;
   /** The inner endpoint's priority, as it was when wrapped. */
   readonly priority: number | undefined;
+  /** The inner endpoint's group, as it was when wrapped. */
+  readonly group: string | undefined;
+  /** The inner endpoint's group weight, as it was when wrapped. */
+  readonly groupWeight: number | undefined;
 
   /**
    * Wraps `inner`. Throws `ConfigError` naming `where` (the function the
@@ -176,6 +193,8 @@ export class DelegatingEndpoint<Req, Res> implements Endpoint<Req, Res> {
     this.zone = inner.zone;
     this.forZones = inner.forZones;
     this.priority = inner.priority;
+    this.group = inner.group;
+    this.groupWeight = inner.groupWeight;
   }
 
   /** The inner endpoint's readiness. */
@@ -283,4 +302,31 @@ export function checkPriority(where: string, priority: unknown): number | undefi
     throw new ConfigError(where, 'priority', priority, 'an integer >= 0');
   }
   return priority;
+}
+
+/**
+ * @internal Checks an endpoint's `group` and `groupWeight` options:
+ * `undefined`, or a non-empty string and a finite number > 0. Throws
+ * `ConfigError` naming `where`.
+ *
+ * @example
+ * ```ts
+ * const { group, groupWeight } = checkGroup('grpcEndpoint', options.group, options.groupWeight);
+ * ```
+ */
+export function checkGroup(
+  where: string,
+  group: unknown,
+  groupWeight: unknown,
+): { group: string | undefined; groupWeight: number | undefined } {
+  if (group !== undefined && (typeof group !== 'string' || group.length === 0)) {
+    throw new ConfigError(where, 'group', group, 'a non-empty string');
+  }
+  if (
+    groupWeight !== undefined &&
+    (typeof groupWeight !== 'number' || !Number.isFinite(groupWeight) || groupWeight <= 0)
+  ) {
+    throw new ConfigError(where, 'groupWeight', groupWeight, 'a finite number > 0');
+  }
+  return { group: group as string | undefined, groupWeight: groupWeight as number | undefined };
 }

@@ -54,6 +54,10 @@ export interface DiscoveredAddress {
    * when a higher one has too few ready servers.
    */
   readonly priority?: number;
+  /** The group the server belongs to (an xDS weighted cluster's name): calls are split across groups first. */
+  readonly group?: string;
+  /** The group's share of the calls relative to the other groups' (> 0; a weighted cluster's weight). */
+  readonly groupWeight?: number;
 }
 
 /**
@@ -102,10 +106,12 @@ export function toDiscoveredAddress(input: unknown, source?: string): Discovered
     zone?: unknown;
     forZones?: unknown;
     priority?: unknown;
+    group?: unknown;
+    groupWeight?: unknown;
   };
   const hp = parseAddress(entry.address, source);
   const address = formatAddress(hp.host, hp.port);
-  const { weight, metadata, zone, forZones, priority } = entry;
+  const { weight, metadata, zone, forZones, priority, group, groupWeight } = entry;
   if (weight !== undefined && (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0)) {
     throw new InvalidAddressError(input, `weight ${String(weight)} is not a finite number >= 0`, { source });
   }
@@ -130,6 +136,17 @@ export function toDiscoveredAddress(input: unknown, source?: string): Discovered
   ) {
     throw new InvalidAddressError(input, `priority ${String(priority)} is not an integer >= 0`, { source });
   }
+  if (group !== undefined && (typeof group !== 'string' || group.length === 0)) {
+    throw new InvalidAddressError(input, 'group must be a non-empty string', { source });
+  }
+  if (
+    groupWeight !== undefined &&
+    (typeof groupWeight !== 'number' || !Number.isFinite(groupWeight) || groupWeight <= 0)
+  ) {
+    throw new InvalidAddressError(input, `groupWeight ${String(groupWeight)} is not a finite number > 0`, {
+      source,
+    });
+  }
   return {
     address,
     ...(weight === undefined ? {} : { weight }),
@@ -137,5 +154,7 @@ export function toDiscoveredAddress(input: unknown, source?: string): Discovered
     ...(zone === undefined ? {} : { zone }),
     ...(forZones === undefined ? {} : { forZones: [...(forZones as string[])] }),
     ...(priority === undefined ? {} : { priority }),
+    ...(group === undefined ? {} : { group }),
+    ...(groupWeight === undefined ? {} : { groupWeight }),
   };
 }

@@ -13,10 +13,12 @@ interface PlacedOptions {
   readonly zone?: string | undefined;
   readonly forZones?: readonly string[] | undefined;
   readonly priority?: number | undefined;
+  readonly group?: string | undefined;
+  readonly groupWeight?: number | undefined;
 }
 
 /**
- * `base` with the address's weight, zone, topology hints and priority, when it has
+ * `base` with the address's weight, zone, topology hints, priority and group, when it has
  * them (`base` itself when it has none).
  *
  * @example
@@ -25,13 +27,15 @@ interface PlacedOptions {
  * ```
  */
 export function endpointOptionsFor<T extends PlacedOptions>(base: T, a: DiscoveredAddress): T {
-  if (a.weight === undefined && a.zone === undefined && a.forZones === undefined && a.priority === undefined)
-    return base;
+  const { weight, zone, forZones, priority, group, groupWeight } = a;
+  if ([weight, zone, forZones, priority, group, groupWeight].every((v) => v === undefined)) return base;
   return {
     ...base,
     ...(a.weight === undefined ? {} : { weight: a.weight }),
     ...(a.zone === undefined ? {} : { zone: a.zone }),
     ...(a.forZones === undefined ? {} : { forZones: a.forZones }),
     ...(a.priority === undefined ? {} : { priority: a.priority }),
+    ...(a.group === undefined ? {} : { group: a.group }),
+    ...(a.groupWeight === undefined ? {} : { groupWeight: a.groupWeight }),
   };
 }

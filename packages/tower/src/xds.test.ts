@@ -13,11 +13,18 @@ import {
   expectNoLeaks,
   loadEchoPackage,
   pickHosts,
+  seededRandom,
   startEchoServer,
   startPods,
 } from '@grpc-tower/testing';
 import { afterAll, beforeAll, expect, test, vi } from 'vitest';
-import { type XdsServer, startXdsServer } from '../../discover/src/test/index.js';
+import {
+  type XdsServer,
+  startXdsServer,
+  xdsCluster,
+  xdsEndpoints,
+  xdsRoute,
+} from '../../discover/src/test/index.js';
 import { towerChannel } from './channel.js';
 import { CALL_EVERY_MS, firstPick, load, picks, picksAfter } from './test/load.js';
 
@@ -305,4 +312,111 @@ test('priorities through xDS: priority 0 servers stop while EDS still lists them
     await channel.close();
     await back?.stop(0);
   }
+});
+
+/** `total` unary calls from 6 closed loops; each reply's server name. */
+async function repliesFrom(client: ReturnType<typeof createEchoClient>, total: number): Promise<string[]> {
+  const names: string[] = [];
+  const failures: string[] = [];
+  await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      for (let i = 0; i < total / 6; i++) {
+        await new Promise<void>((resolve) =>
+          client.Unary(
+            { message: 'x' },
+            new grpc.Metadata(),
+            { deadline: Date.now() + 5000 },
+            (err, reply) => {
+              if (err) failures.push(`${grpc.status[err.code]}: ${err.details}`);
+              else names.push(reply?.server ?? '');
+              resolve();
+            },
+          ),
+        );
+      }
+    }),
+  );
+  expect(failures).toEqual([]);
+  return names;
+}
+
+/** The shares of `names` per server, against `expected` (by server name), each within ±2 pp. */
+function expectShares(what: string, names: readonly string[], expected: Readonly<Record<string, number>>) {
+  const measured = Object.fromEntries(
+    Object.keys(expected).map((n) => [n, names.filter((x) => x === n).length / names.length]),
+  );
+  const fmt = (r: Readonly<Record<string, number>>) =>
+    Object.entries(r)
+      .map(([n, v]) => `${n} ${(v * 100).toFixed(1)} %`)
+      .join(', ');
+  console.log(`${what}, ${names.length} calls: expected ${fmt(expected)}; measured ${fmt(measured)}`);
+  for (const [n, want] of Object.entries(expected)) {
+    expect(Math.abs((measured[n] as number) - want), n).toBeLessThanOrEqual(0.02);
+  }
+}
+
+/** Through `xds:///name` with seeded draws: once every server answers, 3,000 calls against `expected`. */
+async function measureShares(name: string, seed: number, what: string, expected: Record<string, number>) {
+  const target = `xds:///${name}`;
+  const channel = towerChannel(target, insecure, {
+    services: [EchoService],
+    balancer: { random: seededRandom(seed) },
+  });
+  const client = createEchoClient(target, { channelOverride: channel });
+  try {
+    const servers = Object.keys(expected).length;
+    await vi.waitFor(async () => expect(new Set(await repliesFrom(client, 60)).size).toBe(servers), {
+      timeout: 10_000,
+      interval: 20,
+    });
+    expectShares(what, await repliesFrom(client, 3000), expected);
+  } finally {
+    client.close();
+    await channel.close();
+  }
+}
+
+test('weighted_clusters over real servers: 3,000 calls split by cluster weight within ±2 pp, p2c within each', async () => {
+  const name = 'orders-canary';
+  const [s3, s4, s5] = pods.slice(3, 6) as [EchoServer, EchoServer, EchoServer];
+  // stable: two servers in the route's cluster; canary: one, in a second cluster at 20 %
+  control.serve(name, [{ zone: 'a', endpoints: [{ address: s3.address }, { address: s4.address }] }]);
+  control.set('cluster', `${name}-canary`, xdsCluster(`${name}-canary`));
+  control.set(
+    'endpoints',
+    `${name}-canary`,
+    xdsEndpoints(`${name}-canary`, [{ zone: 'a', endpoints: [{ address: s5.address }] }]),
+  );
+  control.set(
+    'route',
+    `${name}-route`,
+    xdsRoute(`${name}-route`, { [`${name}-cluster`]: 80, [`${name}-canary`]: 20 }),
+  );
+  await measureShares(name, 23, 'weighted clusters 80/20', {
+    [s3.name]: 0.4,
+    [s4.name]: 0.4,
+    [s5.name]: 0.2,
+  });
+});
+
+test('locality weights × endpoint weights over real servers: 3,000 calls within ±2 pp', async () => {
+  const name = 'orders-weights';
+  const [s3, s4, s5] = pods.slice(3, 6) as [EchoServer, EchoServer, EchoServer];
+  // locality a weighs 3 (endpoints 1 and 2: 3 and 6), locality b weighs 1 (endpoint 3: 3): 25 %, 50 %, 25 %
+  control.serve(name, [
+    {
+      zone: 'a',
+      weight: 3,
+      endpoints: [
+        { address: s3.address, weight: 1 },
+        { address: s4.address, weight: 2 },
+      ],
+    },
+    { zone: 'b', weight: 1, endpoints: [{ address: s5.address, weight: 3 }] },
+  ]);
+  await measureShares(name, 29, 'locality × endpoint weights 3×1, 3×2, 1×3', {
+    [s3.name]: 0.25,
+    [s4.name]: 0.5,
+    [s5.name]: 0.25,
+  });
 });

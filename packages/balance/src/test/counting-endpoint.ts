@@ -42,6 +42,9 @@ export class CountingEndpoint implements Endpoint<string, string> {
   forZones: readonly string[] | undefined;
   /** Reported as the endpoint's `priority` (read when the balancer first sees it). */
   priority: number | undefined;
+  /** Reported as the endpoint's `group` and `groupWeight` (read when the balancer first sees it). */
+  group: string | undefined;
+  groupWeight: number | undefined;
   /** Reads of `readiness` and `pending`, to show what a pick looks at. */
   reads = 0;
   readonly #inFlight = new Set<InFlight>();

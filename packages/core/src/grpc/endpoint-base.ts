@@ -22,6 +22,8 @@ interface CheckedFacts {
   readonly zone: string | undefined;
   readonly forZones: readonly string[] | undefined;
   readonly priority: number | undefined;
+  readonly group: string | undefined;
+  readonly groupWeight: number | undefined;
   readonly secure: boolean;
   readonly graceMs: number;
 }
@@ -53,6 +55,10 @@ export abstract class GrpcEndpointBase<A extends Cancellable = Cancellable>
   readonly forZones: readonly string[] | undefined;
   /** Its priority (see `GrpcEndpointOptions.priority`), or `undefined`. */
   readonly priority: number | undefined;
+  /** Its group (see `GrpcEndpointOptions.group`), or `undefined`. */
+  readonly group: string | undefined;
+  /** Its group's weight (see `GrpcEndpointOptions.groupWeight`), or `undefined`. */
+  readonly groupWeight: number | undefined;
   /** Whether the connection uses TLS. */
   readonly secure: boolean;
   /** Emits the current readiness on subscribe, then each change; completes on close. */
@@ -69,7 +75,8 @@ export abstract class GrpcEndpointBase<A extends Cancellable = Cancellable>
   /** @internal */
   constructor(checked: CheckedFacts, readiness: Readiness) {
     ({ address: this.address, weight: this.weight, zone: this.zone, forZones: this.forZones } = checked);
-    ({ priority: this.priority, secure: this.secure, graceMs: this.#graceMs } = checked);
+    ({ priority: this.priority, group: this.group, groupWeight: this.groupWeight } = checked);
+    ({ secure: this.secure, graceMs: this.#graceMs } = checked);
     this.#readiness = new BehaviorSubject<Readiness>(readiness);
     this.readiness$ = this.#readiness.pipe(distinctUntilChanged());
   }

@@ -246,10 +246,21 @@ describe.each(TRANSPORTS)('zone and forZones over the %s transport', (transport)
     ).toThrow(/grpcEndpoint: option "forZones" must be an array of non-empty strings/);
   });
 
-  test('a priority from discovery is kept; none is undefined; anything but an integer >= 0 is a ConfigError', async () => {
-    const standby = grpcEndpoint('127.0.0.1:1', { credentials: insecure, priority: 2 });
+  test('a priority and a group from discovery are kept; none is undefined; bad ones are ConfigErrors', async () => {
+    const standby = grpcEndpoint('127.0.0.1:1', {
+      credentials: insecure,
+      priority: 2,
+      group: 'canary',
+      groupWeight: 10,
+    });
     try {
-      expect(standby.priority).toBe(2);
+      expect([standby.priority, standby.group, standby.groupWeight]).toEqual([2, 'canary', 10]);
+      expect(() => grpcEndpoint('127.0.0.1:1', { credentials: insecure, group: '' })).toThrow(
+        /grpcEndpoint: option "group" must be a non-empty string/,
+      );
+      expect(() => grpcEndpoint('127.0.0.1:1', { credentials: insecure, groupWeight: 0 })).toThrow(
+        /grpcEndpoint: option "groupWeight" must be a finite number > 0/,
+      );
     } finally {
       await standby.close({ graceMs: 0 });
     }

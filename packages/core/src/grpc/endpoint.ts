@@ -48,7 +48,7 @@ import { ClosedError, ConfigError, type Delivery, GrpcTowerError } from '../erro
 import { Status, type StatusCode } from '../status.js';
 import { MAX_TIMER_MS } from '../internal/timers.js';
 import { readableTlsError } from '../transport/tls.js';
-import { checkForZones, checkPriority, checkWeight, checkZone } from '../endpoint.js';
+import { checkForZones, checkGroup, checkPriority, checkWeight, checkZone } from '../endpoint.js';
 import { type HostPort, formatAddress, grpcTarget, parseAddress } from './address.js';
 import type { MessageReader } from './messages.js';
 import { GrpcEndpointBase } from './endpoint-base.js';
@@ -86,6 +86,10 @@ export interface GrpcEndpointOptions {
   readonly forZones?: readonly string[] | undefined;
   /** Its priority level (an integer ≥ 0, 0 the highest, such as an xDS locality's). See `Endpoint.priority`. */
   readonly priority?: number | undefined;
+  /** The group it belongs to (such as a weighted cluster). See `Endpoint.group`. */
+  readonly group?: string | undefined;
+  /** Its group's weight among the groups (a finite number > 0). See `Endpoint.groupWeight`. */
+  readonly groupWeight?: number | undefined;
   /**
    * How `grpcEndpoint` speaks gRPC: `'native'` (default), over its own
    * HTTP/2 connection (`NativeGrpcEndpoint`), or `'grpc-js'`, through a
@@ -135,6 +139,8 @@ export function checkEndpointOptions(
   readonly zone: string | undefined;
   readonly forZones: readonly string[] | undefined;
   readonly priority: number | undefined;
+  readonly group: string | undefined;
+  readonly groupWeight: number | undefined;
   readonly credentials: ChannelCredentials;
   readonly secure: boolean;
   readonly authority: string | undefined;
@@ -174,6 +180,7 @@ export function checkEndpointOptions(
     zone: checkZone(where, options.zone),
     forZones: checkForZones(where, options.forZones),
     priority: checkPriority(where, options.priority),
+    ...checkGroup(where, options.group, options.groupWeight),
     credentials,
     secure: credentials._isSecure(),
     authority,

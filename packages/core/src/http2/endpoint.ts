@@ -43,6 +43,7 @@ import {
   type Endpoint,
   type Readiness,
   checkForZones,
+  checkGroup,
   checkPriority,
   checkWeight,
   checkZone,
@@ -254,6 +255,10 @@ export interface Http2EndpointOptions {
   readonly forZones?: readonly string[] | undefined;
   /** Its priority level (an integer ≥ 0, 0 the highest). See `Endpoint.priority`. */
   readonly priority?: number | undefined;
+  /** The group it belongs to. See `Endpoint.group`. */
+  readonly group?: string | undefined;
+  /** Its group's weight among the groups (a finite number > 0). See `Endpoint.groupWeight`. */
+  readonly groupWeight?: number | undefined;
 }
 
 /**
@@ -315,6 +320,10 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
   readonly forZones: readonly string[] | undefined;
   /** The priority it was given, or `undefined`. */
   readonly priority: number | undefined;
+  /** The group it was given, or `undefined`. */
+  readonly group: string | undefined;
+  /** The group weight it was given, or `undefined`. */
+  readonly groupWeight: number | undefined;
   readonly readiness$: Observable<Readiness>;
   /**
    * Its connection's state changes (with the reason of a failure), the
@@ -363,6 +372,11 @@ export class Http2Endpoint implements Endpoint<Http2Request, Http2Response> {
     this.zone = checkZone('http2Endpoint', options.zone);
     this.forZones = checkForZones('http2Endpoint', options.forZones);
     this.priority = checkPriority('http2Endpoint', options.priority);
+    ({ group: this.group, groupWeight: this.groupWeight } = checkGroup(
+      'http2Endpoint',
+      options.group,
+      options.groupWeight,
+    ));
     const keepaliveMs = options.keepaliveTimeMs;
     if (keepaliveMs !== undefined && !(Number.isFinite(keepaliveMs) && keepaliveMs > 0)) {
       throw new ConfigError('http2Endpoint', 'keepaliveTimeMs', keepaliveMs, 'a finite number > 0');

@@ -158,7 +158,7 @@ describe('xds(): the chain for a target name', () => {
     expect(r.of('duplicate').map((d) => d.key)).toContain(at(0));
   });
 
-  test('weighted_clusters and route matchers are reported as ignored; the default route and heaviest cluster are used', async () => {
+  test('weighted_clusters: the endpoints of every cluster, each with its cluster as its group and the weight of the cluster; route matchers reported as ignored', async () => {
     const name = svc();
     server.serve(name, [{ endpoints: [{ address: at(0) }] }]);
     server.set('cluster', `${name}-green`, xdsCluster(`${name}-green`));
@@ -175,10 +175,25 @@ describe('xds(): the chain for a target name', () => {
     });
     server.set('route', `${name}-route`, route);
     const r = source({ target: name });
-    await waitFor(() => expect(r.keys()).toEqual(sorted(at(1))));
+    await waitFor(() => expect(r.keys()).toEqual(sorted(at(0), at(1))));
+    expect(r.set.get(at(0))).toEqual({
+      address: at(0),
+      weight: 1,
+      group: `${name}-cluster`,
+      groupWeight: 10,
+    });
+    expect(r.set.get(at(1))).toEqual({ address: at(1), weight: 1, group: `${name}-green`, groupWeight: 90 });
+    expect(server.subscribed('cluster')).toEqual(
+      expect.arrayContaining([`${name}-cluster`, `${name}-green`]),
+    );
     const reasons = r.of('ignored').map((e) => e.reason);
     expect(reasons.some((x) => x.includes('headers'))).toBe(true);
-    expect(reasons.some((x) => x.includes('weighted_clusters') && x.includes(`${name}-green`))).toBe(true);
+    expect(reasons.some((x) => x.includes('weighted_clusters'))).toBe(false);
+
+    // back to one cluster: its endpoints lose the group, the other cluster's leave
+    server.set('route', `${name}-route`, xdsRoute(`${name}-route`, `${name}-green`));
+    await waitFor(() => expect(r.keys()).toEqual(sorted(at(1))));
+    expect(r.set.get(at(1))).toEqual({ address: at(1), weight: 1 });
   });
 });
 
