@@ -3,8 +3,11 @@
 // @grpc/grpc-js-xds in its own test): the xds:/// target with the bootstrap
 // from GRPC_XDS_BOOTSTRAP_CONFIG; a rolling update where each old server
 // turns DRAINING and stops (GOAWAY at once) at the same moment; the control
-// plane going away under load and coming back.
+// plane going away under load and coming back; priorities, weighted clusters
+// and weights; and the rolling update through @grpc/grpc-js-xds for comparison.
+import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
+import { pendingRequests } from '@grpc-tower/balance';
 import { loadBootstrap, xds } from '@grpc-tower/discover/xds';
 import {
   type EchoServer,
@@ -27,6 +30,7 @@ import {
 } from '../../discover/src/test/index.js';
 import { towerChannel } from './channel.js';
 import { CALL_EVERY_MS, firstPick, load, picks, picksAfter } from './test/load.js';
+import { type Health, rollOver } from './test/rolling.js';
 
 const insecure = grpc.credentials.createInsecure();
 const { EchoService } = loadEchoPackage();
@@ -51,7 +55,6 @@ afterAll(async () => {
   await expectNoLeaks(baseline, { settleMs: 5000 });
 });
 
-type Health = 'HEALTHY' | 'DRAINING';
 /** Serves `name`'s endpoints: the pods in `states`, in zone a. */
 function publish(name: string, states: ReadonlyMap<EchoServer, Health>) {
   control.serve(name, [
@@ -108,29 +111,13 @@ test('a rolling update through xDS where each old server turns DRAINING and stop
     layers: { inner: [picks(log, inFlight)] },
   });
   const client = createEchoClient(target, { channelOverride: channel });
-  const stopped: Promise<void>[] = [];
   // each call takes a while, so an old server has calls in flight when it turns DRAINING
   for (const pod of pods) pod.setLatency(15);
   try {
     const running = load(client, CALL_EVERY_MS);
     await sleep(500);
-    for (let i = 0; i < 3; i++) {
-      const old = pods[i] as EchoServer;
-      const next = pods[i + 3] as EchoServer;
-      states.set(next, 'HEALTHY');
-      publish(name, states);
-      await sleep(300);
-      // DRAINING in EDS and GOAWAY from the server at the same moment; no drain delay
-      states.set(old, 'DRAINING');
-      publish(name, states);
-      stopped.push(old.stop(5000));
-      await sleep(300);
-      states.delete(old);
-      publish(name, states);
-    }
-    await sleep(500);
+    await rollOver(pods.slice(0, 3), pods.slice(3, 6), states, (s) => publish(name, s));
     await running.stop();
-    await Promise.all(stopped);
 
     const report: Record<string, unknown> = { calls: running.calls, failed: running.failures.length };
     for (const old of pods.slice(0, 3)) {
@@ -314,13 +301,19 @@ test('priorities through xDS: priority 0 servers stop while EDS still lists them
   }
 });
 
-/** `total` unary calls from 6 closed loops; each reply's server name. */
+/**
+ * `total` unary calls, one after the other; each reply's server name. One
+ * at a time, every endpoint has no call in flight when a call is placed, so
+ * with the pending-requests load p2c's choice is its weighted turn-taking
+ * alone and the shares measured are the weights' (a load-aware metric over
+ * concurrent calls would move them by the servers' latencies, by design).
+ */
 async function repliesFrom(client: ReturnType<typeof createEchoClient>, total: number): Promise<string[]> {
   const names: string[] = [];
   const failures: string[] = [];
   await Promise.all(
-    Array.from({ length: 6 }, async () => {
-      for (let i = 0; i < total / 6; i++) {
+    Array.from({ length: 1 }, async () => {
+      for (let i = 0; i < total; i++) {
         await new Promise<void>((resolve) =>
           client.Unary(
             { message: 'x' },
@@ -360,7 +353,7 @@ async function measureShares(name: string, seed: number, what: string, expected:
   const target = `xds:///${name}`;
   const channel = towerChannel(target, insecure, {
     services: [EchoService],
-    balancer: { random: seededRandom(seed) },
+    balancer: { random: seededRandom(seed), load: pendingRequests() },
   });
   const client = createEchoClient(target, { channelOverride: channel });
   try {
@@ -419,4 +412,68 @@ test('locality weights × endpoint weights over real servers: 3,000 calls within
     [s4.name]: 0.5,
     [s5.name]: 0.25,
   });
+});
+
+/** The rolling update of `pods` (three old, three new) under `name`, with `client` calling at a fixed rate. */
+async function rolling(
+  name: string,
+  pods: readonly EchoServer[],
+  client: ReturnType<typeof createEchoClient>,
+) {
+  const states = new Map<EchoServer, Health>(pods.slice(0, 3).map((p) => [p, 'HEALTHY']));
+  const publish = (s: ReadonlyMap<EchoServer, Health>) =>
+    control.serve(name, [
+      { zone: 'a', endpoints: [...s].map(([p, health]) => ({ address: p.address, health })) },
+    ]);
+  publish(states);
+  // each call takes a while, so an old server has calls in flight when it turns DRAINING
+  for (const pod of pods) pod.setLatency(15);
+  // the first call waits for the xDS resources and a connection
+  await new Promise<void>((resolve, reject) =>
+    client.Unary({ message: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 15_000 }, (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
+  const running = load(client, CALL_EVERY_MS);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await rollOver(pods.slice(0, 3), pods.slice(3, 6), states, publish);
+  await running.stop();
+  return { calls: running.calls, failures: running.failures };
+}
+
+test('the rolling update through towerChannel and through @grpc/grpc-js-xds, side by side: grpc-tower 0 failed calls', async () => {
+  const hosts = pickHosts(12);
+  const towerPods = await startPods(hosts.slice(0, 6));
+  const grpcJsPods = await startPods(hosts.slice(6, 12));
+  // grpc-js's own xds: resolver, reading the bootstrap this file set (once per process)
+  (createRequire(import.meta.url)('@grpc/grpc-js-xds') as { register(): void }).register();
+  const towerTarget = 'xds:///rolling-tower';
+  const channel = towerChannel(towerTarget, grpc.credentials.createInsecure(), { services: [EchoService] });
+  const towerClient = createEchoClient(towerTarget, { channelOverride: channel });
+  let tower: Awaited<ReturnType<typeof rolling>>;
+  try {
+    tower = await rolling('rolling-tower', towerPods, towerClient);
+  } finally {
+    towerClient.close();
+    await channel.close();
+  }
+
+  // the same run through grpc-js's own xDS resolver and balancer
+  const grpcJsClient = createEchoClient('xds:///rolling-grpc-js');
+  let grpcJs: Awaited<ReturnType<typeof rolling>>;
+  try {
+    grpcJs = await rolling('rolling-grpc-js', grpcJsPods, grpcJsClient);
+  } finally {
+    grpcJsClient.close();
+  }
+  const kinds = (f: readonly string[]) => [...new Set(f.map((x) => x.split(':')[0]))].join(', ') || 'none';
+  console.log(
+    `rolling update through xDS, one call every ${CALL_EVERY_MS} ms:\n` +
+      `  grpc-tower (xds:/// target): ${tower.failures.length} failed of ${tower.calls}\n` +
+      `  @grpc/grpc-js-xds:           ${grpcJs.failures.length} failed of ${grpcJs.calls} (${kinds(grpcJs.failures)})`,
+  );
+  expect(tower.calls).toBeGreaterThan(200);
+  expect(grpcJs.calls).toBeGreaterThan(200);
+  expect(tower.failures).toEqual([]);
+  await Promise.all([...towerPods, ...grpcJsPods].map((p) => p.stop(0)));
 });
