@@ -8,7 +8,8 @@
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { pendingRequests } from '@grpc-tower/balance';
-import { loadBootstrap, xds } from '@grpc-tower/discover/xds';
+import { concurrencyLimit } from '@grpc-tower/core';
+import { loadBootstrap, xds, xdsClusterPolicy } from '@grpc-tower/discover/xds';
 import {
   type EchoServer,
   activeHandles,
@@ -476,4 +477,55 @@ test('the rolling update through towerChannel and through @grpc/grpc-js-xds, sid
   expect(grpcJs.calls).toBeGreaterThan(200);
   expect(tower.failures).toEqual([]);
   await Promise.all([...towerPods, ...grpcJsPods].map((p) => p.stop(0)));
+});
+
+test("the Cluster's policy on a channel: max_requests 2 lets two calls run and refuses a third at once; consecutive_5xx 2 ejects a failing server", async () => {
+  const name = 'orders-policy';
+  const [good, bad] = pods.slice(3, 5) as [EchoServer, EchoServer];
+  control.serve(name, [{ zone: 'a', endpoints: [{ address: good.address }, { address: bad.address }] }]);
+  control.set('cluster', `${name}-cluster`, {
+    ...xdsCluster(`${name}-cluster`),
+    outlier_detection: { consecutive_5xx: { value: 2 }, base_ejection_time: { seconds: 30 } },
+    circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_requests: { value: 2 } }] },
+  });
+  const policy = await xdsClusterPolicy({ target: name });
+  expect(policy.maxRequests).toBe(2);
+  const target = `xds:///${name}`;
+  const channel = towerChannel(target, insecure, {
+    services: [EchoService],
+    outlierDetection: policy.outlierDetection ?? {},
+    retry: false,
+    layers: { outer: [concurrencyLimit({ max: policy.maxRequests as number, queue: 0 })] },
+  });
+  const client = createEchoClient(target, { channelOverride: channel });
+  const unary = (): Promise<grpc.ServiceError | null> =>
+    new Promise((resolve) =>
+      client.Unary({ message: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err) =>
+        resolve(err),
+      ),
+    );
+  try {
+    await vi.waitFor(async () => expect(await unary()).toBeNull(), { timeout: 10_000, interval: 20 });
+    // the server fails its calls: after 2 in a row it is ejected and the good one takes every call
+    bad.failNext(1000, grpc.status.UNAVAILABLE);
+    const outcomes: (grpc.ServiceError | null)[] = [];
+    for (let i = 0; i < 40; i++) outcomes.push(await unary());
+    const failed = outcomes.filter((e) => e !== null).length;
+    console.log(`consecutive_5xx 2: ${failed} of 40 calls failed before the failing server was ejected`);
+    expect(failed).toBeLessThanOrEqual(2);
+    expect(outcomes.slice(-20).every((e) => e === null)).toBe(true);
+    bad.failNext(0, grpc.status.OK);
+
+    // two slow calls hold both slots: a third fails at once
+    good.setLatency(300);
+    const slow = [unary(), unary()];
+    await sleep(50);
+    const third = await unary();
+    expect(third?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect((await Promise.all(slow)).every((e) => e === null)).toBe(true);
+  } finally {
+    good.setLatency(0);
+    client.close();
+    await channel.close();
+  }
 });

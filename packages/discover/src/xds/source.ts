@@ -239,6 +239,28 @@ function checkName(value: unknown, option: string): string {
  * ```
  */
 export function xds(options: XdsOptions): DiscoverySource {
+  return xdsWith(options);
+}
+
+/**
+ * @internal What a run tells about the route's clusters as they load: each
+ * one loaded so far with its weight, and whether every one has.
+ */
+export type ClustersHook = (
+  loaded: readonly { readonly weight: number; readonly cluster: Cluster }[],
+  complete: boolean,
+) => void;
+
+/**
+ * @internal {@link xds}, with a hook told of the route's clusters as they
+ * load (`xdsClusterPolicy` reads their policies through it).
+ *
+ * @example
+ * ```ts
+ * const source = xdsWith({ target: 'orders' }, (loaded, complete) => complete && console.log(loaded));
+ * ```
+ */
+export function xdsWith(options: XdsOptions, onClusters?: ClustersHook): DiscoverySource {
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('xds', 'options', options, 'an object with target or cluster');
   }
@@ -260,7 +282,7 @@ export function xds(options: XdsOptions): DiscoverySource {
   const node = nodeBytes(boot.node);
   const name = target === undefined ? `xds:cluster/${clusterOption}` : `xds:///${target}`;
   return sharedSource(name, (ctx) =>
-    run(ctx, { target, cluster: clusterOption, boot, backoff, credentials, node }),
+    run(ctx, { target, cluster: clusterOption, boot, backoff, credentials, node, onClusters }),
   );
 }
 
@@ -271,6 +293,7 @@ interface RunConfig {
   readonly backoff: ReturnType<typeof backoffConfig>;
   readonly credentials: grpc.ChannelCredentials;
   readonly node: Uint8Array;
+  readonly onClusters: ClustersHook | undefined;
 }
 
 function run(ctx: SourceContext, config: RunConfig): () => void {
@@ -390,8 +413,12 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
     // each cluster's endpoints as they arrive: a split starts with the clusters loaded so far
     const known = clusters.flatMap((c) => {
       const cluster = state('cluster').cache.get(c.name) as Cluster | undefined;
-      return cluster === undefined ? [] : [{ cluster: c, eds: cluster.edsServiceName }];
+      return cluster === undefined ? [] : [{ cluster: c, eds: cluster.edsServiceName, value: cluster }];
     });
+    config.onClusters?.(
+      known.map((k) => ({ weight: k.cluster.weight, cluster: k.value })),
+      known.length === clusters.length,
+    );
     if (known.length === 0) return;
     want('endpoints', ...known.map((k) => k.eds));
     const loaded = known.flatMap((k) => {
