@@ -8,7 +8,7 @@
  *
  * - `--quick`: a smoke run (under 2 minutes), written to `quick.json` / `quick.md`;
  *   a full run writes `latest.json` / `latest.md`;
- * - `--only`: run only these scenarios (overhead, heterogeneous, even-shares, churn, proxy, scale, subsetting, http2, transport);
+ * - `--only`: run only these scenarios (overhead, heterogeneous, even-shares, churn, proxy, scale, subsetting, http2, transport, xds);
  * - `--out dir`: the folder to write into; default `bench/results` (tests pass a
  *   temporary folder so that they never overwrite the committed results).
  *
@@ -42,6 +42,7 @@ import { scale } from './scenarios/scale.js';
 import { subsetting } from './scenarios/subsetting.js';
 import { http2Scenario } from './scenarios/http2.js';
 import { transportScenario } from './scenarios/transport.js';
+import { xdsScenario } from './scenarios/xds.js';
 
 const scenarios: Record<ScenarioName, Scenario> = {
   overhead,
@@ -53,6 +54,7 @@ const scenarios: Record<ScenarioName, Scenario> = {
   subsetting,
   http2: http2Scenario,
   transport: transportScenario,
+  xds: xdsScenario,
 };
 
 interface Args {

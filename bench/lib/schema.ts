@@ -22,6 +22,7 @@ export const SCENARIO_NAMES = [
   'subsetting',
   'http2',
   'transport',
+  'xds',
 ] as const;
 
 /**

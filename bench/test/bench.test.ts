@@ -121,6 +121,8 @@ test('the quick suite completes and writes every scenario with numbers, targets 
       'transport-stream-throughput',
       'transport-1mib-throughput',
       'transport-idle-heap',
+      'xds-time-to-c',
+      'xds-failed-calls',
     ]),
   );
 

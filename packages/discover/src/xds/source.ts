@@ -3,7 +3,9 @@
  * server (a service mesh's control plane), as a proxyless gRPC client gets
  * them. One ADS stream (`envoy.service.discovery.v3`, state of the world)
  * follows Listener → RouteConfiguration → Cluster → ClusterLoadAssignment
- * for a target name, or Cluster → ClusterLoadAssignment for a cluster name.
+ * for a target name (to every cluster of a route's `weighted_clusters`, each
+ * endpoint then carrying its cluster as its group), or Cluster →
+ * ClusterLoadAssignment for a cluster name.
  * Each response is ACKed with its version and nonce, or NACKed with the
  * reason when a resource is unusable (the last good one stays in use).
  * When the stream drops, resources stay cached and the set stays as it
@@ -73,9 +75,15 @@ interface TypeState {
   readonly cache: Map<string, unknown>;
 }
 
-/** What the route chooses: a cluster, and the parts of the routes that were not honoured. */
+/** A cluster calls go to, and its weight among the route's clusters (1 for a single cluster). */
+interface WeightedCluster {
+  readonly name: string;
+  readonly weight: number;
+}
+
+/** What the route chooses: its clusters, and the parts of the routes that were not honoured. */
 interface RouteChoice {
-  readonly cluster: string | undefined;
+  readonly clusters: readonly WeightedCluster[] | undefined;
   readonly notes: readonly { input: string; reason: string }[];
 }
 
@@ -103,7 +111,7 @@ function chooseRoute(rc: RouteConfiguration, target: string): RouteChoice {
   }
   const where = `RouteConfiguration ${rc.name || '(inline)'}`;
   if (best === undefined) {
-    return { cluster: undefined, notes: [{ input: where, reason: `no virtual host matches ${target}` }] };
+    return { clusters: undefined, notes: [{ input: where, reason: `no virtual host matches ${target}` }] };
   }
   const notes: { input: string; reason: string }[] = [];
   const index = best.routes.findIndex((r) => r.catchAll && r.target !== undefined);
@@ -117,7 +125,7 @@ function chooseRoute(rc: RouteConfiguration, target: string): RouteChoice {
   }
   if (route?.target === undefined) {
     notes.push({ input: `${where} virtual host ${best.name}`, reason: 'no route sends calls to a cluster' });
-    return { cluster: undefined, notes };
+    return { clusters: undefined, notes };
   }
   if (index < 0) {
     notes.push({
@@ -125,35 +133,44 @@ function chooseRoute(rc: RouteConfiguration, target: string): RouteChoice {
       reason: 'no catch-all route: the first route is used',
     });
   }
-  if ('cluster' in route.target) return { cluster: route.target.cluster, notes };
-  const heaviest = [...route.target.weighted].sort((a, b) => b.weight - a.weight)[0] as {
-    name: string;
-    weight: number;
-  };
-  const total = route.target.weighted.reduce((s, w) => s + w.weight, 0);
-  notes.push({
-    input: `${where} virtual host ${best.name}`,
-    reason: `weighted_clusters not implemented: every call goes to ${heaviest.name} (weight ${heaviest.weight} of ${total})`,
-  });
-  return { cluster: heaviest.name, notes };
+  if ('cluster' in route.target) return { clusters: [{ name: route.target.cluster, weight: 1 }], notes };
+  // weighted_clusters: a cluster of weight 0 takes no call; one named twice counts once, with its weights summed
+  const byName = new Map<string, number>();
+  for (const w of route.target.weighted) {
+    if (w.weight > 0) byName.set(w.name, (byName.get(w.name) ?? 0) + w.weight);
+  }
+  return { clusters: [...byName].map(([name, weight]) => ({ name, weight })), notes };
 }
 
-/** The endpoints of `cla` to call: the lowest priority with a usable endpoint; each one's state. */
-function endpointSet(cla: ClusterLoadAssignment): {
+/** One cluster's endpoints as loaded: its assignment, and its weight when the route splits calls. */
+interface LoadedCluster {
+  readonly cluster: WeightedCluster;
+  readonly cla: ClusterLoadAssignment;
+}
+
+/**
+ * The endpoints of the clusters to call, of every priority, each with its
+ * priority (the balancer chooses among them by readiness) and, when the
+ * route splits calls across clusters, its cluster as its group; each one's
+ * state.
+ */
+function endpointSet(
+  loaded: readonly LoadedCluster[],
+  split: boolean,
+): {
   set: Map<string, DiscoveredAddress>;
   states: Map<string, { state: EndpointState; zone: string; health: HealthStatus }>;
   duplicates: Map<string, number>;
 } {
-  const priorities = [...new Set(cla.localities.map((l) => l.priority))].sort((a, b) => a - b);
-  const chosen =
-    priorities.find((p) =>
-      cla.localities.some((l) => l.priority === p && l.endpoints.some((e) => HEALTHY.has(e.health))),
-    ) ?? priorities[0];
+  // an address listed at two priorities counts once, at the higher one (the lower number)
+  const localities = loaded.flatMap(({ cluster, cla }) =>
+    cla.localities.map((l) => ({ ...l, group: split ? cluster : undefined })),
+  );
+  localities.sort((a, b) => a.priority - b.priority);
   const set = new Map<string, DiscoveredAddress>();
   const states = new Map<string, { state: EndpointState; zone: string; health: HealthStatus }>();
   const duplicates = new Map<string, number>();
-  for (const l of cla.localities) {
-    if (l.priority !== chosen) continue;
+  for (const l of localities) {
     for (const e of l.endpoints) {
       if (states.has(e.address)) {
         duplicates.set(e.address, (duplicates.get(e.address) ?? 1) + 1);
@@ -170,6 +187,8 @@ function endpointSet(cla: ClusterLoadAssignment): {
           address: e.address,
           weight: l.weight * e.weight,
           ...(l.zone === '' ? {} : { zone: l.zone }),
+          ...(l.priority === 0 ? {} : { priority: l.priority }),
+          ...(l.group === undefined ? {} : { group: l.group.name, groupWeight: l.group.weight }),
         });
       }
     }
@@ -206,7 +225,8 @@ function checkName(value: unknown, option: string): string {
  * is HEALTHY or UNKNOWN are in the set; DRAINING, UNHEALTHY and the rest
  * are not (a removed endpoint drains: its calls in flight finish). Each
  * carries its locality's zone and the weight locality weight × endpoint
- * weight. Of the priorities, the lowest with a usable endpoint is used.
+ * weight, and its locality's priority when it is not 0: the balancer
+ * sends calls to the highest priority that has ready endpoints.
  * Throws `ConfigError` for bad options or a bad bootstrap.
  *
  * @example
@@ -219,6 +239,28 @@ function checkName(value: unknown, option: string): string {
  * ```
  */
 export function xds(options: XdsOptions): DiscoverySource {
+  return xdsWith(options);
+}
+
+/**
+ * @internal What a run tells about the route's clusters as they load: each
+ * one loaded so far with its weight, and whether every one has.
+ */
+export type ClustersHook = (
+  loaded: readonly { readonly weight: number; readonly cluster: Cluster }[],
+  complete: boolean,
+) => void;
+
+/**
+ * @internal {@link xds}, with a hook told of the route's clusters as they
+ * load (`xdsClusterPolicy` reads their policies through it).
+ *
+ * @example
+ * ```ts
+ * const source = xdsWith({ target: 'orders' }, (loaded, complete) => complete && console.log(loaded));
+ * ```
+ */
+export function xdsWith(options: XdsOptions, onClusters?: ClustersHook): DiscoverySource {
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('xds', 'options', options, 'an object with target or cluster');
   }
@@ -240,7 +282,7 @@ export function xds(options: XdsOptions): DiscoverySource {
   const node = nodeBytes(boot.node);
   const name = target === undefined ? `xds:cluster/${clusterOption}` : `xds:///${target}`;
   return sharedSource(name, (ctx) =>
-    run(ctx, { target, cluster: clusterOption, boot, backoff, credentials, node }),
+    run(ctx, { target, cluster: clusterOption, boot, backoff, credentials, node, onClusters }),
   );
 }
 
@@ -251,6 +293,7 @@ interface RunConfig {
   readonly backoff: ReturnType<typeof backoffConfig>;
   readonly credentials: grpc.ChannelCredentials;
   readonly node: Uint8Array;
+  readonly onClusters: ClustersHook | undefined;
 }
 
 function run(ctx: SourceContext, config: RunConfig): () => void {
@@ -292,23 +335,25 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
     send(TYPE_URL[kind], st.names, st.version, st.nonce, error);
   };
 
-  /** Subscribes `kind` to exactly `name` (an empty list would mean every resource of LDS and CDS). */
-  const want = (kind: ResourceKind, name: string) => {
+  /** Subscribes `kind` to exactly `names` (an empty list would mean every resource of LDS and CDS). */
+  const want = (kind: ResourceKind, ...names: string[]) => {
     const st = state(kind);
-    if (st.names.length === 1 && st.names[0] === name) return;
-    st.names = [name];
-    for (const k of st.cache.keys()) if (k !== name) st.cache.delete(k);
+    const wanted = [...new Set(names)].sort();
+    if (st.names.length === wanted.length && st.names.every((n, i) => n === wanted[i])) return;
+    st.names = wanted;
+    for (const k of st.cache.keys()) if (!wanted.includes(k)) st.cache.delete(k);
     request(kind);
   };
 
-  const publish = (cla: ClusterLoadAssignment) => {
-    const next = endpointSet(cla);
+  const publish = (loaded: readonly LoadedCluster[], split: boolean) => {
+    const next = endpointSet(loaded, split);
+    const clusters = loaded.map((l) => l.cla.clusterName).join(', ');
     for (const [key, count] of next.duplicates) {
       ctx.emit(() => ({
         type: 'duplicate',
         source,
         key,
-        inputs: Array.from({ length: count }, () => cla.clusterName),
+        inputs: Array.from({ length: count }, () => clusters),
       }));
     }
     const { inserted, removed } = ctx.replace(next.set);
@@ -342,7 +387,8 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
 
   /** Follows the chain as far as the cache reaches, subscribing to what comes next. */
   const resolve = () => {
-    let clusterName = config.cluster;
+    let clusters: readonly WeightedCluster[] | undefined =
+      config.cluster === undefined ? undefined : [{ name: config.cluster, weight: 1 }];
     if (config.target !== undefined) {
       want('listener', config.target);
       const listener = state('listener').cache.get(config.target) as Listener | undefined;
@@ -360,15 +406,26 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
         for (const n of choice.notes)
           ctx.emit(() => ({ type: 'ignored', source, input: n.input, reason: n.reason }));
       }
-      clusterName = choice.cluster;
+      clusters = choice.clusters;
     }
-    if (clusterName === undefined) return;
-    want('cluster', clusterName);
-    const cluster = state('cluster').cache.get(clusterName) as Cluster | undefined;
-    if (cluster === undefined) return;
-    want('endpoints', cluster.edsServiceName);
-    const cla = state('endpoints').cache.get(cluster.edsServiceName) as ClusterLoadAssignment | undefined;
-    if (cla !== undefined) publish(cla);
+    if (clusters === undefined || clusters.length === 0) return;
+    want('cluster', ...clusters.map((c) => c.name));
+    // each cluster's endpoints as they arrive: a split starts with the clusters loaded so far
+    const known = clusters.flatMap((c) => {
+      const cluster = state('cluster').cache.get(c.name) as Cluster | undefined;
+      return cluster === undefined ? [] : [{ cluster: c, eds: cluster.edsServiceName, value: cluster }];
+    });
+    config.onClusters?.(
+      known.map((k) => ({ weight: k.cluster.weight, cluster: k.value })),
+      known.length === clusters.length,
+    );
+    if (known.length === 0) return;
+    want('endpoints', ...known.map((k) => k.eds));
+    const loaded = known.flatMap((k) => {
+      const cla = state('endpoints').cache.get(k.eds) as ClusterLoadAssignment | undefined;
+      return cla === undefined ? [] : [{ cluster: k.cluster, cla }];
+    });
+    if (loaded.length > 0) publish(loaded, clusters.length > 1);
   };
 
   const reject = (input: string, reason: string) =>
