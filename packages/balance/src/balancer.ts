@@ -52,12 +52,7 @@ import {
 } from 'rxjs';
 import { EndpointSet } from './endpoint-set.js';
 import type { Slot } from './slot.js';
-import {
-  type EndpointCounts,
-  NoReadyEndpointDeadlineError,
-  NoReadyEndpointError,
-  describeCounts,
-} from './errors.js';
+import { type EndpointCounts, MAX_NAMED_ERRORS, describeCounts, gaveUpError } from './errors.js';
 import type { BalancerEvent } from './events.js';
 import type { LoadMetric } from './load/metric.js';
 import { type LoopClock, loopClock } from './loop-clock.js';
@@ -69,9 +64,6 @@ import type { BalancerStats, ZoneRouting } from './stats.js';
 import { Waiters } from './waiters.js';
 
 const clock = (): number => performance.now();
-
-/** How many endpoints' last errors a {@link NoReadyEndpointError} names. */
-const MAX_NAMED_ERRORS = 3;
 
 /**
  * A load balancer over a discovered set of endpoints: a {@link Service}
@@ -376,20 +368,11 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   }
 
   #gaveUp(deadline: boolean, waitedMs: number, cause: unknown): Error {
-    const counts = this.counts();
-    let detail = this.#set.describeLastErrors(MAX_NAMED_ERRORS);
+    const lastErrors = this.#set.describeLastErrors(MAX_NAMED_ERRORS);
     const failure = this.#discoveryError ?? this.#discoveryFailure;
-    if (failure !== undefined) {
-      detail += `; discovery failed: ${failure instanceof Error ? failure.message : String(failure)}`;
-    } else if (!this.#sawChange) {
-      detail += '; no endpoint discovered yet';
-    }
-    if (deadline) {
-      const options = cause === undefined ? {} : { cause };
-      return new NoReadyEndpointDeadlineError(this.#options.target, counts, waitedMs, detail, options);
-    }
-    // every endpoint was tried or none exists: another attempt would meet the same pool
-    return new NoReadyEndpointError(this.#options.target, counts, waitedMs, detail, { retryable: false });
+    const { target } = this.#options;
+    const at = deadline ? { cause } : undefined;
+    return gaveUpError(target, this.counts(), waitedMs, lastErrors, failure, this.#sawChange, at);
   }
 
   #apply(change: Change<K, Endpoint<Req, Res>>): void {
@@ -439,19 +422,13 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
 
   /** A snapshot of every endpoint and the counts. O(number of endpoints). */
   stats(): BalancerStats<K> {
-    const routing = this.#routing;
-    const zones = routing.zoneRouting;
-    const priority = routing.priority;
-    const groups = routing.groupShares;
     return {
       target: this.#options.target,
       readiness: this.#readiness.value,
       counts: this.counts(),
       waiting: this.#waiters.size,
       endpoints: this.#set.stats(),
-      ...(zones === undefined ? {} : { zones }),
-      ...(priority === undefined ? {} : { priority }),
-      ...(groups === undefined ? {} : { groups }),
+      ...this.#routing.stats(),
     };
   }
 

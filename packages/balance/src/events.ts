@@ -50,7 +50,7 @@ export type BalancerEvent<K> =
       readonly ready: number;
     }
   /**
-   * The split across groups changed (`Endpoint.group`): each group's share
+   * The split across groups changed (`EndpointMetadata.group`): each group's share
    * of the calls, the groups with no ready endpoint left out; `undefined`
    * when the endpoints no longer span more than one group.
    */

@@ -72,7 +72,7 @@ export interface BalancerOptions {
   /**
    * The ready share, in percent, a priority level needs to take calls;
    * default 0: one ready endpoint is enough, as gRPC's priority policy.
-   * When the endpoints carry several priorities (`Endpoint.priority`, 0
+   * When the endpoints carry several priorities (`EndpointMetadata.priority`, 0
    * the highest), calls go to the highest level whose ready share meets
    * it, else to the highest level with a ready endpoint; they fail over
    * and back as readiness changes. 72 fails over about where Envoy's

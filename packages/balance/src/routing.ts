@@ -25,7 +25,7 @@ import type { PickSet, Picker } from './pick/picker.js';
 import { PriorityRouter } from './pick/priorities.js';
 import { ZoneRouter } from './pick/zones.js';
 import type { Slot } from './slot.js';
-import type { ZoneRouting } from './stats.js';
+import type { BalancerStats, ZoneRouting } from './stats.js';
 
 /**
  * @internal The priority, panic, zone and group decisions of one
@@ -102,6 +102,18 @@ export class PickerRouting<K, Req, Res> {
   /** Each group's share of the calls, or `undefined` while the endpoints span one group. */
   get groupShares(): Readonly<Record<string, number>> | undefined {
     return this.#groups.shares;
+  }
+
+  /** The decisions in force as `BalancerStats` members: `zones`, `priority`, `groups`, each when in play. */
+  stats(): Pick<BalancerStats<K>, 'zones' | 'priority' | 'groups'> {
+    const zones = this.zoneRouting;
+    const priority = this.priority;
+    const groups = this.groupShares;
+    return {
+      ...(zones === undefined ? {} : { zones }),
+      ...(priority === undefined ? {} : { priority }),
+      ...(groups === undefined ? {} : { groups }),
+    };
   }
 
   /** Whether panic mode is on. */

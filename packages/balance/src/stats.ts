@@ -67,7 +67,7 @@ export interface BalancerStats<K> {
   readonly zones?: ZoneRouting;
   /** The priority level calls go to, while the endpoints span more than one and one is ready; absent otherwise. */
   readonly priority?: number;
-  /** Each group's share of the calls, while the endpoints span more than one group (`Endpoint.group`); absent otherwise. */
+  /** Each group's share of the calls, while the endpoints span more than one group (`EndpointMetadata.group`); absent otherwise. */
   readonly groups?: Readonly<Record<string, number>>;
 }
 

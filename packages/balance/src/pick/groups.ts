@@ -2,8 +2,8 @@
  * Groups: a split of the calls across sets of endpoints by weight before
  * the pick within one, as an xDS route's `weighted_clusters` (a canary
  * taking 10 % of the calls) and gRPC's `weighted_target` policy do. Each
- * endpoint carries its group and the group's weight (`Endpoint.group`,
- * `Endpoint.groupWeight`; the largest weight its endpoints carry when
+ * endpoint carries its group and the group's weight (`EndpointMetadata.group`,
+ * `EndpointMetadata.groupWeight`; the largest weight its endpoints carry when
  * they differ, 1 when none does).
  *
  * 1. The known endpoints are grouped; an endpoint without a group is in

@@ -1,6 +1,6 @@
 /**
  * Priority levels: an endpoint carries the priority it was discovered
- * with (`Endpoint.priority`, an integer ≥ 0, 0 the highest; none counts
+ * with (`EndpointMetadata.priority`, an integer ≥ 0, 0 the highest; none counts
  * as 0), as an xDS locality does. Calls go to one level at a time:
  *
  * 1. a level is usable when at least one of its known endpoints is ready
