@@ -17,7 +17,6 @@
 import { GrpcTowerError, Status, toGrpcTowerError } from '@grpc-tower/core';
 import { ConfigError } from '@grpc-tower/core';
 import * as grpc from '@grpc/grpc-js';
-import type { DiscoveredAddress } from '../address.js';
 import { InvalidRecordError } from '../errors.js';
 import type { EndpointState } from '../events.js';
 import { type DiscoverySource, type SourceContext, sharedSource } from '../source.js';
