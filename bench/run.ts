@@ -8,7 +8,7 @@
  *
  * - `--quick`: a smoke run (under 2 minutes), written to `quick.json` / `quick.md`;
  *   a full run writes `latest.json` / `latest.md`;
- * - `--only`: run only these scenarios (overhead, heterogeneous, even-shares, churn, proxy, scale, subsetting, http2, transport, connect);
+ * - `--only`: run only these scenarios (overhead, heterogeneous, even-shares, churn, proxy, scale, subsetting, http2, transport, connect, xds);
  * - `--out dir`: the folder to write into; default `bench/results` (tests pass a
  *   temporary folder so that they never overwrite the committed results).
  *
@@ -43,6 +43,7 @@ import { subsetting } from './scenarios/subsetting.js';
 import { http2Scenario } from './scenarios/http2.js';
 import { transportScenario } from './scenarios/transport.js';
 import { connectScenario } from './scenarios/connect.js';
+import { xdsScenario } from './scenarios/xds.js';
 
 const scenarios: Record<ScenarioName, Scenario> = {
   overhead,
@@ -55,6 +56,7 @@ const scenarios: Record<ScenarioName, Scenario> = {
   http2: http2Scenario,
   transport: transportScenario,
   connect: connectScenario,
+  xds: xdsScenario,
 };
 
 interface Args {

@@ -7,9 +7,9 @@
 import * as http2 from 'node:http2';
 import { p2c } from '@grpc-tower/balance';
 import { ServiceBuilder, newContext, timeout } from '@grpc-tower/core';
-import { type Http2Request, type Http2Response, http2Endpoint } from '@grpc-tower/core/http2';
+import { type Http2Request, type Http2Response, http2Endpoint, httpProtocol } from '@grpc-tower/core/http2';
 import { connect, staticList } from '@grpc-tower/discover';
-import { httpOutcomes, outlierDetection } from '@grpc-tower/health';
+import { outlierDetection } from '@grpc-tower/health';
 import { httpRetry } from '@grpc-tower/retry';
 import { towerDispatcher } from 'grpc-tower/undici';
 import { Pool, request } from 'undici';
@@ -77,7 +77,7 @@ export function undiciClient(origin: string, ca: Buffer): Client {
 }
 
 export function stackClient(address: string, ca: Buffer): Client {
-  const detector = outlierDetection({ protocol: httpOutcomes });
+  const detector = outlierDetection({ protocol: httpProtocol() });
   const endpoints = connect(staticList([address]), (a) =>
     detector.wrap(http2Endpoint(a.address, { scheme: 'https', authority: NAME, connectOptions: { ca } })),
   );

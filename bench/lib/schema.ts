@@ -23,6 +23,7 @@ export const SCENARIO_NAMES = [
   'http2',
   'transport',
   'connect',
+  'xds',
 ] as const;
 
 /**

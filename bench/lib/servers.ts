@@ -26,6 +26,8 @@ export const HOSTS = {
   evenShares: ['127.0.0.236', '127.0.0.237', '127.0.0.238'],
   http2: ['127.0.0.253'],
   transport: ['127.0.0.254'],
+  // the churn scenario's hosts (scenarios run one after the other), and one for the management server
+  xds: ['127.0.0.246', '127.0.0.247', '127.0.0.248', '127.0.0.249'],
 } as const;
 
 /**

@@ -21,15 +21,22 @@
  */
 import { peakEwma, pendingRequests } from '@grpc-tower/balance';
 import { dns } from '@grpc-tower/discover';
-import { statusName } from '@grpc-tower/core';
 import type { ChildEchoServer } from '@grpc-tower/testing';
 import { type Dnsmasq, startDnsmasq } from '../../packages/discover/src/test/index.js';
 import { grpcJsHonoursDnsAuthority } from '../lib/grpc-env.js';
-import { type CallRecord, openLoop } from '../lib/load.js';
-import { roundOrder, sleep } from '../lib/rounds.js';
+import {
+  FirstCallTally,
+  type Watch,
+  describeFirst,
+  endRound,
+  reachAll,
+  untilFirst,
+  watchFor,
+} from '../lib/first-call.js';
+import { sleep } from '../lib/rounds.js';
 import { type ScenarioBody, type ScenarioOptions, target } from '../lib/schema.js';
-import { HOSTS, spawnOnSharedPort, stopServers } from '../lib/servers.js';
-import { type Contender, closeAll, fullStack, plainClient } from '../lib/stacks.js';
+import { HOSTS, spawnOnSharedPort } from '../lib/servers.js';
+import { fullStack, plainClient } from '../lib/stacks.js';
 import { RoundRecorder } from '../lib/stats.js';
 
 const NAME = 'echo.test';
@@ -37,13 +44,6 @@ const INTERVAL_MS = 1_000;
 const BASE = 'grpc-js round_robin';
 const TOWER = 'grpc-tower (p2c + PeakEWMA)';
 const TOWER_PENDING = 'grpc-tower (p2c + pending)';
-
-interface Watch {
-  readonly contender: Contender;
-  readonly seen: Set<string>;
-  firstC: number | undefined;
-  loop: ReturnType<typeof openLoop> | undefined;
-}
 
 /**
  * Runs the churn scenario.
@@ -67,8 +67,7 @@ export async function churn({ quick, log }: ScenarioOptions): Promise<ScenarioBo
 
   const rec = new RoundRecorder();
   const notes: string[] = [];
-  const censored = new Map<string, number>();
-  const failureCodes = new Map<string, Map<number, number>>();
+  const tally = new FirstCallTally();
   const dnsmasq: Dnsmasq = await startDnsmasq({ hosts: {} });
   let port = 0;
   try {
@@ -78,7 +77,7 @@ export async function churn({ quick, log }: ScenarioOptions): Promise<ScenarioBo
       );
       const [a, b, c] = servers as [ChildEchoServer, ChildEchoServer, ChildEchoServer];
       port = a.port;
-      const watches: Watch[] = [];
+      let watches: Watch[] = [];
       try {
         await dnsmasq.setHosts({ [NAME]: [a.host, b.host] });
         const source = () => dns(NAME, port, { servers: [dnsmasq.address], intervalMs: INTERVAL_MS });
@@ -87,31 +86,11 @@ export async function churn({ quick, log }: ScenarioOptions): Promise<ScenarioBo
           fullStack(TOWER_PENDING, source(), { target: `dns:${NAME}:${port}`, load: pendingRequests() }),
           plainClient(BASE, `dns://${dnsmasq.address}/${NAME}:${port}`, { roundRobin: true }),
         ];
-        for (const contender of roundOrder(contenders, r)) {
-          const w: Watch = { contender, seen: new Set(), firstC: undefined, loop: undefined };
-          w.loop = openLoop(contender.client, {
-            ratePerSecond,
-            deadlineMs: 5_000,
-            onReply: (rec: CallRecord) => {
-              if (rec.server === undefined) return;
-              w.seen.add(rec.server);
-              if (rec.server === 'C' && w.firstC === undefined) w.firstC = rec.ended;
-            },
-          });
-          watches.push(w);
-        }
+        watches = watchFor(contenders, r, ratePerSecond, 'C');
 
         // every client reaches both A and B, then steady traffic for the warm-up
-        const warmStart = performance.now();
-        while (
-          watches.some((w) => !(w.seen.has('A') && w.seen.has('B'))) &&
-          performance.now() - warmStart < 10_000
-        ) {
-          await sleep(10);
-        }
-        for (const w of watches) {
-          if (!(w.seen.has('A') && w.seen.has('B')))
-            notes.push(`round ${r + 1}: ${w.contender.name} did not reach both A and B before the crash`);
+        for (const w of await reachAll(watches, ['A', 'B'])) {
+          notes.push(`round ${r + 1}: ${w.contender.name} did not reach both A and B before the crash`);
         }
         await sleep(warmupMs);
 
@@ -120,39 +99,15 @@ export async function churn({ quick, log }: ScenarioOptions): Promise<ScenarioBo
         await dnsmasq.setHosts({ [NAME]: [b.host, c.host] });
         const dnsAt = performance.now();
         log(`churn: round ${r + 1}: A killed, C in DNS ${(dnsAt - killedAt).toFixed(0)} ms later`);
-        while (watches.some((w) => w.firstC === undefined) && performance.now() - dnsAt < capMs) {
-          await sleep(5);
-        }
+        await untilFirst(watches, dnsAt, capMs);
         await sleep(afterMs);
-        for (const w of watches) {
-          const records = (await w.loop?.stop()) ?? [];
-          const failed = records.filter((x) => x.code !== undefined);
-          const codes = failureCodes.get(w.contender.name) ?? new Map<number, number>();
-          for (const f of failed) codes.set(f.code as number, (codes.get(f.code as number) ?? 0) + 1);
-          failureCodes.set(w.contender.name, codes);
-          const name = w.contender.name;
-          rec.add(name, 'failedCalls', failed.length);
-          rec.add(name, 'calls', records.length);
-          rec.add(name, 'callsToA', records.filter((x) => x.server === 'A' && x.ended > killedAt).length);
-          if (w.firstC === undefined) {
-            censored.set(name, (censored.get(name) ?? 0) + 1);
-            rec.add(name, 'timeToCMs', capMs);
-          } else {
-            rec.add(name, 'timeToCMs', w.firstC - dnsAt);
-          }
+        for (const { watch, records } of await tally.record(rec, watches, dnsAt, capMs)) {
+          const toA = records.filter((x) => x.server === 'A' && x.ended > killedAt).length;
+          rec.add(watch.contender.name, 'callsToA', toA);
         }
-        log(
-          `churn: round ${r + 1}/${rounds}: ${watches
-            .map(
-              (w) =>
-                `${w.contender.name}: C ${w.firstC === undefined ? 'not seen' : `after ${(w.firstC - dnsAt).toFixed(0)} ms`}`,
-            )
-            .join('; ')}`,
-        );
+        log(`churn: round ${r + 1}/${rounds}: ${describeFirst(watches, dnsAt, 'C')}`);
       } finally {
-        await Promise.allSettled(watches.map((w) => w.loop?.stop()));
-        await closeAll(watches.map((w) => w.contender));
-        await stopServers(servers);
+        await endRound(watches, servers);
       }
     }
   } finally {
@@ -160,18 +115,14 @@ export async function churn({ quick, log }: ScenarioOptions): Promise<ScenarioBo
   }
 
   const names = [TOWER, TOWER_PENDING, BASE];
-  for (const [name, n] of censored) {
-    notes.push(
-      `${name}: C answered no call within ${capMs / 1000} s of the DNS change in ${n} of ${rounds} round(s); ` +
+  const censored = tally.censored;
+  notes.push(
+    ...tally.notes(
+      (n) =>
+        `C answered no call within ${capMs / 1000} s of the DNS change in ${n} of ${rounds} round(s); ` +
         `its time to C is recorded as ${capMs / 1000} s (a lower bound)`,
-    );
-  }
-  for (const [name, codes] of failureCodes) {
-    if (codes.size === 0) continue;
-    notes.push(
-      `${name}: failed calls by status: ${[...codes].map(([code, n]) => `${statusName(code)} × ${n}`).join(', ')}`,
-    );
-  }
+    ),
+  );
   const metrics = ['failedCalls', 'timeToCMs', 'callsToA', 'calls'];
   return {
     title: 'crash and replace behind DNS',

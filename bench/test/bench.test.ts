@@ -123,6 +123,8 @@ test('the quick suite completes and writes every scenario with numbers, targets 
       'transport-idle-heap',
       'connect-throughput',
       'connect-cpu',
+      'xds-time-to-c',
+      'xds-failed-calls',
     ]),
   );
 

@@ -1,11 +1,12 @@
 // Snippets of docs/guides/discovery.md.
 import * as grpc from '@grpc/grpc-js';
+import { concurrencyLimit } from '@grpc-tower/core';
 import { p2c } from '@grpc-tower/balance';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
 import { connect, dns, dnsSrv, merge, poll, staticList } from '@grpc-tower/discover';
 import { etcd } from '@grpc-tower/discover/etcd';
 import { kubernetes, kubernetesZone } from '@grpc-tower/discover/kubernetes';
-import { loadBootstrap, xds } from '@grpc-tower/discover/xds';
+import { loadBootstrap, xds, xdsClusterPolicy } from '@grpc-tower/discover/xds';
 import { towerChannel } from 'grpc-tower';
 
 declare const caCertificate: Buffer;
@@ -127,6 +128,24 @@ export function mesh(): void {
   );
   // #endregion xds
   void [orders, pay];
+}
+
+export async function meshPolicy(): Promise<void> {
+  // #region xds-policy
+  // the Cluster's outlier detection and max_requests, read once, as grpc-tower options
+  const policy = await xdsClusterPolicy({ target: 'orders.shop.svc.cluster.local:50051' });
+  const orders = towerChannel(
+    'xds:///orders.shop.svc.cluster.local:50051',
+    grpc.credentials.createInsecure(),
+    {
+      outlierDetection: policy.outlierDetection ?? {},
+      ...(policy.maxRequests === undefined
+        ? {}
+        : { layers: { outer: [concurrencyLimit({ max: policy.maxRequests, queue: 0 })] } }),
+    },
+  );
+  // #endregion xds-policy
+  void orders;
 }
 
 export function connecting(): void {

@@ -3,15 +3,9 @@ import * as grpc from '@grpc/grpc-js';
 import { p2c } from '@grpc-tower/balance';
 import { Status } from '@grpc-tower/core';
 import { grpcEndpoint } from '@grpc-tower/core/grpc';
-import { http2Endpoint } from '@grpc-tower/core/http2';
+import { http2Endpoint, httpProtocol } from '@grpc-tower/core/http2';
 import { connect, dns } from '@grpc-tower/discover';
-import {
-  healthChecked,
-  httpHealthChecked,
-  httpOutcomes,
-  outlierDetection,
-  slowStart,
-} from '@grpc-tower/health';
+import { healthChecked, httpHealthChecked, outlierDetection, slowStart } from '@grpc-tower/health';
 import { HealthImplementation } from 'grpc-health-check';
 import { merge } from 'rxjs';
 
@@ -115,7 +109,7 @@ export function http(): void {
   // #endregion http-check
 
   // #region http-outliers
-  const outliers = outlierDetection({ protocol: httpOutcomes }); // 5xx and failed streams fail; 4xx never do
+  const outliers = outlierDetection({ protocol: httpProtocol() }); // 5xx and failed streams fail; 4xx never do
   const endpoints = connect(dns('items.internal', 8080), (addr) =>
     // the checks go straight to the endpoint: outlier detection and the balancer never see them
     outliers.wrap(health(http2Endpoint(addr.address, { scheme: 'http' }))),

@@ -3,9 +3,15 @@ import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { p2c } from '@grpc-tower/balance';
 import { type CallContext, type Service, ServiceBuilder, newContext } from '@grpc-tower/core';
-import { type Http2Request, type Http2Response, http2Body, http2Endpoint } from '@grpc-tower/core/http2';
+import {
+  type Http2Request,
+  type Http2Response,
+  http2Body,
+  http2Endpoint,
+  httpProtocol,
+} from '@grpc-tower/core/http2';
 import { connect, dns, staticList } from '@grpc-tower/discover';
-import { httpHealthChecked, httpOutcomes, outlierDetection } from '@grpc-tower/health';
+import { httpHealthChecked, outlierDetection } from '@grpc-tower/health';
 import { httpRetry, retryBudget } from '@grpc-tower/retry';
 import { telemetry } from '@grpc-tower/telemetry';
 import { towerDispatcher } from 'grpc-tower/undici';
@@ -14,7 +20,7 @@ import { Agent, fetch, interceptors, request, setGlobalDispatcher } from 'undici
 export async function stack(): Promise<void> {
   // #region stack
   const health = httpHealthChecked({ path: '/healthz' }); // GET /healthz on each server's own session
-  const outliers = outlierDetection({ protocol: httpOutcomes }); // 5xx and failed streams count, 4xx never
+  const outliers = outlierDetection({ protocol: httpProtocol() }); // 5xx and failed streams count, 4xx never
   const endpoints = connect(dns('items.internal', 8080), (addr) =>
     // one HTTP/2 session per server; 'http' is cleartext h2c, 'https' TLS with ALPN h2
     outliers.wrap(health(http2Endpoint(addr.address, { scheme: 'http', authority: 'items.internal' }))),

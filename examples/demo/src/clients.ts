@@ -59,7 +59,7 @@ export interface TowerDemoClient extends DemoClient {
 }
 
 /** Where the grpc-tower client's discovery reads the servers from. */
-export type DiscoveryKind = 'dns' | 'kubernetes';
+export type DiscoveryKind = 'dns' | 'kubernetes' | 'xds';
 
 /** How the grpc-tower client finds the servers. */
 export interface TowerDiscovery {

@@ -288,3 +288,36 @@ test('with kubernetes discovery, the quick story loses no call in the rolling re
   expect(text).toContain('EndpointSlices of Service demo/echo');
   expect(text).toContain('C ready → its first call');
 }, 120_000);
+
+test('with xds discovery, the quick story loses no call in the rolling restart and C gets calls', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grpc-tower-demo-xds-'));
+  dirs.push(dir);
+  const printed: string[] = [];
+  const result = await runDemo({
+    quick: true,
+    discovery: 'xds',
+    outDir: dir,
+    view: 'lines',
+    write: (text) => printed.push(text),
+    hosts: pickHosts(3) as [string, string, string],
+  });
+  const summary = result.summary;
+  expect(summary.settings.discovery).toBe('xds');
+  expectMeasured(summary);
+  const [tower] = summary.clients;
+  // B and C turned DRAINING in EDS, drained, stopped and came back: no call failed meanwhile
+  expect(tower?.phases.find((p) => p.name === 'restart')?.failed).toBe(0);
+  expect(tower?.cFirstCallMs).not.toBeNull();
+  for (const name of ['appear', 'slow', 'settled']) {
+    expect(tower?.phases.find((p) => p.name === name)?.perServer.C).toBeGreaterThan(0);
+  }
+  // the client heard each restarted server turn DRAINING, through its ADS stream
+  expect(
+    summary.events.filter((e) => e.text.includes('health_status DRAINING')).length,
+  ).toBeGreaterThanOrEqual(2);
+  expect(summary.metrics.target).toBe('xds:///echo.demo');
+  const text = printed.join('');
+  expect(text).toContain('grpc-tower demo, discovery xds: ');
+  expect(text).toContain('EDS of echo.demo');
+  expect(text).toContain('C HEALTHY in EDS → its first call');
+}, 120_000);

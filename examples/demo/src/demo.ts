@@ -1,7 +1,8 @@
 /**
  * The demo's story, measured: three echo servers behind one DNS name (or,
  * with `discovery: 'kubernetes'`, one EndpointSlice of a Kubernetes
- * Service, and the same servers in DNS for the plain client), a grpc-tower
+ * Service; with `discovery: 'xds'`, the ClusterLoadAssignment of an xDS
+ * management server; and the same servers in DNS for the plain client), a grpc-tower
  * client (and, with `compare`, a plain grpc-js round_robin client) sending
  * steady traffic, while
  *
@@ -163,6 +164,16 @@ const WORDS: Readonly<Record<DiscoveryKind, Words>> = {
     stopped: (name) => `${name} stopped: no longer in the EndpointSlice`,
     back: (name, address) => `${name} restarted on ${address}, ready in the EndpointSlice and back in DNS`,
   },
+  xds: {
+    appearPhase: 'C appears (HEALTHY)',
+    startListed: 'A and B HEALTHY in EDS',
+    notYetListed: 'C not in EDS yet',
+    crashed: (name) => `${name} UNHEALTHY in EDS; out of DNS`,
+    appeared: (name, address) => `${name} (${address}) HEALTHY in EDS and in DNS`,
+    leaving: (name) => `restart ${name}: DRAINING in EDS; out of DNS`,
+    stopped: (name) => `${name} stopped: no longer in EDS`,
+    back: (name, address) => `${name} restarted on ${address}, HEALTHY in EDS and back in DNS`,
+  },
 };
 
 const PLANNED: Readonly<Record<string, (t: Timings) => number | undefined>> = {
@@ -313,9 +324,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       view.event(atMs, text);
     };
     // what the grpc-tower client's EndpointSlices watch said about each server
-    if (discovery === 'kubernetes') {
+    if (discovery !== 'dns') {
       const heard = registry.tower.source.events$.subscribe((e) => {
-        if (e.type === 'endpoint') event(`watch: ${e.reason}`);
+        if (e.type === 'endpoint') event(`${discovery === 'xds' ? `ADS: ${e.key}` : 'watch:'} ${e.reason}`);
       });
       cleanups.push(async () => heard.unsubscribe());
     }

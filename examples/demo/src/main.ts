@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDemo } from './demo.js';
 
-const usage = `usage: npm run demo -- [--quick] [--compare] [--discovery <dns|kubernetes>] [--json <path>] [--out <dir>] [--plain]
+const usage = `usage: npm run demo -- [--quick] [--compare] [--discovery <dns|kubernetes|xds>] [--json <path>] [--out <dir>] [--plain]
 
   --quick        the short story (about 25 s instead of about a minute)
   --compare      also run a plain grpc-js round_robin client through the same story
@@ -23,6 +23,8 @@ const usage = `usage: npm run demo -- [--quick] [--compare] [--discovery <dns|ku
                    kubernetes  the EndpointSlices of a Kubernetes Service, watched; the demo
                                starts a stand-in Kubernetes API server on loopback, which
                                needs the openssl CLI (the round_robin client still reads DNS)
+                   xds         the endpoints of an xDS cluster over one ADS stream; the demo
+                               starts a stand-in xDS management server on loopback
   --json <path>  where to write the JSON summary (default: next to the chart)
   --out <dir>    where to write the chart (default: examples/demo/out)
   --plain        print plain lines instead of redrawing the terminal
@@ -53,9 +55,9 @@ async function main(): Promise<void> {
     return;
   }
   const discovery = values.discovery;
-  if (discovery !== 'dns' && discovery !== 'kubernetes') {
+  if (discovery !== 'dns' && discovery !== 'kubernetes' && discovery !== 'xds') {
     process.stderr.write(
-      `--discovery must be dns or kubernetes, not ${JSON.stringify(discovery)}\n\n${usage}`,
+      `--discovery must be dns, kubernetes or xds, not ${JSON.stringify(discovery)}\n\n${usage}`,
     );
     process.exitCode = 2;
     return;

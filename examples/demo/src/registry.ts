@@ -11,7 +11,13 @@
  *   serving (crashed); terminating while still serving (stopping); or not
  *   listed. The grpc-tower client watches it through `kubernetes()`.
  *
- * Both publish the same servers to DNS, where the plain grpc-js client
+ * - `xds`: a stand-in xDS management server (the test support's,
+ *   `startXdsServer()`: ADS on loopback) serves the chain of the name
+ *   `echo.demo`, each server an endpoint of its ClusterLoadAssignment:
+ *   HEALTHY (ready), UNHEALTHY (crashed), DRAINING (stopping), or not
+ *   listed. The grpc-tower client follows it through `xds()`.
+ *
+ * All publish the same servers to DNS, where the plain grpc-js client
  * (`--compare`) reads them, so the comparison stays fair: DNS lists the
  * ready servers only.
  */
@@ -80,20 +86,25 @@ export async function startRegistry(
     };
   }
   try {
-    return await kubeRegistry(fleet, states, dns, publishDns, () => dnsServer.close());
+    const base: RegistryBase = { fleet, states, dns, publishDns, closeDns: () => dnsServer.close() };
+    return await (kind === 'xds' ? xdsRegistry(base) : kubeRegistry(base));
   } catch (err) {
     await dnsServer.close();
     throw err;
   }
 }
 
-async function kubeRegistry(
-  fleet: readonly DemoServer[],
-  states: Map<DemoServer, ServerState>,
-  dns: DiscoveryTarget,
-  publishDns: () => void,
-  closeDns: () => Promise<void>,
-): Promise<Registry> {
+/** What every registry but DNS's builds on: the servers, their states, and the DNS it also publishes. */
+interface RegistryBase {
+  readonly fleet: readonly DemoServer[];
+  readonly states: Map<DemoServer, ServerState>;
+  readonly dns: DiscoveryTarget;
+  readonly publishDns: () => void;
+  readonly closeDns: () => Promise<void>;
+}
+
+async function kubeRegistry(base: RegistryBase): Promise<Registry> {
+  const { fleet, states, dns, publishDns, closeDns } = base;
   // loaded only for this discovery: a DNS run never loads @kubernetes/client-node
   const [{ endpointSlice, startKubeApi }, { kubernetes }, { KubeConfig }] = await Promise.all([
     import('../../../packages/discover/src/test/kube-api.js'),
@@ -146,14 +157,65 @@ async function kubeRegistry(
     where:
       `EndpointSlices of Service ${KUBE_NAMESPACE}/${KUBE_SERVICE} served by a stand-in Kubernetes API at ${api.url}, ` +
       `the ready ones also as DNS name ${dns.name} at ${dns.dnsServer}`,
+    ...publishing(states, [publishSlice, publishDns], () => [api.close(), closeDns()]),
+  };
+}
+
+/** A registry's `set` (a state, then every publication) and `close` (every closer, failures ignored). */
+function publishing(
+  states: Map<DemoServer, ServerState>,
+  publishers: readonly (() => void)[],
+  closers: () => Promise<unknown>[],
+): Pick<Registry, 'set' | 'close'> {
+  return {
     set(server, state) {
       if (state === undefined) states.delete(server);
       else states.set(server, state);
-      publishSlice();
-      publishDns();
+      for (const publish of publishers) publish();
     },
     async close() {
-      await Promise.allSettled([api.close(), closeDns()]);
+      await Promise.allSettled(closers());
     },
+  };
+}
+
+/** The xDS name the demo serves (a Listener, as in `xds:///echo.demo`). */
+export const XDS_NAME = 'echo.demo';
+
+async function xdsRegistry(base: RegistryBase): Promise<Registry> {
+  const { fleet, states, dns, publishDns, closeDns } = base;
+  // loaded only for this discovery: a DNS run never loads the Envoy protos or the xDS source
+  const [{ startXdsServer }, { xds }] = await Promise.all([
+    import('../../../packages/discover/src/test/xds-server.js'),
+    import('@grpc-tower/discover/xds'),
+  ]);
+  const control = await startXdsServer({ host: '127.0.0.1' });
+  const health = { ready: 'HEALTHY', 'not-ready': 'UNHEALTHY', terminating: 'DRAINING' } as const;
+  const publishEds = (): void =>
+    control.serve(XDS_NAME, [
+      {
+        zone: 'demo',
+        endpoints: fleet
+          .filter((s) => states.has(s))
+          .map((s) => ({ address: s.address, health: health[states.get(s) as ServerState] })),
+      },
+    ]);
+  publishEds();
+  const source = xds({
+    target: XDS_NAME,
+    bootstrap: control.bootstrap({ id: 'grpc-tower-demo', zone: 'demo' }),
+  });
+  return {
+    kind: 'xds',
+    tower: {
+      kind: 'xds',
+      source,
+      target: `xds:///${XDS_NAME}`,
+      authority: XDS_NAME,
+      description: 'xds (ADS stream)',
+    },
+    dns,
+    where: `EDS of ${XDS_NAME} served by a stand-in xDS management server at ${control.address}, the ready ones also as DNS name ${dns.name} at ${dns.dnsServer}`,
+    ...publishing(states, [publishEds, publishDns], () => [control.close(), closeDns()]),
   };
 }

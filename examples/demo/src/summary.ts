@@ -302,7 +302,9 @@ export function formatSummary(summary: DemoSummary): string {
   row('failed calls, all phases', (c) => `${c.totals.failed} of ${c.totals.ok + c.totals.failed}`);
   row('failed while A crashed', (c) => String(c.phases.find((p) => p.name === 'crash')?.failed ?? 0));
   row('failed in rolling restart', (c) => String(c.phases.find((p) => p.name === 'restart')?.failed ?? 0));
-  const listed = summary.settings.discovery === 'kubernetes' ? 'C ready' : 'C in DNS';
+  const listed = { dns: 'C in DNS', kubernetes: 'C ready', xds: 'C HEALTHY in EDS' }[
+    summary.settings.discovery
+  ];
   row(`${listed} → its first call`, (c) =>
     c.cFirstCallMs === null
       ? 'never'
@@ -354,7 +356,7 @@ function formatFigures(m: PageFigures, discovery: DiscoveryKind): string[] {
   );
   line('ejections', `${m.ejections.enforced} enforced, ${m.ejections.unenforced} not enforced`);
   line(
-    discovery === 'kubernetes' ? 'to unhealthy / set updates' : 'to unhealthy / DNS lookups',
+    discovery === 'dns' ? 'to unhealthy / DNS lookups' : 'to unhealthy / set updates',
     `${m.unhealthyTransitions} / ${m.dnsResolutions}`,
   );
   const picks = Object.entries(m.picksNow)

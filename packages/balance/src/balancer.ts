@@ -6,8 +6,9 @@
  * `Slot`, `slot.ts`), picks a ready endpoint for each call (`pick/`),
  * sends the call there and reports the round-trip time to the endpoint's
  * load (`load/`), parks calls while none is ready (`waiters.ts`), and
- * derives its aggregate readiness, panic mode and zone-aware routing
- * (`routing.ts`: which picker a call meets) and stats from the set.
+ * derives its aggregate readiness, priority failover, panic mode,
+ * zone-aware routing and the split across groups (`routing.ts`: which
+ * picker and pick set a call meets) and stats from the set.
  *
  * The call path is `call` → `pick` → `dispatch`: no allocation beyond the
  * endpoint's own promise and its two settle callbacks.
@@ -51,26 +52,18 @@ import {
 } from 'rxjs';
 import { EndpointSet } from './endpoint-set.js';
 import type { Slot } from './slot.js';
-import {
-  type EndpointCounts,
-  NoReadyEndpointDeadlineError,
-  NoReadyEndpointError,
-  describeCounts,
-} from './errors.js';
+import { type EndpointCounts, MAX_NAMED_ERRORS, describeCounts, gaveUpError } from './errors.js';
 import type { BalancerEvent } from './events.js';
 import type { LoadMetric } from './load/metric.js';
 import { type LoopClock, loopClock } from './loop-clock.js';
 import type { ResolvedOptions } from './options.js';
-import type { Picker } from './pick/picker.js';
+import type { PickSet, Picker } from './pick/picker.js';
 import type { ReadySet } from './ready-set.js';
 import { PickerRouting } from './routing.js';
 import type { BalancerStats, ZoneRouting } from './stats.js';
 import { Waiters } from './waiters.js';
 
 const clock = (): number => performance.now();
-
-/** How many endpoints' last errors a {@link NoReadyEndpointError} names. */
-const MAX_NAMED_ERRORS = 3;
 
 /**
  * A load balancer over a discovered set of endpoints: a {@link Service}
@@ -93,10 +86,12 @@ const MAX_NAMED_ERRORS = 3;
  * - an insert of a known key keeps the old endpoint serving until the new
  *   one is ready, or the old one stops being ready, or `replaceWaitMs`
  *   passes; then the old one drains;
- * - on each membership or readiness change it re-decides panic mode and,
- *   with the `zones` option, which zones calls go to ({@link
- *   Balancer.zoneRouting}); a call only meets the picker that decision
- *   chose.
+ * - on each membership or readiness change it re-decides the split across
+ *   groups when the inserts carry several (`EndpointMetadata.group`), which
+ *   priority level calls go to when they carry several ({@link
+ *   Balancer.priority}), panic mode within that level and, with the
+ *   `zones` option, which zones calls go to ({@link Balancer.zoneRouting});
+ *   a call only meets the picker and the pick set that decision chose.
  *
  * @example
  * ```ts
@@ -116,6 +111,8 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   #picker: Picker<Slot<K, Req, Res>>;
   readonly #set: EndpointSet<K, Req, Res>;
   readonly #ready: ReadySet<Slot<K, Req, Res>>;
+  /** What calls pick from, as `#routing` last chose it: the ready set, or the ready endpoints of one priority level. */
+  #pickSet: PickSet<Slot<K, Req, Res>>;
   readonly #waiters: Waiters<Slot<K, Req, Res>, Req, Res>;
   readonly #readiness: BehaviorSubject<Readiness>;
   readonly #events = new EventStream<BalancerEvent<K>>();
@@ -173,13 +170,14 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
       changed: () => this.#refresh(),
     });
     this.#ready = this.#set.ready;
+    this.#pickSet = this.#ready;
     this.#routing = new PickerRouting(newPicker, options, this.#set.active);
     this.#routed = this.#routing.routed;
     this.#picker = this.#routing.picker;
     // a woken call picks among the ready endpoints only
     this.#waiters = new Waiters<Slot<K, Req, Res>, Req, Res>(
       {
-        pick: (avoid) => this.#routed.pick(this.#ready, avoid),
+        pick: (avoid) => this.#routed.pick(this.#pickSet, avoid),
         dispatch: (slot, req, ctx) => this.#dispatch(slot, req, ctx),
         readyCount: () => this.#ready.size,
         gaveUp: (deadline, waitedMs, cause) => this.#gaveUp(deadline, waitedMs, cause),
@@ -261,6 +259,16 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     return this.#routing.zoneRouting;
   }
 
+  /**
+   * The priority level calls go to while the inserts carry more than one
+   * (`EndpointMetadata.priority`, 0 the highest) and one of them is ready:
+   * the highest level whose ready share meets `priorityReadyPercent`, else
+   * the highest with a ready endpoint. `undefined` otherwise.
+   */
+  get priority(): number | undefined {
+    return this.#routing.priority;
+  }
+
   /** The active endpoints by readiness. */
   counts(): EndpointCounts {
     return this.#set.counts();
@@ -288,7 +296,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     }
     if (ctx.aborted) return Promise.reject(abortReason(ctx.signal));
     const avoid = ctx.get(AvoidEndpoints);
-    const slot = this.#picker.pick(this.#ready, avoid);
+    const slot = this.#picker.pick(this.#pickSet, avoid);
     if (slot !== undefined) return this.#dispatch(slot, req, ctx);
     // every endpoint failed and waits out its backoff: each connects now, and the call waits for that
     const set = this.#set;
@@ -360,20 +368,11 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
   }
 
   #gaveUp(deadline: boolean, waitedMs: number, cause: unknown): Error {
-    const counts = this.counts();
-    let detail = this.#set.describeLastErrors(MAX_NAMED_ERRORS);
+    const lastErrors = this.#set.describeLastErrors(MAX_NAMED_ERRORS);
     const failure = this.#discoveryError ?? this.#discoveryFailure;
-    if (failure !== undefined) {
-      detail += `; discovery failed: ${failure instanceof Error ? failure.message : String(failure)}`;
-    } else if (!this.#sawChange) {
-      detail += '; no endpoint discovered yet';
-    }
-    if (deadline) {
-      const options = cause === undefined ? {} : { cause };
-      return new NoReadyEndpointDeadlineError(this.#options.target, counts, waitedMs, detail, options);
-    }
-    // every endpoint was tried or none exists: another attempt would meet the same pool
-    return new NoReadyEndpointError(this.#options.target, counts, waitedMs, detail, { retryable: false });
+    const { target } = this.#options;
+    const at = deadline ? { cause } : undefined;
+    return gaveUpError(target, this.counts(), waitedMs, lastErrors, failure, this.#sawChange, at);
   }
 
   #apply(change: Change<K, Endpoint<Req, Res>>): void {
@@ -404,6 +403,7 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
     // call meets the inner picker directly
     this.#routed = routing.routed;
     this.#picker = routing.picker;
+    this.#pickSet = routing.pickSet ?? this.#ready;
     let next: Readiness;
     if (ready > 0) next = 'ready';
     else if (set.count('connecting') > 0) next = 'connecting';
@@ -422,14 +422,13 @@ export class Balancer<Req, Res, K = unknown> implements Service<Req, Res> {
 
   /** A snapshot of every endpoint and the counts. O(number of endpoints). */
   stats(): BalancerStats<K> {
-    const zones = this.#routing.zoneRouting;
     return {
       target: this.#options.target,
       readiness: this.#readiness.value,
       counts: this.counts(),
       waiting: this.#waiters.size,
       endpoints: this.#set.stats(),
-      ...(zones === undefined ? {} : { zones }),
+      ...this.#routing.stats(),
     };
   }
 

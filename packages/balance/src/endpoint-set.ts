@@ -41,6 +41,13 @@ import type { EndpointStats } from './stats.js';
 
 const clock = (): number => performance.now();
 
+/** Counts `key` up or down in `counts`, forgetting it at 0. */
+function tally<T>(counts: Map<T, number>, key: T, delta: 1 | -1): void {
+  const n = (counts.get(key) ?? 0) + delta;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+}
+
 /**
  * @internal What the owner of an {@link EndpointSet} hears from it.
  *
@@ -90,6 +97,9 @@ export class EndpointSet<K, Req, Res> {
   readonly #draining = new Set<Slot<K, Req, Res>>();
   readonly #retired = new WeakSet<object>();
   readonly #counts: Record<Readiness, number> = { ready: 0, connecting: 0, failed: 0, closed: 0 };
+  /** The active endpoints per priority level and per group, so that a set of one of each costs nothing. */
+  readonly #levels = new Map<number, number>();
+  readonly #groups = new Map<string, number>();
   readonly #metric: LoadMetric;
   readonly #options: EndpointSetOptions;
   readonly #events: EventStream<BalancerEvent<K>>;
@@ -110,6 +120,16 @@ export class EndpointSet<K, Req, Res> {
   /** The active endpoint of each key. */
   get active(): ReadonlyMap<K, Slot<K, Req, Res>> {
     return this.#active;
+  }
+
+  /** Whether the active endpoints span more than one priority level. O(1). */
+  get spansLevels(): boolean {
+    return this.#levels.size > 1;
+  }
+
+  /** Whether the active endpoints span more than one group. O(1). */
+  get spansGroups(): boolean {
+    return this.#groups.size > 1;
   }
 
   /** How many active endpoints have readiness `r`. */
@@ -301,6 +321,8 @@ export class EndpointSet<K, Req, Res> {
         state: s.readiness,
         role: s.role,
         zone: s.zone,
+        priority: s.priority,
+        ...(s.group === '' ? {} : { group: s.group }),
         pending: s.endpoint.pending,
         ewmaMs: s.load.estimateMs(now),
         cost: s.load.cost(now),
@@ -366,6 +388,8 @@ export class EndpointSet<K, Req, Res> {
   #enter(slot: Slot<K, Req, Res>): void {
     slot.role = 'active';
     this.#counts[slot.readiness]++;
+    tally(this.#levels, slot.priority, 1);
+    tally(this.#groups, slot.group, 1);
     if (slot.readiness === 'ready') {
       if (this.ready.add(slot)) slot.readySince = clock();
       this.#hooks.readied();
@@ -374,6 +398,8 @@ export class EndpointSet<K, Req, Res> {
 
   #leave(slot: Slot<K, Req, Res>): void {
     this.#counts[slot.readiness]--;
+    tally(this.#levels, slot.priority, -1);
+    tally(this.#groups, slot.group, -1);
     this.ready.remove(slot);
   }
 

@@ -86,6 +86,46 @@ export class NoReadyEndpointError extends UnavailableError {
   }
 }
 
+/** How many endpoints' last errors a {@link NoReadyEndpointError} names. */
+export const MAX_NAMED_ERRORS = 3;
+
+/**
+ * @internal The error of a call that gave up waiting for a ready endpoint:
+ * {@link NoReadyEndpointDeadlineError} when its deadline passed (`cause`,
+ * the context's deadline error), else a {@link NoReadyEndpointError} marked
+ * not to be retried (every endpoint was tried or none exists: another
+ * attempt would meet the same pool). `lastErrors` names the endpoints'
+ * last errors; the discovery failure, or that nothing was discovered yet,
+ * is added to it.
+ *
+ * @example
+ * ```ts
+ * const err = gaveUpError('orders', counts, 0, set.describeLastErrors(MAX_NAMED_ERRORS), undefined, true);
+ * ```
+ */
+export function gaveUpError(
+  target: string,
+  counts: EndpointCounts,
+  waitedMs: number,
+  lastErrors: string,
+  discoveryFailure: unknown,
+  sawChange: boolean,
+  deadline?: { readonly cause: unknown },
+): Error {
+  let detail = lastErrors;
+  if (discoveryFailure !== undefined) {
+    const message = discoveryFailure instanceof Error ? discoveryFailure.message : String(discoveryFailure);
+    detail += `; discovery failed: ${message}`;
+  } else if (!sawChange) {
+    detail += '; no endpoint discovered yet';
+  }
+  if (deadline !== undefined) {
+    const options = deadline.cause === undefined ? {} : { cause: deadline.cause };
+    return new NoReadyEndpointDeadlineError(target, counts, waitedMs, detail, options);
+  }
+  return new NoReadyEndpointError(target, counts, waitedMs, detail, { retryable: false });
+}
+
 /**
  * The call's deadline passed while it waited for a ready endpoint. Status
  * DEADLINE_EXCEEDED, with the same fields as {@link NoReadyEndpointError};

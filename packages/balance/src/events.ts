@@ -1,7 +1,7 @@
 /**
  * The events a balancer reports on `events$`: membership (insert, replace,
  * remove), endpoint readiness, reconnects asked for and closing, discovery failures, panic
- * mode and zone-aware routing. They are built only while somebody
+ * mode, zone-aware routing, priority failover and the split across groups. They are built only while somebody
  * subscribes.
  *
  * @module
@@ -37,4 +37,21 @@ export type BalancerEvent<K> =
   | { readonly type: 'discovery-error'; readonly error: unknown }
   | { readonly type: 'discovery-complete' }
   | { readonly type: 'panic'; readonly active: boolean; readonly known: number; readonly ready: number }
-  | ({ readonly type: 'zones' } & ZoneRouting);
+  | ({ readonly type: 'zones' } & ZoneRouting)
+  /**
+   * Calls now go to another priority level (`undefined`: the endpoints
+   * span one level, or none is ready): a failover or a failback.
+   */
+  | {
+      readonly type: 'priority';
+      readonly priority: number | undefined;
+      readonly previous: number | undefined;
+      readonly known: number;
+      readonly ready: number;
+    }
+  /**
+   * The split across groups changed (`EndpointMetadata.group`): each group's share
+   * of the calls, the groups with no ready endpoint left out; `undefined`
+   * when the endpoints no longer span more than one group.
+   */
+  | { readonly type: 'groups'; readonly shares: Readonly<Record<string, number>> | undefined };

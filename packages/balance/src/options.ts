@@ -69,6 +69,17 @@ export interface BalancerOptions {
    * guide, "Zone-aware routing".
    */
   readonly zones?: ZoneRoutingOptions;
+  /**
+   * The ready share, in percent, a priority level needs to take calls;
+   * default 0: one ready endpoint is enough, as gRPC's priority policy.
+   * When the endpoints carry several priorities (`EndpointMetadata.priority`, 0
+   * the highest), calls go to the highest level whose ready share meets
+   * it, else to the highest level with a ready endpoint; they fail over
+   * and back as readiness changes. 72 fails over about where Envoy's
+   * priority levels start to spill (1 ÷ 1.4, its overprovisioning factor).
+   * See the balancing guide, "Priorities".
+   */
+  readonly priorityReadyPercent?: number;
 }
 
 /**
@@ -129,6 +140,7 @@ export interface ResolvedOptions {
   readonly excludeLoopBlocks: boolean;
   /** Zone-aware routing, or `undefined` when off. */
   readonly zones: ResolvedZones | undefined;
+  readonly priorityReadyPercent: number;
 }
 
 /**
@@ -186,6 +198,12 @@ export function resolveOptions(where: string, discover: unknown, options: Balanc
   );
   const excludeLoopBlocks = check.boolean('excludeLoopBlocks', options.excludeLoopBlocks, true);
   const zones = options.zones === undefined ? undefined : resolveZones(check, options.zones);
+  const priorityReadyPercent = check.number(
+    'priorityReadyPercent',
+    options.priorityReadyPercent,
+    { min: 0, max: 100 },
+    0,
+  );
   return {
     target,
     failFastMs,
@@ -197,6 +215,7 @@ export function resolveOptions(where: string, discover: unknown, options: Balanc
     panicThresholdPercent,
     excludeLoopBlocks,
     zones,
+    priorityReadyPercent,
   };
 }
 

@@ -2,7 +2,7 @@
  * One endpoint as the balancer tracks it ({@link Slot}): its key, role,
  * readiness as last seen, load state, pick counters, and its placement,
  * read once from the insert change's metadata (weight, zone, topology
- * hints; see `Insert.metadata` in `@grpc-tower/core`) when the balancer
+ * hints, priority, group; see `Insert.metadata` in `@grpc-tower/core`) when the balancer
  * first sees the endpoint under its key.
  *
  * @internal
@@ -11,6 +11,7 @@
 import type { Endpoint, EndpointMetadata, Readiness } from '@grpc-tower/core';
 import type { Subscription } from 'rxjs';
 import type { EndpointLoad } from './load/metric.js';
+import type { GroupCandidate } from './pick/groups.js';
 import type { PanicCandidate } from './pick/panic.js';
 import type { ZoneCandidate } from './pick/zones.js';
 
@@ -60,6 +61,24 @@ function forZonesOf(metadata: EndpointMetadata | undefined): readonly string[] |
   return names.length > 0 ? names : undefined;
 }
 
+/** Its priority level: an integer ≥ 0, else 0 (the highest). */
+function priorityOf(metadata: EndpointMetadata | undefined): number {
+  const p: unknown = metadata?.priority;
+  return typeof p === 'number' && Number.isSafeInteger(p) && p >= 0 ? p : 0;
+}
+
+/** Its group: a non-empty string, else `''` (no group). */
+function groupOf(metadata: EndpointMetadata | undefined): string {
+  const g: unknown = metadata?.group;
+  return typeof g === 'string' ? g : '';
+}
+
+/** Its group's weight: a finite number > 0, else 1. */
+function groupWeightOf(metadata: EndpointMetadata | undefined): number {
+  const w: unknown = metadata?.groupWeight;
+  return typeof w === 'number' && Number.isFinite(w) && w > 0 ? w : 1;
+}
+
 /**
  * @internal One endpoint as the balancer tracks it: its key, role,
  * readiness as last seen, placement, load state and pick counters.
@@ -70,7 +89,7 @@ function forZonesOf(metadata: EndpointMetadata | undefined): readonly string[] |
  * slot.picks++;
  * ```
  */
-export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate {
+export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate, GroupCandidate {
   /** Position in the ready set, -1 when not in it (managed by `ReadySet`). */
   readyIndex = -1;
   readonly address: string;
@@ -87,6 +106,11 @@ export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate {
   readonly zone: string | undefined;
   /** The insert's topology hints (see `forZonesOf`), fixed when the balancer first sees the endpoint. */
   readonly forZones: readonly string[] | undefined;
+  /** The insert's priority level (see `priorityOf`), fixed when the balancer first sees the endpoint. */
+  readonly priority: number;
+  /** The insert's group (see `groupOf`) and its weight (see `groupWeightOf`), fixed when first seen. */
+  readonly group: string;
+  readonly groupWeight: number;
   /** Its pass in the picker's stride scheduling (ties between equal costs). */
   pass = 0;
   sub: Subscription | undefined;
@@ -107,6 +131,9 @@ export class Slot<K, Req, Res> implements PanicCandidate, ZoneCandidate {
     this.weight = weightOf(metadata);
     this.zone = zoneOf(metadata);
     this.forZones = forZonesOf(metadata);
+    this.priority = priorityOf(metadata);
+    this.group = groupOf(metadata);
+    this.groupWeight = groupWeightOf(metadata);
     this.readiness = endpoint.readiness;
     this.role = role;
   }

@@ -25,6 +25,10 @@ export interface EndpointStats<K> {
   readonly role: EndpointRole;
   /** The zone it runs in (its insert's `metadata.zone`), or `undefined`. */
   readonly zone: string | undefined;
+  /** Its priority level (`endpoint.priority`, 0 when it has none). */
+  readonly priority: number;
+  /** Its group (`endpoint.group`), when it has one. */
+  readonly group?: string;
   /** Its calls in flight (`endpoint.pending`). */
   readonly pending: number;
   /** The PeakEWMA round-trip estimate in ms, `undefined` for metrics without one. */
@@ -61,6 +65,10 @@ export interface BalancerStats<K> {
   readonly endpoints: readonly EndpointStats<K>[];
   /** Where calls go by zone, with zone-aware routing on (the `zones` option); absent when it is off. */
   readonly zones?: ZoneRouting;
+  /** The priority level calls go to, while the endpoints span more than one and one is ready; absent otherwise. */
+  readonly priority?: number;
+  /** Each group's share of the calls, while the endpoints span more than one group (`EndpointMetadata.group`); absent otherwise. */
+  readonly groups?: Readonly<Record<string, number>>;
 }
 
 /**

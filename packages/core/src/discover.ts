@@ -6,7 +6,8 @@
  * without depending on the discovery sources of `@grpc-tower/discover`.
  *
  * An insert carries, beside the endpoint, what a balancer needs to place
- * it ({@link EndpointMetadata}: weight, zone, topology hints), as tower's
+ * it ({@link EndpointMetadata}: weight, zone, topology hints, priority,
+ * group), as tower's
  * `Change::Insert` carries the service with what its balancer reads; the
  * endpoint itself is only a service with readiness.
  *
@@ -22,12 +23,13 @@ import type { Observable } from 'rxjs';
 
 /**
  * What a balancer reads of a discovered endpoint beside the endpoint: its
- * share and where it runs. Every member is optional; a balancer fixes them
+ * share, where it runs, its priority level and its group. Every member is optional; a balancer fixes them
  * when it first sees the endpoint under its key.
  *
  * @example
  * ```ts
  * const m: EndpointMetadata = { weight: 3, zone: 'eu-west-1a', forZones: ['eu-west-1a'] };
+ * const canaryStandby: EndpointMetadata = { priority: 1, group: 'canary', groupWeight: 10 };
  * ```
  */
 export interface EndpointMetadata {
@@ -54,6 +56,27 @@ export interface EndpointMetadata {
    * kube-proxy does.
    */
   readonly forZones?: readonly string[] | undefined;
+  /**
+   * The priority level of the endpoint: an integer ≥ 0, 0 the highest (an
+   * xDS locality's `priority`); 0 when absent. A balancer sends calls to
+   * the highest priority whose endpoints are ready enough, and fails over
+   * to the next one when they are not (see the balancing guide,
+   * "Priorities").
+   */
+  readonly priority?: number | undefined;
+  /**
+   * The group the endpoint belongs to, such as the xDS cluster of a route's
+   * `weighted_clusters` (a canary split); none when absent. When the
+   * endpoints carry more than one group, a balancer first draws a group in
+   * proportion to the groups' `groupWeight`, then picks within it.
+   */
+  readonly group?: string | undefined;
+  /**
+   * The weight of the endpoint's group among the groups (a finite number
+   * > 0, 1 when absent): the group's share of the calls, such as a weighted
+   * cluster's weight. The endpoints of one group carry the same one.
+   */
+  readonly groupWeight?: number | undefined;
 }
 
 /**
@@ -70,7 +93,7 @@ export interface Insert<K, E> {
   readonly type: 'insert';
   readonly key: K;
   readonly endpoint: E;
-  /** The endpoint's weight, zone and topology hints, when discovery knows them. */
+  /** The endpoint's weight, zone, topology hints, priority and group, when discovery knows them. */
   readonly metadata?: EndpointMetadata | undefined;
 }
 

@@ -174,11 +174,11 @@ export class DelegatingEndpoint<Req, Res> implements Endpoint<Req, Res> {
 }
 
 /** The options that moved from an endpoint to the insert change's `metadata`. */
-const MOVED_TO_METADATA = ['weight', 'zone', 'forZones'] as const;
+const MOVED_TO_METADATA = ['weight', 'zone', 'forZones', 'priority', 'group', 'groupWeight'] as const;
 
 /**
  * @internal Refuses the options an endpoint no longer takes: `weight`,
- * `zone` and `forZones` travel on the insert change that hands the
+ * `zone`, `forZones`, `priority`, `group` and `groupWeight` travel on the insert change that hands the
  * endpoint to a balancer (`{ type: 'insert', key, endpoint, metadata }`).
  * Throws `ConfigError` naming `where` and the option, so that code written
  * for an earlier build fails loudly instead of losing its weights.

@@ -75,7 +75,7 @@ export {
   isServiceName,
   type HostPort,
 } from './address.js';
-export { stackOf, type Stack, type Lifecycle, type CloseOptions } from './stack.js';
+export type { Stack, Lifecycle, CloseOptions } from './stack.js';
 export {
   timeout,
   attemptTimeout,

@@ -95,6 +95,26 @@ describe('addresses', () => {
     );
   });
 
+  it('keeps a priority and a group; rejects a priority that is not an integer >= 0 and a bad group', () => {
+    expect(
+      toDiscoveredAddress({ address: '10.0.0.1:80', priority: 1, group: 'canary', groupWeight: 5 }),
+    ).toEqual({
+      address: '10.0.0.1:80',
+      priority: 1,
+      group: 'canary',
+      groupWeight: 5,
+    });
+    expect(() => toDiscoveredAddress({ address: '10.0.0.1:80', group: '' })).toThrow(/group must be/);
+    expect(() => toDiscoveredAddress({ address: '10.0.0.1:80', groupWeight: 0 })).toThrow(
+      /groupWeight 0 is not a finite number > 0/,
+    );
+    for (const priority of [-1, 0.5, '1']) {
+      expect(() => toDiscoveredAddress({ address: '10.0.0.1:80', priority })).toThrow(
+        /priority .* is not an integer >= 0/,
+      );
+    }
+  });
+
   it('compares plain data by structure', () => {
     expect(valueEquals({ a: [1, { b: 2 }] }, { a: [1, { b: 2 }] })).toBe(true);
     expect(valueEquals({ a: 1 }, { a: 1, b: undefined })).toBe(false);

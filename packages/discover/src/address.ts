@@ -48,6 +48,16 @@ export interface DiscoveredAddress {
    * EndpointSlice endpoint's `hints.forZones`).
    */
   readonly forZones?: readonly string[];
+  /**
+   * The priority level of the server, an integer ≥ 0 (0 the highest; an
+   * xDS locality's `priority`): the balancer fails over to a lower level
+   * when a higher one has too few ready servers.
+   */
+  readonly priority?: number;
+  /** The group the server belongs to (an xDS weighted cluster's name): calls are split across groups first. */
+  readonly group?: string;
+  /** The group's share of the calls relative to the other groups' (> 0; a weighted cluster's weight). */
+  readonly groupWeight?: number;
 }
 
 /**
@@ -95,10 +105,13 @@ export function toDiscoveredAddress(input: unknown, source?: string): Discovered
     metadata?: unknown;
     zone?: unknown;
     forZones?: unknown;
+    priority?: unknown;
+    group?: unknown;
+    groupWeight?: unknown;
   };
   const hp = parseAddress(entry.address, source);
   const address = formatAddress(hp.host, hp.port);
-  const { weight, metadata, zone, forZones } = entry;
+  const { weight, metadata, zone, forZones, priority, group, groupWeight } = entry;
   if (weight !== undefined && (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0)) {
     throw new InvalidAddressError(input, `weight ${String(weight)} is not a finite number >= 0`, { source });
   }
@@ -117,11 +130,31 @@ export function toDiscoveredAddress(input: unknown, source?: string): Discovered
   ) {
     throw new InvalidAddressError(input, 'forZones must be an array of non-empty strings', { source });
   }
+  if (
+    priority !== undefined &&
+    (typeof priority !== 'number' || !Number.isSafeInteger(priority) || priority < 0)
+  ) {
+    throw new InvalidAddressError(input, `priority ${String(priority)} is not an integer >= 0`, { source });
+  }
+  if (group !== undefined && (typeof group !== 'string' || group.length === 0)) {
+    throw new InvalidAddressError(input, 'group must be a non-empty string', { source });
+  }
+  if (
+    groupWeight !== undefined &&
+    (typeof groupWeight !== 'number' || !Number.isFinite(groupWeight) || groupWeight <= 0)
+  ) {
+    throw new InvalidAddressError(input, `groupWeight ${String(groupWeight)} is not a finite number > 0`, {
+      source,
+    });
+  }
   return {
     address,
     ...(weight === undefined ? {} : { weight }),
     ...(metadata === undefined ? {} : { metadata: metadata as Record<string, unknown> }),
     ...(zone === undefined ? {} : { zone }),
     ...(forZones === undefined ? {} : { forZones: [...(forZones as string[])] }),
+    ...(priority === undefined ? {} : { priority }),
+    ...(group === undefined ? {} : { group }),
+    ...(groupWeight === undefined ? {} : { groupWeight }),
   };
 }

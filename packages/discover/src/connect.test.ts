@@ -65,7 +65,7 @@ describe('connect', () => {
     expect([...r.set.values()].map((e) => e.address).sort()).toEqual([...addresses].sort());
   });
 
-  it("hands on each address's weight, zone and hints as the insert's metadata, and an upstream insert's own metadata first", async () => {
+  it("hands on each address's weight, zone, hints, priority and group as the insert's metadata, and an upstream insert's own metadata first", async () => {
     const up = new Subject<C>();
     const r = rec(record(connect(up, make)));
     const [a, b] = addresses as [string, string];
@@ -74,17 +74,23 @@ describe('connect', () => {
       key: a,
       endpoint: { address: a, weight: 3, zone: 'eu-1a', forZones: ['eu-1a'], metadata: { rack: 7 } },
     });
+    up.next({
+      type: 'insert',
+      key: 'd',
+      endpoint: { address: b, priority: 1, group: 'canary', groupWeight: 10 },
+    });
     up.next(ins(b));
     up.next({ type: 'insert', key: 'c', endpoint: { address: a, weight: 5 }, metadata: { zone: 'eu-1b' } });
     const inserts = r.changes.filter((c) => c.type === 'insert');
     expect(inserts.map((c) => [c.key, c.metadata])).toEqual([
       [a, { weight: 3, zone: 'eu-1a', forZones: ['eu-1a'] }],
+      ['d', { priority: 1, group: 'canary', groupWeight: 10 }],
       [b, undefined],
       ['c', { zone: 'eu-1b' }],
     ]);
     // the endpoint is made from the address alone
-    expect(inserts.map((c) => c.endpoint.address)).toEqual([a, b, a]);
-    expect('metadata' in (inserts[1] as object)).toBe(false);
+    expect(inserts.map((c) => c.endpoint.address)).toEqual([a, b, b, a]);
+    expect('metadata' in (inserts[2] as object)).toBe(false);
   });
 
   it('hands on a new endpoint when a key changes value, leaves the old one open, and ignores repeats', async () => {

@@ -54,20 +54,25 @@ import { DiscoverySource } from './source.js';
  */
 export type Closable = Pick<Endpoint<unknown, unknown>, 'close'>;
 
+/** The members of {@link EndpointMetadata}, which a discovered address may carry. */
+const METADATA_MEMBERS = ['weight', 'zone', 'forZones', 'priority', 'group', 'groupWeight'] as const;
+
 /**
- * The weight, zone and topology hints a value carries (a
+ * The weight, zone, topology hints, priority and group a value carries (a
  * {@link DiscoveredAddress} does), as an insert's metadata; `undefined`
  * when it has none.
  */
 function metadataOf(value: unknown): EndpointMetadata | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { weight, zone, forZones } = value as EndpointMetadata;
-  if (weight === undefined && zone === undefined && forZones === undefined) return undefined;
-  return {
-    ...(weight === undefined ? {} : { weight }),
-    ...(zone === undefined ? {} : { zone }),
-    ...(forZones === undefined ? {} : { forZones }),
-  };
+  const metadata: Record<string, unknown> = {};
+  let any = false;
+  for (const name of METADATA_MEMBERS) {
+    const member = (value as EndpointMetadata)[name];
+    if (member === undefined) continue;
+    metadata[name] = member;
+    any = true;
+  }
+  return any ? (metadata as EndpointMetadata) : undefined;
 }
 
 /**

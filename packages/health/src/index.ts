@@ -67,7 +67,7 @@ export {
   type OutlierStats,
   type OutlierEndpointStats,
 } from './outlier/detector.js';
-export { httpOutcomes, type OutlierProtocol, type ResponseFailure } from './outlier/protocol.js';
+export type { OutlierProtocol, ResponseFailure } from './outlier/protocol.js';
 export type {
   OutlierDetectionOptions,
   SuccessRateEjectionOptions,

@@ -32,11 +32,10 @@ import {
   type Readiness,
   type Service,
   type Stack,
-  stackOf,
   timeout,
   type Discover,
 } from '@grpc-tower/core';
-import { type OptionChecks, optionChecks } from '@grpc-tower/core/internal';
+import { type OptionChecks, optionChecks, stackOf } from '@grpc-tower/core/internal';
 import { type ConnectOptions, type DiscoveredAddress, connect } from '@grpc-tower/discover';
 import {
   type HealthEvent,

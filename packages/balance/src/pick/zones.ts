@@ -228,11 +228,17 @@ export function decideZones<T extends ZoneCandidate>(
 }
 
 /**
- * A pick set over one target's members, built once per decision; it
- * counts its members by address, so that a pick with endpoints to avoid
- * costs O(|avoid|) as over the ready set.
+ * A pick set over fixed members (one zone's, one priority level's), built
+ * once per decision; it counts its members by address, so that a pick with
+ * endpoints to avoid costs O(|avoid|) as over the ready set.
+ *
+ * @example
+ * ```ts
+ * const set = new MemberSet(readyInZoneA);
+ * picker.pick(set, avoid);
+ * ```
  */
-class ZoneSet<T extends Candidate> extends ArrayPickSet<T> {
+export class MemberSet<T extends Candidate> extends ArrayPickSet<T> {
   readonly #byAddress = new Map<string, number>();
 
   constructor(items: readonly T[]) {
@@ -321,6 +327,29 @@ class ZonePicker<T extends Candidate> implements Picker<T> {
   }
 }
 
+/**
+ * The picker kept for `key` in `pickers` (a zone's, a group's), made on
+ * first use: round robin's cursor and p2c's turns then follow one set each
+ * across decisions.
+ *
+ * @example
+ * ```ts
+ * const picker = pickerOf(pickers, 'eu-west-1a', () => p2cPicker(Math.random, clock));
+ * ```
+ */
+export function pickerOf<K, T extends Candidate>(
+  pickers: Map<K, Picker<T>>,
+  key: K,
+  make: () => Picker<T>,
+): Picker<T> {
+  let picker = pickers.get(key);
+  if (picker === undefined) {
+    picker = make();
+    pickers.set(key, picker);
+  }
+  return picker;
+}
+
 const sameShares = (a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): boolean => {
   const keys = Object.keys(a);
   if (keys.length !== Object.keys(b).length) return false;
@@ -387,16 +416,9 @@ export class ZoneRouter<T extends ZoneCandidate> {
     if (targets.length === 0) {
       this.#picker = undefined;
     } else {
-      const pickers = targets.map((t) => {
-        let picker = this.#pickers.get(t.zone);
-        if (picker === undefined) {
-          picker = this.#newPicker();
-          this.#pickers.set(t.zone, picker);
-        }
-        return picker;
-      });
+      const pickers = targets.map((t) => pickerOf(this.#pickers, t.zone, this.#newPicker));
       this.#picker = new ZonePicker(
-        targets.map((t) => new ZoneSet(t.members)),
+        targets.map((t) => new MemberSet(t.members)),
         pickers,
         targets.map((t) => t.probability),
         this.#random,

@@ -170,7 +170,7 @@ describe('http2Endpoint', () => {
   });
 });
 
-describe('http2Endpoint weight, zone and forZones', () => {
+describe('http2Endpoint weight, zone, forZones, priority and group', () => {
   test('are refused, naming the insert change they moved to', () => {
     expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', zone: 'eu-1a' } as never)).toThrow(
       /http2Endpoint: option "zone" must be absent: .*metadata: \{ zone \}/,
@@ -180,6 +180,12 @@ describe('http2Endpoint weight, zone and forZones', () => {
     );
     expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', forZones: ['eu-1a'] } as never)).toThrow(
       /http2Endpoint: option "forZones" must be absent/,
+    );
+    expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', priority: 3 } as never)).toThrow(
+      /http2Endpoint: option "priority" must be absent: .*metadata: \{ priority \}/,
+    );
+    expect(() => http2Endpoint('127.0.0.1:1', { scheme: 'http', group: 'canary' } as never)).toThrow(
+      /http2Endpoint: option "group" must be absent/,
     );
   });
 });

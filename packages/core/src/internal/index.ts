@@ -54,6 +54,6 @@ export {
   type CallWhere,
 } from '../context/index.js';
 export { Grace, graceOf, DEFAULT_CLOSE_GRACE_MS } from './grace.js';
-export { untrackedCall } from '../stack.js';
+export { stackOf, untrackedCall } from '../stack.js';
 /** The per-channel replay budget gRPC A6 gives the request messages a call holds for a retry. */
 export { ReplayBudget } from '../grpc/messages.js';

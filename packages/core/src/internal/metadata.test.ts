@@ -9,6 +9,9 @@ describe('checkEndpointMetadata', () => {
     expect(checkEndpointMetadata(where, undefined)).toBeUndefined();
     const m = { weight: 3, zone: 'eu-1a', forZones: ['eu-1a', 'eu-1b'] };
     expect(checkEndpointMetadata(where, m)).toBe(m);
+    const standby = { priority: 2, group: 'canary', groupWeight: 10 };
+    expect(checkEndpointMetadata(where, standby)).toBe(standby);
+    expect(checkEndpointMetadata(where, { priority: 0 })).toEqual({ priority: 0 });
     expect(checkEndpointMetadata(where, { weight: 0 })).toEqual({ weight: 0 });
     expect(checkEndpointMetadata(where, {})).toEqual({});
   });
@@ -34,6 +37,27 @@ describe('checkEndpointMetadata', () => {
       /insert of key "a": option "metadata.forZones" must be an array of non-empty strings/,
     );
   });
+
+  test.each([-1, 1.5, Number.NaN, '1', null])('priority %j is a ConfigError naming it', (priority) => {
+    expect(() => checkEndpointMetadata(where, { priority })).toThrow(
+      /insert of key "a": option "metadata.priority" must be an integer >= 0/,
+    );
+  });
+
+  test.each(['', 3, null])('group %j is a ConfigError naming it', (group) => {
+    expect(() => checkEndpointMetadata(where, { group })).toThrow(
+      /insert of key "a": option "metadata.group" must be a non-empty string/,
+    );
+  });
+
+  test.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '2'])(
+    'groupWeight %j is a ConfigError naming it',
+    (groupWeight) => {
+      expect(() => checkEndpointMetadata(where, { groupWeight })).toThrow(
+        /insert of key "a": option "metadata.groupWeight" must be a finite number > 0/,
+      );
+    },
+  );
 
   test.each([null, 3, 'w', [1]])('metadata %j that is not an object is a ConfigError', (metadata) => {
     expect(() => checkEndpointMetadata(where, metadata)).toThrow(/option "metadata" must be an object/);

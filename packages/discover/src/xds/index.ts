@@ -15,4 +15,9 @@
  * @packageDocumentation
  */
 export { xds, type XdsOptions } from './source.js';
+export {
+  xdsClusterPolicy,
+  type XdsClusterPolicy,
+  type XdsOutlierDetection,
+} from './policy.js';
 export { loadBootstrap, type XdsBootstrap, type XdsNode, type ResolvedBootstrap } from './bootstrap.js';

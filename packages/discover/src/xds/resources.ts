@@ -79,6 +79,98 @@ export interface RouteConfiguration {
 export interface Cluster {
   readonly name: string;
   readonly edsServiceName: string;
+  /** `outlier_detection`, its fields as sent (durations in ms), or `undefined` when the Cluster has none. */
+  readonly outlierDetection: XdsOutlierDetectionFields | undefined;
+  /** `circuit_breakers`: the DEFAULT priority's `max_requests`, when set. */
+  readonly maxRequests: number | undefined;
+  /** The `circuit_breakers` fields set that grpc-tower does not map. */
+  readonly ignoredBreakers: readonly string[];
+}
+
+/**
+ * A Cluster's `outlier_detection` (envoy.config.cluster.v3.OutlierDetection):
+ * the fields set, by their proto names, durations in ms.
+ *
+ * @example
+ * ```ts
+ * const od: XdsOutlierDetectionFields = { consecutive_5xx: 3, interval: 5000 };
+ * ```
+ */
+export type XdsOutlierDetectionFields = Readonly<Record<string, number | boolean>>;
+
+/** The fields of OutlierDetection by number: a UInt32Value, a Duration, or a bool. */
+const OUTLIER_FIELDS: ReadonlyMap<number, readonly [string, 'u32' | 'duration' | 'bool' | 'BoolValue']> =
+  new Map([
+    [1, ['consecutive_5xx', 'u32']],
+    [2, ['interval', 'duration']],
+    [3, ['base_ejection_time', 'duration']],
+    [4, ['max_ejection_percent', 'u32']],
+    [5, ['enforcing_consecutive_5xx', 'u32']],
+    [6, ['enforcing_success_rate', 'u32']],
+    [7, ['success_rate_minimum_hosts', 'u32']],
+    [8, ['success_rate_request_volume', 'u32']],
+    [9, ['success_rate_stdev_factor', 'u32']],
+    [10, ['consecutive_gateway_failure', 'u32']],
+    [11, ['enforcing_consecutive_gateway_failure', 'u32']],
+    [12, ['split_external_local_origin_errors', 'bool']],
+    [13, ['consecutive_local_origin_failure', 'u32']],
+    [14, ['enforcing_consecutive_local_origin_failure', 'u32']],
+    [15, ['enforcing_local_origin_success_rate', 'u32']],
+    [16, ['failure_percentage_threshold', 'u32']],
+    [17, ['enforcing_failure_percentage', 'u32']],
+    [18, ['enforcing_failure_percentage_local_origin', 'u32']],
+    [19, ['failure_percentage_minimum_hosts', 'u32']],
+    [20, ['failure_percentage_request_volume', 'u32']],
+    [21, ['max_ejection_time', 'duration']],
+    [22, ['max_ejection_time_jitter', 'duration']],
+    [23, ['successful_active_health_check_uneject_host', 'BoolValue']],
+    [25, ['always_eject_one_host', 'BoolValue']],
+  ]);
+
+/** A google.protobuf.Duration in ms. */
+function durationMs(bytes: Uint8Array): number {
+  const d = readFields(bytes);
+  return num(d, 1) * 1000 + num(d, 2) / 1e6;
+}
+
+/** The fields an OutlierDetection message sets (unknown numbers left out). */
+function decodeOutlierDetection(bytes: Uint8Array): XdsOutlierDetectionFields {
+  const f = readFields(bytes);
+  const out: Record<string, number | boolean> = {};
+  for (const [n, [name, kind]] of OUTLIER_FIELDS) {
+    if (!f.has(n)) continue;
+    if (kind === 'bool') out[name] = num(f, n) !== 0;
+    else if (kind === 'BoolValue') out[name] = (uint32Value(f, n) ?? 0) !== 0;
+    else if (kind === 'u32') out[name] = uint32Value(f, n) ?? 0;
+    else out[name] = durationMs(msg(f, n) as Uint8Array);
+  }
+  return out;
+}
+
+/** The DEFAULT priority's `max_requests` of a CircuitBreakers message, and the other fields it sets. */
+function decodeCircuitBreakers(bytes: Uint8Array): { maxRequests: number | undefined; ignored: string[] } {
+  const f = readFields(bytes);
+  const ignored = new Set<string>();
+  let maxRequests: number | undefined;
+  const names = new Map([
+    [2, 'max_connections'],
+    [3, 'max_pending_requests'],
+    [5, 'max_retries'],
+    [7, 'max_connection_pools'],
+    [8, 'retry_budget'],
+  ]);
+  for (const t of msgs(f, 1)) {
+    const th = readFields(t);
+    const priority = num(th, 1); // 0 DEFAULT, 1 HIGH
+    if (priority !== 0) {
+      ignored.add('thresholds of priority HIGH');
+      continue;
+    }
+    maxRequests = uint32Value(th, 4) ?? maxRequests;
+    for (const [n, name] of names) if (th.has(n)) ignored.add(name);
+  }
+  if (f.has(2)) ignored.add('per_host_thresholds');
+  return { maxRequests, ignored: [...ignored] };
 }
 
 /** `health_status` values (envoy.config.core.v3.HealthStatus). */
@@ -214,7 +306,16 @@ export function decodeCluster(bytes: Uint8Array): Cluster {
   }
   const eds = msg(f, 3);
   const edsServiceName = eds === undefined ? '' : str(readFields(eds), 2);
-  return { name, edsServiceName: edsServiceName || name };
+  const od = msg(f, 19);
+  const cb = msg(f, 10);
+  const breakers = cb === undefined ? { maxRequests: undefined, ignored: [] } : decodeCircuitBreakers(cb);
+  return {
+    name,
+    edsServiceName: edsServiceName || name,
+    outlierDetection: od === undefined ? undefined : decodeOutlierDetection(od),
+    maxRequests: breakers.maxRequests,
+    ignoredBreakers: breakers.ignored,
+  };
 }
 
 /** Decodes and checks a ClusterLoadAssignment: every endpoint a socket address with an IP and a port. */

@@ -16,6 +16,7 @@ import {
   xdsRoute,
 } from '../test/xds-server.js';
 import { loadBootstrap } from './bootstrap.js';
+import { xdsClusterPolicy } from './policy.js';
 import { type XdsOptions, xds } from './source.js';
 
 let server: XdsServer;
@@ -139,22 +140,26 @@ describe('xds(): the chain for a target name', () => {
     expect(server.subscribed('endpoints')).toContain(`${name}-eds`);
   });
 
-  test('priorities: the lowest with a usable endpoint is used', async () => {
+  test('priorities: every priority is in the set, each endpoint with its priority, for the balancer to choose', async () => {
     const name = svc();
     server.serve(name, [
       { zone: 'a', priority: 0, endpoints: [{ address: at(0), health: 'UNHEALTHY' }] },
-      { zone: 'b', priority: 1, endpoints: [{ address: at(1) }] },
+      { zone: 'b', priority: 1, endpoints: [{ address: at(1) }, { address: at(2) }] },
     ]);
     const r = source({ target: name });
-    await waitFor(() => expect(r.keys()).toEqual(sorted(at(1))));
+    await waitFor(() => expect(r.keys()).toEqual(sorted(at(1), at(2))));
+    expect(r.set.get(at(1))).toEqual({ address: at(1), zone: 'b', weight: 1, priority: 1 });
     server.serve(name, [
       { zone: 'a', priority: 0, endpoints: [{ address: at(0) }] },
-      { zone: 'b', priority: 1, endpoints: [{ address: at(1) }] },
+      // listed at two priorities: it counts once, at the higher one
+      { zone: 'b', priority: 1, endpoints: [{ address: at(1) }, { address: at(0) }] },
     ]);
-    await waitFor(() => expect(r.keys()).toEqual(sorted(at(0))));
+    await waitFor(() => expect(r.keys()).toEqual(sorted(at(0), at(1))));
+    expect(r.set.get(at(0))).toEqual({ address: at(0), zone: 'a', weight: 1 });
+    expect(r.of('duplicate').map((d) => d.key)).toContain(at(0));
   });
 
-  test('weighted_clusters and route matchers are reported as ignored; the default route and heaviest cluster are used', async () => {
+  test('weighted_clusters: the endpoints of every cluster, each with its cluster as its group and the weight of the cluster; route matchers reported as ignored', async () => {
     const name = svc();
     server.serve(name, [{ endpoints: [{ address: at(0) }] }]);
     server.set('cluster', `${name}-green`, xdsCluster(`${name}-green`));
@@ -171,10 +176,25 @@ describe('xds(): the chain for a target name', () => {
     });
     server.set('route', `${name}-route`, route);
     const r = source({ target: name });
-    await waitFor(() => expect(r.keys()).toEqual(sorted(at(1))));
+    await waitFor(() => expect(r.keys()).toEqual(sorted(at(0), at(1))));
+    expect(r.set.get(at(0))).toEqual({
+      address: at(0),
+      weight: 1,
+      group: `${name}-cluster`,
+      groupWeight: 10,
+    });
+    expect(r.set.get(at(1))).toEqual({ address: at(1), weight: 1, group: `${name}-green`, groupWeight: 90 });
+    expect(server.subscribed('cluster')).toEqual(
+      expect.arrayContaining([`${name}-cluster`, `${name}-green`]),
+    );
     const reasons = r.of('ignored').map((e) => e.reason);
     expect(reasons.some((x) => x.includes('headers'))).toBe(true);
-    expect(reasons.some((x) => x.includes('weighted_clusters') && x.includes(`${name}-green`))).toBe(true);
+    expect(reasons.some((x) => x.includes('weighted_clusters'))).toBe(false);
+
+    // back to one cluster: its endpoints lose the group, the other cluster's leave
+    server.set('route', `${name}-route`, xdsRoute(`${name}-route`, `${name}-green`));
+    await waitFor(() => expect(r.keys()).toEqual(sorted(at(1))));
+    expect(r.set.get(at(1))).toEqual({ address: at(1), weight: 1 });
   });
 });
 
@@ -311,5 +331,88 @@ describe('xds(): options and bootstrap', () => {
       credentials: 'insecure',
       node: { id: 'n1', locality: { zone: 'z' } },
     });
+  });
+});
+
+describe('xdsClusterPolicy(): the Cluster outlier detection and circuit breakers in grpc-tower terms', () => {
+  test('mapped fields become outlierDetection and maxRequests; the rest is listed as ignored', async () => {
+    const name = svc();
+    server.serve(name, [{ endpoints: [{ address: at(0) }] }]);
+    server.set('cluster', `${name}-cluster`, {
+      ...xdsCluster(`${name}-cluster`),
+      outlier_detection: {
+        consecutive_5xx: { value: 3 },
+        interval: { seconds: 2, nanos: 500_000_000 },
+        base_ejection_time: { seconds: 10 },
+        max_ejection_time: { seconds: 60 },
+        max_ejection_percent: { value: 30 },
+        enforcing_success_rate: { value: 0 },
+        enforcing_failure_percentage: { value: 80 },
+        failure_percentage_threshold: { value: 50 },
+        failure_percentage_request_volume: { value: 20 },
+        consecutive_gateway_failure: { value: 2 },
+        split_external_local_origin_errors: true,
+      },
+      circuit_breakers: {
+        thresholds: [
+          { priority: 'DEFAULT', max_requests: { value: 2 }, max_pending_requests: { value: 5 } },
+          { priority: 'HIGH', max_requests: { value: 9 } },
+        ],
+      },
+    });
+    const policy = await xdsClusterPolicy({
+      target: name,
+      bootstrap: server.bootstrap({ id: 'tower-policy', zone: 'a' }),
+    });
+    expect(policy).toEqual({
+      cluster: `${name}-cluster`,
+      outlierDetection: {
+        consecutiveFailures: 3,
+        intervalMs: 2500,
+        baseEjectionTimeMs: 10_000,
+        maxEjectionTimeMs: 60_000,
+        maxEjectionPercent: 30,
+        successRateEjection: false,
+        failurePercentageEjection: { enforcementPercentage: 80, threshold: 50, requestVolume: 20 },
+      },
+      maxRequests: 2,
+      ignored: expect.arrayContaining([
+        'thresholds of priority HIGH',
+        'max_pending_requests',
+        'consecutive_gateway_failure',
+        'split_external_local_origin_errors',
+      ]),
+    });
+    expect(policy.ignored).toHaveLength(4);
+  });
+
+  test('a Cluster without them: no outlier detection, no limit; A50 defaults when only some fields are set', async () => {
+    const plain = svc();
+    server.serve(plain, [{ endpoints: [{ address: at(0) }] }]);
+    const bootstrap = server.bootstrap({ id: 'tower-policy', zone: 'a' });
+    expect(await xdsClusterPolicy({ cluster: `${plain}-cluster`, bootstrap })).toEqual({
+      cluster: `${plain}-cluster`,
+      outlierDetection: undefined,
+      maxRequests: undefined,
+      ignored: [],
+    });
+    const some = svc();
+    server.serve(some, [{ endpoints: [{ address: at(0) }] }]);
+    server.set('cluster', `${some}-cluster`, { ...xdsCluster(`${some}-cluster`), outlier_detection: {} });
+    const policy = await xdsClusterPolicy({ target: some, bootstrap });
+    // success-rate ejection is on unless its enforcement is 0, failure percentage off unless set (A50)
+    expect(policy.outlierDetection).toEqual({
+      consecutiveFailures: 5,
+      successRateEjection: { enforcementPercentage: 100 },
+      failurePercentageEjection: false,
+    });
+  });
+
+  test('no Cluster in time: a named error; a bad timeout: ConfigError', async () => {
+    const bootstrap = server.bootstrap({ id: 'tower-policy', zone: 'a' });
+    await expect(xdsClusterPolicy({ cluster: 'nowhere', bootstrap, timeoutMs: 300 })).rejects.toThrow(
+      /no Cluster for cluster nowhere arrived within 300 ms/,
+    );
+    expect(() => xdsClusterPolicy({ cluster: 'x', bootstrap, timeoutMs: 0 })).toThrow(ConfigError);
   });
 });

@@ -3,7 +3,9 @@
  * server (a service mesh's control plane), as a proxyless gRPC client gets
  * them. One ADS stream (`envoy.service.discovery.v3`, state of the world)
  * follows Listener → RouteConfiguration → Cluster → ClusterLoadAssignment
- * for a target name, or Cluster → ClusterLoadAssignment for a cluster name.
+ * for a target name (to every cluster of a route's `weighted_clusters`, each
+ * endpoint then carrying its cluster as its group), or Cluster →
+ * ClusterLoadAssignment for a cluster name.
  * Each response is ACKed with its version and nonce, or NACKed with the
  * reason when a resource is unusable (the last good one stays in use).
  * When the stream drops, resources stay cached and the set stays as it
@@ -15,7 +17,6 @@
 import { GrpcTowerError, Status, toGrpcTowerError } from '@grpc-tower/core';
 import { ConfigError } from '@grpc-tower/core';
 import * as grpc from '@grpc/grpc-js';
-import type { DiscoveredAddress } from '../address.js';
 import { InvalidRecordError } from '../errors.js';
 import type { EndpointState } from '../events.js';
 import { type DiscoverySource, type SourceContext, sharedSource } from '../source.js';
@@ -34,6 +35,7 @@ import {
   readAny,
   resourceName,
 } from './resources.js';
+import { type LoadedCluster, type WeightedCluster, chooseRoute, endpointSet } from './routes.js';
 import { Writer, msgs, readFields, str } from './wire.js';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
@@ -62,8 +64,6 @@ export interface XdsOptions {
   readonly backoff?: BackoffOptions;
 }
 
-const HEALTHY: ReadonlySet<HealthStatus> = new Set(['HEALTHY', 'UNKNOWN']);
-
 interface TypeState {
   names: string[];
   /** The version last accepted (ACKed). */
@@ -71,110 +71,6 @@ interface TypeState {
   /** The nonce of the last response on the current stream. */
   nonce: string;
   readonly cache: Map<string, unknown>;
-}
-
-/** What the route chooses: a cluster, and the parts of the routes that were not honoured. */
-interface RouteChoice {
-  readonly cluster: string | undefined;
-  readonly notes: readonly { input: string; reason: string }[];
-}
-
-/** Whether `domain` (a virtual host's domain pattern) matches `host`, and how specific the match is. */
-function domainScore(domain: string, host: string): number {
-  const d = domain.toLowerCase();
-  const h = host.toLowerCase();
-  if (d === h) return 4;
-  if (d.startsWith('*') && d.length > 1 && h.endsWith(d.slice(1))) return 3;
-  if (d.endsWith('*') && d.length > 1 && h.startsWith(d.slice(0, -1))) return 2;
-  if (d === '*') return 1;
-  return 0;
-}
-
-/** The cluster calls for `target` go to under `rc`: the most specific virtual host, its first catch-all route. */
-function chooseRoute(rc: RouteConfiguration, target: string): RouteChoice {
-  let best: RouteConfiguration['virtualHosts'][number] | undefined;
-  let bestScore = 0;
-  for (const vh of rc.virtualHosts) {
-    const score = Math.max(0, ...vh.domains.map((d) => domainScore(d, target)));
-    if (score > bestScore) {
-      best = vh;
-      bestScore = score;
-    }
-  }
-  const where = `RouteConfiguration ${rc.name || '(inline)'}`;
-  if (best === undefined) {
-    return { cluster: undefined, notes: [{ input: where, reason: `no virtual host matches ${target}` }] };
-  }
-  const notes: { input: string; reason: string }[] = [];
-  const index = best.routes.findIndex((r) => r.catchAll && r.target !== undefined);
-  const route = index >= 0 ? best.routes[index] : best.routes.find((r) => r.target !== undefined);
-  const skipped = best.routes.slice(0, index >= 0 ? index : best.routes.length).flatMap((r) => r.matchers);
-  if (skipped.length > 0) {
-    notes.push({
-      input: `${where} virtual host ${best.name}`,
-      reason: `route matchers not implemented (${[...new Set(skipped)].join(', ')}): every call takes the default route`,
-    });
-  }
-  if (route?.target === undefined) {
-    notes.push({ input: `${where} virtual host ${best.name}`, reason: 'no route sends calls to a cluster' });
-    return { cluster: undefined, notes };
-  }
-  if (index < 0) {
-    notes.push({
-      input: `${where} virtual host ${best.name}`,
-      reason: 'no catch-all route: the first route is used',
-    });
-  }
-  if ('cluster' in route.target) return { cluster: route.target.cluster, notes };
-  const heaviest = [...route.target.weighted].sort((a, b) => b.weight - a.weight)[0] as {
-    name: string;
-    weight: number;
-  };
-  const total = route.target.weighted.reduce((s, w) => s + w.weight, 0);
-  notes.push({
-    input: `${where} virtual host ${best.name}`,
-    reason: `weighted_clusters not implemented: every call goes to ${heaviest.name} (weight ${heaviest.weight} of ${total})`,
-  });
-  return { cluster: heaviest.name, notes };
-}
-
-/** The endpoints of `cla` to call: the lowest priority with a usable endpoint; each one's state. */
-function endpointSet(cla: ClusterLoadAssignment): {
-  set: Map<string, DiscoveredAddress>;
-  states: Map<string, { state: EndpointState; zone: string; health: HealthStatus }>;
-  duplicates: Map<string, number>;
-} {
-  const priorities = [...new Set(cla.localities.map((l) => l.priority))].sort((a, b) => a - b);
-  const chosen =
-    priorities.find((p) =>
-      cla.localities.some((l) => l.priority === p && l.endpoints.some((e) => HEALTHY.has(e.health))),
-    ) ?? priorities[0];
-  const set = new Map<string, DiscoveredAddress>();
-  const states = new Map<string, { state: EndpointState; zone: string; health: HealthStatus }>();
-  const duplicates = new Map<string, number>();
-  for (const l of cla.localities) {
-    if (l.priority !== chosen) continue;
-    for (const e of l.endpoints) {
-      if (states.has(e.address)) {
-        duplicates.set(e.address, (duplicates.get(e.address) ?? 1) + 1);
-        continue;
-      }
-      const state: EndpointState = HEALTHY.has(e.health)
-        ? 'ready'
-        : e.health === 'DRAINING'
-          ? 'terminating'
-          : 'not-serving';
-      states.set(e.address, { state, zone: l.zone, health: e.health });
-      if (state === 'ready') {
-        set.set(e.address, {
-          address: e.address,
-          weight: l.weight * e.weight,
-          ...(l.zone === '' ? {} : { zone: l.zone }),
-        });
-      }
-    }
-  }
-  return { set, states, duplicates };
 }
 
 /** The Node message (envoy.config.core.v3.Node) of the first request on a stream. */
@@ -206,7 +102,8 @@ function checkName(value: unknown, option: string): string {
  * is HEALTHY or UNKNOWN are in the set; DRAINING, UNHEALTHY and the rest
  * are not (a removed endpoint drains: its calls in flight finish). Each
  * carries its locality's zone and the weight locality weight × endpoint
- * weight. Of the priorities, the lowest with a usable endpoint is used.
+ * weight, and its locality's priority when it is not 0: the balancer
+ * sends calls to the highest priority that has ready endpoints.
  * Throws `ConfigError` for bad options or a bad bootstrap.
  *
  * @example
@@ -219,6 +116,28 @@ function checkName(value: unknown, option: string): string {
  * ```
  */
 export function xds(options: XdsOptions): DiscoverySource {
+  return xdsWith(options);
+}
+
+/**
+ * @internal What a run tells about the route's clusters as they load: each
+ * one loaded so far with its weight, and whether every one has.
+ */
+export type ClustersHook = (
+  loaded: readonly { readonly weight: number; readonly cluster: Cluster }[],
+  complete: boolean,
+) => void;
+
+/**
+ * @internal {@link xds}, with a hook told of the route's clusters as they
+ * load (`xdsClusterPolicy` reads their policies through it).
+ *
+ * @example
+ * ```ts
+ * const source = xdsWith({ target: 'orders' }, (loaded, complete) => complete && console.log(loaded));
+ * ```
+ */
+export function xdsWith(options: XdsOptions, onClusters?: ClustersHook): DiscoverySource {
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('xds', 'options', options, 'an object with target or cluster');
   }
@@ -240,7 +159,7 @@ export function xds(options: XdsOptions): DiscoverySource {
   const node = nodeBytes(boot.node);
   const name = target === undefined ? `xds:cluster/${clusterOption}` : `xds:///${target}`;
   return sharedSource(name, (ctx) =>
-    run(ctx, { target, cluster: clusterOption, boot, backoff, credentials, node }),
+    run(ctx, { target, cluster: clusterOption, boot, backoff, credentials, node, onClusters }),
   );
 }
 
@@ -251,6 +170,7 @@ interface RunConfig {
   readonly backoff: ReturnType<typeof backoffConfig>;
   readonly credentials: grpc.ChannelCredentials;
   readonly node: Uint8Array;
+  readonly onClusters: ClustersHook | undefined;
 }
 
 function run(ctx: SourceContext, config: RunConfig): () => void {
@@ -292,23 +212,25 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
     send(TYPE_URL[kind], st.names, st.version, st.nonce, error);
   };
 
-  /** Subscribes `kind` to exactly `name` (an empty list would mean every resource of LDS and CDS). */
-  const want = (kind: ResourceKind, name: string) => {
+  /** Subscribes `kind` to exactly `names` (an empty list would mean every resource of LDS and CDS). */
+  const want = (kind: ResourceKind, ...names: string[]) => {
     const st = state(kind);
-    if (st.names.length === 1 && st.names[0] === name) return;
-    st.names = [name];
-    for (const k of st.cache.keys()) if (k !== name) st.cache.delete(k);
+    const wanted = [...new Set(names)].sort();
+    if (st.names.length === wanted.length && st.names.every((n, i) => n === wanted[i])) return;
+    st.names = wanted;
+    for (const k of st.cache.keys()) if (!wanted.includes(k)) st.cache.delete(k);
     request(kind);
   };
 
-  const publish = (cla: ClusterLoadAssignment) => {
-    const next = endpointSet(cla);
+  const publish = (loaded: readonly LoadedCluster[], split: boolean) => {
+    const next = endpointSet(loaded, split);
+    const clusters = loaded.map((l) => l.cla.clusterName).join(', ');
     for (const [key, count] of next.duplicates) {
       ctx.emit(() => ({
         type: 'duplicate',
         source,
         key,
-        inputs: Array.from({ length: count }, () => cla.clusterName),
+        inputs: Array.from({ length: count }, () => clusters),
       }));
     }
     const { inserted, removed } = ctx.replace(next.set);
@@ -342,7 +264,8 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
 
   /** Follows the chain as far as the cache reaches, subscribing to what comes next. */
   const resolve = () => {
-    let clusterName = config.cluster;
+    let clusters: readonly WeightedCluster[] | undefined =
+      config.cluster === undefined ? undefined : [{ name: config.cluster, weight: 1 }];
     if (config.target !== undefined) {
       want('listener', config.target);
       const listener = state('listener').cache.get(config.target) as Listener | undefined;
@@ -360,15 +283,26 @@ function run(ctx: SourceContext, config: RunConfig): () => void {
         for (const n of choice.notes)
           ctx.emit(() => ({ type: 'ignored', source, input: n.input, reason: n.reason }));
       }
-      clusterName = choice.cluster;
+      clusters = choice.clusters;
     }
-    if (clusterName === undefined) return;
-    want('cluster', clusterName);
-    const cluster = state('cluster').cache.get(clusterName) as Cluster | undefined;
-    if (cluster === undefined) return;
-    want('endpoints', cluster.edsServiceName);
-    const cla = state('endpoints').cache.get(cluster.edsServiceName) as ClusterLoadAssignment | undefined;
-    if (cla !== undefined) publish(cla);
+    if (clusters === undefined || clusters.length === 0) return;
+    want('cluster', ...clusters.map((c) => c.name));
+    // each cluster's endpoints as they arrive: a split starts with the clusters loaded so far
+    const known = clusters.flatMap((c) => {
+      const cluster = state('cluster').cache.get(c.name) as Cluster | undefined;
+      return cluster === undefined ? [] : [{ cluster: c, eds: cluster.edsServiceName, value: cluster }];
+    });
+    config.onClusters?.(
+      known.map((k) => ({ weight: k.cluster.weight, cluster: k.value })),
+      known.length === clusters.length,
+    );
+    if (known.length === 0) return;
+    want('endpoints', ...known.map((k) => k.eds));
+    const loaded = known.flatMap((k) => {
+      const cla = state('endpoints').cache.get(k.eds) as ClusterLoadAssignment | undefined;
+      return cla === undefined ? [] : [{ cluster: k.cluster, cla }];
+    });
+    if (loaded.length > 0) publish(loaded, clusters.length > 1);
   };
 
   const reject = (input: string, reason: string) =>

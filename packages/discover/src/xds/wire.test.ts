@@ -85,6 +85,9 @@ describe('resources', () => {
     expect(decodeCluster(new Writer().string(1, 'c').uint(2, 3).finish())).toEqual({
       name: 'c',
       edsServiceName: 'c',
+      outlierDetection: undefined,
+      maxRequests: undefined,
+      ignoredBreakers: [],
     });
   });
 });
