@@ -19,7 +19,7 @@ import type { Change } from './change.js';
  * The minimal changes that turn `prev` into `next`: inserts (in `next`'s
  * order) for keys that are new or whose value is no longer equal, then
  * removes (in `prev`'s order) for keys that are gone. `equals` defaults to
- * {@link valueEquals} (structural equality of plain data).
+ * `valueEquals` (structural equality of plain data).
  *
  * @example
  * ```ts
@@ -73,7 +73,7 @@ export function applyChanges<K, V>(target: Map<K, V>, changes: Iterable<Change<K
  * ```
  */
 export interface DiffOptions<V> {
-  /** When two values under one key are the same; default {@link valueEquals}. */
+  /** When two values under one key are the same; default structural equality of plain data. */
   readonly equals?: (a: V, b: V) => boolean;
 }
 

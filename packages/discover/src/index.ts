@@ -50,6 +50,13 @@ export {
   type SubsetAssignmentOptions,
 } from './subset/index.js';
 export { staticList, type StaticListOptions } from './static.js';
-export { poll, type PollOptions, type PollResult, type ResolveFn } from './poll.js';
+export {
+  poll,
+  type PollOptions,
+  type PollAnswer,
+  type PollResult,
+  type ResolveFn,
+  type InvalidInput,
+} from './poll.js';
 export type { BackoffOptions } from './timing.js';
 export { dns, dnsSrv, type DnsOptions } from './dns.js';

@@ -10,7 +10,7 @@
  * - {@link outlierDetection}: passive ejection from call results
  *   (consecutive failures, success rate, failure percentage), following
  *   Envoy and gRPC A50, never ejecting more than a share of the set; for
- *   HTTP/2 endpoints with the {@link httpOutcomes} policy (5xx responses
+ *   HTTP/2 endpoints with `httpProtocol()` from `@grpc-tower/core/http2` (5xx responses
  *   and failed connections fail, 4xx never do);
  * - {@link slowStart}: the weight of a warming endpoint, for a balancer's
  *   slow start (`p2c`'s `slowStart` option).

@@ -38,7 +38,7 @@ import { type DiscoverySource, sharedSource } from '../source.js';
 import { rendezvousSubset, subsetAssignment } from './assign.js';
 
 /**
- * Options of {@link subset} and {@link selectSubset}. Give `clientIndex`
+ * Options of {@link subset}. Give `clientIndex`
  * and `clientCount` together (deterministic subsetting, even load), or a
  * `clientId` (rendezvous hashing), or neither (rendezvous hashing with a
  * random id, a new subset on every restart).

@@ -77,7 +77,7 @@ export interface HedgeLayer<Req = GrpcRequest, Res = GrpcResponse>
 
 /**
  * The protocol side of a hedging layer: the retry layer's
- * {@link RetryProtocol}, plus which failures let the other attempts go on
+ * `Protocol` from `@grpc-tower/core`, plus which failures let the other attempts go on
  * and which requests may be hedged at all.
  *
  * @example

@@ -202,7 +202,7 @@ const NO_SETTINGS: ResolvedRetrySettings<Http2Request> = Object.freeze({
 /**
  * HTTP's hedging rules: only idempotent requests are hedged (any other
  * request gets one attempt, plus the re-send of a refused stream), and a
- * failure that {@link httpRetryProtocol} would retry lets the next attempt
+ * failure that the HTTP protocol would retry lets the next attempt
  * go out at once; any other failure ends the request.
  *
  * @example

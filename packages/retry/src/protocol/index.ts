@@ -1,7 +1,7 @@
 /**
- * The protocols of the retry layer: what it asks of one ({@link RetryProtocol}),
- * gRPC A6's rules ({@link grpcRetryProtocol}, what `retry()` uses) and HTTP's
- * ({@link httpRetry}, {@link httpRetryProtocol}).
+ * The protocols of the retry layer: what it asks of one (core's `Protocol`),
+ * gRPC A6's rules (core's `grpcProtocol`, what `retry()` uses) and HTTP's
+ * ({@link httpRetry}, over core's `httpProtocol()`).
  *
  * @module
  */

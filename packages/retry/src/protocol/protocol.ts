@@ -5,8 +5,8 @@
  * judgements, which the protocol of the endpoint kind makes: core's
  * `Protocol`, defined once next to its endpoint (`grpcProtocol` in
  * `@grpc-tower/core/grpc`, `httpProtocol` in `@grpc-tower/core/http2`)
- * and read by outlier detection and telemetry too. {@link RetryProtocol}
- * is that same object, under the name these layers have always used.
+ * and read by outlier detection and telemetry too; the layers here take it
+ * as it is.
  *
  * @module
  */
@@ -14,18 +14,3 @@ import type { Protocol } from '@grpc-tower/core';
 
 export { FailedResponseError } from '@grpc-tower/core';
 export type { Protocol } from '@grpc-tower/core';
-
-/**
- * The judgements the retry layer leaves to a protocol: core's `Protocol`
- * (what the call is called, how a request is re-sent, whether it can be,
- * where the commit point is, which failures may be retried, what the
- * server's pushback says, whether an answer that arrived is in fact a
- * failure, whether an attempt reached the server).
- *
- * @example
- * ```ts
- * const layer = retryWith(httpRetryProtocol(), compileHttpRetryPolicy({ maxAttempts: 3 }));
- * const same: RetryProtocol<GrpcRequest, GrpcResponse> = grpcProtocol;
- * ```
- */
-export type RetryProtocol<Req, Res> = Protocol<Req, Res>;

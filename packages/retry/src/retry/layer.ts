@@ -130,15 +130,17 @@ export function retry(policy: RetryPolicy = {}): RetryLayer {
 
 /**
  * A retry layer over any protocol: the attempt loop of {@link retry}, with
- * `protocol` judging what is retryable, where the commit point is and what
- * the server's pushback says, and `policy` (checked, as
- * `compileRetryPolicy` or `compileHttpRetryPolicy` make it) setting the
+ * `protocol` (core's `Protocol` of the endpoint kind) judging what is
+ * retryable, where the commit point is and what the server's pushback says,
+ * and `policy` (checked, as {@link compileRetryPolicy} makes it) setting the
  * attempts, backoff and budget. `retry()` is
- * `retryWith(grpcRetryProtocol, compileRetryPolicy(policy))`.
+ * `retryWith(grpcProtocol, compileRetryPolicy(policy))`; for HTTP/2, use
+ * `httpRetry`.
  *
  * @example
  * ```ts
- * const layer = retryWith(httpRetryProtocol(), compileHttpRetryPolicy({ maxAttempts: 3 }));
+ * import { grpcProtocol } from '@grpc-tower/core/grpc';
+ * const layer = retryWith(grpcProtocol, compileRetryPolicy({ maxAttempts: 3 }));
  * ```
  */
 export function retryWith<Req, Res>(
