@@ -17,7 +17,7 @@
 //   node scripts/check-public-names.mjs           the check, with a table of the counts
 //   node scripts/check-public-names.mjs --names   the table with every name
 import ts from 'typescript';
-import { publicEntryPoints, root, typecheckOptions } from './lib/entry-points.mjs';
+import { publicEntryPoints, typecheckOptions } from './lib/entry-points.mjs';
 
 /** The most public names the packages should have, all entry points together. */
 const GOAL = 250;
