@@ -130,13 +130,24 @@ async function killUnderLoad(
 }
 
 /** The calls of 600 (2 at a time, after 60 to warm up) that went to the server named `slow`. */
+/**
+ * The calls of 600 that reach `slow`: the median of three rounds of 600, so
+ * that one burst of CPU contention on a shared test machine (which makes the
+ * fast servers answer late for a moment, and PeakEWMA rightly turn to the
+ * slow one) does not decide the result alone. Every round is printed, and
+ * no call of any round may fail.
+ */
 async function slowShare(transport: Transport, slow: string, label: string): Promise<number> {
   // warm-up: PeakEWMA learns each server's latency from its first answers
   await load(transport, 60, 2);
-  const { byServer, failures } = await load(transport, 600, 2);
-  console.log(`${label}, ${slow} 50 ms slower:`, Object.fromEntries(byServer));
-  expect(failures).toEqual([]);
-  return byServer.get(slow) ?? 0;
+  const counts: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    const { byServer, failures } = await load(transport, 600, 2);
+    console.log(`${label}, ${slow} 50 ms slower, round ${round + 1}:`, Object.fromEntries(byServer));
+    expect(failures).toEqual([]);
+    counts.push(byServer.get(slow) ?? 0);
+  }
+  return [...counts].sort((a, b) => a - b)[1] as number;
 }
 
 describe.each(['grpc', 'connect'] as const)(
