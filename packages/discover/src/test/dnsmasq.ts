@@ -20,6 +20,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
+import { stopChild } from './stop-child.js';
 
 /**
  * One SRV record.
@@ -214,15 +215,7 @@ export class Dnsmasq {
     const child = this.#child;
     this.#child = undefined;
     process.removeListener('exit', this.#killOnExit);
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), 2000);
-      child.once('exit', () => {
-        clearTimeout(kill);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
+    await stopChild(child, 2000);
   }
 
   /** Stops dnsmasq and removes its folder. */

@@ -12,6 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
+import { stopChild } from './stop-child.js';
 
 /**
  * Options of {@link startEtcd}.
@@ -146,15 +147,7 @@ export class EtcdServer {
     const child = this.#child;
     this.#child = undefined;
     process.removeListener('exit', this.#killOnExit);
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-      child.once('exit', () => {
-        clearTimeout(kill);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
+    await stopChild(child, 5000);
   }
 
   /** Stops and starts etcd with the same ports and data. */
